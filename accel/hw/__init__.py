@@ -1,0 +1,1 @@
+"""Hardware generators: shared blocks in ``common``, then one subpackage per architecture."""

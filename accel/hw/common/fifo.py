@@ -1,0 +1,65 @@
+"""A synchronous stream FIFO with ``amaranth.lib.stream`` valid/ready ports."""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from accel.errors import ConfigError
+
+
+def transfer(port) -> "Value":  # noqa: F821 - amaranth Value
+    """The strobe of a completed stream transfer on ``port`` (valid and ready both high)."""
+    return port.valid & port.ready
+
+
+class StreamFIFO(wiring.Component):
+    """First-in first-out buffer of ``depth`` items of ``shape``.
+
+    Timing, which the cycle models rely on:
+    - an item pushed at clock edge t is visible on ``o`` from edge t (valid in cycle t+1);
+    - ``i.ready`` is high whenever fewer than ``depth`` items are stored. A full FIFO does not
+      accept a push in the cycle it pops, which keeps ``i.ready`` free of any path from
+      ``o.ready`` (no combinational loop through a chain of FIFOs);
+    - ``level`` is the number of stored items.
+    Storage is a memory with an asynchronous read port (LUT RAM on FPGAs).
+    """
+
+    def __init__(self, shape, depth: int):
+        if not isinstance(depth, int) or depth < 1:
+            raise ConfigError(f"FIFO depth must be a positive integer, got {depth!r}")
+        self.shape = shape
+        self.depth = depth
+        super().__init__({
+            "i": In(stream.Signature(shape)),
+            "o": Out(stream.Signature(shape)),
+            "level": Out(range(depth + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.storage = storage = memory.Memory(shape=self.shape, depth=self.depth, init=[])
+        write = storage.write_port()
+        read = storage.read_port(domain="comb")
+        write_addr = Signal(range(self.depth))
+        read_addr = Signal(range(self.depth))
+        push = transfer(self.i)
+        pop = transfer(self.o)
+
+        m.d.comb += [
+            self.i.ready.eq(self.level != self.depth),
+            self.o.valid.eq(self.level != 0),
+            write.addr.eq(write_addr),
+            write.data.eq(self.i.payload),
+            write.en.eq(push),
+            read.addr.eq(read_addr),
+            self.o.payload.eq(read.data),
+        ]
+        last = self.depth - 1
+        with m.If(push):
+            m.d.sync += write_addr.eq(Mux(write_addr == last, 0, write_addr + 1))
+        with m.If(pop):
+            m.d.sync += read_addr.eq(Mux(read_addr == last, 0, read_addr + 1))
+        m.d.sync += self.level.eq(self.level + push - pop)
+        return m

@@ -1,0 +1,226 @@
+"""Build Verilog with Verilator through cocotb's runner, cached by content, and run testbenches.
+
+Cache layout (``$ACCEL_CACHE``, default ``~/.cache/accel``)::
+
+    builds/<key>/          a finished build: sources, Verilator objects, the simulator binary
+    builds/<key>.lock      held (flock) while <key> is being built
+    builds/.tmp-<key>-*    a build in progress; renamed to <key> only once it succeeded
+
+``<key>`` hashes everything that changes the binary: the Verilog text, the top-level, parameters,
+build arguments, waveform and timing options, and the Verilator and cocotb versions. The lock
+keeps two processes from compiling the same design twice; the rename means a build directory
+that exists is always complete, even if a process is killed mid-build.
+
+Data crosses into and out of a testbench as files (see ``accel.sim.tbio``), never per cycle.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from accel.errors import SimulationError
+from accel.sim import tbio
+from accel.sim.lint import waiver_args
+from accel.toolchain import find_verilator, package_version, verilator_on_path
+
+CACHE_ENV = "ACCEL_CACHE"
+# Bump when the way builds are made changes, so stale cache entries are never reused.
+_BUILD_RECIPE = 1
+# --timing (HDL delays) needs C++20 coroutines, which g++ 12 only enables with -std=c++20.
+TIMING_ARGS = ("--timing", "-CFLAGS", "-std=c++20")
+
+
+def cache_root() -> Path:
+    root = os.environ.get(CACHE_ENV)
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "accel"
+
+
+@dataclass(frozen=True)
+class SimBuild:
+    """A finished, cached simulator binary for one design."""
+
+    directory: Path
+    toplevel: str
+    key: str
+    waves: bool
+    compiled: bool  # False when the build came from the cache
+    seconds: float  # wall time of build(), cache hit or not
+
+
+@dataclass
+class SimRun:
+    """The outcome of one testbench run."""
+
+    outputs: dict[str, Any]
+    directory: Path
+    seconds: float
+    waves_file: Path | None = None
+    log_file: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _build_key(sources: Mapping[str, str], toplevel: str, parameters: Mapping[str, object],
+               build_args: Sequence[str], waves: bool, timing: bool) -> str:
+    digest = hashlib.sha256()
+    description = {
+        "recipe": _BUILD_RECIPE,
+        "toplevel": toplevel,
+        "parameters": {k: str(v) for k, v in sorted(parameters.items())},
+        "build_args": list(build_args),
+        "waves": waves,
+        "timing": timing,
+        "verilator": find_verilator().version,
+        "cocotb": package_version("cocotb"),
+    }
+    digest.update(json.dumps(description, sort_keys=True).encode())
+    for name in sorted(sources):
+        digest.update(b"\0" + name.encode() + b"\0" + sources[name].encode())
+    return digest.hexdigest()[:24]
+
+
+def build(sources: Mapping[str, str] | str, toplevel: str, *,
+          parameters: Mapping[str, object] | None = None, build_args: Sequence[str] = (),
+          waves: bool = False, timing: bool = False) -> SimBuild:
+    """Compile ``sources`` (file name to Verilog text, or one Verilog text) for cocotb.
+
+    Returns at once if the same design was built before. ``waves`` records an FST file during
+    ``run``; ``timing`` enables HDL delays (e.g. a clock generated in Verilog).
+    """
+    start = time.perf_counter()
+    if isinstance(sources, str):
+        sources = {f"{toplevel}.v": sources}
+    parameters = dict(parameters or {})
+    args = list(build_args)
+    if timing:
+        args += TIMING_ARGS
+    if waves:
+        args += ["--trace-fst", "--trace-structs"]
+    key = _build_key(sources, toplevel, parameters, args, waves, timing)
+    builds = cache_root() / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    final = builds / key
+
+    def done(compiled: bool) -> SimBuild:
+        return SimBuild(final, toplevel, key, waves, compiled, time.perf_counter() - start)
+
+    if (final / toplevel).is_file():
+        return done(False)
+    with open(builds / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (final / toplevel).is_file():  # another process finished it while we waited
+            return done(False)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=builds))
+        try:
+            _compile(tmp, sources, toplevel, parameters, args, waves,
+                     failed_log=builds / f"{key}.failed.log")
+            if final.exists():  # a half-made directory left by an older accel: replace it
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return done(True)
+
+
+def _compile(directory: Path, sources: Mapping[str, str], toplevel: str,
+             parameters: Mapping[str, object], args: Sequence[str], waves: bool,
+             failed_log: Path) -> None:
+    from cocotb_tools.runner import get_runner
+
+    src_dir = directory / "src"
+    src_dir.mkdir()
+    paths = []
+    for name, text in sources.items():
+        path = src_dir / name
+        path.write_text(text)
+        paths.append(path)
+    log = directory / "build.log"
+    with verilator_on_path():
+        runner = get_runner("verilator")
+        runner.log.setLevel("WARNING")
+        try:
+            runner.build(sources=paths, hdl_toplevel=toplevel, build_dir=directory,
+                         parameters=parameters, build_args=waiver_args() + list(args), waves=waves,
+                         log_file=log, always=True)
+        except (RuntimeError, SystemExit) as exc:
+            if log.is_file():  # the build directory is about to be deleted
+                shutil.copy(log, failed_log)
+            raise SimulationError(f"Verilator build of {toplevel} failed: "
+                                  f"{_last_error(log) or exc} (log: {failed_log})") from None
+
+
+def _last_error(log: Path) -> str | None:
+    if not log.is_file():
+        return None
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("%Error") or " error: " in line:
+            return line
+    return lines[-1] if lines else None
+
+
+def run(sim_build: SimBuild, test_module: str, *, inputs: Mapping[str, Any] | None = None,
+        testcase: str | None = None, seed: int = 0, waves: bool = False,
+        keep: bool = False) -> SimRun:
+    """Run the cocotb ``test_module`` (an importable module name) against ``sim_build``.
+
+    ``inputs`` reaches the testbench through ``accel.sim.tbio.inputs()``; what the testbench
+    passes to ``tbio.write_outputs`` comes back as ``SimRun.outputs``. A failing cocotb test
+    raises ``SimulationError`` with its message. The run directory is deleted unless ``keep``
+    or ``waves`` is set.
+    """
+    from cocotb_tools.runner import get_runner
+
+    if waves and not sim_build.waves:
+        raise SimulationError("waveforms need a build made with waves=True")
+    start = time.perf_counter()
+    run_dir = Path(tempfile.mkdtemp(prefix="accel-run-"))
+    input_file, output_file, log = run_dir / "inputs.json", run_dir / "outputs.json", run_dir / "sim.log"
+    input_file.write_text(json.dumps(dict(inputs or {}), default=tbio.to_json))
+    results = run_dir / "results.xml"
+    env = {tbio.INPUT_ENV: str(input_file), tbio.OUTPUT_ENV: str(output_file)}
+    failure = None
+    with verilator_on_path():
+        runner = get_runner("verilator")
+        runner.log.setLevel("WARNING")
+        try:
+            runner.test(test_module=test_module, hdl_toplevel=sim_build.toplevel,
+                        build_dir=sim_build.directory, test_dir=run_dir, results_xml=str(results),
+                        testcase=testcase, seed=seed, extra_env=env, waves=waves, log_file=log,
+                        hdl_toplevel_lang="verilog")
+        except (RuntimeError, SystemExit) as exc:
+            failure = str(exc)
+    failure = _failed_tests(results) or failure
+    if failure is None and not results.is_file():
+        failure = "the simulator wrote no results"
+    if failure is not None:
+        detail = _last_error(log)
+        raise SimulationError(f"simulation of {sim_build.toplevel} with {test_module} failed: "
+                              f"{failure}" + (f" (log: {log})" if log.is_file() else "")
+                              + (f"; last line: {detail}" if detail and detail not in failure else ""))
+    outputs = json.loads(output_file.read_text()) if output_file.is_file() else {}
+    waves_file = run_dir / "dump.fst" if waves else None
+    sim_run = SimRun(outputs, run_dir, time.perf_counter() - start, waves_file, log)
+    if not (keep or waves):
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return sim_run
+
+
+def _failed_tests(results: Path) -> str | None:
+    if not results.is_file():
+        return None
+    for case in ET.parse(results).getroot().iter("testcase"):
+        for failure in list(case.iter("failure")) + list(case.iter("error")):
+            message = failure.get("message") or (failure.text or "").strip().splitlines()[-1:]
+            return f"{case.get('name')}: {message}"
+    return None
