@@ -39,17 +39,27 @@ class StreamFIFO(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        push = transfer(self.i)
+        pop = transfer(self.o)
+        m.d.comb += [
+            self.i.ready.eq(self.level != self.depth),
+            self.o.valid.eq(self.level != 0),
+        ]
+        m.d.sync += self.level.eq(self.level + push - pop)
+        if self.depth == 1:
+            # A one-entry memory would have zero-width addresses, which Verilog cannot express.
+            item = Signal.like(self.o.payload)
+            with m.If(push):
+                m.d.sync += item.eq(self.i.payload)
+            m.d.comb += self.o.payload.eq(item)
+            return m
+
         m.submodules.storage = storage = memory.Memory(shape=self.shape, depth=self.depth, init=[])
         write = storage.write_port()
         read = storage.read_port(domain="comb")
         write_addr = Signal(range(self.depth))
         read_addr = Signal(range(self.depth))
-        push = transfer(self.i)
-        pop = transfer(self.o)
-
         m.d.comb += [
-            self.i.ready.eq(self.level != self.depth),
-            self.o.valid.eq(self.level != 0),
             write.addr.eq(write_addr),
             write.data.eq(self.i.payload),
             write.en.eq(push),
@@ -61,5 +71,4 @@ class StreamFIFO(wiring.Component):
             m.d.sync += write_addr.eq(Mux(write_addr == last, 0, write_addr + 1))
         with m.If(pop):
             m.d.sync += read_addr.eq(Mux(read_addr == last, 0, read_addr + 1))
-        m.d.sync += self.level.eq(self.level + push - pop)
         return m
