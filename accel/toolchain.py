@@ -114,6 +114,17 @@ def cxx_version() -> str | None:
     return None
 
 
+@lru_cache(maxsize=1)
+def fst_supported() -> bool:
+    """Whether Verilator's FST writer can be compiled here: it needs the lz4 and zlib headers."""
+    exe = shutil.which("c++") or shutil.which("g++")
+    if not exe:
+        return False
+    probe = subprocess.run([exe, "-fsyntax-only", "-x", "c++", "-"], capture_output=True,
+                           input="#include <lz4.h>\n#include <zlib.h>\n", text=True)
+    return probe.returncode == 0
+
+
 def yosys_version() -> str | None:
     """Version of the yosys that Amaranth uses to emit Verilog (builtin-yosys first)."""
     try:

@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -29,16 +30,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from accel.errors import SimulationError
+from accel.errors import ConfigError, SimulationError, ToolchainError
 from accel.sim import tbio
 from accel.sim.lint import waiver_args
-from accel.toolchain import find_verilator, package_version, verilator_on_path
+from accel.toolchain import find_verilator, fst_supported, package_version, verilator_on_path
 
 CACHE_ENV = "ACCEL_CACHE"
 # Bump when the way builds are made changes, so stale cache entries are never reused.
 _BUILD_RECIPE = 1
 # --timing (HDL delays) needs C++20 coroutines, which g++ 12 only enables with -std=c++20.
-TIMING_ARGS = ("--timing", "-CFLAGS", "-std=c++20")
+TIMING_ARGS = ("--timing", "-CFLAGS", "-std=c++20", "--timescale", "1ns/1ps")
+# Period of the clock that `hdl_clock` builds generate; testbenches read it from tbio.
+CLOCK_PERIOD_NS = tbio.CLOCK_PERIOD_NS
 
 
 def cache_root() -> Path:
@@ -51,10 +54,11 @@ class SimBuild:
     """A finished, cached simulator binary for one design."""
 
     directory: Path
-    toplevel: str
+    toplevel: str  # the simulated top: the design's, or its clocked wrapper
     key: str
-    waves: bool
+    waves: str | None  # "fst", "vcd" or None: the waveform format the binary can record
     compiled: bool  # False when the build came from the cache
+    hdl_clock: str | None  # the clock port driven inside the simulator, if any
     seconds: float  # wall time of build(), cache hit or not
 
 
@@ -89,30 +93,116 @@ def _build_key(sources: Mapping[str, str], toplevel: str, parameters: Mapping[st
     return digest.hexdigest()[:24]
 
 
+_PORT_DECL = re.compile(
+    r"^\s*(input|output|inout)\s*(\[[^\]]*\])?\s*\\?([A-Za-z_$][\w$]*)\s*;\s*$")
+
+
+def top_ports(sources: Mapping[str, str], toplevel: str) -> list[tuple[str, str, str]]:
+    """(direction, range, name) of each port of module ``toplevel``, as Amaranth emits them
+    (one declaration per line)."""
+    for text in sources.values():
+        match = re.search(rf"^\s*module\s+{re.escape(toplevel)}\b(.*?)^\s*endmodule", text,
+                          re.S | re.M)
+        if match:
+            ports = [(m.group(1), m.group(2) or "", m.group(3))
+                     for line in match.group(1).splitlines() if (m := _PORT_DECL.match(line))]
+            if ports:
+                return ports
+    raise SimulationError(f"no module {toplevel} with ports in the Verilog sources")
+
+
+def _clocked_wrapper(sources: Mapping[str, str], toplevel: str, clock: str) -> tuple[str, str]:
+    """A module ``<toplevel>_clocked`` with the same ports but ``clock``, generated inside.
+
+    With the clock toggled by the simulator's own scheduler (an ``always #5``) instead of a
+    cocotb timer callback per edge, simulations run about 3x faster (benchmarks/sim_overhead.py).
+    """
+    ports = top_ports(sources, toplevel)
+    if clock not in [name for _, _, name in ports]:
+        raise SimulationError(f"module {toplevel} has no clock port {clock!r}")
+    outer = [(d, r, n) for d, r, n in ports if n != clock]
+    name = f"{toplevel}_clocked"
+    lines = [f"module {name}({', '.join(n for _, _, n in outer)});"]
+    lines += [f"  {d} {r + ' ' if r else ''}{n};" for d, r, n in outer]
+    lines += [f"  reg {clock} = 1'b0;",
+              f"  always #{CLOCK_PERIOD_NS // 2} {clock} = ~{clock};",
+              f"  {toplevel} dut({', '.join(f'.{n}({n})' for _, _, n in ports)});",
+              "endmodule", ""]
+    return name, "\n".join(lines)
+
+
+def _public_ports_config(sources: Mapping[str, str], toplevel: str,
+                         extra_public: Sequence[str]) -> str:
+    """A Verilator control file that exposes only the top-level ports to VPI.
+
+    cocotb's runner passes --public-flat-rw, which makes every signal public and, by disabling
+    Verilator's optimizations, runs our designs about 4x slower. Testbenches here touch only
+    top-level ports (memories are loaded through load ports), so that is all we expose.
+    """
+    names = [name for _, _, name in top_ports(sources, toplevel)]
+    lines = ["`verilator_config"]
+    lines += [f'public_flat_rw -module "{toplevel}" -var "{name}"'
+              for name in [*names, *extra_public]]
+    return "\n".join(lines) + "\n"
+
+
+def waves_format(waves: bool | str) -> str | None:
+    """``True`` means FST where it can be compiled (it needs the lz4 headers), else VCD."""
+    if not waves:
+        return None
+    if waves is True:
+        return "fst" if fst_supported() else "vcd"
+    if waves not in ("fst", "vcd"):
+        raise ConfigError(f"waveform format must be 'fst' or 'vcd', got {waves!r}")
+    if waves == "fst" and not fst_supported():
+        raise ToolchainError("FST waveforms need the lz4 development headers (Debian/Ubuntu: "
+                             "apt install liblz4-dev); ask for waves='vcd' instead")
+    return waves
+
+
 def build(sources: Mapping[str, str] | str, toplevel: str, *,
           parameters: Mapping[str, object] | None = None, build_args: Sequence[str] = (),
-          waves: bool = False, timing: bool = False) -> SimBuild:
+          waves: bool | str = False, timing: bool = False, hdl_clock: str | None = "clk",
+          public: str = "ports", extra_public: Sequence[str] = ()) -> SimBuild:
     """Compile ``sources`` (file name to Verilog text, or one Verilog text) for cocotb.
 
-    Returns at once if the same design was built before. ``waves`` records an FST file during
-    ``run``; ``timing`` enables HDL delays (e.g. a clock generated in Verilog).
+    Returns at once if the same design was built before. ``waves`` (True, "fst" or "vcd") makes
+    the binary able to record waveforms, which ``run(..., waves=True)`` then does; ``timing``
+    enables HDL delays. ``hdl_clock`` names the clock port that a generated wrapper drives from
+    inside the simulator (period ``CLOCK_PERIOD_NS``; implies ``timing``); ``None`` leaves the
+    clock to the testbench (``tbio.start_clock`` handles both). ``public`` is "ports" (only the
+    top-level ports are visible to the testbench; fastest) or "all" (every signal, for
+    debugging through VPI); ``extra_public`` names further top-module signals to expose.
     """
+    if public not in ("ports", "all"):
+        raise ConfigError(f"public must be 'ports' or 'all', got {public!r}")
     start = time.perf_counter()
     if isinstance(sources, str):
         sources = {f"{toplevel}.v": sources}
     parameters = dict(parameters or {})
     args = list(build_args)
+    if hdl_clock:
+        timing = True
+        design_top = toplevel
+        toplevel, wrapper = _clocked_wrapper(sources, design_top, hdl_clock)
+        sources = {**sources, f"{toplevel}.v": wrapper}
+        extra_public = [*extra_public, hdl_clock]
     if timing:
         args += TIMING_ARGS
-    if waves:
-        args += ["--trace-fst", "--trace-structs"]
+    waves = waves_format(waves)
+    if waves == "fst":
+        args += ["--trace-fst"]
+    if public == "ports":
+        sources = dict(sources)
+        sources["public_ports.vlt"] = _public_ports_config(sources, toplevel, extra_public)
     key = _build_key(sources, toplevel, parameters, args, waves, timing)
     builds = cache_root() / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     final = builds / key
 
     def done(compiled: bool) -> SimBuild:
-        return SimBuild(final, toplevel, key, waves, compiled, time.perf_counter() - start)
+        return SimBuild(final, toplevel, key, waves, compiled, hdl_clock,
+                        time.perf_counter() - start)
 
     if (final / toplevel).is_file():
         return done(False)
@@ -133,10 +223,8 @@ def build(sources: Mapping[str, str] | str, toplevel: str, *,
 
 
 def _compile(directory: Path, sources: Mapping[str, str], toplevel: str,
-             parameters: Mapping[str, object], args: Sequence[str], waves: bool,
+             parameters: Mapping[str, object], args: Sequence[str], waves: str | None,
              failed_log: Path) -> None:
-    from cocotb_tools.runner import get_runner
-
     src_dir = directory / "src"
     src_dir.mkdir()
     paths = []
@@ -146,17 +234,32 @@ def _compile(directory: Path, sources: Mapping[str, str], toplevel: str,
         paths.append(path)
     log = directory / "build.log"
     with verilator_on_path():
-        runner = get_runner("verilator")
+        runner = _verilator_runner(public_flat_rw="public_ports.vlt" not in sources)
         runner.log.setLevel("WARNING")
         try:
             runner.build(sources=paths, hdl_toplevel=toplevel, build_dir=directory,
-                         parameters=parameters, build_args=waiver_args() + list(args), waves=waves,
+                         parameters=parameters, build_args=waiver_args() + list(args),
+                         waves=waves is not None,
                          log_file=log, always=True)
         except (RuntimeError, SystemExit) as exc:
             if log.is_file():  # the build directory is about to be deleted
                 shutil.copy(log, failed_log)
             raise SimulationError(f"Verilator build of {toplevel} failed: "
                                   f"{_last_error(log) or exc} (log: {failed_log})") from None
+
+
+def _verilator_runner(public_flat_rw: bool):
+    """cocotb's Verilator runner, optionally without its blanket --public-flat-rw."""
+    from cocotb_tools.runner import Verilator
+
+    class Runner(Verilator):
+        def _build_command(self):
+            cmds = super()._build_command()
+            if not public_flat_rw:
+                cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
+            return cmds
+
+    return Runner()
 
 
 def _last_error(log: Path) -> str | None:
@@ -182,13 +285,14 @@ def run(sim_build: SimBuild, test_module: str, *, inputs: Mapping[str, Any] | No
     from cocotb_tools.runner import get_runner
 
     if waves and not sim_build.waves:
-        raise SimulationError("waveforms need a build made with waves=True")
+        raise ConfigError("waveforms need a build made with waves=True")
     start = time.perf_counter()
     run_dir = Path(tempfile.mkdtemp(prefix="accel-run-"))
     input_file, output_file, log = run_dir / "inputs.json", run_dir / "outputs.json", run_dir / "sim.log"
     input_file.write_text(json.dumps(dict(inputs or {}), default=tbio.to_json))
     results = run_dir / "results.xml"
-    env = {tbio.INPUT_ENV: str(input_file), tbio.OUTPUT_ENV: str(output_file)}
+    env = {tbio.INPUT_ENV: str(input_file), tbio.OUTPUT_ENV: str(output_file),
+           tbio.HDL_CLOCK_ENV: sim_build.hdl_clock or ""}
     failure = None
     with verilator_on_path():
         runner = get_runner("verilator")
@@ -209,7 +313,7 @@ def run(sim_build: SimBuild, test_module: str, *, inputs: Mapping[str, Any] | No
                               f"{failure}" + (f" (log: {log})" if log.is_file() else "")
                               + (f"; last line: {detail}" if detail and detail not in failure else ""))
     outputs = json.loads(output_file.read_text()) if output_file.is_file() else {}
-    waves_file = run_dir / "dump.fst" if waves else None
+    waves_file = run_dir / f"dump.{sim_build.waves}" if waves else None
     sim_run = SimRun(outputs, run_dir, time.perf_counter() - start, waves_file, log)
     if not (keep or waves):
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -13,6 +13,8 @@ from typing import Any
 
 INPUT_ENV = "ACCEL_TB_INPUTS"
 OUTPUT_ENV = "ACCEL_TB_OUTPUTS"
+HDL_CLOCK_ENV = "ACCEL_TB_HDL_CLOCK"  # names the clock the build drives in HDL, if any
+CLOCK_PERIOD_NS = 10
 
 
 def to_json(value: Any) -> Any:
@@ -36,3 +38,16 @@ def write_outputs(outputs: dict[str, Any]) -> None:
     with open(tmp, "w") as f:
         json.dump(outputs, f, default=to_json)
     os.replace(tmp, path)
+
+
+def start_clock(clock) -> None:
+    """Start a cocotb clock on ``clock`` unless the build already drives it in HDL.
+
+    Either way the period is ``CLOCK_PERIOD_NS``, so a testbench's timeouts are the same.
+    """
+    if os.environ.get(HDL_CLOCK_ENV):
+        return
+    import cocotb
+    from cocotb.clock import Clock
+
+    cocotb.start_soon(Clock(clock, CLOCK_PERIOD_NS, unit="ns").start())
