@@ -87,7 +87,8 @@ def test_failing_testbench_raises_simulation_error():
 
 def test_bad_verilog_fails_build_with_one_line(fresh_cache):
     with pytest.raises(SimulationError, match="build of broken failed") as info:
-        runner.build("module broken(input a); assign b = ; endmodule\n", "broken")
+        runner.build("module broken(input a); assign b = ; endmodule\n", "broken",
+                     hdl_clock=None, public="all")
     assert "\n" not in str(info.value)
     assert list((fresh_cache / "builds").glob("*.failed.log"))
 
