@@ -1,0 +1,11 @@
+"""Networks: the IR, the golden model, QONNX import/export and data sets.
+
+``load`` and ``save`` are the entry points for files; ``golden.run`` is the one arithmetic.
+"""
+
+from accel.nn.ir import (BipolarQuant, DataType, Dense, Flatten, Layer, MultiThreshold,
+                         Network, Quant, Relu)
+from accel.nn.qonnx_io import load, save
+
+__all__ = ["BipolarQuant", "DataType", "Dense", "Flatten", "Layer", "MultiThreshold", "Network",
+           "Quant", "Relu", "load", "save"]

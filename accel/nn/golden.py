@@ -1,0 +1,181 @@
+"""The golden model: the one definition of the arithmetic every hardware model must match.
+
+Integers throughout: a quantized tensor is an int64 array ``q`` whose real value is
+``q * dtype.scale`` (see ``accel.nn.ir``). Rules, all defined here and nowhere else:
+
+- **Quant of a float tensor** (the network input): exactly QONNX's float32 evaluation,
+  ``x / scale`` in float32, clamp to the integer range, then round by the layer's mode.
+- **Quant of an integer tensor** (requantization): the real value ``q * s_in / s_out`` is an
+  exact rational; it is clamped and rounded exactly (``round_rational``). With power-of-two
+  scales this is a shift with rounding, which is what hardware implements.
+- **Dense**: ``acc = q @ W.T + bias`` in exact integers; the accumulator's datatype is the
+  narrowest that holds the worst case over the actual weights (``dense_accumulator_type``).
+- **MultiThreshold**: ``count(q >= T)`` per channel with integer thresholds (in units of the
+  input scale), then ``count + offset`` (bipolar: ``2 * count - 1``).
+- **BipolarQuant**: ``+1`` where the value is >= 0, else ``-1`` (zero maps to +1).
+- **Relu**: ``max(q, 0)``.
+- A float layer (float32 weights) computes in float32, as QONNX's executor does.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+from accel.errors import ConfigError
+from accel.nn.ir import (BipolarQuant, DataType, Dense, Flatten, Layer, MultiThreshold,
+                         Network, Quant, Relu, int_bits_for_range)
+
+MAX_EXACT_BITS = 62  # int64 headroom for exact accumulation
+
+
+def round_rational(numerator: np.ndarray, denominator: int, mode: str) -> np.ndarray:
+    """Exact ``round(numerator / denominator)`` by a QONNX rounding mode (denominator > 0)."""
+    p = np.asarray(numerator)
+    d = int(denominator)
+    q = p // d  # floor
+    r = p - q * d  # 0 <= r < d
+    mode = mode.upper()
+    if mode == "FLOOR":
+        return q
+    if mode == "CEIL":
+        return q + (r > 0)
+    if mode == "DOWN":  # toward zero
+        return np.where(p < 0, q + (r > 0), q)
+    if mode == "UP":  # away from zero
+        return np.where(p < 0, q, q + (r > 0))
+    twice = 2 * r
+    above, exact_half = twice > d, twice == d
+    if mode in ("ROUND", "HALF_EVEN"):
+        return q + above + (exact_half & (q % 2 == 1))
+    if mode == "HALF_UP":  # half away from zero
+        return q + above + (exact_half & (p >= 0))
+    if mode == "HALF_DOWN":  # half toward zero
+        return q + above + (exact_half & (p < 0))
+    raise ConfigError(f"unknown rounding mode {mode!r}")
+
+
+def _float_round(values: np.ndarray, mode: str) -> np.ndarray:
+    """QONNX's rounding functions, on floats (for quantizing the float input)."""
+    mode = mode.upper()
+    if mode in ("ROUND", "HALF_EVEN"):
+        return np.round(values)
+    if mode == "CEIL":
+        return np.ceil(values)
+    if mode == "FLOOR":
+        return np.floor(values)
+    if mode == "UP":
+        return np.sign(values) * np.ceil(np.abs(values))
+    if mode == "DOWN":
+        return np.fix(values)
+    if mode == "HALF_UP":
+        return np.sign(values) * np.floor(np.abs(values) + 0.5)
+    if mode == "HALF_DOWN":
+        return np.sign(values) * np.ceil(np.abs(values) - 0.5)
+    raise ConfigError(f"unknown rounding mode {mode!r}")
+
+
+def dense_accumulator_type(layer: Dense, in_type: DataType) -> DataType:
+    """Narrowest integer type holding ``x @ W.T + b`` for every input in range."""
+    w = layer.weights
+    lo_in, hi_in = in_type.min_int, in_type.max_int
+    hi = np.maximum(w * lo_in, w * hi_in).sum(axis=1)
+    lo = np.minimum(w * lo_in, w * hi_in).sum(axis=1)
+    if layer.bias is not None:
+        hi, lo = hi + layer.bias, lo + layer.bias
+    acc = int_bits_for_range(int(lo.min()), int(hi.max()))
+    if acc.bits > MAX_EXACT_BITS:
+        raise ConfigError(f"layer {layer.name}: a {acc.bits}-bit accumulator exceeds int64")
+    return DataType(acc.bits, acc.signed, in_type.scale * layer.weight_type.scale)
+
+
+def output_type(layer: Layer, in_type: DataType) -> DataType:
+    """The datatype of ``layer``'s output for an input of ``in_type``."""
+    if isinstance(layer, Quant):
+        return layer.out_type
+    if isinstance(layer, BipolarQuant):
+        return DataType.bipolar_type(layer.scale)
+    if isinstance(layer, Dense):
+        if in_type.is_float:
+            return DataType.float32()
+        return dense_accumulator_type(layer, in_type)
+    if isinstance(layer, MultiThreshold):
+        return layer.out_type
+    if isinstance(layer, Relu):
+        if in_type.is_float:
+            return in_type
+        t = int_bits_for_range(0, in_type.max_int)
+        return DataType(t.bits, False, in_type.scale)
+    if isinstance(layer, Flatten):
+        return in_type
+    raise ConfigError(f"layer {layer.name}: the golden model has no rule for {layer.op}")
+
+
+def apply_layer(layer: Layer, values: np.ndarray, in_type: DataType) -> np.ndarray:
+    """One layer of the golden model: integer (or float32) values in, values out."""
+    if isinstance(layer, Quant):
+        lo, hi = layer.int_range
+        if in_type.is_float:
+            scaled = values.astype(np.float32) / np.float32(layer.scale)
+            clamped = np.clip(scaled, np.float32(lo), np.float32(hi))
+            return _float_round(clamped, layer.rounding).astype(np.int64)
+        ratio = Fraction(in_type.scale) / Fraction(layer.scale)
+        numerator = values.astype(object) * ratio.numerator if ratio.numerator > 2**20 \
+            else values * ratio.numerator
+        rounded = round_rational(numerator, ratio.denominator, layer.rounding)
+        return np.clip(rounded, lo, hi).astype(np.int64)
+    if isinstance(layer, BipolarQuant):
+        return np.where(values >= 0, 1, -1).astype(np.int64)
+    if isinstance(layer, Dense):
+        if in_type.is_float:
+            out = values.astype(np.float32) @ layer.weights.T
+            return out + layer.bias.astype(np.float32) if layer.bias is not None else out
+        acc = values.astype(np.int64) @ layer.weights.T
+        return acc + layer.bias.astype(np.int64) if layer.bias is not None else acc
+    if isinstance(layer, MultiThreshold):
+        counts = (values[..., None] >= _broadcast_thresholds(layer, values)).sum(axis=-1)
+        if layer.is_bipolar:
+            return 2 * counts - 1
+        return counts + layer.offset
+    if isinstance(layer, Relu):
+        return np.maximum(values, 0)
+    if isinstance(layer, Flatten):
+        return values.reshape(values.shape[0], -1)
+    raise ConfigError(f"layer {layer.name}: the golden model has no rule for {layer.op}")
+
+
+def _broadcast_thresholds(layer: MultiThreshold, values: np.ndarray) -> np.ndarray:
+    # thresholds (C, steps) against values (N, C, ...): channel axis 1, as QONNX's NC layout
+    t = layer.thresholds
+    shape = [1] * values.ndim + [t.shape[1]]
+    shape[1] = t.shape[0]
+    return t.reshape(shape)
+
+
+def run(network: Network, inputs: np.ndarray, *, return_all: bool = False):
+    """Run ``network`` on a batch. Returns the final values (int64 for a quantized output,
+    float32 for a float one) or, with ``return_all``, the list of every layer's output."""
+    x = np.asarray(inputs)
+    if x.shape[1:] != network.input_shape[1:]:
+        raise ConfigError(f"network {network.name} expects inputs of shape "
+                          f"(N, {', '.join(map(str, network.input_shape[1:]))}), got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ConfigError("inputs contain NaN or infinity")
+    types = network.tensor_types()
+    values = x.astype(np.float32) if network.input_type.is_float else x.astype(np.int64)
+    trace = []
+    for layer, (_, in_type) in zip(network.layers, types):
+        values = apply_layer(layer, values, in_type)
+        trace.append(values)
+    return trace if return_all else values
+
+
+def real_values(values: np.ndarray, dtype: DataType) -> np.ndarray:
+    """The real numbers an integer tensor stands for."""
+    return values.astype(np.float64) * dtype.scale
+
+
+def predict(network: Network, inputs: np.ndarray) -> np.ndarray:
+    """Class predictions: argmax of the output (ties to the lowest index)."""
+    return np.argmax(run(network, inputs), axis=1)

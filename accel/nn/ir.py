@@ -1,0 +1,310 @@
+"""The network IR: a graph of typed layers whose tensors carry their datatype.
+
+A ``Network`` is a networkx ``DiGraph`` whose nodes are layer names (attribute ``layer``) and
+whose edges carry tensors; accel's networks are chains (one input, one output, each layer fed by
+the previous one), which the hardware mappers rely on, and ``Network`` checks that.
+
+Numbers. A quantized tensor is an integer array ``q`` plus a ``DataType`` saying what ``q``
+means: the real value is ``q * scale``. Hardware moves ``q``; the scale is bookkeeping that lets
+the golden model and QONNX agree on real values. A float tensor (``DataType.float32()``) is not
+quantized: only the float path of the golden model runs such layers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+
+from accel.errors import ConfigError
+
+ROUNDING_MODES = ("ROUND", "HALF_EVEN", "FLOOR", "CEIL", "UP", "DOWN", "HALF_UP", "HALF_DOWN")
+
+
+@dataclass(frozen=True)
+class DataType:
+    """What the numbers of a tensor are: ``bits``-bit integers (``signed``), or bipolar values
+    {-1, +1}, or float32 (``bits == 32`` and ``is_float``), each scaled by ``scale``."""
+
+    bits: int
+    signed: bool
+    scale: float = 1.0
+    bipolar: bool = False
+    is_float: bool = False
+
+    @staticmethod
+    def float32() -> "DataType":
+        return DataType(32, True, 1.0, is_float=True)
+
+    @staticmethod
+    def bipolar_type(scale: float = 1.0) -> "DataType":
+        return DataType(1, True, scale, bipolar=True)
+
+    @property
+    def min_int(self) -> int:
+        if self.bipolar:
+            return -1
+        return -(1 << (self.bits - 1)) if self.signed else 0
+
+    @property
+    def max_int(self) -> int:
+        if self.bipolar:
+            return 1
+        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+
+    @property
+    def scale_is_power_of_two(self) -> bool:
+        mantissa, _ = math.frexp(self.scale)
+        return self.scale > 0 and mantissa == 0.5
+
+    def describe(self) -> str:
+        if self.is_float:
+            return "float32"
+        kind = "bipolar" if self.bipolar else f"{'s' if self.signed else 'u'}int{self.bits}"
+        return kind if self.scale == 1.0 else f"{kind}*{self.scale:g}"
+
+
+def int_bits_for_range(lo: int, hi: int) -> DataType:
+    """The narrowest integer type holding every value in [lo, hi]."""
+    if lo >= 0:
+        return DataType(max(1, int(hi).bit_length()), False)
+    bits = max(int(-lo - 1).bit_length(), int(hi).bit_length()) + 1
+    return DataType(bits, True)
+
+
+@dataclass
+class Layer:
+    """Base of all layers. ``name`` is unique in its network."""
+
+    name: str
+
+    op = "layer"
+
+    def check(self, in_type: DataType, in_shape: tuple[int, ...]) -> None:
+        """Raise ConfigError naming this layer if the input does not fit."""
+
+    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return in_shape
+
+    def _fail(self, problem: str):
+        raise ConfigError(f"layer {self.name} ({self.op}): {problem}")
+
+
+@dataclass
+class Quant(Layer):
+    """QONNX ``Quant``: real value to ``bits``-bit integers of ``scale``; clamp, then round."""
+
+    bits: int = 8
+    signed: bool = True
+    narrow: bool = False
+    scale: float = 1.0
+    rounding: str = "ROUND"
+
+    op = "quant"
+
+    def __post_init__(self):
+        if self.bits < 2 and self.signed:
+            self._fail("a 1-bit signed quantizer is bipolar: use BipolarQuant")
+        if self.bits < 1 or not np.isfinite(self.scale) or self.scale <= 0:
+            self._fail(f"needs bits >= 1 and a positive finite scale, got {self.bits}, {self.scale}")
+        if self.rounding.upper() not in ROUNDING_MODES:
+            self._fail(f"unknown rounding mode {self.rounding!r}")
+
+    @property
+    def out_type(self) -> DataType:
+        return DataType(self.bits, self.signed, self.scale)
+
+    @property
+    def int_range(self) -> tuple[int, int]:
+        t = self.out_type
+        lo = t.min_int + (1 if self.narrow and self.signed else 0)
+        hi = t.max_int - (1 if self.narrow and not self.signed else 0)
+        return lo, hi
+
+
+@dataclass
+class BipolarQuant(Layer):
+    """QONNX ``BipolarQuant``: +scale where x >= 0, else -scale."""
+
+    scale: float = 1.0
+    op = "bipolar_quant"
+
+
+@dataclass
+class Dense(Layer):
+    """``y = x @ W.T + b``: ``weights`` are integers of ``weight_type`` with shape
+    (outputs, inputs); ``bias`` (optional) is in units of the product scale."""
+
+    weights: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), np.int64))
+    weight_type: DataType = field(default_factory=lambda: DataType(8, True))
+    bias: np.ndarray | None = None
+
+    op = "dense"
+
+    def __post_init__(self):
+        self.weights = np.asarray(self.weights)
+        if self.weights.ndim != 2:
+            self._fail(f"weights must be 2-D (outputs, inputs), got shape {self.weights.shape}")
+        if self.weight_type.is_float:
+            if not np.all(np.isfinite(self.weights)):
+                self._fail("weights contain NaN or infinity")
+            self.weights = self.weights.astype(np.float32)
+        else:
+            if not np.all(np.isfinite(self.weights)) or np.any(self.weights != np.round(self.weights)):
+                self._fail("integer weights contain non-integers, NaN or infinity")
+            self.weights = self.weights.astype(np.int64)
+            lo, hi = self.weight_type.min_int, self.weight_type.max_int
+            if self.weights.size and (self.weights.min() < lo or self.weights.max() > hi):
+                self._fail(f"weights outside the {self.weight_type.describe()} range")
+            if self.weight_type.bipolar and np.any(self.weights == 0):
+                self._fail("bipolar weights must be -1 or +1")
+        if self.bias is not None:
+            self.bias = np.asarray(self.bias)
+            if self.bias.shape != (self.outputs,):
+                self._fail(f"bias shape {self.bias.shape} != ({self.outputs},)")
+            if not np.all(np.isfinite(self.bias)):
+                self._fail("bias contains NaN or infinity")
+
+    @property
+    def outputs(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def inputs(self) -> int:
+        return self.weights.shape[1]
+
+    def check(self, in_type, in_shape):
+        if in_shape[-1] != self.inputs or len(in_shape) != 2:
+            self._fail(f"expects input (N, {self.inputs}), got {in_shape}")
+        if in_type.is_float != self.weight_type.is_float:
+            self._fail("mixes float and quantized operands "
+                       f"({in_type.describe()} x {self.weight_type.describe()})")
+
+    def out_shape(self, in_shape):
+        return (in_shape[0], self.outputs)
+
+
+@dataclass
+class MultiThreshold(Layer):
+    """QONNX ``MultiThreshold``: per channel, count the thresholds the input reaches
+    (x >= t), then ``out_scale * count + out_bias``. ``thresholds`` (channels or 1, steps) are
+    integers in units of the input's scale, ascending along each row."""
+
+    thresholds: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), np.int64))
+    out_scale: float = 1.0
+    out_bias: float = 0.0
+
+    op = "multithreshold"
+
+    def __post_init__(self):
+        t = np.asarray(self.thresholds)
+        if t.ndim != 2 or t.shape[1] < 1:
+            self._fail(f"thresholds must be 2-D (channels, steps), got shape {t.shape}")
+        if not np.all(np.isfinite(t)) or np.any(t != np.round(t)):
+            self._fail("thresholds must be finite integers in units of the input scale")
+        self.thresholds = t.astype(np.int64)
+        if np.any(np.diff(self.thresholds, axis=1) < 0):
+            self._fail("thresholds must be ascending along each channel")
+        offset = self.out_bias / self.out_scale if self.out_scale else math.nan
+        if not self.is_bipolar and (self.out_scale <= 0 or offset != round(offset)):
+            self._fail("out_bias must be an integer multiple of a positive out_scale "
+                       "(or out_scale 2, out_bias -1 with one threshold: bipolar)")
+
+    @property
+    def is_bipolar(self) -> bool:
+        """One threshold mapped to {-1, +1} (out_scale 2, out_bias -1), as FINN's sign."""
+        return self.steps == 1 and self.out_scale == 2.0 and self.out_bias == -1.0
+
+    @property
+    def offset(self) -> int:
+        """The output integer is count + offset (in units of out_scale)."""
+        return int(round(self.out_bias / self.out_scale))
+
+    @property
+    def steps(self) -> int:
+        return self.thresholds.shape[1]
+
+    @property
+    def out_type(self) -> DataType:
+        if self.is_bipolar:
+            return DataType.bipolar_type()
+        offset = self.offset
+        t = int_bits_for_range(offset, offset + self.steps)
+        return DataType(t.bits, t.signed, self.out_scale)
+
+    def check(self, in_type, in_shape):
+        channels = in_shape[1]
+        if self.thresholds.shape[0] not in (1, channels):
+            self._fail(f"{self.thresholds.shape[0]} threshold rows for {channels} channels")
+        if in_type.is_float:
+            self._fail("thresholds on a float tensor; quantize it first")
+
+
+@dataclass
+class Relu(Layer):
+    op = "relu"
+
+
+@dataclass
+class Flatten(Layer):
+    """Flatten all axes but the batch axis (ONNX Flatten axis=1, or a Reshape to (N, -1))."""
+
+    op = "flatten"
+
+    def out_shape(self, in_shape):
+        return (in_shape[0], int(np.prod(in_shape[1:])))
+
+
+class Network:
+    """A chain of layers from one input to one output (see the module documentation)."""
+
+    def __init__(self, name: str, input_shape: tuple[int, ...], layers: list[Layer],
+                 input_type: DataType | None = None):
+        self.name = name
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.input_type = input_type or DataType.float32()
+        self.graph = nx.DiGraph()
+        previous = None
+        for layer in layers:
+            if layer.name in self.graph:
+                raise ConfigError(f"network {name}: two layers named {layer.name}")
+            self.graph.add_node(layer.name, layer=layer)
+            if previous is not None:
+                self.graph.add_edge(previous, layer.name)
+            previous = layer.name
+        self.metadata: dict[str, str] = {}
+        self.tensor_types()  # validates shapes and types now, with the layer's name
+
+    @property
+    def layers(self) -> list[Layer]:
+        return [self.graph.nodes[n]["layer"] for n in nx.topological_sort(self.graph)]
+
+    def layer(self, name: str) -> Layer:
+        if name not in self.graph:
+            raise ConfigError(f"network {self.name} has no layer {name}")
+        return self.graph.nodes[name]["layer"]
+
+    def tensor_types(self) -> list[tuple[tuple[int, ...], DataType]]:
+        """(shape, datatype) of the input and of every layer's output, batch size 1."""
+        from accel.nn.golden import output_type  # the one place that defines arithmetic
+
+        shape, dtype = (1, *self.input_shape[1:]), self.input_type
+        result = [(shape, dtype)]
+        for layer in self.layers:
+            layer.check(dtype, shape)
+            dtype = output_type(layer, dtype)
+            shape = layer.out_shape(shape)
+            result.append((shape, dtype))
+        return result
+
+    @property
+    def output_type(self) -> DataType:
+        return self.tensor_types()[-1][1]
+
+    def summary(self) -> str:
+        lines = [f"network {self.name}: input {self.input_shape} {self.input_type.describe()}"]
+        for layer, (shape, dtype) in zip(self.layers, self.tensor_types()[1:]):
+            lines.append(f"  {layer.name:24s} {layer.op:16s} -> {shape} {dtype.describe()}")
+        return "\n".join(lines)

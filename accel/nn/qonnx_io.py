@@ -1,0 +1,428 @@
+"""QONNX files in and out.
+
+Export writes the fake-quantized float graph QONNX defines (``Quant``, ``BipolarQuant``,
+``MultiThreshold`` from ``qonnx.custom_op.general``, standard ``MatMul``/``Add``/``Relu``/
+``Flatten``), which ``qonnx.core.onnx_exec.execute_onnx`` runs. Weights are stored as float
+initializers behind a ``Quant`` (or ``BipolarQuant``) node, as Brevitas exports them, so that
+their datatype survives the round trip.
+
+Import reads such graphs (and external-data files) into a ``Network``: constant subgraphs on
+initializers (weight quantizers, transposes) are folded, the data path must be a chain of
+supported operations, and every problem is one ``ConfigError`` naming the node.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from accel.errors import ConfigError
+from accel.nn.golden import apply_layer
+from accel.nn.ir import (BipolarQuant, DataType, Dense, Flatten, Layer, MultiThreshold,
+                         Network, Quant, Relu)
+
+QONNX_DOMAIN = "qonnx.custom_op.general"
+INPUT_NAME = "global_in"
+OUTPUT_NAME = "global_out"
+SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Add", "Relu",
+                 "Flatten", "Reshape", "Transpose")
+
+
+def _qonnx_type_name(dtype: DataType) -> str:
+    if dtype.bipolar:
+        return "BIPOLAR"
+    if dtype.is_float:
+        return "FLOAT32"
+    return f"{'INT' if dtype.signed else 'UINT'}{dtype.bits}"
+
+
+# --------------------------------------------------------------------------------------- export
+
+def to_onnx(network: Network):
+    """The network as an ``onnx.ModelProto`` in QONNX form (batch size 1)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, initializers = [], []
+    types = network.tensor_types()
+
+    def constant(name: str, value) -> str:
+        initializers.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
+        return name
+
+    current = INPUT_NAME
+    for index, (layer, (_, in_type)) in enumerate(zip(network.layers, types)):
+        out = f"{layer.name}_out"
+        prefix = layer.name
+        if isinstance(layer, Quant):
+            nodes.append(helper.make_node(
+                "Quant", [current, constant(f"{prefix}_scale", layer.scale),
+                          constant(f"{prefix}_zeropt", 0.0), constant(f"{prefix}_bits", layer.bits)],
+                [out], name=prefix, domain=QONNX_DOMAIN, signed=int(layer.signed),
+                narrow=int(layer.narrow), rounding_mode=layer.rounding))
+        elif isinstance(layer, BipolarQuant):
+            nodes.append(helper.make_node(
+                "BipolarQuant", [current, constant(f"{prefix}_scale", layer.scale)], [out],
+                name=prefix, domain=QONNX_DOMAIN))
+        elif isinstance(layer, Dense):
+            weight = _export_weight(layer, nodes, constant)
+            if layer.bias is None:
+                nodes.append(helper.make_node("MatMul", [current, weight], [out], name=prefix))
+            else:
+                product = f"{prefix}_matmul_out"
+                nodes.append(helper.make_node("MatMul", [current, weight], [product],
+                                              name=prefix))
+                bias_scale = 1.0 if in_type.is_float else in_type.scale * layer.weight_type.scale
+                bias = constant(f"{prefix}_bias", layer.bias.astype(np.float64) * bias_scale)
+                nodes.append(helper.make_node("Add", [product, bias], [out],
+                                              name=f"{prefix}_bias"))
+        elif isinstance(layer, MultiThreshold):
+            thresholds = layer.thresholds.astype(np.float64) * in_type.scale
+            nodes.append(helper.make_node(
+                "MultiThreshold", [current, constant(f"{prefix}_thresholds", thresholds)], [out],
+                name=prefix, domain=QONNX_DOMAIN, out_dtype=_qonnx_type_name(layer.out_type),
+                out_scale=float(layer.out_scale), out_bias=float(layer.out_bias),
+                data_layout="NC"))
+        elif isinstance(layer, Relu):
+            nodes.append(helper.make_node("Relu", [current], [out], name=prefix))
+        elif isinstance(layer, Flatten):
+            nodes.append(helper.make_node("Flatten", [current], [out], name=prefix, axis=1))
+        else:
+            raise ConfigError(f"layer {layer.name}: QONNX export has no rule for {layer.op}")
+        current = out
+        if index == len(network.layers) - 1:
+            nodes[-1].output[0] = OUTPUT_NAME
+            current = OUTPUT_NAME
+
+    in_shape = [1, *network.input_shape[1:]]
+    out_shape = list(types[-1][0])
+    # Every intermediate tensor's shape is known here; recording it lets qonnx's executor run
+    # the file as it is, without a shape-inference pass.
+    shapes = {f"{layer.name}_out": list(shape) for layer, (shape, _) in
+              zip(network.layers, types[1:])}
+    for layer, (shape, _) in zip(network.layers, types[1:]):
+        if isinstance(layer, Dense):
+            shapes[f"{layer.name}_weight"] = [layer.inputs, layer.outputs]
+            shapes[f"{layer.name}_matmul_out"] = list(shape)
+    produced = {out for node in nodes for out in node.output} - {OUTPUT_NAME}
+    value_info = [helper.make_tensor_value_info(name, TensorProto.FLOAT, shapes[name])
+                  for name in sorted(produced)]
+    graph = helper.make_graph(
+        nodes, network.name,
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, in_shape)],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, out_shape)],
+        initializer=initializers, value_info=value_info)
+    model = helper.make_model(graph, producer_name="accel",
+                              opset_imports=[helper.make_opsetid("", 13),
+                                             helper.make_opsetid(QONNX_DOMAIN, 1)])
+    for key, value in network.metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    if not network.input_type.is_float:
+        annotation = model.graph.quantization_annotation.add()
+        annotation.tensor_name = INPUT_NAME
+        entry = annotation.quant_parameter_tensor_names.add()
+        entry.key, entry.value = "finn_datatype", _qonnx_type_name(network.input_type)
+    return model
+
+
+def _export_weight(layer: Dense, nodes: list, constant) -> str:
+    from onnx import helper
+
+    name = f"{layer.name}_weight"
+    wt = layer.weight_type
+    if wt.is_float:
+        return constant(name, layer.weights.T)
+    real = constant(f"{name}_float", layer.weights.T.astype(np.float64) * wt.scale)
+    if wt.bipolar:
+        nodes.append(helper.make_node("BipolarQuant", [real, constant(f"{name}_scale", wt.scale)],
+                                      [name], name=f"{name}_quant", domain=QONNX_DOMAIN))
+    else:
+        nodes.append(helper.make_node(
+            "Quant", [real, constant(f"{name}_scale", wt.scale), constant(f"{name}_zeropt", 0.0),
+                      constant(f"{name}_bits", wt.bits)],
+            [name], name=f"{name}_quant", domain=QONNX_DOMAIN, signed=int(wt.signed),
+            narrow=0, rounding_mode="ROUND"))
+    return name
+
+
+def save(network: Network, path: str | Path) -> Path:
+    """Write ``network`` as a QONNX file; the file appears whole or not at all."""
+    import onnx
+
+    path = Path(path)
+    model = to_onnx(network)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    os.close(fd)
+    try:
+        onnx.save(model, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+# --------------------------------------------------------------------------------------- import
+
+def load(path: str | Path) -> Network:
+    """Read an ONNX/QONNX file (external data next to it is found) into a ``Network``."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no such model file: {path}")
+    try:
+        model = onnx.load(str(path), load_external_data=True)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises many types for a bad file
+        raise ConfigError(f"{path}: not a readable ONNX file ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else 'malformed or truncated'})"
+                          ) from None
+    if not model.graph.node:
+        raise ConfigError(f"{path}: the ONNX graph has no nodes (malformed or truncated file)")
+    return from_onnx(model, name=path.stem)
+
+
+def _attr(node, name, default=None):
+    from onnx import helper
+
+    for attribute in node.attribute:
+        if attribute.name == name:
+            value = helper.get_attribute_value(attribute)
+            return value.decode() if isinstance(value, bytes) else value
+    return default
+
+
+class _Constant:
+    """A folded constant: float values, and when it came from a quantizer, its integer form."""
+
+    def __init__(self, values, ints=None, dtype: DataType | None = None):
+        self.values = np.asarray(values)
+        self.ints = ints
+        self.dtype = dtype
+
+
+def from_onnx(model, name: str = "network") -> Network:
+    from onnx import numpy_helper
+
+    graph = model.graph
+    constants = {init.name: _Constant(numpy_helper.to_array(init)) for init in graph.initializer}
+    for value in constants.values():
+        if value.values.dtype.kind == "f" and not np.all(np.isfinite(value.values)):
+            bad = next(k for k, v in constants.items() if v is value)
+            raise ConfigError(f"initializer {bad}: contains NaN or infinity")
+    inputs = [i for i in graph.input if i.name not in constants]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        raise ConfigError(f"{name}: accel reads networks with one input and one output, "
+                          f"found {len(inputs)} and {len(graph.output)}")
+    dims = [d.dim_value if d.dim_value > 0 else 1 for d in inputs[0].type.tensor_type.shape.dim]
+    input_type = DataType.float32()
+    for annotation in graph.quantization_annotation:
+        if annotation.tensor_name == inputs[0].name:
+            for entry in annotation.quant_parameter_tensor_names:
+                if entry.key == "finn_datatype":
+                    input_type = _parse_type_name(entry.value, inputs[0].name)
+
+    layers: list[Layer] = []
+    current = inputs[0].name
+    pending = list(graph.node)
+    while pending:
+        node = pending.pop(0)
+        node_name = node.name or f"{node.op_type}_{len(layers)}"
+        if all(i in constants or i == "" for i in node.input):
+            constants[node.output[0]] = _fold_constant(node, node_name, constants)
+            continue
+        if node.op_type not in SUPPORTED_OPS:
+            raise ConfigError(f"node {node_name}: unsupported operation {node.op_type} "
+                              f"(supported: {', '.join(SUPPORTED_OPS)})")
+        if node.input[0] != current:
+            raise ConfigError(f"node {node_name}: reads {node.input[0]}, but accel networks are "
+                              f"chains and the current tensor is {current}")
+        layer = _data_layer(node, node_name, constants, layers)
+        if layer is not None:
+            layers.append(layer)
+        current = node.output[0]
+    if current != graph.output[0].name:
+        raise ConfigError(f"{name}: the chain ends at {current}, not at the graph output "
+                          f"{graph.output[0].name}")
+    network = Network(name, tuple(dims), _resolve_real_units(layers, input_type), input_type)
+    network.metadata = {p.key: p.value for p in model.metadata_props}
+    return network
+
+
+def _parse_type_name(text: str, where: str) -> DataType:
+    text = text.upper()
+    if text == "BIPOLAR":
+        return DataType.bipolar_type()
+    if text.startswith("UINT") and text[4:].isdigit():
+        return DataType(int(text[4:]), False)
+    if text.startswith("INT") and text[3:].isdigit():
+        return DataType(int(text[3:]), True)
+    if text in ("FLOAT32", "FLOAT"):
+        return DataType.float32()
+    raise ConfigError(f"{where}: unsupported datatype annotation {text}")
+
+
+def _scalar(constants, name: str, node_name: str, what: str) -> float:
+    value = constants[name].values
+    if value.size != 1:
+        raise ConfigError(f"node {node_name}: {what} must be a scalar (per-channel scales are not "
+                          f"supported yet), got shape {value.shape}")
+    return float(value.reshape(()))
+
+
+def _fold_constant(node, node_name: str, constants) -> _Constant:
+    source = constants[node.input[0]]
+    if node.op_type == "Quant":
+        scale = _scalar(constants, node.input[1], node_name, "scale")
+        zeropt = _scalar(constants, node.input[2], node_name, "zero point")
+        bits = int(_scalar(constants, node.input[3], node_name, "bit width"))
+        if zeropt != 0:
+            raise ConfigError(f"node {node_name}: nonzero zero points are not supported")
+        signed = bool(_attr(node, "signed", 1))
+        if bits == 1 and signed:
+            ints = np.where(source.values / scale >= 0, 1, -1).astype(np.int64)
+            return _Constant(ints * scale, ints, DataType.bipolar_type(scale))
+        quant = Quant(node_name, bits=bits, signed=signed, narrow=bool(_attr(node, "narrow", 0)),
+                      scale=scale, rounding=_attr(node, "rounding_mode", "ROUND"))
+        ints = apply_layer(quant, source.values, DataType.float32())
+        return _Constant(ints * scale, ints, quant.out_type)
+    if node.op_type == "BipolarQuant":
+        scale = _scalar(constants, node.input[1], node_name, "scale")
+        ints = np.where(source.values >= 0, 1, -1).astype(np.int64)
+        return _Constant(ints * scale, ints, DataType.bipolar_type(scale))
+    if node.op_type == "Transpose":
+        perm = _attr(node, "perm")
+        t = lambda a: None if a is None else np.transpose(a, perm)  # noqa: E731
+        return _Constant(t(source.values), t(source.ints), source.dtype)
+    raise ConfigError(f"node {node_name}: unsupported operation {node.op_type} on constants")
+
+
+def _weights(constants, name: str, node_name: str, transposed: bool) -> tuple[np.ndarray, DataType]:
+    """Weights as (outputs, inputs) integers (or float32) and their datatype."""
+    const = constants.get(name)
+    if const is None:
+        raise ConfigError(f"node {node_name}: the weight {name} is not a constant")
+    if const.values.ndim != 2:
+        raise ConfigError(f"node {node_name}: weight {name} must be 2-D, got {const.values.shape}")
+    if const.ints is not None:
+        w, dtype = const.ints, const.dtype
+    else:
+        w, dtype = const.values.astype(np.float32), DataType.float32()
+    return (w if transposed else w.T), dtype
+
+
+def _data_layer(node, node_name: str, constants, layers: list[Layer]) -> Layer | None:
+    op = node.op_type
+    if op == "Quant":
+        zeropt = _scalar(constants, node.input[2], node_name, "zero point")
+        if zeropt != 0:
+            raise ConfigError(f"node {node_name}: nonzero zero points are not supported")
+        bits = int(_scalar(constants, node.input[3], node_name, "bit width"))
+        scale = _scalar(constants, node.input[1], node_name, "scale")
+        signed = bool(_attr(node, "signed", 1))
+        if bits == 1 and signed:
+            return BipolarQuant(node_name, scale=scale)
+        return Quant(node_name, bits=bits, signed=signed, narrow=bool(_attr(node, "narrow", 0)),
+                     scale=scale, rounding=_attr(node, "rounding_mode", "ROUND"))
+    if op == "BipolarQuant":
+        return BipolarQuant(node_name, scale=_scalar(constants, node.input[1], node_name, "scale"))
+    if op in ("MatMul", "Gemm"):
+        if op == "Gemm" and (_attr(node, "alpha", 1.0) != 1.0 or _attr(node, "beta", 1.0) != 1.0
+                             or _attr(node, "transA", 0)):
+            raise ConfigError(f"node {node_name}: Gemm with alpha, beta or transA is not supported")
+        weights, wtype = _weights(constants, node.input[1], node_name,
+                                  transposed=op == "Gemm" and bool(_attr(node, "transB", 0)))
+        layer = Dense(node_name, weights=weights, weight_type=wtype)
+        if op == "Gemm" and len(node.input) > 2 and node.input[2]:
+            _attach_bias(layer, constants[node.input[2]].values, node_name, layers)
+        return layer
+    if op == "Add":
+        if not layers or not isinstance(layers[-1], Dense) or layers[-1].bias is not None:
+            raise ConfigError(f"node {node_name}: Add is supported only as the bias of a MatMul")
+        other = node.input[1]
+        if other not in constants:
+            raise ConfigError(f"node {node_name}: Add of two data tensors is not supported")
+        _attach_bias(layers[-1], constants[other].values, node_name, layers)
+        return None
+    if op == "MultiThreshold":
+        thresholds = constants[node.input[1]].values.astype(np.float64)
+        if thresholds.ndim != 2 or not np.all(np.isfinite(thresholds)):
+            raise ConfigError(f"node {node_name}: thresholds must be finite and 2-D")
+        layout = _attr(node, "data_layout", "NC") or "NC"
+        if layout not in ("NC", "NCHW"):
+            raise ConfigError(f"node {node_name}: data layout {layout} is not supported")
+        return _PendingThreshold(node_name, thresholds, float(_attr(node, "out_scale", 1.0)),
+                                 float(_attr(node, "out_bias", 0.0)))
+    if op == "Relu":
+        return Relu(node_name)
+    if op in ("Flatten", "Reshape"):
+        if op == "Flatten" and _attr(node, "axis", 1) != 1:
+            raise ConfigError(f"node {node_name}: only Flatten with axis=1 is supported")
+        if op == "Reshape":
+            shape = constants[node.input[1]].values.astype(np.int64).tolist()
+            if len(shape) != 2 or shape[0] not in (1, -1, 0):
+                raise ConfigError(f"node {node_name}: only a Reshape to (N, -1) is supported, "
+                                  f"got {shape}")
+        return Flatten(node_name)
+    if op == "Transpose":
+        raise ConfigError(f"node {node_name}: a Transpose of the data path is not supported")
+    raise ConfigError(f"node {node_name}: unsupported operation {op}")
+
+
+def _attach_bias(layer: Dense, bias: np.ndarray, node_name: str, layers: list[Layer]) -> None:
+    bias = np.asarray(bias, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(bias)):
+        raise ConfigError(f"node {node_name}: bias contains NaN or infinity")
+    if bias.shape != (layer.outputs,):
+        raise ConfigError(f"node {node_name}: bias of shape {bias.shape} for {layer.outputs} outputs")
+    layer.bias = bias  # real-valued until _resolve_real_units knows the product scale
+
+
+@dataclass
+class _PendingThreshold:
+    """A MultiThreshold whose thresholds are still real numbers: they become integers in units
+    of the input scale once that scale is known (``_resolve_real_units``)."""
+
+    name: str
+    real_thresholds: np.ndarray
+    out_scale: float
+    out_bias: float
+
+
+def _resolve_real_units(layers: list, input_type: DataType) -> list[Layer]:
+    """Turn real-valued thresholds and biases into integers in units of their input's scale."""
+    from accel.nn.golden import output_type
+
+    dtype = input_type
+    resolved = []
+    for layer in layers:
+        if isinstance(layer, _PendingThreshold):
+            if dtype.is_float:
+                raise ConfigError(f"node {layer.name}: thresholds on a float tensor; "
+                                  "quantize it first")
+            layer = MultiThreshold(layer.name, thresholds=_in_units(
+                layer.real_thresholds, dtype.scale, f"node {layer.name}", round_up=True),
+                out_scale=layer.out_scale, out_bias=layer.out_bias)
+        elif isinstance(layer, Dense) and layer.bias is not None and not dtype.is_float:
+            layer.bias = _in_units(layer.bias, dtype.scale * layer.weight_type.scale,
+                                   f"node {layer.name}: bias", round_up=False)
+        resolved.append(layer)
+        dtype = output_type(layer, dtype)
+    return resolved
+
+
+def _in_units(real: np.ndarray, scale: float, what: str, round_up: bool) -> np.ndarray:
+    """Real values as integers in units of ``scale``, exactly: x >= t <=> q >= ceil(t/s)."""
+    ratio = [Fraction(float(v)) / Fraction(scale) for v in real.reshape(-1)]
+    if round_up:
+        ints = [-((-r.numerator) // r.denominator) for r in ratio]
+    else:
+        if any(r.denominator != 1 for r in ratio):
+            raise ConfigError(f"{what} is not a whole multiple of the product scale {scale:g}")
+        ints = [r.numerator for r in ratio]
+    return np.array(ints, dtype=np.int64).reshape(real.shape)
