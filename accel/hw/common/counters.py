@@ -38,6 +38,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.errors import ConfigError
+from accel.hw.common import validating
 
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 DEFAULT_COUNTER_WIDTH = 48  # 2**48 counts: years of cycles at 64 events per cycle
@@ -56,15 +57,16 @@ class EventCounterBank(wiring.Component):
                  width: int = DEFAULT_COUNTER_WIDTH, enabled: bool = True):
         if not isinstance(events, Mapping):
             events = {name: 1 for name in events}
-        if not events:
-            raise ConfigError("an event counter bank needs at least one event")
-        for name, max_increment in events.items():
-            check_event_name(name)
-            if not isinstance(max_increment, int) or max_increment < 1:
-                raise ConfigError(f"event {name!r}: the largest increment per cycle must be a "
-                                  f"positive integer, got {max_increment!r}")
-        if width < 1:
-            raise ConfigError(f"counter width must be positive, got {width}")
+        with validating(self):
+            if not events:
+                raise ConfigError("an event counter bank needs at least one event")
+            for name, max_increment in events.items():
+                check_event_name(name)
+                if not isinstance(max_increment, int) or max_increment < 1:
+                    raise ConfigError(f"event {name!r}: the largest increment per cycle must be "
+                                      f"a positive integer, got {max_increment!r}")
+            if width < 1:
+                raise ConfigError(f"counter width must be positive, got {width}")
         self.events = dict(events)
         self.names = list(self.events)
         self.width = width

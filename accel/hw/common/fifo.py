@@ -7,6 +7,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.errors import ConfigError
+from accel.hw.common import validating
 
 
 def transfer(port) -> "Value":  # noqa: F821 - amaranth Value
@@ -27,8 +28,9 @@ class StreamFIFO(wiring.Component):
     """
 
     def __init__(self, shape, depth: int):
-        if not isinstance(depth, int) or depth < 1:
-            raise ConfigError(f"FIFO depth must be a positive integer, got {depth!r}")
+        with validating(self):
+            if not isinstance(depth, int) or depth < 1:
+                raise ConfigError(f"FIFO depth must be a positive integer, got {depth!r}")
         self.shape = shape
         self.depth = depth
         super().__init__({
