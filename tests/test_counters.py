@@ -35,6 +35,7 @@ def test_decode_roundtrip():
     packed = 7 | (1023 << 10)
     assert bank.decode(packed) == {"a.read": 7, "b.write": 1023}
     assert decode_counts(bank.manifest(), packed) == bank.decode(packed)
+    to_verilog(bank, "bank")
 
 
 def test_counts_multibit_increments_clear_and_wrap():
