@@ -24,8 +24,8 @@ from fractions import Fraction
 import numpy as np
 
 from accel.errors import ConfigError
-from accel.nn.ir import (BipolarQuant, DataType, Dense, Flatten, Layer, MultiThreshold,
-                         Network, Quant, Relu, int_bits_for_range)
+from accel.nn.ir import (ROUNDING_MODES, BipolarQuant, DataType, Dense, Flatten, Layer,
+                         MultiThreshold, Network, Quant, Relu, int_bits_for_range)
 
 MAX_EXACT_BITS = 62  # int64 headroom for exact accumulation
 
@@ -56,24 +56,40 @@ def round_rational(numerator: np.ndarray, denominator: int, mode: str) -> np.nda
     raise ConfigError(f"unknown rounding mode {mode!r}")
 
 
-def _float_round(values: np.ndarray, mode: str) -> np.ndarray:
-    """QONNX's rounding functions, on floats (for quantizing the float input)."""
-    mode = mode.upper()
-    if mode in ("ROUND", "HALF_EVEN"):
-        return np.round(values)
-    if mode == "CEIL":
-        return np.ceil(values)
-    if mode == "FLOOR":
-        return np.floor(values)
-    if mode == "UP":
-        return np.sign(values) * np.ceil(np.abs(values))
-    if mode == "DOWN":
-        return np.fix(values)
-    if mode == "HALF_UP":
-        return np.sign(values) * np.floor(np.abs(values) + 0.5)
-    if mode == "HALF_DOWN":
-        return np.sign(values) * np.ceil(np.abs(values) - 0.5)
-    raise ConfigError(f"unknown rounding mode {mode!r}")
+def _round_up(x):
+    return np.sign(x) * np.ceil(np.abs(x))
+
+
+def _round_half_up(x):
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def _round_half_down(x):
+    return np.sign(x) * np.ceil(np.abs(x) - 0.5)
+
+
+# QONNX's rounding functions, formula for formula (qonnx 1.0.0 resolve_rounding_mode), so that
+# quantizing a float tensor agrees with qonnx's executor on every value, including the rare
+# ones where its ``|x| + 0.5`` itself rounds (x = 0.49999999999999994 gives 1 under HALF_UP).
+FLOAT_ROUNDING = {
+    "ROUND": np.round,
+    "HALF_EVEN": np.round,
+    "CEIL": np.ceil,
+    "FLOOR": np.floor,
+    "UP": _round_up,
+    "DOWN": np.fix,
+    "HALF_UP": _round_half_up,
+    "HALF_DOWN": _round_half_down,
+}
+assert set(FLOAT_ROUNDING) == set(ROUNDING_MODES)
+
+
+def float_round(values: np.ndarray, mode: str) -> np.ndarray:
+    """Round floats to integral floats by a QONNX rounding mode (case-insensitive)."""
+    if not isinstance(mode, str) or mode.upper() not in FLOAT_ROUNDING:
+        raise ConfigError(f"unknown rounding mode {mode!r}; choose one of "
+                          f"{', '.join(ROUNDING_MODES)}")
+    return FLOAT_ROUNDING[mode.upper()](values)
 
 
 def dense_accumulator_type(layer: Dense, in_type: DataType) -> DataType:
@@ -119,7 +135,7 @@ def apply_layer(layer: Layer, values: np.ndarray, in_type: DataType) -> np.ndarr
         if in_type.is_float:
             scaled = values.astype(np.float32) / np.float32(layer.scale)
             clamped = np.clip(scaled, np.float32(lo), np.float32(hi))
-            return _float_round(clamped, layer.rounding).astype(np.int64)
+            return float_round(clamped, layer.rounding).astype(np.int64)
         ratio = Fraction(in_type.scale) / Fraction(layer.scale)
         numerator = values.astype(object) * ratio.numerator if ratio.numerator > 2**20 \
             else values * ratio.numerator
