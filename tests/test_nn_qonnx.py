@@ -10,8 +10,8 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 
 from accel.errors import ConfigError
-from accel.nn import (BipolarQuant, DataType, Dense, Flatten, MultiThreshold, Network, Quant,
-                      Relu, load, save)
+from accel.nn import (BipolarQuant, Conv2d, DataType, Dense, Flatten, MaxPool2d, MultiThreshold,
+                      Network, Quant, Relu, load, save)
 from accel.nn import golden
 from accel.nn.qonnx_io import to_onnx
 
@@ -69,6 +69,65 @@ def random_networks(draw):
     return net, inputs
 
 
+def _random_activation(draw, rng, name, channels, acc_hint):
+    act = draw(st.sampled_from(["threshold", "bipolar", "requant", "relu_requant"]))
+    if act == "threshold":
+        steps = draw(st.integers(1, 7))
+        t = np.sort(rng.integers(-acc_hint, acc_hint + 1, (channels, steps)), axis=1)
+        return [MultiThreshold(name, thresholds=t, out_scale=1.0,
+                               out_bias=float(draw(st.integers(-3, 0))))]
+    if act == "bipolar":
+        t = rng.integers(-acc_hint, acc_hint + 1, (channels, 1))
+        return [MultiThreshold(name, thresholds=t, out_scale=2.0, out_bias=-1.0)]
+    layers = [Relu(f"{name}_relu")] if act == "relu_requant" else []
+    return layers + [Quant(name, bits=draw(st.integers(2, 8)), signed=act == "requant",
+                           scale=2.0 ** draw(st.integers(-4, 3)),
+                           rounding=draw(st.sampled_from(ROUNDINGS)))]
+
+
+def _random_weights(draw, rng, shape):
+    if draw(st.booleans()):
+        return np.where(rng.random(shape) < 0.5, -1, 1), DataType.bipolar_type()
+    wtype = DataType(draw(st.integers(2, 4)), True, 2.0 ** draw(st.integers(-3, 1)))
+    return rng.integers(wtype.min_int, wtype.max_int + 1, shape), wtype
+
+
+@st.composite
+def random_cnns(draw):
+    """Quantizer -> (conv -> activation [-> max-pool])+ -> flatten -> dense, NCHW."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    channels, height, width = draw(st.integers(1, 3)), draw(st.integers(3, 8)), draw(st.integers(3, 8))
+    shape = (1, channels, height, width)
+    layers = [Quant("quant_in", bits=draw(st.integers(2, 8)), signed=draw(st.booleans()),
+                    scale=2.0 ** draw(st.integers(-6, 0)))]
+    for k in range(draw(st.integers(1, 2))):
+        kernel = draw(st.integers(1, 3))
+        padding = draw(st.integers(0, 1))
+        if min(shape[2:]) + 2 * padding < kernel:
+            break
+        out_channels = draw(st.integers(1, 4))
+        w, wtype = _random_weights(draw, rng, (out_channels, shape[1], kernel, kernel))
+        bias = rng.integers(-4, 5, out_channels) if draw(st.booleans()) else None
+        conv = Conv2d(f"conv{k}", weights=w, weight_type=wtype, bias=bias, padding=padding,
+                      stride=draw(st.integers(1, 2)))
+        layers.append(conv)
+        shape = conv.out_shape(shape)
+        acc_hint = int(np.abs(w).sum() // max(out_channels, 1)) * 256 + 8
+        layers += _random_activation(draw, rng, f"act{k}", out_channels, acc_hint)
+        if min(shape[2:]) >= 2 and draw(st.booleans()):
+            pool = MaxPool2d(f"pool{k}", kernel=2, stride=draw(st.integers(1, 2)))
+            layers.append(pool)
+            shape = pool.out_shape(shape)
+    layers.append(Flatten("flatten"))
+    features = int(np.prod(shape[1:]))
+    w, wtype = _random_weights(draw, rng, (draw(st.integers(1, 6)), features))
+    layers.append(Dense("dense_out", weights=w, weight_type=wtype))
+    net = Network(f"cnn{seed}", (1, channels, height, width), layers)
+    inputs = (rng.random((3, channels, height, width)) * 4 - 2).astype(np.float32)
+    return net, inputs
+
+
 def _input_width(layers):
     first_dense = next(layer for layer in layers if isinstance(layer, Dense))
     return first_dense.inputs
@@ -89,8 +148,16 @@ def test_golden_equals_qonnx_executor_on_random_graphs(case):
     np.testing.assert_array_equal(ours, reference)
 
 
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_cnns())
+def test_golden_equals_qonnx_executor_on_random_cnns(case):
+    net, inputs = case
+    ours = golden.real_values(golden.run(net, inputs), net.output_type)
+    np.testing.assert_array_equal(ours, qonnx_outputs(net, inputs))
+
+
 @settings(max_examples=40, deadline=None)
-@given(random_networks())
+@given(random_networks() | random_cnns())
 def test_export_import_round_trip(tmp_path_factory, case):
     net, inputs = case
     path = tmp_path_factory.mktemp("rt") / "net.onnx"

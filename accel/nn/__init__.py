@@ -3,9 +3,9 @@
 ``load`` and ``save`` are the entry points for files; ``golden.run`` is the one arithmetic.
 """
 
-from accel.nn.ir import (BipolarQuant, DataType, Dense, Flatten, Layer, MultiThreshold,
-                         Network, Quant, Relu)
+from accel.nn.ir import (BipolarQuant, Conv2d, DataType, Dense, Flatten, Layer, MaxPool2d,
+                         MultiThreshold, Network, Quant, Relu)
 from accel.nn.qonnx_io import load, save
 
-__all__ = ["BipolarQuant", "DataType", "Dense", "Flatten", "Layer", "MultiThreshold", "Network",
+__all__ = ["BipolarQuant", "Conv2d", "DataType", "Dense", "MaxPool2d", "Flatten", "Layer", "MultiThreshold", "Network",
            "Quant", "Relu", "load", "save"]

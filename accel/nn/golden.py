@@ -8,8 +8,10 @@ Integers throughout: a quantized tensor is an int64 array ``q`` whose real value
 - **Quant of an integer tensor** (requantization): the real value ``q * s_in / s_out`` is an
   exact rational; it is clamped and rounded exactly (``round_rational``). With power-of-two
   scales this is a shift with rounding, which is what hardware implements.
-- **Dense**: ``acc = q @ W.T + bias`` in exact integers; the accumulator's datatype is the
-  narrowest that holds the worst case over the actual weights (``dense_accumulator_type``).
+- **Dense** and **Conv2d**: ``acc = q @ W.T + bias`` (convolution: over zero-padded windows) in
+  exact integers; the accumulator's datatype is the narrowest that holds the worst case over the
+  actual weights (``dense_accumulator_type``).
+- **MaxPool2d**: the maximum of each window (for bipolar values, a boolean OR of "is +1").
 - **MultiThreshold**: ``count(q >= T)`` per channel with integer thresholds (in units of the
   input scale), then ``count + offset`` (bipolar: ``2 * count - 1``).
 - **BipolarQuant**: ``+1`` where the value is >= 0, else ``-1`` (zero maps to +1).
@@ -24,8 +26,8 @@ from fractions import Fraction
 import numpy as np
 
 from accel.errors import ConfigError
-from accel.nn.ir import (ROUNDING_MODES, BipolarQuant, DataType, Dense, Flatten, Layer,
-                         MultiThreshold, Network, Quant, Relu, int_bits_for_range)
+from accel.nn.ir import (ROUNDING_MODES, BipolarQuant, Conv2d, DataType, Dense, Flatten, Layer,
+                         MaxPool2d, MultiThreshold, Network, Quant, Relu, int_bits_for_range)
 
 MAX_EXACT_BITS = 62  # int64 headroom for exact accumulation
 
@@ -92,14 +94,22 @@ def float_round(values: np.ndarray, mode: str) -> np.ndarray:
     return FLOAT_ROUNDING[mode.upper()](values)
 
 
-def dense_accumulator_type(layer: Dense, in_type: DataType) -> DataType:
-    """Narrowest integer type holding ``x @ W.T + b`` for every input in range."""
-    w = layer.weights
-    lo_in, hi_in = in_type.min_int, in_type.max_int
+def accumulator_range(layer: Dense | Conv2d, in_type: DataType) -> tuple[np.ndarray, np.ndarray]:
+    """Per output channel, the lowest and highest value ``x @ W.T + b`` (or the convolution)
+    can take for inputs in range (zero padding lies inside every input range we accept)."""
+    w = layer.weights.reshape(layer.weights.shape[0], -1)
+    lo_in, hi_in = min(in_type.min_int, 0), max(in_type.max_int, 0)
     hi = np.maximum(w * lo_in, w * hi_in).sum(axis=1)
     lo = np.minimum(w * lo_in, w * hi_in).sum(axis=1)
     if layer.bias is not None:
-        hi, lo = hi + layer.bias, lo + layer.bias
+        hi, lo = hi + layer.bias.astype(np.int64), lo + layer.bias.astype(np.int64)
+    return lo, hi
+
+
+def dense_accumulator_type(layer: Dense | Conv2d, in_type: DataType) -> DataType:
+    """Narrowest integer type holding ``x @ W.T + b`` (or the convolution) for every input in
+    range."""
+    lo, hi = accumulator_range(layer, in_type)
     acc = int_bits_for_range(int(lo.min()), int(hi.max()))
     if acc.bits > MAX_EXACT_BITS:
         raise ConfigError(f"layer {layer.name}: a {acc.bits}-bit accumulator exceeds int64")
@@ -112,7 +122,7 @@ def output_type(layer: Layer, in_type: DataType) -> DataType:
         return layer.out_type
     if isinstance(layer, BipolarQuant):
         return DataType.bipolar_type(layer.scale)
-    if isinstance(layer, Dense):
+    if isinstance(layer, (Dense, Conv2d)):
         if in_type.is_float:
             return DataType.float32()
         return dense_accumulator_type(layer, in_type)
@@ -123,7 +133,7 @@ def output_type(layer: Layer, in_type: DataType) -> DataType:
             return in_type
         t = int_bits_for_range(0, in_type.max_int)
         return DataType(t.bits, False, in_type.scale)
-    if isinstance(layer, Flatten):
+    if isinstance(layer, (Flatten, MaxPool2d)):
         return in_type
     raise ConfigError(f"layer {layer.name}: the golden model has no rule for {layer.op}")
 
@@ -149,6 +159,11 @@ def apply_layer(layer: Layer, values: np.ndarray, in_type: DataType) -> np.ndarr
             return out + layer.bias.astype(np.float32) if layer.bias is not None else out
         acc = values.astype(np.int64) @ layer.weights.T
         return acc + layer.bias.astype(np.int64) if layer.bias is not None else acc
+    if isinstance(layer, Conv2d):
+        return _conv2d(layer, values, in_type)
+    if isinstance(layer, MaxPool2d):
+        windows = _windows(values, layer.kernel, layer.stride)
+        return windows.max(axis=(-2, -1))
     if isinstance(layer, MultiThreshold):
         counts = (values[..., None] >= _broadcast_thresholds(layer, values)).sum(axis=-1)
         if layer.is_bipolar:
@@ -159,6 +174,23 @@ def apply_layer(layer: Layer, values: np.ndarray, in_type: DataType) -> np.ndarr
     if isinstance(layer, Flatten):
         return values.reshape(values.shape[0], -1)
     raise ConfigError(f"layer {layer.name}: the golden model has no rule for {layer.op}")
+
+
+def _windows(values: np.ndarray, kernel: int, stride: int) -> np.ndarray:
+    """(N, C, H', W', k, k) views of the k x k windows at the given stride."""
+    view = np.lib.stride_tricks.sliding_window_view(values, (kernel, kernel), axis=(2, 3))
+    return view[:, :, ::stride, ::stride]
+
+
+def _conv2d(layer: Conv2d, values: np.ndarray, in_type: DataType) -> np.ndarray:
+    dtype = np.float32 if in_type.is_float else np.int64
+    p = layer.padding
+    padded = np.pad(values.astype(dtype), ((0, 0), (0, 0), (p, p), (p, p)))
+    windows = _windows(padded, layer.kernel, layer.stride)  # N, Cin, H', W', k, k
+    out = np.einsum("nchwij,ocij->nohw", windows, layer.weights.astype(dtype))
+    if layer.bias is not None:
+        out = out + layer.bias.astype(dtype)[None, :, None, None]
+    return out
 
 
 def _broadcast_thresholds(layer: MultiThreshold, values: np.ndarray) -> np.ndarray:

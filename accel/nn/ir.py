@@ -144,22 +144,10 @@ class Dense(Layer):
     op = "dense"
 
     def __post_init__(self):
-        self.weights = np.asarray(self.weights)
-        if self.weights.ndim != 2:
-            self._fail(f"weights must be 2-D (outputs, inputs), got shape {self.weights.shape}")
-        if self.weight_type.is_float:
-            if not np.all(np.isfinite(self.weights)):
-                self._fail("weights contain NaN or infinity")
-            self.weights = self.weights.astype(np.float32)
-        else:
-            if not np.all(np.isfinite(self.weights)) or np.any(self.weights != np.round(self.weights)):
-                self._fail("integer weights contain non-integers, NaN or infinity")
-            self.weights = self.weights.astype(np.int64)
-            lo, hi = self.weight_type.min_int, self.weight_type.max_int
-            if self.weights.size and (self.weights.min() < lo or self.weights.max() > hi):
-                self._fail(f"weights outside the {self.weight_type.describe()} range")
-            if self.weight_type.bipolar and np.any(self.weights == 0):
-                self._fail("bipolar weights must be -1 or +1")
+        w = np.asarray(self.weights)
+        if w.ndim != 2:
+            self._fail(f"weights must be 2-D (outputs, inputs), got shape {w.shape}")
+        self.weights = _check_weight_values(self, w, self.weight_type)
         if self.bias is not None:
             self.bias = np.asarray(self.bias)
             if self.bias.shape != (self.outputs,):
@@ -184,6 +172,99 @@ class Dense(Layer):
 
     def out_shape(self, in_shape):
         return (in_shape[0], self.outputs)
+
+
+def _check_weight_values(layer: Layer, weights: np.ndarray, weight_type: DataType) -> np.ndarray:
+    """Validated weights: float32 for a float type, else int64 inside the type's range."""
+    if not np.all(np.isfinite(weights)):
+        layer._fail("weights contain NaN or infinity")
+    if weight_type.is_float:
+        return weights.astype(np.float32)
+    if np.any(weights != np.round(weights)):
+        layer._fail("integer weights contain non-integers")
+    weights = weights.astype(np.int64)
+    if weights.size and (weights.min() < weight_type.min_int or weights.max() > weight_type.max_int):
+        layer._fail(f"weights outside the {weight_type.describe()} range")
+    if weight_type.bipolar and np.any(weights == 0):
+        layer._fail("bipolar weights must be -1 or +1")
+    return weights
+
+
+@dataclass
+class Conv2d(Layer):
+    """2-D convolution on NCHW tensors: ``weights`` (out_channels, in_channels, k, k) integers
+    of ``weight_type`` (or float32), symmetric zero ``padding``, ``stride``; ``bias`` in units of
+    the product scale."""
+
+    weights: np.ndarray = field(default_factory=lambda: np.zeros((1, 1, 1, 1), np.int64))
+    weight_type: DataType = field(default_factory=lambda: DataType(8, True))
+    bias: np.ndarray | None = None
+    padding: int = 0
+    stride: int = 1
+
+    op = "conv2d"
+
+    def __post_init__(self):
+        w = np.asarray(self.weights)
+        if w.ndim != 4 or w.shape[2] != w.shape[3]:
+            self._fail(f"weights must be (out, in, k, k), got shape {w.shape}")
+        if self.padding < 0 or self.stride < 1:
+            self._fail(f"needs padding >= 0 and stride >= 1, got {self.padding}, {self.stride}")
+        self.weights = _check_weight_values(self, w, self.weight_type)
+        if self.bias is not None:
+            self.bias = np.asarray(self.bias)
+            if self.bias.shape != (self.out_channels,):
+                self._fail(f"bias shape {self.bias.shape} != ({self.out_channels},)")
+
+    @property
+    def out_channels(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def in_channels(self) -> int:
+        return self.weights.shape[1]
+
+    @property
+    def kernel(self) -> int:
+        return self.weights.shape[2]
+
+    def check(self, in_type, in_shape):
+        if len(in_shape) != 4 or in_shape[1] != self.in_channels:
+            self._fail(f"expects input (N, {self.in_channels}, H, W), got {in_shape}")
+        if min(in_shape[2:]) + 2 * self.padding < self.kernel:
+            self._fail(f"a {self.kernel}x{self.kernel} kernel does not fit input {in_shape}")
+        if in_type.is_float != self.weight_type.is_float:
+            self._fail("mixes float and quantized operands "
+                       f"({in_type.describe()} x {self.weight_type.describe()})")
+
+    def out_shape(self, in_shape):
+        size = [(d + 2 * self.padding - self.kernel) // self.stride + 1 for d in in_shape[2:]]
+        return (in_shape[0], self.out_channels, *size)
+
+
+@dataclass
+class MaxPool2d(Layer):
+    """Max over ``kernel`` x ``kernel`` windows of NCHW tensors, no padding."""
+
+    kernel: int = 2
+    stride: int | None = None
+
+    op = "maxpool2d"
+
+    def __post_init__(self):
+        if self.stride is None:
+            self.stride = self.kernel
+        if self.kernel < 1 or self.stride < 1:
+            self._fail(f"needs kernel and stride >= 1, got {self.kernel}, {self.stride}")
+
+    def check(self, in_type, in_shape):
+        if len(in_shape) != 4 or min(in_shape[2:]) < self.kernel:
+            self._fail(f"expects input (N, C, H, W) of at least {self.kernel}x{self.kernel}, "
+                       f"got {in_shape}")
+
+    def out_shape(self, in_shape):
+        size = [(d - self.kernel) // self.stride + 1 for d in in_shape[2:]]
+        return (*in_shape[:2], *size)
 
 
 @dataclass
@@ -235,6 +316,8 @@ class MultiThreshold(Layer):
         return DataType(t.bits, t.signed, self.out_scale)
 
     def check(self, in_type, in_shape):
+        if len(in_shape) < 2:
+            self._fail(f"expects a channel axis (N, C, ...), got {in_shape}")
         channels = in_shape[1]
         if self.thresholds.shape[0] not in (1, channels):
             self._fail(f"{self.thresholds.shape[0]} threshold rows for {channels} channels")

@@ -23,14 +23,14 @@ import numpy as np
 
 from accel.errors import ConfigError
 from accel.nn.golden import apply_layer
-from accel.nn.ir import (BipolarQuant, DataType, Dense, Flatten, Layer, MultiThreshold,
-                         Network, Quant, Relu)
+from accel.nn.ir import (BipolarQuant, Conv2d, DataType, Dense, Flatten, Layer, MaxPool2d,
+                         MultiThreshold, Network, Quant, Relu)
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 INPUT_NAME = "global_in"
 OUTPUT_NAME = "global_out"
-SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Add", "Relu",
-                 "Flatten", "Reshape", "Transpose")
+SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Conv", "MaxPool",
+                 "Add", "Relu", "Flatten", "Reshape", "Transpose")
 
 
 def _qonnx_type_name(dtype: DataType) -> str:
@@ -80,13 +80,27 @@ def to_onnx(network: Network):
                 bias = constant(f"{prefix}_bias", layer.bias.astype(np.float64) * bias_scale)
                 nodes.append(helper.make_node("Add", [product, bias], [out],
                                               name=f"{prefix}_bias"))
+        elif isinstance(layer, Conv2d):
+            weight = _export_weight(layer, nodes, constant)
+            inputs = [current, weight]
+            if layer.bias is not None:
+                bias_scale = 1.0 if in_type.is_float else in_type.scale * layer.weight_type.scale
+                inputs.append(constant(f"{prefix}_bias", layer.bias.astype(np.float64) * bias_scale))
+            p, k = layer.padding, layer.kernel
+            nodes.append(helper.make_node("Conv", inputs, [out], name=prefix, kernel_shape=[k, k],
+                                          pads=[p, p, p, p], strides=[layer.stride] * 2))
+        elif isinstance(layer, MaxPool2d):
+            nodes.append(helper.make_node("MaxPool", [current], [out], name=prefix,
+                                          kernel_shape=[layer.kernel] * 2,
+                                          strides=[layer.stride] * 2))
         elif isinstance(layer, MultiThreshold):
             thresholds = layer.thresholds.astype(np.float64) * in_type.scale
+            rank = len(types[index][0])
             nodes.append(helper.make_node(
                 "MultiThreshold", [current, constant(f"{prefix}_thresholds", thresholds)], [out],
                 name=prefix, domain=QONNX_DOMAIN, out_dtype=_qonnx_type_name(layer.out_type),
                 out_scale=float(layer.out_scale), out_bias=float(layer.out_bias),
-                data_layout="NC"))
+                data_layout="NCHW" if rank == 4 else "NC"))
         elif isinstance(layer, Relu):
             nodes.append(helper.make_node("Relu", [current], [out], name=prefix))
         elif isinstance(layer, Flatten):
@@ -108,6 +122,8 @@ def to_onnx(network: Network):
         if isinstance(layer, Dense):
             shapes[f"{layer.name}_weight"] = [layer.inputs, layer.outputs]
             shapes[f"{layer.name}_matmul_out"] = list(shape)
+        if isinstance(layer, Conv2d):
+            shapes[f"{layer.name}_weight"] = list(layer.weights.shape)
     produced = {out for node in nodes for out in node.output} - {OUTPUT_NAME}
     value_info = [helper.make_tensor_value_info(name, TensorProto.FLOAT, shapes[name])
                   for name in sorted(produced)]
@@ -130,14 +146,16 @@ def to_onnx(network: Network):
     return model
 
 
-def _export_weight(layer: Dense, nodes: list, constant) -> str:
+def _export_weight(layer: Dense | Conv2d, nodes: list, constant) -> str:
+    """The weight tensor in ONNX's layout (MatMul: inputs x outputs; Conv: as stored)."""
     from onnx import helper
 
     name = f"{layer.name}_weight"
     wt = layer.weight_type
+    weights = layer.weights.T if isinstance(layer, Dense) else layer.weights
     if wt.is_float:
-        return constant(name, layer.weights.T)
-    real = constant(f"{name}_float", layer.weights.T.astype(np.float64) * wt.scale)
+        return constant(name, weights)
+    real = constant(f"{name}_float", weights.astype(np.float64) * wt.scale)
     if wt.bipolar:
         nodes.append(helper.make_node("BipolarQuant", [real, constant(f"{name}_scale", wt.scale)],
                                       [name], name=f"{name}_quant", domain=QONNX_DOMAIN))
@@ -339,15 +357,26 @@ def _data_layer(node, node_name: str, constants, layers: list[Layer]) -> Layer |
                                   transposed=op == "Gemm" and bool(_attr(node, "transB", 0)))
         layer = Dense(node_name, weights=weights, weight_type=wtype)
         if op == "Gemm" and len(node.input) > 2 and node.input[2]:
-            _attach_bias(layer, constants[node.input[2]].values, node_name, layers)
+            _attach_bias(layer, constants[node.input[2]].values, node_name)
         return layer
+    if op == "Conv":
+        return _conv_layer(node, node_name, constants)
+    if op == "MaxPool":
+        kernel = list(_attr(node, "kernel_shape", []))
+        strides = list(_attr(node, "strides", kernel))
+        if len(kernel) != 2 or kernel[0] != kernel[1] or len(set(strides)) != 1 \
+                or any(_attr(node, "pads", [0, 0, 0, 0])) or _attr(node, "ceil_mode", 0):
+            raise ConfigError(f"node {node_name}: only square MaxPool without padding or "
+                              "ceil_mode is supported")
+        return MaxPool2d(node_name, kernel=kernel[0], stride=strides[0])
     if op == "Add":
-        if not layers or not isinstance(layers[-1], Dense) or layers[-1].bias is not None:
-            raise ConfigError(f"node {node_name}: Add is supported only as the bias of a MatMul")
+        if not layers or not isinstance(layers[-1], (Dense, Conv2d)) or layers[-1].bias is not None:
+            raise ConfigError(f"node {node_name}: Add is supported only as the bias of a "
+                              "MatMul, Gemm or Conv")
         other = node.input[1]
         if other not in constants:
             raise ConfigError(f"node {node_name}: Add of two data tensors is not supported")
-        _attach_bias(layers[-1], constants[other].values, node_name, layers)
+        _attach_bias(layers[-1], constants[other].values, node_name)
         return None
     if op == "MultiThreshold":
         thresholds = constants[node.input[1]].values.astype(np.float64)
@@ -374,12 +403,35 @@ def _data_layer(node, node_name: str, constants, layers: list[Layer]) -> Layer |
     raise ConfigError(f"node {node_name}: unsupported operation {op}")
 
 
-def _attach_bias(layer: Dense, bias: np.ndarray, node_name: str, layers: list[Layer]) -> None:
+def _conv_layer(node, node_name: str, constants) -> Conv2d:
+    const = constants.get(node.input[1])
+    if const is None or const.values.ndim != 4:
+        raise ConfigError(f"node {node_name}: Conv needs a constant 4-D weight")
+    pads = list(_attr(node, "pads", [0, 0, 0, 0]))
+    strides = list(_attr(node, "strides", [1, 1]))
+    if _attr(node, "group", 1) != 1 or any(d != 1 for d in _attr(node, "dilations", [1, 1])) \
+            or len(set(pads)) != 1 or len(set(strides)) != 1 \
+            or _attr(node, "auto_pad", "NOTSET") not in ("NOTSET", ""):
+        raise ConfigError(f"node {node_name}: only ungrouped, undilated Conv with equal pads and "
+                          "strides is supported")
+    if const.ints is not None:
+        weights, wtype = const.ints, const.dtype
+    else:
+        weights, wtype = const.values.astype(np.float32), DataType.float32()
+    layer = Conv2d(node_name, weights=weights, weight_type=wtype, padding=pads[0],
+                   stride=strides[0])
+    if len(node.input) > 2 and node.input[2]:
+        _attach_bias(layer, constants[node.input[2]].values, node_name)
+    return layer
+
+
+def _attach_bias(layer: Dense | Conv2d, bias: np.ndarray, node_name: str) -> None:
     bias = np.asarray(bias, dtype=np.float64).reshape(-1)
+    channels = layer.weights.shape[0]
     if not np.all(np.isfinite(bias)):
         raise ConfigError(f"node {node_name}: bias contains NaN or infinity")
-    if bias.shape != (layer.outputs,):
-        raise ConfigError(f"node {node_name}: bias of shape {bias.shape} for {layer.outputs} outputs")
+    if bias.shape != (channels,):
+        raise ConfigError(f"node {node_name}: bias of shape {bias.shape} for {channels} outputs")
     layer.bias = bias  # real-valued until _resolve_real_units knows the product scale
 
 
@@ -408,7 +460,7 @@ def _resolve_real_units(layers: list, input_type: DataType) -> list[Layer]:
             layer = MultiThreshold(layer.name, thresholds=_in_units(
                 layer.real_thresholds, dtype.scale, f"node {layer.name}", round_up=True),
                 out_scale=layer.out_scale, out_bias=layer.out_bias)
-        elif isinstance(layer, Dense) and layer.bias is not None and not dtype.is_float:
+        elif isinstance(layer, (Dense, Conv2d)) and layer.bias is not None and not dtype.is_float:
             layer.bias = _in_units(layer.bias, dtype.scale * layer.weight_type.scale,
                                    f"node {layer.name}: bias", round_up=False)
         resolved.append(layer)
