@@ -291,12 +291,12 @@ class MultiThreshold(Layer):
         offset = self.out_bias / self.out_scale if self.out_scale else math.nan
         if not self.is_bipolar and (self.out_scale <= 0 or offset != round(offset)):
             self._fail("out_bias must be an integer multiple of a positive out_scale "
-                       "(or out_scale 2, out_bias -1 with one threshold: bipolar)")
+                       "(or, with one threshold, -out_scale/2: bipolar)")
 
     @property
     def is_bipolar(self) -> bool:
-        """One threshold mapped to {-1, +1} (out_scale 2, out_bias -1), as FINN's sign."""
-        return self.steps == 1 and self.out_scale == 2.0 and self.out_bias == -1.0
+        """One threshold mapped to {-s, +s} (out_scale 2s, out_bias -s), as FINN's sign."""
+        return self.steps == 1 and self.out_scale > 0 and self.out_bias == -self.out_scale / 2
 
     @property
     def offset(self) -> int:
@@ -310,7 +310,7 @@ class MultiThreshold(Layer):
     @property
     def out_type(self) -> DataType:
         if self.is_bipolar:
-            return DataType.bipolar_type()
+            return DataType.bipolar_type(self.out_scale / 2)
         offset = self.offset
         t = int_bits_for_range(offset, offset + self.steps)
         return DataType(t.bits, t.signed, self.out_scale)

@@ -30,7 +30,9 @@ QONNX_DOMAIN = "qonnx.custom_op.general"
 INPUT_NAME = "global_in"
 OUTPUT_NAME = "global_out"
 SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Conv", "MaxPool",
-                 "Add", "Relu", "Flatten", "Reshape", "Transpose")
+                 "BatchNormalization", "Add", "Relu", "Flatten", "Reshape", "Transpose")
+# Folding batch-norm into thresholds evaluates it on every reachable accumulator value.
+MAX_FOLD_VALUES = 1 << 22
 
 
 def _qonnx_type_name(dtype: DataType) -> str:
@@ -246,6 +248,7 @@ def from_onnx(model, name: str = "network") -> Network:
                     input_type = _parse_type_name(entry.value, inputs[0].name)
 
     layers: list[Layer] = []
+    sources: dict = {}
     current = inputs[0].name
     pending = list(graph.node)
     while pending:
@@ -263,11 +266,13 @@ def from_onnx(model, name: str = "network") -> Network:
         layer = _data_layer(node, node_name, constants, layers)
         if layer is not None:
             layers.append(layer)
+            sources[node_name] = node
         current = node.output[0]
     if current != graph.output[0].name:
         raise ConfigError(f"{name}: the chain ends at {current}, not at the graph output "
                           f"{graph.output[0].name}")
-    network = Network(name, tuple(dims), _resolve_real_units(layers, input_type), input_type)
+    network = Network(name, tuple(dims), _resolve_real_units(layers, input_type, sources),
+                      input_type)
     network.metadata = {p.key: p.value for p in model.metadata_props}
     return network
 
@@ -387,6 +392,11 @@ def _data_layer(node, node_name: str, constants, layers: list[Layer]) -> Layer |
             raise ConfigError(f"node {node_name}: data layout {layout} is not supported")
         return _PendingThreshold(node_name, thresholds, float(_attr(node, "out_scale", 1.0)),
                                  float(_attr(node, "out_bias", 0.0)))
+    if op == "BatchNormalization":
+        for name in node.input[1:5]:
+            if name not in constants:
+                raise ConfigError(f"node {node_name}: batch-norm parameter {name} is not constant")
+        return _PendingBatchNorm(node_name, node, constants)
     if op == "Relu":
         return Relu(node_name)
     if op in ("Flatten", "Reshape"):
@@ -446,13 +456,38 @@ class _PendingThreshold:
     out_bias: float
 
 
-def _resolve_real_units(layers: list, input_type: DataType) -> list[Layer]:
-    """Turn real-valued thresholds and biases into integers in units of their input's scale."""
+@dataclass
+class _PendingBatchNorm:
+    """A BatchNormalization node, to be folded with the quantizer after it into thresholds."""
+
+    name: str
+    node: object
+    constants: dict
+
+
+def _resolve_real_units(layers: list, input_type: DataType, sources: dict) -> list[Layer]:
+    """Turn real-valued thresholds and biases into integers in units of their input's scale,
+    and fold each batch-norm (with an optional Relu) and the quantizer after it into a
+    MultiThreshold. ``sources`` maps layer names to the ONNX nodes they came from."""
     from accel.nn.golden import output_type
 
     dtype = input_type
     resolved = []
-    for layer in layers:
+    input_types = []
+    layers = list(layers)
+    while layers:
+        layer = layers.pop(0)
+        if isinstance(layer, _PendingBatchNorm):
+            relu = layers.pop(0) if layers and isinstance(layers[0], Relu) else None
+            quantizer = layers.pop(0) if layers else None
+            if not resolved or not isinstance(resolved[-1], (Dense, Conv2d)) or dtype.is_float:
+                raise ConfigError(f"node {layer.name}: batch-norm is supported only between a "
+                                  "quantized MatMul/Gemm/Conv and a quantizer")
+            if not isinstance(quantizer, (Quant, BipolarQuant)):
+                raise ConfigError(f"node {layer.name}: batch-norm must be followed by a quantizer "
+                                  "(optionally after a Relu) to be folded into thresholds")
+            nodes = [layer.node] + [sources[x.name] for x in (relu, quantizer) if x is not None]
+            layer = _fold_batchnorm(layer, nodes, quantizer, resolved[-1], input_types[-1], dtype)
         if isinstance(layer, _PendingThreshold):
             if dtype.is_float:
                 raise ConfigError(f"node {layer.name}: thresholds on a float tensor; "
@@ -464,8 +499,94 @@ def _resolve_real_units(layers: list, input_type: DataType) -> list[Layer]:
             layer.bias = _in_units(layer.bias, dtype.scale * layer.weight_type.scale,
                                    f"node {layer.name}: bias", round_up=False)
         resolved.append(layer)
+        input_types.append(dtype)
         dtype = output_type(layer, dtype)
     return resolved
+
+
+def _fold_batchnorm(bn: _PendingBatchNorm, nodes: list, quantizer: Quant | BipolarQuant,
+                    producer: Dense | Conv2d, producer_input: DataType,
+                    acc_type: DataType) -> MultiThreshold:
+    """Batch-norm [+ Relu] + quantizer as integer thresholds on the accumulator.
+
+    Exact by construction: the reference graph's own nodes are evaluated by qonnx's executor, in
+    float32, on every accumulator value the producer can reach, and each threshold is the
+    smallest accumulator that reaches the next output level. A channel whose batch-norm scale is
+    negative is decreasing in the accumulator; as in FINN, the producer's weights (and bias) of
+    that channel are negated so that its thresholds count upward.
+    """
+    from accel.nn.golden import accumulator_range
+
+    lo, hi = accumulator_range(producer, producer_input)
+    reach = int(max(abs(int(lo.min())), abs(int(hi.max()))))
+    if 2 * reach + 1 > MAX_FOLD_VALUES:
+        raise ConfigError(f"node {bn.name}: accumulator range +-{reach} is too wide to fold "
+                          "batch-norm into thresholds exactly")
+    candidates = np.arange(-reach, reach + 1, dtype=np.int64)
+    levels = _evaluate_reference(nodes, bn.constants, candidates, acc_type.scale,
+                                 producer.weights.shape[0])
+    gamma = bn.constants[bn.node.input[1]].values.reshape(-1)
+    if isinstance(quantizer, BipolarQuant):
+        step_values, level_lo, out_scale = 2, 0, 2 * quantizer.scale
+        out_bias = -quantizer.scale
+        codes = (levels > 0).astype(np.int64)
+    else:
+        level_lo, level_hi = quantizer.int_range
+        step_values, out_scale = level_hi - level_lo + 1, quantizer.scale
+        out_bias = level_lo * quantizer.scale
+        codes = np.rint(levels / quantizer.scale).astype(np.int64) - level_lo
+    thresholds = np.empty((levels.shape[1], step_values - 1), dtype=np.int64)
+    for channel in range(levels.shape[1]):
+        code = codes[:, channel]
+        if gamma[channel] < 0:
+            _negate_channel(producer, channel)
+            code = code[::-1]  # as a function of the negated accumulator, ascending
+        if np.any(np.diff(code) < 0):
+            raise ConfigError(f"node {bn.name}: channel {channel} is not monotonic in the "
+                              "accumulator; cannot fold into thresholds")
+        for step in range(1, step_values):
+            reached = np.nonzero(code >= step)[0]
+            thresholds[channel, step - 1] = candidates[reached[0]] if reached.size else reach + 1
+    return MultiThreshold(bn.name, thresholds=thresholds, out_scale=out_scale, out_bias=out_bias)
+
+
+def _negate_channel(producer: Dense | Conv2d, channel: int) -> None:
+    producer.weights[channel] = -producer.weights[channel]
+    if producer.bias is not None:
+        producer.bias[channel] = -producer.bias[channel]
+
+
+def _evaluate_reference(nodes: list, constants: dict, candidates, acc_scale: float,
+                        channels: int) -> np.ndarray:
+    """The reference ``nodes``' float32 output for accumulator value k (as float32(k * scale))
+    on every channel: shape (len(candidates), channels)."""
+    from onnx import TensorProto, helper, numpy_helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+
+    inputs = {n for node in nodes for n in node.input[1:] if n}
+    initializers = [numpy_helper.from_array(constants[n].values.astype(np.float32), n)
+                    for n in sorted(inputs)]
+    renamed = []
+    current = "acc"
+    for index, node in enumerate(nodes):
+        copy = helper.make_node(node.op_type, [current, *node.input[1:]], [f"t{index}"],
+                                domain=node.domain)
+        copy.attribute.extend(node.attribute)
+        renamed.append(copy)
+        current = f"t{index}"
+    shape = [len(candidates), channels]
+    graph = helper.make_graph(
+        renamed, "fold", [helper.make_tensor_value_info("acc", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info(current, TensorProto.FLOAT, shape)],
+        initializer=initializers,
+        value_info=[helper.make_tensor_value_info(f"t{i}", TensorProto.FLOAT, shape)
+                    for i in range(len(nodes) - 1)])
+    model = ModelWrapper(helper.make_model(graph, opset_imports=[
+        helper.make_opsetid("", 13), helper.make_opsetid(QONNX_DOMAIN, 1)]))
+    acc = (candidates.astype(np.float32) * np.float32(acc_scale))[:, None]
+    acc = np.repeat(acc, channels, axis=1).astype(np.float32)
+    return execute_onnx(model, {"acc": acc})[current].astype(np.float64)
 
 
 def _in_units(real: np.ndarray, scale: float, what: str, round_up: bool) -> np.ndarray:
