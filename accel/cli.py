@@ -19,6 +19,62 @@ def _doctor(args, console) -> int:
     return 0
 
 
+def _eval(args, console) -> int:
+    from rich.table import Table
+
+    from accel.io import write_json
+    from accel.nn import load
+    from accel.nn.evaluate import evaluate, load_data
+    from accel.nn.qonnx_io import read_model
+
+    network = load(args.model)
+    inputs, labels, source = load_data(args.data, args.labels, network)
+    reference = read_model(args.model) if args.check_qonnx else None
+    result = evaluate(network, inputs, labels, qonnx_model=reference)
+    result["model"] = args.model
+    table = Table(title=f"accel eval: {args.model} on {source}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("images", str(result["images"]))
+    if result["accuracy"] is not None:
+        table.add_row("accuracy (golden model)", f"{100 * result['accuracy']:.2f} %")
+    if args.check_qonnx:
+        regime = "exact" if result["qonnx_exact_regime"] else "float32 tolerance"
+        table.add_row(f"qonnx agrees ({regime})", "yes" if result["qonnx_agree"] else "NO")
+        table.add_row("qonnx predictions equal",
+                      f"{result['qonnx_predictions_agree']} / {result['images']}")
+    console.print(table)
+    if args.json:
+        write_json(args.json, result)
+    return 0 if result.get("qonnx_agree", True) else 1
+
+
+def _compress(args, console) -> int:
+    from accel.compress.network import compress_network, network_compression_report
+    from accel.compress.report import format_report
+    from accel.nn import golden, load, save
+    from accel.nn.data import digits_split
+    from accel.nn.evaluate import network_inputs
+
+    network = load(args.model)
+    split = digits_split()
+    if not args.report_only:
+        calibration = network_inputs(network, split.x_train, "digits train split")
+        network = compress_network(network, calibration, sparsity=args.sparsity,
+                                   weight_bits=args.weight_bits,
+                                   activation_bits=args.activation_bits, seed=args.seed)
+    report = network_compression_report(network, index_bits=args.index_bits)
+    console.print(format_report(report), markup=False, highlight=False)
+    test = network_inputs(network, split.x_test, "digits test split")
+    accuracy = float((golden.predict(network, test) == split.y_test).mean())
+    console.print(f"accuracy on the digits test split (golden model): {100 * accuracy:.2f} %")
+    if args.output:
+        network.metadata["accuracy"] = f"{accuracy:.6f}"
+        save(network, args.output)
+        console.print(f"wrote {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="accel", description="Compressed and binarized neural networks to RTL, "
@@ -27,6 +83,29 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     doctor = commands.add_parser("doctor", help="check the toolchain end to end")
     doctor.set_defaults(handler=_doctor)
+
+    evaluate = commands.add_parser("eval", help="accuracy of a model by the golden model")
+    evaluate.add_argument("model", help="a shipped model's name or an ONNX/QONNX file")
+    evaluate.add_argument("--data", help=".npy of inputs (default: the digits test split)")
+    evaluate.add_argument("--labels", help=".npy of integer labels for --data")
+    evaluate.add_argument("--json", help="write the result as JSON to this file")
+    evaluate.add_argument("--check-qonnx", action="store_true",
+                          help="also run qonnx's executor and report whether outputs agree")
+    evaluate.set_defaults(handler=_eval)
+
+    compress = commands.add_parser(
+        "compress", help="prune and share the weights of a float model (Deep Compression, "
+                         "no retraining) and print the size report")
+    compress.add_argument("model", help="a shipped model's name or an ONNX/QONNX file")
+    compress.add_argument("-o", "--output", help="write the compressed QONNX file here")
+    compress.add_argument("--sparsity", type=float, default=0.9)
+    compress.add_argument("--weight-bits", type=int, default=4, help="codebook index bits")
+    compress.add_argument("--activation-bits", type=int, default=16)
+    compress.add_argument("--index-bits", type=int, default=4, help="relative row index bits")
+    compress.add_argument("--seed", type=int, default=0)
+    compress.add_argument("--report-only", action="store_true",
+                          help="report on an already compressed model without changing it")
+    compress.set_defaults(handler=_compress)
     return parser
 
 

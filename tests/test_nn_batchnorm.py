@@ -101,3 +101,15 @@ def test_batchnorm_without_quantizer_is_rejected():
     model.graph.output[0].name = "bn"
     with pytest.raises(ConfigError, match="must be followed by a quantizer"):
         from_onnx(model)
+
+
+def test_reexport_of_the_brevitas_network_stays_exact():
+    """Our own QONNX export of a network with float (non power-of-two) scales: thresholds sit
+    half a step below the integer threshold, so qonnx's float32 accumulators cannot cross them."""
+    from accel.nn.evaluate import check_against_qonnx
+    from accel.nn.qonnx_io import to_onnx
+
+    net = load(BREVITAS)
+    inputs = digits_split().x_test[:150]
+    check = check_against_qonnx(net, to_onnx(net), inputs, golden.run(net, inputs))
+    assert check.exact_regime and check.agree

@@ -13,8 +13,6 @@ supported operations, and every problem is one ``ConfigError`` naming the node.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -96,7 +94,10 @@ def to_onnx(network: Network):
                                           kernel_shape=[layer.kernel] * 2,
                                           strides=[layer.stride] * 2))
         elif isinstance(layer, MultiThreshold):
-            thresholds = layer.thresholds.astype(np.float64) * in_type.scale
+            # Half a step below the integer threshold: the same comparison on the integer grid,
+            # and robust to the rounding of a float32 accumulator when the scale is not a
+            # power of two (with one, both forms are exact).
+            thresholds = (layer.thresholds.astype(np.float64) - 0.5) * in_type.scale
             rank = len(types[index][0])
             nodes.append(helper.make_node(
                 "MultiThreshold", [current, constant(f"{prefix}_thresholds", thresholds)], [out],
@@ -172,30 +173,31 @@ def _export_weight(layer: Dense | Conv2d, nodes: list, constant) -> str:
 
 def save(network: Network, path: str | Path) -> Path:
     """Write ``network`` as a QONNX file; the file appears whole or not at all."""
-    import onnx
+    from accel.io import write_atomic
 
-    path = Path(path)
-    model = to_onnx(network)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    os.close(fd)
-    try:
-        onnx.save(model, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_atomic(path, to_onnx(network).SerializeToString())
 
 
 # --------------------------------------------------------------------------------------- import
 
-def load(path: str | Path) -> Network:
-    """Read an ONNX/QONNX file (external data next to it is found) into a ``Network``."""
+def resolve(name_or_path: str | Path) -> Path:
+    """The file of a shipped model's name, or the given path if it is a file."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    from accel.nn import zoo
+
+    if str(name_or_path) in zoo.shipped_models():
+        return zoo.model_path(str(name_or_path))
+    raise ConfigError(f"no such model file or shipped model: {name_or_path} (shipped: "
+                      f"{', '.join(zoo.shipped_models()) or 'none'})")
+
+
+def read_model(name_or_path: str | Path):
+    """The ``onnx.ModelProto`` of a shipped model or file, with its external data."""
     import onnx
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"no such model file: {path}")
+    path = resolve(name_or_path)
     try:
         model = onnx.load(str(path), load_external_data=True)
     except Exception as exc:  # noqa: BLE001 - protobuf raises many types for a bad file
@@ -204,7 +206,14 @@ def load(path: str | Path) -> Network:
                           ) from None
     if not model.graph.node:
         raise ConfigError(f"{path}: the ONNX graph has no nodes (malformed or truncated file)")
-    return from_onnx(model, name=path.stem)
+    return model
+
+
+def load(name_or_path: str | Path) -> Network:
+    """Read a shipped model by name, or an ONNX/QONNX file (external data next to it is found),
+    into a ``Network``."""
+    path = resolve(name_or_path)
+    return from_onnx(read_model(path), name=path.stem)
 
 
 def _attr(node, name, default=None):
