@@ -50,3 +50,17 @@ def test_eval_bad_inputs_are_one_line_errors_without_output(tmp_path):
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, args
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".never")]
+
+
+def test_compress_bad_inputs_leave_no_output(tmp_path):
+    out = tmp_path / "out.onnx"
+    for args, message in [
+        (["compress", BREVITAS, "-o", str(out)], "compress takes float networks"),
+        (["compress", "nothing-here", "-o", str(out)], "no such model file"),
+        (["compress", BREVITAS, "--report-only", "-o", str(tmp_path / "no" / "x.onnx")],
+         "does not exist"),
+    ]:
+        result = run_cli(*args)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
