@@ -26,6 +26,9 @@ WAIVED_WARNINGS: dict[str, str] = {
     # assignment; the widths in its output are exact by the language's rules, not by Verilog's.
     "WIDTHEXPAND": "operand widths extended by Amaranth's width rules",
     "WIDTHTRUNC": "results truncated on assignment by Amaranth's width rules",
+    # An assignment to a variable part-select (``word_select`` with a signal index) becomes a
+    # `casez` over the index without a default: out-of-range indices leave the target as is.
+    "CASEINCOMPLETE": "variable part-select assignments emitted as a case without default",
     # All submodules of a design are emitted into one file.
     "DECLFILENAME": "several modules in one file",
 }

@@ -1,0 +1,232 @@
+"""The Matrix-Vector-Threshold Unit and the stream width converter.
+
+MVTU schedule (FINN's): an input vector of MW elements arrives as SF = MW/SIMD beats. For each
+neuron fold nf in 0..NF-1 (NF = MH/PE) and synapse fold sf in 0..SF-1 the unit computes one
+PE x SIMD tile in one cycle: PE p accumulates the dot product of input beat sf with its weights
+for output channel nf*PE + p. During nf = 0 the beats come from the input stream and are kept in
+an input buffer; later folds replay them. After sf = SF-1 the PE accumulators go through the
+thresholds (or out raw) into the output register, one beat of PE elements.
+
+Timing (the cycle model in ``accel.hw.finn.model`` mirrors it): a tile step happens in a cycle
+when (nf > 0 or an input beat is valid) and (sf < SF-1 or the output register is empty or being
+read in that cycle); the output register is valid from the cycle after the step that filled it.
+So a vector takes NF*SF cycles when nothing stalls: II = 1 tile per cycle.
+
+Weight and threshold memories are read asynchronously (LUT RAM / registers on an FPGA).
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from accel.hw.finn.mapping import Element, LayerMapping
+
+
+def _pack(values, bits: int) -> int:
+    word = 0
+    for k, value in enumerate(values):
+        word |= (int(value) & ((1 << bits) - 1)) << (k * bits)
+    return word
+
+
+def _element_value(code, element: Element):
+    """An Amaranth value of the element's numeric value (bipolar as +-1)."""
+    if element.bipolar:
+        return Mux(code[0], Const(1, signed(2)), Const(-1, signed(2)))
+    return code.as_signed() if element.signed else code.as_unsigned()
+
+
+class MVTU(wiring.Component):
+    """One folded dense layer; ``step``, ``input_step`` and ``output_step`` are the strobes the
+    top counts events with."""
+
+    def __init__(self, layer: LayerMapping):
+        self.layer = layer
+        self.in_width = layer.simd * layer.input.bits
+        self.out_width = layer.pe * layer.output.bits
+        super().__init__({
+            "i": In(stream.Signature(self.in_width)),
+            "o": Out(stream.Signature(self.out_width)),
+            "step": Out(1),
+            "input_step": Out(1),
+            "output_step": Out(1),
+        })
+
+    def weight_words(self, pe: int) -> list[int]:
+        """Contents of PE ``pe``'s weight memory: word nf*SF + sf holds the SIMD weights of
+        output channel nf*PE + pe for input elements sf*SIMD .. sf*SIMD + SIMD - 1."""
+        layer = self.layer
+        words = []
+        codes = layer.weight.encode(layer.weights)
+        for nf in range(layer.neuron_fold):
+            row = codes[nf * layer.pe + pe]
+            for sf in range(layer.synapse_fold):
+                words.append(_pack(row[sf * layer.simd:(sf + 1) * layer.simd], layer.weight.bits))
+        return words
+
+    def threshold_words(self, pe: int) -> list[int]:
+        layer = self.layer
+        width = layer.accumulator.bits + 1
+        return [_pack(layer.thresholds[nf * layer.pe + pe], width)
+                for nf in range(layer.neuron_fold)]
+
+    def elaborate(self, platform):
+        m = Module()
+        layer = self.layer
+        nf_count, sf_count = layer.neuron_fold, layer.synapse_fold
+        acc_shape = signed(layer.accumulator.bits)
+        threshold_width = layer.accumulator.bits + 1
+
+        nf = Signal(range(max(nf_count, 2)))
+        sf = Signal(range(max(sf_count, 2)))
+        first_fold = nf == 0
+        last_synapse = sf == sf_count - 1
+        out_valid = Signal()
+        out_free = ~out_valid | self.o.ready
+        can_step = (~first_fold | self.i.valid) & (~last_synapse | out_free)
+
+        m.d.comb += [
+            self.step.eq(can_step),
+            self.input_step.eq(can_step & first_fold),
+            self.output_step.eq(can_step & last_synapse),
+            self.i.ready.eq(first_fold & (~last_synapse | out_free)),
+            self.o.valid.eq(out_valid),
+        ]
+
+        # input buffer: written during the first fold, replayed by the others
+        m.submodules.input_buffer = input_buffer = memory.Memory(
+            shape=self.in_width, depth=max(sf_count, 2), init=[])
+        buffer_write = input_buffer.write_port()
+        buffer_read = input_buffer.read_port(domain="comb")
+        m.d.comb += [buffer_write.addr.eq(sf), buffer_write.data.eq(self.i.payload),
+                     buffer_write.en.eq(can_step & first_fold), buffer_read.addr.eq(sf)]
+        beat = Mux(first_fold, self.i.payload, buffer_read.data)
+
+        weight_addr = Signal(range(max(nf_count * sf_count, 2)))
+        results = []
+        for p in range(layer.pe):
+            weights = memory.Memory(shape=layer.simd * layer.weight.bits,
+                                    depth=max(nf_count * sf_count, 2),
+                                    init=self.weight_words(p) + [0] * (nf_count * sf_count < 2))
+            m.submodules[f"weights_pe{p}"] = weights
+            weight_read = weights.read_port(domain="comb")
+            m.d.comb += weight_read.addr.eq(weight_addr)
+            partial = self._dot(beat, weight_read.data)
+            accumulator = Signal(acc_shape, name=f"acc_pe{p}")
+            total = Signal(acc_shape, name=f"total_pe{p}")
+            m.d.comb += total.eq(Mux(sf == 0, 0, accumulator) + partial)
+            with m.If(can_step):
+                m.d.sync += accumulator.eq(total)
+            results.append(self._activate(m, p, total, nf, threshold_width))
+
+        out_register = Signal(self.out_width)
+        m.d.comb += self.o.payload.eq(out_register)
+        with m.If(can_step & last_synapse):
+            m.d.sync += [out_register.eq(Cat(*results)), out_valid.eq(1)]
+        with m.Elif(self.o.ready):
+            m.d.sync += out_valid.eq(0)
+
+        with m.If(can_step):
+            with m.If(last_synapse):
+                m.d.sync += sf.eq(0)
+                m.d.sync += nf.eq(Mux(nf == nf_count - 1, 0, nf + 1))
+                m.d.sync += weight_addr.eq(Mux(nf == nf_count - 1, 0, weight_addr + 1))
+            with m.Else():
+                m.d.sync += [sf.eq(sf + 1), weight_addr.eq(weight_addr + 1)]
+        return m
+
+    def _dot(self, beat, weight_word):
+        """Sum over the SIMD lanes of input x weight: XNOR-popcount when both are bipolar."""
+        layer = self.layer
+        a, w = layer.input, layer.weight
+        if a.bipolar and w.bipolar:
+            agree = ~(beat[:layer.simd] ^ weight_word[:layer.simd])
+            popcount = sum(agree[k].as_unsigned() for k in range(layer.simd))
+            return (popcount * 2 - layer.simd).as_signed() if layer.simd > 0 else 0
+        terms = []
+        for k in range(layer.simd):
+            x = beat[k * a.bits:(k + 1) * a.bits]
+            wk = weight_word[k * w.bits:(k + 1) * w.bits]
+            if w.bipolar:
+                value = _element_value(x, a)
+                terms.append(Mux(wk[0], value, -value))
+            elif a.bipolar:
+                value = _element_value(wk, w)
+                terms.append(Mux(x[0], value, -value))
+            else:
+                terms.append(_element_value(x, a) * _element_value(wk, w))
+        return sum(terms[1:], terms[0])
+
+    def _activate(self, m, p, total, nf, threshold_width):
+        """The PE's output element: thresholded count (+ offset) or the raw accumulator."""
+        layer = self.layer
+        if layer.thresholds is None:
+            return total.as_unsigned()
+        thresholds = memory.Memory(shape=layer.steps * threshold_width,
+                                   depth=max(layer.neuron_fold, 2),
+                                   init=self.threshold_words(p) + [0] * (layer.neuron_fold < 2))
+        m.submodules[f"thresholds_pe{p}"] = thresholds
+        read = thresholds.read_port(domain="comb")
+        m.d.comb += read.addr.eq(nf)
+        count = sum((total >= read.data[k * threshold_width:(k + 1) * threshold_width].as_signed())
+                    .as_unsigned() for k in range(layer.steps))
+        out = Signal(layer.output.bits, name=f"out_pe{p}")
+        if layer.output.bipolar:
+            m.d.comb += out.eq(count)
+        else:
+            m.d.comb += out.eq(count + layer.out_offset)
+        return out
+
+
+class StreamWidthConverter(wiring.Component):
+    """Regroups a stream of ``in_elements``-element beats into ``out_elements``-element beats
+    (one count must divide the other), elements of ``element_bits`` in order, lowest first."""
+
+    def __init__(self, element_bits: int, in_elements: int, out_elements: int):
+        self.element_bits = element_bits
+        self.in_elements = in_elements
+        self.out_elements = out_elements
+        super().__init__({
+            "i": In(stream.Signature(element_bits * in_elements)),
+            "o": Out(stream.Signature(element_bits * out_elements)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        bits = self.element_bits
+        if self.out_elements == self.in_elements:
+            wiring.connect(m, wiring.flipped(self.i), wiring.flipped(self.o))
+            return m
+        if self.out_elements > self.in_elements:  # gather several input beats
+            ratio = self.out_elements // self.in_elements
+            count = Signal(range(ratio + 1))
+            gathered = Signal(bits * self.out_elements)
+            full = count == ratio
+            m.d.comb += [self.o.valid.eq(full), self.o.payload.eq(gathered),
+                         self.i.ready.eq(~full | self.o.ready)]
+            piece = bits * self.in_elements
+            with m.If(self.i.valid & self.i.ready):
+                index = Mux(full, 0, count)
+                m.d.sync += [gathered.word_select(index, piece).eq(self.i.payload),
+                             count.eq(index + 1)]
+            with m.Elif(self.o.valid & self.o.ready):
+                m.d.sync += count.eq(0)
+            return m
+        ratio = self.in_elements // self.out_elements  # split one input beat
+        index = Signal(range(ratio))
+        piece = bits * self.out_elements
+        held = Signal(bits * self.in_elements)
+        held_valid = Signal()
+        m.d.comb += [self.o.valid.eq(held_valid),
+                     self.o.payload.eq(held.word_select(index, piece)),
+                     self.i.ready.eq(~held_valid | (self.o.ready & (index == ratio - 1)))]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [held.eq(self.i.payload), held_valid.eq(1), index.eq(0)]
+        with m.Elif(self.o.valid & self.o.ready):
+            with m.If(index == ratio - 1):
+                m.d.sync += [held_valid.eq(0), index.eq(0)]
+            with m.Else():
+                m.d.sync += index.eq(index + 1)
+        return m
