@@ -75,6 +75,80 @@ def _compress(args, console) -> int:
     return 0
 
 
+DEFAULT_CLOCK_MHZ = 200.0
+
+
+def _configure(args):
+    from accel.hw.registry import architecture
+    from accel.nn import load
+
+    arch = architecture(args.arch)
+    network = load(args.model)
+    return arch, network, arch.configure(network, folding=args.folding)
+
+
+def _generate(args, console) -> int:
+    from pathlib import Path
+
+    arch, _, mapping = _configure(args)
+    for path in arch.generate(mapping, Path(args.output)):
+        console.print(f"wrote {path}")
+    return 0
+
+
+def _simulate(args, console) -> int:
+    from rich.table import Table
+
+    from accel.io import write_json
+    from accel.nn.evaluate import load_data
+
+    arch, network, mapping = _configure(args)
+    inputs, labels, source = load_data(args.data, args.labels, network)
+    if args.images is not None:
+        if args.images < 1:
+            from accel.errors import ConfigError
+
+            raise ConfigError(f"--images must be positive, got {args.images}")
+        inputs = inputs[:args.images]
+        labels = labels[:args.images] if labels is not None else None
+    with console.status(f"simulating {len(inputs)} images of {args.model} on {args.arch} "
+                        "in Verilator (building the design if it is new)..."):
+        result = arch.simulate(mapping, network, inputs, labels, model=args.model,
+                               clock_mhz=args.clock_mhz)
+    table = Table(title=f"accel simulate --arch {args.arch} {args.model} on {source}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [("images", f"{result.images}"),
+            ("accuracy", "-" if result.accuracy is None else f"{100 * result.accuracy:.2f} %"),
+            ("bit-exact with the golden model", "yes" if result.bit_exact else "NO"),
+            ("cycles per inference (RTL)", f"{result.cycles_per_inference:.1f}"),
+            ("cycles per inference (cycle model)", f"{result.model_cycles_per_inference:.1f}"),
+            ("events equal to the cycle model", "yes" if result.model_events_equal else "NO"),
+            ("latency", f"{result.latency_cycles} cycles = {result.latency_us:.2f} us"),
+            ("throughput", f"{result.throughput_fps:,.0f} inferences/s at "
+                           f"{result.clock_mhz:g} MHz")]
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    events = Table(title="events per inference (RTL counters)")
+    events.add_column("event")
+    events.add_column("count", justify="right")
+    for name, count in result.events.items():
+        events.add_row(name, f"{count:,.1f}")
+    console.print(events)
+    if args.json:
+        write_json(args.json, result.to_json())
+    agree = result.bit_exact and result.model_events_equal and \
+        result.cycles_per_inference == result.model_cycles_per_inference
+    return 0 if agree else 1
+
+
+def _add_hardware_arguments(parser) -> None:
+    parser.add_argument("model", help="a shipped model's name or an ONNX/QONNX file")
+    parser.add_argument("--arch", required=True, help="architecture: finn")
+    parser.add_argument("--folding", help="FINN: JSON/YAML file {layer: {pe: P, simd: S}}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="accel", description="Compressed and binarized neural networks to RTL, "
@@ -106,6 +180,21 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument("--report-only", action="store_true",
                           help="report on an already compressed model without changing it")
     compress.set_defaults(handler=_compress)
+
+    generate = commands.add_parser("generate", help="write Verilog and a manifest")
+    _add_hardware_arguments(generate)
+    generate.add_argument("-o", "--output", required=True, help="output directory")
+    generate.set_defaults(handler=_generate)
+
+    simulate = commands.add_parser("simulate", help="run a model on its hardware in Verilator")
+    _add_hardware_arguments(simulate)
+    simulate.add_argument("--images", type=int, help="only the first N images")
+    simulate.add_argument("--data", help=".npy of inputs (default: the digits test split)")
+    simulate.add_argument("--labels", help=".npy of integer labels for --data")
+    simulate.add_argument("--json", help="write the result (the documented contract) here")
+    simulate.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ,
+                          help=f"clock for times and rates (default {DEFAULT_CLOCK_MHZ:g})")
+    simulate.set_defaults(handler=_simulate)
     return parser
 
 

@@ -37,7 +37,7 @@ from accel.toolchain import find_verilator, fst_supported, package_version, veri
 
 CACHE_ENV = "ACCEL_CACHE"
 # Bump when the way builds are made changes, so stale cache entries are never reused.
-_BUILD_RECIPE = 1
+_BUILD_RECIPE = 2
 # --timing (HDL delays) needs C++20 coroutines, which g++ 12 only enables with -std=c++20.
 TIMING_ARGS = ("--timing", "-CFLAGS", "-std=c++20", "--timescale", "1ns/1ps")
 # Period of the clock that `hdl_clock` builds generate; testbenches read it from tbio.
@@ -248,8 +248,15 @@ def _compile(directory: Path, sources: Mapping[str, str], toplevel: str,
                                   f"{_last_error(log) or exc} (log: {failed_log})") from None
 
 
+# The PyPI wheel's verilated.mk leaves the option that includes a precompiled header empty,
+# so g++ receives "Vtop__pch.h.fast" as an input file and fails ("linker input file not found")
+# as soon as a design is large enough to have fast-path objects. GCC's spelling is -include.
+MAKE_FIXES = ("CFG_CXXFLAGS_PCH_I=-include",)
+
+
 def _verilator_runner(public_flat_rw: bool):
-    """cocotb's Verilator runner, optionally without its blanket --public-flat-rw."""
+    """cocotb's Verilator runner, optionally without its blanket --public-flat-rw, and with
+    ``MAKE_FIXES`` on its make command."""
     from cocotb_tools.runner import Verilator
 
     class Runner(Verilator):
@@ -257,6 +264,7 @@ def _verilator_runner(public_flat_rw: bool):
             cmds = super()._build_command()
             if not public_flat_rw:
                 cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
+            cmds[1] = [*cmds[1], *MAKE_FIXES]
             return cmds
 
     return Runner()

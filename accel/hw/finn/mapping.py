@@ -93,7 +93,7 @@ class LayerMapping:
 class FinnMapping:
     network: str
     layers: list[LayerMapping]
-    fifo_depths: list[int]  # between consecutive layers (len(layers) - 1)
+    fifo_depths: list[int]  # in consumer beats, between consecutive layers (len(layers) - 1)
     count_events: bool = True
 
     @property
@@ -117,7 +117,7 @@ class FinnMapping:
                 "expected_cycles_per_frame": self.initiation_interval}
 
 
-DEFAULT_FIFO_DEPTH = 2
+DEFAULT_FIFO_DEPTH = 2  # the smallest FIFO the generator places
 
 
 def legal_folds(size: int) -> list[int]:
@@ -212,8 +212,13 @@ def map_network(network: Network, folding=None, fifo_depths=None,
             raise ConfigError(f"layers {before.name} -> {after.name}: PE={before.pe} and the "
                               f"next SIMD={after.simd} must divide one another (stream width "
                               "conversion)")
+    # A consumer takes its input only during its first neuron fold, one beat per cycle, and
+    # replays it for the others. A FIFO that holds one whole frame of the consumer's input
+    # beats lets the producer run a frame ahead: then each stage works at its own rate and the
+    # dataflow's initiation interval is the slowest stage's (FINN's goal). Smaller FIFOs (an
+    # override) save memory but serialize neighbouring stages.
     depths = list(fifo_depths) if fifo_depths is not None else \
-        [DEFAULT_FIFO_DEPTH] * (len(mapped) - 1)
+        [max(DEFAULT_FIFO_DEPTH, layer.synapse_fold * layer.vectors) for layer in mapped[1:]]
     if len(depths) != len(mapped) - 1 or any(d < 1 for d in depths):
         raise ConfigError(f"need {len(mapped) - 1} positive FIFO depths, got {depths}")
     return FinnMapping(network.name, mapped, depths, count_events)

@@ -88,42 +88,25 @@ def simulate(mapping: FinnMapping, frames: int) -> FinnTiming:
                 skipped = True
                 continue
 
-        # ready signals, from the sink back to the source (each depends only on registers and
-        # on the ready of the block after it)
-        out_ready = [False] * len(stages)
-        in_ready = [False] * len(stages)
-        converter_out_ready = [False] * len(converters)
-        for k in range(last, -1, -1):
-            stage = stages[k]
-            out_ready[k] = True if k == last else levels[k] < depths[k]
-            last_synapse = stage.sf == stage.layer.synapse_fold - 1
-            out_free = not stage.out_valid or out_ready[k]
-            in_ready[k] = stage.nf == 0 and (not last_synapse or out_free)
-            if k > 0:
-                converter_out_ready[k - 1] = in_ready[k]
-
-        in_valid = [sent < total_in] + [c.out_valid if (c.gather or c.split) else levels[k] > 0
-                                        for k, c in enumerate(converters)]
-        fifo_pop = []
-        converter_in = []
-        for k, converter in enumerate(converters):
-            ready = converter.in_ready(converter_out_ready[k])
-            pop = levels[k] > 0 and ready
-            fifo_pop.append(pop)
-            converter_in.append(pop)
-
-        steps = []
+        # handshakes: every ready depends on registers only, except a stage's input ready,
+        # which depends on its output ready (a register-based FIFO or converter ready)
+        fifo_ready = [levels[k] < depths[k] for k in range(len(converters))]
+        out_ready = [converters[k].in_ready(fifo_ready[k]) for k in range(len(converters))]
+        out_ready.append(True)  # the sink
+        in_valid = [sent < total_in] + [level > 0 for level in levels]
+        in_ready, steps = [], []
         for k, stage in enumerate(stages):
             layer = stage.layer
             last_synapse = stage.sf == layer.synapse_fold - 1
             out_free = not stage.out_valid or out_ready[k]
+            in_ready.append(stage.nf == 0 and (not last_synapse or out_free))
             step = (stage.nf != 0 or in_valid[k]) and (not last_synapse or out_free)
             steps.append((step, step and stage.nf == 0, step and last_synapse))
-
-        fifo_push = [stages[k].out_valid and levels[k] < depths[k] for k in range(len(converters))]
-        converter_out = [converters[k].out_valid and in_ready[k + 1]
-                         if (converters[k].gather or converters[k].split) else False
-                         for k in range(len(converters))]
+        converter_in = [stages[k].out_valid and out_ready[k] for k in range(len(converters))]
+        converter_out = [c.out_valid and fifo_ready[k] for k, c in enumerate(converters)]
+        fifo_push = [converter_out[k] if (c.gather or c.split) else converter_in[k]
+                     for k, c in enumerate(converters)]
+        fifo_pop = [levels[k] > 0 and in_ready[k + 1] for k in range(len(converters))]
         source_transfer = in_valid[0] and in_ready[0]
         sink_transfer = stages[last].out_valid
 

@@ -65,14 +65,17 @@ class FinnTop(wiring.Component):
             last.o.ready.eq(self.m_axis_tready),
         ]
         for k, (producer, consumer) in enumerate(zip(self.stages, self.stages[1:])):
+            # producer -> width converter -> FIFO of consumer-width beats -> consumer: the
+            # consumer reads one beat per cycle in its first fold, so whole beats must wait
+            # in the FIFO, not be assembled on demand
             before, after = self.mapping.layers[k], self.mapping.layers[k + 1]
-            fifo = StreamFIFO(producer.out_width, self.mapping.fifo_depths[k])
             converter = StreamWidthConverter(before.output.bits, before.pe, after.simd)
-            m.submodules[f"fifo{k}"] = fifo
+            fifo = StreamFIFO(consumer.in_width, self.mapping.fifo_depths[k])
             m.submodules[f"convert{k}"] = converter
-            wiring.connect(m, producer.o, fifo.i)
-            wiring.connect(m, fifo.o, converter.i)
-            wiring.connect(m, converter.o, consumer.i)
+            m.submodules[f"fifo{k}"] = fifo
+            wiring.connect(m, producer.o, converter.i)
+            wiring.connect(m, converter.o, fifo.i)
+            wiring.connect(m, fifo.o, consumer.i)
             m.d.comb += counters.increment(f"fifo{k}.push").eq(transfer(fifo.i))
 
         for k, (stage, layer) in enumerate(zip(self.stages, self.mapping.layers)):

@@ -1,0 +1,56 @@
+"""The FINN architecture's faces for the CLI: configure, generate, simulate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from accel.hw.finn.mapping import FinnMapping, map_network
+from accel.hw.finn.run import TOP_NAME, generate_verilog, run_rtl
+from accel.hw.finn.top import event_declarations
+from accel.hw.result import SimResult
+from accel.io import write_atomic, write_json
+from accel.nn.ir import Network
+
+NAME = "finn"
+
+
+def configure(network: Network, *, folding=None, **_) -> FinnMapping:
+    return map_network(network, folding)
+
+
+def generate(mapping: FinnMapping, out_dir: Path) -> list[Path]:
+    """``finn_top.v`` and ``finn_top.json`` (the manifest) in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    top = mapping.layers
+    manifest = mapping.manifest()
+    manifest["top"] = TOP_NAME
+    manifest["ports"] = {
+        "s_axis_tdata": top[0].simd * top[0].input.bits, "s_axis_tvalid": 1, "s_axis_tready": 1,
+        "m_axis_tdata": top[-1].pe * top[-1].output.bits, "m_axis_tvalid": 1,
+        "m_axis_tready": 1, "clk": 1, "rst": 1,
+    }
+    manifest["stream_encoding"] = (
+        "element k of a beat in bits [k*bits, (k+1)*bits); bipolar elements are one bit "
+        "(1 = +1); signed elements are two's complement")
+    manifest["events"] = list(event_declarations(mapping)) if mapping.count_events else []
+    if mapping.count_events:
+        manifest["event_counter_width"] = 48
+    return [write_atomic(out_dir / f"{TOP_NAME}.v", generate_verilog(mapping)),
+            write_json(out_dir / f"{TOP_NAME}.json", manifest)]
+
+
+def simulate(mapping: FinnMapping, network: Network, inputs: np.ndarray,
+             labels: np.ndarray | None, *, model: str, clock_mhz: float) -> SimResult:
+    run = run_rtl(mapping, network, inputs)
+    predictions = np.argmax(run["outputs"], axis=1)
+    return SimResult.build(
+        arch=NAME, model=model, predictions=predictions, labels=labels,
+        bit_exact=run["bit_exact"], rtl_cycles=run["cycles"],
+        model_cycles=run["model"].cycles, latency_cycles=run["frame0_cycles"],
+        clock_mhz=clock_mhz, events=run["events"], model_events=run["model"].events,
+        extra={"initiation_interval_cycles": mapping.initiation_interval,
+               "model_latency_cycles": run["model"].frame0_cycles,
+               "folding": {layer.name: {"pe": layer.pe, "simd": layer.simd}
+                           for layer in mapping.layers}})

@@ -1,0 +1,130 @@
+"""FINN-style dataflow: mapping rules, the cycle model against FINN's formula, and the RTL in
+Verilator against the golden model and the cycle model."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from accel.errors import ConfigError
+from accel.hw.finn.mapping import map_network
+from accel.hw.finn.model import simulate
+from accel.hw.finn.run import generate_verilog, run_rtl
+from accel.nn import DataType, Dense, MultiThreshold, Network, Quant, load
+from accel.nn.data import digits_split
+from accel.sim.lint import check_lint
+from tests.test_nn_batchnorm import BREVITAS
+
+
+def bipolar(rng, shape):
+    return np.where(rng.random(shape) < 0.5, -1, 1)
+
+
+@st.composite
+def finn_networks(draw, max_width=24):
+    """Quant -> (dense -> threshold)* -> dense, with a random legal folding."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    widths = [draw(st.sampled_from([4, 6, 8, 12, 16, max_width])) for _ in range(draw(st.integers(2, 4)))]
+    in_bits = draw(st.integers(2, 8))
+    layers = [Quant("quant", bits=in_bits, signed=draw(st.booleans()), scale=2.0**-4)]
+    folding = {}
+    for k, (mw, mh) in enumerate(zip(widths, widths[1:])):
+        kind = draw(st.sampled_from(["bipolar", "int"]))
+        if kind == "bipolar" or k > 0 and draw(st.booleans()):
+            w, wtype = bipolar(rng, (mh, mw)), DataType.bipolar_type()
+        else:
+            wtype = DataType(draw(st.integers(2, 4)), True)
+            w = rng.integers(wtype.min_int, wtype.max_int + 1, (mh, mw))
+        layers.append(Dense(f"fc{k}", weights=w, weight_type=wtype))
+        divisors = lambda n: [d for d in range(1, n + 1) if n % d == 0]  # noqa: E731
+        folding[f"fc{k}"] = {"pe": draw(st.sampled_from(divisors(mh))),
+                             "simd": draw(st.sampled_from(divisors(mw)))}
+        if k < len(widths) - 2:
+            reach = int(np.abs(w).sum(axis=1).max()) * (1 << in_bits)
+            if draw(st.booleans()):
+                t = rng.integers(-reach // 4, reach // 4 + 1, (mh, 1))
+                layers.append(MultiThreshold(f"act{k}", thresholds=t, out_scale=2.0, out_bias=-1.0))
+            else:
+                steps = draw(st.integers(1, 3))
+                t = np.sort(rng.integers(-reach // 4, reach // 4 + 1, (mh, steps)), axis=1)
+                layers.append(MultiThreshold(f"act{k}", thresholds=t, out_scale=1.0,
+                                             out_bias=float(-draw(st.integers(0, 1)))))
+    network = Network("finn_random", (1, widths[0]), layers)
+    # neighbouring PE and SIMD must divide one another: fix up the folding if they do not
+    names = list(folding)
+    for before, after in zip(names, names[1:]):
+        pe, simd = folding[before]["pe"], folding[after]["simd"]
+        if pe % simd and simd % pe:
+            folding[after]["simd"] = 1
+    return network, folding
+
+
+@settings(max_examples=60, deadline=None)
+@given(finn_networks(max_width=64), st.integers(1, 6))
+def test_cycle_model_meets_finn_formula_in_steady_state(case, frames):
+    network, folding = case
+    mapping = map_network(network, folding)
+    one = simulate(mapping, 1)
+    many = simulate(mapping, frames + 1)
+    # with the generator's FIFO sizes the dataflow accepts a frame every II cycles, where II is
+    # the slowest layer's (MH/PE)*(MW/SIMD)
+    assert many.cycles - one.cycles == frames * mapping.initiation_interval
+    for layer in mapping.layers:
+        assert layer.cycles_per_frame == (layer.mh // layer.pe) * (layer.mw // layer.simd)
+    # events scale with frames exactly: timing and counts do not depend on data
+    for name, count in one.events.items():
+        assert many.events[name] == (frames + 1) * count
+
+
+def test_fast_forward_equals_plain_stepping():
+    network = load(BREVITAS)
+    mapping = map_network(network, {"node_linear": {"pe": 4, "simd": 2}})
+    # 2 frames cannot be fast-forwarded; 40 frames are; the per-frame difference must agree
+    two, three, forty = simulate(mapping, 2), simulate(mapping, 3), simulate(mapping, 40)
+    assert forty.cycles - three.cycles == 37 * (three.cycles - two.cycles)
+
+
+@settings(max_examples=3, deadline=None)
+@given(finn_networks())
+def test_random_networks_in_verilator_equal_golden_and_model(case):
+    network, folding = case
+    mapping = map_network(network, folding)
+    check_lint(generate_verilog(mapping), "finn_top")
+    inputs = np.random.default_rng(7).random((5, network.input_shape[1])).astype(np.float32) * 2
+    result = run_rtl(mapping, network, inputs)
+    assert result["bit_exact"]
+    assert result["cycles"] == result["model"].cycles
+    assert result["frame0_cycles"] == result["model"].frame0_cycles
+    assert result["events"] == result["model"].events
+
+
+def test_brevitas_bnn_on_the_whole_test_split():
+    network = load(BREVITAS)
+    mapping = map_network(network, {"node_linear": {"pe": 16, "simd": 8},
+                                    "node_linear_1": {"pe": 8, "simd": 16},
+                                    "node_linear_2": {"pe": 2, "simd": 8}})
+    split = digits_split()
+    result = run_rtl(mapping, network, split.x_test)
+    assert result["bit_exact"]
+    assert result["cycles"] == result["model"].cycles
+    assert result["events"] == result["model"].events
+    accuracy = (result["outputs"].argmax(1) == split.y_test).mean()
+    assert accuracy == pytest.approx(0.9109, abs=1e-4)
+
+
+def test_illegal_folding_names_the_layer_and_legal_choices():
+    network = load(BREVITAS)
+    with pytest.raises(ConfigError, match=r"layer node_linear: PE=5 does not divide MH=64; "
+                                          r"legal PE: \[1, 2, 4, 8, 16, 32, 64\]"):
+        map_network(network, {"node_linear": {"pe": 5}})
+    with pytest.raises(ConfigError, match="SIMD=3 does not divide MW=64"):
+        map_network(network, {"node_linear_1": {"simd": 3}})
+    with pytest.raises(ConfigError, match="not dense layers"):
+        map_network(network, {"nonexistent": {"pe": 1}})
+
+
+def test_float_network_is_rejected():
+    net = Network("f", (1, 4), [Dense("d", weights=np.ones((2, 4)),
+                                      weight_type=DataType.float32())])
+    with pytest.raises(ConfigError, match="quantized input"):
+        map_network(net)
