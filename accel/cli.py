@@ -84,7 +84,9 @@ def _configure(args):
 
     arch = architecture(args.arch)
     network = load(args.model)
-    return arch, network, arch.configure(network, folding=args.folding)
+    return arch, network, arch.configure(network, folding=args.folding,
+                                         target_fps=args.target_fps,
+                                         clock_mhz=args.clock_mhz)
 
 
 def _generate(args, console) -> int:
@@ -147,6 +149,11 @@ def _add_hardware_arguments(parser) -> None:
     parser.add_argument("model", help="a shipped model's name or an ONNX/QONNX file")
     parser.add_argument("--arch", required=True, help="architecture: finn")
     parser.add_argument("--folding", help="FINN: JSON/YAML file {layer: {pe: P, simd: S}}")
+    parser.add_argument("--target-fps", type=float,
+                        help="FINN: pick the cheapest folding that meets this frame rate")
+    parser.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ,
+                        help=f"clock for times, rates and --target-fps (default "
+                             f"{DEFAULT_CLOCK_MHZ:g})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,8 +199,6 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--data", help=".npy of inputs (default: the digits test split)")
     simulate.add_argument("--labels", help=".npy of integer labels for --data")
     simulate.add_argument("--json", help="write the result (the documented contract) here")
-    simulate.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ,
-                          help=f"clock for times and rates (default {DEFAULT_CLOCK_MHZ:g})")
     simulate.set_defaults(handler=_simulate)
     return parser
 

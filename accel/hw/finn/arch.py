@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from accel.hw.finn.mapping import FinnMapping, map_network
+from accel.errors import ConfigError
+from accel.hw.finn.mapping import FinnMapping, auto_fold, map_network
 from accel.hw.finn.run import TOP_NAME, generate_verilog, run_rtl
 from accel.hw.finn.top import event_declarations
 from accel.hw.result import SimResult
@@ -16,7 +17,13 @@ from accel.nn.ir import Network
 NAME = "finn"
 
 
-def configure(network: Network, *, folding=None, **_) -> FinnMapping:
+def configure(network: Network, *, folding=None, target_fps=None, clock_mhz=200.0,
+              **_) -> FinnMapping:
+    """A folding given by the user, or the cheapest that meets ``target_fps``."""
+    if folding is not None and target_fps is not None:
+        raise ConfigError("give either a folding or a target frame rate, not both")
+    if target_fps is not None:
+        folding = auto_fold(network, target_fps, clock_mhz)
     return map_network(network, folding)
 
 

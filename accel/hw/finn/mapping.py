@@ -232,3 +232,40 @@ def _clamped_thresholds(act: MultiThreshold, layer: Dense, in_type: DataType) ->
     if t.shape[0] == 1:
         t = np.repeat(t, layer.outputs, axis=0)
     return np.clip(t, lo.min(), hi.max() + 1)
+
+
+def auto_fold(network: Network, target_fps: float, clock_mhz: float) -> dict:
+    """The cheapest folding (fewest PE x SIMD lanes in total) whose every layer finishes a
+    frame within the initiation interval ``clock / target_fps``: FINN's balancing, where no
+    layer is made faster than the target needs. Raises if even full unfolding is too slow."""
+    if target_fps <= 0 or clock_mhz <= 0:
+        raise ConfigError("target frames per second and clock must be positive")
+    budget = int(clock_mhz * 1e6 // target_fps)
+    dense = map_network(network)  # validates the network; every layer at PE = SIMD = 1
+    options = []
+    for layer in dense.layers:
+        fits = sorted(((pe * simd, -simd, pe, simd) for pe in legal_folds(layer.mh)
+                       for simd in legal_folds(layer.mw)
+                       if (layer.mh // pe) * (layer.mw // simd) * layer.vectors <= budget))
+        if not fits:
+            raise ConfigError(f"layer {layer.name}: even fully unfolded it needs "
+                              f"{layer.vectors} cycles per frame, more than the "
+                              f"{budget}-cycle budget of {target_fps:g} frames/s at "
+                              f"{clock_mhz:g} MHz")
+        options.append([(pe, simd) for _, _, pe, simd in fits])
+
+    def search(k: int, previous_pe: int | None):
+        if k == len(options):
+            return []
+        for pe, simd in options[k]:
+            if previous_pe is not None and previous_pe % simd and simd % previous_pe:
+                continue
+            rest = search(k + 1, pe)
+            if rest is not None:
+                return [(pe, simd)] + rest
+        return None
+
+    chosen = search(0, None)
+    if chosen is None:
+        raise ConfigError("no folding meets the target with compatible neighbouring widths")
+    return {layer.name: {"pe": pe, "simd": simd} for layer, (pe, simd) in zip(dense.layers, chosen)}
