@@ -1,0 +1,57 @@
+"""FINN dataflow: measured RTL cycles per frame against FINN's formula, and simulation speed.
+
+For each folding of each model it runs the digits test images through the RTL in Verilator and
+prints: the slowest layer's (MH/PE)*(MW/SIMD)*(vectors) (FINN's formula, the expected initiation
+interval), the measured steady-state cycles per frame ((cycles of N frames - cycles of the
+first) / (N - 1)), the cycle model's, the first frame's latency, and frames simulated per
+wall-clock second (Verilator run only, build cached).
+Usage: python benchmarks/finn_throughput.py [--images N]
+"""
+
+import argparse
+import time
+
+from accel.hw.finn.mapping import map_network
+from accel.hw.finn.run import run_rtl
+from accel.nn import load
+from accel.nn.data import digits_split
+from accel.nn.evaluate import network_inputs
+
+FOLDINGS = {
+    "bnn-mlp": {
+        "fully folded": {},
+        "medium": {"fc0": {"pe": 4, "simd": 16}, "fc1": {"pe": 8, "simd": 16},
+                   "fc2": {"pe": 2, "simd": 16}},
+        "wide": {"fc0": {"pe": 32, "simd": 64}, "fc1": {"pe": 32, "simd": 128},
+                 "fc2": {"pe": 10, "simd": 32}},
+    },
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=359)
+    args = parser.parse_args()
+    print(f"{'model':10s} {'folding':13s} {'formula II':>10s} {'RTL II':>8s} {'model II':>8s} "
+          f"{'ratio':>6s} {'latency':>8s} {'frames/s (sim)':>15s}")
+    for model, foldings in FOLDINGS.items():
+        network = load(model)
+        inputs = network_inputs(network, digits_split().x_test[:args.images])
+        for name, folding in foldings.items():
+            mapping = map_network(network, folding)
+            run_rtl(mapping, network, inputs[:2])  # build once, outside the timing
+            start = time.perf_counter()
+            result = run_rtl(mapping, network, inputs)
+            wall = time.perf_counter() - start
+            frames = len(inputs)
+            rtl_ii = (result["cycles"] - result["frame0_cycles"]) / (frames - 1)
+            model = result["model"]
+            model_ii = (model.cycles - model.frame0_cycles) / (frames - 1)
+            assert result["bit_exact"] and result["events"] == model.events
+            print(f"{model:10s} {name:13s} {mapping.initiation_interval:10d} {rtl_ii:8.1f} "
+                  f"{model_ii:8.1f} {rtl_ii / mapping.initiation_interval:6.3f} "
+                  f"{result['frame0_cycles']:8d} {frames / wall:15,.0f}")
+
+
+if __name__ == "__main__":
+    main()
