@@ -45,9 +45,9 @@ def main():
             wall = time.perf_counter() - start
             frames = len(inputs)
             rtl_ii = (result["cycles"] - result["frame0_cycles"]) / (frames - 1)
-            model = result["model"]
-            model_ii = (model.cycles - model.frame0_cycles) / (frames - 1)
-            assert result["bit_exact"] and result["events"] == model.events
+            timing = result["model"]
+            model_ii = (timing.cycles - timing.frame0_cycles) / (frames - 1)
+            assert result["bit_exact"] and result["events"] == timing.events
             print(f"{model:10s} {name:13s} {mapping.initiation_interval:10d} {rtl_ii:8.1f} "
                   f"{model_ii:8.1f} {rtl_ii / mapping.initiation_interval:6.3f} "
                   f"{result['frame0_cycles']:8d} {frames / wall:15,.0f}")
