@@ -1,0 +1,13 @@
+"""Training of accel's reference models with torch (``pip install accel[train]``).
+
+``train(name, seed)`` trains one reference model on the fixed digits split, converts it to the
+integer IR, measures its test accuracy with the golden model and records it in the network's
+metadata; ``REFERENCE_MODELS`` lists the models and their targets. Importing this package does
+not import torch; training does.
+"""
+
+from accel.train.catalog import REFERENCE_MODELS, ReferenceModel, reference_model
+from accel.train.api import main, train, train_command
+
+__all__ = ["REFERENCE_MODELS", "ReferenceModel", "main", "reference_model", "train",
+           "train_command"]
