@@ -75,6 +75,13 @@ def _compress(args, console) -> int:
     return 0
 
 
+def _train(args, console) -> int:
+    from accel.train import train_command
+
+    console.print(train_command(args.name, args.seed, args.output), markup=False)
+    return 0
+
+
 DEFAULT_CLOCK_MHZ = 200.0
 
 
@@ -187,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument("--report-only", action="store_true",
                           help="report on an already compressed model without changing it")
     compress.set_defaults(handler=_compress)
+
+    train = commands.add_parser("train", help="retrain a reference model (needs torch)")
+    train.add_argument("name", help="mlp, mlp-sparse, bnn-mlp, bnn-cnv or bwn-cnn")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("-o", "--output", help="directory for NAME.onnx (default: here)")
+    train.set_defaults(handler=_train)
 
     generate = commands.add_parser("generate", help="write Verilog and a manifest")
     _add_hardware_arguments(generate)
