@@ -17,7 +17,8 @@ import numpy as np
 
 from accel.errors import ConfigError
 from accel.nn import golden
-from accel.nn.ir import DataType, Dense, Flatten, MultiThreshold, Network, Quant
+from accel.nn.ir import (Conv2d, DataType, Dense, Flatten, MaxPool2d, MultiThreshold, Network,
+                         Quant)
 
 
 @dataclass(frozen=True)
@@ -88,31 +89,136 @@ class LayerMapping:
     def steps(self) -> int:
         return 0 if self.thresholds is None else self.thresholds.shape[1]
 
+    in_elements = property(lambda self: self.simd)
+    out_elements = property(lambda self: self.pe)
+
+    @property
+    def beats_in(self) -> int:
+        return self.synapse_fold * self.vectors
+
+    @property
+    def beats_out(self) -> int:
+        return self.neuron_fold * self.vectors
+
+
+@dataclass
+class WindowMapping:
+    """Sliding-window unit: streaming im2col over a line buffer. Input: pixels in NHWC order,
+    ``simd`` channels per beat; output: for each output pixel (row-major), the K x K window in
+    (ky, kx, channel) order, ``simd`` channels per beat, zeros where the window overhangs the
+    padded border."""
+
+    name: str
+    height: int
+    width: int
+    channels: int
+    kernel: int
+    padding: int
+    simd: int
+    element: Element
+
+    @property
+    def out_height(self) -> int:
+        return self.height + 2 * self.padding - self.kernel + 1
+
+    @property
+    def out_width(self) -> int:
+        return self.width + 2 * self.padding - self.kernel + 1
+
+    @property
+    def rows(self) -> int:
+        """Rows the line buffer holds: the window's K plus one being written, rounded up to a
+        power of two so the row index is the global row count's low bits."""
+        return 1 << (self.kernel).bit_length()
+
+    @property
+    def channel_beats(self) -> int:
+        return self.channels // self.simd
+
+    in_elements = property(lambda self: self.simd)
+    out_elements = property(lambda self: self.simd)
+    input = property(lambda self: self.element)
+    output = property(lambda self: self.element)
+
+    @property
+    def beats_in(self) -> int:
+        return self.height * self.width * self.channel_beats
+
+    @property
+    def beats_out(self) -> int:
+        return self.out_height * self.out_width * self.kernel ** 2 * self.channel_beats
+
+    @property
+    def cycles_per_frame(self) -> int:
+        return self.beats_out
+
+
+@dataclass
+class PoolMapping:
+    """Max-pool with kernel == stride over NHWC pixels, ``lanes`` channels per beat (for
+    bipolar elements the maximum is a boolean OR)."""
+
+    name: str
+    height: int
+    width: int
+    channels: int
+    kernel: int
+    lanes: int
+    element: Element
+
+    out_height = property(lambda self: self.height // self.kernel)
+    out_width = property(lambda self: self.width // self.kernel)
+    channel_beats = property(lambda self: self.channels // self.lanes)
+    in_elements = property(lambda self: self.lanes)
+    out_elements = property(lambda self: self.lanes)
+    input = property(lambda self: self.element)
+    output = property(lambda self: self.element)
+
+    @property
+    def beats_in(self) -> int:
+        return self.height * self.width * self.channel_beats
+
+    @property
+    def beats_out(self) -> int:
+        return self.out_height * self.out_width * self.channel_beats
+
+    @property
+    def cycles_per_frame(self) -> int:
+        return self.beats_in
+
 
 @dataclass
 class FinnMapping:
     network: str
-    layers: list[LayerMapping]
+    stages: list  # LayerMapping (MVTU), WindowMapping, PoolMapping, in stream order
     fifo_depths: list[int]  # in consumer beats, between consecutive layers (len(layers) - 1)
     count_events: bool = True
 
     @property
+    def layers(self) -> list[LayerMapping]:
+        """The MVTUs."""
+        return [stage for stage in self.stages if isinstance(stage, LayerMapping)]
+
+    @property
     def input(self) -> Element:
-        return self.layers[0].input
+        return self.stages[0].input
 
     @property
     def initiation_interval(self) -> int:
         """Cycles between frames in steady state: the slowest stage's."""
-        return max(layer.cycles_per_frame for layer in self.layers)
+        return max(stage.cycles_per_frame for stage in self.stages)
 
     def manifest(self) -> dict:
-        layers = []
-        for layer in self.layers:
-            entry = {k: v for k, v in asdict(layer).items() if k not in ("weights", "thresholds")}
-            entry["cycles_per_frame"] = layer.cycles_per_frame
-            entry["weight_memory_depth"] = layer.mw * layer.mh // (layer.pe * layer.simd)
-            layers.append(entry)
-        return {"arch": "finn", "network": self.network, "layers": layers,
+        stages = []
+        for stage in self.stages:
+            entry = {k: v for k, v in asdict(stage).items() if k not in ("weights", "thresholds")}
+            entry["kind"] = {LayerMapping: "mvtu", WindowMapping: "sliding_window",
+                             PoolMapping: "maxpool"}[type(stage)]
+            entry["cycles_per_frame"] = stage.cycles_per_frame
+            if isinstance(stage, LayerMapping):
+                entry["weight_memory_depth"] = stage.mw * stage.mh // (stage.pe * stage.simd)
+            stages.append(entry)
+        return {"arch": "finn", "network": self.network, "stages": stages,
                 "fifo_depths": self.fifo_depths,
                 "expected_cycles_per_frame": self.initiation_interval}
 
@@ -148,7 +254,12 @@ def load_folding(spec) -> dict:
 
 def map_network(network: Network, folding=None, fifo_depths=None,
                 count_events: bool = True) -> FinnMapping:
-    """Validate that ``network`` fits the FINN architecture and fix every parameter."""
+    """Validate that ``network`` fits the FINN architecture and fix every parameter.
+
+    Dense layers (with their MultiThreshold) become MVTUs; a Conv2d becomes a sliding-window
+    unit feeding an MVTU with MW = K*K*Cin over OH*OW vectors; a MaxPool2d becomes a pooling
+    stage. Feature maps stream pixel by pixel in NHWC order, so a Flatten before a dense layer
+    only permutes that layer's weight columns."""
     folding = load_folding(folding)
     layers = network.layers
     types = network.tensor_types()
@@ -157,23 +268,63 @@ def map_network(network: Network, folding=None, fifo_depths=None,
         index = 1  # the host quantizes the input
     if types[index][1].is_float:
         raise ConfigError(f"network {network.name}: FINN needs a quantized input (a Quant first)")
-    mapped: list[LayerMapping] = []
-    unknown = set(folding) - {layer.name for layer in layers if isinstance(layer, Dense)}
+    foldable = {layer.name for layer in layers if isinstance(layer, (Dense, Conv2d))}
+    unknown = set(folding) - foldable
     if unknown:
-        raise ConfigError(f"folding names layers that are not dense layers of {network.name}: "
-                          f"{', '.join(sorted(unknown))}")
+        raise ConfigError(f"folding names layers that are not dense or conv layers of "
+                          f"{network.name}: {', '.join(sorted(unknown))}")
+    stages: list = []
+    column_order = None  # stream position -> weight column, set by a Flatten of feature maps
     while index < len(layers):
         layer = layers[index]
         in_shape, in_type = types[index]
         if isinstance(layer, Flatten):
-            if len(in_shape) != 2:
-                raise ConfigError(f"layer {layer.name}: flattening feature maps needs the "
-                                  "sliding-window unit, which is not implemented yet")
+            if len(in_shape) == 4:
+                _, c, h, w = in_shape
+                column_order = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
             index += 1
             continue
-        if not isinstance(layer, Dense):
+        if isinstance(layer, MaxPool2d):
+            _, c, h, w = in_shape
+            if layer.stride != layer.kernel:
+                raise ConfigError(f"layer {layer.name}: FINN pooling needs stride == kernel")
+            lanes = stages[-1].out_elements if stages else 1
+            if c % lanes:
+                lanes = 1
+            stages.append(PoolMapping(layer.name, h, w, c, layer.kernel, lanes,
+                                      Element.of(in_type)))
+            index += 1
+            continue
+        if not isinstance(layer, (Dense, Conv2d)):
             raise ConfigError(f"layer {layer.name} ({layer.op}): not supported by the FINN "
-                              "mapper yet (dense layers with thresholds)")
+                              "mapper (dense, conv2d, max-pool, thresholds)")
+        fold = folding.get(layer.name, {})
+        pe, simd = int(fold.get("pe", 1)), int(fold.get("simd", 1))
+        if isinstance(layer, Conv2d):
+            _, c, h, w = in_shape
+            if layer.stride != 1:
+                raise ConfigError(f"layer {layer.name}: the sliding-window unit supports stride "
+                                  f"1, got {layer.stride}")
+            if c % simd:
+                raise ConfigError(f"layer {layer.name}: SIMD={simd} must divide the "
+                                  f"{c} input channels; legal SIMD: {legal_folds(c)}")
+            element = Element.of(in_type)
+            if layer.padding and element.bipolar:
+                raise ConfigError(f"layer {layer.name}: zero padding of bipolar activations is "
+                                  "not representable; use 'valid' (padding 0)")
+            stages.append(WindowMapping(f"{layer.name}_window", h, w, c, layer.kernel,
+                                        layer.padding, simd, element))
+            k = layer.kernel
+            weights = layer.weights.transpose(0, 2, 3, 1).reshape(layer.out_channels, k * k * c)
+            out_shape = layer.out_shape(in_shape)
+            vectors = out_shape[2] * out_shape[3]
+        else:
+            weights = layer.weights
+            if column_order is not None:
+                weights = weights[:, column_order]
+                column_order = None
+            vectors = 1
+        mh, mw = weights.shape
         acc_type = types[index + 1][1]
         thresholds, out_offset, out_type = None, 0, acc_type
         if index + 1 < len(layers) and isinstance(layers[index + 1], MultiThreshold):
@@ -184,47 +335,57 @@ def map_network(network: Network, folding=None, fifo_depths=None,
             index += 2
         else:
             index += 1
-            if index < len(layers):
-                raise ConfigError(f"layer {layer.name}: a dense layer must be followed by a "
-                                  "MultiThreshold, or be the last layer (raw output)")
-        fold = folding.get(layer.name, {})
-        pe, simd = int(fold.get("pe", 1)), int(fold.get("simd", 1))
-        if layer.outputs % pe:
-            raise ConfigError(f"layer {layer.name}: PE={pe} does not divide MH={layer.outputs}; "
-                              f"legal PE: {legal_folds(layer.outputs)}")
-        if layer.inputs % simd:
+            if index < len(layers) and not isinstance(layers[index], Flatten):
+                raise ConfigError(f"layer {layer.name}: a dense or conv layer must be followed "
+                                  "by a MultiThreshold, or be the last layer (raw output)")
+        if mh % pe:
+            raise ConfigError(f"layer {layer.name}: PE={pe} does not divide MH={mh}; "
+                              f"legal PE: {legal_folds(mh)}")
+        if mw % simd:
             raise ConfigError(f"layer {layer.name}: SIMD={simd} does not divide "
-                              f"MW={layer.inputs}; legal SIMD: {legal_folds(layer.inputs)}")
-        mapped.append(LayerMapping(
-            name=layer.name, mw=layer.inputs, mh=layer.outputs, pe=pe, simd=simd, vectors=1,
-            input=Element.of(in_type), weight=Element.of(layer.weight_type),
-            accumulator=Element(acc_type.bits, True), output=Element.of(out_type)
-            if thresholds is not None else Element(acc_type.bits, True),
-            weights=layer.weights.astype(np.int64), thresholds=thresholds,
-            out_offset=out_offset))
+                              f"MW={mw}; legal SIMD: {legal_folds(mw)}")
         if layer.bias is not None:
             raise ConfigError(f"layer {layer.name}: biases must be folded into thresholds for "
                               "FINN")
-    if not mapped:
-        raise ConfigError(f"network {network.name} has no dense layers to map")
-    for before, after in zip(mapped, mapped[1:]):
-        if before.pe % after.simd and after.simd % before.pe:
-            raise ConfigError(f"layers {before.name} -> {after.name}: PE={before.pe} and the "
-                              f"next SIMD={after.simd} must divide one another (stream width "
-                              "conversion)")
-    # A consumer takes its input only during its first neuron fold, one beat per cycle, and
-    # replays it for the others. A FIFO that holds one whole frame of the consumer's input
-    # beats lets the producer run a frame ahead: then each stage works at its own rate and the
-    # dataflow's initiation interval is the slowest stage's (FINN's goal). Smaller FIFOs (an
-    # override) save memory but serialize neighbouring stages.
+        stages.append(LayerMapping(
+            name=layer.name, mw=mw, mh=mh, pe=pe, simd=simd, vectors=vectors,
+            input=Element.of(in_type), weight=Element.of(layer.weight_type),
+            accumulator=Element(acc_type.bits, True), output=Element.of(out_type)
+            if thresholds is not None else Element(acc_type.bits, True),
+            weights=weights.astype(np.int64), thresholds=thresholds, out_offset=out_offset))
+    if not any(isinstance(stage, LayerMapping) for stage in stages):
+        raise ConfigError(f"network {network.name} has no dense or conv layers to map")
+    if not isinstance(stages[-1], LayerMapping):
+        raise ConfigError(f"network {network.name}: the last layer must be dense or conv")
+    for before, after in zip(stages, stages[1:]):
+        if before.out_elements % after.in_elements and after.in_elements % before.out_elements:
+            raise ConfigError(f"stages {before.name} -> {after.name}: {before.out_elements} "
+                              f"elements per beat out and {after.in_elements} in must divide "
+                              "one another (stream width conversion)")
     depths = list(fifo_depths) if fifo_depths is not None else \
-        [max(DEFAULT_FIFO_DEPTH, layer.synapse_fold * layer.vectors) for layer in mapped[1:]]
-    if len(depths) != len(mapped) - 1 or any(d < 1 for d in depths):
-        raise ConfigError(f"need {len(mapped) - 1} positive FIFO depths, got {depths}")
-    return FinnMapping(network.name, mapped, depths, count_events)
+        [default_fifo_depth(before, after) for before, after in zip(stages, stages[1:])]
+    if len(depths) != len(stages) - 1 or any(d < 1 for d in depths):
+        raise ConfigError(f"need {len(stages) - 1} positive FIFO depths, got {depths}")
+    return FinnMapping(network.name, stages, depths, count_events)
 
 
-def _clamped_thresholds(act: MultiThreshold, layer: Dense, in_type: DataType) -> np.ndarray:
+def default_fifo_depth(producer, consumer) -> int:
+    """FIFO depth (in consumer beats) the generator places between two stages.
+
+    An MVTU takes its input only during its first neuron fold, one beat per cycle, and replays
+    it for the others; fed by a slower stage, a FIFO holding one whole frame of its input lets
+    the producer run a frame ahead, so each stage works at its own rate and the initiation
+    interval is the slowest stage's (FINN's goal). A sliding-window unit gets a frame of its
+    input for the same reason. Otherwise two beats decouple the handshakes."""
+    if isinstance(consumer, LayerMapping) and not isinstance(producer, WindowMapping):
+        return max(DEFAULT_FIFO_DEPTH, consumer.beats_in)
+    if isinstance(consumer, WindowMapping):
+        return max(DEFAULT_FIFO_DEPTH, consumer.beats_in)
+    return DEFAULT_FIFO_DEPTH
+
+
+def _clamped_thresholds(act: MultiThreshold, layer: Dense | Conv2d,
+                        in_type: DataType) -> np.ndarray:
     """Thresholds per output channel, clamped to [lowest accumulator, highest + 1]: the same
     counts for every reachable accumulator, in a register one bit wider than the accumulator."""
     lo, hi = golden.accumulator_range(layer, in_type)
@@ -235,37 +396,48 @@ def _clamped_thresholds(act: MultiThreshold, layer: Dense, in_type: DataType) ->
 
 
 def auto_fold(network: Network, target_fps: float, clock_mhz: float) -> dict:
-    """The cheapest folding (fewest PE x SIMD lanes in total) whose every layer finishes a
-    frame within the initiation interval ``clock / target_fps``: FINN's balancing, where no
+    """The cheapest folding (fewest PE x SIMD lanes in total) under which every stage finishes
+    a frame within the initiation interval ``clock / target_fps``: FINN's balancing, where no
     layer is made faster than the target needs. Raises if even full unfolding is too slow."""
     if target_fps <= 0 or clock_mhz <= 0:
         raise ConfigError("target frames per second and clock must be positive")
     budget = int(clock_mhz * 1e6 // target_fps)
-    dense = map_network(network)  # validates the network; every layer at PE = SIMD = 1
+    base = map_network(network)  # validates the network; every layer at PE = SIMD = 1
     options = []
-    for layer in dense.layers:
-        fits = sorted(((pe * simd, -simd, pe, simd) for pe in legal_folds(layer.mh)
-                       for simd in legal_folds(layer.mw)
-                       if (layer.mh // pe) * (layer.mw // simd) * layer.vectors <= budget))
+    for position, stage in enumerate(base.stages):
+        if not isinstance(stage, LayerMapping):
+            continue
+        window = base.stages[position - 1] if position else None
+        channels = window.channels if isinstance(window, WindowMapping) else stage.mw
+        fits = []
+        for pe in legal_folds(stage.mh):
+            for simd in legal_folds(channels):
+                cycles = (stage.mh // pe) * (stage.mw // simd) * stage.vectors
+                if isinstance(window, WindowMapping):
+                    cycles = max(cycles, window.beats_out // simd)
+                if cycles <= budget:
+                    fits.append((pe * simd, -simd, pe, simd))
         if not fits:
-            raise ConfigError(f"layer {layer.name}: even fully unfolded it needs "
-                              f"{layer.vectors} cycles per frame, more than the "
+            raise ConfigError(f"layer {stage.name}: even fully unfolded it needs more than the "
                               f"{budget}-cycle budget of {target_fps:g} frames/s at "
                               f"{clock_mhz:g} MHz")
-        options.append([(pe, simd) for _, _, pe, simd in fits])
+        options.append((stage.name, [(pe, simd) for _, _, pe, simd in sorted(fits)]))
 
-    def search(k: int, previous_pe: int | None):
+    def search(k: int, chosen: dict):
         if k == len(options):
-            return []
-        for pe, simd in options[k]:
-            if previous_pe is not None and previous_pe % simd and simd % previous_pe:
-                continue
-            rest = search(k + 1, pe)
-            if rest is not None:
-                return [(pe, simd)] + rest
+            try:
+                mapping = map_network(network, chosen)
+            except ConfigError:
+                return None
+            return dict(chosen) if mapping.initiation_interval <= budget else None
+        name, candidates = options[k]
+        for pe, simd in candidates:
+            found = search(k + 1, {**chosen, name: {"pe": pe, "simd": simd}})
+            if found is not None:
+                return found
         return None
 
-    chosen = search(0, None)
-    if chosen is None:
+    folding = search(0, {})
+    if folding is None:
         raise ConfigError("no folding meets the target with compatible neighbouring widths")
-    return {layer.name: {"pe": pe, "simd": simd} for layer, (pe, simd) in zip(dense.layers, chosen)}
+    return folding

@@ -3,18 +3,19 @@ equal to the RTL's (``tests/test_finn.py`` holds them equal).
 
 Outputs come from the golden model: the datapath computes exactly its arithmetic, and timing in
 this architecture does not depend on data. The model steps the harness cycle by cycle, register
-for register (source, MVTUs, FIFOs, width converters, sink). Because timing is data-independent
-the pipeline settles into a periodic regime; once the whole state at the start of a frame
-repeats, the remaining frames but the last are skipped over by adding whole periods, which makes
-the model fast for any number of frames.
+for register (source, stages, width converters, FIFOs, sink). Each stage first evaluates its
+handshakes from the current registers, then all registers update, as in the RTL. Because timing
+is data-independent the pipeline settles into a periodic regime; once the whole state at the
+start of a frame repeats, the frames but the last are skipped over by adding whole periods,
+which makes the model fast for any number of frames.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from accel.hw.finn.mapping import FinnMapping
-from accel.hw.finn.top import event_declarations, operation_name
+from accel.hw.finn.mapping import FinnMapping, LayerMapping, WindowMapping
+from accel.hw.finn.top import event_declarations, operation_name, stage_names
 
 
 @dataclass
@@ -24,11 +25,171 @@ class FinnTiming:
     events: dict[str, int]
 
 
-class _Stage:
-    def __init__(self, layer):
-        self.layer = layer
+class _MVTU:
+    def __init__(self, spec: LayerMapping, name: str):
+        self.spec, self.name = spec, name
         self.nf = self.sf = 0
         self.out_valid = False
+
+    def state(self):
+        return (self.nf, self.sf, self.out_valid)
+
+    def in_ready(self, out_ready):
+        last_synapse = self.sf == self.spec.synapse_fold - 1
+        return self.nf == 0 and (not last_synapse or not self.out_valid or out_ready)
+
+    def cycle(self, in_valid, out_ready, events):
+        """Handshakes of this cycle from the current registers; returns (takes input, update)."""
+        spec = self.spec
+        last_synapse = self.sf == spec.synapse_fold - 1
+        out_free = not self.out_valid or out_ready
+        step = (self.nf != 0 or in_valid) and (not last_synapse or out_free)
+        output_step = step and last_synapse
+        name = self.name
+        if step:
+            events[f"{name}.weight_mem.read"] += spec.pe
+            events[f"{name}.pe.{operation_name(spec)}"] += spec.pe * spec.simd
+            events[f"{name}.input_buffer.write" if self.nf == 0 else
+                   f"{name}.input_buffer.read"] += 1
+        if output_step and spec.thresholds is not None:
+            events[f"{name}.threshold_mem.read"] += spec.pe
+            events[f"{name}.threshold.compare"] += spec.pe * spec.steps
+
+        def update():
+            if step:
+                if last_synapse:
+                    self.sf = 0
+                    self.nf = 0 if self.nf == spec.neuron_fold - 1 else self.nf + 1
+                else:
+                    self.sf += 1
+            if output_step:
+                self.out_valid = True
+            elif out_ready:
+                self.out_valid = False
+
+        return step and self.nf == 0, update
+
+
+class _Window:
+    def __init__(self, spec: WindowMapping, name: str):
+        self.spec, self.name = spec, name
+        self.write_row = self.write_x = self.write_beat = 0
+        self.frame_row = self.oy = self.ox = self.ky = self.kx = self.beat = 0
+
+    def state(self):
+        # rows relative to the reader's frame, so that frames in the same phase compare equal
+        return (self.write_row - self.frame_row, self.write_x, self.write_beat, self.oy, self.ox,
+                self.ky, self.kx, self.beat)
+
+    def _position(self):
+        s = self.spec
+        iy, ix = self.oy + self.ky - s.padding, self.ox + self.kx - s.padding
+        padded = iy < 0 or iy >= s.height or ix < 0 or ix >= s.width
+        return iy, ix, padded
+
+    @property
+    def out_valid(self):
+        iy, ix, padded = self._position()
+        needed = self.frame_row + iy
+        written = self.write_row > needed or (self.write_row == needed and (
+            self.write_x > ix or (self.write_x == ix and self.write_beat > self.beat)))
+        return padded or written
+
+    def in_ready(self, out_ready):
+        lowest = self.frame_row + max(self.oy - self.spec.padding, 0)
+        return self.write_row < lowest + self.spec.rows
+
+    def cycle(self, in_valid, out_ready, events):
+        s = self.spec
+        take = in_valid and self.in_ready(out_ready)
+        emit = self.out_valid and out_ready
+        padded = self._position()[2]
+        if take:
+            events[f"{self.name}.line_buffer.write"] += 1
+        if emit and not padded:
+            events[f"{self.name}.line_buffer.read"] += 1
+
+        def update():
+            if take:
+                self.write_beat += 1
+                if self.write_beat == s.channel_beats:
+                    self.write_beat = 0
+                    self.write_x += 1
+                    if self.write_x == s.width:
+                        self.write_x = 0
+                        self.write_row += 1
+            if emit:
+                window_done = (self.ky == s.kernel - 1 and self.kx == s.kernel - 1
+                               and self.beat == s.channel_beats - 1)
+                last_window = self.oy == s.out_height - 1 and self.ox == s.out_width - 1
+                carry = True
+                for field, size in (("beat", s.channel_beats), ("kx", s.kernel),
+                                    ("ky", s.kernel), ("ox", s.out_width), ("oy", s.out_height)):
+                    if not carry:
+                        break
+                    value = getattr(self, field) + 1
+                    carry = value == size
+                    setattr(self, field, 0 if carry else value)
+                if window_done and last_window:
+                    self.frame_row += s.height
+
+        return take, update
+
+
+class _Pool:
+    def __init__(self, spec, name: str):
+        self.spec, self.name = spec, name
+        self.y = self.x = self.beat = self.ky = self.kx = self.ox = 0
+        self.out_valid = False
+
+    def state(self):
+        return (self.y, self.x, self.beat, self.ky, self.kx, self.ox, self.out_valid)
+
+    def _window(self):
+        s = self.spec
+        inside = self.y < s.out_height * s.kernel and self.x < s.out_width * s.kernel
+        first = self.ky == 0 and self.kx == 0
+        last = self.ky == s.kernel - 1 and self.kx == s.kernel - 1
+        return inside, first, last
+
+    def in_ready(self, out_ready):
+        inside, _, last = self._window()
+        return not (inside and last) or not self.out_valid or out_ready
+
+    def cycle(self, in_valid, out_ready, events):
+        s = self.spec
+        take = in_valid and self.in_ready(out_ready)
+        inside, first, last = self._window()
+        if take and inside:
+            if not first:
+                events[f"{self.name}.row_buffer.read"] += 1
+                events[f"{self.name}.max.compare"] += s.lanes
+            if not last:
+                events[f"{self.name}.row_buffer.write"] += 1
+
+        def update():
+            if take and inside and last:
+                self.out_valid = True
+            elif out_ready:
+                self.out_valid = False
+            if take:
+                row_end = self.x == s.width - 1 and self.beat == s.channel_beats - 1
+                frame_end = row_end and self.y == s.height - 1
+                if self.beat == s.channel_beats - 1:
+                    if self.kx == s.kernel - 1:
+                        self.kx, self.ox = 0, self.ox + 1
+                    else:
+                        self.kx += 1
+                self.beat = (self.beat + 1) % s.channel_beats
+                if self.beat == 0:
+                    self.x = (self.x + 1) % s.width
+                    if self.x == 0:
+                        self.y = (self.y + 1) % s.height
+                if row_end:
+                    self.kx = self.ox = 0
+                    self.ky = 0 if self.ky == s.kernel - 1 or frame_end else self.ky + 1
+
+        return take, update
 
 
 class _Converter:
@@ -37,6 +198,10 @@ class _Converter:
         self.split = in_elements // out_elements if in_elements > out_elements else 0
         self.count = 0  # gather: pieces held; split: index of the next piece
         self.held = False  # split only
+
+    @property
+    def passthrough(self):
+        return not (self.gather or self.split)
 
     @property
     def out_valid(self):
@@ -51,28 +216,49 @@ class _Converter:
             return not self.held or (out_ready and self.count == self.split - 1)
         return out_ready
 
+    def update(self, took, gave):
+        if self.gather:
+            if took:
+                self.count = (0 if self.count == self.gather else self.count) + 1
+            elif gave:
+                self.count = 0
+        elif self.split:
+            if took:
+                self.held, self.count = True, 0
+            elif gave:
+                if self.count == self.split - 1:
+                    self.held, self.count = False, 0
+                else:
+                    self.count += 1
+
+
+def _stage_model(spec, name):
+    if isinstance(spec, LayerMapping):
+        return _MVTU(spec, name)
+    if isinstance(spec, WindowMapping):
+        return _Window(spec, name)
+    return _Pool(spec, name)
+
 
 def simulate(mapping: FinnMapping, frames: int) -> FinnTiming:
     """Cycles to stream ``frames`` frames through the harness at full input rate."""
-    layers = mapping.layers
-    stages = [_Stage(layer) for layer in layers]
-    converters = [_Converter(a.pe, b.simd) for a, b in zip(layers, layers[1:])]
+    specs = mapping.stages
+    stages = [_stage_model(spec, name) for spec, name in zip(specs, stage_names(mapping))]
+    converters = [_Converter(a.out_elements, b.in_elements) for a, b in zip(specs, specs[1:])]
     levels = [0] * len(converters)
     depths = mapping.fifo_depths
-    beats_in = layers[0].synapse_fold * layers[0].vectors
-    beats_out = layers[-1].neuron_fold * layers[-1].vectors
+    beats_in, beats_out = specs[0].beats_in, specs[-1].beats_out
     total_in, total_out = beats_in * frames, beats_out * frames
     names = list(event_declarations(mapping))
     events = dict.fromkeys(names, 0)
     sent = received = cycles = frame0 = 0
     boundaries: dict[int, tuple] = {}
     skipped = False
-    last = len(stages) - 1
 
     while received != total_out:
         frame = sent // beats_in
         if not skipped and sent == frame * beats_in and frame not in boundaries and frame > 0:
-            state = (tuple((s.nf, s.sf, s.out_valid) for s in stages),
+            state = (tuple(stage.state() for stage in stages),
                      tuple((c.count, c.held) for c in converters), tuple(levels),
                      received - frame * beats_out)
             boundaries[frame] = (state, cycles, dict(events), frame0)
@@ -85,82 +271,38 @@ def simulate(mapping: FinnMapping, frames: int) -> FinnTiming:
                     events[name] += skip * (events[name] - previous[2][name])
                 sent += skip * beats_in
                 received += skip * beats_out
+                for stage in stages:
+                    if isinstance(stage, _Window):
+                        stage.frame_row += skip * stage.spec.height
+                        stage.write_row += skip * stage.spec.height
                 skipped = True
                 continue
 
-        # handshakes: every ready depends on registers only, except a stage's input ready,
-        # which depends on its output ready (a register-based FIFO or converter ready)
+        # handshakes from registers: FIFO and converter readies never depend on a later block
         fifo_ready = [levels[k] < depths[k] for k in range(len(converters))]
-        out_ready = [converters[k].in_ready(fifo_ready[k]) for k in range(len(converters))]
-        out_ready.append(True)  # the sink
+        out_ready = [c.in_ready(fifo_ready[k]) for k, c in enumerate(converters)] + [True]
         in_valid = [sent < total_in] + [level > 0 for level in levels]
-        in_ready, steps = [], []
-        for k, stage in enumerate(stages):
-            layer = stage.layer
-            last_synapse = stage.sf == layer.synapse_fold - 1
-            out_free = not stage.out_valid or out_ready[k]
-            in_ready.append(stage.nf == 0 and (not last_synapse or out_free))
-            step = (stage.nf != 0 or in_valid[k]) and (not last_synapse or out_free)
-            steps.append((step, step and stage.nf == 0, step and last_synapse))
-        converter_in = [stages[k].out_valid and out_ready[k] for k in range(len(converters))]
+        out_valid = [stage.out_valid for stage in stages]
+        results = [stage.cycle(in_valid[k], out_ready[k], events)
+                   for k, stage in enumerate(stages)]
+        converter_in = [out_valid[k] and out_ready[k] for k in range(len(converters))]
         converter_out = [c.out_valid and fifo_ready[k] for k, c in enumerate(converters)]
-        fifo_push = [converter_out[k] if (c.gather or c.split) else converter_in[k]
+        fifo_push = [converter_in[k] if c.passthrough else converter_out[k]
                      for k, c in enumerate(converters)]
-        fifo_pop = [levels[k] > 0 and in_ready[k + 1] for k in range(len(converters))]
-        source_transfer = in_valid[0] and in_ready[0]
-        sink_transfer = stages[last].out_valid
-
-        # events of this cycle
-        for k, (stage, (step, input_step, output_step)) in enumerate(zip(stages, steps)):
-            layer = stage.layer
-            if step:
-                events[f"l{k}.weight_mem.read"] += layer.pe
-                events[f"l{k}.pe.{operation_name(layer)}"] += layer.pe * layer.simd
-                if input_step:
-                    events[f"l{k}.input_buffer.write"] += 1
-                else:
-                    events[f"l{k}.input_buffer.read"] += 1
-            if output_step and layer.thresholds is not None:
-                events[f"l{k}.threshold_mem.read"] += layer.pe
-                events[f"l{k}.threshold.compare"] += layer.pe * layer.steps
+        fifo_pop = [results[k + 1][0] for k in range(len(converters))]
         for k, push in enumerate(fifo_push):
             events[f"fifo{k}.push"] += push
 
-        # counters of the harness (done and frame 0 are read before this cycle's transfers)
         if received != total_out:
             cycles += 1
         if received < beats_out:
             frame0 += 1
 
-        # register updates
-        for k, (stage, (step, _, output_step)) in enumerate(zip(stages, steps)):
-            layer = stage.layer
-            if step:
-                if output_step:
-                    stage.sf = 0
-                    stage.nf = 0 if stage.nf == layer.neuron_fold - 1 else stage.nf + 1
-                else:
-                    stage.sf += 1
-            if output_step:
-                stage.out_valid = True
-            elif out_ready[k]:
-                stage.out_valid = False
+        for _, update in results:
+            update()
         for k, converter in enumerate(converters):
             levels[k] += fifo_push[k] - fifo_pop[k]
-            if converter.gather:
-                if converter_in[k]:
-                    index = 0 if converter.count == converter.gather else converter.count
-                    converter.count = index + 1
-                elif converter_out[k]:
-                    converter.count = 0
-            elif converter.split:
-                if converter_in[k]:
-                    converter.held, converter.count = True, 0
-                elif converter_out[k]:
-                    if converter.count == converter.split - 1:
-                        converter.held, converter.count = False, 0
-                    else:
-                        converter.count += 1
-        sent += source_transfer
-        received += sink_transfer
+            converter.update(converter_in[k], converter_out[k])
+        sent += results[0][0]
+        received += out_valid[-1]
     return FinnTiming(cycles, frame0, events)

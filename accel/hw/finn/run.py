@@ -31,21 +31,22 @@ def stream_inputs(network: Network, inputs: np.ndarray) -> np.ndarray:
 
 
 def input_beats(mapping: FinnMapping, values: np.ndarray) -> list[int]:
-    first = mapping.layers[0]
+    """Frames as stream beats: feature maps in NHWC order, ``in_elements`` per beat."""
+    first = mapping.stages[0]
+    if values.ndim == 4:
+        values = values.transpose(0, 2, 3, 1)
     codes = first.input.encode(values.reshape(len(values), -1))
-    beats = []
-    for frame in codes:
-        for sf in range(first.synapse_fold):
-            beats.append(_pack(frame[sf * first.simd:(sf + 1) * first.simd], first.input.bits))
-    return beats
+    lanes = first.in_elements
+    return [_pack(frame[b * lanes:(b + 1) * lanes], first.input.bits)
+            for frame in codes for b in range(len(frame) // lanes)]
 
 
 def decode_outputs(mapping: FinnMapping, beats: list[int], frames: int) -> np.ndarray:
-    last = mapping.layers[-1]
+    last = mapping.stages[-1]
     bits = last.output.bits
     mask = (1 << bits) - 1
     codes = [(word >> (p * bits)) & mask for word in beats for p in range(last.pe)]
-    return last.output.decode(np.array(codes, dtype=np.int64).reshape(frames, last.mh))
+    return last.output.decode(np.array(codes, dtype=np.int64).reshape(frames, -1))
 
 
 def _capacity(count: int) -> int:
@@ -61,8 +62,8 @@ def run_rtl(mapping: FinnMapping, network: Network, inputs: np.ndarray) -> dict:
     frames = len(inputs)
     values = stream_inputs(network, inputs)
     beats = input_beats(mapping, values)
-    last = mapping.layers[-1]
-    beats_out = last.neuron_fold * frames
+    last = mapping.stages[-1]
+    beats_out = last.beats_out * frames
     # memory sizes rounded up to powers of two, so runs of similar length share one build
     harness = FinnHarness(mapping, _capacity(len(beats)), _capacity(beats_out))
     verilog = to_verilog(harness, HARNESS_NAME)
@@ -70,7 +71,7 @@ def run_rtl(mapping: FinnMapping, network: Network, inputs: np.ndarray) -> dict:
     timing = simulate(mapping, frames)
     sim_build = runner.build(verilog, HARNESS_NAME)
     result = runner.run(sim_build, TESTBENCH, inputs={
-        "beats": beats, "beats_out": beats_out, "frame_beats_out": last.neuron_fold,
+        "beats": beats, "beats_out": beats_out, "frame_beats_out": last.beats_out,
         "max_cycles": 4 * timing.cycles + 1000})
     got = result.outputs
     if len(got["outputs"]) != beats_out:
