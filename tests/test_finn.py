@@ -8,9 +8,11 @@ from hypothesis import strategies as st
 
 from accel.errors import ConfigError
 from accel.hw.finn.mapping import map_network
+from accel.hw.reference import FINN_FOLDINGS, finn_folding
 from accel.hw.finn.model import simulate
 from accel.hw.finn.run import generate_verilog, run_rtl
-from accel.nn import DataType, Dense, MultiThreshold, Network, Quant, load
+from accel.nn import (Conv2d, DataType, Dense, Flatten, MaxPool2d, MultiThreshold, Network,
+                      Quant, load)
 from accel.nn.data import digits_split
 from accel.sim.lint import check_lint
 from tests.test_nn_batchnorm import BREVITAS
@@ -112,6 +114,66 @@ def test_brevitas_bnn_on_the_whole_test_split():
     assert accuracy == pytest.approx(0.9109, abs=1e-4)
 
 
+def small_cnn(padding):
+    rng = np.random.default_rng(3)
+    side = 6 + 2 * padding - 4
+    return Network("cnn", (1, 2, 6, 6), [
+        Quant("q", bits=4, signed=False, scale=2**-4),
+        Conv2d("c0", weights=rng.integers(-2, 2, (4, 2, 3, 3)), weight_type=DataType(2, True),
+               padding=padding),
+        MultiThreshold("t0", thresholds=np.sort(rng.integers(-20, 20, (4, 3)), axis=1),
+                       out_scale=1.0, out_bias=0.0),
+        Conv2d("c1", weights=rng.integers(-2, 2, (4, 4, 3, 3)), weight_type=DataType(2, True)),
+        MultiThreshold("t1", thresholds=rng.integers(-10, 10, (4, 1)), out_scale=2.0,
+                       out_bias=-1.0),
+        MaxPool2d("p", kernel=2),
+        Flatten("f"),
+        Dense("d", weights=bipolar(rng, (3, 4 * (side // 2) ** 2)),
+              weight_type=DataType.bipolar_type()),
+    ])
+
+
+@pytest.mark.parametrize("padding,folding", [
+    (1, {}),
+    (0, {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 4, "simd": 2}, "d": {"pe": 3, "simd": 2}}),
+])
+def test_small_cnn_in_verilator(padding, folding):
+    """Sliding window (with and without zero padding), max-pool, flatten permutation and width
+    converters, against the golden model and the cycle model."""
+    network = small_cnn(padding)
+    mapping = map_network(network, folding)
+    inputs = np.random.default_rng(11).random((4, 2, 6, 6)).astype(np.float32)
+    result = run_rtl(mapping, network, inputs)
+    assert result["bit_exact"]
+    assert (result["cycles"], result["frame0_cycles"]) == (result["model"].cycles,
+                                                           result["model"].frame0_cycles)
+    assert result["events"] == result["model"].events
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model,name", [(m, n) for m in FINN_FOLDINGS for n in FINN_FOLDINGS[m]])
+def test_reference_bnns_on_the_whole_test_split(model, name):
+    """bnn-mlp and bnn-cnv, fully folded, medium and wide: every test image bit-exact with the
+    golden model and qonnx's executor, cycles and events equal to the cycle model, and the
+    steady-state initiation interval equal to FINN's formula."""
+    from accel.nn.evaluate import check_against_qonnx, network_inputs
+    from accel.nn.qonnx_io import read_model
+
+    network = load(model)
+    mapping = map_network(network, finn_folding(network, FINN_FOLDINGS[model][name]))
+    split = digits_split()
+    inputs = network_inputs(network, split.x_test)
+    result = run_rtl(mapping, network, inputs)
+    assert result["bit_exact"]
+    assert result["cycles"] == result["model"].cycles
+    assert result["events"] == result["model"].events
+    frames = len(inputs)
+    assert (result["cycles"] - result["frame0_cycles"]) / (frames - 1) == pytest.approx(
+        mapping.initiation_interval, rel=0.01)
+    check = check_against_qonnx(network, read_model(model), inputs, result["outputs"])
+    assert check.agree and check.exact_regime
+
+
 def test_illegal_folding_names_the_layer_and_legal_choices():
     network = load(BREVITAS)
     with pytest.raises(ConfigError, match=r"layer node_linear: PE=5 does not divide MH=64; "
@@ -119,7 +181,7 @@ def test_illegal_folding_names_the_layer_and_legal_choices():
         map_network(network, {"node_linear": {"pe": 5}})
     with pytest.raises(ConfigError, match="SIMD=3 does not divide MW=64"):
         map_network(network, {"node_linear_1": {"simd": 3}})
-    with pytest.raises(ConfigError, match="not dense layers"):
+    with pytest.raises(ConfigError, match="not dense or conv layers"):
         map_network(network, {"nonexistent": {"pe": 1}})
 
 

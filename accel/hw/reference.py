@@ -10,6 +10,35 @@ from pathlib import Path
 from accel.hw.registry import architecture
 from accel.nn import load
 
+# Foldings of the binarized reference models exercised by the slow tests and the throughput
+# benchmark: fully folded, medium and wide. A string "<N> fps" asks the auto-folder.
+FINN_FOLDINGS = {
+    "bnn-mlp": {
+        "fully folded": {},
+        "medium": {"fc0": {"pe": 4, "simd": 16}, "fc1": {"pe": 8, "simd": 16},
+                   "fc2": {"pe": 2, "simd": 16}},
+        "wide": {"fc0": {"pe": 32, "simd": 64}, "fc1": {"pe": 32, "simd": 128},
+                 "fc2": {"pe": 10, "simd": 32}},
+    },
+    "bnn-cnv": {
+        "fully folded": {},
+        "medium": "2e5 fps",
+        "wide": {"conv0": {"pe": 32, "simd": 1}, "conv1": {"pe": 32, "simd": 32},
+                 "fc0": {"pe": 16, "simd": 128}, "fc1": {"pe": 10, "simd": 16}},
+    },
+}
+REFERENCE_CLOCK_MHZ = 200.0
+
+
+def finn_folding(network, spec) -> dict:
+    """A FINN_FOLDINGS entry as a folding dict (resolving "<N> fps" with the auto-folder)."""
+    from accel.hw.finn.mapping import auto_fold
+
+    if isinstance(spec, str):
+        return auto_fold(network, float(spec.split()[0]), REFERENCE_CLOCK_MHZ)
+    return spec
+
+
 # (architecture, shipped model, configuration)
 REFERENCE_CONFIGS = [
     ("finn", "bnn-mlp", {"folding": {"fc0": {"pe": 1, "simd": 64},
