@@ -64,7 +64,7 @@ def _compress(args, console) -> int:
                                    weight_bits=args.weight_bits,
                                    activation_bits=args.activation_bits, seed=args.seed)
     report = network_compression_report(network, index_bits=args.index_bits)
-    console.print(format_report(report), markup=False, highlight=False)
+    console.print(format_report(report), markup=False, highlight=False, soft_wrap=True)
     test = network_inputs(network, split.x_test, "digits test split")
     accuracy = float((golden.predict(network, test) == split.y_test).mean())
     console.print(f"accuracy on the digits test split (golden model): {100 * accuracy:.2f} %")
