@@ -51,3 +51,12 @@ def start_clock(clock) -> None:
     from cocotb.clock import Clock
 
     cocotb.start_soon(Clock(clock, CLOCK_PERIOD_NS, unit="ns").start())
+
+
+async def reset(dut, cycles: int = 2) -> None:
+    """Pulse ``dut.rst`` for ``cycles`` clock cycles (Amaranth's synchronous reset)."""
+    from cocotb.triggers import ClockCycles
+
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, cycles)
+    dut.rst.value = 0

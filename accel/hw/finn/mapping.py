@@ -101,8 +101,20 @@ class LayerMapping:
         return self.neuron_fold * self.vectors
 
 
+class _PixelStage:
+    """A stage on a feature map streamed pixel by pixel (NHWC), ``lanes`` channels per beat,
+    each element encoded as ``element`` on both sides."""
+
+    channel_beats = property(lambda self: self.channels // self.lanes)
+    in_elements = property(lambda self: self.lanes)
+    out_elements = property(lambda self: self.lanes)
+    input = property(lambda self: self.element)
+    output = property(lambda self: self.element)
+    beats_in = property(lambda self: self.height * self.width * self.channel_beats)
+
+
 @dataclass
-class WindowMapping:
+class WindowMapping(_PixelStage):
     """Sliding-window unit: streaming im2col over a line buffer. Input: pixels in NHWC order,
     ``simd`` channels per beat; output: for each output pixel (row-major), the K x K window in
     (ky, kx, channel) order, ``simd`` channels per beat, zeros where the window overhangs the
@@ -131,18 +143,7 @@ class WindowMapping:
         power of two so the row index is the global row count's low bits."""
         return 1 << (self.kernel).bit_length()
 
-    @property
-    def channel_beats(self) -> int:
-        return self.channels // self.simd
-
-    in_elements = property(lambda self: self.simd)
-    out_elements = property(lambda self: self.simd)
-    input = property(lambda self: self.element)
-    output = property(lambda self: self.element)
-
-    @property
-    def beats_in(self) -> int:
-        return self.height * self.width * self.channel_beats
+    lanes = property(lambda self: self.simd)
 
     @property
     def beats_out(self) -> int:
@@ -154,7 +155,7 @@ class WindowMapping:
 
 
 @dataclass
-class PoolMapping:
+class PoolMapping(_PixelStage):
     """Max-pool with kernel == stride over NHWC pixels, ``lanes`` channels per beat (for
     bipolar elements the maximum is a boolean OR)."""
 
@@ -168,15 +169,6 @@ class PoolMapping:
 
     out_height = property(lambda self: self.height // self.kernel)
     out_width = property(lambda self: self.width // self.kernel)
-    channel_beats = property(lambda self: self.channels // self.lanes)
-    in_elements = property(lambda self: self.lanes)
-    out_elements = property(lambda self: self.lanes)
-    input = property(lambda self: self.element)
-    output = property(lambda self: self.element)
-
-    @property
-    def beats_in(self) -> int:
-        return self.height * self.width * self.channel_beats
 
     @property
     def beats_out(self) -> int:

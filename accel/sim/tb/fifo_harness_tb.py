@@ -20,9 +20,7 @@ async def stream_runs(dut):
     cfg = tbio.inputs()
     tbio.start_clock(dut.clk)
     dut.run.value = 0
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 2)
-    dut.rst.value = 0
+    await tbio.reset(dut)
     results = []
     for run in cfg["runs"]:
         dut.run.value = 0

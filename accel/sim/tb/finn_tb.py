@@ -14,9 +14,7 @@ async def run_frames(dut):
     tbio.start_clock(dut.clk)
     dut.run.value = 0
     dut.load_en.value = 0
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 2)
-    dut.rst.value = 0
+    await tbio.reset(dut)
     for address, word in enumerate(cfg["beats"]):
         dut.load_addr.value = address
         dut.load_data.value = word
