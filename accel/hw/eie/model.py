@@ -1,0 +1,113 @@
+"""Cycle and event model of an EIE-style sparse engine (Han et al., ISCA 2016) for one layer.
+
+This is the timing specification the EIE RTL is built to (issue 5); until the RTL exists it is
+the architecture's fast model for exploration at sizes RTL cannot reach.
+
+Microarchitecture modelled
+--------------------------
+- N PEs; row i of the (outputs x inputs) matrix belongs to PE i mod N; each PE stores its rows
+  in EIE's CSC format (``accel.compress.eie``): 8-bit entries, padding entries for gaps over
+  15, ``entries_per_word`` entries per sparse-matrix SRAM word (8 for 64-bit words).
+- Central control: a leading-nonzero detector broadcasts one nonzero activation (j, a_j) per
+  cycle, in column order, to every PE's activation queue (depth ``queue_depth``). A broadcast
+  waits until every queue has a free slot; like ``StreamFIFO``, a full queue does not accept a
+  push in the cycle it pops. The first broadcast happens in cycle ``LNZD_LATENCY``.
+- A PE pops a column when it starts it: in the cycle after the broadcast at the earliest, and
+  once its previous column is done. The pointer pair (even/odd banks, one cycle) overlaps the
+  previous column's last entry, so a column costs max(1, entries) cycles: one entry per cycle,
+  and one cycle for a column with no entries in this PE.
+- After the last PE finishes, ``PIPELINE_TAIL`` cycles drain the arithmetic pipeline (codebook
+  lookup, multiply, accumulate, write back).
+
+Recurrences (column order t = 0, 1, ... over the nonzero activations; s, f per PE):
+    broadcast[t] = max(broadcast[t-1] + 1, max_k start[k][t - depth] + 1)
+    start[k][t]  = max(broadcast[t] + 1, finish[k][t-1])
+    finish[k][t] = start[k][t] + max(1, entries[k][column t])
+    cycles       = max_k finish[k][last] + PIPELINE_TAIL
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from accel.compress.eie import EIEMatrix, encode_eie
+from accel.errors import ConfigError
+
+LNZD_LATENCY = 1
+PIPELINE_TAIL = 4
+ENTRIES_PER_WORD = 8  # 64-bit sparse-matrix SRAM words of 8-bit entries
+
+
+@dataclass
+class EIELayerTiming:
+    cycles: int
+    ideal_cycles: float  # total work spread perfectly over the PEs
+    busy_cycles: np.ndarray  # per PE
+    events: dict[str, int]
+
+    @property
+    def load_balance_efficiency(self) -> float:
+        return self.ideal_cycles / self.cycles if self.cycles else 1.0
+
+
+def simulate_layer(matrix: EIEMatrix, activations: np.ndarray, queue_depth: int = 8,
+                   entries_per_word: int = ENTRIES_PER_WORD) -> EIELayerTiming:
+    """Cycles and events of one layer for one input vector (``activations``, length cols)."""
+    if queue_depth < 1:
+        raise ConfigError(f"queue depth must be positive, got {queue_depth}")
+    activations = np.asarray(activations)
+    if activations.shape != (matrix.cols,):
+        raise ConfigError(f"activations of shape {activations.shape} for {matrix.cols} columns")
+    pointers = np.stack(matrix.pointers)  # (N, cols + 1)
+    columns = np.flatnonzero(activations)
+    starts = pointers[:, columns]
+    ends = pointers[:, columns + 1]
+    entries = ends - starts  # (N, nonzero columns)
+    costs = np.maximum(entries, 1)
+    n_pes, count = costs.shape
+
+    start = np.zeros((n_pes, count), dtype=np.int64)
+    finish_previous = np.zeros(n_pes, dtype=np.int64)
+    broadcast_previous = LNZD_LATENCY - 1
+    for t in range(count):
+        broadcast = broadcast_previous + 1
+        if t >= queue_depth:
+            broadcast = max(broadcast, int(start[:, t - queue_depth].max()) + 1)
+        start[:, t] = np.maximum(broadcast + 1, finish_previous)
+        finish_previous = start[:, t] + costs[:, t]
+        broadcast_previous = broadcast
+    cycles = int(finish_previous.max()) + PIPELINE_TAIL if count else LNZD_LATENCY
+    busy = costs.sum(axis=1)
+    nonempty = entries > 0
+    words = np.where(nonempty, (ends - 1) // entries_per_word - starts // entries_per_word + 1, 0)
+    total_entries = int(entries.sum())
+    events = {
+        "control.lnzd.broadcast": int(count),
+        "pe.act_queue.push": int(count) * n_pes,
+        "pe.act_queue.pop": int(count) * n_pes,
+        "pe.pointer_even.read": int(count) * n_pes,
+        "pe.pointer_odd.read": int(count) * n_pes,
+        "pe.sparse_sram.read": int(words.sum()),
+        "pe.codebook.read": total_entries,
+        "pe.mult.mac": total_entries,
+        "pe.idle.cycle": int(cycles * n_pes - busy.sum()),
+    }
+    return EIELayerTiming(cycles, float(busy.sum()) / n_pes, busy, events)
+
+
+def synthetic_layer(inputs: int, outputs: int, weight_density: float, activation_density: float,
+                    num_pes: int, seed: int = 0) -> tuple[EIEMatrix, np.ndarray]:
+    """A random layer of the given size and densities in EIE format, and an input vector with
+    exactly round(activation_density * inputs) nonzeros."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random((outputs, inputs), dtype=np.float32) < weight_density
+    indices = np.zeros((outputs, inputs), dtype=np.uint8)
+    indices[mask] = rng.integers(1, 16, int(mask.sum()), dtype=np.uint8)
+    del mask
+    matrix = encode_eie(indices, num_pes)
+    activations = np.zeros(inputs, dtype=np.int64)
+    chosen = rng.choice(inputs, int(round(activation_density * inputs)), replace=False)
+    activations[chosen] = rng.integers(1, 1 << 15, len(chosen))
+    return matrix, activations
