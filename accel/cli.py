@@ -93,7 +93,8 @@ def _configure(args):
     network = load(args.model)
     return arch, network, arch.configure(network, folding=args.folding,
                                          target_fps=args.target_fps,
-                                         clock_mhz=args.clock_mhz)
+                                         clock_mhz=args.clock_mhz,
+                                         count_events=not getattr(args, "no_counters", False))
 
 
 def _generate(args, console) -> int:
@@ -204,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="write Verilog and a manifest")
     _add_hardware_arguments(generate)
     generate.add_argument("-o", "--output", required=True, help="output directory")
+    generate.add_argument("--no-counters", action="store_true",
+                          help="leave the event counters out (smaller FPGA builds)")
     generate.set_defaults(handler=_generate)
 
     simulate = commands.add_parser("simulate", help="run a model on its hardware in Verilator")

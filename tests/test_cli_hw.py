@@ -19,6 +19,12 @@ def test_generate_writes_verilog_and_manifest(tmp_path):
     assert "s_axis_tdata" in manifest["ports"] and manifest["events"]
     verilog = (tmp_path / "out" / "finn_top.v").read_text()
     assert "module finn_top" in verilog and "s_axis_tready" in verilog
+    assert "event_counts" in verilog
+    bare = run_cli("generate", "--arch", "finn", BREVITAS, "--no-counters", "-o",
+                   str(tmp_path / "bare"))
+    assert bare.returncode == 0, bare.stderr
+    assert "event_counts" not in (tmp_path / "bare" / "finn_top.v").read_text()
+    assert json.loads((tmp_path / "bare" / "finn_top.json").read_text())["events"] == []
 
 
 def test_simulate_json_contract(tmp_path):

@@ -18,13 +18,14 @@ NAME = "finn"
 
 
 def configure(network: Network, *, folding=None, target_fps=None, clock_mhz=200.0,
-              **_) -> FinnMapping:
-    """A folding given by the user, or the cheapest that meets ``target_fps``."""
+              count_events: bool = True, **_) -> FinnMapping:
+    """A folding given by the user, or the cheapest that meets ``target_fps``; without
+    ``count_events`` the top has no event counters (for FPGA builds)."""
     if folding is not None and target_fps is not None:
         raise ConfigError("give either a folding or a target frame rate, not both")
     if target_fps is not None:
         folding = auto_fold(network, target_fps, clock_mhz)
-    return map_network(network, folding)
+    return map_network(network, folding, count_events=count_events)
 
 
 def generate(mapping: FinnMapping, out_dir: Path) -> list[Path]:
