@@ -2,6 +2,7 @@
 
 import json
 
+from accel.sim.lint import check_lint
 from tests.conftest import run_cli
 from tests.test_cli_nn import BREVITAS
 
@@ -24,6 +25,8 @@ def test_generate_writes_verilog_and_manifest(tmp_path):
                    str(tmp_path / "bare"))
     assert bare.returncode == 0, bare.stderr
     assert "event_counts" not in (tmp_path / "bare" / "finn_top.v").read_text()
+    for directory in ("out", "bare"):
+        check_lint(tmp_path / directory / "finn_top.v", "finn_top")
     assert json.loads((tmp_path / "bare" / "finn_top.json").read_text())["events"] == []
 
 
