@@ -137,6 +137,12 @@ def _simulate(args, console) -> int:
             ("latency", f"{result.latency_cycles} cycles = {result.latency_us:.2f} us"),
             ("throughput", f"{result.throughput_fps:,.0f} inferences/s at "
                            f"{result.clock_mhz:g} MHz")]
+    if "energy_uj_per_inference" in result.extra:
+        extra = result.extra
+        rows.append(("energy per inference (RTL counts)",
+                     f"{1e3 * extra['energy_uj_per_inference']:.3f} nJ ({extra['tech']}; "
+                     f"cycle model {1e3 * extra['model_energy_uj_per_inference']:.3f} nJ)"))
+        rows.append(("average power", f"{extra['average_power_mw']:.2f} mW"))
     for row in rows:
         table.add_row(*row)
     console.print(table)

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from accel.sim.lint import check_lint
 from tests.conftest import run_cli
 from tests.test_cli_nn import BREVITAS
@@ -45,6 +47,10 @@ def test_simulate_json_contract(tmp_path):
     assert data["bit_exact"] and data["model_events_equal"]
     assert data["cycles_per_inference"] == data["model_cycles_per_inference"]
     assert data["events"]["l0.pe.mac"] == 64 * 64
+    assert data["energy_uj_per_inference"] == data["model_energy_uj_per_inference"] > 0
+    assert sum(data["energy_breakdown_uj"].values()) == pytest.approx(
+        data["energy_uj_per_inference"])
+    assert set(data["energy_by_layer_uj"]) == {"l0", "l1", "l2", "fifo0", "fifo1"}
 
 
 def test_hardware_errors_are_one_line(tmp_path):

@@ -14,6 +14,12 @@ JSON keys (``SimResult.to_json``):
   clock_mhz                    the clock the times are stated at
   events                       event name -> count per inference (RTL counters / images)
   model_events_equal           the cycle model counted the same events
+  energy_uj_per_inference      events x per-event energies of ``tech`` (accel.energy), from the
+                               RTL counters; model_energy_uj_per_inference from the cycle model
+  energy_breakdown_uj          by group: compute, memory, queues, control, dram
+  energy_by_component_uj       by physical instance (l0.weight_mem, fifo1, ...)
+  energy_by_layer_uj           by stage (l0, swu0, fifo0, ...)
+  average_power_mw             energy per inference / time per inference at clock_mhz
   plus architecture-specific keys (e.g. FINN: initiation_interval_cycles).
 """
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from accel.errors import ConfigError
+from accel.energy.model import estimate
+from accel.hw.finn.energy import event_specs
 from accel.hw.finn.mapping import FinnMapping, auto_fold, map_network
 from accel.hw.finn.run import TOP_NAME, generate_verilog, run_rtl
 from accel.hw.finn.top import event_declarations
@@ -50,15 +52,23 @@ def generate(mapping: FinnMapping, out_dir: Path) -> list[Path]:
 
 
 def simulate(mapping: FinnMapping, network: Network, inputs: np.ndarray,
-             labels: np.ndarray | None, *, model: str, clock_mhz: float) -> SimResult:
+             labels: np.ndarray | None, *, model: str, clock_mhz: float,
+             tech: str = "45nm") -> SimResult:
     run = run_rtl(mapping, network, inputs)
     predictions = np.argmax(run["outputs"], axis=1)
+    frames = len(inputs)
+    specs = event_specs(mapping)
+    energy = estimate({k: v / frames for k, v in run["events"].items()}, specs, tech)
+    model_energy = estimate({k: v / frames for k, v in run["model"].events.items()}, specs, tech)
     return SimResult.build(
         arch=NAME, model=model, predictions=predictions, labels=labels,
         bit_exact=run["bit_exact"], rtl_cycles=run["cycles"],
         model_cycles=run["model"].cycles, latency_cycles=run["frame0_cycles"],
         clock_mhz=clock_mhz, events=run["events"], model_events=run["model"].events,
-        extra={"initiation_interval_cycles": mapping.initiation_interval,
+        extra={**energy.to_json(),
+               "model_energy_uj_per_inference": model_energy.total_uj,
+               "average_power_mw": energy.average_power_mw(run["cycles"] / frames, clock_mhz),
+               "initiation_interval_cycles": mapping.initiation_interval,
                "model_latency_cycles": run["model"].frame0_cycles,
                "folding": {layer.name: {"pe": layer.pe, "simd": layer.simd}
                            for layer in mapping.layers}})

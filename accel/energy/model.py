@@ -1,0 +1,125 @@
+"""Energy per inference = sum over events of (count per inference) x (energy per event).
+
+An architecture declares, for each of its event names, what physical action it is, as plain
+data (an ``EventSpec``); this module prices specs with a technology table and adds them up. It
+holds no architecture-specific code: a new architecture adds a declaration of its events.
+
+Spec kinds and their price (``accel.energy.tech`` documents each rule):
+  sram       one access of ``width`` bits to a memory of ``capacity_bytes``
+  register   one access of ``width`` bits to a register file / FIFO of ``capacity_bytes``
+  add        a ``bits``-bit integer addition          compare   a ``bits``-bit comparison
+  mult       a ``bits``-bit integer multiplication     mac       mult(bits) + add(acc_bits)
+  xnor_popcount_lane  one lane of an XNOR-popcount: xnor of 1 pair + its share of the popcount
+             tree + the accumulator add shared by ``simd`` lanes (``acc_bits``)
+  negate_add_lane     one lane of a multi-bit x bipolar product: conditional negate (an add of
+             ``bits``) + the accumulator add shared by ``simd`` lanes
+  lnzd       one leading-nonzero detection over ``inputs`` activations
+  dram       ``bits`` bits to or from DRAM
+Each spec also names the breakdown ``group`` it belongs to: "compute", "memory", "queues",
+"control" or "dram", and memories carry their instance name in the breakdown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from accel.energy.tech import Technology, load_technology
+from accel.errors import ConfigError
+
+GROUPS = ("compute", "memory", "queues", "control", "dram")
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    kind: str
+    group: str
+    params: dict = field(default_factory=dict)
+
+    def price(self, tech: Technology) -> float:
+        p = self.params
+        try:
+            if self.kind == "sram":
+                return tech.sram_read(p["capacity_bytes"], p["width"])
+            if self.kind == "register":
+                return tech.register(p["width"], p["capacity_bytes"])
+            if self.kind == "add":
+                return tech.add(p["bits"])
+            if self.kind == "compare":
+                return tech.compare(p["bits"])
+            if self.kind == "mult":
+                return tech.mult(p["bits"])
+            if self.kind == "mac":
+                return tech.mult(p["bits"]) + tech.add(p["acc_bits"])
+            if self.kind == "xnor_popcount_lane":
+                return tech.xnor(1) + tech.popcount(2) + tech.add(p["acc_bits"]) / p["simd"]
+            if self.kind == "negate_add_lane":
+                return tech.add(p["bits"]) + tech.add(p["acc_bits"]) / p["simd"]
+            if self.kind == "lnzd":
+                return tech.lnzd(p["inputs"])
+            if self.kind == "dram":
+                return tech.dram(p["bits"])
+        except KeyError as missing:
+            raise ConfigError(f"event spec {self.kind} lacks parameter {missing}") from None
+        raise ConfigError(f"unknown event kind {self.kind!r}")
+
+
+@dataclass
+class EnergyReport:
+    tech: str
+    total_pj: float
+    by_group_pj: dict[str, float]
+    by_component_pj: dict[str, float]
+    by_layer_pj: dict[str, float]
+    pj_per_event: dict[str, float]
+
+    @property
+    def total_uj(self) -> float:
+        return self.total_pj * 1e-6
+
+    def average_power_mw(self, cycles: float, clock_mhz: float) -> float:
+        seconds = cycles / (clock_mhz * 1e6)
+        return self.total_pj * 1e-12 / seconds * 1e3 if seconds else 0.0
+
+    def to_json(self) -> dict:
+        to_uj = lambda d: {k: v * 1e-6 for k, v in d.items()}  # noqa: E731
+        return {"tech": self.tech, "energy_uj_per_inference": self.total_uj,
+                "energy_breakdown_uj": to_uj(self.by_group_pj),
+                "energy_by_component_uj": to_uj(self.by_component_pj),
+                "energy_by_layer_uj": to_uj(self.by_layer_pj)}
+
+
+def component_of(event: str) -> str:
+    """``l0.weight_mem.read`` -> ``l0.weight_mem``: the physical instance."""
+    return event.rsplit(".", 1)[0]
+
+
+def layer_of(event: str) -> str:
+    return event.split(".", 1)[0]
+
+
+def estimate(events_per_inference: dict[str, float], specs: dict[str, EventSpec],
+             tech: Technology | str = "45nm") -> EnergyReport:
+    """Price every counted event. Every event must have a spec (a missing one is an error, not
+    a silent zero)."""
+    if not isinstance(tech, Technology):
+        tech = load_technology(tech)
+    missing = sorted(set(events_per_inference) - set(specs))
+    if missing:
+        raise ConfigError(f"no energy declaration for events: {', '.join(missing)}")
+    by_group = dict.fromkeys(GROUPS, 0.0)
+    by_component: dict[str, float] = {}
+    by_layer: dict[str, float] = {}
+    prices = {}
+    for event, count in events_per_inference.items():
+        spec = specs[event]
+        if spec.group not in GROUPS:
+            raise ConfigError(f"event {event}: unknown breakdown group {spec.group!r}")
+        prices[event] = price = float(spec.price(tech))
+        energy = count * price
+        by_group[spec.group] += energy
+        component = component_of(event)
+        by_component[component] = by_component.get(component, 0.0) + energy
+        layer = layer_of(event)
+        by_layer[layer] = by_layer.get(layer, 0.0) + energy
+    return EnergyReport(tech.name, sum(by_group.values()), by_group, by_component, by_layer,
+                        prices)
