@@ -15,6 +15,8 @@ Spec kinds and their price (``accel.energy.tech`` documents each rule):
              ``bits``) + the accumulator add shared by ``simd`` lanes
   lnzd       one leading-nonzero detection over ``inputs`` activations
   dram       ``bits`` bits to or from DRAM
+  free       counted for utilisation only (e.g. idle cycles): no dynamic energy, and no
+             leakage model yet
 Each spec also names the breakdown ``group`` it belongs to: "compute", "memory", "queues",
 "control" or "dram", and memories carry their instance name in the breakdown.
 """
@@ -58,6 +60,8 @@ class EventSpec:
                 return tech.lnzd(p["inputs"])
             if self.kind == "dram":
                 return tech.dram(p["bits"])
+            if self.kind == "free":
+                return 0.0
         except KeyError as missing:
             raise ConfigError(f"event spec {self.kind} lacks parameter {missing}") from None
         raise ConfigError(f"unknown event kind {self.kind!r}")

@@ -92,6 +92,9 @@ def simulate_layer(matrix: EIEMatrix, activations: np.ndarray, queue_depth: int 
         "pe.sparse_sram.read": int(words.sum()),
         "pe.codebook.read": total_entries,
         "pe.mult.mac": total_entries,
+        # each entry reads and writes its destination accumulator (no bypass modelled yet)
+        "pe.act_regfile.read": total_entries,
+        "pe.act_regfile.write": total_entries,
         "pe.idle.cycle": int(cycles * n_pes - busy.sum()),
     }
     return EIELayerTiming(cycles, float(busy.sum()) / n_pes, busy, events)
