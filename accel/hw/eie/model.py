@@ -16,8 +16,9 @@ Microarchitecture modelled
   once its previous column is done. The pointer pair (even/odd banks, one cycle) overlaps the
   previous column's last entry, so a column costs max(1, entries) cycles: one entry per cycle,
   and one cycle for a column with no entries in this PE.
-- After the last PE finishes, ``PIPELINE_TAIL`` cycles drain the arithmetic pipeline (codebook
-  lookup, multiply, accumulate, write back).
+- An entry's codebook lookup, multiply and accumulate complete in its cycle (the RTL has no
+  arithmetic pipeline yet; EIE's has four stages), so ``PIPELINE_TAIL`` is 0: the layer is done
+  in the first cycle in which every PE is free and every queue empty.
 
 Recurrences (column order t = 0, 1, ... over the nonzero activations; s, f per PE):
     broadcast[t] = max(broadcast[t-1] + 1, max_k start[k][t - depth] + 1)
@@ -36,7 +37,7 @@ from accel.compress.eie import EIEMatrix, encode_eie
 from accel.errors import ConfigError
 
 LNZD_LATENCY = 1
-PIPELINE_TAIL = 4
+PIPELINE_TAIL = 0
 ENTRIES_PER_WORD = 8  # 64-bit sparse-matrix SRAM words of 8-bit entries
 
 
