@@ -40,6 +40,7 @@ def test_random_sparse_layers(pes, depth, seed):
 @pytest.mark.slow
 @pytest.mark.parametrize("pes,depth", [(1, 8), (4, 1), (16, 8)])
 def test_mlp_sparse_first_layer_on_digits(pes, depth):
+    """1, 4 and 16 PEs with queue depths 8 and 1 on real activations (one layer each)."""
     network = load("mlp-sparse")
     first = next(layer for layer in network.layers if isinstance(layer, Dense))
     split = digits_split()
@@ -51,3 +52,25 @@ def test_mlp_sparse_first_layer_on_digits(pes, depth):
         np.testing.assert_array_equal(result["outputs"], want)
         assert result["cycles"] == result["model"].cycles
         assert result["events"] == result["model"].events
+
+
+@pytest.mark.slow
+def test_mlp_sparse_network_on_digits():
+    """All three layers of mlp-sparse back to back on 4 PEs (ping-pong activations with bias,
+    ReLU and rounding shift in hardware): final outputs equal to the golden model's, cycles and
+    events equal to the cycle model's. (A build of this design takes about 5 minutes.)"""
+    from accel.hw.eie.mapping import map_network
+    from accel.hw.eie.run import run_rtl
+
+    network = load("mlp-sparse")
+    split = digits_split()
+    trace = golden.run(network, split.x_test[:40], return_all=True)
+    dense = [i for i, layer in enumerate(network.layers) if isinstance(layer, Dense)]
+    mapping = map_network(network, num_pes=4, queue_depth=8)
+    results = run_rtl(mapping, [trace[i - 1] for i in dense])
+    for result, expected in zip(results, trace[-1]):
+        np.testing.assert_array_equal(result["outputs"], expected)
+        assert result["cycles"] == result["model"].cycles
+        assert result["events"] == result["model"].events
+    predictions = [int(np.argmax(result["outputs"])) for result in results]
+    assert predictions == list(golden.predict(network, split.x_test[:40]))

@@ -22,6 +22,9 @@ def event_specs(num_pes: int = 64, queue_depth: int = 8) -> dict[str, EventSpec]
     pointer_bank = {"capacity_bytes": POINTER_SRAM_BYTES / 2, "width": POINTER_BITS}
     return {
         "control.lnzd.broadcast": EventSpec("lnzd", "control", {"inputs": num_pes}),
+        # one cycle in which every row passes bias, ReLU and the shift (per row: an add and a
+        # comparison of 40 bits); priced per layer transition
+        "control.writeback": EventSpec("add", "control", {"bits": 40 * 64 * 2}),
         "pe.act_queue.push": EventSpec("register", "queues", queue),
         "pe.act_queue.pop": EventSpec("register", "queues", queue),
         "pe.pointer_even.read": EventSpec("sram", "memory", pointer_bank),

@@ -56,3 +56,98 @@ def map_layer(name: str, weights: np.ndarray, *, num_pes: int, queue_depth: int 
         raise ConfigError(f"layer {name}: weights do not fit {weight_bits}-bit codebook entries")
     return EIELayerMapping(name, num_pes, queue_depth, codebook, encode_eie(indices, num_pes),
                            weight_bits, activation_bits, accumulator_bits)
+
+
+@dataclass
+class Requantize:
+    """Between layers: add ``bias`` (units of the product scale), ReLU, then shift right by
+    ``shift`` with the golden model's rounding (ROUND: half to even) and saturate to
+    ``bits``-bit signed: the next layer's 16-bit fixed-point activations."""
+
+    bias: np.ndarray = field(repr=False)
+    relu: bool
+    shift: int
+    bits: int
+
+
+@dataclass
+class EIENetworkMapping:
+    """Layers run one after another on the same PEs; between them the accumulators go
+    through ``requantize[l]`` into the activation registers (the ping-pong buffer)."""
+
+    name: str
+    layers: list[EIELayerMapping]
+    requantize: list[Requantize]  # len(layers) - 1
+    final_bias: np.ndarray | None = field(repr=False, default=None)
+
+    @property
+    def num_pes(self) -> int:
+        return self.layers[0].num_pes
+
+    @property
+    def queue_depth(self) -> int:
+        return self.layers[0].queue_depth
+
+    @property
+    def max_cols(self) -> int:
+        return max(layer.cols for layer in self.layers)
+
+    @property
+    def max_local_rows(self) -> int:
+        return max(layer.local_rows for layer in self.layers)
+
+    @property
+    def activation_bits(self) -> int:
+        return self.layers[0].activation_bits
+
+    @property
+    def accumulator_bits(self) -> int:
+        return max(layer.accumulator_bits for layer in self.layers)
+
+
+def single_layer(layer: EIELayerMapping) -> EIENetworkMapping:
+    return EIENetworkMapping(layer.name, [layer], [])
+
+
+def map_network(network, *, num_pes: int, queue_depth: int = 8) -> EIENetworkMapping:
+    """A chain Quant -> (Dense -> Relu -> Quant)* -> Dense of shared 16-bit weights, with
+    power-of-two scales, onto the EIE engine."""
+    from accel.nn.ir import Dense, Quant, Relu
+
+    layers = network.layers
+    types = network.tensor_types()
+    if not layers or not isinstance(layers[0], Quant) or layers[0].bits > 16:
+        raise ConfigError(f"network {network.name}: EIE needs a Quant of at most 16 bits first")
+    mapped, requantize = [], []
+    index = 1
+    final_bias = None
+    while index < len(layers):
+        layer = layers[index]
+        if not isinstance(layer, Dense):
+            raise ConfigError(f"layer {layer.name} ({layer.op}): EIE maps dense layers, each "
+                              "followed by Relu and a Quant, the last one raw")
+        acc_type = types[index + 1][1]
+        mapped.append(map_layer(layer.name, layer.weights, num_pes=num_pes,
+                                queue_depth=queue_depth,
+                                weight_bits=layer.weight_type.bits,
+                                accumulator_bits=acc_type.bits + 1))
+        bias = np.zeros(layer.outputs, np.int64) if layer.bias is None else \
+            layer.bias.astype(np.int64)
+        rest = layers[index + 1:]
+        if not rest:
+            final_bias = bias
+            break
+        relu = isinstance(rest[0], Relu)
+        quant = rest[1] if relu and len(rest) > 1 else rest[0]
+        if not isinstance(quant, Quant) or not quant.signed or quant.narrow \
+                or quant.rounding.upper() not in ("ROUND", "HALF_EVEN"):
+            raise ConfigError(f"layer {layer.name}: must be followed by [Relu] and a signed "
+                              "Quant with ROUND rounding for EIE")
+        ratio = quant.scale / acc_type.scale
+        shift = int(round(np.log2(ratio)))
+        if ratio < 1 or 2.0 ** shift != ratio:
+            raise ConfigError(f"layer {quant.name}: requantization by {ratio:g} is not a "
+                              "right shift (power-of-two scales needed)")
+        requantize.append(Requantize(bias, relu, shift, quant.bits))
+        index += 3 if relu else 2
+    return EIENetworkMapping(network.name, mapped, requantize, final_bias)

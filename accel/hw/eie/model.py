@@ -115,3 +115,30 @@ def synthetic_layer(inputs: int, outputs: int, weight_density: float, activation
     chosen = rng.choice(inputs, int(round(activation_density * inputs)), replace=False)
     activations[chosen] = rng.integers(1, 1 << 15, len(chosen))
     return matrix, activations
+
+
+@dataclass
+class EIENetworkTiming:
+    cycles: int
+    layers: list[EIELayerTiming]
+    events: dict[str, int]
+
+    @property
+    def load_balance_efficiency(self) -> float:
+        ideal = sum(layer.ideal_cycles for layer in self.layers)
+        return ideal / self.cycles if self.cycles else 1.0
+
+
+def simulate_network(matrices: list[EIEMatrix], layer_inputs: list[np.ndarray],
+                     queue_depth: int = 8) -> EIENetworkTiming:
+    """Layers back to back on the same PEs: each layer starts in the cycle after the previous
+    one is done, that cycle having written the requantized rows back (one
+    ``control.writeback``). ``layer_inputs[l]`` are layer l's input activations (the golden
+    model's, since which columns are skipped depends on the data)."""
+    timings = [simulate_layer(matrix, inputs, queue_depth)
+               for matrix, inputs in zip(matrices, layer_inputs)]
+    events: dict[str, int] = {"control.writeback": len(timings) - 1}
+    for timing in timings:
+        for name, count in timing.events.items():
+            events[name] = events.get(name, 0) + count
+    return EIENetworkTiming(sum(t.cycles for t in timings) + len(timings) - 1, timings, events)

@@ -1,11 +1,12 @@
-"""Simulating an EIE layer in Verilator against the exact product and the cycle model."""
+"""Simulating EIE layers and networks in Verilator against the golden model and the cycle
+model."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from accel.hw.eie.mapping import EIELayerMapping
-from accel.hw.eie.model import simulate_layer
+from accel.hw.eie.mapping import EIELayerMapping, EIENetworkMapping, single_layer
+from accel.hw.eie.model import simulate_network
 from accel.hw.eie.rtl import EIEHarness
 from accel.hw.verilog import to_verilog
 
@@ -13,31 +14,47 @@ HARNESS_NAME = "eie_harness"
 TESTBENCH = "accel.sim.tb.eie_tb"
 
 
-def dense_weights(mapping: EIELayerMapping) -> np.ndarray:
-    return mapping.codebook[mapping.matrix.decode()]
+def dense_weights(layer: EIELayerMapping) -> np.ndarray:
+    return layer.codebook[layer.matrix.decode()]
 
 
-def run_layer_rtl(mapping: EIELayerMapping, vectors: np.ndarray) -> list[dict]:
-    """Each activation vector through the RTL (one build, one run); per vector the outputs
-    (rows), the exact product, cycles and events from the RTL and from the model."""
+def run_rtl(mapping: EIENetworkMapping, layer_inputs: list[np.ndarray]) -> list[dict]:
+    """``layer_inputs[l]`` (vectors x cols_l): the activations of each layer for each vector
+    (the first is what the harness loads; the others predict the model's timing). Per vector:
+    the last layer's accumulators (plus its bias) by output row, cycles and events from the RTL
+    and the model."""
     from accel.sim import runner
     from accel.sim.lint import check_lint
 
     harness = EIEHarness(mapping)
     verilog = to_verilog(harness, HARNESS_NAME)
     check_lint(verilog, HARNESS_NAME)
-    timings = [simulate_layer(mapping.matrix, v, mapping.queue_depth) for v in vectors]
+    vectors = layer_inputs[0]
+    timings = [simulate_network([layer.matrix for layer in mapping.layers],
+                                [inputs[v] for inputs in layer_inputs], mapping.queue_depth)
+               for v in range(len(vectors))]
+    padded = np.zeros((len(vectors), mapping.max_cols), dtype=np.int64)
+    padded[:, :vectors.shape[1]] = vectors
     sim = runner.run(runner.build(verilog, HARNESS_NAME), TESTBENCH, inputs={
-        "vectors": [[int(a) for a in v] for v in vectors], "num_pes": mapping.num_pes,
-        "local_rows": mapping.local_rows, "activation_bits": mapping.activation_bits,
+        "vectors": padded, "num_pes": mapping.num_pes, "local_rows": mapping.max_local_rows,
+        "activation_bits": mapping.activation_bits,
         "max_cycles": 4 * max(t.cycles for t in timings) + 100})
-    weights = dense_weights(mapping)
+    last = mapping.layers[-1]
+    bias = mapping.final_bias if mapping.final_bias is not None else 0
     results = []
-    for vector, timing, got in zip(vectors, timings, sim.outputs["results"]):
-        per_pe = np.array(got["accumulators"]).reshape(mapping.num_pes, mapping.local_rows)
+    for timing, got in zip(timings, sim.outputs["results"]):
+        per_pe = np.array(got["accumulators"]).reshape(mapping.num_pes, mapping.max_local_rows)
         outputs = np.array([per_pe[i % mapping.num_pes, i // mapping.num_pes]
-                            for i in range(mapping.rows)])
-        results.append({"outputs": outputs, "expected": weights @ vector.astype(np.int64),
-                        "cycles": got["cycles"], "model": timing,
+                            for i in range(last.rows)]) + bias
+        results.append({"outputs": outputs, "cycles": got["cycles"], "model": timing,
                         "events": harness.counters.decode(got["event_counts"])})
+    return results
+
+
+def run_layer_rtl(layer: EIELayerMapping, vectors: np.ndarray) -> list[dict]:
+    """One layer: outputs are compared with the exact product ``expected``."""
+    results = run_rtl(single_layer(layer), [vectors])
+    weights = dense_weights(layer)
+    for result, vector in zip(results, vectors):
+        result["expected"] = weights @ vector.astype(np.int64)
     return results
