@@ -156,7 +156,7 @@ module finn_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_td
     .rst(rst),
     .write__data(\i__payload$40 )
   );
-  \finn_top.mvtu0  mvtu0 (
+  \finn_top.l0  l0 (
     .buffer_write__data(s_axis_tdata),
     .clk(clk),
     .i__ready(s_axis_tready),
@@ -169,7 +169,7 @@ module finn_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_td
     .rst(rst),
     .step(step)
   );
-  \finn_top.mvtu1  mvtu1 (
+  \finn_top.l1  l1 (
     .buffer_write__data(\i__payload$27 ),
     .clk(clk),
     .i__ready(\o__ready$29 ),
@@ -182,7 +182,7 @@ module finn_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_td
     .rst(rst),
     .step(\step$55 )
   );
-  \finn_top.mvtu2  mvtu2 (
+  \finn_top.l2  l2 (
     .buffer_write__data(\i__payload$46 ),
     .clk(clk),
     .i__ready(\o__ready$48 ),
@@ -1158,7 +1158,7 @@ module \finn_top.fifo1 (rst, o__ready, i__valid, i__ready, o__valid, o__payload,
 endmodule
 
 (* generator = "Amaranth" *)
-module \finn_top.mvtu0 (i__valid, clk, rst, step, input_step, output_step, i__ready, o__ready, o__payload, out_valid, buffer_write__data);
+module \finn_top.l0 (i__valid, clk, rst, step, input_step, output_step, i__ready, o__ready, o__payload, out_valid, buffer_write__data);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -2656,7 +2656,7 @@ module \finn_top.mvtu0 (i__valid, clk, rst, step, input_step, output_step, i__re
 endmodule
 
 (* generator = "Amaranth" *)
-module \finn_top.mvtu1 (rst, step, input_step, output_step, i__ready, i__valid, buffer_write__data, o__ready, o__payload, out_valid, clk);
+module \finn_top.l1 (rst, step, input_step, output_step, i__ready, i__valid, buffer_write__data, o__ready, o__payload, out_valid, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -4544,7 +4544,7 @@ module \finn_top.mvtu1 (rst, step, input_step, output_step, i__ready, i__valid, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \finn_top.mvtu2 (clk, rst, step, input_step, i__ready, i__valid, buffer_write__data, o__payload, out_valid, o__ready);
+module \finn_top.l2 (clk, rst, step, input_step, i__ready, i__valid, buffer_write__data, o__payload, out_valid, o__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire \$1 ;
   wire \$10 ;
