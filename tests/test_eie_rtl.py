@@ -25,7 +25,8 @@ def random_layer(seed, rows, cols, density):
     return weights, vectors
 
 
-@pytest.mark.parametrize("pes,depth,seed", [(3, 1, 1), (8, 8, 2)])
+@pytest.mark.parametrize("pes,depth,seed", [
+    (3, 1, 1), pytest.param(8, 8, 2, marks=pytest.mark.slow)])
 def test_random_sparse_layers(pes, depth, seed):
     # at least 17 local rows per PE, so that a gap over 15 (a padding entry) is possible
     weights, vectors = random_layer(seed, rows=max(70, 18 * pes), cols=40, density=0.15)

@@ -86,7 +86,7 @@ def test_fast_forward_equals_plain_stepping():
     assert forty.cycles - three.cycles == 37 * (three.cycles - two.cycles)
 
 
-@settings(max_examples=3, deadline=None)
+@settings(max_examples=2, deadline=None)
 @given(finn_networks())
 def test_random_networks_in_verilator_equal_golden_and_model(case):
     network, folding = case

@@ -53,6 +53,7 @@ def test_concurrent_builds_of_one_design_compile_once(fresh_cache, tmp_path):
     assert results[0]["dir"] == results[1]["dir"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["fst", "vcd"])
 def test_waveforms_on_request(fmt):
     if fmt == "fst" and not fst_supported():
