@@ -33,13 +33,13 @@ def configure(network: Network, *, folding=None, target_fps=None, clock_mhz=200.
 def generate(mapping: FinnMapping, out_dir: Path) -> list[Path]:
     """``finn_top.v`` and ``finn_top.json`` (the manifest) in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    top = mapping.layers
+    first, last = mapping.stages[0], mapping.stages[-1]
     manifest = mapping.manifest()
     manifest["top"] = TOP_NAME
     manifest["ports"] = {
-        "s_axis_tdata": top[0].simd * top[0].input.bits, "s_axis_tvalid": 1, "s_axis_tready": 1,
-        "m_axis_tdata": top[-1].pe * top[-1].output.bits, "m_axis_tvalid": 1,
-        "m_axis_tready": 1, "clk": 1, "rst": 1,
+        "s_axis_tdata": first.in_elements * first.input.bits, "s_axis_tvalid": 1,
+        "s_axis_tready": 1, "m_axis_tdata": last.out_elements * last.output.bits,
+        "m_axis_tvalid": 1, "m_axis_tready": 1, "clk": 1, "rst": 1,
     }
     manifest["stream_encoding"] = (
         "element k of a beat in bits [k*bits, (k+1)*bits); bipolar elements are one bit "
