@@ -26,7 +26,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,6 @@ CACHE_ENV = "ACCEL_CACHE"
 _BUILD_RECIPE = 2
 # --timing (HDL delays) needs C++20 coroutines, which g++ 12 only enables with -std=c++20.
 TIMING_ARGS = ("--timing", "-CFLAGS", "-std=c++20", "--timescale", "1ns/1ps")
-# Period of the clock that `hdl_clock` builds generate; testbenches read it from tbio.
-CLOCK_PERIOD_NS = tbio.CLOCK_PERIOD_NS
 
 
 def cache_root() -> Path:
@@ -71,7 +69,6 @@ class SimRun:
     seconds: float
     waves_file: Path | None = None
     log_file: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _build_key(sources: Mapping[str, str], toplevel: str, parameters: Mapping[str, object],
@@ -125,7 +122,7 @@ def _clocked_wrapper(sources: Mapping[str, str], toplevel: str, clock: str) -> t
     lines = [f"module {name}({', '.join(n for _, _, n in outer)});"]
     lines += [f"  {d} {r + ' ' if r else ''}{n};" for d, r, n in outer]
     lines += [f"  reg {clock} = 1'b0;",
-              f"  always #{CLOCK_PERIOD_NS // 2} {clock} = ~{clock};",
+              f"  always #{tbio.CLOCK_PERIOD_NS // 2} {clock} = ~{clock};",
               f"  {toplevel} dut({', '.join(f'.{n}({n})' for _, _, n in ports)});",
               "endmodule", ""]
     return name, "\n".join(lines)
@@ -169,7 +166,7 @@ def build(sources: Mapping[str, str] | str, toplevel: str, *,
     Returns at once if the same design was built before. ``waves`` (True, "fst" or "vcd") makes
     the binary able to record waveforms, which ``run(..., waves=True)`` then does; ``timing``
     enables HDL delays. ``hdl_clock`` names the clock port that a generated wrapper drives from
-    inside the simulator (period ``CLOCK_PERIOD_NS``; implies ``timing``); ``None`` leaves the
+    inside the simulator (period ``tbio.CLOCK_PERIOD_NS``; implies ``timing``); ``None`` leaves the
     clock to the testbench (``tbio.start_clock`` handles both). ``public`` is "ports" (only the
     top-level ports are visible to the testbench; fastest) or "all" (every signal, for
     debugging through VPI); ``extra_public`` names further top-module signals to expose.

@@ -48,11 +48,10 @@ def map_layer(name: str, weights: np.ndarray, *, num_pes: int, queue_depth: int 
     if size > CODEBOOK_ENTRIES:
         raise ConfigError(f"layer {name}: {size - 1} distinct nonzero weights; EIE's codebook "
                           f"holds {CODEBOOK_ENTRIES - 1} (share the weights first)")
-    values = np.unique(weights[weights != 0])
     codebook = np.zeros(CODEBOOK_ENTRIES, dtype=np.int64)
-    codebook[1:1 + len(values)] = values
+    codebook[indices] = weights  # every weight with the same index has the same value
     lo, hi = -(1 << (weight_bits - 1)), (1 << (weight_bits - 1)) - 1
-    if values.size and (values.min() < lo or values.max() > hi):
+    if codebook.min() < lo or codebook.max() > hi:
         raise ConfigError(f"layer {name}: weights do not fit {weight_bits}-bit codebook entries")
     return EIELayerMapping(name, num_pes, queue_depth, codebook, encode_eie(indices, num_pes),
                            weight_bits, activation_bits, accumulator_bits)

@@ -39,6 +39,11 @@ from accel.errors import ConfigError
 LNZD_LATENCY = 1
 PIPELINE_TAIL = 0
 ENTRIES_PER_WORD = 8  # 64-bit sparse-matrix SRAM words of 8-bit entries
+# Every event the engine counts, in the order of the RTL's counter bank.
+EVENTS = ("control.lnzd.broadcast", "control.writeback", "pe.act_queue.push",
+          "pe.act_queue.pop", "pe.pointer_even.read", "pe.pointer_odd.read",
+          "pe.sparse_sram.read", "pe.codebook.read", "pe.mult.mac", "pe.act_regfile.read",
+          "pe.act_regfile.write", "pe.idle.cycle")
 
 
 @dataclass

@@ -24,12 +24,8 @@ from amaranth.lib.wiring import In, Out
 from accel.hw.common.counters import EventCounterBank
 from accel.hw.common.fifo import StreamFIFO
 from accel.hw.eie.mapping import EIENetworkMapping, Requantize
-from accel.hw.eie.model import ENTRIES_PER_WORD
+from accel.hw.eie.model import ENTRIES_PER_WORD, EVENTS
 
-EVENTS = ("control.lnzd.broadcast", "control.writeback", "pe.act_queue.push",
-          "pe.act_queue.pop", "pe.pointer_even.read", "pe.pointer_odd.read",
-          "pe.sparse_sram.read", "pe.codebook.read", "pe.mult.mac", "pe.act_regfile.read",
-          "pe.act_regfile.write", "pe.idle.cycle")
 SINGLE = ("control.lnzd.broadcast", "control.writeback")
 
 
@@ -37,7 +33,7 @@ def event_declarations(mapping: EIENetworkMapping) -> dict[str, int]:
     return {name: 1 if name in SINGLE else mapping.num_pes for name in EVENTS}
 
 
-def requantized(acc, bias: int, rule: Requantize, acc_bits: int):  # noqa: ARG001
+def requantized(acc, bias: int, rule: Requantize):
     """bias, ReLU, shift right with round-half-to-even, saturate: the golden Quant of a
     power-of-two scale ratio (see accel.nn.golden.round_rational)."""
     total = acc + bias
@@ -129,7 +125,7 @@ class EIECore(wiring.Component):
             for row in range(cols):
                 if row < spec.rows:
                     acc = pes[row % n]["accumulators"][row // n]
-                    value = requantized(acc, int(rule.bias[row]), rule, mp.accumulator_bits)
+                    value = requantized(acc, int(rule.bias[row]), rule)
                     values.append(value[:bits])
                 else:
                     values.append(Const(0, bits))

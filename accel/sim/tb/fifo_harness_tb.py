@@ -11,7 +11,6 @@ from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
 
 from accel.sim import tbio
 
-PERIOD_NS = tbio.CLOCK_PERIOD_NS
 PORTS = ("items", "valid_threshold", "ready_threshold", "source_seed", "sink_seed")
 
 
@@ -31,7 +30,7 @@ async def stream_runs(dut):
         started = time.perf_counter()
         max_cycles = run.get("max_cycles", 10**7)
         if not int(dut.done.value):  # zero items are done at once
-            limit = Timer(max_cycles * PERIOD_NS, unit="ns")
+            limit = Timer(max_cycles * tbio.CLOCK_PERIOD_NS, unit="ns")
             if await First(RisingEdge(dut.done), limit) is limit:
                 raise AssertionError(f"harness not done after {max_cycles} cycles")
         await ClockCycles(dut.clk, 1)  # let the last cycle's counts settle into the registers
