@@ -96,6 +96,11 @@ class EIENetworkMapping:
         return max(layer.local_rows for layer in self.layers)
 
     @property
+    def bank_rows(self) -> int:
+        """Rows of each PE's activation bank: column j lives in bank j mod N, row j // N."""
+        return -(-self.max_cols // self.num_pes)
+
+    @property
     def activation_bits(self) -> int:
         return self.layers[0].activation_bits
 

@@ -40,7 +40,7 @@ LNZD_LATENCY = 1
 PIPELINE_TAIL = 0
 ENTRIES_PER_WORD = 8  # 64-bit sparse-matrix SRAM words of 8-bit entries
 # Every event the engine counts, in the order of the RTL's counter bank.
-EVENTS = ("control.lnzd.broadcast", "control.writeback", "pe.act_queue.push",
+EVENTS = ("control.lnzd.broadcast", "pe.act_bank.write", "pe.act_queue.push",
           "pe.act_queue.pop", "pe.pointer_even.read", "pe.pointer_odd.read",
           "pe.sparse_sram.read", "pe.codebook.read", "pe.mult.mac", "pe.act_regfile.read",
           "pe.act_regfile.write", "pe.idle.cycle")
@@ -136,14 +136,18 @@ class EIENetworkTiming:
 
 def simulate_network(matrices: list[EIEMatrix], layer_inputs: list[np.ndarray],
                      queue_depth: int = 8) -> EIENetworkTiming:
-    """Layers back to back on the same PEs: each layer starts in the cycle after the previous
-    one is done, that cycle having written the requantized rows back (one
-    ``control.writeback``). ``layer_inputs[l]`` are layer l's input activations (the golden
+    """Layers back to back on the same PEs. Between layer l and l+1: one cycle (the cycle in
+    which layer l is found done; it clears the nonzero flags), then ceil(rows_l / N) writeback
+    cycles, in each of which every PE requantizes one local row into its activation bank
+    (``pe.act_bank.write``). ``layer_inputs[l]`` are layer l's input activations (the golden
     model's, since which columns are skipped depends on the data)."""
     timings = [simulate_layer(matrix, inputs, queue_depth)
                for matrix, inputs in zip(matrices, layer_inputs)]
-    events: dict[str, int] = {"control.writeback": len(timings) - 1}
+    n_pes = len(matrices[0].pointers)
+    writeback_rows = sum(-(-matrix.rows // n_pes) for matrix in matrices[:-1])
+    events: dict[str, int] = {"pe.act_bank.write": writeback_rows * n_pes}
     for timing in timings:
         for name, count in timing.events.items():
             events[name] = events.get(name, 0) + count
-    return EIENetworkTiming(sum(t.cycles for t in timings) + len(timings) - 1, timings, events)
+    cycles = sum(t.cycles for t in timings) + len(timings) - 1 + writeback_rows
+    return EIENetworkTiming(cycles, timings, events)

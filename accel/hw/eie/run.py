@@ -33,17 +33,17 @@ def run_rtl(mapping: EIENetworkMapping, layer_inputs: list[np.ndarray]) -> list[
     timings = [simulate_network([layer.matrix for layer in mapping.layers],
                                 [inputs[v] for inputs in layer_inputs], mapping.queue_depth)
                for v in range(len(vectors))]
+    last = mapping.layers[-1]
     padded = np.zeros((len(vectors), mapping.max_cols), dtype=np.int64)
     padded[:, :vectors.shape[1]] = vectors
     sim = runner.run(runner.build(verilog, HARNESS_NAME), TESTBENCH, inputs={
-        "vectors": padded, "num_pes": mapping.num_pes, "local_rows": mapping.max_local_rows,
+        "vectors": padded, "num_pes": mapping.num_pes, "local_rows": last.local_rows,
         "activation_bits": mapping.activation_bits,
         "max_cycles": 4 * max(t.cycles for t in timings) + 100})
-    last = mapping.layers[-1]
     bias = mapping.final_bias if mapping.final_bias is not None else 0
     results = []
     for timing, got in zip(timings, sim.outputs["results"]):
-        per_pe = np.array(got["accumulators"]).reshape(mapping.num_pes, mapping.max_local_rows)
+        per_pe = np.array(got["accumulators"]).reshape(mapping.num_pes, last.local_rows)
         outputs = np.array([per_pe[i % mapping.num_pes, i // mapping.num_pes]
                             for i in range(last.rows)]) + bias
         results.append({"outputs": outputs, "cycles": got["cycles"], "model": timing,

@@ -1,5 +1,6 @@
-"""Runs one EIE layer (``accel.hw.eie.rtl.EIEHarness``): loads the activations, runs until
-``done`` with no Python per cycle, reads back every PE's accumulators and the counters."""
+"""Runs the EIE engine (``accel.hw.eie.rtl.EIEHarness``) on each vector: loads the
+activations, runs until ``done`` with no Python per cycle, reads back the last layer's
+accumulators of every PE and the counters."""
 
 import cocotb
 from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
@@ -17,8 +18,9 @@ async def run_layer(dut):
     results = []
     for activations in cfg["vectors"]:
         dut.run.value = 0
-        for address, value in enumerate(activations):
-            dut.load_addr.value = address
+        for column, value in enumerate(activations):
+            dut.load_bank.value = column % cfg["num_pes"]
+            dut.load_row.value = column // cfg["num_pes"]
             dut.load_data.value = value & ((1 << cfg["activation_bits"]) - 1)
             dut.load_en.value = 1
             await RisingEdge(dut.clk)
