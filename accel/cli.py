@@ -93,7 +93,8 @@ def _configure(args):
     network = load(args.model)
     return arch, network, arch.configure(network, folding=args.folding,
                                          target_fps=args.target_fps,
-                                         clock_mhz=args.clock_mhz,
+                                         clock_mhz=args.clock_mhz, pes=args.pes,
+                                         queue_depth=args.queue_depth,
                                          count_events=not getattr(args, "no_counters", False))
 
 
@@ -124,7 +125,9 @@ def _simulate(args, console) -> int:
     with console.status(f"simulating {len(inputs)} images of {args.model} on {args.arch} "
                         "in Verilator (building the design if it is new)..."):
         result = arch.simulate(mapping, network, inputs, labels, model=args.model,
-                               clock_mhz=args.clock_mhz)
+                               clock_mhz=args.clock_mhz, tech=args.tech,
+                               on_chip_bytes=None if args.on_chip_kib is None
+                               else 1024 * args.on_chip_kib)
     table = Table(title=f"accel simulate --arch {args.arch} {args.model} on {source}")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -137,6 +140,8 @@ def _simulate(args, console) -> int:
             ("latency", f"{result.latency_cycles} cycles = {result.latency_us:.2f} us"),
             ("throughput", f"{result.throughput_fps:,.0f} inferences/s at "
                            f"{result.clock_mhz:g} MHz")]
+    if "load_balance_efficiency" in result.extra:
+        rows.append(("load-balance efficiency", f"{result.extra['load_balance_efficiency']:.3f}"))
     if "energy_uj_per_inference" in result.extra:
         extra = result.extra
         rows.append(("energy per inference (RTL counts)",
@@ -161,10 +166,13 @@ def _simulate(args, console) -> int:
 
 def _add_hardware_arguments(parser) -> None:
     parser.add_argument("model", help="a shipped model's name or an ONNX/QONNX file")
-    parser.add_argument("--arch", required=True, help="architecture: finn")
+    parser.add_argument("--arch", required=True, help="architecture: finn or eie")
     parser.add_argument("--folding", help="FINN: JSON/YAML file {layer: {pe: P, simd: S}}")
     parser.add_argument("--target-fps", type=float,
                         help="FINN: pick the cheapest folding that meets this frame rate")
+    parser.add_argument("--pes", type=int, help="EIE: processing elements (default 4)")
+    parser.add_argument("--queue-depth", type=int,
+                        help="EIE: activation queue depth per PE (default 8)")
     parser.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ,
                         help=f"clock for times, rates and --target-fps (default "
                              f"{DEFAULT_CLOCK_MHZ:g})")
@@ -221,6 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--data", help=".npy of inputs (default: the digits test split)")
     simulate.add_argument("--labels", help=".npy of integer labels for --data")
     simulate.add_argument("--json", help="write the result (the documented contract) here")
+    simulate.add_argument("--tech", default="45nm",
+                          help="technology table: a shipped name or a YAML file (default 45nm)")
+    simulate.add_argument("--on-chip-kib", type=float,
+                          help="on-chip SRAM budget; memories beyond it are priced as DRAM "
+                               "traffic (default: everything on chip)")
     simulate.set_defaults(handler=_simulate)
     return parser
 

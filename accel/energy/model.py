@@ -19,6 +19,12 @@ Spec kinds and their price (``accel.energy.tech`` documents each rule):
              leakage model yet
 Each spec also names the breakdown ``group`` it belongs to: "compute", "memory", "queues",
 "control" or "dram", and memories carry their instance name in the breakdown.
+
+On-chip capacity: ``estimate(..., on_chip_bytes=B)`` keeps SRAMs on chip while they fit in B
+bytes in total (an ``sram`` spec's memory is ``capacity_bytes`` x ``instances``, default 1;
+read and write events of one instance count it once); the largest memories move off chip first,
+and every access to a memory off chip is priced as DRAM traffic of its ``width`` bits (group
+"dram"). Register files and FIFOs always stay on chip.
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ class EnergyReport:
     by_component_pj: dict[str, float]
     by_layer_pj: dict[str, float]
     pj_per_event: dict[str, float]
+    off_chip: list[str] = field(default_factory=list)  # memories priced as DRAM traffic
 
     @property
     def total_uj(self) -> float:
@@ -89,7 +96,8 @@ class EnergyReport:
         return {"tech": self.tech, "energy_uj_per_inference": self.total_uj,
                 "energy_breakdown_uj": to_uj(self.by_group_pj),
                 "energy_by_component_uj": to_uj(self.by_component_pj),
-                "energy_by_layer_uj": to_uj(self.by_layer_pj)}
+                "energy_by_layer_uj": to_uj(self.by_layer_pj),
+                "energy_off_chip_memories": list(self.off_chip)}
 
 
 def component_of(event: str) -> str:
@@ -101,15 +109,44 @@ def layer_of(event: str) -> str:
     return event.split(".", 1)[0]
 
 
+def off_chip_memories(specs: dict[str, EventSpec], on_chip_bytes: float | None) -> list[str]:
+    """The SRAM instances that do not fit in ``on_chip_bytes``, largest first."""
+    if on_chip_bytes is None:
+        return []
+    if on_chip_bytes < 0:
+        raise ConfigError(f"on-chip capacity must be non-negative, got {on_chip_bytes:g} bytes")
+    sizes: dict[str, float] = {}
+    for event, spec in specs.items():
+        if spec.kind == "sram":
+            try:
+                size = spec.params["capacity_bytes"] * spec.params.get("instances", 1)
+            except KeyError as missing:
+                raise ConfigError(f"event {event} lacks parameter {missing}") from None
+            sizes[component_of(event)] = max(sizes.get(component_of(event), 0.0), size)
+    spilled, total = [], sum(sizes.values())
+    for component in sorted(sizes, key=lambda c: (-sizes[c], c)):
+        if total <= on_chip_bytes:
+            break
+        spilled.append(component)
+        total -= sizes[component]
+    return spilled
+
+
 def estimate(events_per_inference: dict[str, float], specs: dict[str, EventSpec],
-             tech: Technology | str = "45nm") -> EnergyReport:
+             tech: Technology | str = "45nm", *,
+             on_chip_bytes: float | None = None) -> EnergyReport:
     """Price every counted event. Every event must have a spec (a missing one is an error, not
-    a silent zero)."""
+    a silent zero). ``on_chip_bytes`` (default: unlimited) moves memories that do not fit off
+    chip (see the module documentation)."""
     if not isinstance(tech, Technology):
         tech = load_technology(tech)
     missing = sorted(set(events_per_inference) - set(specs))
     if missing:
         raise ConfigError(f"no energy declaration for events: {', '.join(missing)}")
+    off_chip = off_chip_memories(specs, on_chip_bytes)
+    specs = {event: EventSpec("dram", "dram", {"bits": spec.params["width"]})
+             if component_of(event) in off_chip and spec.kind == "sram" else spec
+             for event, spec in specs.items()}
     by_group = dict.fromkeys(GROUPS, 0.0)
     by_component: dict[str, float] = {}
     by_layer: dict[str, float] = {}
@@ -126,4 +163,4 @@ def estimate(events_per_inference: dict[str, float], specs: dict[str, EventSpec]
         layer = layer_of(event)
         by_layer[layer] = by_layer.get(layer, 0.0) + energy
     return EnergyReport(tech.name, sum(by_group.values()), by_group, by_component, by_layer,
-                        prices)
+                        prices, off_chip)

@@ -9,6 +9,7 @@ from accel.errors import ConfigError
 
 ARCHITECTURES = {
     "finn": "accel.hw.finn.arch",
+    "eie": "accel.hw.eie.arch",
 }
 
 

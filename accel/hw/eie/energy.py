@@ -1,44 +1,83 @@
-"""What each EIE event is, physically (the declaration for the energy model), for the EIE
-paper's PE: 128 KB sparse-matrix SRAM read 64 bits at a time, 32 KB of 16-bit pointers in two
-banks, a 16-entry 16-bit codebook, 16-bit multiply and 16-bit accumulate, a 64 x 16-bit source
-and destination activation register file, an 8-entry activation queue, and a leading-nonzero
-detector over the 64 PEs' activations."""
+"""What each EIE event is, physically: the architecture's declaration for the energy model.
+
+A PE's memories are priced at their real sizes: those of a generated engine
+(``storage_of(mapping)``), or those of the EIE paper's PE (``EIE_PAPER_PE``: 128 KB sparse-matrix
+SRAM read 64 bits at a time, 32 KB of 16-bit pointers in two banks, 64 x 16-bit source and
+destination activation register files, an 8-entry queue, 64 PEs).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from accel.energy.model import EventSpec
+from accel.hw.eie.model import ENTRIES_PER_WORD
 
-SPARSE_SRAM_BYTES = 128 * 1024
-POINTER_SRAM_BYTES = 32 * 1024
-POINTER_BITS = 16
-WORD_BITS = 64
-ACTIVATION_BITS = 16
-ACTIVATION_REGFILE_BYTES = 64 * ACTIVATION_BITS // 8
-QUEUE_ENTRY_BITS = ACTIVATION_BITS + 16  # the activation and its column index
+ENTRY_BITS = 8
 
 
-def event_specs(num_pes: int = 64, queue_depth: int = 8) -> dict[str, EventSpec]:
-    queue = {"capacity_bytes": queue_depth * QUEUE_ENTRY_BITS / 8, "width": QUEUE_ENTRY_BITS}
-    pointer_bank = {"capacity_bytes": POINTER_SRAM_BYTES / 2, "width": POINTER_BITS}
+@dataclass(frozen=True)
+class PEStorage:
+    num_pes: int
+    queue_depth: int
+    sparse_bytes: float  # CSC entries of all layers
+    pointer_bank_entries: int  # per bank (even or odd)
+    pointer_bits: int
+    activation_rows: int  # source activations (one bank per PE)
+    activation_bits: int
+    accumulator_rows: int  # destination rows
+    accumulator_bits: int
+    column_bits: int
+    lnzd_inputs: int  # activations the leading-nonzero detector looks at
+
+
+EIE_PAPER_PE = PEStorage(num_pes=64, queue_depth=8, sparse_bytes=128 * 1024,
+                         pointer_bank_entries=8 * 1024, pointer_bits=16, activation_rows=64,
+                         activation_bits=16, accumulator_rows=64, accumulator_bits=16,
+                         column_bits=16, lnzd_inputs=64)
+
+
+def storage_of(mapping) -> PEStorage:
+    """The memories of a generated engine (``EIENetworkMapping``), per PE (the largest PE)."""
+    from accel.hw.eie.rtl import pe_storage, pointer_bits
+
+    stored = [pe_storage(mapping, k) for k in range(mapping.num_pes)]
+    return PEStorage(
+        num_pes=mapping.num_pes, queue_depth=mapping.queue_depth,
+        sparse_bytes=max(len(entries) for _, entries, _ in stored) * ENTRY_BITS / 8,
+        pointer_bank_entries=max(-(-len(pointers) // 2) for pointers, _, _ in stored),
+        pointer_bits=pointer_bits(mapping), activation_rows=mapping.bank_rows,
+        activation_bits=mapping.activation_bits, accumulator_rows=mapping.max_local_rows,
+        accumulator_bits=mapping.accumulator_bits,
+        column_bits=max(mapping.max_cols - 1, 1).bit_length(), lnzd_inputs=mapping.max_cols)
+
+
+def event_specs(storage: PEStorage = EIE_PAPER_PE) -> dict[str, EventSpec]:
+    entry = storage.activation_bits + storage.column_bits  # a queue entry: value and column
+    queue = {"capacity_bytes": storage.queue_depth * entry / 8, "width": entry}
+    pointer_bank = {"capacity_bytes": storage.pointer_bank_entries * storage.pointer_bits / 8,
+                    "width": storage.pointer_bits, "instances": 2 * storage.num_pes}
+    accumulators = {"capacity_bytes": storage.accumulator_rows * storage.accumulator_bits / 8,
+                    "width": storage.accumulator_bits}
+    activations = {"capacity_bytes": storage.activation_rows * storage.activation_bits / 8,
+                   "width": storage.activation_bits}
     return {
-        "control.lnzd.broadcast": EventSpec("lnzd", "control", {"inputs": num_pes}),
-        # one cycle in which every row passes bias, ReLU and the shift (per row: an add and a
-        # comparison of 40 bits); priced per layer transition
-        "control.writeback": EventSpec("add", "control", {"bits": 40 * 64 * 2}),
+        "control.lnzd.broadcast": EventSpec("lnzd", "control", {"inputs": storage.lnzd_inputs}),
+        # the writeback's bias add and rounding (tens of fJ) are not priced, only the write
+        "pe.act_bank.write": EventSpec("register", "memory", activations),
         "pe.act_queue.push": EventSpec("register", "queues", queue),
         "pe.act_queue.pop": EventSpec("register", "queues", queue),
         "pe.pointer_even.read": EventSpec("sram", "memory", pointer_bank),
         "pe.pointer_odd.read": EventSpec("sram", "memory", pointer_bank),
-        "pe.sparse_sram.read": EventSpec("sram", "memory", {"capacity_bytes": SPARSE_SRAM_BYTES,
-                                                             "width": WORD_BITS}),
+        "pe.sparse_sram.read": EventSpec(
+            "sram", "memory", {"capacity_bytes": storage.sparse_bytes,
+                               "width": ENTRIES_PER_WORD * ENTRY_BITS,
+                               "instances": storage.num_pes}),
         "pe.codebook.read": EventSpec("register", "compute",
                                       {"capacity_bytes": 16 * 2, "width": 16}),
-        "pe.mult.mac": EventSpec("mac", "compute", {"bits": 16, "acc_bits": 16}),
-        "pe.act_regfile.read": EventSpec("register", "memory",
-                                         {"capacity_bytes": ACTIVATION_REGFILE_BYTES,
-                                          "width": ACTIVATION_BITS}),
-        "pe.act_regfile.write": EventSpec("register", "memory",
-                                          {"capacity_bytes": ACTIVATION_REGFILE_BYTES,
-                                           "width": ACTIVATION_BITS}),
+        "pe.mult.mac": EventSpec("mac", "compute", {"bits": storage.activation_bits,
+                                                    "acc_bits": storage.accumulator_bits}),
+        "pe.act_regfile.read": EventSpec("register", "memory", accumulators),
+        "pe.act_regfile.write": EventSpec("register", "memory", accumulators),
         "pe.idle.cycle": EventSpec("free", "control"),
     }

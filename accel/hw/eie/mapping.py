@@ -78,6 +78,7 @@ class EIENetworkMapping:
     layers: list[EIELayerMapping]
     requantize: list[Requantize]  # len(layers) - 1
     final_bias: np.ndarray | None = field(repr=False, default=None)
+    count_events: bool = True  # without: no event counters (smaller FPGA builds)
 
     @property
     def num_pes(self) -> int:
@@ -113,7 +114,8 @@ def single_layer(layer: EIELayerMapping) -> EIENetworkMapping:
     return EIENetworkMapping(layer.name, [layer], [])
 
 
-def map_network(network, *, num_pes: int, queue_depth: int = 8) -> EIENetworkMapping:
+def map_network(network, *, num_pes: int, queue_depth: int = 8,
+                count_events: bool = True) -> EIENetworkMapping:
     """A chain Quant -> (Dense -> Relu -> Quant)* -> Dense of shared 16-bit weights, with
     power-of-two scales, onto the EIE engine."""
     from accel.nn.ir import Dense, Quant, Relu
@@ -154,4 +156,4 @@ def map_network(network, *, num_pes: int, queue_depth: int = 8) -> EIENetworkMap
                               "right shift (power-of-two scales needed)")
         requantize.append(Requantize(bias, relu, shift, quant.bits))
         index += 3 if relu else 2
-    return EIENetworkMapping(network.name, mapped, requantize, final_bias)
+    return EIENetworkMapping(network.name, mapped, requantize, final_bias, count_events)

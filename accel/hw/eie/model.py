@@ -129,9 +129,19 @@ class EIENetworkTiming:
     events: dict[str, int]
 
     @property
+    def compute_cycles(self) -> int:
+        """The layers' cycles, without the writeback between them."""
+        return sum(layer.cycles for layer in self.layers)
+
+    @property
+    def ideal_cycles(self) -> float:
+        return sum(layer.ideal_cycles for layer in self.layers)
+
+    @property
     def load_balance_efficiency(self) -> float:
-        ideal = sum(layer.ideal_cycles for layer in self.layers)
-        return ideal / self.cycles if self.cycles else 1.0
+        """Perfectly balanced work over the layers' actual cycles (writeback excluded: it is
+        the same for any balance)."""
+        return self.ideal_cycles / self.compute_cycles if self.compute_cycles else 1.0
 
 
 def simulate_network(matrices: list[EIEMatrix], layer_inputs: list[np.ndarray],

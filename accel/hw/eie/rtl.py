@@ -79,9 +79,10 @@ def pointer_bits(mapping: EIENetworkMapping) -> int:
 class EIECore(wiring.Component):
     def __init__(self, mapping: EIENetworkMapping):
         self.mapping = mapping
-        self.counters = EventCounterBank(event_declarations(mapping))
+        self.counters = EventCounterBank(event_declarations(mapping),
+                                         enabled=mapping.count_events)
         n = mapping.num_pes
-        super().__init__({
+        ports = {
             "nonzero": In(mapping.max_cols),
             "load_bank": In(range(max(n, 2))),
             "load_row": In(range(max(mapping.bank_rows, 2))),
@@ -96,8 +97,10 @@ class EIECore(wiring.Component):
             "read_pe": In(range(max(n, 2))),
             "read_row": In(range(max(mapping.max_local_rows, 2))),
             "read_data": Out(mapping.accumulator_bits),
-            "event_counts": Out(len(self.counters.counts)),
-        })
+        }
+        if mapping.count_events:
+            ports["event_counts"] = Out(len(self.counters.counts))
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -193,8 +196,9 @@ class EIECore(wiring.Component):
             counters.increment("pe.idle.cycle").eq(
                 Mux(layer_done | writing, 0, total(pe["idle"] for pe in pes))),
             counters.clear.eq(0),
-            self.event_counts.eq(counters.counts),
         ]
+        if mp.count_events:
+            m.d.comb += self.event_counts.eq(counters.counts)
         m.d.comb += self.read_data.eq(Array(pe["readout"] for pe in pes)[self.read_pe])
         return m
 
@@ -305,7 +309,7 @@ class EIEHarness(wiring.Component):
         self.mapping = mapping
         self.counters = self.core.counters
         n = mapping.num_pes
-        super().__init__({
+        ports = {
             "load_bank": In(range(max(n, 2))),
             "load_row": In(range(max(mapping.bank_rows, 2))),
             "load_data": In(mapping.activation_bits),
@@ -316,8 +320,10 @@ class EIEHarness(wiring.Component):
             "read_pe": In(range(max(n, 2))),
             "read_row": In(range(max(mapping.max_local_rows, 2))),
             "read_data": Out(mapping.accumulator_bits),
-            "event_counts": Out(len(self.core.counters.counts)),
-        })
+        }
+        if mapping.count_events:
+            ports["event_counts"] = Out(len(self.core.counters.counts))
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -342,6 +348,7 @@ class EIEHarness(wiring.Component):
             self.cycles.eq(core.cycles),
             core.read_pe.eq(self.read_pe), core.read_row.eq(self.read_row),
             self.read_data.eq(core.read_data),
-            self.event_counts.eq(core.event_counts),
         ]
+        if mp.count_events:
+            m.d.comb += self.event_counts.eq(core.event_counts)
         return m

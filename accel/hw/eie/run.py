@@ -14,6 +14,14 @@ HARNESS_NAME = "eie_harness"
 TESTBENCH = "accel.sim.tb.eie_tb"
 
 
+def network_layer_inputs(network, trace: list[np.ndarray]) -> list[np.ndarray]:
+    """Each dense layer's input activations, from the golden model's per-layer outputs
+    (``golden.run(..., return_all=True)``)."""
+    from accel.nn.ir import Dense
+
+    return [trace[i - 1] for i, layer in enumerate(network.layers) if isinstance(layer, Dense)]
+
+
 def dense_weights(layer: EIELayerMapping) -> np.ndarray:
     return layer.codebook[layer.matrix.decode()]
 

@@ -53,13 +53,15 @@ def generate(mapping: FinnMapping, out_dir: Path) -> list[Path]:
 
 def simulate(mapping: FinnMapping, network: Network, inputs: np.ndarray,
              labels: np.ndarray | None, *, model: str, clock_mhz: float,
-             tech: str = "45nm") -> SimResult:
+             tech: str = "45nm", on_chip_bytes: float | None = None) -> SimResult:
     run = run_rtl(mapping, network, inputs)
     predictions = np.argmax(run["outputs"], axis=1)
     frames = len(inputs)
     specs = event_specs(mapping)
-    energy = estimate({k: v / frames for k, v in run["events"].items()}, specs, tech)
-    model_energy = estimate({k: v / frames for k, v in run["model"].events.items()}, specs, tech)
+    energy = estimate({k: v / frames for k, v in run["events"].items()}, specs, tech,
+                      on_chip_bytes=on_chip_bytes)
+    model_energy = estimate({k: v / frames for k, v in run["model"].events.items()}, specs, tech,
+                            on_chip_bytes=on_chip_bytes)
     return SimResult.build(
         arch=NAME, model=model, predictions=predictions, labels=labels,
         bit_exact=run["bit_exact"], rtl_cycles=run["cycles"],
