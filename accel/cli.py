@@ -113,6 +113,9 @@ def _simulate(args, console) -> int:
     from accel.io import write_json
     from accel.nn.evaluate import load_data
 
+    from accel.energy.tech import load_technology
+
+    tech = load_technology(args.tech)  # a bad table fails before the simulation, not after
     arch, network, mapping = _configure(args)
     inputs, labels, source = load_data(args.data, args.labels, network)
     if args.images is not None:
@@ -125,7 +128,7 @@ def _simulate(args, console) -> int:
     with console.status(f"simulating {len(inputs)} images of {args.model} on {args.arch} "
                         "in Verilator (building the design if it is new)..."):
         result = arch.simulate(mapping, network, inputs, labels, model=args.model,
-                               clock_mhz=args.clock_mhz, tech=args.tech,
+                               clock_mhz=args.clock_mhz, tech=tech,
                                on_chip_bytes=None if args.on_chip_kib is None
                                else 1024 * args.on_chip_kib)
     table = Table(title=f"accel simulate --arch {args.arch} {args.model} on {source}")
@@ -164,6 +167,70 @@ def _simulate(args, console) -> int:
     return 0 if agree else 1
 
 
+def _energy(args, console) -> int:
+    from rich.table import Table
+
+    from accel.energy.model import GROUPS
+    from accel.energy.report import energy_rows, load_result, stacked_bar_chart
+
+    results = [load_result(path) for path in args.results]
+    table = Table(title="energy per inference (nJ), from the RTL's event counts")
+    table.add_column("run")
+    for group in GROUPS:
+        table.add_column(group, justify="right")
+    for column in ("total nJ", "time us", "power mW", "pJ/MAC"):
+        table.add_column(column, justify="right")
+    for row in energy_rows(results):
+        mac = "-" if row["pj_per_mac"] is None else f"{row['pj_per_mac']:.2f}"
+        table.add_row(row["label"], *(f"{row[group]:.3f}" for group in GROUPS),
+                      f"{row['total_nj']:.3f}", f"{row['time_us']:.2f}",
+                      f"{row['power_mw']:.2f}", mac)
+    console.print(table)
+    for path in stacked_bar_chart(results, args.chart):
+        console.print(f"wrote {path}")
+    return 0
+
+
+def _demo(args, console) -> int:
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from accel.demo import agrees, run_demo
+
+    if args.images is not None and args.images < 1:
+        from accel.errors import ConfigError
+
+        raise ConfigError(f"--images must be positive, got {args.images}")
+    with console.status("accel demo") as status:
+        results = run_demo(args.images, Path(args.out) if args.out else None,
+                           progress=status.update)
+    table = Table(title="accel demo: shipped models on the digits test split, in Verilator "
+                        f"at {results[0][1].clock_mhz:g} MHz ({results[0][1].extra['tech']})")
+    for column in ("model", "architecture", "images", "accuracy", "bit-exact",
+                   "cycles/inference", "= cycle model", "latency us", "inferences/s",
+                   "energy nJ/inf.", "power mW"):
+        table.add_column(column, justify="left" if column in ("model", "architecture")
+                         else "right")
+    for label, result in results:
+        extra = result.extra
+        table.add_row(result.model, f"{result.arch} ({label})", str(result.images),
+                      f"{100 * result.accuracy:.2f} %", "yes" if result.bit_exact else "NO",
+                      f"{result.cycles_per_inference:,.1f}",
+                      "yes" if agrees(result) else "NO", f"{result.latency_us:.2f}",
+                      f"{result.throughput_fps:,.0f}",
+                      f"{1e3 * extra['energy_uj_per_inference']:.2f}",
+                      f"{extra['average_power_mw']:.2f}")
+    console.print(table)
+    console.print("bit-exact: every output equals the golden model's; = cycle model: RTL cycles, "
+                  "every event count and the energy equal the Python cycle model's. FINN "
+                  "overlaps frames (cycles/inference is the initiation interval); EIE runs one "
+                  "image at a time.")
+    if args.out:
+        console.print(f"wrote the results and energy.png/.svg to {args.out}")
+    return 0 if all(agrees(result) for _, result in results) else 1
+
+
 def _add_hardware_arguments(parser) -> None:
     parser.add_argument("model", help="a shipped model's name or an ONNX/QONNX file")
     parser.add_argument("--arch", required=True, help="architecture: finn or eie")
@@ -186,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     doctor = commands.add_parser("doctor", help="check the toolchain end to end")
     doctor.set_defaults(handler=_doctor)
+
+    demo = commands.add_parser(
+        "demo", help="the shipped models through both architectures in Verilator: accuracy, "
+                     "bit-exactness, cycles, latency and energy in one table")
+    demo.add_argument("--images", type=int, help="only the first N test images (default all)")
+    demo.add_argument("--out", help="directory for each run's JSON and the energy chart")
+    demo.set_defaults(handler=_demo)
 
     evaluate = commands.add_parser("eval", help="accuracy of a model by the golden model")
     evaluate.add_argument("model", help="a shipped model's name or an ONNX/QONNX file")
@@ -235,6 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
                           help="on-chip SRAM budget; memories beyond it are priced as DRAM "
                                "traffic (default: everything on chip)")
     simulate.set_defaults(handler=_simulate)
+
+    energy = commands.add_parser(
+        "energy", help="compare energy per inference of simulation results (table and chart)")
+    energy.add_argument("results", nargs="+", help="`accel simulate --json` files")
+    energy.add_argument("--chart", default="energy",
+                        help="write the stacked-bar chart to CHART.png and CHART.svg "
+                             "(default: energy)")
+    energy.set_defaults(handler=_energy)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""`accel generate` and `accel simulate` for the FINN architecture."""
+"""`accel generate` and `accel simulate` for the FINN and EIE architectures."""
 
 import json
 
@@ -57,7 +57,14 @@ def test_hardware_errors_are_one_line(tmp_path):
     bad = tmp_path / "fold.yaml"
     bad.write_text("node_linear: {pe: 5}\n")
     for args, message in [
-        (["simulate", "--arch", "eie", BREVITAS], "unknown architecture"),
+        (["simulate", "--arch", "systolic", BREVITAS], "unknown architecture"),
+        (["generate", "--arch", "eie", "mlp-sparse", "--pes", "0", "-o", str(tmp_path / "x")],
+         "must be positive"),
+        (["generate", "--arch", "eie", "bnn-mlp", "-o", str(tmp_path / "x")], "for EIE"),
+        (["simulate", "--arch", "eie", "mlp-sparse", "--target-fps", "10"], "FINN options"),
+        (["simulate", "--arch", "eie", "mlp-sparse", "--tech", "7nm"], "no technology table"),
+        (["energy", str(tmp_path / "none.json")], "no such result file"),
+        (["energy", str(bad)], "not JSON"),
         (["generate", "--arch", "finn", BREVITAS, "--folding", str(bad), "-o", str(tmp_path)],
          "legal PE"),
         (["generate", "--arch", "finn", "mlp", "-o", str(tmp_path / "x")], "quantized input"),
@@ -67,3 +74,69 @@ def test_hardware_errors_are_one_line(tmp_path):
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_eie_generate_writes_lint_clean_verilog_and_manifest(tmp_path):
+    result = run_cli("generate", "--arch", "eie", "mlp-sparse", "--pes", "2", "-o",
+                     str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "out" / "eie_top.json").read_text())
+    assert manifest["num_pes"] == 2 and manifest["queue_depth"] == 8
+    assert [layer["rows"] for layer in manifest["layers"]] == [256, 128, 10]
+    assert manifest["activation_bank_rows"] == 128  # 256 columns over 2 banks
+    assert "pe.sparse_sram.read" in manifest["events"]
+    bare = run_cli("generate", "--arch", "eie", "mlp-sparse", "--pes", "2", "--no-counters",
+                   "-o", str(tmp_path / "bare"))
+    assert bare.returncode == 0, bare.stderr
+    assert "event_counts" not in (tmp_path / "bare" / "eie_top.v").read_text()
+    for directory in ("out", "bare"):
+        check_lint(tmp_path / directory / "eie_top.v", "eie_top")
+
+
+def test_eie_simulate_json_contract(tmp_path):
+    out = tmp_path / "sim.json"
+    result = run_cli("simulate", "--arch", "eie", "mlp-sparse", "--pes", "16",
+                     "--queue-depth", "8", "--images", "12", "--json", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(out.read_text())
+    assert CONTRACT <= set(data)
+    assert data["images"] == 12 and data["bit_exact"] and data["model_events_equal"]
+    assert data["cycles_per_inference"] == data["model_cycles_per_inference"]
+    assert 0 < data["load_balance_efficiency"] <= 1
+    # between layers every PE writes back one row per cycle: 256/16 + 128/16 rows
+    assert data["events"]["pe.act_bank.write"] == 16 * (16 + 8)
+    assert data["energy_uj_per_inference"] == data["model_energy_uj_per_inference"] > 0
+    assert set(data["energy_by_layer_uj"]) == {"control", "pe"}
+    off_chip = run_cli("simulate", "--arch", "eie", "mlp-sparse", "--pes", "16",
+                       "--queue-depth", "8", "--images", "12", "--on-chip-kib", "1",
+                       "--json", str(tmp_path / "dram.json"))
+    assert off_chip.returncode == 0, off_chip.stderr
+    spilled = json.loads((tmp_path / "dram.json").read_text())
+    assert "pe.sparse_sram" in spilled["energy_off_chip_memories"]
+    assert spilled["energy_breakdown_uj"]["dram"] > 0
+    assert spilled["energy_uj_per_inference"] > 2 * data["energy_uj_per_inference"]
+    assert data["pj_per_mac"] == pytest.approx(
+        1e6 * data["energy_uj_per_inference"] / data["events"]["pe.mult.mac"])
+
+    chart = tmp_path / "chart"
+    table = run_cli("energy", str(out), str(tmp_path / "dram.json"), "--chart", str(chart),
+                    env={"COLUMNS": "200"})
+    assert table.returncode == 0, table.stderr
+    assert "eie mlp-sparse (16 PEs, queue 8)" in table.stdout
+    assert f"{1e3 * data['energy_uj_per_inference']:.3f}" in table.stdout
+    assert chart.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    assert "<svg" in chart.with_suffix(".svg").read_text()
+
+
+@pytest.mark.slow
+def test_demo_runs_both_architectures(tmp_path):
+    """The README's first command (on 30 images: the full split is the slow FINN/EIE tests)."""
+    result = run_cli("demo", "--images", "30", "--out", str(tmp_path), env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    for model in ("bnn-mlp", "bnn-cnv", "mlp-sparse"):
+        assert model in result.stdout
+    assert " NO " not in result.stdout
+    runs = {path.name: json.loads(path.read_text()) for path in tmp_path.glob("*.json")}
+    assert set(runs) == {"finn-bnn-mlp.json", "finn-bnn-cnv.json", "eie-mlp-sparse.json"}
+    assert all(run["images"] == 30 and run["bit_exact"] for run in runs.values())
+    assert (tmp_path / "energy.png").is_file() and (tmp_path / "energy.svg").is_file()

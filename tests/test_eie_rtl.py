@@ -1,6 +1,6 @@
 """The EIE engine in Verilator: outputs equal to the exact product, cycles and events equal to
 the cycle model, on random sparse matrices (empty columns, gaps over 15, all-zero inputs) and on
-the first layer of mlp-sparse with real digits."""
+the whole mlp-sparse network with real digits."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,6 @@ from accel.hw.eie.mapping import map_layer
 from accel.hw.eie.run import run_layer_rtl
 from accel.nn import golden, load
 from accel.nn.data import digits_split
-from accel.nn.ir import Dense
 
 
 def random_layer(seed, rows, cols, density):
@@ -39,39 +38,23 @@ def test_random_sparse_layers(pes, depth, seed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("pes,depth", [(1, 8), (4, 1), (16, 8)])
-def test_mlp_sparse_first_layer_on_digits(pes, depth):
-    """1, 4 and 16 PEs with queue depths 8 and 1 on real activations (one layer each)."""
-    network = load("mlp-sparse")
-    first = next(layer for layer in network.layers if isinstance(layer, Dense))
-    split = digits_split()
-    trace = golden.run(network, split.x_test[:12], return_all=True)
-    activations = trace[0]  # the quantized input
-    expected = trace[1] if first.bias is None else trace[1] - first.bias
-    mapping = map_layer(first.name, first.weights, num_pes=pes, queue_depth=depth)
-    for result, want in zip(run_layer_rtl(mapping, activations), expected):
-        np.testing.assert_array_equal(result["outputs"], want)
-        assert result["cycles"] == result["model"].cycles
-        assert result["events"] == result["model"].events
-
-
-@pytest.mark.slow
-def test_mlp_sparse_network_on_digits():
-    """All three layers of mlp-sparse back to back on 4 PEs (ping-pong activations with bias,
-    ReLU and rounding shift in hardware): final outputs equal to the golden model's, cycles and
-    events equal to the cycle model's. (A build of this design takes about 5 minutes.)"""
-    from accel.hw.eie.mapping import map_network
-    from accel.hw.eie.run import run_rtl
+@pytest.mark.parametrize("pes", [1, 4, 16])
+@pytest.mark.parametrize("depth", [1, 8])
+def test_mlp_sparse_on_the_whole_test_split(pes, depth):
+    """All three layers of mlp-sparse back to back (bias, ReLU and rounding shift written back
+    into the activation banks in hardware) on all 359 test images: outputs bit-exact with the
+    golden model, RTL cycles, events and energy equal to the cycle model's."""
+    from accel.hw.eie import arch
 
     network = load("mlp-sparse")
     split = digits_split()
-    trace = golden.run(network, split.x_test[:40], return_all=True)
-    dense = [i for i, layer in enumerate(network.layers) if isinstance(layer, Dense)]
-    mapping = map_network(network, num_pes=4, queue_depth=8)
-    results = run_rtl(mapping, [trace[i - 1] for i in dense])
-    for result, expected in zip(results, trace[-1]):
-        np.testing.assert_array_equal(result["outputs"], expected)
-        assert result["cycles"] == result["model"].cycles
-        assert result["events"] == result["model"].events
-    predictions = [int(np.argmax(result["outputs"])) for result in results]
-    assert predictions == list(golden.predict(network, split.x_test[:40]))
+    mapping = arch.configure(network, pes=pes, queue_depth=depth)
+    result = arch.simulate(mapping, network, split.x_test, split.y_test, model="mlp-sparse",
+                           clock_mhz=200.0)
+    assert result.images == 359 and result.bit_exact
+    assert result.predictions == list(golden.predict(network, split.x_test))
+    assert result.cycles_per_inference == result.model_cycles_per_inference
+    assert result.model_events_equal
+    assert result.extra["energy_uj_per_inference"] == \
+        result.extra["model_energy_uj_per_inference"]
+    assert result.accuracy == pytest.approx(0.9638, abs=5e-5)

@@ -39,11 +39,26 @@ def finn_folding(network, spec) -> dict:
     return spec
 
 
+def resolve_config(network, config: dict) -> dict:
+    """A configuration for ``configure``, with a FINN_FOLDINGS-style folding resolved."""
+    if "folding" in config:
+        return {**config, "folding": finn_folding(network, config["folding"])}
+    return config
+
+
+# What `accel demo` runs: (architecture, shipped model, label, configuration)
+DEMO_RUNS = [
+    ("finn", "bnn-mlp", "medium folding", {"folding": FINN_FOLDINGS["bnn-mlp"]["medium"]}),
+    ("finn", "bnn-cnv", "medium folding", {"folding": FINN_FOLDINGS["bnn-cnv"]["medium"]}),
+    ("eie", "mlp-sparse", "16 PEs, queue 8", {"pes": 16, "queue_depth": 8}),
+]
+
 # (architecture, shipped model, configuration)
 REFERENCE_CONFIGS = [
     ("finn", "bnn-mlp", {"folding": {"fc0": {"pe": 1, "simd": 64},
                                      "fc1": {"pe": 1, "simd": 128},
                                      "fc2": {"pe": 1, "simd": 8}}}),
+    ("eie", "mlp-sparse", {"pes": 4, "queue_depth": 8}),
 ]
 
 

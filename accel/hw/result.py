@@ -20,7 +20,13 @@ JSON keys (``SimResult.to_json``):
   energy_by_component_uj       by physical instance (l0.weight_mem, fifo1, ...)
   energy_by_layer_uj           by stage (l0, swu0, fifo0, ...)
   average_power_mw             energy per inference / time per inference at clock_mhz
-  plus architecture-specific keys (e.g. FINN: initiation_interval_cycles).
+  energy_off_chip_memories     memories priced as DRAM traffic (``--on-chip-kib``)
+  macs_per_inference, pj_per_mac   synaptic operations the datapath performed (FINN: MVTU
+                               lanes, XNOR-popcount or multiply-add; EIE: multiply-accumulates
+                               of nonzero weights by nonzero activations) and energy per one
+  plus architecture-specific keys (FINN: initiation_interval_cycles, folding; EIE:
+  load_balance_efficiency = ideal cycles with the work spread evenly over the PEs / the
+  layers' actual cycles, writeback_cycles_per_inference, num_pes, queue_depth).
 """
 
 from __future__ import annotations

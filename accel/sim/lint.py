@@ -65,9 +65,29 @@ def lint_findings(verilog: str | Path, top: str) -> list[str]:
     return findings
 
 
+def _clean_marker(text: str, top: str) -> Path:
+    """Where a clean verdict on this exact text (top, waivers, Verilator version) is kept:
+    linting a large generated design takes tens of seconds and its result cannot change."""
+    import hashlib
+    import json
+
+    from accel.sim.runner import cache_root
+
+    description = json.dumps({"top": top, "waived": sorted(WAIVED_WARNINGS),
+                              "verilator": find_verilator().version})
+    key = hashlib.sha256(description.encode() + b"\0" + text.encode()).hexdigest()[:24]
+    return cache_root() / "lint" / f"{key}.clean"
+
+
 def check_lint(verilog: str | Path, top: str) -> None:
-    """Raise ``LintError`` naming the first finding (and how many there are) unless clean."""
+    """Raise ``LintError`` naming the first finding (and how many there are) unless clean.
+    Clean verdicts are cached by content (failures are never cached)."""
+    marker = _clean_marker(verilog.read_text() if isinstance(verilog, Path) else verilog, top)
+    if marker.is_file():
+        return
     findings = lint_findings(verilog, top)
     if findings:
         more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
         raise LintError(f"lint of {top}: {findings[0]}{more}")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()

@@ -82,7 +82,7 @@ def generate(mapping: EIENetworkMapping, out_dir: Path) -> list[Path]:
 
 def simulate(mapping: EIENetworkMapping, network: Network, inputs: np.ndarray,
              labels: np.ndarray | None, *, model: str, clock_mhz: float,
-             tech: str = "45nm", on_chip_bytes: float | None = None) -> SimResult:
+             tech="45nm", on_chip_bytes: float | None = None) -> SimResult:
     if not mapping.count_events:
         raise ConfigError("simulation compares event counts: generate with counters")
     trace = golden.run(network, inputs, return_all=True)
@@ -100,6 +100,7 @@ def simulate(mapping: EIENetworkMapping, network: Network, inputs: np.ndarray,
                       on_chip_bytes=on_chip_bytes)
     model_energy = estimate({k: v / images for k, v in model_events.items()}, specs, tech,
                             on_chip_bytes=on_chip_bytes)
+    macs = events["pe.mult.mac"] / images
     ideal = sum(r["model"].ideal_cycles for r in results)
     compute = sum(r["model"].compute_cycles for r in results)
     return SimResult.build(
@@ -111,5 +112,7 @@ def simulate(mapping: EIENetworkMapping, network: Network, inputs: np.ndarray,
                "model_energy_uj_per_inference": model_energy.total_uj,
                "average_power_mw": energy.average_power_mw(cycles / images, clock_mhz),
                "load_balance_efficiency": ideal / compute if compute else 1.0,
+               "macs_per_inference": macs,
+               "pj_per_mac": energy.total_pj / macs if macs else None,
                "writeback_cycles_per_inference": (model_cycles - compute) / images,
                "num_pes": mapping.num_pes, "queue_depth": mapping.queue_depth})

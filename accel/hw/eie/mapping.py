@@ -135,7 +135,8 @@ def map_network(network, *, num_pes: int, queue_depth: int = 8,
         acc_type = types[index + 1][1]
         mapped.append(map_layer(layer.name, layer.weights, num_pes=num_pes,
                                 queue_depth=queue_depth,
-                                weight_bits=layer.weight_type.bits,
+                                # bipolar weights (+-1) need two bits as integers
+                                weight_bits=max(layer.weight_type.bits, 2),
                                 accumulator_bits=acc_type.bits + 1))
         bias = np.zeros(layer.outputs, np.int64) if layer.bias is None else \
             layer.bias.astype(np.int64)

@@ -195,10 +195,9 @@ class EIECore(wiring.Component):
             counters.increment("pe.act_regfile.write").eq(total(processed)),
             counters.increment("pe.idle.cycle").eq(
                 Mux(layer_done | writing, 0, total(pe["idle"] for pe in pes))),
-            counters.clear.eq(0),
         ]
         if mp.count_events:
-            m.d.comb += self.event_counts.eq(counters.counts)
+            m.d.comb += [counters.clear.eq(0), self.event_counts.eq(counters.counts)]
         m.d.comb += self.read_data.eq(Array(pe["readout"] for pe in pes)[self.read_pe])
         return m
 

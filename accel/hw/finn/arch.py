@@ -53,7 +53,7 @@ def generate(mapping: FinnMapping, out_dir: Path) -> list[Path]:
 
 def simulate(mapping: FinnMapping, network: Network, inputs: np.ndarray,
              labels: np.ndarray | None, *, model: str, clock_mhz: float,
-             tech: str = "45nm", on_chip_bytes: float | None = None) -> SimResult:
+             tech="45nm", on_chip_bytes: float | None = None) -> SimResult:
     run = run_rtl(mapping, network, inputs)
     predictions = np.argmax(run["outputs"], axis=1)
     frames = len(inputs)
@@ -62,6 +62,8 @@ def simulate(mapping: FinnMapping, network: Network, inputs: np.ndarray,
                       on_chip_bytes=on_chip_bytes)
     model_energy = estimate({k: v / frames for k, v in run["model"].events.items()}, specs, tech,
                             on_chip_bytes=on_chip_bytes)
+    # one lane of an MVTU (an XNOR-popcount or a multiply-add) per synapse
+    macs = sum(v for k, v in run["events"].items() if ".pe." in k) / frames
     return SimResult.build(
         arch=NAME, model=model, predictions=predictions, labels=labels,
         bit_exact=run["bit_exact"], rtl_cycles=run["cycles"],
@@ -71,6 +73,8 @@ def simulate(mapping: FinnMapping, network: Network, inputs: np.ndarray,
                "model_energy_uj_per_inference": model_energy.total_uj,
                "average_power_mw": energy.average_power_mw(run["cycles"] / frames, clock_mhz),
                "initiation_interval_cycles": mapping.initiation_interval,
+               "macs_per_inference": macs,
+               "pj_per_mac": energy.total_pj / macs if macs else None,
                "model_latency_cycles": run["model"].frame0_cycles,
                "folding": {layer.name: {"pe": layer.pe, "simd": layer.simd}
                            for layer in mapping.layers}})
