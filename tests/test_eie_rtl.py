@@ -58,3 +58,22 @@ def test_mlp_sparse_on_the_whole_test_split(pes, depth):
     assert result.extra["energy_uj_per_inference"] == \
         result.extra["model_energy_uj_per_inference"]
     assert result.accuracy == pytest.approx(0.9638, abs=5e-5)
+
+
+@pytest.mark.slow
+def test_post_training_compressed_mlp_with_unsigned_activations():
+    """`accel compress`'s output (unsigned 16-bit activations after each ReLU, held as 17-bit
+    signed in the engine) runs bit-exact on 20 images."""
+    from accel.compress.network import compress_network
+    from accel.hw.eie import arch
+    from accel.nn.evaluate import network_inputs
+
+    split = digits_split()
+    mlp = load("mlp")
+    network = compress_network(mlp, network_inputs(mlp, split.x_train, "train"), seed=0)
+    mapping = arch.configure(network, pes=4, queue_depth=2)
+    assert mapping.activation_bits == 17
+    result = arch.simulate(mapping, network, split.x_test[:20], split.y_test[:20],
+                           model="mlp-compressed", clock_mhz=200.0)
+    assert result.bit_exact and result.model_events_equal
+    assert result.cycles_per_inference == result.model_cycles_per_inference

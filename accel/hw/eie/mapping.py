@@ -61,12 +61,19 @@ def map_layer(name: str, weights: np.ndarray, *, num_pes: int, queue_depth: int 
 class Requantize:
     """Between layers: add ``bias`` (units of the product scale), ReLU, then shift right by
     ``shift`` with the golden model's rounding (ROUND: half to even) and saturate to
-    ``bits``-bit signed: the next layer's 16-bit fixed-point activations."""
+    ``bits``-bit signed or unsigned integers: the next layer's fixed-point activations."""
 
     bias: np.ndarray = field(repr=False)
     relu: bool
     shift: int
     bits: int
+    signed: bool = True
+
+    @property
+    def range(self) -> tuple[int, int]:
+        if self.signed:
+            return -(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1
+        return 0, (1 << self.bits) - 1
 
 
 @dataclass
@@ -116,14 +123,18 @@ def single_layer(layer: EIELayerMapping) -> EIENetworkMapping:
 
 def map_network(network, *, num_pes: int, queue_depth: int = 8,
                 count_events: bool = True) -> EIENetworkMapping:
-    """A chain Quant -> (Dense -> Relu -> Quant)* -> Dense of shared 16-bit weights, with
-    power-of-two scales, onto the EIE engine."""
+    """A chain Quant -> (Dense -> [Relu] -> Quant)* -> Dense of shared weights, with
+    power-of-two scales, onto the EIE engine. Activations are held as signed integers wide
+    enough for every Quant (16 bits for signed 16-bit fixed point, 17 for unsigned)."""
     from accel.nn.ir import Dense, Quant, Relu
 
     layers = network.layers
     types = network.tensor_types()
-    if not layers or not isinstance(layers[0], Quant) or layers[0].bits > 16:
+    if not layers or not isinstance(layers[0], Quant) or layers[0].bits > 16 or \
+            layers[0].narrow:
         raise ConfigError(f"network {network.name}: EIE needs a Quant of at most 16 bits first")
+    quants = [layer for layer in layers if isinstance(layer, Quant)]
+    activation_bits = max(q.bits + (0 if q.signed else 1) for q in quants)
     mapped, requantize = [], []
     index = 1
     final_bias = None
@@ -137,6 +148,7 @@ def map_network(network, *, num_pes: int, queue_depth: int = 8,
                                 queue_depth=queue_depth,
                                 # bipolar weights (+-1) need two bits as integers
                                 weight_bits=max(layer.weight_type.bits, 2),
+                                activation_bits=activation_bits,
                                 accumulator_bits=acc_type.bits + 1))
         bias = np.zeros(layer.outputs, np.int64) if layer.bias is None else \
             layer.bias.astype(np.int64)
@@ -146,15 +158,15 @@ def map_network(network, *, num_pes: int, queue_depth: int = 8,
             break
         relu = isinstance(rest[0], Relu)
         quant = rest[1] if relu and len(rest) > 1 else rest[0]
-        if not isinstance(quant, Quant) or not quant.signed or quant.narrow \
+        if not isinstance(quant, Quant) or quant.narrow \
                 or quant.rounding.upper() not in ("ROUND", "HALF_EVEN"):
-            raise ConfigError(f"layer {layer.name}: must be followed by [Relu] and a signed "
-                              "Quant with ROUND rounding for EIE")
+            raise ConfigError(f"layer {layer.name}: must be followed by [Relu] and a Quant "
+                              "(not narrow) with ROUND rounding for EIE")
         ratio = quant.scale / acc_type.scale
         shift = int(round(np.log2(ratio)))
         if ratio < 1 or 2.0 ** shift != ratio:
             raise ConfigError(f"layer {quant.name}: requantization by {ratio:g} is not a "
                               "right shift (power-of-two scales needed)")
-        requantize.append(Requantize(bias, relu, shift, quant.bits))
+        requantize.append(Requantize(bias, relu, shift, quant.bits, quant.signed))
         index += 3 if relu else 2
     return EIENetworkMapping(network.name, mapped, requantize, final_bias, count_events)

@@ -53,7 +53,7 @@ def requantized(acc, bias, rule: Requantize):
         half = 1 << (shift - 1)
         up = (remainder > half) | ((remainder == half) & quotient[0])
         rounded = quotient + up
-    lo, hi = -(1 << (rule.bits - 1)), (1 << (rule.bits - 1)) - 1
+    lo, hi = rule.range
     return Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded))
 
 

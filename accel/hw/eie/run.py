@@ -22,6 +22,14 @@ def network_layer_inputs(network, trace: list[np.ndarray]) -> list[np.ndarray]:
     return [trace[i - 1] for i, layer in enumerate(network.layers) if isinstance(layer, Dense)]
 
 
+def model_timings(mapping: EIENetworkMapping, layer_inputs: list[np.ndarray]) -> list:
+    """The cycle model's ``EIENetworkTiming`` for each vector (``layer_inputs`` as in
+    ``run_rtl``)."""
+    return [simulate_network([layer.matrix for layer in mapping.layers],
+                             [inputs[v] for inputs in layer_inputs], mapping.queue_depth)
+            for v in range(len(layer_inputs[0]))]
+
+
 def dense_weights(layer: EIELayerMapping) -> np.ndarray:
     return layer.codebook[layer.matrix.decode()]
 
@@ -38,9 +46,7 @@ def run_rtl(mapping: EIENetworkMapping, layer_inputs: list[np.ndarray]) -> list[
     verilog = to_verilog(harness, HARNESS_NAME)
     check_lint(verilog, HARNESS_NAME)
     vectors = layer_inputs[0]
-    timings = [simulate_network([layer.matrix for layer in mapping.layers],
-                                [inputs[v] for inputs in layer_inputs], mapping.queue_depth)
-               for v in range(len(vectors))]
+    timings = model_timings(mapping, layer_inputs)
     last = mapping.layers[-1]
     padded = np.zeros((len(vectors), mapping.max_cols), dtype=np.int64)
     padded[:, :vectors.shape[1]] = vectors
