@@ -11,9 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from accel.energy.model import EventSpec
-from accel.hw.eie.model import ENTRIES_PER_WORD
-
-ENTRY_BITS = 8
+from accel.hw.eie.model import ENTRIES_PER_WORD, ENTRY_BITS
 
 
 @dataclass(frozen=True)

@@ -12,19 +12,27 @@ Microarchitecture modelled
   cycle, in column order, to every PE's activation queue (depth ``queue_depth``). A broadcast
   waits until every queue has a free slot; like ``StreamFIFO``, a full queue does not accept a
   push in the cycle it pops. The first broadcast happens in cycle ``LNZD_LATENCY``.
-- A PE pops a column when it starts it: in the cycle after the broadcast at the earliest, and
-  once its previous column is done. The pointer pair (even/odd banks, one cycle) overlaps the
-  previous column's last entry, so a column costs max(1, entries) cycles: one entry per cycle,
-  and one cycle for a column with no entries in this PE.
-- An entry's codebook lookup, multiply and accumulate complete in its cycle (the RTL has no
-  arithmetic pipeline yet; EIE's has four stages), so ``PIPELINE_TAIL`` is 0: the layer is done
-  in the first cycle in which every PE is free and every queue empty.
+- PE front end: a PE pops the head of its queue into a one-column slot whose pointer pair is
+  read from the even/odd banks (synchronous SRAM reads: the pair is there the next cycle). It
+  pops when the slot is empty or is handed to the issue stage in the same cycle, and a pushed
+  column is at the queue's head in the cycle after its broadcast.
+- Issue stage: takes the slot's column once its previous column is done and issues one entry
+  per cycle to the sparse-matrix SRAM (64-bit words, synchronous; a word is read for a column's
+  first entry and whenever an entry starts a new word), so a column costs max(1, entries)
+  cycles, one cycle for a column with no entries in this PE.
+- Execute stage, the cycle after issue: the entry is picked from the word, its row found from
+  the zero count, its codebook value multiplied by the activation and accumulated into the
+  destination row (a register file read and written in the same cycle, so consecutive entries
+  on one row need no bypass). ``PIPELINE_TAIL`` is this stage: a layer is done in the first
+  cycle in which every queue, slot and stage is empty.
 
-Recurrences (column order t = 0, 1, ... over the nonzero activations; s, f per PE):
-    broadcast[t] = max(broadcast[t-1] + 1, max_k start[k][t - depth] + 1)
-    start[k][t]  = max(broadcast[t] + 1, finish[k][t-1])
+Recurrences (column order t = 0, 1, ... over the nonzero activations; per PE k):
+    broadcast[t] = max(broadcast[t-1] + 1, max_k pop[k][t - depth] + 1)
+    pop[k][t]    = max(broadcast[t] + 1, start[k][t-1])
+    start[k][t]  = max(pop[k][t] + 1, finish[k][t-1])
     finish[k][t] = start[k][t] + max(1, entries[k][column t])
-    cycles       = max_k finish[k][last] + PIPELINE_TAIL
+    cycles       = max_k max_t (finish[k][t] + PIPELINE_TAIL if entries[k][column t] else
+                                finish[k][t])
 """
 
 from __future__ import annotations
@@ -37,8 +45,9 @@ from accel.compress.eie import EIEMatrix, encode_eie
 from accel.errors import ConfigError
 
 LNZD_LATENCY = 1
-PIPELINE_TAIL = 0
-ENTRIES_PER_WORD = 8  # 64-bit sparse-matrix SRAM words of 8-bit entries
+PIPELINE_TAIL = 1
+ENTRY_BITS = 8  # 4-bit codebook index, 4-bit zero count
+ENTRIES_PER_WORD = 8  # 64-bit sparse-matrix SRAM words
 # Every event the engine counts, in the order of the RTL's counter bank.
 EVENTS = ("control.lnzd.broadcast", "pe.act_bank.write", "pe.act_queue.push",
           "pe.act_queue.pop", "pe.pointer_even.read", "pe.pointer_odd.read",
@@ -75,16 +84,22 @@ def simulate_layer(matrix: EIEMatrix, activations: np.ndarray, queue_depth: int 
     n_pes, count = costs.shape
 
     start = np.zeros((n_pes, count), dtype=np.int64)
+    pop = np.zeros((n_pes, count), dtype=np.int64)
     finish_previous = np.zeros(n_pes, dtype=np.int64)
+    start_previous = np.zeros(n_pes, dtype=np.int64)
+    drained = np.zeros(n_pes, dtype=np.int64)  # when each PE's last activity is over
     broadcast_previous = LNZD_LATENCY - 1
     for t in range(count):
         broadcast = broadcast_previous + 1
         if t >= queue_depth:
-            broadcast = max(broadcast, int(start[:, t - queue_depth].max()) + 1)
-        start[:, t] = np.maximum(broadcast + 1, finish_previous)
+            broadcast = max(broadcast, int(pop[:, t - queue_depth].max()) + 1)
+        pop[:, t] = np.maximum(broadcast + 1, start_previous)
+        start[:, t] = np.maximum(pop[:, t] + 1, finish_previous)
         finish_previous = start[:, t] + costs[:, t]
+        drained = np.maximum(drained, finish_previous + PIPELINE_TAIL * (entries[:, t] > 0))
+        start_previous = start[:, t]
         broadcast_previous = broadcast
-    cycles = int(finish_previous.max()) + PIPELINE_TAIL if count else LNZD_LATENCY
+    cycles = int(drained.max()) if count else LNZD_LATENCY
     busy = costs.sum(axis=1)
     nonempty = entries > 0
     words = np.where(nonempty, (ends - 1) // entries_per_word - starts // entries_per_word + 1, 0)

@@ -6,13 +6,18 @@
 - Central control: a leading-nonzero detector (priority encoder over the nonzero, not yet sent
   columns) reads the winner's bank and broadcasts one (column, value) per cycle to every PE's
   activation queue, from the cycle after a layer starts, while every queue has room.
-- PE k: activation queue (``StreamFIFO``); column pointers of all layers in two banks (even and
-  odd global column numbers) so that p_j and p_j+1 are read in the same cycle; CSC entries
-  (4-bit codebook index v, 4-bit zero count z) read one per cycle; the layer's 16-entry
-  codebook; multiply by the activation and accumulate into the destination row, an
-  accumulator memory read and written in the same cycle (so consecutive entries on the same
-  row need no bypass: there is no pipeline to bypass). A row's first accumulation of a layer
-  overwrites it (one "touched" bit per row), so accumulators never need clearing.
+- PE k, three stages (see the model for the timing):
+  front end: activation queue (``StreamFIFO``) -> a one-column slot, loaded while the column
+  pointers are read from two synchronous SRAM banks (even and odd global column numbers, so
+  that p_j and p_j+1 come out together);
+  issue: one CSC entry address per cycle; a 64-bit word of 8 entries (4-bit codebook index v,
+  4-bit zero count z) is read from the synchronous sparse-matrix SRAM for a column's first entry
+  and whenever an entry starts a new word;
+  execute: the entry is picked from the word, its row found, the layer's 16-entry codebook
+  value multiplied by the activation and accumulated into the destination row, an accumulator
+  register file read and written in the same cycle (so consecutive entries on the same row
+  need no bypass). A row's first accumulation of a layer overwrites it (one "touched" bit per
+  row), so accumulators never need clearing.
 - A layer is done in the first cycle after its start in which nothing is pending, every queue
   is empty and every PE is free. That cycle clears the nonzero flags; then, one local row per
   cycle, every PE reads its accumulator, adds the bias, applies ReLU and the rounding shift and
@@ -30,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 from accel.hw.common.counters import EventCounterBank
 from accel.hw.common.fifo import StreamFIFO
 from accel.hw.eie.mapping import EIENetworkMapping, Requantize
-from accel.hw.eie.model import ENTRIES_PER_WORD, EVENTS
+from accel.hw.eie.model import ENTRIES_PER_WORD, ENTRY_BITS, EVENTS
 
 SINGLE = ("control.lnzd.broadcast",)
 
@@ -146,11 +151,11 @@ class EIECore(wiring.Component):
 
         pes = [self._pe(m, k, queue, len(column), layer) for k, queue in enumerate(queues)]
         pops = [pe["pop"] for pe in pes]
-        processed = [pe["process"] for pe in pes]
+        executed = [pe["execute"] for pe in pes]
         queues_empty = Cat(*(q.level == 0 for q in queues)).all()
         layer_done = Signal()
         m.d.comb += layer_done.eq(started & ~writing & ~pending.any() & queues_empty
-                                  & ~Cat(*processed, *pops).any())
+                                  & ~Cat(*(pe["active"] for pe in pes)).any())
         m.d.comb += self.done.eq(layer_done & (layer == last_layer))
         with m.If(~self.done):
             m.d.sync += self.cycles.eq(self.cycles + 1)
@@ -189,10 +194,10 @@ class EIECore(wiring.Component):
             counters.increment("pe.pointer_even.read").eq(total(pops)),
             counters.increment("pe.pointer_odd.read").eq(total(pops)),
             counters.increment("pe.sparse_sram.read").eq(total(pe["word_read"] for pe in pes)),
-            counters.increment("pe.codebook.read").eq(total(processed)),
-            counters.increment("pe.mult.mac").eq(total(processed)),
-            counters.increment("pe.act_regfile.read").eq(total(processed)),
-            counters.increment("pe.act_regfile.write").eq(total(processed)),
+            counters.increment("pe.codebook.read").eq(total(executed)),
+            counters.increment("pe.mult.mac").eq(total(executed)),
+            counters.increment("pe.act_regfile.read").eq(total(executed)),
+            counters.increment("pe.act_regfile.write").eq(total(executed)),
             counters.increment("pe.idle.cycle").eq(
                 Mux(layer_done | writing, 0, total(pe["idle"] for pe in pes))),
         ]
@@ -208,7 +213,11 @@ class EIECore(wiring.Component):
         even = memory.Memory(shape=width, depth=max(len(pointers[0::2]), 2),
                              init=pointers[0::2])
         odd = memory.Memory(shape=width, depth=max(len(pointers[1::2]), 2), init=pointers[1::2])
-        sparse = memory.Memory(shape=8, depth=max(len(entries), 2), init=entries)
+        words = [sum(entry << (ENTRY_BITS * j) for j, entry in
+                     enumerate(entries[w:w + ENTRIES_PER_WORD]))
+                 for w in range(0, len(entries), ENTRIES_PER_WORD)]
+        sparse = memory.Memory(shape=ENTRY_BITS * ENTRIES_PER_WORD, depth=max(len(words), 2),
+                               init=words)
         local_rows = max(mp.max_local_rows, 2)
         accumulators = memory.Memory(shape=signed(mp.accumulator_bits), depth=local_rows,
                                      init=[])
@@ -216,36 +225,71 @@ class EIECore(wiring.Component):
         m.submodules[f"pe{k}_pointers_odd"] = odd
         m.submodules[f"pe{k}_sparse"] = sparse
         m.submodules[f"pe{k}_accumulators"] = accumulators
-        even_read = even.read_port(domain="comb")
-        odd_read = odd.read_port(domain="comb")
-        entry_read = sparse.read_port(domain="comb")
+        # SRAMs (pointers, sparse matrix) read synchronously; the accumulator register file is
+        # read combinationally and written at the clock edge
+        even_read = even.read_port()
+        odd_read = odd.read_port()
+        word_read = sparse.read_port()
         acc_read = accumulators.read_port(domain="comb")
         acc_write = accumulators.write_port()
 
+        # front end: pop the queue's head into the slot while its pointer pair is read
         column = queue.o.payload[:column_bits]
         value = queue.o.payload[column_bits:].as_signed()
         global_column = Signal(range(max(len(pointers), 2)), name=f"pe{k}_global_column")
         m.d.comb += global_column.eq(column + Array(Const(b) for b in bases)[layer])
-        m.d.comb += [even_read.addr.eq((global_column + 1) >> 1),
-                     odd_read.addr.eq(global_column >> 1)]
-        start = Mux(global_column[0], odd_read.data, even_read.data)
-        end = Mux(global_column[0], even_read.data, odd_read.data)
-
+        slot_valid = Signal(name=f"pe{k}_slot_valid")
+        slot_odd = Signal(name=f"pe{k}_slot_odd")
+        slot_value = Signal(signed(mp.activation_bits), name=f"pe{k}_slot_value")
         remaining = Signal(width, name=f"pe{k}_remaining")
         pointer = Signal(width, name=f"pe{k}_pointer")
-        row_base = Signal(range(local_rows + 16), name=f"pe{k}_row_base")
         held = Signal(signed(mp.activation_bits), name=f"pe{k}_activation")
         continuing = remaining != 0
-        pop = ~continuing & queue.o.valid
-        m.d.comb += queue.o.ready.eq(~continuing)
+        take = slot_valid & ~continuing  # the issue stage takes the slot's column
+        pop = queue.o.valid & (~slot_valid | take)
+        m.d.comb += [queue.o.ready.eq(~slot_valid | take),
+                     even_read.en.eq(pop), odd_read.en.eq(pop),
+                     even_read.addr.eq((global_column + 1) >> 1),
+                     odd_read.addr.eq(global_column >> 1)]
+        with m.If(pop):
+            m.d.sync += [slot_valid.eq(1), slot_odd.eq(global_column[0]),
+                         slot_value.eq(value)]
+        with m.Elif(take):
+            m.d.sync += slot_valid.eq(0)
+
+        # issue stage: one entry per cycle to the sparse-matrix SRAM
+        start = Mux(slot_odd, odd_read.data, even_read.data)
+        end = Mux(slot_odd, even_read.data, odd_read.data)
         has_entries = end != start
-        process = continuing | (pop & has_entries)
+        issue = continuing | (take & has_entries)
         entry_address = Mux(continuing, pointer, start)
-        m.d.comb += entry_read.addr.eq(entry_address)
-        v, z = entry_read.data[:4], entry_read.data[4:]
+        offset_bits = (ENTRIES_PER_WORD - 1).bit_length()
+        new_word = issue & (~continuing | (entry_address[:offset_bits] == 0))
+        m.d.comb += [word_read.en.eq(new_word),
+                     word_read.addr.eq(entry_address >> offset_bits)]
+        with m.If(continuing):
+            m.d.sync += [remaining.eq(remaining - 1), pointer.eq(pointer + 1)]
+        with m.Elif(take):
+            m.d.sync += [remaining.eq(Mux(has_entries, end - start - 1, 0)),
+                         pointer.eq(start + 1), held.eq(slot_value)]
+
+        # execute stage: pick the entry from its word, find its row, multiply, accumulate
+        execute = Signal(name=f"pe{k}_execute")
+        first = Signal(name=f"pe{k}_first")
+        offset = Signal(offset_bits, name=f"pe{k}_offset")
+        word_is_new = Signal(name=f"pe{k}_word_is_new")
+        factor = Signal(signed(mp.activation_bits), name=f"pe{k}_factor")
+        m.d.sync += [execute.eq(issue), first.eq(take), offset.eq(entry_address[:offset_bits]),
+                     word_is_new.eq(new_word), factor.eq(Mux(continuing, held, slot_value))]
+        word_held = Signal(len(word_read.data), name=f"pe{k}_word")
+        word = Mux(word_is_new, word_read.data, word_held)
+        with m.If(word_is_new):
+            m.d.sync += word_held.eq(word_read.data)
+        entry = word.word_select(offset, ENTRY_BITS)
+        v, z = entry[:4], entry[4:]
+        row_base = Signal(range(local_rows + 16), name=f"pe{k}_row_base")
         row = Signal.like(row_base, name=f"pe{k}_row")
-        m.d.comb += row.eq(Mux(continuing, row_base, 0) + z)
-        factor = Mux(continuing, held, value)
+        m.d.comb += row.eq(Mux(first, 0, row_base) + z)
 
         codebooks = Array(Array(Const(int(c), signed(spec.weight_bits)) for c in spec.codebook)
                           for spec in mp.layers)
@@ -254,16 +298,10 @@ class EIECore(wiring.Component):
         stored = Mux(touched.bit_select(address, 1), acc_read.data, 0)
         m.d.comb += [acc_read.addr.eq(address),
                      acc_write.addr.eq(row),
-                     acc_write.en.eq(process),
+                     acc_write.en.eq(execute),
                      acc_write.data.eq(stored + codebooks[layer][v] * factor)]
-        with m.If(process):
-            m.d.sync += [touched.bit_select(row, 1).eq(1),
-                         pointer.eq(entry_address + 1), row_base.eq(row + 1)]
-        with m.If(continuing):
-            m.d.sync += remaining.eq(remaining - 1)
-        with m.Elif(pop):
-            m.d.sync += [remaining.eq(Mux(has_entries, end - start - 1, 0)), held.eq(value)]
-        word_read = process & (~continuing | (pointer % ENTRIES_PER_WORD == 0))
+        with m.If(execute):
+            m.d.sync += [touched.bit_select(row, 1).eq(1), row_base.eq(row + 1)]
 
         bias_init, bias_bases = [], []
         for index in range(len(mp.requantize)):
@@ -277,7 +315,7 @@ class EIECore(wiring.Component):
 
         def writeback(writing, wb_row, last_row):
             m.d.comb += [address.eq(Mux(writing, wb_row,
-                                        Mux(process, row, self.read_row))),
+                                        Mux(execute, row, self.read_row))),
                          readout_row.eq(address)]
             if not mp.requantize:
                 return
@@ -293,9 +331,9 @@ class EIECore(wiring.Component):
             with m.If(last_row):
                 m.d.sync += touched.eq(0)
 
-        return {"pop": pop, "process": process, "word_read": word_read,
-                "idle": ~process & ~pop, "readout": stored, "written": written,
-                "writeback": writeback}
+        return {"pop": pop, "execute": execute, "word_read": new_word,
+                "idle": ~take & ~continuing, "active": slot_valid | continuing | execute,
+                "readout": stored, "written": written, "writeback": writeback}
 
 
 class EIEHarness(wiring.Component):
