@@ -104,9 +104,12 @@ def test_eie_simulate_json_contract(tmp_path):
     assert data["cycles_per_inference"] == data["model_cycles_per_inference"]
     assert 0 < data["load_balance_efficiency"] <= 1
     # between layers every PE writes back one row per cycle: 256/16 + 128/16 rows
-    assert data["events"]["pe.act_bank.write"] == 16 * (16 + 8)
+    assert data["events"]["l0.pe.act_bank.write"] == 16 * 16
+    assert data["events"]["l1.pe.act_bank.write"] == 16 * 8
+    assert data["events"]["l2.pe.act_bank.write"] == 0  # the last layer is read out, not written
     assert data["energy_uj_per_inference"] == data["model_energy_uj_per_inference"] > 0
-    assert set(data["energy_by_layer_uj"]) == {"control", "pe"}
+    assert set(data["energy_by_layer_uj"]) == {"l0", "l1", "l2"}
+    assert "pe.sparse_sram" in data["energy_by_component_uj"]
     off_chip = run_cli("simulate", "--arch", "eie", "mlp-sparse", "--pes", "16",
                        "--queue-depth", "8", "--images", "12", "--on-chip-kib", "1",
                        "--json", str(tmp_path / "dram.json"))
@@ -115,8 +118,8 @@ def test_eie_simulate_json_contract(tmp_path):
     assert "pe.sparse_sram" in spilled["energy_off_chip_memories"]
     assert spilled["energy_breakdown_uj"]["dram"] > 0
     assert spilled["energy_uj_per_inference"] > 2 * data["energy_uj_per_inference"]
-    assert data["pj_per_mac"] == pytest.approx(
-        1e6 * data["energy_uj_per_inference"] / data["events"]["pe.mult.mac"])
+    macs = sum(data["events"][f"l{i}.pe.mult.mac"] for i in range(3))
+    assert data["pj_per_mac"] == pytest.approx(1e6 * data["energy_uj_per_inference"] / macs)
 
     chart = tmp_path / "chart"
     table = run_cli("energy", str(out), str(tmp_path / "dram.json"), "--chart", str(chart),

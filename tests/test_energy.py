@@ -50,3 +50,26 @@ def test_malformed_tables_name_the_problem(tmp_path, text, message):
 def test_unknown_table_name():
     with pytest.raises(ConfigError, match="no technology table 'nope'"):
         load_technology("nope")
+
+
+def test_memories_beyond_the_on_chip_capacity_are_priced_as_dram():
+    big = {"capacity_bytes": 64 * 1024, "width": 64, "instance": "pe.big"}
+    small = {"capacity_bytes": 1024, "width": 16}
+    specs = {"l0.pe.big.read": EventSpec("sram", "memory", big),
+             "l1.pe.big.read": EventSpec("sram", "memory", big),  # the same instance
+             "l0.small.read": EventSpec("sram", "memory", small),
+             "l0.regs.read": EventSpec("register", "memory", small)}
+    events = {"l0.pe.big.read": 3, "l1.pe.big.read": 2, "l0.small.read": 7, "l0.regs.read": 1}
+    on_chip = estimate(events, specs)
+    assert on_chip.off_chip == [] and on_chip.by_group_pj["dram"] == 0
+    assert set(on_chip.by_component_pj) == {"pe.big", "l0.small", "l0.regs"}
+    # 65 KiB fits only if the shared instance is counted once
+    assert estimate(events, specs, on_chip_bytes=65 * 1024).off_chip == []
+    spilled = estimate(events, specs, on_chip_bytes=2048)
+    assert spilled.off_chip == ["pe.big"]  # the largest first, until the rest fits
+    assert spilled.by_group_pj["dram"] == pytest.approx(5 * 64 * 20.0)
+    assert spilled.by_component_pj["l0.small"] == on_chip.by_component_pj["l0.small"]
+    nothing = estimate(events, specs, on_chip_bytes=0)
+    assert nothing.off_chip == ["pe.big", "l0.small"]  # register files stay on chip
+    with pytest.raises(ConfigError, match="non-negative"):
+        estimate(events, specs, on_chip_bytes=-1)

@@ -18,7 +18,10 @@ Spec kinds and their price (``accel.energy.tech`` documents each rule):
   free       counted for utilisation only (e.g. idle cycles): no dynamic energy, and no
              leakage model yet
 Each spec also names the breakdown ``group`` it belongs to: "compute", "memory", "queues",
-"control" or "dram", and memories carry their instance name in the breakdown.
+"control" or "dram", and memories carry their instance name in the breakdown: the event name
+without its action (``l0.weight_mem.read`` -> ``l0.weight_mem``), or the spec's ``instance``
+parameter when events of several layers share one physical instance (EIE's PEs run every
+layer: ``l1.pe.sparse_sram.read`` is an access to ``pe.sparse_sram``).
 
 On-chip capacity: ``estimate(..., on_chip_bytes=B)`` keeps SRAMs on chip while they fit in B
 bytes in total (an ``sram`` spec's memory is ``capacity_bytes`` x ``instances``, default 1;
@@ -105,6 +108,10 @@ def component_of(event: str) -> str:
     return event.rsplit(".", 1)[0]
 
 
+def instance_of(event: str, spec: EventSpec) -> str:
+    return spec.params.get("instance") or component_of(event)
+
+
 def layer_of(event: str) -> str:
     return event.split(".", 1)[0]
 
@@ -122,7 +129,8 @@ def off_chip_memories(specs: dict[str, EventSpec], on_chip_bytes: float | None) 
                 size = spec.params["capacity_bytes"] * spec.params.get("instances", 1)
             except KeyError as missing:
                 raise ConfigError(f"event {event} lacks parameter {missing}") from None
-            sizes[component_of(event)] = max(sizes.get(component_of(event), 0.0), size)
+            instance = instance_of(event, spec)
+            sizes[instance] = max(sizes.get(instance, 0.0), size)
     spilled, total = [], sum(sizes.values())
     for component in sorted(sizes, key=lambda c: (-sizes[c], c)):
         if total <= on_chip_bytes:
@@ -144,8 +152,9 @@ def estimate(events_per_inference: dict[str, float], specs: dict[str, EventSpec]
     if missing:
         raise ConfigError(f"no energy declaration for events: {', '.join(missing)}")
     off_chip = off_chip_memories(specs, on_chip_bytes)
-    specs = {event: EventSpec("dram", "dram", {"bits": spec.params["width"]})
-             if component_of(event) in off_chip and spec.kind == "sram" else spec
+    specs = {event: EventSpec("dram", "dram", {"bits": spec.params["width"],
+                                               "instance": instance_of(event, spec)})
+             if instance_of(event, spec) in off_chip and spec.kind == "sram" else spec
              for event, spec in specs.items()}
     by_group = dict.fromkeys(GROUPS, 0.0)
     by_component: dict[str, float] = {}
@@ -158,7 +167,7 @@ def estimate(events_per_inference: dict[str, float], specs: dict[str, EventSpec]
         prices[event] = price = float(spec.price(tech))
         energy = count * price
         by_group[spec.group] += energy
-        component = component_of(event)
+        component = instance_of(event, spec)
         by_component[component] = by_component.get(component, 0.0) + energy
         layer = layer_of(event)
         by_layer[layer] = by_layer.get(layer, 0.0) + energy

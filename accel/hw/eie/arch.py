@@ -100,7 +100,7 @@ def simulate(mapping: EIENetworkMapping, network: Network, inputs: np.ndarray,
                       on_chip_bytes=on_chip_bytes)
     model_energy = estimate({k: v / images for k, v in model_events.items()}, specs, tech,
                             on_chip_bytes=on_chip_bytes)
-    macs = events["pe.mult.mac"] / images
+    macs = sum(count for name, count in events.items() if name.endswith(".pe.mult.mac")) / images
     ideal = sum(r["model"].ideal_cycles for r in results)
     compute = sum(r["model"].compute_cycles for r in results)
     return SimResult.build(

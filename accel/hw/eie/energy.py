@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from accel.energy.model import EventSpec
-from accel.hw.eie.model import ENTRIES_PER_WORD, ENTRY_BITS
+from accel.energy.model import EventSpec, component_of
+from accel.hw.eie.model import ENTRIES_PER_WORD, ENTRY_BITS, layer_event
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class PEStorage:
     accumulator_bits: int
     column_bits: int
     lnzd_inputs: int  # activations the leading-nonzero detector looks at
+    layers: int = 0  # a network's events are counted per layer (l0.pe..., l1.pe...)
 
 
 EIE_PAPER_PE = PEStorage(num_pes=64, queue_depth=8, sparse_bytes=128 * 1024,
@@ -47,14 +48,26 @@ def storage_of(mapping) -> PEStorage:
         pointer_bits=pointer_bits(mapping), activation_rows=mapping.bank_rows,
         activation_bits=mapping.activation_bits, accumulator_rows=mapping.max_local_rows,
         accumulator_bits=mapping.accumulator_bits,
-        column_bits=max(mapping.max_cols - 1, 1).bit_length(), lnzd_inputs=mapping.max_cols)
+        column_bits=max(mapping.max_cols - 1, 1).bit_length(), lnzd_inputs=mapping.max_cols,
+        layers=len(mapping.layers))
 
 
 def event_specs(storage: PEStorage = EIE_PAPER_PE) -> dict[str, EventSpec]:
+    """Per layer (``l<i>.`` names, one physical instance each) when ``storage.layers``."""
+    specs = physical_event_specs(storage)
+    if not storage.layers:
+        return specs
+    return {layer_event(index, name): EventSpec(spec.kind, spec.group,
+                                                {**spec.params,
+                                                 "instance": component_of(name)})
+            for index in range(storage.layers) for name, spec in specs.items()}
+
+
+def physical_event_specs(storage: PEStorage) -> dict[str, EventSpec]:
     entry = storage.activation_bits + storage.column_bits  # a queue entry: value and column
     queue = {"capacity_bytes": storage.queue_depth * entry / 8, "width": entry}
     pointer_bank = {"capacity_bytes": storage.pointer_bank_entries * storage.pointer_bits / 8,
-                    "width": storage.pointer_bits, "instances": 2 * storage.num_pes}
+                    "width": storage.pointer_bits, "instances": storage.num_pes}
     accumulators = {"capacity_bytes": storage.accumulator_rows * storage.accumulator_bits / 8,
                     "width": storage.accumulator_bits}
     activations = {"capacity_bytes": storage.activation_rows * storage.activation_bits / 8,

@@ -48,11 +48,16 @@ LNZD_LATENCY = 1
 PIPELINE_TAIL = 1
 ENTRY_BITS = 8  # 4-bit codebook index, 4-bit zero count
 ENTRIES_PER_WORD = 8  # 64-bit sparse-matrix SRAM words
-# Every event the engine counts, in the order of the RTL's counter bank.
+# Every event the engine counts, per layer (``layer_event``), in the order of the RTL's bank.
 EVENTS = ("control.lnzd.broadcast", "pe.act_bank.write", "pe.act_queue.push",
           "pe.act_queue.pop", "pe.pointer_even.read", "pe.pointer_odd.read",
           "pe.sparse_sram.read", "pe.codebook.read", "pe.mult.mac", "pe.act_regfile.read",
           "pe.act_regfile.write", "pe.idle.cycle")
+
+
+def layer_event(index: int, event: str) -> str:
+    """Networks count every event per layer: ``l0.pe.mult.mac``, ``l1.pe.mult.mac``, ..."""
+    return f"l{index}.{event}"
 
 
 @dataclass
@@ -170,9 +175,11 @@ def simulate_network(matrices: list[EIEMatrix], layer_inputs: list[np.ndarray],
                for matrix, inputs in zip(matrices, layer_inputs)]
     n_pes = len(matrices[0].pointers)
     writeback_rows = sum(-(-matrix.rows // n_pes) for matrix in matrices[:-1])
-    events: dict[str, int] = {"pe.act_bank.write": writeback_rows * n_pes}
-    for timing in timings:
-        for name, count in timing.events.items():
-            events[name] = events.get(name, 0) + count
+    events: dict[str, int] = {}
+    for index, (matrix, timing) in enumerate(zip(matrices, timings)):
+        for name in EVENTS:
+            events[layer_event(index, name)] = timing.events.get(name, 0)
+        if index < len(matrices) - 1:
+            events[layer_event(index, "pe.act_bank.write")] = -(-matrix.rows // n_pes) * n_pes
     cycles = sum(t.cycles for t in timings) + len(timings) - 1 + writeback_rows
     return EIENetworkTiming(cycles, timings, events)

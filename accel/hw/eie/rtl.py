@@ -35,13 +35,14 @@ from amaranth.lib.wiring import In, Out
 from accel.hw.common.counters import EventCounterBank
 from accel.hw.common.fifo import StreamFIFO
 from accel.hw.eie.mapping import EIENetworkMapping, Requantize
-from accel.hw.eie.model import ENTRIES_PER_WORD, ENTRY_BITS, EVENTS
+from accel.hw.eie.model import ENTRIES_PER_WORD, ENTRY_BITS, EVENTS, layer_event
 
 SINGLE = ("control.lnzd.broadcast",)
 
 
 def event_declarations(mapping: EIENetworkMapping) -> dict[str, int]:
-    return {name: 1 if name in SINGLE else mapping.num_pes for name in EVENTS}
+    return {layer_event(index, name): 1 if name in SINGLE else mapping.num_pes
+            for index in range(len(mapping.layers)) for name in EVENTS}
 
 
 def requantized(acc, bias, rule: Requantize):
@@ -186,21 +187,24 @@ class EIECore(wiring.Component):
         def total(signals):
             return sum(s.as_unsigned() for s in signals)
 
-        m.d.comb += [
-            counters.increment("control.lnzd.broadcast").eq(broadcast),
-            counters.increment("pe.act_bank.write").eq(Mux(writing, n, 0)),
-            counters.increment("pe.act_queue.push").eq(broadcast * n),
-            counters.increment("pe.act_queue.pop").eq(total(pops)),
-            counters.increment("pe.pointer_even.read").eq(total(pops)),
-            counters.increment("pe.pointer_odd.read").eq(total(pops)),
-            counters.increment("pe.sparse_sram.read").eq(total(pe["word_read"] for pe in pes)),
-            counters.increment("pe.codebook.read").eq(total(executed)),
-            counters.increment("pe.mult.mac").eq(total(executed)),
-            counters.increment("pe.act_regfile.read").eq(total(executed)),
-            counters.increment("pe.act_regfile.write").eq(total(executed)),
-            counters.increment("pe.idle.cycle").eq(
-                Mux(layer_done | writing, 0, total(pe["idle"] for pe in pes))),
-        ]
+        counts = {
+            "control.lnzd.broadcast": broadcast,
+            "pe.act_bank.write": Mux(writing, n, 0),
+            "pe.act_queue.push": broadcast * n,
+            "pe.act_queue.pop": total(pops),
+            "pe.pointer_even.read": total(pops),
+            "pe.pointer_odd.read": total(pops),
+            "pe.sparse_sram.read": total(pe["word_read"] for pe in pes),
+            "pe.codebook.read": total(executed),
+            "pe.mult.mac": total(executed),
+            "pe.act_regfile.read": total(executed),
+            "pe.act_regfile.write": total(executed),
+            "pe.idle.cycle": Mux(layer_done | writing, 0, total(pe["idle"] for pe in pes)),
+        }
+        assert set(counts) == set(EVENTS)
+        for index in range(len(mp.layers)):
+            m.d.comb += [counters.increment(layer_event(index, name)).eq(
+                Mux(layer == index, count, 0)) for name, count in counts.items()]
         if mp.count_events:
             m.d.comb += [counters.clear.eq(0), self.event_counts.eq(counters.counts)]
         m.d.comb += self.read_data.eq(Array(pe["readout"] for pe in pes)[self.read_pe])

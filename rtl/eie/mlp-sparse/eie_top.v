@@ -2067,9 +2067,9 @@ module eie_top(load_row, load_data, load_en, run, read_pe, read_row, clk, rst, d
   output done;
   wire done;
   wire \done$23 ;
-  output [575:0] event_counts;
-  wire [575:0] event_counts;
-  wire [575:0] \event_counts$28 ;
+  output [1727:0] event_counts;
+  wire [1727:0] event_counts;
+  wire [1727:0] \event_counts$28 ;
   reg [255:0] flags = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   wire flags_clear;
   input [1:0] load_bank;
@@ -6643,15 +6643,15 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
   wire \$2038 ;
   wire \$2039 ;
   wire [16:0] \$204 ;
-  wire [2:0] \$2040 ;
-  wire [3:0] \$2041 ;
+  wire \$2040 ;
+  wire \$2041 ;
   wire \$2042 ;
-  wire \$2043 ;
-  wire \$2044 ;
+  wire [2:0] \$2043 ;
+  wire [2:0] \$2044 ;
   wire \$2045 ;
-  wire \$2046 ;
-  wire \$2047 ;
-  wire [1:0] \$2048 ;
+  wire [3:0] \$2046 ;
+  wire [3:0] \$2047 ;
+  wire \$2048 ;
   wire \$2049 ;
   wire [17:0] \$205 ;
   wire \$2050 ;
@@ -6659,7 +6659,7 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
   wire \$2052 ;
   wire \$2053 ;
   wire \$2054 ;
-  wire [2:0] \$2055 ;
+  wire [1:0] \$2055 ;
   wire \$2056 ;
   wire \$2057 ;
   wire \$2058 ;
@@ -6667,14 +6667,14 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
   wire [17:0] \$206 ;
   wire \$2060 ;
   wire \$2061 ;
-  wire [3:0] \$2062 ;
+  wire [2:0] \$2062 ;
   wire \$2063 ;
   wire \$2064 ;
   wire \$2065 ;
   wire \$2066 ;
   wire \$2067 ;
   wire \$2068 ;
-  wire [4:0] \$2069 ;
+  wire [3:0] \$2069 ;
   wire [15:0] \$207 ;
   wire \$2070 ;
   wire \$2071 ;
@@ -6682,187 +6682,187 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
   wire \$2073 ;
   wire \$2074 ;
   wire \$2075 ;
-  wire [1:0] \$2076 ;
-  wire \$2077 ;
+  wire [4:0] \$2076 ;
+  wire [4:0] \$2077 ;
   wire \$2078 ;
   wire \$2079 ;
   wire [16:0] \$208 ;
   wire \$2080 ;
   wire \$2081 ;
   wire \$2082 ;
-  wire [2:0] \$2083 ;
+  wire \$2083 ;
   wire \$2084 ;
-  wire \$2085 ;
+  wire [1:0] \$2085 ;
   wire \$2086 ;
   wire \$2087 ;
   wire \$2088 ;
   wire \$2089 ;
   wire \$209 ;
-  wire [3:0] \$2090 ;
+  wire \$2090 ;
   wire \$2091 ;
-  wire \$2092 ;
+  wire [2:0] \$2092 ;
   wire \$2093 ;
   wire \$2094 ;
   wire \$2095 ;
   wire \$2096 ;
-  wire [4:0] \$2097 ;
+  wire \$2097 ;
   wire \$2098 ;
-  wire \$2099 ;
+  wire [3:0] \$2099 ;
   wire \$21 ;
   wire \$210 ;
   wire \$2100 ;
   wire \$2101 ;
   wire \$2102 ;
   wire \$2103 ;
-  wire [1:0] \$2104 ;
+  wire \$2104 ;
   wire \$2105 ;
-  wire \$2106 ;
-  wire \$2107 ;
+  wire [4:0] \$2106 ;
+  wire [4:0] \$2107 ;
   wire \$2108 ;
   wire \$2109 ;
   wire \$211 ;
   wire \$2110 ;
-  wire [2:0] \$2111 ;
+  wire \$2111 ;
   wire \$2112 ;
   wire \$2113 ;
   wire \$2114 ;
-  wire \$2115 ;
+  wire [1:0] \$2115 ;
   wire \$2116 ;
   wire \$2117 ;
-  wire [3:0] \$2118 ;
+  wire \$2118 ;
   wire \$2119 ;
   wire \$212 ;
   wire \$2120 ;
   wire \$2121 ;
-  wire \$2122 ;
+  wire [2:0] \$2122 ;
   wire \$2123 ;
   wire \$2124 ;
-  wire [4:0] \$2125 ;
+  wire \$2125 ;
   wire \$2126 ;
   wire \$2127 ;
   wire \$2128 ;
-  wire \$2129 ;
+  wire [3:0] \$2129 ;
   wire [15:0] \$213 ;
-  wire [15:0] \$2130 ;
-  wire [15:0] \$2131 ;
+  wire \$2130 ;
+  wire \$2131 ;
   wire \$2132 ;
   wire \$2133 ;
   wire \$2134 ;
   wire \$2135 ;
-  wire \$2136 ;
-  wire \$2137 ;
-  wire [15:0] \$2138 ;
-  wire [15:0] \$2139 ;
+  wire [4:0] \$2136 ;
+  wire [4:0] \$2137 ;
+  wire \$2138 ;
+  wire \$2139 ;
   wire [15:0] \$214 ;
   wire \$2140 ;
   wire \$2141 ;
   wire \$2142 ;
-  wire [1:0] \$2143 ;
-  wire \$2144 ;
+  wire [15:0] \$2143 ;
+  wire [15:0] \$2144 ;
   wire \$2145 ;
   wire \$2146 ;
   wire \$2147 ;
-  wire [15:0] \$2148 ;
-  wire [15:0] \$2149 ;
+  wire \$2148 ;
+  wire \$2149 ;
   wire \$215 ;
   wire \$2150 ;
-  wire \$2151 ;
-  wire \$2152 ;
+  wire [15:0] \$2151 ;
+  wire [15:0] \$2152 ;
   wire \$2153 ;
   wire \$2154 ;
   wire \$2155 ;
-  wire [15:0] \$2156 ;
-  wire [15:0] \$2157 ;
+  wire [1:0] \$2156 ;
+  wire \$2157 ;
   wire \$2158 ;
   wire \$2159 ;
   wire \$216 ;
   wire \$2160 ;
-  wire [2:0] \$2161 ;
-  wire \$2162 ;
+  wire [15:0] \$2161 ;
+  wire [15:0] \$2162 ;
   wire \$2163 ;
   wire \$2164 ;
   wire \$2165 ;
-  wire [15:0] \$2166 ;
-  wire [15:0] \$2167 ;
+  wire \$2166 ;
+  wire \$2167 ;
   wire \$2168 ;
-  wire \$2169 ;
+  wire [15:0] \$2169 ;
   wire \$217 ;
-  wire \$2170 ;
+  wire [15:0] \$2170 ;
   wire \$2171 ;
   wire \$2172 ;
   wire \$2173 ;
-  wire [15:0] \$2174 ;
-  wire [15:0] \$2175 ;
+  wire [2:0] \$2174 ;
+  wire \$2175 ;
   wire \$2176 ;
   wire \$2177 ;
   wire \$2178 ;
-  wire [3:0] \$2179 ;
+  wire [15:0] \$2179 ;
   wire \$218 ;
-  wire \$2180 ;
+  wire [15:0] \$2180 ;
   wire \$2181 ;
   wire \$2182 ;
   wire \$2183 ;
-  wire [15:0] \$2184 ;
-  wire [15:0] \$2185 ;
+  wire \$2184 ;
+  wire \$2185 ;
   wire \$2186 ;
-  wire \$2187 ;
-  wire \$2188 ;
+  wire [15:0] \$2187 ;
+  wire [15:0] \$2188 ;
   wire \$2189 ;
   wire \$219 ;
   wire \$2190 ;
   wire \$2191 ;
-  wire [15:0] \$2192 ;
-  wire [15:0] \$2193 ;
+  wire [3:0] \$2192 ;
+  wire \$2193 ;
   wire \$2194 ;
   wire \$2195 ;
   wire \$2196 ;
-  wire [4:0] \$2197 ;
-  wire [1:0] \$2198 ;
-  wire [2:0] \$2199 ;
+  wire [15:0] \$2197 ;
+  wire [15:0] \$2198 ;
+  wire \$2199 ;
   wire [15:0] \$22 ;
   wire \$220 ;
-  wire [3:0] \$2200 ;
-  wire [4:0] \$2201 ;
-  wire [1:0] \$2202 ;
-  wire [2:0] \$2203 ;
-  wire [3:0] \$2204 ;
-  wire [4:0] \$2205 ;
-  wire [1:0] \$2206 ;
-  wire [2:0] \$2207 ;
-  wire [3:0] \$2208 ;
-  wire [4:0] \$2209 ;
+  wire \$2200 ;
+  wire \$2201 ;
+  wire \$2202 ;
+  wire \$2203 ;
+  wire \$2204 ;
+  wire [15:0] \$2205 ;
+  wire [15:0] \$2206 ;
+  wire \$2207 ;
+  wire \$2208 ;
+  wire \$2209 ;
   wire \$221 ;
-  wire [1:0] \$2210 ;
-  wire [2:0] \$2211 ;
-  wire [3:0] \$2212 ;
-  wire [4:0] \$2213 ;
-  wire \$2214 ;
-  wire \$2215 ;
-  wire \$2216 ;
-  wire \$2217 ;
+  wire [4:0] \$2210 ;
+  wire [4:0] \$2211 ;
+  wire \$2212 ;
+  wire [1:0] \$2213 ;
+  wire [2:0] \$2214 ;
+  wire [3:0] \$2215 ;
+  wire [4:0] \$2216 ;
+  wire [4:0] \$2217 ;
   wire \$2218 ;
-  wire \$2219 ;
+  wire [1:0] \$2219 ;
   wire [15:0] \$222 ;
-  wire \$2220 ;
-  wire \$2221 ;
-  wire [1:0] \$2222 ;
-  wire \$2223 ;
+  wire [2:0] \$2220 ;
+  wire [3:0] \$2221 ;
+  wire [4:0] \$2222 ;
+  wire [4:0] \$2223 ;
   wire \$2224 ;
-  wire \$2225 ;
-  wire \$2226 ;
-  wire \$2227 ;
-  wire \$2228 ;
-  wire \$2229 ;
+  wire [1:0] \$2225 ;
+  wire [2:0] \$2226 ;
+  wire [3:0] \$2227 ;
+  wire [4:0] \$2228 ;
+  wire [4:0] \$2229 ;
   wire [15:0] \$223 ;
-  wire [2:0] \$2230 ;
-  wire \$2231 ;
-  wire \$2232 ;
-  wire \$2233 ;
-  wire \$2234 ;
-  wire \$2235 ;
+  wire \$2230 ;
+  wire [1:0] \$2231 ;
+  wire [2:0] \$2232 ;
+  wire [3:0] \$2233 ;
+  wire [4:0] \$2234 ;
+  wire [4:0] \$2235 ;
   wire \$2236 ;
   wire \$2237 ;
-  wire [3:0] \$2238 ;
+  wire \$2238 ;
   wire \$2239 ;
   wire \$224 ;
   wire \$2240 ;
@@ -6870,141 +6870,629 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
   wire \$2242 ;
   wire \$2243 ;
   wire \$2244 ;
-  wire \$2245 ;
-  wire [4:0] \$2246 ;
-  wire [4:0] \$2247 ;
+  wire [1:0] \$2245 ;
+  wire \$2246 ;
+  wire \$2247 ;
   wire \$2248 ;
-  wire [36:0] \$2249 ;
+  wire \$2249 ;
   wire \$225 ;
   wire \$2250 ;
-  wire [36:0] \$2251 ;
+  wire \$2251 ;
   wire \$2252 ;
-  wire [36:0] \$2253 ;
+  wire [2:0] \$2253 ;
   wire \$2254 ;
-  wire [36:0] \$2255 ;
-  reg \$2256 ;
-  reg [255:0] \$2257 ;
-  reg \$2258 ;
-  reg \$2259 ;
+  wire \$2255 ;
+  wire \$2256 ;
+  wire \$2257 ;
+  wire \$2258 ;
+  wire \$2259 ;
   wire \$226 ;
-  reg [15:0] \$2260 ;
-  reg [15:0] \$2261 ;
-  reg [15:0] \$2262 ;
-  reg [15:0] \$2263 ;
-  reg \$2264 ;
-  reg \$2265 ;
-  reg [2:0] \$2266 ;
-  reg \$2267 ;
-  reg [15:0] \$2268 ;
-  reg [63:0] \$2269 ;
+  wire \$2260 ;
+  wire [3:0] \$2261 ;
+  wire \$2262 ;
+  wire \$2263 ;
+  wire \$2264 ;
+  wire \$2265 ;
+  wire \$2266 ;
+  wire \$2267 ;
+  wire \$2268 ;
+  wire [4:0] \$2269 ;
   wire \$227 ;
-  reg [63:0] \$2270 ;
-  reg [6:0] \$2271 ;
-  reg \$2272 ;
-  reg \$2273 ;
-  reg [15:0] \$2274 ;
-  reg [15:0] \$2275 ;
-  reg [15:0] \$2276 ;
-  reg [15:0] \$2277 ;
-  reg \$2278 ;
-  reg \$2279 ;
+  wire [4:0] \$2270 ;
+  wire [4:0] \$2271 ;
+  wire \$2272 ;
+  wire \$2273 ;
+  wire \$2274 ;
+  wire [2:0] \$2275 ;
+  wire [2:0] \$2276 ;
+  wire \$2277 ;
+  wire [3:0] \$2278 ;
+  wire [3:0] \$2279 ;
   wire [15:0] \$228 ;
-  reg [2:0] \$2280 ;
-  reg \$2281 ;
-  reg [15:0] \$2282 ;
-  reg [63:0] \$2283 ;
-  reg [63:0] \$2284 ;
-  reg [6:0] \$2285 ;
-  reg \$2286 ;
-  reg \$2287 ;
-  reg [15:0] \$2288 ;
-  reg [15:0] \$2289 ;
+  wire \$2280 ;
+  wire \$2281 ;
+  wire \$2282 ;
+  wire \$2283 ;
+  wire \$2284 ;
+  wire \$2285 ;
+  wire \$2286 ;
+  wire [1:0] \$2287 ;
+  wire \$2288 ;
+  wire \$2289 ;
   wire [15:0] \$229 ;
-  reg [15:0] \$2290 ;
-  reg [15:0] \$2291 ;
-  reg \$2292 ;
-  reg \$2293 ;
-  reg [2:0] \$2294 ;
-  reg \$2295 ;
-  reg [15:0] \$2296 ;
-  reg [63:0] \$2297 ;
-  reg [63:0] \$2298 ;
-  reg [6:0] \$2299 ;
+  wire \$2290 ;
+  wire \$2291 ;
+  wire \$2292 ;
+  wire \$2293 ;
+  wire [2:0] \$2294 ;
+  wire \$2295 ;
+  wire \$2296 ;
+  wire \$2297 ;
+  wire \$2298 ;
+  wire \$2299 ;
   wire [15:0] \$23 ;
   wire \$230 ;
-  reg \$2300 ;
-  reg \$2301 ;
-  reg [15:0] \$2302 ;
-  reg [15:0] \$2303 ;
-  reg [15:0] \$2304 ;
-  reg [15:0] \$2305 ;
-  reg \$2306 ;
-  reg \$2307 ;
-  reg [2:0] \$2308 ;
-  reg \$2309 ;
+  wire \$2300 ;
+  wire [3:0] \$2301 ;
+  wire \$2302 ;
+  wire \$2303 ;
+  wire \$2304 ;
+  wire \$2305 ;
+  wire \$2306 ;
+  wire \$2307 ;
+  wire [4:0] \$2308 ;
+  wire [4:0] \$2309 ;
   wire \$231 ;
-  reg [15:0] \$2310 ;
-  reg [63:0] \$2311 ;
-  reg [63:0] \$2312 ;
-  reg [6:0] \$2313 ;
-  reg [31:0] \$2314 ;
-  reg \$2315 ;
-  reg [5:0] \$2316 ;
-  reg [1:0] \$2317 ;
+  wire \$2310 ;
+  wire \$2311 ;
+  wire \$2312 ;
+  wire \$2313 ;
+  wire \$2314 ;
+  wire \$2315 ;
+  wire \$2316 ;
+  wire [1:0] \$2317 ;
+  wire \$2318 ;
+  wire \$2319 ;
   wire \$232 ;
+  wire \$2320 ;
+  wire \$2321 ;
+  wire \$2322 ;
+  wire \$2323 ;
+  wire [2:0] \$2324 ;
+  wire \$2325 ;
+  wire \$2326 ;
+  wire \$2327 ;
+  wire \$2328 ;
+  wire \$2329 ;
   wire \$233 ;
+  wire \$2330 ;
+  wire [3:0] \$2331 ;
+  wire \$2332 ;
+  wire \$2333 ;
+  wire \$2334 ;
+  wire \$2335 ;
+  wire \$2336 ;
+  wire \$2337 ;
+  wire [4:0] \$2338 ;
+  wire [4:0] \$2339 ;
   wire \$234 ;
+  wire \$2340 ;
+  wire \$2341 ;
+  wire \$2342 ;
+  wire \$2343 ;
+  wire \$2344 ;
+  wire \$2345 ;
+  wire \$2346 ;
+  wire [1:0] \$2347 ;
+  wire \$2348 ;
+  wire \$2349 ;
   wire \$235 ;
+  wire \$2350 ;
+  wire \$2351 ;
+  wire \$2352 ;
+  wire \$2353 ;
+  wire [2:0] \$2354 ;
+  wire \$2355 ;
+  wire \$2356 ;
+  wire \$2357 ;
+  wire \$2358 ;
+  wire \$2359 ;
   wire [15:0] \$236 ;
+  wire \$2360 ;
+  wire [3:0] \$2361 ;
+  wire \$2362 ;
+  wire \$2363 ;
+  wire \$2364 ;
+  wire \$2365 ;
+  wire \$2366 ;
+  wire \$2367 ;
+  wire [4:0] \$2368 ;
+  wire [4:0] \$2369 ;
   wire [15:0] \$237 ;
+  wire \$2370 ;
+  wire \$2371 ;
+  wire \$2372 ;
+  wire \$2373 ;
+  wire \$2374 ;
+  wire [15:0] \$2375 ;
+  wire [15:0] \$2376 ;
+  wire \$2377 ;
+  wire \$2378 ;
+  wire \$2379 ;
   wire \$238 ;
+  wire \$2380 ;
+  wire \$2381 ;
+  wire \$2382 ;
+  wire [15:0] \$2383 ;
+  wire [15:0] \$2384 ;
+  wire \$2385 ;
+  wire \$2386 ;
+  wire \$2387 ;
+  wire [1:0] \$2388 ;
+  wire \$2389 ;
   wire \$239 ;
+  wire \$2390 ;
+  wire \$2391 ;
+  wire \$2392 ;
+  wire [15:0] \$2393 ;
+  wire [15:0] \$2394 ;
+  wire \$2395 ;
+  wire \$2396 ;
+  wire \$2397 ;
+  wire \$2398 ;
+  wire \$2399 ;
   wire [16:0] \$24 ;
   wire \$240 ;
+  wire \$2400 ;
+  wire [15:0] \$2401 ;
+  wire [15:0] \$2402 ;
+  wire \$2403 ;
+  wire \$2404 ;
+  wire \$2405 ;
+  wire [2:0] \$2406 ;
+  wire \$2407 ;
+  wire \$2408 ;
+  wire \$2409 ;
   wire \$241 ;
+  wire \$2410 ;
+  wire [15:0] \$2411 ;
+  wire [15:0] \$2412 ;
+  wire \$2413 ;
+  wire \$2414 ;
+  wire \$2415 ;
+  wire \$2416 ;
+  wire \$2417 ;
+  wire \$2418 ;
+  wire [15:0] \$2419 ;
   wire [15:0] \$242 ;
+  wire [15:0] \$2420 ;
+  wire \$2421 ;
+  wire \$2422 ;
+  wire \$2423 ;
+  wire [3:0] \$2424 ;
+  wire \$2425 ;
+  wire \$2426 ;
+  wire \$2427 ;
+  wire \$2428 ;
+  wire [15:0] \$2429 ;
   wire [7:0] \$243 ;
+  wire [15:0] \$2430 ;
+  wire \$2431 ;
+  wire \$2432 ;
+  wire \$2433 ;
+  wire \$2434 ;
+  wire \$2435 ;
+  wire \$2436 ;
+  wire [15:0] \$2437 ;
+  wire [15:0] \$2438 ;
+  wire \$2439 ;
   wire \$244 ;
+  wire \$2440 ;
+  wire \$2441 ;
+  wire [4:0] \$2442 ;
+  wire [4:0] \$2443 ;
+  wire \$2444 ;
+  wire [1:0] \$2445 ;
+  wire [2:0] \$2446 ;
+  wire [3:0] \$2447 ;
+  wire [4:0] \$2448 ;
+  wire [4:0] \$2449 ;
   wire [32:0] \$245 ;
+  wire \$2450 ;
+  wire [1:0] \$2451 ;
+  wire [2:0] \$2452 ;
+  wire [3:0] \$2453 ;
+  wire [4:0] \$2454 ;
+  wire [4:0] \$2455 ;
+  wire \$2456 ;
+  wire [1:0] \$2457 ;
+  wire [2:0] \$2458 ;
+  wire [3:0] \$2459 ;
   wire [6:0] \$246 ;
+  wire [4:0] \$2460 ;
+  wire [4:0] \$2461 ;
+  wire \$2462 ;
+  wire [1:0] \$2463 ;
+  wire [2:0] \$2464 ;
+  wire [3:0] \$2465 ;
+  wire [4:0] \$2466 ;
+  wire [4:0] \$2467 ;
+  wire \$2468 ;
+  wire \$2469 ;
   reg [5:0] \$247 ;
+  wire \$2470 ;
+  wire \$2471 ;
+  wire \$2472 ;
+  wire \$2473 ;
+  wire \$2474 ;
+  wire \$2475 ;
+  wire \$2476 ;
+  wire [1:0] \$2477 ;
+  wire \$2478 ;
+  wire \$2479 ;
   wire \$248 ;
+  wire \$2480 ;
+  wire \$2481 ;
+  wire \$2482 ;
+  wire \$2483 ;
+  wire \$2484 ;
+  wire [2:0] \$2485 ;
+  wire \$2486 ;
+  wire \$2487 ;
+  wire \$2488 ;
+  wire \$2489 ;
   wire \$249 ;
+  wire \$2490 ;
+  wire \$2491 ;
+  wire \$2492 ;
+  wire [3:0] \$2493 ;
+  wire \$2494 ;
+  wire \$2495 ;
+  wire \$2496 ;
+  wire \$2497 ;
+  wire \$2498 ;
+  wire \$2499 ;
   wire [17:0] \$25 ;
   wire [2:0] \$250 ;
+  wire \$2500 ;
+  wire [4:0] \$2501 ;
+  wire [4:0] \$2502 ;
+  wire [4:0] \$2503 ;
+  wire \$2504 ;
+  wire \$2505 ;
+  wire \$2506 ;
+  wire [2:0] \$2507 ;
+  wire [2:0] \$2508 ;
+  wire \$2509 ;
   reg [5:0] \$251 ;
+  wire [3:0] \$2510 ;
+  wire [3:0] \$2511 ;
+  wire \$2512 ;
+  wire \$2513 ;
+  wire \$2514 ;
+  wire \$2515 ;
+  wire \$2516 ;
+  wire \$2517 ;
+  wire \$2518 ;
+  wire [1:0] \$2519 ;
   wire \$252 ;
+  wire \$2520 ;
+  wire \$2521 ;
+  wire \$2522 ;
+  wire \$2523 ;
+  wire \$2524 ;
+  wire \$2525 ;
+  wire [2:0] \$2526 ;
+  wire \$2527 ;
+  wire \$2528 ;
+  wire \$2529 ;
   wire \$253 ;
+  wire \$2530 ;
+  wire \$2531 ;
+  wire \$2532 ;
+  wire [3:0] \$2533 ;
+  wire \$2534 ;
+  wire \$2535 ;
+  wire \$2536 ;
+  wire \$2537 ;
+  wire \$2538 ;
+  wire \$2539 ;
   reg [5:0] \$254 ;
+  wire [4:0] \$2540 ;
+  wire [4:0] \$2541 ;
+  wire \$2542 ;
+  wire \$2543 ;
+  wire \$2544 ;
+  wire \$2545 ;
+  wire \$2546 ;
+  wire \$2547 ;
+  wire \$2548 ;
+  wire [1:0] \$2549 ;
   wire \$255 ;
+  wire \$2550 ;
+  wire \$2551 ;
+  wire \$2552 ;
+  wire \$2553 ;
+  wire \$2554 ;
+  wire \$2555 ;
+  wire [2:0] \$2556 ;
+  wire \$2557 ;
+  wire \$2558 ;
+  wire \$2559 ;
   wire \$256 ;
+  wire \$2560 ;
+  wire \$2561 ;
+  wire \$2562 ;
+  wire [3:0] \$2563 ;
+  wire \$2564 ;
+  wire \$2565 ;
+  wire \$2566 ;
+  wire \$2567 ;
+  wire \$2568 ;
+  wire \$2569 ;
   reg [5:0] \$257 ;
+  wire [4:0] \$2570 ;
+  wire [4:0] \$2571 ;
+  wire \$2572 ;
+  wire \$2573 ;
+  wire \$2574 ;
+  wire \$2575 ;
+  wire \$2576 ;
+  wire \$2577 ;
+  wire \$2578 ;
+  wire [1:0] \$2579 ;
   wire \$258 ;
+  wire \$2580 ;
+  wire \$2581 ;
+  wire \$2582 ;
+  wire \$2583 ;
+  wire \$2584 ;
+  wire \$2585 ;
+  wire [2:0] \$2586 ;
+  wire \$2587 ;
+  wire \$2588 ;
+  wire \$2589 ;
   wire \$259 ;
+  wire \$2590 ;
+  wire \$2591 ;
+  wire \$2592 ;
+  wire [3:0] \$2593 ;
+  wire \$2594 ;
+  wire \$2595 ;
+  wire \$2596 ;
+  wire \$2597 ;
+  wire \$2598 ;
+  wire \$2599 ;
   wire [17:0] \$26 ;
   reg [5:0] \$260 ;
+  wire [4:0] \$2600 ;
+  wire [4:0] \$2601 ;
+  wire \$2602 ;
+  wire \$2603 ;
+  wire \$2604 ;
+  wire \$2605 ;
+  wire \$2606 ;
+  wire [15:0] \$2607 ;
+  wire [15:0] \$2608 ;
+  wire \$2609 ;
   wire \$261 ;
+  wire \$2610 ;
+  wire \$2611 ;
+  wire \$2612 ;
+  wire \$2613 ;
+  wire \$2614 ;
+  wire [15:0] \$2615 ;
+  wire [15:0] \$2616 ;
+  wire \$2617 ;
+  wire \$2618 ;
+  wire \$2619 ;
   wire \$262 ;
+  wire [1:0] \$2620 ;
+  wire \$2621 ;
+  wire \$2622 ;
+  wire \$2623 ;
+  wire \$2624 ;
+  wire [15:0] \$2625 ;
+  wire [15:0] \$2626 ;
+  wire \$2627 ;
+  wire \$2628 ;
+  wire \$2629 ;
   wire \$263 ;
+  wire \$2630 ;
+  wire \$2631 ;
+  wire \$2632 ;
+  wire [15:0] \$2633 ;
+  wire [15:0] \$2634 ;
+  wire \$2635 ;
+  wire \$2636 ;
+  wire \$2637 ;
+  wire [2:0] \$2638 ;
+  wire \$2639 ;
   wire [255:0] \$264 ;
+  wire \$2640 ;
+  wire \$2641 ;
+  wire \$2642 ;
+  wire [15:0] \$2643 ;
+  wire [15:0] \$2644 ;
+  wire \$2645 ;
+  wire \$2646 ;
+  wire \$2647 ;
+  wire \$2648 ;
+  wire \$2649 ;
   wire [255:0] \$265 ;
+  wire \$2650 ;
+  wire [15:0] \$2651 ;
+  wire [15:0] \$2652 ;
+  wire \$2653 ;
+  wire \$2654 ;
+  wire \$2655 ;
+  wire [3:0] \$2656 ;
+  wire \$2657 ;
+  wire \$2658 ;
+  wire \$2659 ;
   wire [255:0] \$266 ;
+  wire \$2660 ;
+  wire [15:0] \$2661 ;
+  wire [15:0] \$2662 ;
+  wire \$2663 ;
+  wire \$2664 ;
+  wire \$2665 ;
+  wire \$2666 ;
+  wire \$2667 ;
+  wire \$2668 ;
+  wire [15:0] \$2669 ;
   wire [255:0] \$267 ;
+  wire [15:0] \$2670 ;
+  wire \$2671 ;
+  wire \$2672 ;
+  wire \$2673 ;
+  wire [4:0] \$2674 ;
+  wire [4:0] \$2675 ;
+  wire \$2676 ;
+  wire [1:0] \$2677 ;
+  wire [2:0] \$2678 ;
+  wire [3:0] \$2679 ;
   wire [255:0] \$268 ;
+  wire [4:0] \$2680 ;
+  wire [4:0] \$2681 ;
+  wire \$2682 ;
+  wire [1:0] \$2683 ;
+  wire [2:0] \$2684 ;
+  wire [3:0] \$2685 ;
+  wire [4:0] \$2686 ;
+  wire [4:0] \$2687 ;
+  wire \$2688 ;
+  wire [1:0] \$2689 ;
   wire [255:0] \$269 ;
+  wire [2:0] \$2690 ;
+  wire [3:0] \$2691 ;
+  wire [4:0] \$2692 ;
+  wire [4:0] \$2693 ;
+  wire \$2694 ;
+  wire [1:0] \$2695 ;
+  wire [2:0] \$2696 ;
+  wire [3:0] \$2697 ;
+  wire [4:0] \$2698 ;
+  wire [4:0] \$2699 ;
   wire [15:0] \$27 ;
   wire [255:0] \$270 ;
+  wire \$2700 ;
+  wire \$2701 ;
+  wire \$2702 ;
+  wire \$2703 ;
+  wire \$2704 ;
+  wire \$2705 ;
+  wire \$2706 ;
+  wire \$2707 ;
+  wire \$2708 ;
+  wire [1:0] \$2709 ;
   wire [255:0] \$271 ;
+  wire \$2710 ;
+  wire \$2711 ;
+  wire \$2712 ;
+  wire \$2713 ;
+  wire \$2714 ;
+  wire \$2715 ;
+  wire \$2716 ;
+  wire [2:0] \$2717 ;
+  wire \$2718 ;
+  wire \$2719 ;
   wire [255:0] \$272 ;
+  wire \$2720 ;
+  wire \$2721 ;
+  wire \$2722 ;
+  wire \$2723 ;
+  wire \$2724 ;
+  wire [3:0] \$2725 ;
+  wire \$2726 ;
+  wire \$2727 ;
+  wire \$2728 ;
+  wire \$2729 ;
   wire [255:0] \$273 ;
+  wire \$2730 ;
+  wire \$2731 ;
+  wire \$2732 ;
+  wire [4:0] \$2733 ;
+  wire [4:0] \$2734 ;
+  wire [4:0] \$2735 ;
+  wire \$2736 ;
+  wire [36:0] \$2737 ;
+  wire \$2738 ;
+  wire [36:0] \$2739 ;
   wire [255:0] \$274 ;
+  wire \$2740 ;
+  wire [36:0] \$2741 ;
+  wire \$2742 ;
+  wire [36:0] \$2743 ;
+  reg \$2744 ;
+  reg [255:0] \$2745 ;
+  reg \$2746 ;
+  reg \$2747 ;
+  reg [15:0] \$2748 ;
+  reg [15:0] \$2749 ;
   wire [255:0] \$275 ;
+  reg [15:0] \$2750 ;
+  reg [15:0] \$2751 ;
+  reg \$2752 ;
+  reg \$2753 ;
+  reg [2:0] \$2754 ;
+  reg \$2755 ;
+  reg [15:0] \$2756 ;
+  reg [63:0] \$2757 ;
+  reg [63:0] \$2758 ;
+  reg [6:0] \$2759 ;
   wire [255:0] \$276 ;
+  reg \$2760 ;
+  reg \$2761 ;
+  reg [15:0] \$2762 ;
+  reg [15:0] \$2763 ;
+  reg [15:0] \$2764 ;
+  reg [15:0] \$2765 ;
+  reg \$2766 ;
+  reg \$2767 ;
+  reg [2:0] \$2768 ;
+  reg \$2769 ;
   wire [255:0] \$277 ;
+  reg [15:0] \$2770 ;
+  reg [63:0] \$2771 ;
+  reg [63:0] \$2772 ;
+  reg [6:0] \$2773 ;
+  reg \$2774 ;
+  reg \$2775 ;
+  reg [15:0] \$2776 ;
+  reg [15:0] \$2777 ;
+  reg [15:0] \$2778 ;
+  reg [15:0] \$2779 ;
   wire [255:0] \$278 ;
+  reg \$2780 ;
+  reg \$2781 ;
+  reg [2:0] \$2782 ;
+  reg \$2783 ;
+  reg [15:0] \$2784 ;
+  reg [63:0] \$2785 ;
+  reg [63:0] \$2786 ;
+  reg [6:0] \$2787 ;
+  reg \$2788 ;
+  reg \$2789 ;
   wire [255:0] \$279 ;
+  reg [15:0] \$2790 ;
+  reg [15:0] \$2791 ;
+  reg [15:0] \$2792 ;
+  reg [15:0] \$2793 ;
+  reg \$2794 ;
+  reg \$2795 ;
+  reg [2:0] \$2796 ;
+  reg \$2797 ;
+  reg [15:0] \$2798 ;
+  reg [63:0] \$2799 ;
   wire [16:0] \$28 ;
   wire [255:0] \$280 ;
+  reg [63:0] \$2800 ;
+  reg [6:0] \$2801 ;
+  reg [31:0] \$2802 ;
+  reg \$2803 ;
+  reg [5:0] \$2804 ;
+  reg [1:0] \$2805 ;
   wire [255:0] \$281 ;
   wire [255:0] \$282 ;
   wire [255:0] \$283 ;
@@ -7044,46 +7532,30 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
   wire [255:0] \$313 ;
   wire [255:0] \$314 ;
   wire [255:0] \$315 ;
-  wire [6:0] \$3150 ;
-  wire [6:0] \$3157 ;
   wire [255:0] \$316 ;
-  wire [6:0] \$3162 ;
-  wire [6:0] \$3167 ;
   wire [255:0] \$317 ;
   wire [255:0] \$318 ;
   wire [255:0] \$319 ;
   wire \$32 ;
   wire [255:0] \$320 ;
   wire [255:0] \$321 ;
-  wire [6:0] \$3219 ;
   wire [255:0] \$322 ;
-  wire [6:0] \$3226 ;
   wire [255:0] \$323 ;
-  wire [6:0] \$3231 ;
-  wire [6:0] \$3236 ;
   wire [255:0] \$324 ;
   wire [255:0] \$325 ;
   wire [255:0] \$326 ;
   wire [255:0] \$327 ;
   wire [255:0] \$328 ;
-  wire [6:0] \$3288 ;
   wire [255:0] \$329 ;
-  wire [6:0] \$3295 ;
   wire [15:0] \$33 ;
   wire [255:0] \$330 ;
-  wire [6:0] \$3300 ;
-  wire [6:0] \$3305 ;
   wire [255:0] \$331 ;
   wire [255:0] \$332 ;
   wire [255:0] \$333 ;
   wire [255:0] \$334 ;
   wire [255:0] \$335 ;
-  wire [6:0] \$3357 ;
   wire [255:0] \$336 ;
-  wire [6:0] \$3364 ;
-  wire [6:0] \$3369 ;
   wire [255:0] \$337 ;
-  wire [6:0] \$3374 ;
   wire [255:0] \$338 ;
   wire [255:0] \$339 ;
   wire [15:0] \$34 ;
@@ -7113,31 +7585,47 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
   wire [255:0] \$361 ;
   wire [255:0] \$362 ;
   wire [255:0] \$363 ;
+  wire [6:0] \$3638 ;
   wire [255:0] \$364 ;
+  wire [6:0] \$3645 ;
   wire [255:0] \$365 ;
+  wire [6:0] \$3650 ;
+  wire [6:0] \$3655 ;
   wire [255:0] \$366 ;
   wire [255:0] \$367 ;
   wire [255:0] \$368 ;
   wire [255:0] \$369 ;
   wire \$37 ;
   wire [255:0] \$370 ;
+  wire [6:0] \$3707 ;
   wire [255:0] \$371 ;
+  wire [6:0] \$3714 ;
+  wire [6:0] \$3719 ;
   wire [255:0] \$372 ;
+  wire [6:0] \$3724 ;
   wire [255:0] \$373 ;
   wire [255:0] \$374 ;
   wire [255:0] \$375 ;
   wire [255:0] \$376 ;
   wire [255:0] \$377 ;
+  wire [6:0] \$3776 ;
   wire [255:0] \$378 ;
+  wire [6:0] \$3783 ;
+  wire [6:0] \$3788 ;
   wire [255:0] \$379 ;
+  wire [6:0] \$3793 ;
   wire \$38 ;
   wire [255:0] \$380 ;
   wire [255:0] \$381 ;
   wire [255:0] \$382 ;
   wire [255:0] \$383 ;
   wire [255:0] \$384 ;
+  wire [6:0] \$3845 ;
   wire [255:0] \$385 ;
+  wire [6:0] \$3852 ;
+  wire [6:0] \$3857 ;
   wire [255:0] \$386 ;
+  wire [6:0] \$3862 ;
   wire [255:0] \$387 ;
   wire [255:0] \$388 ;
   wire [255:0] \$389 ;
@@ -7857,7 +8345,7 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
   input clk;
   wire clk;
   reg [7:0] column;
-  wire [575:0] counts;
+  wire [1727:0] counts;
   output [31:0] cycles;
   reg [31:0] cycles = 32'd0;
   output done;
@@ -7874,8 +8362,8 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
   wire \even_read__en$134 ;
   wire \even_read__en$147 ;
   wire \even_read__en$160 ;
-  output [575:0] event_counts;
-  wire [575:0] event_counts;
+  output [1727:0] event_counts;
+  wire [1727:0] event_counts;
   output flags_clear;
   wire flags_clear;
   wire [23:0] i__payload;
@@ -7890,7 +8378,7 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
   wire \i__valid$114 ;
   wire \i__valid$116 ;
   wire \i__valid$118 ;
-  wire [33:0] increments;
+  wire [101:0] increments;
   reg [1:0] layer = 2'h0;
   wire layer_done;
   wire [3:0] level;
@@ -12367,20 +12855,20 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
   assign \$824  = \$822  ? pe0_pointer : \$823 ;
   assign \$826  = pe0_first ? 7'h00 : pe0_row_base;
   assign \$827  = pe0_word_is_new ? word_read__data : pe0_word;
-  assign \$3150  = pe0_offset * 4'h8;
-  assign \$828  = \$827  >> \$3150 ;
+  assign \$3638  = pe0_offset * 4'h8;
+  assign \$828  = \$827  >> \$3638 ;
   assign \$829  = \$826  + \$828 [7:4];
   assign \$830  = pe0_touched >> \$1045 [5:0];
   assign \$831  = \$830  ? acc_read__data : 37'h0000000000;
   assign \$832  = pe0_word_is_new ? word_read__data : pe0_word;
-  assign \$3157  = pe0_offset * 4'h8;
-  assign \$833  = \$832  >> \$3157 ;
+  assign \$3645  = pe0_offset * 4'h8;
+  assign \$833  = \$832  >> \$3645 ;
   assign \$835  = pe0_word_is_new ? word_read__data : pe0_word;
-  assign \$3162  = pe0_offset * 4'h8;
-  assign \$836  = \$835  >> \$3162 ;
+  assign \$3650  = pe0_offset * 4'h8;
+  assign \$836  = \$835  >> \$3650 ;
   assign \$838  = pe0_word_is_new ? word_read__data : pe0_word;
-  assign \$3167  = pe0_offset * 4'h8;
-  assign \$839  = \$838  >> \$3167 ;
+  assign \$3655  = pe0_offset * 4'h8;
+  assign \$839  = \$838  >> \$3655 ;
   assign \$842  = $signed(\$841 ) * $signed(pe0_factor);
   assign \$843  = $signed(\$831 ) + $signed(\$842 );
   assign \$845  = \o__payload$34 [7:0] + \$844 ;
@@ -12424,20 +12912,20 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
   assign \$881  = \$879  ? pe1_pointer : \$880 ;
   assign \$883  = pe1_first ? 7'h00 : pe1_row_base;
   assign \$884  = pe1_word_is_new ? \word_read__data$45  : pe1_word;
-  assign \$3219  = pe1_offset * 4'h8;
-  assign \$885  = \$884  >> \$3219 ;
+  assign \$3707  = pe1_offset * 4'h8;
+  assign \$885  = \$884  >> \$3707 ;
   assign \$886  = \$883  + \$885 [7:4];
   assign \$887  = pe1_touched >> \$1291 [5:0];
   assign \$888  = \$887  ? \acc_read__data$145  : 37'h0000000000;
   assign \$889  = pe1_word_is_new ? \word_read__data$45  : pe1_word;
-  assign \$3226  = pe1_offset * 4'h8;
-  assign \$890  = \$889  >> \$3226 ;
+  assign \$3714  = pe1_offset * 4'h8;
+  assign \$890  = \$889  >> \$3714 ;
   assign \$892  = pe1_word_is_new ? \word_read__data$45  : pe1_word;
-  assign \$3231  = pe1_offset * 4'h8;
-  assign \$893  = \$892  >> \$3231 ;
+  assign \$3719  = pe1_offset * 4'h8;
+  assign \$893  = \$892  >> \$3719 ;
   assign \$895  = pe1_word_is_new ? \word_read__data$45  : pe1_word;
-  assign \$3236  = pe1_offset * 4'h8;
-  assign \$896  = \$895  >> \$3236 ;
+  assign \$3724  = pe1_offset * 4'h8;
+  assign \$896  = \$895  >> \$3724 ;
   assign \$899  = $signed(\$898 ) * $signed(pe1_factor);
   assign \$900  = $signed(\$888 ) + $signed(\$899 );
   assign \$902  = \o__payload$55 [7:0] + \$901 ;
@@ -12481,20 +12969,20 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
   assign \$938  = \$936  ? pe2_pointer : \$937 ;
   assign \$940  = pe2_first ? 7'h00 : pe2_row_base;
   assign \$941  = pe2_word_is_new ? \word_read__data$66  : pe2_word;
-  assign \$3288  = pe2_offset * 4'h8;
-  assign \$942  = \$941  >> \$3288 ;
+  assign \$3776  = pe2_offset * 4'h8;
+  assign \$942  = \$941  >> \$3776 ;
   assign \$943  = \$940  + \$942 [7:4];
   assign \$944  = pe2_touched >> \$1537 [5:0];
   assign \$945  = \$944  ? \acc_read__data$158  : 37'h0000000000;
   assign \$946  = pe2_word_is_new ? \word_read__data$66  : pe2_word;
-  assign \$3295  = pe2_offset * 4'h8;
-  assign \$947  = \$946  >> \$3295 ;
+  assign \$3783  = pe2_offset * 4'h8;
+  assign \$947  = \$946  >> \$3783 ;
   assign \$949  = pe2_word_is_new ? \word_read__data$66  : pe2_word;
-  assign \$3300  = pe2_offset * 4'h8;
-  assign \$950  = \$949  >> \$3300 ;
+  assign \$3788  = pe2_offset * 4'h8;
+  assign \$950  = \$949  >> \$3788 ;
   assign \$952  = pe2_word_is_new ? \word_read__data$66  : pe2_word;
-  assign \$3305  = pe2_offset * 4'h8;
-  assign \$953  = \$952  >> \$3305 ;
+  assign \$3793  = pe2_offset * 4'h8;
+  assign \$953  = \$952  >> \$3793 ;
   assign \$956  = $signed(\$955 ) * $signed(pe2_factor);
   assign \$957  = $signed(\$945 ) + $signed(\$956 );
   assign \$959  = \o__payload$76 [7:0] + \$958 ;
@@ -12538,20 +13026,20 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
   assign \$995  = \$993  ? pe3_pointer : \$994 ;
   assign \$997  = pe3_first ? 7'h00 : pe3_row_base;
   assign \$998  = pe3_word_is_new ? \word_read__data$87  : pe3_word;
-  assign \$3357  = pe3_offset * 4'h8;
-  assign \$999  = \$998  >> \$3357 ;
+  assign \$3845  = pe3_offset * 4'h8;
+  assign \$999  = \$998  >> \$3845 ;
   assign \$1000  = \$997  + \$999 [7:4];
   assign \$1001  = pe3_touched >> \$1783 [5:0];
   assign \$1002  = \$1001  ? \acc_read__data$171  : 37'h0000000000;
   assign \$1003  = pe3_word_is_new ? \word_read__data$87  : pe3_word;
-  assign \$3364  = pe3_offset * 4'h8;
-  assign \$1004  = \$1003  >> \$3364 ;
+  assign \$3852  = pe3_offset * 4'h8;
+  assign \$1004  = \$1003  >> \$3852 ;
   assign \$1006  = pe3_word_is_new ? \word_read__data$87  : pe3_word;
-  assign \$3369  = pe3_offset * 4'h8;
-  assign \$1007  = \$1006  >> \$3369 ;
+  assign \$3857  = pe3_offset * 4'h8;
+  assign \$1007  = \$1006  >> \$3857 ;
   assign \$1009  = pe3_word_is_new ? \word_read__data$87  : pe3_word;
-  assign \$3374  = pe3_offset * 4'h8;
-  assign \$1010  = \$1009  >> \$3374 ;
+  assign \$3862  = pe3_offset * 4'h8;
+  assign \$1010  = \$1009  >> \$3862 ;
   assign \$1013  = $signed(\$1012 ) * $signed(pe3_factor);
   assign \$1014  = $signed(\$1002 ) + $signed(\$1013 );
   assign \$1015  = ~ writing;
@@ -13542,346 +14030,834 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
   assign \write__en$210  = writing | \$2039 ;
   assign \write__addr$211  = writing ? row : load_row;
   assign \write__data$212  = writing ? pe3_written : load_data;
-  assign \$2040  = writing ? 3'h4 : 3'h0;
-  assign \$2041  = broadcast * 3'h4;
-  assign \$2042  = ~ pe0_slot_valid;
-  assign \$2043  = | pe0_remaining;
-  assign \$2044  = ~ \$2043 ;
-  assign \$2045  = pe0_slot_valid & \$2044 ;
-  assign \$2046  = \$2042  | \$2045 ;
-  assign \$2047  = o__valid & \$2046 ;
-  assign \$2048  = 1'h0 + \$2047 ;
-  assign \$2049  = ~ pe1_slot_valid;
-  assign \$2050  = | pe1_remaining;
+  assign \$2040  = ! layer;
+  assign \$2041  = \$2040  ? broadcast : 1'h0;
+  assign \$2042  = ! layer;
+  assign \$2043  = writing ? 3'h4 : 3'h0;
+  assign \$2044  = \$2042  ? \$2043  : 3'h0;
+  assign \$2045  = ! layer;
+  assign \$2046  = broadcast * 3'h4;
+  assign \$2047  = \$2045  ? \$2046  : 4'h0;
+  assign \$2048  = ! layer;
+  assign \$2049  = ~ pe0_slot_valid;
+  assign \$2050  = | pe0_remaining;
   assign \$2051  = ~ \$2050 ;
-  assign \$2052  = pe1_slot_valid & \$2051 ;
+  assign \$2052  = pe0_slot_valid & \$2051 ;
   assign \$2053  = \$2049  | \$2052 ;
-  assign \$2054  = \o__valid$28  & \$2053 ;
-  assign \$2055  = \$2048  + \$2054 ;
-  assign \$2056  = ~ pe2_slot_valid;
-  assign \$2057  = | pe2_remaining;
+  assign \$2054  = o__valid & \$2053 ;
+  assign \$2055  = 1'h0 + \$2054 ;
+  assign \$2056  = ~ pe1_slot_valid;
+  assign \$2057  = | pe1_remaining;
   assign \$2058  = ~ \$2057 ;
-  assign \$2059  = pe2_slot_valid & \$2058 ;
+  assign \$2059  = pe1_slot_valid & \$2058 ;
   assign \$2060  = \$2056  | \$2059 ;
-  assign \$2061  = \o__valid$49  & \$2060 ;
+  assign \$2061  = \o__valid$28  & \$2060 ;
   assign \$2062  = \$2055  + \$2061 ;
-  assign \$2063  = ~ pe3_slot_valid;
-  assign \$2064  = | pe3_remaining;
+  assign \$2063  = ~ pe2_slot_valid;
+  assign \$2064  = | pe2_remaining;
   assign \$2065  = ~ \$2064 ;
-  assign \$2066  = pe3_slot_valid & \$2065 ;
+  assign \$2066  = pe2_slot_valid & \$2065 ;
   assign \$2067  = \$2063  | \$2066 ;
-  assign \$2068  = \o__valid$70  & \$2067 ;
+  assign \$2068  = \o__valid$49  & \$2067 ;
   assign \$2069  = \$2062  + \$2068 ;
-  assign \$2070  = ~ pe0_slot_valid;
-  assign \$2071  = | pe0_remaining;
+  assign \$2070  = ~ pe3_slot_valid;
+  assign \$2071  = | pe3_remaining;
   assign \$2072  = ~ \$2071 ;
-  assign \$2073  = pe0_slot_valid & \$2072 ;
+  assign \$2073  = pe3_slot_valid & \$2072 ;
   assign \$2074  = \$2070  | \$2073 ;
-  assign \$2075  = o__valid & \$2074 ;
-  assign \$2076  = 1'h0 + \$2075 ;
-  assign \$2077  = ~ pe1_slot_valid;
-  assign \$2078  = | pe1_remaining;
-  assign \$2079  = ~ \$2078 ;
-  assign \$2080  = pe1_slot_valid & \$2079 ;
-  assign \$2081  = \$2077  | \$2080 ;
-  assign \$2082  = \o__valid$28  & \$2081 ;
-  assign \$2083  = \$2076  + \$2082 ;
-  assign \$2084  = ~ pe2_slot_valid;
-  assign \$2085  = | pe2_remaining;
-  assign \$2086  = ~ \$2085 ;
-  assign \$2087  = pe2_slot_valid & \$2086 ;
-  assign \$2088  = \$2084  | \$2087 ;
-  assign \$2089  = \o__valid$49  & \$2088 ;
-  assign \$2090  = \$2083  + \$2089 ;
-  assign \$2091  = ~ pe3_slot_valid;
-  assign \$2092  = | pe3_remaining;
-  assign \$2093  = ~ \$2092 ;
-  assign \$2094  = pe3_slot_valid & \$2093 ;
-  assign \$2095  = \$2091  | \$2094 ;
-  assign \$2096  = \o__valid$70  & \$2095 ;
-  assign \$2097  = \$2090  + \$2096 ;
-  assign \$2098  = ~ pe0_slot_valid;
-  assign \$2099  = | pe0_remaining;
-  assign \$2100  = ~ \$2099 ;
-  assign \$2101  = pe0_slot_valid & \$2100 ;
-  assign \$2102  = \$2098  | \$2101 ;
-  assign \$2103  = o__valid & \$2102 ;
-  assign \$2104  = 1'h0 + \$2103 ;
-  assign \$2105  = ~ pe1_slot_valid;
-  assign \$2106  = | pe1_remaining;
-  assign \$2107  = ~ \$2106 ;
-  assign \$2108  = pe1_slot_valid & \$2107 ;
-  assign \$2109  = \$2105  | \$2108 ;
-  assign \$2110  = \o__valid$28  & \$2109 ;
-  assign \$2111  = \$2104  + \$2110 ;
-  assign \$2112  = ~ pe2_slot_valid;
-  assign \$2113  = | pe2_remaining;
-  assign \$2114  = ~ \$2113 ;
-  assign \$2115  = pe2_slot_valid & \$2114 ;
-  assign \$2116  = \$2112  | \$2115 ;
-  assign \$2117  = \o__valid$49  & \$2116 ;
-  assign \$2118  = \$2111  + \$2117 ;
-  assign \$2119  = ~ pe3_slot_valid;
-  assign \$2120  = | pe3_remaining;
-  assign \$2121  = ~ \$2120 ;
-  assign \$2122  = pe3_slot_valid & \$2121 ;
-  assign \$2123  = \$2119  | \$2122 ;
-  assign \$2124  = \o__valid$70  & \$2123 ;
-  assign \$2125  = \$2118  + \$2124 ;
-  assign \$2126  = | pe0_remaining;
-  assign \$2127  = | pe0_remaining;
-  assign \$2128  = ~ \$2127 ;
-  assign \$2129  = pe0_slot_valid & \$2128 ;
-  assign \$2130  = pe0_slot_odd ? even_read__data : odd_read__data;
-  assign \$2131  = pe0_slot_odd ? odd_read__data : even_read__data;
-  assign \$2132  = \$2130  != \$2131 ;
-  assign \$2133  = \$2129  & \$2132 ;
-  assign \$2134  = \$2126  | \$2133 ;
-  assign \$2135  = | pe0_remaining;
-  assign \$2136  = ~ \$2135 ;
-  assign \$2137  = | pe0_remaining;
-  assign \$2138  = pe0_slot_odd ? odd_read__data : even_read__data;
-  assign \$2139  = \$2137  ? pe0_pointer : \$2138 ;
-  assign \$2140  = ! \$2139 [2:0];
-  assign \$2141  = \$2136  | \$2140 ;
-  assign \$2142  = \$2134  & \$2141 ;
-  assign \$2143  = 1'h0 + \$2142 ;
-  assign \$2144  = | pe1_remaining;
-  assign \$2145  = | pe1_remaining;
-  assign \$2146  = ~ \$2145 ;
-  assign \$2147  = pe1_slot_valid & \$2146 ;
-  assign \$2148  = pe1_slot_odd ? \even_read__data$37  : \odd_read__data$36 ;
-  assign \$2149  = pe1_slot_odd ? \odd_read__data$36  : \even_read__data$37 ;
-  assign \$2150  = \$2148  != \$2149 ;
-  assign \$2151  = \$2147  & \$2150 ;
-  assign \$2152  = \$2144  | \$2151 ;
-  assign \$2153  = | pe1_remaining;
-  assign \$2154  = ~ \$2153 ;
-  assign \$2155  = | pe1_remaining;
-  assign \$2156  = pe1_slot_odd ? \odd_read__data$36  : \even_read__data$37 ;
-  assign \$2157  = \$2155  ? pe1_pointer : \$2156 ;
-  assign \$2158  = ! \$2157 [2:0];
-  assign \$2159  = \$2154  | \$2158 ;
-  assign \$2160  = \$2152  & \$2159 ;
-  assign \$2161  = \$2143  + \$2160 ;
-  assign \$2162  = | pe2_remaining;
-  assign \$2163  = | pe2_remaining;
-  assign \$2164  = ~ \$2163 ;
-  assign \$2165  = pe2_slot_valid & \$2164 ;
-  assign \$2166  = pe2_slot_odd ? \even_read__data$58  : \odd_read__data$57 ;
-  assign \$2167  = pe2_slot_odd ? \odd_read__data$57  : \even_read__data$58 ;
-  assign \$2168  = \$2166  != \$2167 ;
-  assign \$2169  = \$2165  & \$2168 ;
-  assign \$2170  = \$2162  | \$2169 ;
-  assign \$2171  = | pe2_remaining;
-  assign \$2172  = ~ \$2171 ;
-  assign \$2173  = | pe2_remaining;
-  assign \$2174  = pe2_slot_odd ? \odd_read__data$57  : \even_read__data$58 ;
-  assign \$2175  = \$2173  ? pe2_pointer : \$2174 ;
-  assign \$2176  = ! \$2175 [2:0];
-  assign \$2177  = \$2172  | \$2176 ;
-  assign \$2178  = \$2170  & \$2177 ;
-  assign \$2179  = \$2161  + \$2178 ;
-  assign \$2180  = | pe3_remaining;
-  assign \$2181  = | pe3_remaining;
-  assign \$2182  = ~ \$2181 ;
-  assign \$2183  = pe3_slot_valid & \$2182 ;
-  assign \$2184  = pe3_slot_odd ? \even_read__data$79  : \odd_read__data$78 ;
-  assign \$2185  = pe3_slot_odd ? \odd_read__data$78  : \even_read__data$79 ;
-  assign \$2186  = \$2184  != \$2185 ;
-  assign \$2187  = \$2183  & \$2186 ;
-  assign \$2188  = \$2180  | \$2187 ;
-  assign \$2189  = | pe3_remaining;
-  assign \$2190  = ~ \$2189 ;
-  assign \$2191  = | pe3_remaining;
-  assign \$2192  = pe3_slot_odd ? \odd_read__data$78  : \even_read__data$79 ;
-  assign \$2193  = \$2191  ? pe3_pointer : \$2192 ;
-  assign \$2194  = ! \$2193 [2:0];
-  assign \$2195  = \$2190  | \$2194 ;
-  assign \$2196  = \$2188  & \$2195 ;
-  assign \$2197  = \$2179  + \$2196 ;
-  assign \$2198  = 1'h0 + pe0_execute;
-  assign \$2199  = \$2198  + pe1_execute;
-  assign \$2200  = \$2199  + pe2_execute;
-  assign \$2201  = \$2200  + pe3_execute;
-  assign \$2202  = 1'h0 + pe0_execute;
-  assign \$2203  = \$2202  + pe1_execute;
-  assign \$2204  = \$2203  + pe2_execute;
-  assign \$2205  = \$2204  + pe3_execute;
-  assign \$2206  = 1'h0 + pe0_execute;
-  assign \$2207  = \$2206  + pe1_execute;
-  assign \$2208  = \$2207  + pe2_execute;
-  assign \$2209  = \$2208  + pe3_execute;
-  assign \$2210  = 1'h0 + pe0_execute;
-  assign \$2211  = \$2210  + pe1_execute;
-  assign \$2212  = \$2211  + pe2_execute;
-  assign \$2213  = \$2212  + pe3_execute;
-  assign \$2214  = layer_done | writing;
-  assign \$2215  = | pe0_remaining;
-  assign \$2216  = ~ \$2215 ;
-  assign \$2217  = pe0_slot_valid & \$2216 ;
-  assign \$2218  = ~ \$2217 ;
-  assign \$2219  = | pe0_remaining;
-  assign \$2220  = ~ \$2219 ;
-  assign \$2221  = \$2218  & \$2220 ;
-  assign \$2222  = 1'h0 + \$2221 ;
-  assign \$2223  = | pe1_remaining;
-  assign \$2224  = ~ \$2223 ;
-  assign \$2225  = pe1_slot_valid & \$2224 ;
-  assign \$2226  = ~ \$2225 ;
-  assign \$2227  = | pe1_remaining;
-  assign \$2228  = ~ \$2227 ;
-  assign \$2229  = \$2226  & \$2228 ;
-  assign \$2230  = \$2222  + \$2229 ;
-  assign \$2231  = | pe2_remaining;
-  assign \$2232  = ~ \$2231 ;
-  assign \$2233  = pe2_slot_valid & \$2232 ;
-  assign \$2234  = ~ \$2233 ;
-  assign \$2235  = | pe2_remaining;
-  assign \$2236  = ~ \$2235 ;
-  assign \$2237  = \$2234  & \$2236 ;
-  assign \$2238  = \$2230  + \$2237 ;
-  assign \$2239  = | pe3_remaining;
-  assign \$2240  = ~ \$2239 ;
-  assign \$2241  = pe3_slot_valid & \$2240 ;
-  assign \$2242  = ~ \$2241 ;
-  assign \$2243  = | pe3_remaining;
-  assign \$2244  = ~ \$2243 ;
-  assign \$2245  = \$2242  & \$2244 ;
-  assign \$2246  = \$2238  + \$2245 ;
-  assign \$2247  = \$2214  ? 5'h00 : \$2246 ;
-  assign \$2248  = pe0_touched >> \$1045 [5:0];
-  assign \$2249  = \$2248  ? acc_read__data : 37'h0000000000;
-  assign \$2250  = pe1_touched >> \$1291 [5:0];
-  assign \$2251  = \$2250  ? \acc_read__data$145  : 37'h0000000000;
-  assign \$2252  = pe2_touched >> \$1537 [5:0];
-  assign \$2253  = \$2252  ? \acc_read__data$158  : 37'h0000000000;
-  assign \$2254  = pe3_touched >> \$1783 [5:0];
-  assign \$2255  = \$2254  ? \acc_read__data$171  : 37'h0000000000;
+  assign \$2075  = \o__valid$70  & \$2074 ;
+  assign \$2076  = \$2069  + \$2075 ;
+  assign \$2077  = \$2048  ? \$2076  : 5'h00;
+  assign \$2078  = ! layer;
+  assign \$2079  = ~ pe0_slot_valid;
+  assign \$2080  = | pe0_remaining;
+  assign \$2081  = ~ \$2080 ;
+  assign \$2082  = pe0_slot_valid & \$2081 ;
+  assign \$2083  = \$2079  | \$2082 ;
+  assign \$2084  = o__valid & \$2083 ;
+  assign \$2085  = 1'h0 + \$2084 ;
+  assign \$2086  = ~ pe1_slot_valid;
+  assign \$2087  = | pe1_remaining;
+  assign \$2088  = ~ \$2087 ;
+  assign \$2089  = pe1_slot_valid & \$2088 ;
+  assign \$2090  = \$2086  | \$2089 ;
+  assign \$2091  = \o__valid$28  & \$2090 ;
+  assign \$2092  = \$2085  + \$2091 ;
+  assign \$2093  = ~ pe2_slot_valid;
+  assign \$2094  = | pe2_remaining;
+  assign \$2095  = ~ \$2094 ;
+  assign \$2096  = pe2_slot_valid & \$2095 ;
+  assign \$2097  = \$2093  | \$2096 ;
+  assign \$2098  = \o__valid$49  & \$2097 ;
+  assign \$2099  = \$2092  + \$2098 ;
+  assign \$2100  = ~ pe3_slot_valid;
+  assign \$2101  = | pe3_remaining;
+  assign \$2102  = ~ \$2101 ;
+  assign \$2103  = pe3_slot_valid & \$2102 ;
+  assign \$2104  = \$2100  | \$2103 ;
+  assign \$2105  = \o__valid$70  & \$2104 ;
+  assign \$2106  = \$2099  + \$2105 ;
+  assign \$2107  = \$2078  ? \$2106  : 5'h00;
+  assign \$2108  = ! layer;
+  assign \$2109  = ~ pe0_slot_valid;
+  assign \$2110  = | pe0_remaining;
+  assign \$2111  = ~ \$2110 ;
+  assign \$2112  = pe0_slot_valid & \$2111 ;
+  assign \$2113  = \$2109  | \$2112 ;
+  assign \$2114  = o__valid & \$2113 ;
+  assign \$2115  = 1'h0 + \$2114 ;
+  assign \$2116  = ~ pe1_slot_valid;
+  assign \$2117  = | pe1_remaining;
+  assign \$2118  = ~ \$2117 ;
+  assign \$2119  = pe1_slot_valid & \$2118 ;
+  assign \$2120  = \$2116  | \$2119 ;
+  assign \$2121  = \o__valid$28  & \$2120 ;
+  assign \$2122  = \$2115  + \$2121 ;
+  assign \$2123  = ~ pe2_slot_valid;
+  assign \$2124  = | pe2_remaining;
+  assign \$2125  = ~ \$2124 ;
+  assign \$2126  = pe2_slot_valid & \$2125 ;
+  assign \$2127  = \$2123  | \$2126 ;
+  assign \$2128  = \o__valid$49  & \$2127 ;
+  assign \$2129  = \$2122  + \$2128 ;
+  assign \$2130  = ~ pe3_slot_valid;
+  assign \$2131  = | pe3_remaining;
+  assign \$2132  = ~ \$2131 ;
+  assign \$2133  = pe3_slot_valid & \$2132 ;
+  assign \$2134  = \$2130  | \$2133 ;
+  assign \$2135  = \o__valid$70  & \$2134 ;
+  assign \$2136  = \$2129  + \$2135 ;
+  assign \$2137  = \$2108  ? \$2136  : 5'h00;
+  assign \$2138  = ! layer;
+  assign \$2139  = | pe0_remaining;
+  assign \$2140  = | pe0_remaining;
+  assign \$2141  = ~ \$2140 ;
+  assign \$2142  = pe0_slot_valid & \$2141 ;
+  assign \$2143  = pe0_slot_odd ? even_read__data : odd_read__data;
+  assign \$2144  = pe0_slot_odd ? odd_read__data : even_read__data;
+  assign \$2145  = \$2143  != \$2144 ;
+  assign \$2146  = \$2142  & \$2145 ;
+  assign \$2147  = \$2139  | \$2146 ;
+  assign \$2148  = | pe0_remaining;
+  assign \$2149  = ~ \$2148 ;
+  assign \$2150  = | pe0_remaining;
+  assign \$2151  = pe0_slot_odd ? odd_read__data : even_read__data;
+  assign \$2152  = \$2150  ? pe0_pointer : \$2151 ;
+  assign \$2153  = ! \$2152 [2:0];
+  assign \$2154  = \$2149  | \$2153 ;
+  assign \$2155  = \$2147  & \$2154 ;
+  assign \$2156  = 1'h0 + \$2155 ;
+  assign \$2157  = | pe1_remaining;
+  assign \$2158  = | pe1_remaining;
+  assign \$2159  = ~ \$2158 ;
+  assign \$2160  = pe1_slot_valid & \$2159 ;
+  assign \$2161  = pe1_slot_odd ? \even_read__data$37  : \odd_read__data$36 ;
+  assign \$2162  = pe1_slot_odd ? \odd_read__data$36  : \even_read__data$37 ;
+  assign \$2163  = \$2161  != \$2162 ;
+  assign \$2164  = \$2160  & \$2163 ;
+  assign \$2165  = \$2157  | \$2164 ;
+  assign \$2166  = | pe1_remaining;
+  assign \$2167  = ~ \$2166 ;
+  assign \$2168  = | pe1_remaining;
+  assign \$2169  = pe1_slot_odd ? \odd_read__data$36  : \even_read__data$37 ;
+  assign \$2170  = \$2168  ? pe1_pointer : \$2169 ;
+  assign \$2171  = ! \$2170 [2:0];
+  assign \$2172  = \$2167  | \$2171 ;
+  assign \$2173  = \$2165  & \$2172 ;
+  assign \$2174  = \$2156  + \$2173 ;
+  assign \$2175  = | pe2_remaining;
+  assign \$2176  = | pe2_remaining;
+  assign \$2177  = ~ \$2176 ;
+  assign \$2178  = pe2_slot_valid & \$2177 ;
+  assign \$2179  = pe2_slot_odd ? \even_read__data$58  : \odd_read__data$57 ;
+  assign \$2180  = pe2_slot_odd ? \odd_read__data$57  : \even_read__data$58 ;
+  assign \$2181  = \$2179  != \$2180 ;
+  assign \$2182  = \$2178  & \$2181 ;
+  assign \$2183  = \$2175  | \$2182 ;
+  assign \$2184  = | pe2_remaining;
+  assign \$2185  = ~ \$2184 ;
+  assign \$2186  = | pe2_remaining;
+  assign \$2187  = pe2_slot_odd ? \odd_read__data$57  : \even_read__data$58 ;
+  assign \$2188  = \$2186  ? pe2_pointer : \$2187 ;
+  assign \$2189  = ! \$2188 [2:0];
+  assign \$2190  = \$2185  | \$2189 ;
+  assign \$2191  = \$2183  & \$2190 ;
+  assign \$2192  = \$2174  + \$2191 ;
+  assign \$2193  = | pe3_remaining;
+  assign \$2194  = | pe3_remaining;
+  assign \$2195  = ~ \$2194 ;
+  assign \$2196  = pe3_slot_valid & \$2195 ;
+  assign \$2197  = pe3_slot_odd ? \even_read__data$79  : \odd_read__data$78 ;
+  assign \$2198  = pe3_slot_odd ? \odd_read__data$78  : \even_read__data$79 ;
+  assign \$2199  = \$2197  != \$2198 ;
+  assign \$2200  = \$2196  & \$2199 ;
+  assign \$2201  = \$2193  | \$2200 ;
+  assign \$2202  = | pe3_remaining;
+  assign \$2203  = ~ \$2202 ;
+  assign \$2204  = | pe3_remaining;
+  assign \$2205  = pe3_slot_odd ? \odd_read__data$78  : \even_read__data$79 ;
+  assign \$2206  = \$2204  ? pe3_pointer : \$2205 ;
+  assign \$2207  = ! \$2206 [2:0];
+  assign \$2208  = \$2203  | \$2207 ;
+  assign \$2209  = \$2201  & \$2208 ;
+  assign \$2210  = \$2192  + \$2209 ;
+  assign \$2211  = \$2138  ? \$2210  : 5'h00;
+  assign \$2212  = ! layer;
+  assign \$2213  = 1'h0 + pe0_execute;
+  assign \$2214  = \$2213  + pe1_execute;
+  assign \$2215  = \$2214  + pe2_execute;
+  assign \$2216  = \$2215  + pe3_execute;
+  assign \$2217  = \$2212  ? \$2216  : 5'h00;
+  assign \$2218  = ! layer;
+  assign \$2219  = 1'h0 + pe0_execute;
+  assign \$2220  = \$2219  + pe1_execute;
+  assign \$2221  = \$2220  + pe2_execute;
+  assign \$2222  = \$2221  + pe3_execute;
+  assign \$2223  = \$2218  ? \$2222  : 5'h00;
+  assign \$2224  = ! layer;
+  assign \$2225  = 1'h0 + pe0_execute;
+  assign \$2226  = \$2225  + pe1_execute;
+  assign \$2227  = \$2226  + pe2_execute;
+  assign \$2228  = \$2227  + pe3_execute;
+  assign \$2229  = \$2224  ? \$2228  : 5'h00;
+  assign \$2230  = ! layer;
+  assign \$2231  = 1'h0 + pe0_execute;
+  assign \$2232  = \$2231  + pe1_execute;
+  assign \$2233  = \$2232  + pe2_execute;
+  assign \$2234  = \$2233  + pe3_execute;
+  assign \$2235  = \$2230  ? \$2234  : 5'h00;
+  assign \$2236  = ! layer;
+  assign \$2237  = layer_done | writing;
+  assign \$2238  = | pe0_remaining;
+  assign \$2239  = ~ \$2238 ;
+  assign \$2240  = pe0_slot_valid & \$2239 ;
+  assign \$2241  = ~ \$2240 ;
+  assign \$2242  = | pe0_remaining;
+  assign \$2243  = ~ \$2242 ;
+  assign \$2244  = \$2241  & \$2243 ;
+  assign \$2245  = 1'h0 + \$2244 ;
+  assign \$2246  = | pe1_remaining;
+  assign \$2247  = ~ \$2246 ;
+  assign \$2248  = pe1_slot_valid & \$2247 ;
+  assign \$2249  = ~ \$2248 ;
+  assign \$2250  = | pe1_remaining;
+  assign \$2251  = ~ \$2250 ;
+  assign \$2252  = \$2249  & \$2251 ;
+  assign \$2253  = \$2245  + \$2252 ;
+  assign \$2254  = | pe2_remaining;
+  assign \$2255  = ~ \$2254 ;
+  assign \$2256  = pe2_slot_valid & \$2255 ;
+  assign \$2257  = ~ \$2256 ;
+  assign \$2258  = | pe2_remaining;
+  assign \$2259  = ~ \$2258 ;
+  assign \$2260  = \$2257  & \$2259 ;
+  assign \$2261  = \$2253  + \$2260 ;
+  assign \$2262  = | pe3_remaining;
+  assign \$2263  = ~ \$2262 ;
+  assign \$2264  = pe3_slot_valid & \$2263 ;
+  assign \$2265  = ~ \$2264 ;
+  assign \$2266  = | pe3_remaining;
+  assign \$2267  = ~ \$2266 ;
+  assign \$2268  = \$2265  & \$2267 ;
+  assign \$2269  = \$2261  + \$2268 ;
+  assign \$2270  = \$2237  ? 5'h00 : \$2269 ;
+  assign \$2271  = \$2236  ? \$2270  : 5'h00;
+  assign \$2272  = layer == 1'h1;
+  assign \$2273  = \$2272  ? broadcast : 1'h0;
+  assign \$2274  = layer == 1'h1;
+  assign \$2275  = writing ? 3'h4 : 3'h0;
+  assign \$2276  = \$2274  ? \$2275  : 3'h0;
+  assign \$2277  = layer == 1'h1;
+  assign \$2278  = broadcast * 3'h4;
+  assign \$2279  = \$2277  ? \$2278  : 4'h0;
+  assign \$2280  = layer == 1'h1;
+  assign \$2281  = ~ pe0_slot_valid;
+  assign \$2282  = | pe0_remaining;
+  assign \$2283  = ~ \$2282 ;
+  assign \$2284  = pe0_slot_valid & \$2283 ;
+  assign \$2285  = \$2281  | \$2284 ;
+  assign \$2286  = o__valid & \$2285 ;
+  assign \$2287  = 1'h0 + \$2286 ;
+  assign \$2288  = ~ pe1_slot_valid;
+  assign \$2289  = | pe1_remaining;
+  assign \$2290  = ~ \$2289 ;
+  assign \$2291  = pe1_slot_valid & \$2290 ;
+  assign \$2292  = \$2288  | \$2291 ;
+  assign \$2293  = \o__valid$28  & \$2292 ;
+  assign \$2294  = \$2287  + \$2293 ;
+  assign \$2295  = ~ pe2_slot_valid;
+  assign \$2296  = | pe2_remaining;
+  assign \$2297  = ~ \$2296 ;
+  assign \$2298  = pe2_slot_valid & \$2297 ;
+  assign \$2299  = \$2295  | \$2298 ;
+  assign \$2300  = \o__valid$49  & \$2299 ;
+  assign \$2301  = \$2294  + \$2300 ;
+  assign \$2302  = ~ pe3_slot_valid;
+  assign \$2303  = | pe3_remaining;
+  assign \$2304  = ~ \$2303 ;
+  assign \$2305  = pe3_slot_valid & \$2304 ;
+  assign \$2306  = \$2302  | \$2305 ;
+  assign \$2307  = \o__valid$70  & \$2306 ;
+  assign \$2308  = \$2301  + \$2307 ;
+  assign \$2309  = \$2280  ? \$2308  : 5'h00;
+  assign \$2310  = layer == 1'h1;
+  assign \$2311  = ~ pe0_slot_valid;
+  assign \$2312  = | pe0_remaining;
+  assign \$2313  = ~ \$2312 ;
+  assign \$2314  = pe0_slot_valid & \$2313 ;
+  assign \$2315  = \$2311  | \$2314 ;
+  assign \$2316  = o__valid & \$2315 ;
+  assign \$2317  = 1'h0 + \$2316 ;
+  assign \$2318  = ~ pe1_slot_valid;
+  assign \$2319  = | pe1_remaining;
+  assign \$2320  = ~ \$2319 ;
+  assign \$2321  = pe1_slot_valid & \$2320 ;
+  assign \$2322  = \$2318  | \$2321 ;
+  assign \$2323  = \o__valid$28  & \$2322 ;
+  assign \$2324  = \$2317  + \$2323 ;
+  assign \$2325  = ~ pe2_slot_valid;
+  assign \$2326  = | pe2_remaining;
+  assign \$2327  = ~ \$2326 ;
+  assign \$2328  = pe2_slot_valid & \$2327 ;
+  assign \$2329  = \$2325  | \$2328 ;
+  assign \$2330  = \o__valid$49  & \$2329 ;
+  assign \$2331  = \$2324  + \$2330 ;
+  assign \$2332  = ~ pe3_slot_valid;
+  assign \$2333  = | pe3_remaining;
+  assign \$2334  = ~ \$2333 ;
+  assign \$2335  = pe3_slot_valid & \$2334 ;
+  assign \$2336  = \$2332  | \$2335 ;
+  assign \$2337  = \o__valid$70  & \$2336 ;
+  assign \$2338  = \$2331  + \$2337 ;
+  assign \$2339  = \$2310  ? \$2338  : 5'h00;
+  assign \$2340  = layer == 1'h1;
+  assign \$2341  = ~ pe0_slot_valid;
+  assign \$2342  = | pe0_remaining;
+  assign \$2343  = ~ \$2342 ;
+  assign \$2344  = pe0_slot_valid & \$2343 ;
+  assign \$2345  = \$2341  | \$2344 ;
+  assign \$2346  = o__valid & \$2345 ;
+  assign \$2347  = 1'h0 + \$2346 ;
+  assign \$2348  = ~ pe1_slot_valid;
+  assign \$2349  = | pe1_remaining;
+  assign \$2350  = ~ \$2349 ;
+  assign \$2351  = pe1_slot_valid & \$2350 ;
+  assign \$2352  = \$2348  | \$2351 ;
+  assign \$2353  = \o__valid$28  & \$2352 ;
+  assign \$2354  = \$2347  + \$2353 ;
+  assign \$2355  = ~ pe2_slot_valid;
+  assign \$2356  = | pe2_remaining;
+  assign \$2357  = ~ \$2356 ;
+  assign \$2358  = pe2_slot_valid & \$2357 ;
+  assign \$2359  = \$2355  | \$2358 ;
+  assign \$2360  = \o__valid$49  & \$2359 ;
+  assign \$2361  = \$2354  + \$2360 ;
+  assign \$2362  = ~ pe3_slot_valid;
+  assign \$2363  = | pe3_remaining;
+  assign \$2364  = ~ \$2363 ;
+  assign \$2365  = pe3_slot_valid & \$2364 ;
+  assign \$2366  = \$2362  | \$2365 ;
+  assign \$2367  = \o__valid$70  & \$2366 ;
+  assign \$2368  = \$2361  + \$2367 ;
+  assign \$2369  = \$2340  ? \$2368  : 5'h00;
+  assign \$2370  = layer == 1'h1;
+  assign \$2371  = | pe0_remaining;
+  assign \$2372  = | pe0_remaining;
+  assign \$2373  = ~ \$2372 ;
+  assign \$2374  = pe0_slot_valid & \$2373 ;
+  assign \$2375  = pe0_slot_odd ? even_read__data : odd_read__data;
+  assign \$2376  = pe0_slot_odd ? odd_read__data : even_read__data;
+  assign \$2377  = \$2375  != \$2376 ;
+  assign \$2378  = \$2374  & \$2377 ;
+  assign \$2379  = \$2371  | \$2378 ;
+  assign \$2380  = | pe0_remaining;
+  assign \$2381  = ~ \$2380 ;
+  assign \$2382  = | pe0_remaining;
+  assign \$2383  = pe0_slot_odd ? odd_read__data : even_read__data;
+  assign \$2384  = \$2382  ? pe0_pointer : \$2383 ;
+  assign \$2385  = ! \$2384 [2:0];
+  assign \$2386  = \$2381  | \$2385 ;
+  assign \$2387  = \$2379  & \$2386 ;
+  assign \$2388  = 1'h0 + \$2387 ;
+  assign \$2389  = | pe1_remaining;
+  assign \$2390  = | pe1_remaining;
+  assign \$2391  = ~ \$2390 ;
+  assign \$2392  = pe1_slot_valid & \$2391 ;
+  assign \$2393  = pe1_slot_odd ? \even_read__data$37  : \odd_read__data$36 ;
+  assign \$2394  = pe1_slot_odd ? \odd_read__data$36  : \even_read__data$37 ;
+  assign \$2395  = \$2393  != \$2394 ;
+  assign \$2396  = \$2392  & \$2395 ;
+  assign \$2397  = \$2389  | \$2396 ;
+  assign \$2398  = | pe1_remaining;
+  assign \$2399  = ~ \$2398 ;
+  assign \$2400  = | pe1_remaining;
+  assign \$2401  = pe1_slot_odd ? \odd_read__data$36  : \even_read__data$37 ;
+  assign \$2402  = \$2400  ? pe1_pointer : \$2401 ;
+  assign \$2403  = ! \$2402 [2:0];
+  assign \$2404  = \$2399  | \$2403 ;
+  assign \$2405  = \$2397  & \$2404 ;
+  assign \$2406  = \$2388  + \$2405 ;
+  assign \$2407  = | pe2_remaining;
+  assign \$2408  = | pe2_remaining;
+  assign \$2409  = ~ \$2408 ;
+  assign \$2410  = pe2_slot_valid & \$2409 ;
+  assign \$2411  = pe2_slot_odd ? \even_read__data$58  : \odd_read__data$57 ;
+  assign \$2412  = pe2_slot_odd ? \odd_read__data$57  : \even_read__data$58 ;
+  assign \$2413  = \$2411  != \$2412 ;
+  assign \$2414  = \$2410  & \$2413 ;
+  assign \$2415  = \$2407  | \$2414 ;
+  assign \$2416  = | pe2_remaining;
+  assign \$2417  = ~ \$2416 ;
+  assign \$2418  = | pe2_remaining;
+  assign \$2419  = pe2_slot_odd ? \odd_read__data$57  : \even_read__data$58 ;
+  assign \$2420  = \$2418  ? pe2_pointer : \$2419 ;
+  assign \$2421  = ! \$2420 [2:0];
+  assign \$2422  = \$2417  | \$2421 ;
+  assign \$2423  = \$2415  & \$2422 ;
+  assign \$2424  = \$2406  + \$2423 ;
+  assign \$2425  = | pe3_remaining;
+  assign \$2426  = | pe3_remaining;
+  assign \$2427  = ~ \$2426 ;
+  assign \$2428  = pe3_slot_valid & \$2427 ;
+  assign \$2429  = pe3_slot_odd ? \even_read__data$79  : \odd_read__data$78 ;
+  assign \$2430  = pe3_slot_odd ? \odd_read__data$78  : \even_read__data$79 ;
+  assign \$2431  = \$2429  != \$2430 ;
+  assign \$2432  = \$2428  & \$2431 ;
+  assign \$2433  = \$2425  | \$2432 ;
+  assign \$2434  = | pe3_remaining;
+  assign \$2435  = ~ \$2434 ;
+  assign \$2436  = | pe3_remaining;
+  assign \$2437  = pe3_slot_odd ? \odd_read__data$78  : \even_read__data$79 ;
+  assign \$2438  = \$2436  ? pe3_pointer : \$2437 ;
+  assign \$2439  = ! \$2438 [2:0];
+  assign \$2440  = \$2435  | \$2439 ;
+  assign \$2441  = \$2433  & \$2440 ;
+  assign \$2442  = \$2424  + \$2441 ;
+  assign \$2443  = \$2370  ? \$2442  : 5'h00;
+  assign \$2444  = layer == 1'h1;
+  assign \$2445  = 1'h0 + pe0_execute;
+  assign \$2446  = \$2445  + pe1_execute;
+  assign \$2447  = \$2446  + pe2_execute;
+  assign \$2448  = \$2447  + pe3_execute;
+  assign \$2449  = \$2444  ? \$2448  : 5'h00;
+  assign \$2450  = layer == 1'h1;
+  assign \$2451  = 1'h0 + pe0_execute;
+  assign \$2452  = \$2451  + pe1_execute;
+  assign \$2453  = \$2452  + pe2_execute;
+  assign \$2454  = \$2453  + pe3_execute;
+  assign \$2455  = \$2450  ? \$2454  : 5'h00;
+  assign \$2456  = layer == 1'h1;
+  assign \$2457  = 1'h0 + pe0_execute;
+  assign \$2458  = \$2457  + pe1_execute;
+  assign \$2459  = \$2458  + pe2_execute;
+  assign \$2460  = \$2459  + pe3_execute;
+  assign \$2461  = \$2456  ? \$2460  : 5'h00;
+  assign \$2462  = layer == 1'h1;
+  assign \$2463  = 1'h0 + pe0_execute;
+  assign \$2464  = \$2463  + pe1_execute;
+  assign \$2465  = \$2464  + pe2_execute;
+  assign \$2466  = \$2465  + pe3_execute;
+  assign \$2467  = \$2462  ? \$2466  : 5'h00;
+  assign \$2468  = layer == 1'h1;
+  assign \$2469  = layer_done | writing;
+  assign \$2470  = | pe0_remaining;
+  assign \$2471  = ~ \$2470 ;
+  assign \$2472  = pe0_slot_valid & \$2471 ;
+  assign \$2473  = ~ \$2472 ;
+  assign \$2474  = | pe0_remaining;
+  assign \$2475  = ~ \$2474 ;
+  assign \$2476  = \$2473  & \$2475 ;
+  assign \$2477  = 1'h0 + \$2476 ;
+  assign \$2478  = | pe1_remaining;
+  assign \$2479  = ~ \$2478 ;
+  assign \$2480  = pe1_slot_valid & \$2479 ;
+  assign \$2481  = ~ \$2480 ;
+  assign \$2482  = | pe1_remaining;
+  assign \$2483  = ~ \$2482 ;
+  assign \$2484  = \$2481  & \$2483 ;
+  assign \$2485  = \$2477  + \$2484 ;
+  assign \$2486  = | pe2_remaining;
+  assign \$2487  = ~ \$2486 ;
+  assign \$2488  = pe2_slot_valid & \$2487 ;
+  assign \$2489  = ~ \$2488 ;
+  assign \$2490  = | pe2_remaining;
+  assign \$2491  = ~ \$2490 ;
+  assign \$2492  = \$2489  & \$2491 ;
+  assign \$2493  = \$2485  + \$2492 ;
+  assign \$2494  = | pe3_remaining;
+  assign \$2495  = ~ \$2494 ;
+  assign \$2496  = pe3_slot_valid & \$2495 ;
+  assign \$2497  = ~ \$2496 ;
+  assign \$2498  = | pe3_remaining;
+  assign \$2499  = ~ \$2498 ;
+  assign \$2500  = \$2497  & \$2499 ;
+  assign \$2501  = \$2493  + \$2500 ;
+  assign \$2502  = \$2469  ? 5'h00 : \$2501 ;
+  assign \$2503  = \$2468  ? \$2502  : 5'h00;
+  assign \$2504  = layer == 2'h2;
+  assign \$2505  = \$2504  ? broadcast : 1'h0;
+  assign \$2506  = layer == 2'h2;
+  assign \$2507  = writing ? 3'h4 : 3'h0;
+  assign \$2508  = \$2506  ? \$2507  : 3'h0;
+  assign \$2509  = layer == 2'h2;
+  assign \$2510  = broadcast * 3'h4;
+  assign \$2511  = \$2509  ? \$2510  : 4'h0;
+  assign \$2512  = layer == 2'h2;
+  assign \$2513  = ~ pe0_slot_valid;
+  assign \$2514  = | pe0_remaining;
+  assign \$2515  = ~ \$2514 ;
+  assign \$2516  = pe0_slot_valid & \$2515 ;
+  assign \$2517  = \$2513  | \$2516 ;
+  assign \$2518  = o__valid & \$2517 ;
+  assign \$2519  = 1'h0 + \$2518 ;
+  assign \$2520  = ~ pe1_slot_valid;
+  assign \$2521  = | pe1_remaining;
+  assign \$2522  = ~ \$2521 ;
+  assign \$2523  = pe1_slot_valid & \$2522 ;
+  assign \$2524  = \$2520  | \$2523 ;
+  assign \$2525  = \o__valid$28  & \$2524 ;
+  assign \$2526  = \$2519  + \$2525 ;
+  assign \$2527  = ~ pe2_slot_valid;
+  assign \$2528  = | pe2_remaining;
+  assign \$2529  = ~ \$2528 ;
+  assign \$2530  = pe2_slot_valid & \$2529 ;
+  assign \$2531  = \$2527  | \$2530 ;
+  assign \$2532  = \o__valid$49  & \$2531 ;
+  assign \$2533  = \$2526  + \$2532 ;
+  assign \$2534  = ~ pe3_slot_valid;
+  assign \$2535  = | pe3_remaining;
+  assign \$2536  = ~ \$2535 ;
+  assign \$2537  = pe3_slot_valid & \$2536 ;
+  assign \$2538  = \$2534  | \$2537 ;
+  assign \$2539  = \o__valid$70  & \$2538 ;
+  assign \$2540  = \$2533  + \$2539 ;
+  assign \$2541  = \$2512  ? \$2540  : 5'h00;
+  assign \$2542  = layer == 2'h2;
+  assign \$2543  = ~ pe0_slot_valid;
+  assign \$2544  = | pe0_remaining;
+  assign \$2545  = ~ \$2544 ;
+  assign \$2546  = pe0_slot_valid & \$2545 ;
+  assign \$2547  = \$2543  | \$2546 ;
+  assign \$2548  = o__valid & \$2547 ;
+  assign \$2549  = 1'h0 + \$2548 ;
+  assign \$2550  = ~ pe1_slot_valid;
+  assign \$2551  = | pe1_remaining;
+  assign \$2552  = ~ \$2551 ;
+  assign \$2553  = pe1_slot_valid & \$2552 ;
+  assign \$2554  = \$2550  | \$2553 ;
+  assign \$2555  = \o__valid$28  & \$2554 ;
+  assign \$2556  = \$2549  + \$2555 ;
+  assign \$2557  = ~ pe2_slot_valid;
+  assign \$2558  = | pe2_remaining;
+  assign \$2559  = ~ \$2558 ;
+  assign \$2560  = pe2_slot_valid & \$2559 ;
+  assign \$2561  = \$2557  | \$2560 ;
+  assign \$2562  = \o__valid$49  & \$2561 ;
+  assign \$2563  = \$2556  + \$2562 ;
+  assign \$2564  = ~ pe3_slot_valid;
+  assign \$2565  = | pe3_remaining;
+  assign \$2566  = ~ \$2565 ;
+  assign \$2567  = pe3_slot_valid & \$2566 ;
+  assign \$2568  = \$2564  | \$2567 ;
+  assign \$2569  = \o__valid$70  & \$2568 ;
+  assign \$2570  = \$2563  + \$2569 ;
+  assign \$2571  = \$2542  ? \$2570  : 5'h00;
+  assign \$2572  = layer == 2'h2;
+  assign \$2573  = ~ pe0_slot_valid;
+  assign \$2574  = | pe0_remaining;
+  assign \$2575  = ~ \$2574 ;
+  assign \$2576  = pe0_slot_valid & \$2575 ;
+  assign \$2577  = \$2573  | \$2576 ;
+  assign \$2578  = o__valid & \$2577 ;
+  assign \$2579  = 1'h0 + \$2578 ;
+  assign \$2580  = ~ pe1_slot_valid;
+  assign \$2581  = | pe1_remaining;
+  assign \$2582  = ~ \$2581 ;
+  assign \$2583  = pe1_slot_valid & \$2582 ;
+  assign \$2584  = \$2580  | \$2583 ;
+  assign \$2585  = \o__valid$28  & \$2584 ;
+  assign \$2586  = \$2579  + \$2585 ;
+  assign \$2587  = ~ pe2_slot_valid;
+  assign \$2588  = | pe2_remaining;
+  assign \$2589  = ~ \$2588 ;
+  assign \$2590  = pe2_slot_valid & \$2589 ;
+  assign \$2591  = \$2587  | \$2590 ;
+  assign \$2592  = \o__valid$49  & \$2591 ;
+  assign \$2593  = \$2586  + \$2592 ;
+  assign \$2594  = ~ pe3_slot_valid;
+  assign \$2595  = | pe3_remaining;
+  assign \$2596  = ~ \$2595 ;
+  assign \$2597  = pe3_slot_valid & \$2596 ;
+  assign \$2598  = \$2594  | \$2597 ;
+  assign \$2599  = \o__valid$70  & \$2598 ;
+  assign \$2600  = \$2593  + \$2599 ;
+  assign \$2601  = \$2572  ? \$2600  : 5'h00;
+  assign \$2602  = layer == 2'h2;
+  assign \$2603  = | pe0_remaining;
+  assign \$2604  = | pe0_remaining;
+  assign \$2605  = ~ \$2604 ;
+  assign \$2606  = pe0_slot_valid & \$2605 ;
+  assign \$2607  = pe0_slot_odd ? even_read__data : odd_read__data;
+  assign \$2608  = pe0_slot_odd ? odd_read__data : even_read__data;
+  assign \$2609  = \$2607  != \$2608 ;
+  assign \$2610  = \$2606  & \$2609 ;
+  assign \$2611  = \$2603  | \$2610 ;
+  assign \$2612  = | pe0_remaining;
+  assign \$2613  = ~ \$2612 ;
+  assign \$2614  = | pe0_remaining;
+  assign \$2615  = pe0_slot_odd ? odd_read__data : even_read__data;
+  assign \$2616  = \$2614  ? pe0_pointer : \$2615 ;
+  assign \$2617  = ! \$2616 [2:0];
+  assign \$2618  = \$2613  | \$2617 ;
+  assign \$2619  = \$2611  & \$2618 ;
+  assign \$2620  = 1'h0 + \$2619 ;
+  assign \$2621  = | pe1_remaining;
+  assign \$2622  = | pe1_remaining;
+  assign \$2623  = ~ \$2622 ;
+  assign \$2624  = pe1_slot_valid & \$2623 ;
+  assign \$2625  = pe1_slot_odd ? \even_read__data$37  : \odd_read__data$36 ;
+  assign \$2626  = pe1_slot_odd ? \odd_read__data$36  : \even_read__data$37 ;
+  assign \$2627  = \$2625  != \$2626 ;
+  assign \$2628  = \$2624  & \$2627 ;
+  assign \$2629  = \$2621  | \$2628 ;
+  assign \$2630  = | pe1_remaining;
+  assign \$2631  = ~ \$2630 ;
+  assign \$2632  = | pe1_remaining;
+  assign \$2633  = pe1_slot_odd ? \odd_read__data$36  : \even_read__data$37 ;
+  assign \$2634  = \$2632  ? pe1_pointer : \$2633 ;
+  assign \$2635  = ! \$2634 [2:0];
+  assign \$2636  = \$2631  | \$2635 ;
+  assign \$2637  = \$2629  & \$2636 ;
+  assign \$2638  = \$2620  + \$2637 ;
+  assign \$2639  = | pe2_remaining;
+  assign \$2640  = | pe2_remaining;
+  assign \$2641  = ~ \$2640 ;
+  assign \$2642  = pe2_slot_valid & \$2641 ;
+  assign \$2643  = pe2_slot_odd ? \even_read__data$58  : \odd_read__data$57 ;
+  assign \$2644  = pe2_slot_odd ? \odd_read__data$57  : \even_read__data$58 ;
+  assign \$2645  = \$2643  != \$2644 ;
+  assign \$2646  = \$2642  & \$2645 ;
+  assign \$2647  = \$2639  | \$2646 ;
+  assign \$2648  = | pe2_remaining;
+  assign \$2649  = ~ \$2648 ;
+  assign \$2650  = | pe2_remaining;
+  assign \$2651  = pe2_slot_odd ? \odd_read__data$57  : \even_read__data$58 ;
+  assign \$2652  = \$2650  ? pe2_pointer : \$2651 ;
+  assign \$2653  = ! \$2652 [2:0];
+  assign \$2654  = \$2649  | \$2653 ;
+  assign \$2655  = \$2647  & \$2654 ;
+  assign \$2656  = \$2638  + \$2655 ;
+  assign \$2657  = | pe3_remaining;
+  assign \$2658  = | pe3_remaining;
+  assign \$2659  = ~ \$2658 ;
+  assign \$2660  = pe3_slot_valid & \$2659 ;
+  assign \$2661  = pe3_slot_odd ? \even_read__data$79  : \odd_read__data$78 ;
+  assign \$2662  = pe3_slot_odd ? \odd_read__data$78  : \even_read__data$79 ;
+  assign \$2663  = \$2661  != \$2662 ;
+  assign \$2664  = \$2660  & \$2663 ;
+  assign \$2665  = \$2657  | \$2664 ;
+  assign \$2666  = | pe3_remaining;
+  assign \$2667  = ~ \$2666 ;
+  assign \$2668  = | pe3_remaining;
+  assign \$2669  = pe3_slot_odd ? \odd_read__data$78  : \even_read__data$79 ;
+  assign \$2670  = \$2668  ? pe3_pointer : \$2669 ;
+  assign \$2671  = ! \$2670 [2:0];
+  assign \$2672  = \$2667  | \$2671 ;
+  assign \$2673  = \$2665  & \$2672 ;
+  assign \$2674  = \$2656  + \$2673 ;
+  assign \$2675  = \$2602  ? \$2674  : 5'h00;
+  assign \$2676  = layer == 2'h2;
+  assign \$2677  = 1'h0 + pe0_execute;
+  assign \$2678  = \$2677  + pe1_execute;
+  assign \$2679  = \$2678  + pe2_execute;
+  assign \$2680  = \$2679  + pe3_execute;
+  assign \$2681  = \$2676  ? \$2680  : 5'h00;
+  assign \$2682  = layer == 2'h2;
+  assign \$2683  = 1'h0 + pe0_execute;
+  assign \$2684  = \$2683  + pe1_execute;
+  assign \$2685  = \$2684  + pe2_execute;
+  assign \$2686  = \$2685  + pe3_execute;
+  assign \$2687  = \$2682  ? \$2686  : 5'h00;
+  assign \$2688  = layer == 2'h2;
+  assign \$2689  = 1'h0 + pe0_execute;
+  assign \$2690  = \$2689  + pe1_execute;
+  assign \$2691  = \$2690  + pe2_execute;
+  assign \$2692  = \$2691  + pe3_execute;
+  assign \$2693  = \$2688  ? \$2692  : 5'h00;
+  assign \$2694  = layer == 2'h2;
+  assign \$2695  = 1'h0 + pe0_execute;
+  assign \$2696  = \$2695  + pe1_execute;
+  assign \$2697  = \$2696  + pe2_execute;
+  assign \$2698  = \$2697  + pe3_execute;
+  assign \$2699  = \$2694  ? \$2698  : 5'h00;
+  assign \$2700  = layer == 2'h2;
+  assign \$2701  = layer_done | writing;
+  assign \$2702  = | pe0_remaining;
+  assign \$2703  = ~ \$2702 ;
+  assign \$2704  = pe0_slot_valid & \$2703 ;
+  assign \$2705  = ~ \$2704 ;
+  assign \$2706  = | pe0_remaining;
+  assign \$2707  = ~ \$2706 ;
+  assign \$2708  = \$2705  & \$2707 ;
+  assign \$2709  = 1'h0 + \$2708 ;
+  assign \$2710  = | pe1_remaining;
+  assign \$2711  = ~ \$2710 ;
+  assign \$2712  = pe1_slot_valid & \$2711 ;
+  assign \$2713  = ~ \$2712 ;
+  assign \$2714  = | pe1_remaining;
+  assign \$2715  = ~ \$2714 ;
+  assign \$2716  = \$2713  & \$2715 ;
+  assign \$2717  = \$2709  + \$2716 ;
+  assign \$2718  = | pe2_remaining;
+  assign \$2719  = ~ \$2718 ;
+  assign \$2720  = pe2_slot_valid & \$2719 ;
+  assign \$2721  = ~ \$2720 ;
+  assign \$2722  = | pe2_remaining;
+  assign \$2723  = ~ \$2722 ;
+  assign \$2724  = \$2721  & \$2723 ;
+  assign \$2725  = \$2717  + \$2724 ;
+  assign \$2726  = | pe3_remaining;
+  assign \$2727  = ~ \$2726 ;
+  assign \$2728  = pe3_slot_valid & \$2727 ;
+  assign \$2729  = ~ \$2728 ;
+  assign \$2730  = | pe3_remaining;
+  assign \$2731  = ~ \$2730 ;
+  assign \$2732  = \$2729  & \$2731 ;
+  assign \$2733  = \$2725  + \$2732 ;
+  assign \$2734  = \$2701  ? 5'h00 : \$2733 ;
+  assign \$2735  = \$2700  ? \$2734  : 5'h00;
+  assign \$2736  = pe0_touched >> \$1045 [5:0];
+  assign \$2737  = \$2736  ? acc_read__data : 37'h0000000000;
+  assign \$2738  = pe1_touched >> \$1291 [5:0];
+  assign \$2739  = \$2738  ? \acc_read__data$145  : 37'h0000000000;
+  assign \$2740  = pe2_touched >> \$1537 [5:0];
+  assign \$2741  = \$2740  ? \acc_read__data$158  : 37'h0000000000;
+  assign \$2742  = pe3_touched >> \$1783 [5:0];
+  assign \$2743  = \$2742  ? \acc_read__data$171  : 37'h0000000000;
   always @(posedge clk)
-    started <= \$2256 ;
+    started <= \$2744 ;
   always @(posedge clk)
-    sent <= \$2257 ;
+    sent <= \$2745 ;
   always @(posedge clk)
-    pe0_slot_valid <= \$2258 ;
+    pe0_slot_valid <= \$2746 ;
   always @(posedge clk)
-    pe0_slot_odd <= \$2259 ;
+    pe0_slot_odd <= \$2747 ;
   always @(posedge clk)
-    pe0_slot_value <= \$2260 ;
+    pe0_slot_value <= \$2748 ;
   always @(posedge clk)
-    pe0_remaining <= \$2261 ;
+    pe0_remaining <= \$2749 ;
   always @(posedge clk)
-    pe0_pointer <= \$2262 ;
+    pe0_pointer <= \$2750 ;
   always @(posedge clk)
-    pe0_activation <= \$2263 ;
+    pe0_activation <= \$2751 ;
   always @(posedge clk)
-    pe0_execute <= \$2264 ;
+    pe0_execute <= \$2752 ;
   always @(posedge clk)
-    pe0_first <= \$2265 ;
+    pe0_first <= \$2753 ;
   always @(posedge clk)
-    pe0_offset <= \$2266 ;
+    pe0_offset <= \$2754 ;
   always @(posedge clk)
-    pe0_word_is_new <= \$2267 ;
+    pe0_word_is_new <= \$2755 ;
   always @(posedge clk)
-    pe0_factor <= \$2268 ;
+    pe0_factor <= \$2756 ;
   always @(posedge clk)
-    pe0_word <= \$2269 ;
+    pe0_word <= \$2757 ;
   always @(posedge clk)
-    pe0_touched <= \$2270 ;
+    pe0_touched <= \$2758 ;
   always @(posedge clk)
-    pe0_row_base <= \$2271 ;
+    pe0_row_base <= \$2759 ;
   always @(posedge clk)
-    pe1_slot_valid <= \$2272 ;
+    pe1_slot_valid <= \$2760 ;
   always @(posedge clk)
-    pe1_slot_odd <= \$2273 ;
+    pe1_slot_odd <= \$2761 ;
   always @(posedge clk)
-    pe1_slot_value <= \$2274 ;
+    pe1_slot_value <= \$2762 ;
   always @(posedge clk)
-    pe1_remaining <= \$2275 ;
+    pe1_remaining <= \$2763 ;
   always @(posedge clk)
-    pe1_pointer <= \$2276 ;
+    pe1_pointer <= \$2764 ;
   always @(posedge clk)
-    pe1_activation <= \$2277 ;
+    pe1_activation <= \$2765 ;
   always @(posedge clk)
-    pe1_execute <= \$2278 ;
+    pe1_execute <= \$2766 ;
   always @(posedge clk)
-    pe1_first <= \$2279 ;
+    pe1_first <= \$2767 ;
   always @(posedge clk)
-    pe1_offset <= \$2280 ;
+    pe1_offset <= \$2768 ;
   always @(posedge clk)
-    pe1_word_is_new <= \$2281 ;
+    pe1_word_is_new <= \$2769 ;
   always @(posedge clk)
-    pe1_factor <= \$2282 ;
+    pe1_factor <= \$2770 ;
   always @(posedge clk)
-    pe1_word <= \$2283 ;
+    pe1_word <= \$2771 ;
   always @(posedge clk)
-    pe1_touched <= \$2284 ;
+    pe1_touched <= \$2772 ;
   always @(posedge clk)
-    pe1_row_base <= \$2285 ;
+    pe1_row_base <= \$2773 ;
   always @(posedge clk)
-    pe2_slot_valid <= \$2286 ;
+    pe2_slot_valid <= \$2774 ;
   always @(posedge clk)
-    pe2_slot_odd <= \$2287 ;
+    pe2_slot_odd <= \$2775 ;
   always @(posedge clk)
-    pe2_slot_value <= \$2288 ;
+    pe2_slot_value <= \$2776 ;
   always @(posedge clk)
-    pe2_remaining <= \$2289 ;
+    pe2_remaining <= \$2777 ;
   always @(posedge clk)
-    pe2_pointer <= \$2290 ;
+    pe2_pointer <= \$2778 ;
   always @(posedge clk)
-    pe2_activation <= \$2291 ;
+    pe2_activation <= \$2779 ;
   always @(posedge clk)
-    pe2_execute <= \$2292 ;
+    pe2_execute <= \$2780 ;
   always @(posedge clk)
-    pe2_first <= \$2293 ;
+    pe2_first <= \$2781 ;
   always @(posedge clk)
-    pe2_offset <= \$2294 ;
+    pe2_offset <= \$2782 ;
   always @(posedge clk)
-    pe2_word_is_new <= \$2295 ;
+    pe2_word_is_new <= \$2783 ;
   always @(posedge clk)
-    pe2_factor <= \$2296 ;
+    pe2_factor <= \$2784 ;
   always @(posedge clk)
-    pe2_word <= \$2297 ;
+    pe2_word <= \$2785 ;
   always @(posedge clk)
-    pe2_touched <= \$2298 ;
+    pe2_touched <= \$2786 ;
   always @(posedge clk)
-    pe2_row_base <= \$2299 ;
+    pe2_row_base <= \$2787 ;
   always @(posedge clk)
-    pe3_slot_valid <= \$2300 ;
+    pe3_slot_valid <= \$2788 ;
   always @(posedge clk)
-    pe3_slot_odd <= \$2301 ;
+    pe3_slot_odd <= \$2789 ;
   always @(posedge clk)
-    pe3_slot_value <= \$2302 ;
+    pe3_slot_value <= \$2790 ;
   always @(posedge clk)
-    pe3_remaining <= \$2303 ;
+    pe3_remaining <= \$2791 ;
   always @(posedge clk)
-    pe3_pointer <= \$2304 ;
+    pe3_pointer <= \$2792 ;
   always @(posedge clk)
-    pe3_activation <= \$2305 ;
+    pe3_activation <= \$2793 ;
   always @(posedge clk)
-    pe3_execute <= \$2306 ;
+    pe3_execute <= \$2794 ;
   always @(posedge clk)
-    pe3_first <= \$2307 ;
+    pe3_first <= \$2795 ;
   always @(posedge clk)
-    pe3_offset <= \$2308 ;
+    pe3_offset <= \$2796 ;
   always @(posedge clk)
-    pe3_word_is_new <= \$2309 ;
+    pe3_word_is_new <= \$2797 ;
   always @(posedge clk)
-    pe3_factor <= \$2310 ;
+    pe3_factor <= \$2798 ;
   always @(posedge clk)
-    pe3_word <= \$2311 ;
+    pe3_word <= \$2799 ;
   always @(posedge clk)
-    pe3_touched <= \$2312 ;
+    pe3_touched <= \$2800 ;
   always @(posedge clk)
-    pe3_row_base <= \$2313 ;
+    pe3_row_base <= \$2801 ;
   always @(posedge clk)
-    cycles <= \$2314 ;
+    cycles <= \$2802 ;
   always @(posedge clk)
-    writing <= \$2315 ;
+    writing <= \$2803 ;
   always @(posedge clk)
-    row <= \$2316 ;
+    row <= \$2804 ;
   always @(posedge clk)
-    layer <= \$2317 ;
+    layer <= \$2805 ;
   \eie_top.core.counters  counters (
     .clk(clk),
     .counts(event_counts),
@@ -13898,7 +14874,7 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
     .o__ready(o__ready),
     .o__valid(o__valid),
     .\port$4446$0 (\$783 ),
-    .\port$6481$0 (column),
+    .\port$6993$0 (column),
     .rst(rst),
     .run(run)
   );
@@ -13911,7 +14887,7 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
     .o__ready(\o__ready$133 ),
     .o__valid(\o__valid$28 ),
     .\port$4447$0 (\$784 ),
-    .\port$6481$0 (column),
+    .\port$6993$0 (column),
     .rst(rst),
     .run(run)
   );
@@ -13924,7 +14900,7 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
     .o__ready(\o__ready$146 ),
     .o__valid(\o__valid$49 ),
     .\port$4448$0 (\$785 ),
-    .\port$6481$0 (column),
+    .\port$6993$0 (column),
     .rst(rst),
     .run(run)
   );
@@ -13937,7 +14913,7 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
     .o__ready(\o__ready$159 ),
     .o__valid(\o__valid$70 ),
     .\port$4449$0 (\$786 ),
-    .\port$6481$0 (column),
+    .\port$6993$0 (column),
     .rst(rst),
     .run(run)
   );
@@ -14684,1321 +15660,1321 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
     (* full_case = 32'd1 *)
     casez (read_pe)
       2'h0:
-          read_data = \$2249 ;
+          read_data = \$2737 ;
       2'h1:
-          read_data = \$2251 ;
+          read_data = \$2739 ;
       2'h2:
-          read_data = \$2253 ;
+          read_data = \$2741 ;
       2'h3:
-          read_data = \$2255 ;
+          read_data = \$2743 ;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2256  = \$1 ;
+    \$2744  = \$1 ;
     if (\$263 ) begin
-      \$2256  = 1'h0;
+      \$2744  = 1'h0;
     end
     if (rst) begin
-      \$2256  = 1'h0;
+      \$2744  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2257  = sent;
+    \$2745  = sent;
     if (broadcast) begin
-      \$2257  = \$3 [255:0];
+      \$2745  = \$3 [255:0];
     end
     if (flags_clear) begin
-      \$2257  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$2745  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
     if (\$263 ) begin
-      \$2257  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$2745  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
     if (rst) begin
-      \$2257  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$2745  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2258  = pe0_slot_valid;
+    \$2746  = pe0_slot_valid;
     if (\$9 ) begin
-      \$2258  = 1'h1;
+      \$2746  = 1'h1;
     end else if (\$12 ) begin
-      \$2258  = 1'h0;
+      \$2746  = 1'h0;
     end
     if (\$263 ) begin
-      \$2258  = 1'h0;
+      \$2746  = 1'h0;
     end
     if (rst) begin
-      \$2258  = 1'h0;
+      \$2746  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2259  = pe0_slot_odd;
+    \$2747  = pe0_slot_odd;
     if (\$9 ) begin
-      \$2259  = \$788 [0];
+      \$2747  = \$788 [0];
     end
     if (\$263 ) begin
-      \$2259  = 1'h0;
+      \$2747  = 1'h0;
     end
     if (rst) begin
-      \$2259  = 1'h0;
+      \$2747  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2260  = pe0_slot_value;
+    \$2748  = pe0_slot_value;
     if (\$9 ) begin
-      \$2260  = o__payload[23:8];
+      \$2748  = o__payload[23:8];
     end
     if (\$263 ) begin
-      \$2260  = 16'h0000;
+      \$2748  = 16'h0000;
     end
     if (rst) begin
-      \$2260  = 16'h0000;
+      \$2748  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2261  = pe0_remaining;
+    \$2749  = pe0_remaining;
     if (\$13 ) begin
-      \$2261  = \$17 [15:0];
+      \$2749  = \$17 [15:0];
     end else if (\$16 ) begin
-      \$2261  = \$26 [15:0];
+      \$2749  = \$26 [15:0];
     end
     if (\$263 ) begin
-      \$2261  = 16'h0000;
+      \$2749  = 16'h0000;
     end
     if (rst) begin
-      \$2261  = 16'h0000;
+      \$2749  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2262  = pe0_pointer;
+    \$2750  = pe0_pointer;
     if (\$13 ) begin
-      \$2262  = \$18 [15:0];
+      \$2750  = \$18 [15:0];
     end else if (\$16 ) begin
-      \$2262  = \$28 [15:0];
+      \$2750  = \$28 [15:0];
     end
     if (\$263 ) begin
-      \$2262  = 16'h0000;
+      \$2750  = 16'h0000;
     end
     if (rst) begin
-      \$2262  = 16'h0000;
+      \$2750  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2263  = pe0_activation;
+    \$2751  = pe0_activation;
     if (\$13 ) begin
     end else if (\$16 ) begin
-      \$2263  = pe0_slot_value;
+      \$2751  = pe0_slot_value;
     end
     if (\$263 ) begin
-      \$2263  = 16'h0000;
+      \$2751  = 16'h0000;
     end
     if (rst) begin
-      \$2263  = 16'h0000;
+      \$2751  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2264  = \$37 ;
+    \$2752  = \$37 ;
     if (\$263 ) begin
-      \$2264  = 1'h0;
+      \$2752  = 1'h0;
     end
     if (rst) begin
-      \$2264  = 1'h0;
+      \$2752  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2265  = \$40 ;
+    \$2753  = \$40 ;
     if (\$263 ) begin
-      \$2265  = 1'h0;
+      \$2753  = 1'h0;
     end
     if (rst) begin
-      \$2265  = 1'h0;
+      \$2753  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2266  = \$43 [2:0];
+    \$2754  = \$43 [2:0];
     if (\$263 ) begin
-      \$2266  = 3'h0;
+      \$2754  = 3'h0;
     end
     if (rst) begin
-      \$2266  = 3'h0;
+      \$2754  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2267  = \$60 ;
+    \$2755  = \$60 ;
     if (\$263 ) begin
-      \$2267  = 1'h0;
+      \$2755  = 1'h0;
     end
     if (rst) begin
-      \$2267  = 1'h0;
+      \$2755  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2268  = \$62 ;
+    \$2756  = \$62 ;
     if (\$263 ) begin
-      \$2268  = 16'h0000;
+      \$2756  = 16'h0000;
     end
     if (rst) begin
-      \$2268  = 16'h0000;
+      \$2756  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2269  = pe0_word;
+    \$2757  = pe0_word;
     if (pe0_word_is_new) begin
-      \$2269  = word_read__data;
+      \$2757  = word_read__data;
     end
     if (\$263 ) begin
-      \$2269  = 64'h0000000000000000;
+      \$2757  = 64'h0000000000000000;
     end
     if (rst) begin
-      \$2269  = 64'h0000000000000000;
+      \$2757  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2270  = pe0_touched;
+    \$2758  = pe0_touched;
     if (pe0_execute) begin
       casez (\$829 [6:0])
         7'h00:
-            \$2270 [0] = 1'h1;
+            \$2758 [0] = 1'h1;
         7'h01:
-            \$2270 [1] = 1'h1;
+            \$2758 [1] = 1'h1;
         7'h02:
-            \$2270 [2] = 1'h1;
+            \$2758 [2] = 1'h1;
         7'h03:
-            \$2270 [3] = 1'h1;
+            \$2758 [3] = 1'h1;
         7'h04:
-            \$2270 [4] = 1'h1;
+            \$2758 [4] = 1'h1;
         7'h05:
-            \$2270 [5] = 1'h1;
+            \$2758 [5] = 1'h1;
         7'h06:
-            \$2270 [6] = 1'h1;
+            \$2758 [6] = 1'h1;
         7'h07:
-            \$2270 [7] = 1'h1;
+            \$2758 [7] = 1'h1;
         7'h08:
-            \$2270 [8] = 1'h1;
+            \$2758 [8] = 1'h1;
         7'h09:
-            \$2270 [9] = 1'h1;
+            \$2758 [9] = 1'h1;
         7'h0a:
-            \$2270 [10] = 1'h1;
+            \$2758 [10] = 1'h1;
         7'h0b:
-            \$2270 [11] = 1'h1;
+            \$2758 [11] = 1'h1;
         7'h0c:
-            \$2270 [12] = 1'h1;
+            \$2758 [12] = 1'h1;
         7'h0d:
-            \$2270 [13] = 1'h1;
+            \$2758 [13] = 1'h1;
         7'h0e:
-            \$2270 [14] = 1'h1;
+            \$2758 [14] = 1'h1;
         7'h0f:
-            \$2270 [15] = 1'h1;
+            \$2758 [15] = 1'h1;
         7'h10:
-            \$2270 [16] = 1'h1;
+            \$2758 [16] = 1'h1;
         7'h11:
-            \$2270 [17] = 1'h1;
+            \$2758 [17] = 1'h1;
         7'h12:
-            \$2270 [18] = 1'h1;
+            \$2758 [18] = 1'h1;
         7'h13:
-            \$2270 [19] = 1'h1;
+            \$2758 [19] = 1'h1;
         7'h14:
-            \$2270 [20] = 1'h1;
+            \$2758 [20] = 1'h1;
         7'h15:
-            \$2270 [21] = 1'h1;
+            \$2758 [21] = 1'h1;
         7'h16:
-            \$2270 [22] = 1'h1;
+            \$2758 [22] = 1'h1;
         7'h17:
-            \$2270 [23] = 1'h1;
+            \$2758 [23] = 1'h1;
         7'h18:
-            \$2270 [24] = 1'h1;
+            \$2758 [24] = 1'h1;
         7'h19:
-            \$2270 [25] = 1'h1;
+            \$2758 [25] = 1'h1;
         7'h1a:
-            \$2270 [26] = 1'h1;
+            \$2758 [26] = 1'h1;
         7'h1b:
-            \$2270 [27] = 1'h1;
+            \$2758 [27] = 1'h1;
         7'h1c:
-            \$2270 [28] = 1'h1;
+            \$2758 [28] = 1'h1;
         7'h1d:
-            \$2270 [29] = 1'h1;
+            \$2758 [29] = 1'h1;
         7'h1e:
-            \$2270 [30] = 1'h1;
+            \$2758 [30] = 1'h1;
         7'h1f:
-            \$2270 [31] = 1'h1;
+            \$2758 [31] = 1'h1;
         7'h20:
-            \$2270 [32] = 1'h1;
+            \$2758 [32] = 1'h1;
         7'h21:
-            \$2270 [33] = 1'h1;
+            \$2758 [33] = 1'h1;
         7'h22:
-            \$2270 [34] = 1'h1;
+            \$2758 [34] = 1'h1;
         7'h23:
-            \$2270 [35] = 1'h1;
+            \$2758 [35] = 1'h1;
         7'h24:
-            \$2270 [36] = 1'h1;
+            \$2758 [36] = 1'h1;
         7'h25:
-            \$2270 [37] = 1'h1;
+            \$2758 [37] = 1'h1;
         7'h26:
-            \$2270 [38] = 1'h1;
+            \$2758 [38] = 1'h1;
         7'h27:
-            \$2270 [39] = 1'h1;
+            \$2758 [39] = 1'h1;
         7'h28:
-            \$2270 [40] = 1'h1;
+            \$2758 [40] = 1'h1;
         7'h29:
-            \$2270 [41] = 1'h1;
+            \$2758 [41] = 1'h1;
         7'h2a:
-            \$2270 [42] = 1'h1;
+            \$2758 [42] = 1'h1;
         7'h2b:
-            \$2270 [43] = 1'h1;
+            \$2758 [43] = 1'h1;
         7'h2c:
-            \$2270 [44] = 1'h1;
+            \$2758 [44] = 1'h1;
         7'h2d:
-            \$2270 [45] = 1'h1;
+            \$2758 [45] = 1'h1;
         7'h2e:
-            \$2270 [46] = 1'h1;
+            \$2758 [46] = 1'h1;
         7'h2f:
-            \$2270 [47] = 1'h1;
+            \$2758 [47] = 1'h1;
         7'h30:
-            \$2270 [48] = 1'h1;
+            \$2758 [48] = 1'h1;
         7'h31:
-            \$2270 [49] = 1'h1;
+            \$2758 [49] = 1'h1;
         7'h32:
-            \$2270 [50] = 1'h1;
+            \$2758 [50] = 1'h1;
         7'h33:
-            \$2270 [51] = 1'h1;
+            \$2758 [51] = 1'h1;
         7'h34:
-            \$2270 [52] = 1'h1;
+            \$2758 [52] = 1'h1;
         7'h35:
-            \$2270 [53] = 1'h1;
+            \$2758 [53] = 1'h1;
         7'h36:
-            \$2270 [54] = 1'h1;
+            \$2758 [54] = 1'h1;
         7'h37:
-            \$2270 [55] = 1'h1;
+            \$2758 [55] = 1'h1;
         7'h38:
-            \$2270 [56] = 1'h1;
+            \$2758 [56] = 1'h1;
         7'h39:
-            \$2270 [57] = 1'h1;
+            \$2758 [57] = 1'h1;
         7'h3a:
-            \$2270 [58] = 1'h1;
+            \$2758 [58] = 1'h1;
         7'h3b:
-            \$2270 [59] = 1'h1;
+            \$2758 [59] = 1'h1;
         7'h3c:
-            \$2270 [60] = 1'h1;
+            \$2758 [60] = 1'h1;
         7'h3d:
-            \$2270 [61] = 1'h1;
+            \$2758 [61] = 1'h1;
         7'h3e:
-            \$2270 [62] = 1'h1;
+            \$2758 [62] = 1'h1;
         7'h3f:
-            \$2270 [63] = 1'h1;
+            \$2758 [63] = 1'h1;
       endcase
     end
     if (\$253 ) begin
-      \$2270  = 64'h0000000000000000;
+      \$2758  = 64'h0000000000000000;
     end
     if (\$263 ) begin
-      \$2270  = 64'h0000000000000000;
+      \$2758  = 64'h0000000000000000;
     end
     if (rst) begin
-      \$2270  = 64'h0000000000000000;
+      \$2758  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2271  = pe0_row_base;
+    \$2759  = pe0_row_base;
     if (pe0_execute) begin
-      \$2271  = \$63 [6:0];
+      \$2759  = \$63 [6:0];
     end
     if (\$263 ) begin
-      \$2271  = 7'h00;
+      \$2759  = 7'h00;
     end
     if (rst) begin
-      \$2271  = 7'h00;
+      \$2759  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2272  = pe1_slot_valid;
+    \$2760  = pe1_slot_valid;
     if (\$69 ) begin
-      \$2272  = 1'h1;
+      \$2760  = 1'h1;
     end else if (\$72 ) begin
-      \$2272  = 1'h0;
+      \$2760  = 1'h0;
     end
     if (\$263 ) begin
-      \$2272  = 1'h0;
+      \$2760  = 1'h0;
     end
     if (rst) begin
-      \$2272  = 1'h0;
+      \$2760  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2273  = pe1_slot_odd;
+    \$2761  = pe1_slot_odd;
     if (\$69 ) begin
-      \$2273  = \$845 [0];
+      \$2761  = \$845 [0];
     end
     if (\$263 ) begin
-      \$2273  = 1'h0;
+      \$2761  = 1'h0;
     end
     if (rst) begin
-      \$2273  = 1'h0;
+      \$2761  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2274  = pe1_slot_value;
+    \$2762  = pe1_slot_value;
     if (\$69 ) begin
-      \$2274  = \o__payload$34 [23:8];
+      \$2762  = \o__payload$34 [23:8];
     end
     if (\$263 ) begin
-      \$2274  = 16'h0000;
+      \$2762  = 16'h0000;
     end
     if (rst) begin
-      \$2274  = 16'h0000;
+      \$2762  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2275  = pe1_remaining;
+    \$2763  = pe1_remaining;
     if (\$73 ) begin
-      \$2275  = \$77 [15:0];
+      \$2763  = \$77 [15:0];
     end else if (\$76 ) begin
-      \$2275  = \$86 [15:0];
+      \$2763  = \$86 [15:0];
     end
     if (\$263 ) begin
-      \$2275  = 16'h0000;
+      \$2763  = 16'h0000;
     end
     if (rst) begin
-      \$2275  = 16'h0000;
+      \$2763  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2276  = pe1_pointer;
+    \$2764  = pe1_pointer;
     if (\$73 ) begin
-      \$2276  = \$78 [15:0];
+      \$2764  = \$78 [15:0];
     end else if (\$76 ) begin
-      \$2276  = \$88 [15:0];
+      \$2764  = \$88 [15:0];
     end
     if (\$263 ) begin
-      \$2276  = 16'h0000;
+      \$2764  = 16'h0000;
     end
     if (rst) begin
-      \$2276  = 16'h0000;
+      \$2764  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2277  = pe1_activation;
+    \$2765  = pe1_activation;
     if (\$73 ) begin
     end else if (\$76 ) begin
-      \$2277  = pe1_slot_value;
+      \$2765  = pe1_slot_value;
     end
     if (\$263 ) begin
-      \$2277  = 16'h0000;
+      \$2765  = 16'h0000;
     end
     if (rst) begin
-      \$2277  = 16'h0000;
+      \$2765  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2278  = \$97 ;
+    \$2766  = \$97 ;
     if (\$263 ) begin
-      \$2278  = 1'h0;
+      \$2766  = 1'h0;
     end
     if (rst) begin
-      \$2278  = 1'h0;
+      \$2766  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2279  = \$100 ;
+    \$2767  = \$100 ;
     if (\$263 ) begin
-      \$2279  = 1'h0;
+      \$2767  = 1'h0;
     end
     if (rst) begin
-      \$2279  = 1'h0;
+      \$2767  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2280  = \$103 [2:0];
+    \$2768  = \$103 [2:0];
     if (\$263 ) begin
-      \$2280  = 3'h0;
+      \$2768  = 3'h0;
     end
     if (rst) begin
-      \$2280  = 3'h0;
+      \$2768  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2281  = \$120 ;
+    \$2769  = \$120 ;
     if (\$263 ) begin
-      \$2281  = 1'h0;
+      \$2769  = 1'h0;
     end
     if (rst) begin
-      \$2281  = 1'h0;
+      \$2769  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2282  = \$122 ;
+    \$2770  = \$122 ;
     if (\$263 ) begin
-      \$2282  = 16'h0000;
+      \$2770  = 16'h0000;
     end
     if (rst) begin
-      \$2282  = 16'h0000;
+      \$2770  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2283  = pe1_word;
+    \$2771  = pe1_word;
     if (pe1_word_is_new) begin
-      \$2283  = \word_read__data$45 ;
+      \$2771  = \word_read__data$45 ;
     end
     if (\$263 ) begin
-      \$2283  = 64'h0000000000000000;
+      \$2771  = 64'h0000000000000000;
     end
     if (rst) begin
-      \$2283  = 64'h0000000000000000;
+      \$2771  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2284  = pe1_touched;
+    \$2772  = pe1_touched;
     if (pe1_execute) begin
       casez (\$886 [6:0])
         7'h00:
-            \$2284 [0] = 1'h1;
+            \$2772 [0] = 1'h1;
         7'h01:
-            \$2284 [1] = 1'h1;
+            \$2772 [1] = 1'h1;
         7'h02:
-            \$2284 [2] = 1'h1;
+            \$2772 [2] = 1'h1;
         7'h03:
-            \$2284 [3] = 1'h1;
+            \$2772 [3] = 1'h1;
         7'h04:
-            \$2284 [4] = 1'h1;
+            \$2772 [4] = 1'h1;
         7'h05:
-            \$2284 [5] = 1'h1;
+            \$2772 [5] = 1'h1;
         7'h06:
-            \$2284 [6] = 1'h1;
+            \$2772 [6] = 1'h1;
         7'h07:
-            \$2284 [7] = 1'h1;
+            \$2772 [7] = 1'h1;
         7'h08:
-            \$2284 [8] = 1'h1;
+            \$2772 [8] = 1'h1;
         7'h09:
-            \$2284 [9] = 1'h1;
+            \$2772 [9] = 1'h1;
         7'h0a:
-            \$2284 [10] = 1'h1;
+            \$2772 [10] = 1'h1;
         7'h0b:
-            \$2284 [11] = 1'h1;
+            \$2772 [11] = 1'h1;
         7'h0c:
-            \$2284 [12] = 1'h1;
+            \$2772 [12] = 1'h1;
         7'h0d:
-            \$2284 [13] = 1'h1;
+            \$2772 [13] = 1'h1;
         7'h0e:
-            \$2284 [14] = 1'h1;
+            \$2772 [14] = 1'h1;
         7'h0f:
-            \$2284 [15] = 1'h1;
+            \$2772 [15] = 1'h1;
         7'h10:
-            \$2284 [16] = 1'h1;
+            \$2772 [16] = 1'h1;
         7'h11:
-            \$2284 [17] = 1'h1;
+            \$2772 [17] = 1'h1;
         7'h12:
-            \$2284 [18] = 1'h1;
+            \$2772 [18] = 1'h1;
         7'h13:
-            \$2284 [19] = 1'h1;
+            \$2772 [19] = 1'h1;
         7'h14:
-            \$2284 [20] = 1'h1;
+            \$2772 [20] = 1'h1;
         7'h15:
-            \$2284 [21] = 1'h1;
+            \$2772 [21] = 1'h1;
         7'h16:
-            \$2284 [22] = 1'h1;
+            \$2772 [22] = 1'h1;
         7'h17:
-            \$2284 [23] = 1'h1;
+            \$2772 [23] = 1'h1;
         7'h18:
-            \$2284 [24] = 1'h1;
+            \$2772 [24] = 1'h1;
         7'h19:
-            \$2284 [25] = 1'h1;
+            \$2772 [25] = 1'h1;
         7'h1a:
-            \$2284 [26] = 1'h1;
+            \$2772 [26] = 1'h1;
         7'h1b:
-            \$2284 [27] = 1'h1;
+            \$2772 [27] = 1'h1;
         7'h1c:
-            \$2284 [28] = 1'h1;
+            \$2772 [28] = 1'h1;
         7'h1d:
-            \$2284 [29] = 1'h1;
+            \$2772 [29] = 1'h1;
         7'h1e:
-            \$2284 [30] = 1'h1;
+            \$2772 [30] = 1'h1;
         7'h1f:
-            \$2284 [31] = 1'h1;
+            \$2772 [31] = 1'h1;
         7'h20:
-            \$2284 [32] = 1'h1;
+            \$2772 [32] = 1'h1;
         7'h21:
-            \$2284 [33] = 1'h1;
+            \$2772 [33] = 1'h1;
         7'h22:
-            \$2284 [34] = 1'h1;
+            \$2772 [34] = 1'h1;
         7'h23:
-            \$2284 [35] = 1'h1;
+            \$2772 [35] = 1'h1;
         7'h24:
-            \$2284 [36] = 1'h1;
+            \$2772 [36] = 1'h1;
         7'h25:
-            \$2284 [37] = 1'h1;
+            \$2772 [37] = 1'h1;
         7'h26:
-            \$2284 [38] = 1'h1;
+            \$2772 [38] = 1'h1;
         7'h27:
-            \$2284 [39] = 1'h1;
+            \$2772 [39] = 1'h1;
         7'h28:
-            \$2284 [40] = 1'h1;
+            \$2772 [40] = 1'h1;
         7'h29:
-            \$2284 [41] = 1'h1;
+            \$2772 [41] = 1'h1;
         7'h2a:
-            \$2284 [42] = 1'h1;
+            \$2772 [42] = 1'h1;
         7'h2b:
-            \$2284 [43] = 1'h1;
+            \$2772 [43] = 1'h1;
         7'h2c:
-            \$2284 [44] = 1'h1;
+            \$2772 [44] = 1'h1;
         7'h2d:
-            \$2284 [45] = 1'h1;
+            \$2772 [45] = 1'h1;
         7'h2e:
-            \$2284 [46] = 1'h1;
+            \$2772 [46] = 1'h1;
         7'h2f:
-            \$2284 [47] = 1'h1;
+            \$2772 [47] = 1'h1;
         7'h30:
-            \$2284 [48] = 1'h1;
+            \$2772 [48] = 1'h1;
         7'h31:
-            \$2284 [49] = 1'h1;
+            \$2772 [49] = 1'h1;
         7'h32:
-            \$2284 [50] = 1'h1;
+            \$2772 [50] = 1'h1;
         7'h33:
-            \$2284 [51] = 1'h1;
+            \$2772 [51] = 1'h1;
         7'h34:
-            \$2284 [52] = 1'h1;
+            \$2772 [52] = 1'h1;
         7'h35:
-            \$2284 [53] = 1'h1;
+            \$2772 [53] = 1'h1;
         7'h36:
-            \$2284 [54] = 1'h1;
+            \$2772 [54] = 1'h1;
         7'h37:
-            \$2284 [55] = 1'h1;
+            \$2772 [55] = 1'h1;
         7'h38:
-            \$2284 [56] = 1'h1;
+            \$2772 [56] = 1'h1;
         7'h39:
-            \$2284 [57] = 1'h1;
+            \$2772 [57] = 1'h1;
         7'h3a:
-            \$2284 [58] = 1'h1;
+            \$2772 [58] = 1'h1;
         7'h3b:
-            \$2284 [59] = 1'h1;
+            \$2772 [59] = 1'h1;
         7'h3c:
-            \$2284 [60] = 1'h1;
+            \$2772 [60] = 1'h1;
         7'h3d:
-            \$2284 [61] = 1'h1;
+            \$2772 [61] = 1'h1;
         7'h3e:
-            \$2284 [62] = 1'h1;
+            \$2772 [62] = 1'h1;
         7'h3f:
-            \$2284 [63] = 1'h1;
+            \$2772 [63] = 1'h1;
       endcase
     end
     if (\$256 ) begin
-      \$2284  = 64'h0000000000000000;
+      \$2772  = 64'h0000000000000000;
     end
     if (\$263 ) begin
-      \$2284  = 64'h0000000000000000;
+      \$2772  = 64'h0000000000000000;
     end
     if (rst) begin
-      \$2284  = 64'h0000000000000000;
+      \$2772  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2285  = pe1_row_base;
+    \$2773  = pe1_row_base;
     if (pe1_execute) begin
-      \$2285  = \$123 [6:0];
+      \$2773  = \$123 [6:0];
     end
     if (\$263 ) begin
-      \$2285  = 7'h00;
+      \$2773  = 7'h00;
     end
     if (rst) begin
-      \$2285  = 7'h00;
+      \$2773  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2286  = pe2_slot_valid;
+    \$2774  = pe2_slot_valid;
     if (\$129 ) begin
-      \$2286  = 1'h1;
+      \$2774  = 1'h1;
     end else if (\$132 ) begin
-      \$2286  = 1'h0;
+      \$2774  = 1'h0;
     end
     if (\$263 ) begin
-      \$2286  = 1'h0;
+      \$2774  = 1'h0;
     end
     if (rst) begin
-      \$2286  = 1'h0;
+      \$2774  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2287  = pe2_slot_odd;
+    \$2775  = pe2_slot_odd;
     if (\$129 ) begin
-      \$2287  = \$902 [0];
+      \$2775  = \$902 [0];
     end
     if (\$263 ) begin
-      \$2287  = 1'h0;
+      \$2775  = 1'h0;
     end
     if (rst) begin
-      \$2287  = 1'h0;
+      \$2775  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2288  = pe2_slot_value;
+    \$2776  = pe2_slot_value;
     if (\$129 ) begin
-      \$2288  = \o__payload$55 [23:8];
+      \$2776  = \o__payload$55 [23:8];
     end
     if (\$263 ) begin
-      \$2288  = 16'h0000;
+      \$2776  = 16'h0000;
     end
     if (rst) begin
-      \$2288  = 16'h0000;
+      \$2776  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2289  = pe2_remaining;
+    \$2777  = pe2_remaining;
     if (\$133 ) begin
-      \$2289  = \$137 [15:0];
+      \$2777  = \$137 [15:0];
     end else if (\$136 ) begin
-      \$2289  = \$146 [15:0];
+      \$2777  = \$146 [15:0];
     end
     if (\$263 ) begin
-      \$2289  = 16'h0000;
+      \$2777  = 16'h0000;
     end
     if (rst) begin
-      \$2289  = 16'h0000;
+      \$2777  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2290  = pe2_pointer;
+    \$2778  = pe2_pointer;
     if (\$133 ) begin
-      \$2290  = \$138 [15:0];
+      \$2778  = \$138 [15:0];
     end else if (\$136 ) begin
-      \$2290  = \$148 [15:0];
+      \$2778  = \$148 [15:0];
     end
     if (\$263 ) begin
-      \$2290  = 16'h0000;
+      \$2778  = 16'h0000;
     end
     if (rst) begin
-      \$2290  = 16'h0000;
+      \$2778  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2291  = pe2_activation;
+    \$2779  = pe2_activation;
     if (\$133 ) begin
     end else if (\$136 ) begin
-      \$2291  = pe2_slot_value;
+      \$2779  = pe2_slot_value;
     end
     if (\$263 ) begin
-      \$2291  = 16'h0000;
+      \$2779  = 16'h0000;
     end
     if (rst) begin
-      \$2291  = 16'h0000;
+      \$2779  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2292  = \$157 ;
+    \$2780  = \$157 ;
     if (\$263 ) begin
-      \$2292  = 1'h0;
+      \$2780  = 1'h0;
     end
     if (rst) begin
-      \$2292  = 1'h0;
+      \$2780  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2293  = \$160 ;
+    \$2781  = \$160 ;
     if (\$263 ) begin
-      \$2293  = 1'h0;
+      \$2781  = 1'h0;
     end
     if (rst) begin
-      \$2293  = 1'h0;
+      \$2781  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2294  = \$163 [2:0];
+    \$2782  = \$163 [2:0];
     if (\$263 ) begin
-      \$2294  = 3'h0;
+      \$2782  = 3'h0;
     end
     if (rst) begin
-      \$2294  = 3'h0;
+      \$2782  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2295  = \$180 ;
+    \$2783  = \$180 ;
     if (\$263 ) begin
-      \$2295  = 1'h0;
+      \$2783  = 1'h0;
     end
     if (rst) begin
-      \$2295  = 1'h0;
+      \$2783  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2296  = \$182 ;
+    \$2784  = \$182 ;
     if (\$263 ) begin
-      \$2296  = 16'h0000;
+      \$2784  = 16'h0000;
     end
     if (rst) begin
-      \$2296  = 16'h0000;
+      \$2784  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2297  = pe2_word;
+    \$2785  = pe2_word;
     if (pe2_word_is_new) begin
-      \$2297  = \word_read__data$66 ;
+      \$2785  = \word_read__data$66 ;
     end
     if (\$263 ) begin
-      \$2297  = 64'h0000000000000000;
+      \$2785  = 64'h0000000000000000;
     end
     if (rst) begin
-      \$2297  = 64'h0000000000000000;
+      \$2785  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2298  = pe2_touched;
+    \$2786  = pe2_touched;
     if (pe2_execute) begin
       casez (\$943 [6:0])
         7'h00:
-            \$2298 [0] = 1'h1;
+            \$2786 [0] = 1'h1;
         7'h01:
-            \$2298 [1] = 1'h1;
+            \$2786 [1] = 1'h1;
         7'h02:
-            \$2298 [2] = 1'h1;
+            \$2786 [2] = 1'h1;
         7'h03:
-            \$2298 [3] = 1'h1;
+            \$2786 [3] = 1'h1;
         7'h04:
-            \$2298 [4] = 1'h1;
+            \$2786 [4] = 1'h1;
         7'h05:
-            \$2298 [5] = 1'h1;
+            \$2786 [5] = 1'h1;
         7'h06:
-            \$2298 [6] = 1'h1;
+            \$2786 [6] = 1'h1;
         7'h07:
-            \$2298 [7] = 1'h1;
+            \$2786 [7] = 1'h1;
         7'h08:
-            \$2298 [8] = 1'h1;
+            \$2786 [8] = 1'h1;
         7'h09:
-            \$2298 [9] = 1'h1;
+            \$2786 [9] = 1'h1;
         7'h0a:
-            \$2298 [10] = 1'h1;
+            \$2786 [10] = 1'h1;
         7'h0b:
-            \$2298 [11] = 1'h1;
+            \$2786 [11] = 1'h1;
         7'h0c:
-            \$2298 [12] = 1'h1;
+            \$2786 [12] = 1'h1;
         7'h0d:
-            \$2298 [13] = 1'h1;
+            \$2786 [13] = 1'h1;
         7'h0e:
-            \$2298 [14] = 1'h1;
+            \$2786 [14] = 1'h1;
         7'h0f:
-            \$2298 [15] = 1'h1;
+            \$2786 [15] = 1'h1;
         7'h10:
-            \$2298 [16] = 1'h1;
+            \$2786 [16] = 1'h1;
         7'h11:
-            \$2298 [17] = 1'h1;
+            \$2786 [17] = 1'h1;
         7'h12:
-            \$2298 [18] = 1'h1;
+            \$2786 [18] = 1'h1;
         7'h13:
-            \$2298 [19] = 1'h1;
+            \$2786 [19] = 1'h1;
         7'h14:
-            \$2298 [20] = 1'h1;
+            \$2786 [20] = 1'h1;
         7'h15:
-            \$2298 [21] = 1'h1;
+            \$2786 [21] = 1'h1;
         7'h16:
-            \$2298 [22] = 1'h1;
+            \$2786 [22] = 1'h1;
         7'h17:
-            \$2298 [23] = 1'h1;
+            \$2786 [23] = 1'h1;
         7'h18:
-            \$2298 [24] = 1'h1;
+            \$2786 [24] = 1'h1;
         7'h19:
-            \$2298 [25] = 1'h1;
+            \$2786 [25] = 1'h1;
         7'h1a:
-            \$2298 [26] = 1'h1;
+            \$2786 [26] = 1'h1;
         7'h1b:
-            \$2298 [27] = 1'h1;
+            \$2786 [27] = 1'h1;
         7'h1c:
-            \$2298 [28] = 1'h1;
+            \$2786 [28] = 1'h1;
         7'h1d:
-            \$2298 [29] = 1'h1;
+            \$2786 [29] = 1'h1;
         7'h1e:
-            \$2298 [30] = 1'h1;
+            \$2786 [30] = 1'h1;
         7'h1f:
-            \$2298 [31] = 1'h1;
+            \$2786 [31] = 1'h1;
         7'h20:
-            \$2298 [32] = 1'h1;
+            \$2786 [32] = 1'h1;
         7'h21:
-            \$2298 [33] = 1'h1;
+            \$2786 [33] = 1'h1;
         7'h22:
-            \$2298 [34] = 1'h1;
+            \$2786 [34] = 1'h1;
         7'h23:
-            \$2298 [35] = 1'h1;
+            \$2786 [35] = 1'h1;
         7'h24:
-            \$2298 [36] = 1'h1;
+            \$2786 [36] = 1'h1;
         7'h25:
-            \$2298 [37] = 1'h1;
+            \$2786 [37] = 1'h1;
         7'h26:
-            \$2298 [38] = 1'h1;
+            \$2786 [38] = 1'h1;
         7'h27:
-            \$2298 [39] = 1'h1;
+            \$2786 [39] = 1'h1;
         7'h28:
-            \$2298 [40] = 1'h1;
+            \$2786 [40] = 1'h1;
         7'h29:
-            \$2298 [41] = 1'h1;
+            \$2786 [41] = 1'h1;
         7'h2a:
-            \$2298 [42] = 1'h1;
+            \$2786 [42] = 1'h1;
         7'h2b:
-            \$2298 [43] = 1'h1;
+            \$2786 [43] = 1'h1;
         7'h2c:
-            \$2298 [44] = 1'h1;
+            \$2786 [44] = 1'h1;
         7'h2d:
-            \$2298 [45] = 1'h1;
+            \$2786 [45] = 1'h1;
         7'h2e:
-            \$2298 [46] = 1'h1;
+            \$2786 [46] = 1'h1;
         7'h2f:
-            \$2298 [47] = 1'h1;
+            \$2786 [47] = 1'h1;
         7'h30:
-            \$2298 [48] = 1'h1;
+            \$2786 [48] = 1'h1;
         7'h31:
-            \$2298 [49] = 1'h1;
+            \$2786 [49] = 1'h1;
         7'h32:
-            \$2298 [50] = 1'h1;
+            \$2786 [50] = 1'h1;
         7'h33:
-            \$2298 [51] = 1'h1;
+            \$2786 [51] = 1'h1;
         7'h34:
-            \$2298 [52] = 1'h1;
+            \$2786 [52] = 1'h1;
         7'h35:
-            \$2298 [53] = 1'h1;
+            \$2786 [53] = 1'h1;
         7'h36:
-            \$2298 [54] = 1'h1;
+            \$2786 [54] = 1'h1;
         7'h37:
-            \$2298 [55] = 1'h1;
+            \$2786 [55] = 1'h1;
         7'h38:
-            \$2298 [56] = 1'h1;
+            \$2786 [56] = 1'h1;
         7'h39:
-            \$2298 [57] = 1'h1;
+            \$2786 [57] = 1'h1;
         7'h3a:
-            \$2298 [58] = 1'h1;
+            \$2786 [58] = 1'h1;
         7'h3b:
-            \$2298 [59] = 1'h1;
+            \$2786 [59] = 1'h1;
         7'h3c:
-            \$2298 [60] = 1'h1;
+            \$2786 [60] = 1'h1;
         7'h3d:
-            \$2298 [61] = 1'h1;
+            \$2786 [61] = 1'h1;
         7'h3e:
-            \$2298 [62] = 1'h1;
+            \$2786 [62] = 1'h1;
         7'h3f:
-            \$2298 [63] = 1'h1;
+            \$2786 [63] = 1'h1;
       endcase
     end
     if (\$259 ) begin
-      \$2298  = 64'h0000000000000000;
+      \$2786  = 64'h0000000000000000;
     end
     if (\$263 ) begin
-      \$2298  = 64'h0000000000000000;
+      \$2786  = 64'h0000000000000000;
     end
     if (rst) begin
-      \$2298  = 64'h0000000000000000;
+      \$2786  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2299  = pe2_row_base;
+    \$2787  = pe2_row_base;
     if (pe2_execute) begin
-      \$2299  = \$183 [6:0];
+      \$2787  = \$183 [6:0];
     end
     if (\$263 ) begin
-      \$2299  = 7'h00;
+      \$2787  = 7'h00;
     end
     if (rst) begin
-      \$2299  = 7'h00;
+      \$2787  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2300  = pe3_slot_valid;
+    \$2788  = pe3_slot_valid;
     if (\$189 ) begin
-      \$2300  = 1'h1;
+      \$2788  = 1'h1;
     end else if (\$192 ) begin
-      \$2300  = 1'h0;
+      \$2788  = 1'h0;
     end
     if (\$263 ) begin
-      \$2300  = 1'h0;
+      \$2788  = 1'h0;
     end
     if (rst) begin
-      \$2300  = 1'h0;
+      \$2788  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2301  = pe3_slot_odd;
+    \$2789  = pe3_slot_odd;
     if (\$189 ) begin
-      \$2301  = \$959 [0];
+      \$2789  = \$959 [0];
     end
     if (\$263 ) begin
-      \$2301  = 1'h0;
+      \$2789  = 1'h0;
     end
     if (rst) begin
-      \$2301  = 1'h0;
+      \$2789  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2302  = pe3_slot_value;
+    \$2790  = pe3_slot_value;
     if (\$189 ) begin
-      \$2302  = \o__payload$76 [23:8];
+      \$2790  = \o__payload$76 [23:8];
     end
     if (\$263 ) begin
-      \$2302  = 16'h0000;
+      \$2790  = 16'h0000;
     end
     if (rst) begin
-      \$2302  = 16'h0000;
+      \$2790  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2303  = pe3_remaining;
+    \$2791  = pe3_remaining;
     if (\$193 ) begin
-      \$2303  = \$197 [15:0];
+      \$2791  = \$197 [15:0];
     end else if (\$196 ) begin
-      \$2303  = \$206 [15:0];
+      \$2791  = \$206 [15:0];
     end
     if (\$263 ) begin
-      \$2303  = 16'h0000;
+      \$2791  = 16'h0000;
     end
     if (rst) begin
-      \$2303  = 16'h0000;
+      \$2791  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2304  = pe3_pointer;
+    \$2792  = pe3_pointer;
     if (\$193 ) begin
-      \$2304  = \$198 [15:0];
+      \$2792  = \$198 [15:0];
     end else if (\$196 ) begin
-      \$2304  = \$208 [15:0];
+      \$2792  = \$208 [15:0];
     end
     if (\$263 ) begin
-      \$2304  = 16'h0000;
+      \$2792  = 16'h0000;
     end
     if (rst) begin
-      \$2304  = 16'h0000;
+      \$2792  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2305  = pe3_activation;
+    \$2793  = pe3_activation;
     if (\$193 ) begin
     end else if (\$196 ) begin
-      \$2305  = pe3_slot_value;
+      \$2793  = pe3_slot_value;
     end
     if (\$263 ) begin
-      \$2305  = 16'h0000;
+      \$2793  = 16'h0000;
     end
     if (rst) begin
-      \$2305  = 16'h0000;
+      \$2793  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2306  = \$217 ;
+    \$2794  = \$217 ;
     if (\$263 ) begin
-      \$2306  = 1'h0;
+      \$2794  = 1'h0;
     end
     if (rst) begin
-      \$2306  = 1'h0;
+      \$2794  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2307  = \$220 ;
+    \$2795  = \$220 ;
     if (\$263 ) begin
-      \$2307  = 1'h0;
+      \$2795  = 1'h0;
     end
     if (rst) begin
-      \$2307  = 1'h0;
+      \$2795  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2308  = \$223 [2:0];
+    \$2796  = \$223 [2:0];
     if (\$263 ) begin
-      \$2308  = 3'h0;
+      \$2796  = 3'h0;
     end
     if (rst) begin
-      \$2308  = 3'h0;
+      \$2796  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2309  = \$240 ;
+    \$2797  = \$240 ;
     if (\$263 ) begin
-      \$2309  = 1'h0;
+      \$2797  = 1'h0;
     end
     if (rst) begin
-      \$2309  = 1'h0;
+      \$2797  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2310  = \$242 ;
+    \$2798  = \$242 ;
     if (\$263 ) begin
-      \$2310  = 16'h0000;
+      \$2798  = 16'h0000;
     end
     if (rst) begin
-      \$2310  = 16'h0000;
+      \$2798  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2311  = pe3_word;
+    \$2799  = pe3_word;
     if (pe3_word_is_new) begin
-      \$2311  = \word_read__data$87 ;
+      \$2799  = \word_read__data$87 ;
     end
     if (\$263 ) begin
-      \$2311  = 64'h0000000000000000;
+      \$2799  = 64'h0000000000000000;
     end
     if (rst) begin
-      \$2311  = 64'h0000000000000000;
+      \$2799  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2312  = pe3_touched;
+    \$2800  = pe3_touched;
     if (pe3_execute) begin
       casez (\$1000 [6:0])
         7'h00:
-            \$2312 [0] = 1'h1;
+            \$2800 [0] = 1'h1;
         7'h01:
-            \$2312 [1] = 1'h1;
+            \$2800 [1] = 1'h1;
         7'h02:
-            \$2312 [2] = 1'h1;
+            \$2800 [2] = 1'h1;
         7'h03:
-            \$2312 [3] = 1'h1;
+            \$2800 [3] = 1'h1;
         7'h04:
-            \$2312 [4] = 1'h1;
+            \$2800 [4] = 1'h1;
         7'h05:
-            \$2312 [5] = 1'h1;
+            \$2800 [5] = 1'h1;
         7'h06:
-            \$2312 [6] = 1'h1;
+            \$2800 [6] = 1'h1;
         7'h07:
-            \$2312 [7] = 1'h1;
+            \$2800 [7] = 1'h1;
         7'h08:
-            \$2312 [8] = 1'h1;
+            \$2800 [8] = 1'h1;
         7'h09:
-            \$2312 [9] = 1'h1;
+            \$2800 [9] = 1'h1;
         7'h0a:
-            \$2312 [10] = 1'h1;
+            \$2800 [10] = 1'h1;
         7'h0b:
-            \$2312 [11] = 1'h1;
+            \$2800 [11] = 1'h1;
         7'h0c:
-            \$2312 [12] = 1'h1;
+            \$2800 [12] = 1'h1;
         7'h0d:
-            \$2312 [13] = 1'h1;
+            \$2800 [13] = 1'h1;
         7'h0e:
-            \$2312 [14] = 1'h1;
+            \$2800 [14] = 1'h1;
         7'h0f:
-            \$2312 [15] = 1'h1;
+            \$2800 [15] = 1'h1;
         7'h10:
-            \$2312 [16] = 1'h1;
+            \$2800 [16] = 1'h1;
         7'h11:
-            \$2312 [17] = 1'h1;
+            \$2800 [17] = 1'h1;
         7'h12:
-            \$2312 [18] = 1'h1;
+            \$2800 [18] = 1'h1;
         7'h13:
-            \$2312 [19] = 1'h1;
+            \$2800 [19] = 1'h1;
         7'h14:
-            \$2312 [20] = 1'h1;
+            \$2800 [20] = 1'h1;
         7'h15:
-            \$2312 [21] = 1'h1;
+            \$2800 [21] = 1'h1;
         7'h16:
-            \$2312 [22] = 1'h1;
+            \$2800 [22] = 1'h1;
         7'h17:
-            \$2312 [23] = 1'h1;
+            \$2800 [23] = 1'h1;
         7'h18:
-            \$2312 [24] = 1'h1;
+            \$2800 [24] = 1'h1;
         7'h19:
-            \$2312 [25] = 1'h1;
+            \$2800 [25] = 1'h1;
         7'h1a:
-            \$2312 [26] = 1'h1;
+            \$2800 [26] = 1'h1;
         7'h1b:
-            \$2312 [27] = 1'h1;
+            \$2800 [27] = 1'h1;
         7'h1c:
-            \$2312 [28] = 1'h1;
+            \$2800 [28] = 1'h1;
         7'h1d:
-            \$2312 [29] = 1'h1;
+            \$2800 [29] = 1'h1;
         7'h1e:
-            \$2312 [30] = 1'h1;
+            \$2800 [30] = 1'h1;
         7'h1f:
-            \$2312 [31] = 1'h1;
+            \$2800 [31] = 1'h1;
         7'h20:
-            \$2312 [32] = 1'h1;
+            \$2800 [32] = 1'h1;
         7'h21:
-            \$2312 [33] = 1'h1;
+            \$2800 [33] = 1'h1;
         7'h22:
-            \$2312 [34] = 1'h1;
+            \$2800 [34] = 1'h1;
         7'h23:
-            \$2312 [35] = 1'h1;
+            \$2800 [35] = 1'h1;
         7'h24:
-            \$2312 [36] = 1'h1;
+            \$2800 [36] = 1'h1;
         7'h25:
-            \$2312 [37] = 1'h1;
+            \$2800 [37] = 1'h1;
         7'h26:
-            \$2312 [38] = 1'h1;
+            \$2800 [38] = 1'h1;
         7'h27:
-            \$2312 [39] = 1'h1;
+            \$2800 [39] = 1'h1;
         7'h28:
-            \$2312 [40] = 1'h1;
+            \$2800 [40] = 1'h1;
         7'h29:
-            \$2312 [41] = 1'h1;
+            \$2800 [41] = 1'h1;
         7'h2a:
-            \$2312 [42] = 1'h1;
+            \$2800 [42] = 1'h1;
         7'h2b:
-            \$2312 [43] = 1'h1;
+            \$2800 [43] = 1'h1;
         7'h2c:
-            \$2312 [44] = 1'h1;
+            \$2800 [44] = 1'h1;
         7'h2d:
-            \$2312 [45] = 1'h1;
+            \$2800 [45] = 1'h1;
         7'h2e:
-            \$2312 [46] = 1'h1;
+            \$2800 [46] = 1'h1;
         7'h2f:
-            \$2312 [47] = 1'h1;
+            \$2800 [47] = 1'h1;
         7'h30:
-            \$2312 [48] = 1'h1;
+            \$2800 [48] = 1'h1;
         7'h31:
-            \$2312 [49] = 1'h1;
+            \$2800 [49] = 1'h1;
         7'h32:
-            \$2312 [50] = 1'h1;
+            \$2800 [50] = 1'h1;
         7'h33:
-            \$2312 [51] = 1'h1;
+            \$2800 [51] = 1'h1;
         7'h34:
-            \$2312 [52] = 1'h1;
+            \$2800 [52] = 1'h1;
         7'h35:
-            \$2312 [53] = 1'h1;
+            \$2800 [53] = 1'h1;
         7'h36:
-            \$2312 [54] = 1'h1;
+            \$2800 [54] = 1'h1;
         7'h37:
-            \$2312 [55] = 1'h1;
+            \$2800 [55] = 1'h1;
         7'h38:
-            \$2312 [56] = 1'h1;
+            \$2800 [56] = 1'h1;
         7'h39:
-            \$2312 [57] = 1'h1;
+            \$2800 [57] = 1'h1;
         7'h3a:
-            \$2312 [58] = 1'h1;
+            \$2800 [58] = 1'h1;
         7'h3b:
-            \$2312 [59] = 1'h1;
+            \$2800 [59] = 1'h1;
         7'h3c:
-            \$2312 [60] = 1'h1;
+            \$2800 [60] = 1'h1;
         7'h3d:
-            \$2312 [61] = 1'h1;
+            \$2800 [61] = 1'h1;
         7'h3e:
-            \$2312 [62] = 1'h1;
+            \$2800 [62] = 1'h1;
         7'h3f:
-            \$2312 [63] = 1'h1;
+            \$2800 [63] = 1'h1;
       endcase
     end
     if (\$262 ) begin
-      \$2312  = 64'h0000000000000000;
+      \$2800  = 64'h0000000000000000;
     end
     if (\$263 ) begin
-      \$2312  = 64'h0000000000000000;
+      \$2800  = 64'h0000000000000000;
     end
     if (rst) begin
-      \$2312  = 64'h0000000000000000;
+      \$2800  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2313  = pe3_row_base;
+    \$2801  = pe3_row_base;
     if (pe3_execute) begin
-      \$2313  = \$243 [6:0];
+      \$2801  = \$243 [6:0];
     end
     if (\$263 ) begin
-      \$2313  = 7'h00;
+      \$2801  = 7'h00;
     end
     if (rst) begin
-      \$2313  = 7'h00;
+      \$2801  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2314  = cycles;
+    \$2802  = cycles;
     if (\$244 ) begin
-      \$2314  = \$245 [31:0];
+      \$2802  = \$245 [31:0];
     end
     if (\$263 ) begin
-      \$2314  = 32'd0;
+      \$2802  = 32'd0;
     end
     if (rst) begin
-      \$2314  = 32'd0;
+      \$2802  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2315  = writing;
+    \$2803  = writing;
     if (flags_clear) begin
-      \$2315  = 1'h1;
+      \$2803  = 1'h1;
     end
     if (\$249 ) begin
-      \$2315  = 1'h0;
+      \$2803  = 1'h0;
     end
     if (\$263 ) begin
-      \$2315  = 1'h0;
+      \$2803  = 1'h0;
     end
     if (rst) begin
-      \$2315  = 1'h0;
+      \$2803  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2316  = row;
+    \$2804  = row;
     if (flags_clear) begin
-      \$2316  = 6'h00;
+      \$2804  = 6'h00;
     end
     if (writing) begin
-      \$2316  = \$246 [5:0];
+      \$2804  = \$246 [5:0];
     end
     if (\$263 ) begin
-      \$2316  = 6'h00;
+      \$2804  = 6'h00;
     end
     if (rst) begin
-      \$2316  = 6'h00;
+      \$2804  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2317  = layer;
+    \$2805  = layer;
     if (\$249 ) begin
-      \$2317  = \$250 [1:0];
+      \$2805  = \$250 [1:0];
     end
     if (\$263 ) begin
-      \$2317  = 2'h0;
+      \$2805  = 2'h0;
     end
     if (rst) begin
-      \$2317  = 2'h0;
+      \$2805  = 2'h0;
     end
   end
   always @* begin
@@ -18386,18 +19362,42 @@ module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, loa
   assign \port$5933$0  = \$2029 ;
   assign \port$5934$0  = \$2030 ;
   assign \port$5935$0  = \$2031 ;
-  assign increments[33:31] = \$2247 [2:0];
-  assign increments[30:28] = \$2213 [2:0];
-  assign increments[27:25] = \$2209 [2:0];
-  assign increments[24:22] = \$2205 [2:0];
-  assign increments[21:19] = \$2201 [2:0];
-  assign increments[18:16] = \$2197 [2:0];
-  assign increments[15:13] = \$2125 [2:0];
-  assign increments[12:10] = \$2097 [2:0];
-  assign increments[9:7] = \$2069 [2:0];
-  assign increments[6:4] = \$2041 [2:0];
-  assign increments[3:1] = \$2040 ;
-  assign increments[0] = broadcast;
+  assign increments[101:99] = \$2735 [2:0];
+  assign increments[98:96] = \$2699 [2:0];
+  assign increments[95:93] = \$2693 [2:0];
+  assign increments[92:90] = \$2687 [2:0];
+  assign increments[89:87] = \$2681 [2:0];
+  assign increments[86:84] = \$2675 [2:0];
+  assign increments[83:81] = \$2601 [2:0];
+  assign increments[80:78] = \$2571 [2:0];
+  assign increments[77:75] = \$2541 [2:0];
+  assign increments[74:72] = \$2511 [2:0];
+  assign increments[71:69] = \$2508 ;
+  assign increments[68] = \$2505 ;
+  assign increments[67:65] = \$2503 [2:0];
+  assign increments[64:62] = \$2467 [2:0];
+  assign increments[61:59] = \$2461 [2:0];
+  assign increments[58:56] = \$2455 [2:0];
+  assign increments[55:53] = \$2449 [2:0];
+  assign increments[52:50] = \$2443 [2:0];
+  assign increments[49:47] = \$2369 [2:0];
+  assign increments[46:44] = \$2339 [2:0];
+  assign increments[43:41] = \$2309 [2:0];
+  assign increments[40:38] = \$2279 [2:0];
+  assign increments[37:35] = \$2276 ;
+  assign increments[34] = \$2273 ;
+  assign increments[33:31] = \$2271 [2:0];
+  assign increments[30:28] = \$2235 [2:0];
+  assign increments[27:25] = \$2229 [2:0];
+  assign increments[24:22] = \$2223 [2:0];
+  assign increments[21:19] = \$2217 [2:0];
+  assign increments[18:16] = \$2211 [2:0];
+  assign increments[15:13] = \$2137 [2:0];
+  assign increments[12:10] = \$2107 [2:0];
+  assign increments[9:7] = \$2077 [2:0];
+  assign increments[6:4] = \$2047 [2:0];
+  assign increments[3:1] = \$2044 ;
+  assign increments[0] = \$2041 ;
   assign \$804  = { 1'h0, \$803 [9:1] };
   assign \$805  = { 1'h0, \$788 [8:1] };
   assign \$825  = { 3'h0, \$824 [15:3] };
@@ -18467,224 +19467,632 @@ module \eie_top.core.counters (clk, rst, increments, counts, run);
   wire [48:0] \$10 ;
   wire [48:0] \$11 ;
   wire [48:0] \$12 ;
-  wire \$13 ;
-  reg [47:0] \$14 ;
-  reg [47:0] \$15 ;
-  reg [47:0] \$16 ;
-  reg [47:0] \$17 ;
-  reg [47:0] \$18 ;
-  reg [47:0] \$19 ;
+  wire [48:0] \$13 ;
+  wire [48:0] \$14 ;
+  wire [48:0] \$15 ;
+  wire [48:0] \$16 ;
+  wire [48:0] \$17 ;
+  wire [48:0] \$18 ;
+  wire [48:0] \$19 ;
   wire [48:0] \$2 ;
-  reg [47:0] \$20 ;
-  reg [47:0] \$21 ;
-  reg [47:0] \$22 ;
-  reg [47:0] \$23 ;
-  reg [47:0] \$24 ;
-  reg [47:0] \$25 ;
+  wire [48:0] \$20 ;
+  wire [48:0] \$21 ;
+  wire [48:0] \$22 ;
+  wire [48:0] \$23 ;
+  wire [48:0] \$24 ;
+  wire [48:0] \$25 ;
+  wire [48:0] \$26 ;
+  wire [48:0] \$27 ;
+  wire [48:0] \$28 ;
+  wire [48:0] \$29 ;
   wire [48:0] \$3 ;
+  wire [48:0] \$30 ;
+  wire [48:0] \$31 ;
+  wire [48:0] \$32 ;
+  wire [48:0] \$33 ;
+  wire [48:0] \$34 ;
+  wire [48:0] \$35 ;
+  wire [48:0] \$36 ;
+  wire \$37 ;
+  reg [47:0] \$38 ;
+  reg [47:0] \$39 ;
   wire [48:0] \$4 ;
+  reg [47:0] \$40 ;
+  reg [47:0] \$41 ;
+  reg [47:0] \$42 ;
+  reg [47:0] \$43 ;
+  reg [47:0] \$44 ;
+  reg [47:0] \$45 ;
+  reg [47:0] \$46 ;
+  reg [47:0] \$47 ;
+  reg [47:0] \$48 ;
+  reg [47:0] \$49 ;
   wire [48:0] \$5 ;
+  reg [47:0] \$50 ;
+  reg [47:0] \$51 ;
+  reg [47:0] \$52 ;
+  reg [47:0] \$53 ;
+  reg [47:0] \$54 ;
+  reg [47:0] \$55 ;
+  reg [47:0] \$56 ;
+  reg [47:0] \$57 ;
+  reg [47:0] \$58 ;
+  reg [47:0] \$59 ;
   wire [48:0] \$6 ;
+  reg [47:0] \$60 ;
+  reg [47:0] \$61 ;
+  reg [47:0] \$62 ;
+  reg [47:0] \$63 ;
+  reg [47:0] \$64 ;
+  reg [47:0] \$65 ;
+  reg [47:0] \$66 ;
+  reg [47:0] \$67 ;
+  reg [47:0] \$68 ;
+  reg [47:0] \$69 ;
   wire [48:0] \$7 ;
+  reg [47:0] \$70 ;
+  reg [47:0] \$71 ;
+  reg [47:0] \$72 ;
+  reg [47:0] \$73 ;
   wire [48:0] \$8 ;
   wire [48:0] \$9 ;
   wire clear;
   input clk;
   wire clk;
-  reg [47:0] count_control__lnzd__broadcast = 48'h000000000000;
-  reg [47:0] count_pe__act_bank__write = 48'h000000000000;
-  reg [47:0] count_pe__act_queue__pop = 48'h000000000000;
-  reg [47:0] count_pe__act_queue__push = 48'h000000000000;
-  reg [47:0] count_pe__act_regfile__read = 48'h000000000000;
-  reg [47:0] count_pe__act_regfile__write = 48'h000000000000;
-  reg [47:0] count_pe__codebook__read = 48'h000000000000;
-  reg [47:0] count_pe__idle__cycle = 48'h000000000000;
-  reg [47:0] count_pe__mult__mac = 48'h000000000000;
-  reg [47:0] count_pe__pointer_even__read = 48'h000000000000;
-  reg [47:0] count_pe__pointer_odd__read = 48'h000000000000;
-  reg [47:0] count_pe__sparse_sram__read = 48'h000000000000;
-  output [575:0] counts;
-  wire [575:0] counts;
-  input [33:0] increments;
-  wire [33:0] increments;
+  reg [47:0] count_l0__control__lnzd__broadcast = 48'h000000000000;
+  reg [47:0] count_l0__pe__act_bank__write = 48'h000000000000;
+  reg [47:0] count_l0__pe__act_queue__pop = 48'h000000000000;
+  reg [47:0] count_l0__pe__act_queue__push = 48'h000000000000;
+  reg [47:0] count_l0__pe__act_regfile__read = 48'h000000000000;
+  reg [47:0] count_l0__pe__act_regfile__write = 48'h000000000000;
+  reg [47:0] count_l0__pe__codebook__read = 48'h000000000000;
+  reg [47:0] count_l0__pe__idle__cycle = 48'h000000000000;
+  reg [47:0] count_l0__pe__mult__mac = 48'h000000000000;
+  reg [47:0] count_l0__pe__pointer_even__read = 48'h000000000000;
+  reg [47:0] count_l0__pe__pointer_odd__read = 48'h000000000000;
+  reg [47:0] count_l0__pe__sparse_sram__read = 48'h000000000000;
+  reg [47:0] count_l1__control__lnzd__broadcast = 48'h000000000000;
+  reg [47:0] count_l1__pe__act_bank__write = 48'h000000000000;
+  reg [47:0] count_l1__pe__act_queue__pop = 48'h000000000000;
+  reg [47:0] count_l1__pe__act_queue__push = 48'h000000000000;
+  reg [47:0] count_l1__pe__act_regfile__read = 48'h000000000000;
+  reg [47:0] count_l1__pe__act_regfile__write = 48'h000000000000;
+  reg [47:0] count_l1__pe__codebook__read = 48'h000000000000;
+  reg [47:0] count_l1__pe__idle__cycle = 48'h000000000000;
+  reg [47:0] count_l1__pe__mult__mac = 48'h000000000000;
+  reg [47:0] count_l1__pe__pointer_even__read = 48'h000000000000;
+  reg [47:0] count_l1__pe__pointer_odd__read = 48'h000000000000;
+  reg [47:0] count_l1__pe__sparse_sram__read = 48'h000000000000;
+  reg [47:0] count_l2__control__lnzd__broadcast = 48'h000000000000;
+  reg [47:0] count_l2__pe__act_bank__write = 48'h000000000000;
+  reg [47:0] count_l2__pe__act_queue__pop = 48'h000000000000;
+  reg [47:0] count_l2__pe__act_queue__push = 48'h000000000000;
+  reg [47:0] count_l2__pe__act_regfile__read = 48'h000000000000;
+  reg [47:0] count_l2__pe__act_regfile__write = 48'h000000000000;
+  reg [47:0] count_l2__pe__codebook__read = 48'h000000000000;
+  reg [47:0] count_l2__pe__idle__cycle = 48'h000000000000;
+  reg [47:0] count_l2__pe__mult__mac = 48'h000000000000;
+  reg [47:0] count_l2__pe__pointer_even__read = 48'h000000000000;
+  reg [47:0] count_l2__pe__pointer_odd__read = 48'h000000000000;
+  reg [47:0] count_l2__pe__sparse_sram__read = 48'h000000000000;
+  output [1727:0] counts;
+  wire [1727:0] counts;
+  input [101:0] increments;
+  wire [101:0] increments;
   input rst;
   wire rst;
   input run;
   wire run;
-  assign \$1  = count_control__lnzd__broadcast + increments[0];
-  assign \$2  = count_pe__act_bank__write + increments[3:1];
-  assign \$3  = count_pe__act_queue__push + increments[6:4];
-  assign \$4  = count_pe__act_queue__pop + increments[9:7];
-  assign \$5  = count_pe__pointer_even__read + increments[12:10];
-  assign \$6  = count_pe__pointer_odd__read + increments[15:13];
-  assign \$7  = count_pe__sparse_sram__read + increments[18:16];
-  assign \$8  = count_pe__codebook__read + increments[21:19];
-  assign \$9  = count_pe__mult__mac + increments[24:22];
-  assign \$10  = count_pe__act_regfile__read + increments[27:25];
-  assign \$11  = count_pe__act_regfile__write + increments[30:28];
-  assign \$12  = count_pe__idle__cycle + increments[33:31];
-  assign \$13  = ~ run;
+  assign \$27  = count_l2__pe__act_queue__push + increments[74:72];
+  assign \$28  = count_l2__pe__act_queue__pop + increments[77:75];
+  assign \$29  = count_l2__pe__pointer_even__read + increments[80:78];
+  assign \$30  = count_l2__pe__pointer_odd__read + increments[83:81];
+  assign \$31  = count_l2__pe__sparse_sram__read + increments[86:84];
+  assign \$32  = count_l2__pe__codebook__read + increments[89:87];
+  assign \$33  = count_l2__pe__mult__mac + increments[92:90];
+  assign \$34  = count_l2__pe__act_regfile__read + increments[95:93];
+  assign \$35  = count_l2__pe__act_regfile__write + increments[98:96];
+  assign \$36  = count_l2__pe__idle__cycle + increments[101:99];
+  assign \$37  = ~ run;
   always @(posedge clk)
-    count_control__lnzd__broadcast <= \$14 ;
+    count_l0__control__lnzd__broadcast <= \$38 ;
   always @(posedge clk)
-    count_pe__act_bank__write <= \$15 ;
+    count_l0__pe__act_bank__write <= \$39 ;
   always @(posedge clk)
-    count_pe__act_queue__push <= \$16 ;
+    count_l0__pe__act_queue__push <= \$40 ;
   always @(posedge clk)
-    count_pe__act_queue__pop <= \$17 ;
+    count_l0__pe__act_queue__pop <= \$41 ;
   always @(posedge clk)
-    count_pe__pointer_even__read <= \$18 ;
+    count_l0__pe__pointer_even__read <= \$42 ;
   always @(posedge clk)
-    count_pe__pointer_odd__read <= \$19 ;
+    count_l0__pe__pointer_odd__read <= \$43 ;
   always @(posedge clk)
-    count_pe__sparse_sram__read <= \$20 ;
+    count_l0__pe__sparse_sram__read <= \$44 ;
   always @(posedge clk)
-    count_pe__codebook__read <= \$21 ;
+    count_l0__pe__codebook__read <= \$45 ;
   always @(posedge clk)
-    count_pe__mult__mac <= \$22 ;
+    count_l0__pe__mult__mac <= \$46 ;
   always @(posedge clk)
-    count_pe__act_regfile__read <= \$23 ;
+    count_l0__pe__act_regfile__read <= \$47 ;
   always @(posedge clk)
-    count_pe__act_regfile__write <= \$24 ;
+    count_l0__pe__act_regfile__write <= \$48 ;
   always @(posedge clk)
-    count_pe__idle__cycle <= \$25 ;
+    count_l0__pe__idle__cycle <= \$49 ;
+  always @(posedge clk)
+    count_l1__control__lnzd__broadcast <= \$50 ;
+  always @(posedge clk)
+    count_l1__pe__act_bank__write <= \$51 ;
+  always @(posedge clk)
+    count_l1__pe__act_queue__push <= \$52 ;
+  always @(posedge clk)
+    count_l1__pe__act_queue__pop <= \$53 ;
+  always @(posedge clk)
+    count_l1__pe__pointer_even__read <= \$54 ;
+  always @(posedge clk)
+    count_l1__pe__pointer_odd__read <= \$55 ;
+  always @(posedge clk)
+    count_l1__pe__sparse_sram__read <= \$56 ;
+  always @(posedge clk)
+    count_l1__pe__codebook__read <= \$57 ;
+  always @(posedge clk)
+    count_l1__pe__mult__mac <= \$58 ;
+  always @(posedge clk)
+    count_l1__pe__act_regfile__read <= \$59 ;
+  always @(posedge clk)
+    count_l1__pe__act_regfile__write <= \$60 ;
+  always @(posedge clk)
+    count_l1__pe__idle__cycle <= \$61 ;
+  always @(posedge clk)
+    count_l2__control__lnzd__broadcast <= \$62 ;
+  always @(posedge clk)
+    count_l2__pe__act_bank__write <= \$63 ;
+  always @(posedge clk)
+    count_l2__pe__act_queue__push <= \$64 ;
+  always @(posedge clk)
+    count_l2__pe__act_queue__pop <= \$65 ;
+  always @(posedge clk)
+    count_l2__pe__pointer_even__read <= \$66 ;
+  always @(posedge clk)
+    count_l2__pe__pointer_odd__read <= \$67 ;
+  always @(posedge clk)
+    count_l2__pe__sparse_sram__read <= \$68 ;
+  always @(posedge clk)
+    count_l2__pe__codebook__read <= \$69 ;
+  always @(posedge clk)
+    count_l2__pe__mult__mac <= \$70 ;
+  always @(posedge clk)
+    count_l2__pe__act_regfile__read <= \$71 ;
+  always @(posedge clk)
+    count_l2__pe__act_regfile__write <= \$72 ;
+  always @(posedge clk)
+    count_l2__pe__idle__cycle <= \$73 ;
+  assign \$1  = count_l0__control__lnzd__broadcast + increments[0];
+  assign \$2  = count_l0__pe__act_bank__write + increments[3:1];
+  assign \$3  = count_l0__pe__act_queue__push + increments[6:4];
+  assign \$4  = count_l0__pe__act_queue__pop + increments[9:7];
+  assign \$5  = count_l0__pe__pointer_even__read + increments[12:10];
+  assign \$6  = count_l0__pe__pointer_odd__read + increments[15:13];
+  assign \$7  = count_l0__pe__sparse_sram__read + increments[18:16];
+  assign \$8  = count_l0__pe__codebook__read + increments[21:19];
+  assign \$9  = count_l0__pe__mult__mac + increments[24:22];
+  assign \$10  = count_l0__pe__act_regfile__read + increments[27:25];
+  assign \$11  = count_l0__pe__act_regfile__write + increments[30:28];
+  assign \$12  = count_l0__pe__idle__cycle + increments[33:31];
+  assign \$13  = count_l1__control__lnzd__broadcast + increments[34];
+  assign \$14  = count_l1__pe__act_bank__write + increments[37:35];
+  assign \$15  = count_l1__pe__act_queue__push + increments[40:38];
+  assign \$16  = count_l1__pe__act_queue__pop + increments[43:41];
+  assign \$17  = count_l1__pe__pointer_even__read + increments[46:44];
+  assign \$18  = count_l1__pe__pointer_odd__read + increments[49:47];
+  assign \$19  = count_l1__pe__sparse_sram__read + increments[52:50];
+  assign \$20  = count_l1__pe__codebook__read + increments[55:53];
+  assign \$21  = count_l1__pe__mult__mac + increments[58:56];
+  assign \$22  = count_l1__pe__act_regfile__read + increments[61:59];
+  assign \$23  = count_l1__pe__act_regfile__write + increments[64:62];
+  assign \$24  = count_l1__pe__idle__cycle + increments[67:65];
+  assign \$25  = count_l2__control__lnzd__broadcast + increments[68];
+  assign \$26  = count_l2__pe__act_bank__write + increments[71:69];
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$14  = \$1 [47:0];
-    if (\$13 ) begin
-      \$14  = 48'h000000000000;
+    \$38  = \$1 [47:0];
+    if (\$37 ) begin
+      \$38  = 48'h000000000000;
     end
     if (rst) begin
-      \$14  = 48'h000000000000;
+      \$38  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$15  = \$2 [47:0];
-    if (\$13 ) begin
-      \$15  = 48'h000000000000;
+    \$39  = \$2 [47:0];
+    if (\$37 ) begin
+      \$39  = 48'h000000000000;
     end
     if (rst) begin
-      \$15  = 48'h000000000000;
+      \$39  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$16  = \$3 [47:0];
-    if (\$13 ) begin
-      \$16  = 48'h000000000000;
+    \$40  = \$3 [47:0];
+    if (\$37 ) begin
+      \$40  = 48'h000000000000;
     end
     if (rst) begin
-      \$16  = 48'h000000000000;
+      \$40  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$17  = \$4 [47:0];
-    if (\$13 ) begin
-      \$17  = 48'h000000000000;
+    \$41  = \$4 [47:0];
+    if (\$37 ) begin
+      \$41  = 48'h000000000000;
     end
     if (rst) begin
-      \$17  = 48'h000000000000;
+      \$41  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$18  = \$5 [47:0];
-    if (\$13 ) begin
-      \$18  = 48'h000000000000;
+    \$42  = \$5 [47:0];
+    if (\$37 ) begin
+      \$42  = 48'h000000000000;
     end
     if (rst) begin
-      \$18  = 48'h000000000000;
+      \$42  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$19  = \$6 [47:0];
-    if (\$13 ) begin
-      \$19  = 48'h000000000000;
+    \$43  = \$6 [47:0];
+    if (\$37 ) begin
+      \$43  = 48'h000000000000;
     end
     if (rst) begin
-      \$19  = 48'h000000000000;
+      \$43  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$20  = \$7 [47:0];
-    if (\$13 ) begin
-      \$20  = 48'h000000000000;
+    \$44  = \$7 [47:0];
+    if (\$37 ) begin
+      \$44  = 48'h000000000000;
     end
     if (rst) begin
-      \$20  = 48'h000000000000;
+      \$44  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$21  = \$8 [47:0];
-    if (\$13 ) begin
-      \$21  = 48'h000000000000;
+    \$45  = \$8 [47:0];
+    if (\$37 ) begin
+      \$45  = 48'h000000000000;
     end
     if (rst) begin
-      \$21  = 48'h000000000000;
+      \$45  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$22  = \$9 [47:0];
-    if (\$13 ) begin
-      \$22  = 48'h000000000000;
+    \$46  = \$9 [47:0];
+    if (\$37 ) begin
+      \$46  = 48'h000000000000;
     end
     if (rst) begin
-      \$22  = 48'h000000000000;
+      \$46  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$23  = \$10 [47:0];
-    if (\$13 ) begin
-      \$23  = 48'h000000000000;
+    \$47  = \$10 [47:0];
+    if (\$37 ) begin
+      \$47  = 48'h000000000000;
     end
     if (rst) begin
-      \$23  = 48'h000000000000;
+      \$47  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$24  = \$11 [47:0];
-    if (\$13 ) begin
-      \$24  = 48'h000000000000;
+    \$48  = \$11 [47:0];
+    if (\$37 ) begin
+      \$48  = 48'h000000000000;
     end
     if (rst) begin
-      \$24  = 48'h000000000000;
+      \$48  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$25  = \$12 [47:0];
-    if (\$13 ) begin
-      \$25  = 48'h000000000000;
+    \$49  = \$12 [47:0];
+    if (\$37 ) begin
+      \$49  = 48'h000000000000;
     end
     if (rst) begin
-      \$25  = 48'h000000000000;
+      \$49  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$50  = \$13 [47:0];
+    if (\$37 ) begin
+      \$50  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$50  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$51  = \$14 [47:0];
+    if (\$37 ) begin
+      \$51  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$51  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$52  = \$15 [47:0];
+    if (\$37 ) begin
+      \$52  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$52  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$53  = \$16 [47:0];
+    if (\$37 ) begin
+      \$53  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$53  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$54  = \$17 [47:0];
+    if (\$37 ) begin
+      \$54  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$54  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$55  = \$18 [47:0];
+    if (\$37 ) begin
+      \$55  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$55  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$56  = \$19 [47:0];
+    if (\$37 ) begin
+      \$56  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$56  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$57  = \$20 [47:0];
+    if (\$37 ) begin
+      \$57  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$57  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$58  = \$21 [47:0];
+    if (\$37 ) begin
+      \$58  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$58  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$59  = \$22 [47:0];
+    if (\$37 ) begin
+      \$59  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$59  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$60  = \$23 [47:0];
+    if (\$37 ) begin
+      \$60  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$60  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$61  = \$24 [47:0];
+    if (\$37 ) begin
+      \$61  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$61  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$62  = \$25 [47:0];
+    if (\$37 ) begin
+      \$62  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$62  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$63  = \$26 [47:0];
+    if (\$37 ) begin
+      \$63  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$63  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$64  = \$27 [47:0];
+    if (\$37 ) begin
+      \$64  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$64  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$65  = \$28 [47:0];
+    if (\$37 ) begin
+      \$65  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$65  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$66  = \$29 [47:0];
+    if (\$37 ) begin
+      \$66  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$66  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$67  = \$30 [47:0];
+    if (\$37 ) begin
+      \$67  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$67  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$68  = \$31 [47:0];
+    if (\$37 ) begin
+      \$68  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$68  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$69  = \$32 [47:0];
+    if (\$37 ) begin
+      \$69  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$69  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$70  = \$33 [47:0];
+    if (\$37 ) begin
+      \$70  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$70  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$71  = \$34 [47:0];
+    if (\$37 ) begin
+      \$71  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$71  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$72  = \$35 [47:0];
+    if (\$37 ) begin
+      \$72  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$72  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$73  = \$36 [47:0];
+    if (\$37 ) begin
+      \$73  = 48'h000000000000;
+    end
+    if (rst) begin
+      \$73  = 48'h000000000000;
     end
   end
   assign clear = 1'h0;
-  assign counts[575:528] = count_pe__idle__cycle;
-  assign counts[527:480] = count_pe__act_regfile__write;
-  assign counts[479:432] = count_pe__act_regfile__read;
-  assign counts[431:384] = count_pe__mult__mac;
-  assign counts[383:336] = count_pe__codebook__read;
-  assign counts[335:288] = count_pe__sparse_sram__read;
-  assign counts[287:240] = count_pe__pointer_odd__read;
-  assign counts[239:192] = count_pe__pointer_even__read;
-  assign counts[191:144] = count_pe__act_queue__pop;
-  assign counts[143:96] = count_pe__act_queue__push;
-  assign counts[95:48] = count_pe__act_bank__write;
-  assign counts[47:0] = count_control__lnzd__broadcast;
+  assign counts[1727:1680] = count_l2__pe__idle__cycle;
+  assign counts[1679:1632] = count_l2__pe__act_regfile__write;
+  assign counts[1631:1584] = count_l2__pe__act_regfile__read;
+  assign counts[1583:1536] = count_l2__pe__mult__mac;
+  assign counts[1535:1488] = count_l2__pe__codebook__read;
+  assign counts[1487:1440] = count_l2__pe__sparse_sram__read;
+  assign counts[1439:1392] = count_l2__pe__pointer_odd__read;
+  assign counts[1391:1344] = count_l2__pe__pointer_even__read;
+  assign counts[1343:1296] = count_l2__pe__act_queue__pop;
+  assign counts[1295:1248] = count_l2__pe__act_queue__push;
+  assign counts[1247:1200] = count_l2__pe__act_bank__write;
+  assign counts[1199:1152] = count_l2__control__lnzd__broadcast;
+  assign counts[1151:1104] = count_l1__pe__idle__cycle;
+  assign counts[1103:1056] = count_l1__pe__act_regfile__write;
+  assign counts[1055:1008] = count_l1__pe__act_regfile__read;
+  assign counts[1007:960] = count_l1__pe__mult__mac;
+  assign counts[959:912] = count_l1__pe__codebook__read;
+  assign counts[911:864] = count_l1__pe__sparse_sram__read;
+  assign counts[863:816] = count_l1__pe__pointer_odd__read;
+  assign counts[815:768] = count_l1__pe__pointer_even__read;
+  assign counts[767:720] = count_l1__pe__act_queue__pop;
+  assign counts[719:672] = count_l1__pe__act_queue__push;
+  assign counts[671:624] = count_l1__pe__act_bank__write;
+  assign counts[623:576] = count_l1__control__lnzd__broadcast;
+  assign counts[575:528] = count_l0__pe__idle__cycle;
+  assign counts[527:480] = count_l0__pe__act_regfile__write;
+  assign counts[479:432] = count_l0__pe__act_regfile__read;
+  assign counts[431:384] = count_l0__pe__mult__mac;
+  assign counts[383:336] = count_l0__pe__codebook__read;
+  assign counts[335:288] = count_l0__pe__sparse_sram__read;
+  assign counts[287:240] = count_l0__pe__pointer_odd__read;
+  assign counts[239:192] = count_l0__pe__pointer_even__read;
+  assign counts[191:144] = count_l0__pe__act_queue__pop;
+  assign counts[143:96] = count_l0__pe__act_queue__push;
+  assign counts[95:48] = count_l0__pe__act_bank__write;
+  assign counts[47:0] = count_l0__control__lnzd__broadcast;
 endmodule
 
 (* generator = "Amaranth" *)
-module \eie_top.core.queue0 (clk, rst, i__valid, \port$4446$0 , o__ready, i__ready, o__valid, o__payload, \port$6481$0 , level, run);
+module \eie_top.core.queue0 (clk, rst, i__valid, \port$4446$0 , o__ready, i__ready, o__valid, o__payload, \port$6993$0 , level, run);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -18719,8 +20127,8 @@ module \eie_top.core.queue0 (clk, rst, i__valid, \port$4446$0 , o__ready, i__rea
   wire o__valid;
   input [15:0] \port$4446$0 ;
   wire [15:0] \port$4446$0 ;
-  input [7:0] \port$6481$0 ;
-  wire [7:0] \port$6481$0 ;
+  input [7:0] \port$6993$0 ;
+  wire [7:0] \port$6993$0 ;
   reg [2:0] read__addr = 3'h0;
   wire [23:0] read__data;
   (* init = 3'h0 *)
@@ -18747,7 +20155,7 @@ module \eie_top.core.queue0 (clk, rst, i__valid, \port$4446$0 , o__ready, i__rea
   end
   always @(posedge clk) begin
     if (write__en)
-      storage[write__addr] <= { \port$4446$0 , \port$6481$0  };
+      storage[write__addr] <= { \port$4446$0 , \port$6993$0  };
   end
   assign o__payload = storage[read__addr];
   assign i__ready = level != 4'h8;
@@ -18809,14 +20217,14 @@ module \eie_top.core.queue0 (clk, rst, i__valid, \port$4446$0 , o__ready, i__rea
     end
   end
   assign write_addr = write__addr;
-  assign write__data = { \port$4446$0 , \port$6481$0  };
-  assign i__payload = { \port$4446$0 , \port$6481$0  };
+  assign write__data = { \port$4446$0 , \port$6993$0  };
+  assign i__payload = { \port$4446$0 , \port$6993$0  };
   assign read_addr = read__addr;
   assign read__data = o__payload;
 endmodule
 
 (* generator = "Amaranth" *)
-module \eie_top.core.queue1 (clk, rst, i__valid, \port$4447$0 , o__ready, i__ready, o__valid, o__payload, \port$6481$0 , level, run);
+module \eie_top.core.queue1 (clk, rst, i__valid, \port$4447$0 , o__ready, i__ready, o__valid, o__payload, \port$6993$0 , level, run);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -18851,8 +20259,8 @@ module \eie_top.core.queue1 (clk, rst, i__valid, \port$4447$0 , o__ready, i__rea
   wire o__valid;
   input [15:0] \port$4447$0 ;
   wire [15:0] \port$4447$0 ;
-  input [7:0] \port$6481$0 ;
-  wire [7:0] \port$6481$0 ;
+  input [7:0] \port$6993$0 ;
+  wire [7:0] \port$6993$0 ;
   reg [2:0] read__addr = 3'h0;
   wire [23:0] read__data;
   (* init = 3'h0 *)
@@ -18879,7 +20287,7 @@ module \eie_top.core.queue1 (clk, rst, i__valid, \port$4447$0 , o__ready, i__rea
   end
   always @(posedge clk) begin
     if (write__en)
-      storage[write__addr] <= { \port$4447$0 , \port$6481$0  };
+      storage[write__addr] <= { \port$4447$0 , \port$6993$0  };
   end
   assign o__payload = storage[read__addr];
   assign i__ready = level != 4'h8;
@@ -18941,14 +20349,14 @@ module \eie_top.core.queue1 (clk, rst, i__valid, \port$4447$0 , o__ready, i__rea
     end
   end
   assign write_addr = write__addr;
-  assign write__data = { \port$4447$0 , \port$6481$0  };
-  assign i__payload = { \port$4447$0 , \port$6481$0  };
+  assign write__data = { \port$4447$0 , \port$6993$0  };
+  assign i__payload = { \port$4447$0 , \port$6993$0  };
   assign read_addr = read__addr;
   assign read__data = o__payload;
 endmodule
 
 (* generator = "Amaranth" *)
-module \eie_top.core.queue2 (clk, rst, i__valid, \port$4448$0 , o__ready, i__ready, o__valid, o__payload, \port$6481$0 , level, run);
+module \eie_top.core.queue2 (clk, rst, i__valid, \port$4448$0 , o__ready, i__ready, o__valid, o__payload, \port$6993$0 , level, run);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -18983,8 +20391,8 @@ module \eie_top.core.queue2 (clk, rst, i__valid, \port$4448$0 , o__ready, i__rea
   wire o__valid;
   input [15:0] \port$4448$0 ;
   wire [15:0] \port$4448$0 ;
-  input [7:0] \port$6481$0 ;
-  wire [7:0] \port$6481$0 ;
+  input [7:0] \port$6993$0 ;
+  wire [7:0] \port$6993$0 ;
   reg [2:0] read__addr = 3'h0;
   wire [23:0] read__data;
   (* init = 3'h0 *)
@@ -19011,7 +20419,7 @@ module \eie_top.core.queue2 (clk, rst, i__valid, \port$4448$0 , o__ready, i__rea
   end
   always @(posedge clk) begin
     if (write__en)
-      storage[write__addr] <= { \port$4448$0 , \port$6481$0  };
+      storage[write__addr] <= { \port$4448$0 , \port$6993$0  };
   end
   assign o__payload = storage[read__addr];
   assign i__ready = level != 4'h8;
@@ -19073,14 +20481,14 @@ module \eie_top.core.queue2 (clk, rst, i__valid, \port$4448$0 , o__ready, i__rea
     end
   end
   assign write_addr = write__addr;
-  assign write__data = { \port$4448$0 , \port$6481$0  };
-  assign i__payload = { \port$4448$0 , \port$6481$0  };
+  assign write__data = { \port$4448$0 , \port$6993$0  };
+  assign i__payload = { \port$4448$0 , \port$6993$0  };
   assign read_addr = read__addr;
   assign read__data = o__payload;
 endmodule
 
 (* generator = "Amaranth" *)
-module \eie_top.core.queue3 (clk, rst, i__valid, \port$4449$0 , o__ready, i__ready, o__valid, o__payload, \port$6481$0 , level, run);
+module \eie_top.core.queue3 (clk, rst, i__valid, \port$4449$0 , o__ready, i__ready, o__valid, o__payload, \port$6993$0 , level, run);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -19115,8 +20523,8 @@ module \eie_top.core.queue3 (clk, rst, i__valid, \port$4449$0 , o__ready, i__rea
   wire o__valid;
   input [15:0] \port$4449$0 ;
   wire [15:0] \port$4449$0 ;
-  input [7:0] \port$6481$0 ;
-  wire [7:0] \port$6481$0 ;
+  input [7:0] \port$6993$0 ;
+  wire [7:0] \port$6993$0 ;
   reg [2:0] read__addr = 3'h0;
   wire [23:0] read__data;
   (* init = 3'h0 *)
@@ -19143,7 +20551,7 @@ module \eie_top.core.queue3 (clk, rst, i__valid, \port$4449$0 , o__ready, i__rea
   end
   always @(posedge clk) begin
     if (write__en)
-      storage[write__addr] <= { \port$4449$0 , \port$6481$0  };
+      storage[write__addr] <= { \port$4449$0 , \port$6993$0  };
   end
   assign o__payload = storage[read__addr];
   assign i__ready = level != 4'h8;
@@ -19205,8 +20613,8 @@ module \eie_top.core.queue3 (clk, rst, i__valid, \port$4449$0 , o__ready, i__rea
     end
   end
   assign write_addr = write__addr;
-  assign write__data = { \port$4449$0 , \port$6481$0  };
-  assign i__payload = { \port$4449$0 , \port$6481$0  };
+  assign write__data = { \port$4449$0 , \port$6993$0  };
+  assign i__payload = { \port$4449$0 , \port$6993$0  };
   assign read_addr = read__addr;
   assign read__data = o__payload;
 endmodule
