@@ -84,7 +84,7 @@ def test_eie_generate_writes_lint_clean_verilog_and_manifest(tmp_path):
     assert manifest["num_pes"] == 2 and manifest["queue_depth"] == 8
     assert [layer["rows"] for layer in manifest["layers"]] == [256, 128, 10]
     assert manifest["activation_bank_rows"] == 128  # 256 columns over 2 banks
-    assert "pe.sparse_sram.read" in manifest["events"]
+    assert "l2.pe.sparse_sram.read" in manifest["events"]
     bare = run_cli("generate", "--arch", "eie", "mlp-sparse", "--pes", "2", "--no-counters",
                    "-o", str(tmp_path / "bare"))
     assert bare.returncode == 0, bare.stderr
