@@ -186,6 +186,18 @@ def _energy(args, console) -> int:
                       f"{row['total_nj']:.3f}", f"{row['time_us']:.2f}",
                       f"{row['power_mw']:.2f}", mac)
     console.print(table)
+    for key, title in (("energy_by_component_uj", "by component (memory instance, operator)"),
+                       ("energy_by_layer_uj", "by layer / stage")):
+        detail = Table(title=f"energy per inference {title}, nJ")
+        detail.add_column("")
+        for row in energy_rows(results):
+            detail.add_column(row["label"], justify="right")
+        names = sorted({name for result in results for name in result.get(key, {})})
+        for name in names:
+            detail.add_row(name, *("-" if name not in result.get(key, {}) else
+                                   f"{1e3 * result[key][name]:.3f}" for result in results))
+        if names:
+            console.print(detail)
     for path in stacked_bar_chart(results, args.chart):
         console.print(f"wrote {path}")
     return 0

@@ -100,3 +100,14 @@ def test_lint_gate_passes_generated_and_rejects_real_problems():
     assert any("UNDRIVEN" in line for line in lint_findings(undriven, "top"))
     with pytest.raises(LintError, match="lint of top"):
         check_lint(undriven, "top")
+
+
+def test_clean_lint_verdicts_are_cached_and_failures_are_not(fresh_cache):
+    check_lint(fifo_verilog(), "stream_fifo")
+    markers = list((fresh_cache / "lint").glob("*.clean"))
+    assert len(markers) == 1
+    undriven = "module top(output [3:0] y, input a); wire [3:0] w; assign y = w; endmodule\n"
+    for _ in range(2):
+        with pytest.raises(LintError):
+            check_lint(undriven, "top")
+    assert list((fresh_cache / "lint").glob("*.clean")) == markers
