@@ -111,7 +111,7 @@ def test_eie_simulate_json_contract(tmp_path):
     assert set(data["energy_by_layer_uj"]) == {"l0", "l1", "l2"}
     assert "pe.sparse_sram" in data["energy_by_component_uj"]
     off_chip = run_cli("simulate", "--arch", "eie", "mlp-sparse", "--pes", "16",
-                       "--queue-depth", "8", "--images", "12", "--on-chip-kib", "1",
+                       "--queue-depth", "8", "--images", "3", "--on-chip-kib", "1",
                        "--json", str(tmp_path / "dram.json"))
     assert off_chip.returncode == 0, off_chip.stderr
     spilled = json.loads((tmp_path / "dram.json").read_text())
