@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from accel import __version__
-from accel.errors import AccelError
+from accel.errors import AccelError, ConfigError
 
 
 def _doctor(args, console) -> int:
@@ -85,6 +85,11 @@ def _train(args, console) -> int:
 DEFAULT_CLOCK_MHZ = 200.0
 
 
+def _check_positive(option: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ConfigError(f"{option} must be positive, got {value}")
+
+
 def _configure(args):
     from accel.hw.registry import architecture
     from accel.nn import load
@@ -110,19 +115,18 @@ def _generate(args, console) -> int:
 def _simulate(args, console) -> int:
     from rich.table import Table
 
+    from accel.energy.tech import load_technology
     from accel.io import write_json
     from accel.nn.evaluate import load_data
 
-    from accel.energy.tech import load_technology
-
-    tech = load_technology(args.tech)  # a bad table fails before the simulation, not after
+    # bad options fail before the simulation, not after it
+    _check_positive("--images", args.images)
+    if args.on_chip_kib is not None and args.on_chip_kib < 0:
+        raise ConfigError(f"--on-chip-kib must be non-negative, got {args.on_chip_kib:g}")
+    tech = load_technology(args.tech)
     arch, network, mapping = _configure(args)
     inputs, labels, source = load_data(args.data, args.labels, network)
     if args.images is not None:
-        if args.images < 1:
-            from accel.errors import ConfigError
-
-            raise ConfigError(f"--images must be positive, got {args.images}")
         inputs = inputs[:args.images]
         labels = labels[:args.images] if labels is not None else None
     with console.status(f"simulating {len(inputs)} images of {args.model} on {args.arch} "
@@ -210,10 +214,7 @@ def _demo(args, console) -> int:
 
     from accel.demo import agrees, run_demo
 
-    if args.images is not None and args.images < 1:
-        from accel.errors import ConfigError
-
-        raise ConfigError(f"--images must be positive, got {args.images}")
+    _check_positive("--images", args.images)
     with console.status("accel demo") as status:
         results = run_demo(args.images, Path(args.out) if args.out else None,
                            progress=status.update)

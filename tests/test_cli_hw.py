@@ -64,6 +64,8 @@ def test_hardware_errors_are_one_line(tmp_path):
         (["simulate", "--arch", "eie", "mlp-sparse", "--target-fps", "10"], "FINN options"),
         (["simulate", "--arch", "eie", "mlp-sparse", "--tech", "7nm"], "no technology table"),
         (["energy", str(tmp_path / "none.json")], "no such result file"),
+        (["simulate", "--arch", "finn", BREVITAS, "--pes", "4"], "EIE options"),
+        (["simulate", "--arch", "eie", "mlp-sparse", "--on-chip-kib", "-1"], "non-negative"),
         (["energy", str(bad)], "not JSON"),
         (["generate", "--arch", "finn", BREVITAS, "--folding", str(bad), "-o", str(tmp_path)],
          "legal PE"),

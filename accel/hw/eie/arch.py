@@ -25,7 +25,9 @@ DEFAULT_QUEUE_DEPTH = 8
 
 
 def configure(network: Network, *, pes=None, queue_depth=None, folding=None, target_fps=None,
-              count_events: bool = True, **_) -> EIENetworkMapping:
+              count_events: bool = True, clock_mhz=None) -> EIENetworkMapping:
+    """``pes`` PEs (default 4) with activation queues of ``queue_depth`` (default 8);
+    ``clock_mhz`` only states times (EIE's timing does not depend on it)."""
     if folding is not None or target_fps is not None:
         raise ConfigError("--folding and --target-fps are FINN options; EIE takes --pes and "
                           "--queue-depth")
