@@ -393,3 +393,50 @@ class EIEHarness(wiring.Component):
         if mp.count_events:
             m.d.comb += self.event_counts.eq(core.event_counts)
         return m
+
+
+class EIEVectorLoader(wiring.Component):
+    """Simulation top: the harness plus a loader that takes a whole input vector on one wide
+    port and writes it through the load port, one column per cycle, after a ``start`` pulse
+    (``max_cols`` cycles), so that testbenches set one value per image instead of stepping
+    Python through every column."""
+
+    def __init__(self, mapping: EIENetworkMapping):
+        self.harness = EIEHarness(mapping)
+        self.mapping = mapping
+        self.counters = self.harness.counters
+        ports = {name: member for name, member in self.harness.signature.members.items()
+                 if not name.startswith("load_")}
+        ports["vector"] = In(mapping.max_cols * mapping.activation_bits)
+        ports["start"] = In(1)
+        super().__init__(ports)
+
+    def elaborate(self, platform):
+        m = Module()
+        mp = self.mapping
+        m.submodules.harness = harness = self.harness
+        column = Signal(range(max(mp.max_cols, 2)))
+        bank = Signal.like(harness.load_bank)
+        bank_row = Signal.like(harness.load_row)
+        loading = Signal()
+        with m.If(self.start):
+            m.d.sync += [loading.eq(1), column.eq(0), bank.eq(0), bank_row.eq(0)]
+        with m.Elif(loading):
+            m.d.sync += column.eq(column + 1)
+            with m.If(bank == mp.num_pes - 1):
+                m.d.sync += [bank.eq(0), bank_row.eq(bank_row + 1)]
+            with m.Else():
+                m.d.sync += bank.eq(bank + 1)
+            with m.If(column == mp.max_cols - 1):
+                m.d.sync += loading.eq(0)
+        m.d.comb += [harness.load_en.eq(loading), harness.load_bank.eq(bank),
+                     harness.load_row.eq(bank_row),
+                     harness.load_data.eq(self.vector.word_select(column, mp.activation_bits))]
+        for name in self.signature.members:
+            if name in ("vector", "start"):
+                continue
+            if self.signature.members[name].flow == In:
+                m.d.comb += getattr(harness, name).eq(getattr(self, name))
+            else:
+                m.d.comb += getattr(self, name).eq(getattr(harness, name))
+        return m

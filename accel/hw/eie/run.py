@@ -7,10 +7,10 @@ import numpy as np
 
 from accel.hw.eie.mapping import EIELayerMapping, EIENetworkMapping, single_layer
 from accel.hw.eie.model import simulate_network
-from accel.hw.eie.rtl import EIEHarness
+from accel.hw.eie.rtl import EIEVectorLoader
 from accel.hw.verilog import to_verilog
 
-HARNESS_NAME = "eie_harness"
+SIM_TOP_NAME = "eie_sim_top"
 TESTBENCH = "accel.sim.tb.eie_tb"
 
 
@@ -42,15 +42,15 @@ def run_rtl(mapping: EIENetworkMapping, layer_inputs: list[np.ndarray]) -> list[
     from accel.sim import runner
     from accel.sim.lint import check_lint
 
-    harness = EIEHarness(mapping)
-    verilog = to_verilog(harness, HARNESS_NAME)
-    check_lint(verilog, HARNESS_NAME)
+    harness = EIEVectorLoader(mapping)
+    verilog = to_verilog(harness, SIM_TOP_NAME)
+    check_lint(verilog, SIM_TOP_NAME)
     vectors = layer_inputs[0]
     timings = model_timings(mapping, layer_inputs)
     last = mapping.layers[-1]
     padded = np.zeros((len(vectors), mapping.max_cols), dtype=np.int64)
     padded[:, :vectors.shape[1]] = vectors
-    sim = runner.run(runner.build(verilog, HARNESS_NAME), TESTBENCH, inputs={
+    sim = runner.run(runner.build(verilog, SIM_TOP_NAME), TESTBENCH, inputs={
         "vectors": padded, "num_pes": mapping.num_pes, "local_rows": last.local_rows,
         "activation_bits": mapping.activation_bits,
         "max_cycles": 4 * max(t.cycles for t in timings) + 100})

@@ -1,6 +1,6 @@
-"""Runs the EIE engine (``accel.hw.eie.rtl.EIEHarness``) on each vector: loads the
-activations, runs until ``done`` with no Python per cycle, reads back the last layer's
-accumulators of every PE and the counters."""
+"""Runs the EIE engine (``accel.hw.eie.rtl.EIEVectorLoader``) on each vector: one write of the
+whole vector, the hardware loads it column by column, then runs until ``done`` with no Python
+per cycle; reads back the last layer's accumulators of every PE and the counters."""
 
 import cocotb
 from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
@@ -9,29 +9,29 @@ from accel.sim import tbio
 
 
 @cocotb.test()
-async def run_layer(dut):
+async def run_vectors(dut):
     cfg = tbio.inputs()
+    bits = cfg["activation_bits"]
+    mask = (1 << bits) - 1
     tbio.start_clock(dut.clk)
     dut.run.value = 0
-    dut.load_en.value = 0
+    dut.start.value = 0
     await tbio.reset(dut)
     results = []
     for activations in cfg["vectors"]:
         dut.run.value = 0
-        for column, value in enumerate(activations):
-            dut.load_bank.value = column % cfg["num_pes"]
-            dut.load_row.value = column // cfg["num_pes"]
-            dut.load_data.value = value & ((1 << cfg["activation_bits"]) - 1)
-            dut.load_en.value = 1
-            await RisingEdge(dut.clk)
-        dut.load_en.value = 0
+        dut.vector.value = sum((int(value) & mask) << (bits * j)
+                               for j, value in enumerate(activations))
+        dut.start.value = 1
         await RisingEdge(dut.clk)
+        dut.start.value = 0
+        await ClockCycles(dut.clk, len(activations) + 1)
         dut.run.value = 1
         limit = Timer(cfg["max_cycles"] * tbio.CLOCK_PERIOD_NS, unit="ns")
         await RisingEdge(dut.clk)
         if not int(dut.done.value):
             if await First(RisingEdge(dut.done), limit) is limit:
-                raise AssertionError(f"layer not done after {cfg['max_cycles']} cycles")
+                raise AssertionError(f"not done after {cfg['max_cycles']} cycles")
         accumulators = []
         for pe in range(cfg["num_pes"]):
             for row in range(cfg["local_rows"]):
