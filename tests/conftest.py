@@ -19,3 +19,26 @@ def run_cli(*args, env=None, cwd=None):
     full_env.update(env or {})
     exe = os.path.join(os.path.dirname(sys.executable), "accel")
     return subprocess.run([exe, *args], capture_output=True, text=True, env=full_env, cwd=cwd)
+
+
+@pytest.fixture
+def small_sparse_mlp(tmp_path):
+    """mlp-sparse cut down to 64-24-16-10 (its first rows and columns) as a QONNX file: the
+    same layer types, shared weights and scales, and an engine that builds in seconds."""
+    from dataclasses import replace
+
+    from accel.nn import load, save
+    from accel.nn.ir import Dense, Network
+
+    network = load("mlp-sparse")
+    widths = iter([24, 16, 10])
+    inputs, layers = network.input_shape[1], []
+    for layer in network.layers:
+        if isinstance(layer, Dense):
+            outputs = next(widths)
+            layer = replace(layer, weights=layer.weights[:outputs, :inputs],
+                            bias=None if layer.bias is None else layer.bias[:outputs])
+            inputs = outputs
+        layers.append(layer)
+    return save(Network("mlp-small", network.input_shape, layers, network.input_type),
+                tmp_path / "mlp-small.onnx")

@@ -78,56 +78,56 @@ def test_hardware_errors_are_one_line(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_eie_generate_writes_lint_clean_verilog_and_manifest(tmp_path):
-    result = run_cli("generate", "--arch", "eie", "mlp-sparse", "--pes", "2", "-o",
+def test_eie_generate_writes_lint_clean_verilog_and_manifest(tmp_path, small_sparse_mlp):
+    result = run_cli("generate", "--arch", "eie", str(small_sparse_mlp), "--pes", "2", "-o",
                      str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     manifest = json.loads((tmp_path / "out" / "eie_top.json").read_text())
     assert manifest["num_pes"] == 2 and manifest["queue_depth"] == 8
-    assert [layer["rows"] for layer in manifest["layers"]] == [256, 128, 10]
-    assert manifest["activation_bank_rows"] == 128  # 256 columns over 2 banks
+    assert [layer["rows"] for layer in manifest["layers"]] == [24, 16, 10]
+    assert manifest["activation_bank_rows"] == 32  # 64 input columns over 2 banks
     assert "l2.pe.sparse_sram.read" in manifest["events"]
-    bare = run_cli("generate", "--arch", "eie", "mlp-sparse", "--pes", "2", "--no-counters",
-                   "-o", str(tmp_path / "bare"))
+    bare = run_cli("generate", "--arch", "eie", str(small_sparse_mlp), "--pes", "2",
+                   "--no-counters", "-o", str(tmp_path / "bare"))
     assert bare.returncode == 0, bare.stderr
     assert "event_counts" not in (tmp_path / "bare" / "eie_top.v").read_text()
     for directory in ("out", "bare"):
         check_lint(tmp_path / directory / "eie_top.v", "eie_top")
 
 
-def test_eie_simulate_json_contract(tmp_path):
+def test_eie_simulate_json_contract(tmp_path, small_sparse_mlp):
     out = tmp_path / "sim.json"
-    result = run_cli("simulate", "--arch", "eie", "mlp-sparse", "--pes", "16",
-                     "--queue-depth", "8", "--images", "12", "--json", str(out))
+    common = ("simulate", "--arch", "eie", str(small_sparse_mlp), "--pes", "4",
+              "--queue-depth", "2")
+    result = run_cli(*common, "--images", "40", "--json", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads(out.read_text())
     assert CONTRACT <= set(data)
-    assert data["images"] == 12 and data["bit_exact"] and data["model_events_equal"]
+    assert data["images"] == 40 and data["bit_exact"] and data["model_events_equal"]
     assert data["cycles_per_inference"] == data["model_cycles_per_inference"]
     assert 0 < data["load_balance_efficiency"] <= 1
-    # between layers every PE writes back one row per cycle: 256/16 + 128/16 rows
-    assert data["events"]["l0.pe.act_bank.write"] == 16 * 16
-    assert data["events"]["l1.pe.act_bank.write"] == 16 * 8
+    # between layers every PE writes back one row per cycle: 24/4 and 16/4 rows
+    assert data["events"]["l0.pe.act_bank.write"] == 4 * 6
+    assert data["events"]["l1.pe.act_bank.write"] == 4 * 4
     assert data["events"]["l2.pe.act_bank.write"] == 0  # the last layer is read out, not written
     assert data["energy_uj_per_inference"] == data["model_energy_uj_per_inference"] > 0
     assert set(data["energy_by_layer_uj"]) == {"l0", "l1", "l2"}
     assert "pe.sparse_sram" in data["energy_by_component_uj"]
-    off_chip = run_cli("simulate", "--arch", "eie", "mlp-sparse", "--pes", "16",
-                       "--queue-depth", "8", "--images", "3", "--on-chip-kib", "1",
-                       "--json", str(tmp_path / "dram.json"))
+    macs = sum(data["events"][f"l{i}.pe.mult.mac"] for i in range(3))
+    assert data["pj_per_mac"] == pytest.approx(1e6 * data["energy_uj_per_inference"] / macs)
+    off_chip = run_cli(*common, "--images", "3", "--on-chip-kib", "0.1", "--json",
+                       str(tmp_path / "dram.json"))
     assert off_chip.returncode == 0, off_chip.stderr
     spilled = json.loads((tmp_path / "dram.json").read_text())
     assert "pe.sparse_sram" in spilled["energy_off_chip_memories"]
     assert spilled["energy_breakdown_uj"]["dram"] > 0
     assert spilled["energy_uj_per_inference"] > 2 * data["energy_uj_per_inference"]
-    macs = sum(data["events"][f"l{i}.pe.mult.mac"] for i in range(3))
-    assert data["pj_per_mac"] == pytest.approx(1e6 * data["energy_uj_per_inference"] / macs)
 
     chart = tmp_path / "chart"
     table = run_cli("energy", str(out), str(tmp_path / "dram.json"), "--chart", str(chart),
                     env={"COLUMNS": "200"})
     assert table.returncode == 0, table.stderr
-    assert "eie mlp-sparse (16 PEs, queue 8)" in table.stdout
+    assert "eie mlp-small (4 PEs, queue 2)" in table.stdout
     assert f"{1e3 * data['energy_uj_per_inference']:.3f}" in table.stdout
     assert chart.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     assert "<svg" in chart.with_suffix(".svg").read_text()

@@ -28,7 +28,9 @@ def random_runs(seed, count):
     return runs
 
 
-@pytest.mark.parametrize("width,depth", [(8, 1), (16, 2), (16, 3), (12, 8)])
+@pytest.mark.parametrize("width,depth", [
+    (8, 1), (16, 2), pytest.param(16, 3, marks=pytest.mark.slow),
+    pytest.param(12, 8, marks=pytest.mark.slow)])
 def test_fifo_random_backpressure_matches_model(width, depth):
     harness = FIFOHarness(width=width, depth=depth)
     verilog = to_verilog(harness, "fifo_harness")

@@ -1,4 +1,5 @@
-"""The notebooks run from top to bottom with the code as it is (they cannot rot)."""
+"""The notebooks run from top to bottom with the code as it is (they cannot rot). Slow (a
+Verilator build of the EIE engine inside): CI runs them with the rest of the slow tests."""
 
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes(path, tmp_path):
     notebook = nbformat.read(path, as_version=4)

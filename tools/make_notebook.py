@@ -61,7 +61,7 @@ new_code_cell("""from accel.hw.registry import architecture
 from accel.sim.lint import check_lint
 
 eie = architecture("eie")
-mapping = eie.configure(sparse, pes=16, queue_depth=8)
+mapping = eie.configure(sparse, pes=4, queue_depth=8)  # the configuration in rtl/eie/
 out = Path(tempfile.mkdtemp())
 verilog, manifest = eie.generate(mapping, out)
 check_lint(verilog, "eie_top")
@@ -94,7 +94,7 @@ fig, ax = plt.subplots(figsize=(7, 3))
 names = sorted(components, key=components.get)
 ax.barh(names, [1e3 * components[n] for n in names])
 ax.set_xlabel("nJ per inference")
-ax.set_title("mlp-sparse on 16 PEs: energy by component")
+ax.set_title("mlp-sparse on 4 PEs: energy by component")
 fig.tight_layout()"""),
 new_markdown_cell("""### Exploring PE counts with the cycle model
 
@@ -123,7 +123,7 @@ for axis in axes:
 fig.tight_layout()
 for row in sweep:
     print("PEs {:3d}: {:7.1f} cycles, balance {:.3f}, {:.2f} nJ".format(*row))
-assert sweep[4][1] == result.model_cycles_per_inference  # 16 PEs: the Verilator run above"""),
+assert sweep[2][1] == result.model_cycles_per_inference  # 4 PEs: the Verilator run above"""),
 ]
 for number, cell in enumerate(cells):
     cell.id = f"cell-{number}"  # stable ids: regenerating gives the same file

@@ -40,7 +40,8 @@ def run_label(result: dict) -> str:
         config = f"II {result['initiation_interval_cycles']}"
     else:
         config = ""
-    return f"{result['arch']} {result['model']}" + (f" ({config})" if config else "")
+    model = Path(result["model"]).stem  # a shipped model's name, or a file's
+    return f"{result['arch']} {model}" + (f" ({config})" if config else "")
 
 
 def energy_rows(results: list[dict]) -> list[dict]:
