@@ -100,6 +100,7 @@ def _configure(args):
                                          target_fps=args.target_fps,
                                          clock_mhz=args.clock_mhz, pes=args.pes,
                                          queue_depth=args.queue_depth,
+                                         sparse_word_bits=args.sparse_word_bits,
                                          count_events=not getattr(args, "no_counters", False))
 
 
@@ -253,6 +254,8 @@ def _add_hardware_arguments(parser) -> None:
     parser.add_argument("--pes", type=int, help="EIE: processing elements (default 4)")
     parser.add_argument("--queue-depth", type=int,
                         help="EIE: activation queue depth per PE (default 8)")
+    parser.add_argument("--sparse-word-bits", type=int,
+                        help="EIE: sparse-matrix SRAM word width, 16 to 512 (default 64)")
     parser.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ,
                         help=f"clock for times, rates and --target-fps (default "
                              f"{DEFAULT_CLOCK_MHZ:g})")

@@ -24,14 +24,14 @@ def random_layer(seed, rows, cols, density):
     return weights, vectors
 
 
-@pytest.mark.parametrize("pes,depth,seed", [
-    (3, 1, 1), pytest.param(8, 8, 2, marks=pytest.mark.slow)])
-def test_random_sparse_layers(pes, depth, seed):
+@pytest.mark.parametrize("pes,depth,seed,per_word", [
+    (3, 1, 1, 8), pytest.param(8, 8, 2, 2, marks=pytest.mark.slow)])
+def test_random_sparse_layers(pes, depth, seed, per_word):
     # at least 17 local rows per PE, so that a gap over 15 (a padding entry) is possible
     weights, vectors = random_layer(seed, rows=max(70, 18 * pes), cols=40, density=0.15)
     mapping = map_layer("random", weights, num_pes=pes, queue_depth=depth)
     assert mapping.matrix.padding_entries > 0
-    for result in run_layer_rtl(mapping, vectors):
+    for result in run_layer_rtl(mapping, vectors, per_word):
         np.testing.assert_array_equal(result["outputs"], result["expected"])
         assert result["cycles"] == result["model"].cycles
         assert result["events"] == result["model"].events

@@ -10,6 +10,7 @@ from accel.energy.model import estimate
 from accel.errors import ConfigError
 from accel.hw.eie.energy import event_specs, storage_of
 from accel.hw.eie.mapping import EIENetworkMapping, map_network
+from accel.hw.eie.model import ENTRIES_PER_WORD, ENTRY_BITS
 from accel.hw.eie.rtl import EIEHarness, event_declarations, pe_storage, pointer_bits
 from accel.hw.eie.run import network_layer_inputs, run_rtl
 from accel.hw.result import SimResult
@@ -24,16 +25,24 @@ DEFAULT_PES = 4
 DEFAULT_QUEUE_DEPTH = 8
 
 
-def configure(network: Network, *, pes=None, queue_depth=None, folding=None, target_fps=None,
-              count_events: bool = True, clock_mhz=None) -> EIENetworkMapping:
-    """``pes`` PEs (default 4) with activation queues of ``queue_depth`` (default 8);
-    ``clock_mhz`` only states times (EIE's timing does not depend on it)."""
+def configure(network: Network, *, pes=None, queue_depth=None, sparse_word_bits=None,
+              folding=None, target_fps=None, count_events: bool = True,
+              clock_mhz=None) -> EIENetworkMapping:
+    """``pes`` PEs (default 4) with activation queues of ``queue_depth`` (default 8) and
+    sparse-matrix SRAM words of ``sparse_word_bits`` (default 64: 8 entries); ``clock_mhz``
+    only states times (EIE's timing does not depend on it)."""
     if folding is not None or target_fps is not None:
         raise ConfigError("--folding and --target-fps are FINN options; EIE takes --pes and "
                           "--queue-depth")
+    if sparse_word_bits is None:
+        sparse_word_bits = ENTRIES_PER_WORD * ENTRY_BITS
+    if sparse_word_bits % ENTRY_BITS:
+        raise ConfigError(f"--sparse-word-bits {sparse_word_bits}: a word holds whole "
+                          f"{ENTRY_BITS}-bit entries")
     return map_network(network, num_pes=DEFAULT_PES if pes is None else pes,
                        queue_depth=DEFAULT_QUEUE_DEPTH if queue_depth is None else queue_depth,
-                       count_events=count_events)
+                       count_events=count_events,
+                       entries_per_word=sparse_word_bits // ENTRY_BITS)
 
 
 def manifest(mapping: EIENetworkMapping) -> dict:
@@ -58,6 +67,7 @@ def manifest(mapping: EIENetworkMapping) -> dict:
         "arch": NAME, "top": TOP_NAME, "network": mapping.name, "num_pes": n,
         "queue_depth": mapping.queue_depth, "activation_bits": mapping.activation_bits,
         "accumulator_bits": mapping.accumulator_bits, "pointer_bits": pointer_bits(mapping),
+        "sparse_word_bits": mapping.entries_per_word * ENTRY_BITS,
         "sparse_entries_per_pe": [len(pe_storage(mapping, k)[1]) for k in range(n)],
         "activation_bank_rows": mapping.bank_rows, "layers": layers, "ports": widths,
         "protocol": (

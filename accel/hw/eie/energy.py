@@ -19,6 +19,7 @@ class PEStorage:
     num_pes: int
     queue_depth: int
     sparse_bytes: float  # CSC entries of all layers
+    sparse_word_bits: int  # one sparse-matrix SRAM read
     pointer_bank_entries: int  # per bank (even or odd)
     pointer_bits: int
     activation_rows: int  # source activations (one bank per PE)
@@ -31,6 +32,7 @@ class PEStorage:
 
 
 EIE_PAPER_PE = PEStorage(num_pes=64, queue_depth=8, sparse_bytes=128 * 1024,
+                         sparse_word_bits=ENTRIES_PER_WORD * ENTRY_BITS,
                          pointer_bank_entries=8 * 1024, pointer_bits=16, activation_rows=64,
                          activation_bits=16, accumulator_rows=64, accumulator_bits=16,
                          column_bits=16, lnzd_inputs=64)
@@ -44,6 +46,7 @@ def storage_of(mapping) -> PEStorage:
     return PEStorage(
         num_pes=mapping.num_pes, queue_depth=mapping.queue_depth,
         sparse_bytes=max(len(entries) for _, entries, _ in stored) * ENTRY_BITS / 8,
+        sparse_word_bits=mapping.entries_per_word * ENTRY_BITS,
         pointer_bank_entries=max(-(-len(pointers) // 2) for pointers, _, _ in stored),
         pointer_bits=pointer_bits(mapping), activation_rows=mapping.bank_rows,
         activation_bits=mapping.activation_bits, accumulator_rows=mapping.max_local_rows,
@@ -82,7 +85,7 @@ def physical_event_specs(storage: PEStorage) -> dict[str, EventSpec]:
         "pe.pointer_odd.read": EventSpec("sram", "memory", pointer_bank),
         "pe.sparse_sram.read": EventSpec(
             "sram", "memory", {"capacity_bytes": storage.sparse_bytes,
-                               "width": ENTRIES_PER_WORD * ENTRY_BITS,
+                               "width": storage.sparse_word_bits,
                                "instances": storage.num_pes}),
         "pe.codebook.read": EventSpec("register", "compute",
                                       {"capacity_bytes": 16 * 2, "width": 16}),

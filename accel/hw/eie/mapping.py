@@ -10,6 +10,7 @@ import numpy as np
 from accel.compress.eie import EIEMatrix, encode_eie
 from accel.compress.network import codebook_indices
 from accel.errors import ConfigError
+from accel.hw.eie.model import ENTRIES_PER_WORD
 
 CODEBOOK_ENTRIES = 16
 
@@ -86,6 +87,13 @@ class EIENetworkMapping:
     requantize: list[Requantize]  # len(layers) - 1
     final_bias: np.ndarray | None = field(repr=False, default=None)
     count_events: bool = True  # without: no event counters (smaller FPGA builds)
+    entries_per_word: int = ENTRIES_PER_WORD  # sparse-matrix SRAM word = 8 bits x this
+
+    def __post_init__(self):
+        words = self.entries_per_word
+        if words < 2 or words > 64 or words & (words - 1):
+            raise ConfigError(f"sparse-matrix SRAM words of {words} entries: use a power of "
+                              "two from 2 to 64 (16- to 512-bit words)")
 
     @property
     def num_pes(self) -> int:
@@ -117,12 +125,13 @@ class EIENetworkMapping:
         return max(layer.accumulator_bits for layer in self.layers)
 
 
-def single_layer(layer: EIELayerMapping) -> EIENetworkMapping:
-    return EIENetworkMapping(layer.name, [layer], [])
+def single_layer(layer: EIELayerMapping,
+                 entries_per_word: int = ENTRIES_PER_WORD) -> EIENetworkMapping:
+    return EIENetworkMapping(layer.name, [layer], [], entries_per_word=entries_per_word)
 
 
-def map_network(network, *, num_pes: int, queue_depth: int = 8,
-                count_events: bool = True) -> EIENetworkMapping:
+def map_network(network, *, num_pes: int, queue_depth: int = 8, count_events: bool = True,
+                entries_per_word: int = ENTRIES_PER_WORD) -> EIENetworkMapping:
     """A chain Quant -> (Dense -> [Relu] -> Quant)* -> Dense of shared weights, with
     power-of-two scales, onto the EIE engine. Activations are held as signed integers wide
     enough for every Quant (16 bits for signed 16-bit fixed point, 17 for unsigned)."""
@@ -169,4 +178,5 @@ def map_network(network, *, num_pes: int, queue_depth: int = 8,
                               "right shift (power-of-two scales needed)")
         requantize.append(Requantize(bias, relu, shift, quant.bits, quant.signed))
         index += 3 if relu else 2
-    return EIENetworkMapping(network.name, mapped, requantize, final_bias, count_events)
+    return EIENetworkMapping(network.name, mapped, requantize, final_bias, count_events,
+                             entries_per_word)

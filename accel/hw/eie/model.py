@@ -165,13 +165,14 @@ class EIENetworkTiming:
 
 
 def simulate_network(matrices: list[EIEMatrix], layer_inputs: list[np.ndarray],
-                     queue_depth: int = 8) -> EIENetworkTiming:
+                     queue_depth: int = 8,
+                     entries_per_word: int = ENTRIES_PER_WORD) -> EIENetworkTiming:
     """Layers back to back on the same PEs. Between layer l and l+1: one cycle (the cycle in
     which layer l is found done; it clears the nonzero flags), then ceil(rows_l / N) writeback
     cycles, in each of which every PE requantizes one local row into its activation bank
     (``pe.act_bank.write``). ``layer_inputs[l]`` are layer l's input activations (the golden
     model's, since which columns are skipped depends on the data)."""
-    timings = [simulate_layer(matrix, inputs, queue_depth)
+    timings = [simulate_layer(matrix, inputs, queue_depth, entries_per_word)
                for matrix, inputs in zip(matrices, layer_inputs)]
     n_pes = len(matrices[0].pointers)
     writeback_rows = sum(-(-matrix.rows // n_pes) for matrix in matrices[:-1])

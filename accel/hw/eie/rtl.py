@@ -35,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 from accel.hw.common.counters import EventCounterBank
 from accel.hw.common.fifo import StreamFIFO
 from accel.hw.eie.mapping import EIENetworkMapping, Requantize
-from accel.hw.eie.model import ENTRIES_PER_WORD, ENTRY_BITS, EVENTS, layer_event
+from accel.hw.eie.model import ENTRY_BITS, EVENTS, layer_event
 
 SINGLE = ("control.lnzd.broadcast",)
 
@@ -69,7 +69,7 @@ def pe_storage(mapping: EIENetworkMapping, pe: int):
     pointers, entries, bases = [], [], []
     for spec in mapping.layers:
         bases.append(len(pointers))
-        entries += [0] * (-len(entries) % ENTRIES_PER_WORD)
+        entries += [0] * (-len(entries) % mapping.entries_per_word)
         offset = len(entries)
         pointers += [int(p) + offset for p in spec.matrix.pointers[pe]]
         entries += [int(z) << 4 | int(v) for v, z in zip(spec.matrix.v[pe], spec.matrix.z[pe])]
@@ -217,10 +217,11 @@ class EIECore(wiring.Component):
         even = memory.Memory(shape=width, depth=max(len(pointers[0::2]), 2),
                              init=pointers[0::2])
         odd = memory.Memory(shape=width, depth=max(len(pointers[1::2]), 2), init=pointers[1::2])
+        per_word = mp.entries_per_word
         words = [sum(entry << (ENTRY_BITS * j) for j, entry in
-                     enumerate(entries[w:w + ENTRIES_PER_WORD]))
-                 for w in range(0, len(entries), ENTRIES_PER_WORD)]
-        sparse = memory.Memory(shape=ENTRY_BITS * ENTRIES_PER_WORD, depth=max(len(words), 2),
+                     enumerate(entries[w:w + per_word]))
+                 for w in range(0, len(entries), per_word)]
+        sparse = memory.Memory(shape=ENTRY_BITS * per_word, depth=max(len(words), 2),
                                init=words)
         local_rows = max(mp.max_local_rows, 2)
         accumulators = memory.Memory(shape=signed(mp.accumulator_bits), depth=local_rows,
@@ -267,7 +268,7 @@ class EIECore(wiring.Component):
         has_entries = end != start
         issue = continuing | (take & has_entries)
         entry_address = Mux(continuing, pointer, start)
-        offset_bits = (ENTRIES_PER_WORD - 1).bit_length()
+        offset_bits = (per_word - 1).bit_length()
         new_word = issue & (~continuing | (entry_address[:offset_bits] == 0))
         m.d.comb += [word_read.en.eq(new_word),
                      word_read.addr.eq(entry_address >> offset_bits)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from accel.hw.eie.mapping import EIELayerMapping, EIENetworkMapping, single_layer
-from accel.hw.eie.model import simulate_network
+from accel.hw.eie.model import ENTRIES_PER_WORD, simulate_network
 from accel.hw.eie.rtl import EIEVectorLoader
 from accel.hw.verilog import to_verilog
 
@@ -26,7 +26,8 @@ def model_timings(mapping: EIENetworkMapping, layer_inputs: list[np.ndarray]) ->
     """The cycle model's ``EIENetworkTiming`` for each vector (``layer_inputs`` as in
     ``run_rtl``)."""
     return [simulate_network([layer.matrix for layer in mapping.layers],
-                             [inputs[v] for inputs in layer_inputs], mapping.queue_depth)
+                             [inputs[v] for inputs in layer_inputs], mapping.queue_depth,
+                             mapping.entries_per_word)
             for v in range(len(layer_inputs[0]))]
 
 
@@ -65,9 +66,10 @@ def run_rtl(mapping: EIENetworkMapping, layer_inputs: list[np.ndarray]) -> list[
     return results
 
 
-def run_layer_rtl(layer: EIELayerMapping, vectors: np.ndarray) -> list[dict]:
+def run_layer_rtl(layer: EIELayerMapping, vectors: np.ndarray,
+                  entries_per_word: int = ENTRIES_PER_WORD) -> list[dict]:
     """One layer: outputs are compared with the exact product ``expected``."""
-    results = run_rtl(single_layer(layer), [vectors])
+    results = run_rtl(single_layer(layer, entries_per_word), [vectors])
     weights = dense_weights(layer)
     for result, vector in zip(results, vectors):
         result["expected"] = weights @ vector.astype(np.int64)

@@ -20,12 +20,13 @@ NAME = "finn"
 
 
 def configure(network: Network, *, folding=None, target_fps=None, clock_mhz=200.0,
-              count_events: bool = True, pes=None, queue_depth=None) -> FinnMapping:
+              count_events: bool = True, pes=None, queue_depth=None,
+              sparse_word_bits=None) -> FinnMapping:
     """A folding given by the user, or the cheapest that meets ``target_fps``; without
     ``count_events`` the top has no event counters (for FPGA builds)."""
-    if pes is not None or queue_depth is not None:
-        raise ConfigError("--pes and --queue-depth are EIE options; FINN takes --folding or "
-                          "--target-fps")
+    if pes is not None or queue_depth is not None or sparse_word_bits is not None:
+        raise ConfigError("--pes, --queue-depth and --sparse-word-bits are EIE options; FINN "
+                          "takes --folding or --target-fps")
     if folding is not None and target_fps is not None:
         raise ConfigError("give either a folding or a target frame rate, not both")
     if target_fps is not None:
