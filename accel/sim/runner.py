@@ -7,7 +7,8 @@ Cache layout (``$ACCEL_CACHE``, default ``~/.cache/accel``)::
     builds/.tmp-<key>-*    a build in progress; renamed to <key> only once it succeeded
 
 ``<key>`` hashes everything that changes the binary: the Verilog text, the top-level, parameters,
-build arguments, waveform and timing options, and the Verilator and cocotb versions. The lock
+build arguments, waveform and timing options, the Verilator and cocotb versions and the
+location of cocotb's libraries (the binary links to them by path). The lock
 keeps two processes from compiling the same design twice; the rename means a build directory
 that exists is always complete, even if a process is killed mid-build.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -83,6 +85,9 @@ def _build_key(sources: Mapping[str, str], toplevel: str, parameters: Mapping[st
         "timing": timing,
         "verilator": find_verilator().version,
         "cocotb": package_version("cocotb"),
+        # the binary's RUNPATH names this installation's cocotb libraries: a build from
+        # another virtualenv cannot be reused once that one is gone
+        "cocotb_libs": str(Path(importlib.util.find_spec("cocotb").origin).parent / "libs"),
     }
     digest.update(json.dumps(description, sort_keys=True).encode())
     for name in sorted(sources):
