@@ -31,12 +31,12 @@ def run_demo(images: int | None = None, out_dir: Path | None = None, progress=No
                                clock_mhz=REFERENCE_CLOCK_MHZ, tech=tech)
         results.append((label, result))
     if out_dir is not None:
-        from accel.energy.report import load_result, stacked_bar_chart
+        from accel.energy.report import stacked_bar_chart
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        paths = [write_json(out_dir / f"{result.arch}-{result.model}.json", result.to_json())
-                 for _, result in results]
-        stacked_bar_chart([load_result(path) for path in paths], out_dir / "energy")
+        for _, result in results:
+            write_json(out_dir / f"{result.arch}-{result.model}.json", result.to_json())
+        stacked_bar_chart([result.to_json() for _, result in results], out_dir / "energy")
     return results
 
 

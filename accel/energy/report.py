@@ -29,7 +29,6 @@ def load_result(path: str | Path) -> dict:
     if missing:
         raise ConfigError(f"{path}: not an `accel simulate --json` result with energy "
                           f"(missing {', '.join(missing)})")
-    data["label"] = run_label(data)
     return data
 
 
@@ -51,7 +50,7 @@ def energy_rows(results: list[dict]) -> list[dict]:
         time_us = result["cycles_per_inference"] / result["clock_mhz"]
         total_nj = 1e3 * result["energy_uj_per_inference"]
         rows.append({
-            "label": result["label"], "tech": result["tech"],
+            "label": run_label(result), "tech": result["tech"],
             **{group: 1e3 * result["energy_breakdown_uj"].get(group, 0.0) for group in GROUPS},
             "total_nj": total_nj, "time_us": time_us,
             "power_mw": total_nj / time_us if time_us else 0.0,

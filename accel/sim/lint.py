@@ -7,6 +7,8 @@ class that Amaranth emits by construction, and say which construct triggers it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import subprocess
 import tempfile
@@ -68,10 +70,7 @@ def lint_findings(verilog: str | Path, top: str) -> list[str]:
 def _clean_marker(text: str, top: str) -> Path:
     """Where a clean verdict on this exact text (top, waivers, Verilator version) is kept:
     linting a large generated design takes tens of seconds and its result cannot change."""
-    import hashlib
-    import json
-
-    from accel.sim.runner import cache_root
+    from accel.sim.runner import cache_root  # runner imports this module
 
     description = json.dumps({"top": top, "waived": sorted(WAIVED_WARNINGS),
                               "verilator": find_verilator().version})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from amaranth import Shape
+
 import numpy as np
 
 from accel.energy.model import estimate
@@ -45,7 +47,7 @@ def configure(network: Network, *, pes=None, queue_depth=None, sparse_word_bits=
                        entries_per_word=sparse_word_bits // ENTRY_BITS)
 
 
-def manifest(mapping: EIENetworkMapping) -> dict:
+def manifest(mapping: EIENetworkMapping, top: EIEHarness) -> dict:
     n = mapping.num_pes
     layers = []
     for spec in mapping.layers:
@@ -54,15 +56,9 @@ def manifest(mapping: EIENetworkMapping) -> dict:
                        "padding_entries": int(spec.matrix.padding_entries),
                        "codebook": [int(c) for c in spec.codebook],
                        "local_rows_per_pe": spec.local_rows})
-    widths = {"load_bank": max(n - 1, 1).bit_length(),
-              "load_row": max(mapping.bank_rows - 1, 1).bit_length(),
-              "load_data": mapping.activation_bits,
-              "read_pe": max(n - 1, 1).bit_length(),
-              "read_row": max(mapping.max_local_rows - 1, 1).bit_length(),
-              "read_data": mapping.accumulator_bits, "cycles": 32,
-              "load_en": 1, "run": 1, "done": 1, "clk": 1, "rst": 1}
-    if mapping.count_events:
-        widths["event_counts"] = 48 * len(event_declarations(mapping))
+    widths = {name: Shape.cast(member.shape).width
+              for name, member in top.signature.members.items()}
+    widths.update(clk=1, rst=1)
     return {
         "arch": NAME, "top": TOP_NAME, "network": mapping.name, "num_pes": n,
         "queue_depth": mapping.queue_depth, "activation_bits": mapping.activation_bits,
@@ -87,9 +83,10 @@ def manifest(mapping: EIENetworkMapping) -> dict:
 def generate(mapping: EIENetworkMapping, out_dir: Path) -> list[Path]:
     """``eie_top.v`` and ``eie_top.json`` (the manifest) in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    verilog = to_verilog(EIEHarness(mapping), TOP_NAME)
+    top = EIEHarness(mapping)
+    verilog = to_verilog(top, TOP_NAME)
     return [write_atomic(out_dir / f"{TOP_NAME}.v", verilog),
-            write_json(out_dir / f"{TOP_NAME}.json", manifest(mapping))]
+            write_json(out_dir / f"{TOP_NAME}.json", manifest(mapping, top))]
 
 
 def simulate(mapping: EIENetworkMapping, network: Network, inputs: np.ndarray,

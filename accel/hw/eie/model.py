@@ -175,12 +175,12 @@ def simulate_network(matrices: list[EIEMatrix], layer_inputs: list[np.ndarray],
     timings = [simulate_layer(matrix, inputs, queue_depth, entries_per_word)
                for matrix, inputs in zip(matrices, layer_inputs)]
     n_pes = len(matrices[0].pointers)
-    writeback_rows = sum(-(-matrix.rows // n_pes) for matrix in matrices[:-1])
+    # every layer but the last is written back, one local row per cycle
+    written = [-(-matrix.rows // n_pes) for matrix in matrices[:-1]] + [0]
     events: dict[str, int] = {}
-    for index, (matrix, timing) in enumerate(zip(matrices, timings)):
+    for index, (rows, timing) in enumerate(zip(written, timings)):
         for name in EVENTS:
             events[layer_event(index, name)] = timing.events.get(name, 0)
-        if index < len(matrices) - 1:
-            events[layer_event(index, "pe.act_bank.write")] = -(-matrix.rows // n_pes) * n_pes
-    cycles = sum(t.cycles for t in timings) + len(timings) - 1 + writeback_rows
+        events[layer_event(index, "pe.act_bank.write")] = rows * n_pes
+    cycles = sum(t.cycles for t in timings) + len(timings) - 1 + sum(written)
     return EIENetworkTiming(cycles, timings, events)

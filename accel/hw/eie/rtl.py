@@ -82,31 +82,38 @@ def pointer_bits(mapping: EIENetworkMapping) -> int:
     return max(16, longest.bit_length())
 
 
+def outer_ports(mapping: EIENetworkMapping, counters: EventCounterBank) -> dict:
+    """The ports the core and the harness share: loading, status, readout, counters."""
+    n = mapping.num_pes
+    ports = {
+        "load_bank": In(range(max(n, 2))),
+        "load_row": In(range(max(mapping.bank_rows, 2))),
+        "load_data": In(mapping.activation_bits),
+        "load_en": In(1),
+        "done": Out(1),
+        "cycles": Out(32),
+        "read_pe": In(range(max(n, 2))),
+        "read_row": In(range(max(mapping.max_local_rows, 2))),
+        "read_data": Out(mapping.accumulator_bits),
+    }
+    if mapping.count_events:
+        ports["event_counts"] = Out(len(counters.counts))
+    return ports
+
+
 class EIECore(wiring.Component):
     def __init__(self, mapping: EIENetworkMapping):
         self.mapping = mapping
         self.counters = EventCounterBank(event_declarations(mapping),
                                          enabled=mapping.count_events)
-        n = mapping.num_pes
-        ports = {
+        super().__init__({
+            **outer_ports(mapping, self.counters),
             "nonzero": In(mapping.max_cols),
-            "load_bank": In(range(max(n, 2))),
-            "load_row": In(range(max(mapping.bank_rows, 2))),
-            "load_data": In(mapping.activation_bits),
-            "load_en": In(1),
             "flags_clear": Out(1),
             "writeback_en": Out(1),
             "writeback_row": Out(range(max(mapping.bank_rows, 2))),
-            "writeback_nonzero": Out(n),
-            "done": Out(1),
-            "cycles": Out(32),
-            "read_pe": In(range(max(n, 2))),
-            "read_row": In(range(max(mapping.max_local_rows, 2))),
-            "read_data": Out(mapping.accumulator_bits),
-        }
-        if mapping.count_events:
-            ports["event_counts"] = Out(len(self.counters.counts))
-        super().__init__(ports)
+            "writeback_nonzero": Out(mapping.num_pes),
+        })
 
     def elaborate(self, platform):
         m = Module()
@@ -350,22 +357,7 @@ class EIEHarness(wiring.Component):
         self.core = EIECore(mapping)
         self.mapping = mapping
         self.counters = self.core.counters
-        n = mapping.num_pes
-        ports = {
-            "load_bank": In(range(max(n, 2))),
-            "load_row": In(range(max(mapping.bank_rows, 2))),
-            "load_data": In(mapping.activation_bits),
-            "load_en": In(1),
-            "run": In(1),
-            "done": Out(1),
-            "cycles": Out(32),
-            "read_pe": In(range(max(n, 2))),
-            "read_row": In(range(max(mapping.max_local_rows, 2))),
-            "read_data": Out(mapping.accumulator_bits),
-        }
-        if mapping.count_events:
-            ports["event_counts"] = Out(len(self.core.counters.counts))
-        super().__init__(ports)
+        super().__init__({**outer_ports(mapping, self.counters), "run": In(1)})
 
     def elaborate(self, platform):
         m = Module()

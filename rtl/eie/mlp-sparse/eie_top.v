@@ -2,7 +2,7 @@
 
 (* top =  1  *)
 (* generator = "Amaranth" *)
-module eie_top(load_row, load_data, load_en, run, read_pe, read_row, clk, rst, done, cycles, read_data, event_counts, load_bank);
+module eie_top(load_row, load_data, load_en, read_pe, read_row, run, clk, rst, done, cycles, read_data, event_counts, load_bank);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -5482,7 +5482,7 @@ module eie_top(load_row, load_data, load_en, run, read_pe, read_row, clk, rst, d
 endmodule
 
 (* generator = "Amaranth" *)
-module \eie_top.core (load_row, load_data, run, read_pe, read_row, clk, rst, load_en, done, flags_clear, \port$5932$0 , \port$5933$0 , \port$5934$0 , \port$5935$0 , read_data, nonzero, cycles, writing, row, event_counts, load_bank
+module \eie_top.core (load_row, load_data, read_pe, read_row, run, clk, rst, load_en, done, flags_clear, \port$5932$0 , \port$5933$0 , \port$5934$0 , \port$5935$0 , read_data, nonzero, cycles, writing, row, event_counts, load_bank
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
