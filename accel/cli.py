@@ -83,6 +83,7 @@ def _train(args, console) -> int:
 
 
 DEFAULT_CLOCK_MHZ = 200.0
+HARDWARE_COMMANDS = ("generate", "simulate", "estimate")
 
 
 def _check_positive(option: str, value: int | None) -> None:
@@ -91,16 +92,15 @@ def _check_positive(option: str, value: int | None) -> None:
 
 
 def _configure(args):
+    from accel.hw.architecture import check_clock, options_from_args
     from accel.hw.registry import architecture
     from accel.nn import load
 
     arch = architecture(args.arch)
+    options = options_from_args(arch.Options, args)
+    check_clock(args.clock_mhz)
     network = load(args.model)
-    return arch, network, arch.configure(network, folding=args.folding,
-                                         target_fps=args.target_fps,
-                                         clock_mhz=args.clock_mhz, pes=args.pes,
-                                         queue_depth=args.queue_depth,
-                                         sparse_word_bits=args.sparse_word_bits,
+    return arch, network, arch.configure(network, options, clock_mhz=args.clock_mhz,
                                          count_events=not getattr(args, "no_counters", False))
 
 
@@ -113,10 +113,12 @@ def _generate(args, console) -> int:
     return 0
 
 
-def _simulate(args, console) -> int:
+def _evaluate(args, console, path: str) -> int:
+    """``accel simulate`` (path "verilator") and ``accel estimate`` (path "cycle model")."""
     from rich.table import Table
 
     from accel.energy.tech import load_technology
+    from accel.hw import evaluate
     from accel.io import write_json
     from accel.nn.evaluate import load_data
 
@@ -130,56 +132,75 @@ def _simulate(args, console) -> int:
     if args.images is not None:
         inputs = inputs[:args.images]
         labels = labels[:args.images] if labels is not None else None
-    with console.status(f"simulating {len(inputs)} images of {args.model} on {args.arch} "
-                        "in Verilator (building the design if it is new)..."):
-        result = arch.simulate(mapping, network, inputs, labels, model=args.model,
-                               clock_mhz=args.clock_mhz, tech=tech,
-                               on_chip_bytes=None if args.on_chip_kib is None
-                               else 1024 * args.on_chip_kib)
-    table = Table(title=f"accel simulate --arch {args.arch} {args.model} on {source}")
+    run = evaluate.simulate if path == "verilator" else evaluate.estimate
+    status = (f"simulating {len(inputs)} images of {args.model} on {args.arch} in Verilator "
+              "(building the design if it is new)..." if path == "verilator" else
+              f"estimating {len(inputs)} images of {args.model} on {args.arch}...")
+    with console.status(status):
+        result = run(arch, mapping, network, inputs, labels, model=args.model,
+                     clock_mhz=args.clock_mhz, tech=tech,
+                     on_chip_bytes=None if args.on_chip_kib is None else 1024 * args.on_chip_kib)
+    data = result.to_json()
+    table = Table(title=f"accel {args.command} --arch {args.arch} {args.model} on {source}")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    checked = path == "verilator"
     rows = [("images", f"{result.images}"),
             ("accuracy", "-" if result.accuracy is None else f"{100 * result.accuracy:.2f} %"),
-            ("bit-exact with the golden model", "yes" if result.bit_exact else "NO"),
-            ("cycles per inference (RTL)", f"{result.cycles_per_inference:.1f}"),
-            ("cycles per inference (cycle model)", f"{result.model_cycles_per_inference:.1f}"),
-            ("events equal to the cycle model", "yes" if result.model_events_equal else "NO"),
-            ("latency", f"{result.latency_cycles} cycles = {result.latency_us:.2f} us"),
-            ("throughput", f"{result.throughput_fps:,.0f} inferences/s at "
-                           f"{result.clock_mhz:g} MHz")]
-    if "load_balance_efficiency" in result.extra:
-        rows.append(("load-balance efficiency", f"{result.extra['load_balance_efficiency']:.3f}"))
-    if "energy_uj_per_inference" in result.extra:
-        extra = result.extra
-        rows.append(("energy per inference (RTL counts)",
-                     f"{1e3 * extra['energy_uj_per_inference']:.3f} nJ ({extra['tech']}; "
-                     f"cycle model {1e3 * extra['model_energy_uj_per_inference']:.3f} nJ)"))
-        rows.append(("average power", f"{extra['average_power_mw']:.2f} mW"))
+            ("bit-exact with the golden model",
+             ("yes" if result.bit_exact else "NO") if checked else "not checked (no RTL run)"),
+            (f"cycles per inference ({'RTL' if checked else 'cycle model'})",
+             f"{result.cycles_per_inference:.1f}")]
+    if checked:
+        rows += [("cycles per inference (cycle model)",
+                  f"{result.model_cycles_per_inference:.1f}"),
+                 ("events equal to the cycle model",
+                  "yes" if result.model_events_equal else "NO")]
+    rows += [("latency", f"{result.latency_cycles} cycles = {result.latency_us:.2f} us"),
+             ("throughput", f"{result.throughput_fps:,.0f} inferences/s at "
+                            f"{result.clock_mhz:g} MHz"),
+             *arch.summary_rows(data),
+             (f"energy per inference ({'RTL counts' if checked else 'cycle model'})",
+              f"{1e3 * data['energy_uj_per_inference']:.3f} nJ ({data['tech']})"),
+             ("average power", f"{data['average_power_mw']:.2f} mW")]
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    events = Table(title="events per inference (RTL counters)")
+    events = Table(title=f"events per inference ({'RTL counters' if checked else 'cycle model'})")
     events.add_column("event")
     events.add_column("count", justify="right")
     for name, count in result.events.items():
         events.add_row(name, f"{count:,.1f}")
     console.print(events)
     if args.json:
-        write_json(args.json, result.to_json())
-    agree = result.bit_exact and result.model_events_equal and \
-        result.cycles_per_inference == result.model_cycles_per_inference
-    return 0 if agree else 1
+        write_json(args.json, data)
+    return 0 if result.agrees in (True, None) else 1
+
+
+def _simulate(args, console) -> int:
+    return _evaluate(args, console, "verilator")
+
+
+def _estimate(args, console) -> int:
+    return _evaluate(args, console, "cycle model")
 
 
 def _energy(args, console) -> int:
     from rich.table import Table
 
-    from accel.energy.model import GROUPS
+    from accel.energy.model import GROUPS, reprice
     from accel.energy.report import energy_rows, load_result, stacked_bar_chart
+    from accel.energy.tech import load_technology
 
     results = [load_result(path) for path in args.results]
-    table = Table(title="energy per inference (nJ), from the RTL's event counts")
+    if args.tech is not None or args.on_chip_kib is not None:
+        if args.on_chip_kib is not None and args.on_chip_kib < 0:
+            raise ConfigError(f"--on-chip-kib must be non-negative, got {args.on_chip_kib:g}")
+        tech = load_technology(args.tech or "45nm")
+        budget = None if args.on_chip_kib is None else 1024 * args.on_chip_kib
+        results = [reprice(result, tech, budget) for result in results]
+    table = Table(title="energy per inference (nJ), from each run's event counts"
+                        + (" (re-priced)" if args.tech or args.on_chip_kib is not None else ""))
     table.add_column("run")
     for group in GROUPS:
         table.add_column(group, justify="right")
@@ -205,6 +226,10 @@ def _energy(args, console) -> int:
             console.print(detail)
     for path in stacked_bar_chart(results, args.chart):
         console.print(f"wrote {path}")
+    if args.json:
+        from accel.io import write_json
+
+        write_json(args.json, results)
     return 0
 
 
@@ -213,60 +238,110 @@ def _demo(args, console) -> int:
 
     from rich.table import Table
 
-    from accel.demo import agrees, run_demo
+    from accel.demo import run_demo
 
     _check_positive("--images", args.images)
     with console.status("accel demo") as status:
         results = run_demo(args.images, Path(args.out) if args.out else None,
                            progress=status.update)
-    table = Table(title="accel demo: shipped models on the digits test split, in Verilator "
-                        f"at {results[0][1].clock_mhz:g} MHz ({results[0][1].extra['tech']})")
-    for column in ("model", "architecture", "images", "accuracy", "bit-exact",
-                   "cycles/inference", "= cycle model", "latency us", "inferences/s",
-                   "energy nJ/inf.", "power mW"):
-        table.add_column(column, justify="left" if column in ("model", "architecture")
-                         else "right")
+    first = results[0][1]
+    # short headers: the table stays readable at 80 columns; the caption says what they mean
+    table = Table(title=f"accel demo: shipped models on the digits test split, Verilator, "
+                        f"{first.clock_mhz:g} MHz, {first.extra['tech']}",
+                  caption="exact: outputs equal the golden model's; =model: RTL cycles, events "
+                          "and energy equal the cycle model's; cycles: per inference (FINN "
+                          "overlaps frames: its initiation interval; EIE runs one image at a "
+                          "time); lat.: latency of one image")
+    for column in ("model, architecture", "acc. %", "exact", "=model", "cycles", "lat. us",
+                   "nJ/inf.", "mW"):
+        table.add_column(column, justify="left" if column.startswith("model") else "right")
     for label, result in results:
-        extra = result.extra
-        table.add_row(result.model, f"{result.arch} ({label})", str(result.images),
-                      f"{100 * result.accuracy:.2f} %", "yes" if result.bit_exact else "NO",
-                      f"{result.cycles_per_inference:,.1f}",
-                      "yes" if agrees(result) else "NO", f"{result.latency_us:.2f}",
-                      f"{result.throughput_fps:,.0f}",
-                      f"{1e3 * extra['energy_uj_per_inference']:.2f}",
-                      f"{extra['average_power_mw']:.2f}")
+        table.add_row(f"{result.model}\n{result.arch}, {label}", f"{100 * result.accuracy:.2f}",
+                      "yes" if result.bit_exact else "NO", "yes" if result.agrees else "NO",
+                      f"{result.cycles_per_inference:,.1f}", f"{result.latency_us:.2f}",
+                      f"{1e3 * result.extra['energy_uj_per_inference']:.2f}",
+                      f"{result.extra['average_power_mw']:.2f}")
     console.print(table)
-    console.print("bit-exact: every output equals the golden model's; = cycle model: RTL cycles, "
-                  "every event count and the energy equal the Python cycle model's. FINN "
-                  "overlaps frames (cycles/inference is the initiation interval); EIE runs one "
-                  "image at a time.")
     if args.out:
         console.print(f"wrote the results and energy.png/.svg to {args.out}")
-    return 0 if all(agrees(result) for _, result in results) else 1
+    return 0 if all(result.agrees for _, result in results) else 1
 
 
-def _add_hardware_arguments(parser) -> None:
+def _add_hardware_arguments(parser, arch_name: str | None) -> None:
+    from accel.hw.architecture import add_options
+    from accel.hw.registry import ARCHITECTURES
+
     parser.add_argument("model", help="a shipped model's name or an ONNX/QONNX file")
-    parser.add_argument("--arch", required=True, help="architecture: finn or eie")
-    parser.add_argument("--folding", help="FINN: JSON/YAML file {layer: {pe: P, simd: S}}")
-    parser.add_argument("--target-fps", type=float,
-                        help="FINN: pick the cheapest folding that meets this frame rate")
-    parser.add_argument("--pes", type=int, help="EIE: processing elements (default 4)")
-    parser.add_argument("--queue-depth", type=int,
-                        help="EIE: activation queue depth per PE (default 8)")
-    parser.add_argument("--sparse-word-bits", type=int,
-                        help="EIE: sparse-matrix SRAM word width, 16 to 512 (default 64)")
+    parser.add_argument("--arch", required=True, choices=sorted(ARCHITECTURES),
+                        help="the architecture; `--arch NAME --help` lists NAME's options")
     parser.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ,
-                        help=f"clock for times, rates and --target-fps (default "
+                        help=f"clock for times, rates and frame-rate targets (default "
                              f"{DEFAULT_CLOCK_MHZ:g})")
+    if arch_name in ARCHITECTURES:
+        arch = ARCHITECTURES[arch_name]
+        add_options(parser, arch.Options, f"{arch_name} options ({arch.title})")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _add_evaluation_arguments(parser) -> None:
+    parser.add_argument("--images", type=int, help="only the first N images")
+    parser.add_argument("--data", help=".npy of inputs (default: the digits test split)")
+    parser.add_argument("--labels", help=".npy of integer labels for --data")
+    parser.add_argument("--json", help="write the result (the documented contract) here")
+    parser.add_argument("--tech", default="45nm",
+                        help="technology table: a shipped name or a YAML file (default 45nm)")
+    parser.add_argument("--on-chip-kib", type=float,
+                        help="on-chip SRAM budget; memories beyond it are priced as DRAM "
+                             "traffic (default: everything on chip)")
+
+
+def _misplaced_options(extra: list[str], arch_name: str | None) -> str | None:
+    """A message for flags that belong to another architecture than the one asked for."""
+    import dataclasses
+
+    from accel.hw.registry import ARCHITECTURES
+
+    for word in extra:
+        flag = word.split("=", 1)[0]
+        owners = [name for name, arch in ARCHITECTURES.items()
+                  if flag in {f"--{item.name.replace('_', '-')}"
+                              for item in dataclasses.fields(arch.Options)}]
+        if owners and arch_name not in owners:
+            if arch_name not in ARCHITECTURES:
+                return f"{flag} is an option of --arch {' or '.join(owners)}; give --arch"
+            own = [f"--{item.name.replace('_', '-')}"
+                   for item in dataclasses.fields(ARCHITECTURES[arch_name].Options)]
+            return (f"{flag} is an option of --arch {' or '.join(owners)}, not of {arch_name} "
+                    f"(which takes {', '.join(own) or 'no options'})")
+    return None
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other error (``accel: error: ...``, exit 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _requested_arch(argv: list[str]) -> str | None:
+    """The value of ``--arch`` in ``argv``, so that the parser can add that architecture's
+    options (and only those) before parsing."""
+    for index, word in enumerate(argv):
+        if word == "--arch" and index + 1 < len(argv):
+            return argv[index + 1]
+        if word.startswith("--arch="):
+            return word.split("=", 1)[1]
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; ``argv`` (what will be parsed) chooses which architecture's options the
+    hardware commands take."""
+    arch_name = _requested_arch(sys.argv[1:] if argv is None else argv)
+    parser = _Parser(
         prog="accel", description="Compressed and binarized neural networks to RTL, "
                                   "cycle-accurate simulation and energy.")
     parser.add_argument("--version", action="version", version=f"accel {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     doctor = commands.add_parser("doctor", help="check the toolchain end to end")
     doctor.set_defaults(handler=_doctor)
 
@@ -307,28 +382,33 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_train)
 
     generate = commands.add_parser("generate", help="write Verilog and a manifest")
-    _add_hardware_arguments(generate)
+    _add_hardware_arguments(generate, arch_name)
     generate.add_argument("-o", "--output", required=True, help="output directory")
     generate.add_argument("--no-counters", action="store_true",
                           help="leave the event counters out (smaller FPGA builds)")
     generate.set_defaults(handler=_generate)
 
     simulate = commands.add_parser("simulate", help="run a model on its hardware in Verilator")
-    _add_hardware_arguments(simulate)
-    simulate.add_argument("--images", type=int, help="only the first N images")
-    simulate.add_argument("--data", help=".npy of inputs (default: the digits test split)")
-    simulate.add_argument("--labels", help=".npy of integer labels for --data")
-    simulate.add_argument("--json", help="write the result (the documented contract) here")
-    simulate.add_argument("--tech", default="45nm",
-                          help="technology table: a shipped name or a YAML file (default 45nm)")
-    simulate.add_argument("--on-chip-kib", type=float,
-                          help="on-chip SRAM budget; memories beyond it are priced as DRAM "
-                               "traffic (default: everything on chip)")
+    _add_hardware_arguments(simulate, arch_name)
+    _add_evaluation_arguments(simulate)
     simulate.set_defaults(handler=_simulate)
+
+    estimate = commands.add_parser(
+        "estimate", help="cycles, events and energy from the cycle model (no Verilator): what "
+                         "`simulate` reports, in a fraction of a second")
+    _add_hardware_arguments(estimate, arch_name)
+    _add_evaluation_arguments(estimate)
+    estimate.set_defaults(handler=_estimate)
 
     energy = commands.add_parser(
         "energy", help="compare energy per inference of simulation results (table and chart)")
-    energy.add_argument("results", nargs="+", help="`accel simulate --json` files")
+    energy.add_argument("results", nargs="+",
+                        help="`accel simulate --json` or `accel estimate --json` files")
+    energy.add_argument("--tech", help="re-price the runs with this technology table (a "
+                                       "shipped name or a YAML file), without simulating")
+    energy.add_argument("--on-chip-kib", type=float,
+                        help="re-price the runs with this on-chip SRAM budget")
+    energy.add_argument("--json", help="write the (re-priced) results to this file")
     energy.add_argument("--chart", default="energy",
                         help="write the stacked-bar chart to CHART.png and CHART.svg "
                              "(default: energy)")
@@ -339,8 +419,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    parser = build_parser(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        arch_name = _requested_arch(sys.argv[1:] if argv is None else argv)
+        message = _misplaced_options(extra, arch_name)
+        print(f"accel: error: {message or 'unrecognized arguments: ' + ' '.join(extra)}",
+              file=sys.stderr)
+        return 2
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

@@ -1,12 +1,12 @@
-"""``accel demo``: the shipped models through both architectures in Verilator, one table of
+"""``accel demo``: the shipped models through every architecture in Verilator, one table of
 accuracy, bit-exactness, cycles, latency and energy per inference."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from accel.hw.reference import DEMO_RUNS, REFERENCE_CLOCK_MHZ, resolve_config
-from accel.hw.registry import architecture
+from accel.hw import evaluate
+from accel.hw.reference import DEMO_RUNS, REFERENCE_CLOCK_MHZ, configure
 from accel.hw.result import SimResult
 from accel.io import write_json
 from accel.nn import load
@@ -18,18 +18,17 @@ def run_demo(images: int | None = None, out_dir: Path | None = None, progress=No
     """(label, result) per run of ``DEMO_RUNS`` on the digits test split (its first ``images``
     images); with ``out_dir``, each result's JSON and the energy chart are written there."""
     results = []
-    for arch_name, model, label, config in DEMO_RUNS:
+    for arch_name, model, label, options in DEMO_RUNS:
         if progress:
             progress(f"{model} on {arch_name} ({label}): building and simulating in Verilator")
-        arch = architecture(arch_name)
         network = load(model)
         inputs, labels, _ = load_data(None, None, network)
         if images is not None:
             inputs, labels = inputs[:images], labels[:images]
-        mapping = arch.configure(network, **resolve_config(network, config))
-        result = arch.simulate(mapping, network, inputs, labels, model=model,
-                               clock_mhz=REFERENCE_CLOCK_MHZ, tech=tech)
-        results.append((label, result))
+        arch, mapping = configure(arch_name, network, options)
+        results.append((label, evaluate.simulate(arch, mapping, network, inputs, labels,
+                                                 model=model, clock_mhz=REFERENCE_CLOCK_MHZ,
+                                                 tech=tech)))
     if out_dir is not None:
         from accel.energy.report import stacked_bar_chart
 
@@ -38,11 +37,3 @@ def run_demo(images: int | None = None, out_dir: Path | None = None, progress=No
             write_json(out_dir / f"{result.arch}-{result.model}.json", result.to_json())
         stacked_bar_chart([result.to_json() for _, result in results], out_dir / "energy")
     return results
-
-
-def agrees(result: SimResult) -> bool:
-    """Bit-exact outputs, and RTL cycles and events equal to the cycle model's."""
-    return (result.bit_exact and result.model_events_equal
-            and result.cycles_per_inference == result.model_cycles_per_inference
-            and result.extra["energy_uj_per_inference"]
-            == result.extra["model_energy_uj_per_inference"])

@@ -1,4 +1,4 @@
-"""`accel generate` and `accel simulate` for the FINN and EIE architectures."""
+"""`accel generate`, `accel simulate` and `accel estimate` for the FINN and EIE architectures."""
 
 import json
 
@@ -57,14 +57,18 @@ def test_hardware_errors_are_one_line(tmp_path):
     bad = tmp_path / "fold.yaml"
     bad.write_text("node_linear: {pe: 5}\n")
     for args, message in [
-        (["simulate", "--arch", "systolic", BREVITAS], "unknown architecture"),
+        (["simulate", "--arch", "systolic", BREVITAS], "invalid choice: 'systolic'"),
         (["generate", "--arch", "eie", "mlp-sparse", "--pes", "0", "-o", str(tmp_path / "x")],
          "must be positive"),
         (["generate", "--arch", "eie", "bnn-mlp", "-o", str(tmp_path / "x")], "for EIE"),
-        (["simulate", "--arch", "eie", "mlp-sparse", "--target-fps", "10"], "FINN options"),
+        (["simulate", "--arch", "eie", "mlp-sparse", "--target-fps", "10"],
+         "--target-fps is an option of --arch finn, not of eie"),
+        (["estimate", "--arch", "eie", "mlp-sparse", "--clock-mhz", "nan"], "positive number"),
         (["simulate", "--arch", "eie", "mlp-sparse", "--tech", "7nm"], "no technology table"),
         (["energy", str(tmp_path / "none.json")], "no such result file"),
-        (["simulate", "--arch", "finn", BREVITAS, "--pes", "4"], "EIE options"),
+        (["simulate", "--arch", "finn", BREVITAS, "--pes", "4"],
+         "--pes is an option of --arch eie, not of finn"),
+        (["estimate", "--arch", "finn", BREVITAS, "--pes", "x"], "--pes is an option of"),
         (["generate", "--arch", "eie", "mlp-sparse", "--sparse-word-bits", "24", "-o",
           str(tmp_path / "x")], "power of two"),
         (["generate", "--arch", "eie", "mlp-sparse", "--sparse-word-bits", "12", "-o",

@@ -44,13 +44,14 @@ def test_mlp_sparse_on_the_whole_test_split(pes, depth):
     """All three layers of mlp-sparse back to back (bias, ReLU and rounding shift written back
     into the activation banks in hardware) on all 359 test images: outputs bit-exact with the
     golden model, RTL cycles, events and energy equal to the cycle model's."""
-    from accel.hw.eie import arch
+    from accel.hw import evaluate
+    from accel.hw.eie.arch import ARCHITECTURE as EIE, EIEOptions
 
     network = load("mlp-sparse")
     split = digits_split()
-    mapping = arch.configure(network, pes=pes, queue_depth=depth)
-    result = arch.simulate(mapping, network, split.x_test, split.y_test, model="mlp-sparse",
-                           clock_mhz=200.0)
+    mapping = EIE.configure(network, EIEOptions(pes=pes, queue_depth=depth), clock_mhz=200.0)
+    result = evaluate.simulate(EIE, mapping, network, split.x_test, split.y_test,
+                               model="mlp-sparse", clock_mhz=200.0)
     assert result.images == 359 and result.bit_exact
     assert result.predictions == list(golden.predict(network, split.x_test))
     assert result.cycles_per_inference == result.model_cycles_per_inference
@@ -65,15 +66,16 @@ def test_post_training_compressed_mlp_with_unsigned_activations():
     """`accel compress`'s output (unsigned 16-bit activations after each ReLU, held as 17-bit
     signed in the engine) runs bit-exact on 20 images."""
     from accel.compress.network import compress_network
-    from accel.hw.eie import arch
+    from accel.hw import evaluate
+    from accel.hw.eie.arch import ARCHITECTURE as EIE, EIEOptions
     from accel.nn.evaluate import network_inputs
 
     split = digits_split()
     mlp = load("mlp")
     network = compress_network(mlp, network_inputs(mlp, split.x_train, "train"), seed=0)
-    mapping = arch.configure(network, pes=4, queue_depth=2)
+    mapping = EIE.configure(network, EIEOptions(pes=4, queue_depth=2), clock_mhz=200.0)
     assert mapping.activation_bits == 17
-    result = arch.simulate(mapping, network, split.x_test[:20], split.y_test[:20],
-                           model="mlp-compressed", clock_mhz=200.0)
+    result = evaluate.simulate(EIE, mapping, network, split.x_test[:20], split.y_test[:20],
+                               model="mlp-compressed", clock_mhz=200.0)
     assert result.bit_exact and result.model_events_equal
     assert result.cycles_per_inference == result.model_cycles_per_inference

@@ -10,12 +10,26 @@ from accel.errors import ConfigError
 from accel.hw.finn.mapping import map_network
 from accel.hw.reference import FINN_FOLDINGS, finn_folding
 from accel.hw.finn.model import simulate
-from accel.hw.finn.run import generate_verilog, run_rtl
+from accel.hw.finn.run import generate_verilog
 from accel.nn import (Conv2d, DataType, Dense, Flatten, MaxPool2d, MultiThreshold, Network,
                       Quant, load)
 from accel.nn.data import digits_split
 from accel.sim.lint import check_lint
 from tests.test_nn_batchnorm import BREVITAS
+
+
+def run_on_rtl(mapping, network, inputs):
+    """Verilator against the golden model and the cycle model (``accel.hw.evaluate``)."""
+    from accel.hw import evaluate
+    from accel.hw.finn.arch import ARCHITECTURE
+
+    return evaluate.simulate(ARCHITECTURE, mapping, network, inputs, model=network.name,
+                             clock_mhz=200.0)
+
+
+def equal_to_model(result) -> bool:
+    """Bit-exact; cycles, first-frame latency, every event and the energy equal the model's."""
+    return result.agrees and result.latency_cycles == result.extra["model_latency_cycles"]
 
 
 def bipolar(rng, shape):
@@ -93,11 +107,7 @@ def test_random_networks_in_verilator_equal_golden_and_model(case):
     mapping = map_network(network, folding)
     check_lint(generate_verilog(mapping), "finn_top")
     inputs = np.random.default_rng(7).random((5, network.input_shape[1])).astype(np.float32) * 2
-    result = run_rtl(mapping, network, inputs)
-    assert result["bit_exact"]
-    assert result["cycles"] == result["model"].cycles
-    assert result["frame0_cycles"] == result["model"].frame0_cycles
-    assert result["events"] == result["model"].events
+    assert equal_to_model(run_on_rtl(mapping, network, inputs))
 
 
 def test_brevitas_bnn_on_the_whole_test_split():
@@ -106,11 +116,9 @@ def test_brevitas_bnn_on_the_whole_test_split():
                                     "node_linear_1": {"pe": 8, "simd": 16},
                                     "node_linear_2": {"pe": 2, "simd": 8}})
     split = digits_split()
-    result = run_rtl(mapping, network, split.x_test)
-    assert result["bit_exact"]
-    assert result["cycles"] == result["model"].cycles
-    assert result["events"] == result["model"].events
-    accuracy = (result["outputs"].argmax(1) == split.y_test).mean()
+    result = run_on_rtl(mapping, network, split.x_test)
+    assert equal_to_model(result)
+    accuracy = (np.array(result.predictions) == split.y_test).mean()
     assert accuracy == pytest.approx(0.9109, abs=1e-4)
 
 
@@ -143,11 +151,7 @@ def test_small_cnn_in_verilator(padding, folding):
     network = small_cnn(padding)
     mapping = map_network(network, folding)
     inputs = np.random.default_rng(11).random((4, 2, 6, 6)).astype(np.float32)
-    result = run_rtl(mapping, network, inputs)
-    assert result["bit_exact"]
-    assert (result["cycles"], result["frame0_cycles"]) == (result["model"].cycles,
-                                                           result["model"].frame0_cycles)
-    assert result["events"] == result["model"].events
+    assert equal_to_model(run_on_rtl(mapping, network, inputs))
 
 
 @pytest.mark.slow
@@ -163,14 +167,17 @@ def test_reference_bnns_on_the_whole_test_split(model, name):
     mapping = map_network(network, finn_folding(network, FINN_FOLDINGS[model][name]))
     split = digits_split()
     inputs = network_inputs(network, split.x_test)
-    result = run_rtl(mapping, network, inputs)
-    assert result["bit_exact"]
-    assert result["cycles"] == result["model"].cycles
-    assert result["events"] == result["model"].events
+    from accel.hw.evaluate import golden_outputs
+
+    result = run_on_rtl(mapping, network, inputs)
+    assert equal_to_model(result)
     frames = len(inputs)
-    assert (result["cycles"] - result["frame0_cycles"]) / (frames - 1) == pytest.approx(
+    cycles = result.cycles_per_inference * frames
+    assert (cycles - result.latency_cycles) / (frames - 1) == pytest.approx(
         mapping.initiation_interval, rel=0.01)
-    check = check_against_qonnx(network, read_model(model), inputs, result["outputs"])
+    # the RTL's outputs are the golden model's (bit-exact above): check those against qonnx
+    check = check_against_qonnx(network, read_model(model), inputs,
+                                golden_outputs(network, inputs))
     assert check.agree and check.exact_regime
 
 

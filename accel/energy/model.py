@@ -173,3 +173,60 @@ def estimate(events_per_inference: dict[str, float], specs: dict[str, EventSpec]
         by_layer[layer] = by_layer.get(layer, 0.0) + energy
     return EnergyReport(tech.name, sum(by_group.values()), by_group, by_component, by_layer,
                         prices, off_chip)
+
+
+def specs_to_json(specs: dict[str, EventSpec]) -> dict:
+    return {event: {"kind": spec.kind, "group": spec.group, "params": dict(spec.params)}
+            for event, spec in specs.items()}
+
+
+def specs_from_json(data) -> dict[str, EventSpec]:
+    """Event specs as a result's JSON stores them (``specs_to_json``)."""
+    if not isinstance(data, dict):
+        raise ConfigError("event_specs must map event names to {kind, group, params}")
+    specs = {}
+    for event, spec in data.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str) \
+                or not isinstance(spec.get("group"), str) \
+                or not isinstance(spec.get("params", {}), dict):
+            raise ConfigError(f"event spec of {event!r} is not {{kind, group, params}}")
+        specs[event] = EventSpec(spec["kind"], spec["group"], dict(spec.get("params", {})))
+    return specs
+
+
+def energy_fields(events: dict[str, float], model_events: dict[str, float],
+                  specs: dict[str, EventSpec], tech: Technology | str, *,
+                  on_chip_bytes: float | None, cycles_per_inference: float, clock_mhz: float,
+                  macs_per_inference: float) -> dict:
+    """The energy keys of a result's JSON (``accel.hw.result``), from events per inference:
+    the same function prices a fresh run and re-prices a stored one."""
+    if not isinstance(tech, Technology):
+        tech = load_technology(tech)
+    report = estimate(events, specs, tech, on_chip_bytes=on_chip_bytes)
+    model_report = report if model_events == events else \
+        estimate(model_events, specs, tech, on_chip_bytes=on_chip_bytes)
+    return {**report.to_json(),
+            "on_chip_bytes": on_chip_bytes,
+            "pj_per_event": dict(report.pj_per_event),
+            "event_specs": specs_to_json(specs),
+            "model_energy_uj_per_inference": model_report.total_uj,
+            "average_power_mw": report.average_power_mw(cycles_per_inference, clock_mhz),
+            "macs_per_inference": macs_per_inference,
+            "pj_per_mac": report.total_pj / macs_per_inference if macs_per_inference else None}
+
+
+def reprice(result: dict, tech: Technology | str, on_chip_bytes: float | None) -> dict:
+    """A stored result (``accel simulate/estimate --json``) priced under another technology
+    table or on-chip budget, from the events and event specs it carries: no simulation."""
+    for key in ("events", "model_events", "event_specs", "cycles_per_inference", "clock_mhz",
+                "macs_per_inference"):
+        if key not in result:
+            raise ConfigError(f"result lacks {key!r}: re-pricing needs a result written by "
+                              "this version's `accel simulate/estimate --json`")
+    fields = energy_fields(result["events"], result["model_events"],
+                           specs_from_json(result["event_specs"]), tech,
+                           on_chip_bytes=on_chip_bytes,
+                           cycles_per_inference=result["cycles_per_inference"],
+                           clock_mhz=result["clock_mhz"],
+                           macs_per_inference=result["macs_per_inference"])
+    return {**result, **fields}

@@ -33,12 +33,7 @@ def load_result(path: str | Path) -> dict:
 
 
 def run_label(result: dict) -> str:
-    if result["arch"] == "eie" and "num_pes" in result:
-        config = f"{result['num_pes']} PEs, queue {result['queue_depth']}"
-    elif "initiation_interval_cycles" in result:
-        config = f"II {result['initiation_interval_cycles']}"
-    else:
-        config = ""
+    config = result.get("config_label") or ""  # written by the architecture (its ``label``)
     model = Path(result["model"]).stem  # a shipped model's name, or a file's
     return f"{result['arch']} {model}" + (f" ({config})" if config else "")
 

@@ -39,21 +39,23 @@ def finn_folding(network, spec) -> dict:
     return spec
 
 
-def resolve_config(network, config: dict) -> dict:
-    """A configuration for ``configure``, with a FINN_FOLDINGS-style folding resolved."""
-    if "folding" in config:
-        return {**config, "folding": finn_folding(network, config["folding"])}
-    return config
+def configure(arch_name: str, network, options: dict, *, count_events: bool = True):
+    """(architecture, mapping) of a configuration given as an options dict."""
+    from accel.hw.architecture import options_from_mapping
+
+    arch = architecture(arch_name)
+    return arch, arch.configure(network, options_from_mapping(arch.Options, options),
+                                clock_mhz=REFERENCE_CLOCK_MHZ, count_events=count_events)
 
 
-# What `accel demo` runs: (architecture, shipped model, label, configuration)
+# What `accel demo` runs: (architecture, shipped model, label, options)
 DEMO_RUNS = [
     ("finn", "bnn-mlp", "medium folding", {"folding": FINN_FOLDINGS["bnn-mlp"]["medium"]}),
-    ("finn", "bnn-cnv", "medium folding", {"folding": FINN_FOLDINGS["bnn-cnv"]["medium"]}),
+    ("finn", "bnn-cnv", "medium folding", {"target_fps": 2e5}),
     ("eie", "mlp-sparse", "16 PEs, queue 8", {"pes": 16, "queue_depth": 8}),
 ]
 
-# (architecture, shipped model, configuration)
+# (architecture, shipped model, options)
 REFERENCE_CONFIGS = [
     ("finn", "bnn-mlp", {"folding": {"fc0": {"pe": 1, "simd": 64},
                                      "fc1": {"pe": 1, "simd": 128},
@@ -68,9 +70,8 @@ def reference_dir(root: Path, arch: str, model: str) -> Path:
 
 def regenerate(root: Path) -> list[Path]:
     written = []
-    for arch_name, model, config in REFERENCE_CONFIGS:
-        arch = architecture(arch_name)
-        mapping = arch.configure(load(model), **config)
+    for arch_name, model, options in REFERENCE_CONFIGS:
+        arch, mapping = configure(arch_name, load(model), options)
         written += arch.generate(mapping, reference_dir(root, arch_name, model))
     return written
 

@@ -21,6 +21,8 @@ import functools
 import numbers
 from dataclasses import dataclass
 
+from pathlib import Path
+
 import numpy as np
 
 from accel.errors import ConfigError
@@ -49,14 +51,17 @@ def _check_seed(seed) -> int:
 
 @functools.lru_cache(maxsize=1)
 def _load_digits() -> tuple[np.ndarray, np.ndarray]:
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as exc:
-        raise ConfigError("the digits dataset needs scikit-learn: pip install scikit-learn") \
-            from exc
-    digits = load_digits()
-    images = (np.asarray(digits.data, dtype=np.float64) / DIGITS_PIXEL_MAX).astype(np.float32)
-    labels = np.asarray(digits.target, dtype=np.int64)
+    # scikit-learn's own file, read as its load_digits reads it (64 pixel columns, then the
+    # label), without importing scikit-learn: that import alone takes seconds
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("the digits dataset needs scikit-learn: pip install scikit-learn")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+    table = np.loadtxt(path, delimiter=",")
+    images = (table[:, :-1] / DIGITS_PIXEL_MAX).astype(np.float32)
+    labels = table[:, -1].astype(np.int64)
     images.setflags(write=False)
     labels.setflags(write=False)
     return images, labels

@@ -75,55 +75,88 @@ class EIELayerTiming:
 def simulate_layer(matrix: EIEMatrix, activations: np.ndarray, queue_depth: int = 8,
                    entries_per_word: int = ENTRIES_PER_WORD) -> EIELayerTiming:
     """Cycles and events of one layer for one input vector (``activations``, length cols)."""
-    if queue_depth < 1:
-        raise ConfigError(f"queue depth must be positive, got {queue_depth}")
     activations = np.asarray(activations)
     if activations.shape != (matrix.cols,):
         raise ConfigError(f"activations of shape {activations.shape} for {matrix.cols} columns")
-    pointers = np.stack(matrix.pointers)  # (N, cols + 1)
-    columns = np.flatnonzero(activations)
-    starts = pointers[:, columns]
-    ends = pointers[:, columns + 1]
-    entries = ends - starts  # (N, nonzero columns)
-    costs = np.maximum(entries, 1)
-    n_pes, count = costs.shape
+    batch = simulate_layer_batch(matrix, activations[None, :], queue_depth, entries_per_word)
+    return EIELayerTiming(int(batch.cycles[0]), float(batch.ideal_cycles[0]),
+                          batch.busy_cycles[0], batch.events)
 
-    start = np.zeros((n_pes, count), dtype=np.int64)
-    pop = np.zeros((n_pes, count), dtype=np.int64)
-    finish_previous = np.zeros(n_pes, dtype=np.int64)
-    start_previous = np.zeros(n_pes, dtype=np.int64)
-    drained = np.zeros(n_pes, dtype=np.int64)  # when each PE's last activity is over
-    broadcast_previous = LNZD_LATENCY - 1
-    for t in range(count):
+
+@dataclass
+class EIELayerBatch:
+    """One layer for each of V input vectors: per-vector cycles and ideal cycles, per-vector
+    per-PE busy cycles (V, N), and every event summed over the vectors."""
+
+    cycles: np.ndarray
+    ideal_cycles: np.ndarray
+    busy_cycles: np.ndarray
+    events: dict[str, int]
+
+
+def simulate_layer_batch(matrix: EIEMatrix, activations: np.ndarray, queue_depth: int = 8,
+                         entries_per_word: int = ENTRIES_PER_WORD) -> EIELayerBatch:
+    """The recurrences of the module documentation for V vectors at once (``activations``:
+    V x cols): one step per column position t, vectorised over vectors and PEs; a vector with
+    fewer nonzero columns than the longest keeps its state through the steps past its last."""
+    if queue_depth < 1:
+        raise ConfigError(f"queue depth must be positive, got {queue_depth}")
+    activations = np.asarray(activations)
+    if activations.ndim != 2 or activations.shape[1] != matrix.cols:
+        raise ConfigError(f"activations of shape {activations.shape} for {matrix.cols} columns")
+    pointers = np.stack(matrix.pointers)  # (N, cols + 1)
+    n_pes = len(pointers)
+    nonzero = activations != 0
+    counts = nonzero.sum(axis=1)  # (V,)
+    steps = int(counts.max()) if len(counts) else 0
+    # each vector's nonzero columns in column order, then padding
+    columns = np.argsort(~nonzero, axis=1, kind="stable")[:, :steps]
+    valid = np.arange(steps)[None, :] < counts[:, None]  # (V, T)
+    starts = pointers.T[columns]  # (V, T, N)
+    ends = pointers.T[columns + 1]
+    entries = np.where(valid[:, :, None], ends - starts, 0)
+    costs = np.maximum(entries, 1)
+    vectors = len(activations)
+
+    pop = np.zeros((vectors, steps, n_pes), dtype=np.int64)
+    finish_previous = np.zeros((vectors, n_pes), dtype=np.int64)
+    start_previous = np.zeros((vectors, n_pes), dtype=np.int64)
+    drained = np.zeros((vectors, n_pes), dtype=np.int64)  # when each PE's last activity is over
+    broadcast_previous = np.full(vectors, LNZD_LATENCY - 1, dtype=np.int64)
+    for t in range(steps):
         broadcast = broadcast_previous + 1
         if t >= queue_depth:
-            broadcast = max(broadcast, int(pop[:, t - queue_depth].max()) + 1)
-        pop[:, t] = np.maximum(broadcast + 1, start_previous)
-        start[:, t] = np.maximum(pop[:, t] + 1, finish_previous)
-        finish_previous = start[:, t] + costs[:, t]
-        drained = np.maximum(drained, finish_previous + PIPELINE_TAIL * (entries[:, t] > 0))
-        start_previous = start[:, t]
-        broadcast_previous = broadcast
-    cycles = int(drained.max()) if count else LNZD_LATENCY
-    busy = costs.sum(axis=1)
-    nonempty = entries > 0
-    words = np.where(nonempty, (ends - 1) // entries_per_word - starts // entries_per_word + 1, 0)
+            broadcast = np.maximum(broadcast, pop[:, t - queue_depth].max(axis=1) + 1)
+        pop[:, t] = np.maximum(broadcast[:, None] + 1, start_previous)
+        start = np.maximum(pop[:, t] + 1, finish_previous)
+        finish = start + costs[:, t]
+        live = valid[:, t]
+        drained = np.where(live[:, None], np.maximum(
+            drained, finish + PIPELINE_TAIL * (entries[:, t] > 0)), drained)
+        finish_previous = np.where(live[:, None], finish, finish_previous)
+        start_previous = np.where(live[:, None], start, start_previous)
+        broadcast_previous = np.where(live, broadcast, broadcast_previous)
+    cycles = np.where(counts > 0, drained.max(axis=1, initial=0), LNZD_LATENCY)
+    busy = np.where(valid[:, :, None], costs, 0).sum(axis=1)  # (V, N)
+    words = np.where(entries > 0,
+                     (ends - 1) // entries_per_word - starts // entries_per_word + 1, 0)
     total_entries = int(entries.sum())
+    broadcasts = int(counts.sum())
     events = {
-        "control.lnzd.broadcast": int(count),
-        "pe.act_queue.push": int(count) * n_pes,
-        "pe.act_queue.pop": int(count) * n_pes,
-        "pe.pointer_even.read": int(count) * n_pes,
-        "pe.pointer_odd.read": int(count) * n_pes,
+        "control.lnzd.broadcast": broadcasts,
+        "pe.act_queue.push": broadcasts * n_pes,
+        "pe.act_queue.pop": broadcasts * n_pes,
+        "pe.pointer_even.read": broadcasts * n_pes,
+        "pe.pointer_odd.read": broadcasts * n_pes,
         "pe.sparse_sram.read": int(words.sum()),
         "pe.codebook.read": total_entries,
         "pe.mult.mac": total_entries,
         # each entry reads and writes its destination accumulator (no bypass modelled yet)
         "pe.act_regfile.read": total_entries,
         "pe.act_regfile.write": total_entries,
-        "pe.idle.cycle": int(cycles * n_pes - busy.sum()),
+        "pe.idle.cycle": int(cycles.sum() * n_pes - busy.sum()),
     }
-    return EIELayerTiming(cycles, float(busy.sum()) / n_pes, busy, events)
+    return EIELayerBatch(cycles, busy.sum(axis=1) / n_pes, busy, events)
 
 
 def synthetic_layer(inputs: int, outputs: int, weight_density: float, activation_density: float,
@@ -167,20 +200,56 @@ class EIENetworkTiming:
 def simulate_network(matrices: list[EIEMatrix], layer_inputs: list[np.ndarray],
                      queue_depth: int = 8,
                      entries_per_word: int = ENTRIES_PER_WORD) -> EIENetworkTiming:
-    """Layers back to back on the same PEs. Between layer l and l+1: one cycle (the cycle in
-    which layer l is found done; it clears the nonzero flags), then ceil(rows_l / N) writeback
-    cycles, in each of which every PE requantizes one local row into its activation bank
-    (``pe.act_bank.write``). ``layer_inputs[l]`` are layer l's input activations (the golden
-    model's, since which columns are skipped depends on the data)."""
+    """One input vector through the layers (``layer_inputs[l]``: layer l's activations)."""
     timings = [simulate_layer(matrix, inputs, queue_depth, entries_per_word)
                for matrix, inputs in zip(matrices, layer_inputs)]
+    events = _network_events(matrices, [t.events for t in timings], vectors=1)
+    return EIENetworkTiming(sum(t.cycles for t in timings) + _between_layers(matrices),
+                            timings, events)
+
+
+@dataclass
+class EIENetworkBatch:
+    cycles: np.ndarray  # per vector
+    ideal_cycles: float  # summed over vectors and layers
+    compute_cycles: int  # the layers' cycles without the writeback, summed
+    events: dict[str, int]  # summed over vectors
+
+
+def simulate_network_batch(matrices: list[EIEMatrix], layer_inputs: list[np.ndarray],
+                           queue_depth: int = 8,
+                           entries_per_word: int = ENTRIES_PER_WORD) -> EIENetworkBatch:
+    """V vectors through the layers, one after another (``layer_inputs[l]``: V x cols_l, the
+    golden model's activations of layer l, since which columns are skipped depends on them).
+
+    Between layer l and l+1: one cycle (the cycle in which layer l is found done; it clears the
+    nonzero flags), then ceil(rows_l / N) writeback cycles, in each of which every PE
+    requantizes one local row into its activation bank (``pe.act_bank.write``)."""
+    batches = [simulate_layer_batch(matrix, inputs, queue_depth, entries_per_word)
+               for matrix, inputs in zip(matrices, layer_inputs)]
+    vectors = len(layer_inputs[0])
+    compute = sum(batch.cycles for batch in batches)
+    return EIENetworkBatch(compute + _between_layers(matrices),
+                           float(sum(batch.ideal_cycles.sum() for batch in batches)),
+                           int(compute.sum()),
+                           _network_events(matrices, [b.events for b in batches], vectors))
+
+
+def _written_rows(matrices: list[EIEMatrix]) -> list[int]:
+    """Local rows each PE writes back after each layer (every layer but the last)."""
     n_pes = len(matrices[0].pointers)
-    # every layer but the last is written back, one local row per cycle
-    written = [-(-matrix.rows // n_pes) for matrix in matrices[:-1]] + [0]
+    return [-(-matrix.rows // n_pes) for matrix in matrices[:-1]] + [0]
+
+
+def _between_layers(matrices: list[EIEMatrix]) -> int:
+    return len(matrices) - 1 + sum(_written_rows(matrices))
+
+
+def _network_events(matrices, layer_events: list[dict], vectors: int) -> dict[str, int]:
+    n_pes = len(matrices[0].pointers)
     events: dict[str, int] = {}
-    for index, (rows, timing) in enumerate(zip(written, timings)):
+    for index, (rows, counted) in enumerate(zip(_written_rows(matrices), layer_events)):
         for name in EVENTS:
-            events[layer_event(index, name)] = timing.events.get(name, 0)
-        events[layer_event(index, "pe.act_bank.write")] = rows * n_pes
-    cycles = sum(t.cycles for t in timings) + len(timings) - 1 + sum(written)
-    return EIENetworkTiming(cycles, timings, events)
+            events[layer_event(index, name)] = counted.get(name, 0)
+        events[layer_event(index, "pe.act_bank.write")] = rows * n_pes * vectors
+    return events

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from accel.hw.eie.mapping import EIELayerMapping, EIENetworkMapping, single_layer
-from accel.hw.eie.model import ENTRIES_PER_WORD, simulate_network
+from accel.hw.eie.model import (ENTRIES_PER_WORD, EIENetworkBatch, simulate_network,
+                                 simulate_network_batch)
 from accel.hw.eie.rtl import EIEVectorLoader
 from accel.hw.verilog import to_verilog
 
@@ -22,55 +23,53 @@ def network_layer_inputs(network, trace: list[np.ndarray]) -> list[np.ndarray]:
     return [trace[i - 1] for i, layer in enumerate(network.layers) if isinstance(layer, Dense)]
 
 
-def model_timings(mapping: EIENetworkMapping, layer_inputs: list[np.ndarray]) -> list:
-    """The cycle model's ``EIENetworkTiming`` for each vector (``layer_inputs`` as in
-    ``run_rtl``)."""
-    return [simulate_network([layer.matrix for layer in mapping.layers],
-                             [inputs[v] for inputs in layer_inputs], mapping.queue_depth,
-                             mapping.entries_per_word)
-            for v in range(len(layer_inputs[0]))]
+def model_timing(mapping: EIENetworkMapping, layer_inputs: list[np.ndarray]) -> EIENetworkBatch:
+    """The cycle model for every vector (``layer_inputs`` as in ``run_rtl``)."""
+    return simulate_network_batch([layer.matrix for layer in mapping.layers], layer_inputs,
+                                  mapping.queue_depth, mapping.entries_per_word)
 
 
 def dense_weights(layer: EIELayerMapping) -> np.ndarray:
     return layer.codebook[layer.matrix.decode()]
 
 
-def run_rtl(mapping: EIENetworkMapping, layer_inputs: list[np.ndarray]) -> list[dict]:
-    """``layer_inputs[l]`` (vectors x cols_l): the activations of each layer for each vector
-    (the first is what the harness loads; the others predict the model's timing). Per vector:
-    the last layer's accumulators (plus its bias) by output row, cycles and events from the RTL
-    and the model."""
+def run_rtl(mapping: EIENetworkMapping, vectors: np.ndarray, *, max_cycles: int) -> list[dict]:
+    """``vectors`` (V x cols of the first layer): the first layer's integer activations, one
+    run each. Per vector: the last layer's accumulators (plus its bias) by output row, cycles
+    and events."""
     from accel.sim import runner
     from accel.sim.lint import check_lint
 
     harness = EIEVectorLoader(mapping)
     verilog = to_verilog(harness, SIM_TOP_NAME)
     check_lint(verilog, SIM_TOP_NAME)
-    vectors = layer_inputs[0]
-    timings = model_timings(mapping, layer_inputs)
     last = mapping.layers[-1]
     padded = np.zeros((len(vectors), mapping.max_cols), dtype=np.int64)
     padded[:, :vectors.shape[1]] = vectors
     sim = runner.run(runner.build(verilog, SIM_TOP_NAME), TESTBENCH, inputs={
         "vectors": padded, "num_pes": mapping.num_pes, "local_rows": last.local_rows,
-        "activation_bits": mapping.activation_bits,
-        "max_cycles": 4 * max(t.cycles for t in timings) + 100})
+        "activation_bits": mapping.activation_bits, "max_cycles": max_cycles})
     bias = mapping.final_bias if mapping.final_bias is not None else 0
     results = []
-    for timing, got in zip(timings, sim.outputs["results"]):
+    for got in sim.outputs["results"]:
         per_pe = np.array(got["accumulators"]).reshape(mapping.num_pes, last.local_rows)
         outputs = np.array([per_pe[i % mapping.num_pes, i // mapping.num_pes]
                             for i in range(last.rows)]) + bias
-        results.append({"outputs": outputs, "cycles": got["cycles"], "model": timing,
-                        "events": harness.counters.decode(got["event_counts"])})
+        results.append({"outputs": outputs, "cycles": got["cycles"],
+                        "events": harness.counters.decode(got["event_counts"]),
+                        "seconds": sim.seconds})
     return results
 
 
 def run_layer_rtl(layer: EIELayerMapping, vectors: np.ndarray,
                   entries_per_word: int = ENTRIES_PER_WORD) -> list[dict]:
     """One layer: outputs are compared with the exact product ``expected``."""
-    results = run_rtl(single_layer(layer, entries_per_word), [vectors])
+    mapping = single_layer(layer, entries_per_word)
+    timing = model_timing(mapping, [vectors])
+    results = run_rtl(mapping, vectors, max_cycles=4 * int(timing.cycles.max()) + 100)
     weights = dense_weights(layer)
     for result, vector in zip(results, vectors):
         result["expected"] = weights @ vector.astype(np.int64)
+        result["model"] = simulate_network([layer.matrix], [vector], layer.queue_depth,
+                                           entries_per_word)
     return results

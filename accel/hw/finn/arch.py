@@ -1,84 +1,117 @@
-"""The FINN architecture's faces for the CLI: configure, generate, simulate."""
+"""The FINN-style dataflow architecture's faces (``accel.hw.architecture``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 from accel.errors import ConfigError
-from accel.energy.model import estimate
+from accel.hw.architecture import Architecture, RTLRun, Timing, option
 from accel.hw.finn.energy import event_specs
 from accel.hw.finn.mapping import FinnMapping, auto_fold, map_network
-from accel.hw.finn.run import TOP_NAME, generate_verilog, run_rtl
-from accel.hw.finn.top import event_declarations
-from accel.hw.result import SimResult
-from accel.io import write_atomic, write_json
-from accel.nn.ir import Network
-
-NAME = "finn"
+from accel.hw.finn.model import simulate
+from accel.hw.finn.run import TOP_NAME, run_rtl
+from accel.hw.finn.top import FinnHarness, FinnTop, event_declarations
 
 
-def configure(network: Network, *, folding=None, target_fps=None, clock_mhz=200.0,
-              count_events: bool = True, pes=None, queue_depth=None,
-              sparse_word_bits=None) -> FinnMapping:
-    """A folding given by the user, or the cheapest that meets ``target_fps``; without
-    ``count_events`` the top has no event counters (for FPGA builds)."""
-    if pes is not None or queue_depth is not None or sparse_word_bits is not None:
-        raise ConfigError("--pes, --queue-depth and --sparse-word-bits are EIE options; FINN "
-                          "takes --folding or --target-fps")
-    if folding is not None and target_fps is not None:
-        raise ConfigError("give either a folding or a target frame rate, not both")
-    if target_fps is not None:
-        folding = auto_fold(network, target_fps, clock_mhz)
-    return map_network(network, folding, count_events=count_events)
+@dataclass(frozen=True)
+class FinnOptions:
+    folding: str | dict | None = option(
+        help="JSON/YAML file {layer: {pe: P, simd: S}} (default: fully folded)", metavar="FILE")
+    target_fps: float | None = option(
+        help="pick the cheapest folding that meets this frame rate at --clock-mhz",
+        parse=float, metavar="FPS")
 
 
-def generate(mapping: FinnMapping, out_dir: Path) -> list[Path]:
-    """``finn_top.v`` and ``finn_top.json`` (the manifest) in ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    first, last = mapping.stages[0], mapping.stages[-1]
-    manifest = mapping.manifest()
-    manifest["top"] = TOP_NAME
-    manifest["ports"] = {
-        "s_axis_tdata": first.in_elements * first.input.bits, "s_axis_tvalid": 1,
-        "s_axis_tready": 1, "m_axis_tdata": last.out_elements * last.output.bits,
-        "m_axis_tvalid": 1, "m_axis_tready": 1, "clk": 1, "rst": 1,
-    }
-    manifest["stream_encoding"] = (
-        "element k of a beat in bits [k*bits, (k+1)*bits); bipolar elements are one bit "
-        "(1 = +1); signed elements are two's complement")
-    manifest["events"] = list(event_declarations(mapping)) if mapping.count_events else []
-    if mapping.count_events:
-        manifest["event_counter_width"] = 48
-    return [write_atomic(out_dir / f"{TOP_NAME}.v", generate_verilog(mapping)),
-            write_json(out_dir / f"{TOP_NAME}.json", manifest)]
+class FinnArchitecture(Architecture):
+    name = "finn"
+    title = "FINN-style binarized streaming dataflow (folded MVTUs, FIFOs, AXI-Stream)"
+    Options = FinnOptions
+    top_name = TOP_NAME
+
+    def configure(self, network, options: FinnOptions, *, clock_mhz: float,
+                  count_events: bool = True) -> FinnMapping:
+        """A folding given by the user, or the cheapest that meets ``target_fps``; without
+        ``count_events`` the top has no event counters (for FPGA builds)."""
+        folding = options.folding
+        if folding is not None and options.target_fps is not None:
+            raise ConfigError("give either a folding or a target frame rate, not both")
+        if options.target_fps is not None:
+            folding = auto_fold(network, options.target_fps, clock_mhz)
+        return map_network(network, folding, count_events=count_events)
+
+    def rtl(self, mapping: FinnMapping) -> FinnTop:
+        return FinnTop(mapping)
+
+    def harness(self, mapping: FinnMapping, frames: int) -> FinnHarness:
+        first, last = mapping.stages[0], mapping.stages[-1]
+        return FinnHarness(mapping, _capacity(first.beats_in * frames),
+                           _capacity(last.beats_out * frames))
+
+    def run_rtl(self, mapping: FinnMapping, network, inputs: np.ndarray, *,
+                max_cycles: int) -> RTLRun:
+        return run_rtl(mapping, network, inputs, self.harness(mapping, len(inputs)),
+                       max_cycles=max_cycles)
+
+    def estimate(self, mapping: FinnMapping, network, inputs: np.ndarray) -> Timing:
+        timing = simulate(mapping, len(inputs))
+        return Timing(len(inputs), timing.cycles, timing.frame0_cycles, timing.events)
+
+    def event_specs(self, mapping: FinnMapping) -> dict:
+        return event_specs(mapping)
+
+    def macs(self, events_per_inference) -> float:
+        # one lane of an MVTU (an XNOR-popcount or a multiply-add) per synapse
+        return sum(count for name, count in events_per_inference.items() if ".pe." in name)
+
+    def manifest(self, mapping: FinnMapping, top: FinnTop) -> dict:
+        manifest = mapping.manifest()
+        manifest["stream_encoding"] = (
+            "element k of a beat in bits [k*bits, (k+1)*bits); bipolar elements are one bit "
+            "(1 = +1); signed elements are two's complement")
+        manifest["events"] = list(event_declarations(mapping)) if mapping.count_events else []
+        if mapping.count_events:
+            manifest["event_counter_width"] = top.counters.width
+        return manifest
+
+    def summary(self, mapping: FinnMapping, timing: Timing) -> dict:
+        return {"initiation_interval_cycles": mapping.initiation_interval,
+                "model_latency_cycles": timing.latency_cycles,
+                "folding": {layer.name: {"pe": layer.pe, "simd": layer.simd}
+                            for layer in mapping.layers}}
+
+    def summary_rows(self, result) -> list[tuple[str, str]]:
+        return [("initiation interval (FINN's formula)",
+                 f"{result['initiation_interval_cycles']} cycles")]
+
+    def label(self, result) -> str:
+        return f"II {result['initiation_interval_cycles']}"
+
+    def example(self):
+        inputs = np.random.default_rng(1).uniform(-2, 2, (12, 16))
+        return example_network(), FinnOptions(folding={"fc0": {"pe": 2, "simd": 4},
+                                                       "fc1": {"pe": 1, "simd": 2}}), inputs
 
 
-def simulate(mapping: FinnMapping, network: Network, inputs: np.ndarray,
-             labels: np.ndarray | None, *, model: str, clock_mhz: float,
-             tech="45nm", on_chip_bytes: float | None = None) -> SimResult:
-    run = run_rtl(mapping, network, inputs)
-    predictions = np.argmax(run["outputs"], axis=1)
-    frames = len(inputs)
-    specs = event_specs(mapping)
-    energy = estimate({k: v / frames for k, v in run["events"].items()}, specs, tech,
-                      on_chip_bytes=on_chip_bytes)
-    model_energy = estimate({k: v / frames for k, v in run["model"].events.items()}, specs, tech,
-                            on_chip_bytes=on_chip_bytes)
-    # one lane of an MVTU (an XNOR-popcount or a multiply-add) per synapse
-    macs = sum(v for k, v in run["events"].items() if ".pe." in k) / frames
-    return SimResult.build(
-        arch=NAME, model=model, predictions=predictions, labels=labels,
-        bit_exact=run["bit_exact"], rtl_cycles=run["cycles"],
-        model_cycles=run["model"].cycles, latency_cycles=run["frame0_cycles"],
-        clock_mhz=clock_mhz, events=run["events"], model_events=run["model"].events,
-        extra={**energy.to_json(),
-               "model_energy_uj_per_inference": model_energy.total_uj,
-               "average_power_mw": energy.average_power_mw(run["cycles"] / frames, clock_mhz),
-               "initiation_interval_cycles": mapping.initiation_interval,
-               "macs_per_inference": macs,
-               "pj_per_mac": energy.total_pj / macs if macs else None,
-               "model_latency_cycles": run["model"].frame0_cycles,
-               "folding": {layer.name: {"pe": layer.pe, "simd": layer.simd}
-                           for layer in mapping.layers}})
+def _capacity(count: int) -> int:
+    """Harness memories rounded up to powers of two, so runs of similar length share a build."""
+    return 1 << max(1, (count - 1).bit_length())
+
+
+def example_network(seed: int = 0):
+    """Quant (4-bit) -> dense 16 -> 8 (bipolar weights) -> sign -> dense 8 -> 4 (bipolar)."""
+    from accel.nn import DataType, Dense, MultiThreshold, Network, Quant
+
+    rng = np.random.default_rng(seed)
+    bipolar = DataType.bipolar_type()
+    return Network("finn_example", (1, 16), [
+        Quant("quant", bits=4, signed=True, scale=2.0**-2),
+        Dense("fc0", weights=np.where(rng.random((8, 16)) < 0.5, -1, 1), weight_type=bipolar),
+        MultiThreshold("act0", thresholds=rng.integers(-8, 9, (8, 1)), out_scale=2.0,
+                       out_bias=-1.0),
+        Dense("fc1", weights=np.where(rng.random((4, 8)) < 0.5, -1, 1), weight_type=bipolar),
+    ])
+
+
+ARCHITECTURE = FinnArchitecture()

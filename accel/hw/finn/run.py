@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from accel.errors import SimulationError
+from accel.hw.architecture import RTLRun
 from accel.hw.finn.mapping import FinnMapping
-from accel.hw.finn.model import simulate
 from accel.hw.finn.mvtu import _pack
 from accel.hw.finn.top import FinnHarness, FinnTop
 from accel.hw.verilog import to_verilog
@@ -49,43 +49,24 @@ def decode_outputs(mapping: FinnMapping, beats: list[int], frames: int) -> np.nd
     return last.output.decode(np.array(codes, dtype=np.int64).reshape(frames, -1))
 
 
-def _capacity(count: int) -> int:
-    return 1 << max(1, (count - 1).bit_length())
-
-
-def run_rtl(mapping: FinnMapping, network: Network, inputs: np.ndarray) -> dict:
-    """Simulate ``inputs`` (float, as the network expects) through the RTL in Verilator and the
-    cycle model; returns outputs, predictions, cycles, latency, events and the comparisons."""
+def run_rtl(mapping: FinnMapping, network: Network, inputs: np.ndarray, harness: FinnHarness,
+            *, max_cycles: int) -> RTLRun:
+    """Simulate ``inputs`` (as the network takes them) through ``harness`` in Verilator."""
     from accel.sim import runner
     from accel.sim.lint import check_lint
 
     frames = len(inputs)
-    values = stream_inputs(network, inputs)
-    beats = input_beats(mapping, values)
-    last = mapping.stages[-1]
-    beats_out = last.beats_out * frames
-    # memory sizes rounded up to powers of two, so runs of similar length share one build
-    harness = FinnHarness(mapping, _capacity(len(beats)), _capacity(beats_out))
+    beats = input_beats(mapping, stream_inputs(network, inputs))
+    beats_out = mapping.stages[-1].beats_out * frames
     verilog = to_verilog(harness, HARNESS_NAME)
     check_lint(verilog, HARNESS_NAME)
-    timing = simulate(mapping, frames)
     sim_build = runner.build(verilog, HARNESS_NAME)
     result = runner.run(sim_build, TESTBENCH, inputs={
-        "beats": beats, "beats_out": beats_out, "frame_beats_out": last.beats_out,
-        "max_cycles": 4 * timing.cycles + 1000})
+        "beats": beats, "beats_out": beats_out,
+        "frame_beats_out": mapping.stages[-1].beats_out, "max_cycles": max_cycles})
     got = result.outputs
     if len(got["outputs"]) != beats_out:
         raise SimulationError(f"expected {beats_out} output beats, got {len(got['outputs'])}")
-    outputs = decode_outputs(mapping, got["outputs"], frames)
-    expected = golden.run(network, inputs).reshape(frames, -1)
     events = harness.counters.decode(got["event_counts"]) if "event_counts" in got else {}
-    return {
-        "outputs": outputs,
-        "golden_outputs": expected,
-        "bit_exact": bool(np.array_equal(outputs, expected)),
-        "cycles": got["cycles"],
-        "frame0_cycles": got["frame0_cycles"],
-        "events": events,
-        "model": timing,
-        "simulation_seconds": result.seconds,
-    }
+    return RTLRun(decode_outputs(mapping, got["outputs"], frames), got["cycles"],
+                  got["frame0_cycles"], events, result.seconds)
