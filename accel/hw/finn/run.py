@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from accel.errors import SimulationError
 from accel.hw.architecture import RTLRun
+from accel.hw.common.stream_harness import run_stream_harness
 from accel.hw.finn.mapping import FinnMapping
 from accel.hw.finn.mvtu import _pack
-from accel.hw.finn.top import FinnHarness, FinnTop
+from accel.hw.finn.top import FinnTop
 from accel.hw.verilog import to_verilog
 from accel.nn import golden
 from accel.nn.ir import Network, Quant
 
 TOP_NAME = "finn_top"
 HARNESS_NAME = "finn_harness"
-TESTBENCH = "accel.sim.tb.finn_tb"
 
 
 def generate_verilog(mapping: FinnMapping) -> str:
@@ -49,24 +48,13 @@ def decode_outputs(mapping: FinnMapping, beats: list[int], frames: int) -> np.nd
     return last.output.decode(np.array(codes, dtype=np.int64).reshape(frames, -1))
 
 
-def run_rtl(mapping: FinnMapping, network: Network, inputs: np.ndarray, harness: FinnHarness,
+def run_rtl(mapping: FinnMapping, network: Network, inputs: np.ndarray, harness,
             *, max_cycles: int) -> RTLRun:
     """Simulate ``inputs`` (as the network takes them) through ``harness`` in Verilator."""
-    from accel.sim import runner
-    from accel.sim.lint import check_lint
-
     frames = len(inputs)
-    beats = input_beats(mapping, stream_inputs(network, inputs))
-    beats_out = mapping.stages[-1].beats_out * frames
-    verilog = to_verilog(harness, HARNESS_NAME)
-    check_lint(verilog, HARNESS_NAME)
-    sim_build = runner.build(verilog, HARNESS_NAME)
-    result = runner.run(sim_build, TESTBENCH, inputs={
-        "beats": beats, "beats_out": beats_out,
-        "frame_beats_out": mapping.stages[-1].beats_out, "max_cycles": max_cycles})
-    got = result.outputs
-    if len(got["outputs"]) != beats_out:
-        raise SimulationError(f"expected {beats_out} output beats, got {len(got['outputs'])}")
-    events = harness.counters.decode(got["event_counts"]) if "event_counts" in got else {}
+    last = mapping.stages[-1]
+    got = run_stream_harness(harness, HARNESS_NAME,
+                             input_beats(mapping, stream_inputs(network, inputs)),
+                             last.beats_out * frames, last.beats_out, max_cycles=max_cycles)
     return RTLRun(decode_outputs(mapping, got["outputs"], frames), got["cycles"],
-                  got["frame0_cycles"], events, result.seconds)
+                  got["frame0_cycles"], got["events"], got["seconds"])

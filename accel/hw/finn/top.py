@@ -3,12 +3,13 @@ port names, event counters) and the simulation harness around it."""
 
 from __future__ import annotations
 
-from amaranth import Module, ResetInserter, Signal
-from amaranth.lib import memory, stream, wiring
+from amaranth import Module
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.hw.common.counters import EventCounterBank
 from accel.hw.common.fifo import StreamFIFO, transfer
+from accel.hw.common.stream_harness import StreamHarness
 from accel.hw.finn.mapping import FinnMapping, LayerMapping, PoolMapping, WindowMapping
 from accel.hw.finn.mvtu import MVTU, StreamWidthConverter
 from accel.hw.finn.window import MaxPoolUnit, SlidingWindowUnit
@@ -145,65 +146,6 @@ class FinnTop(wiring.Component):
         return m
 
 
-class FinnHarness(wiring.Component):
-    """Simulation harness: an input memory loaded through a port before the run streams every
-    frame into the top (held in reset until ``run``) at full rate; an always-ready sink stores the output beats, read back
-    through a port after the run. Counts the cycles of the run and of frame 0 (its latency)."""
-
-    def __init__(self, mapping: FinnMapping, input_beats: int, output_beats: int):
-        self.top = FinnTop(mapping)
-        self.input_beats = input_beats
-        self.output_beats = output_beats
-        self.counters = self.top.counters
-        members = {
-            "load_addr": In(range(input_beats)), "load_data": In(self.top.in_width),
-            "load_en": In(1),
-            "run": In(1), "beats_in": In(32), "beats_out": In(32), "frame_beats_out": In(32),
-            "done": Out(1), "cycles": Out(32), "frame0_cycles": Out(32),
-            "read_addr": In(range(output_beats)), "read_data": Out(self.top.out_width),
-        }
-        if mapping.count_events:
-            members["event_counts"] = Out(len(self.counters.counts))
-        super().__init__(members)
-
-    def elaborate(self, platform):
-        m = Module()
-        # The top is held in reset until the run starts: a sliding-window unit emits padding
-        # beats without any input, and must not run ahead while the frames are being loaded.
-        m.submodules.top = ResetInserter({"sync": ~self.run})(self.top)
-        top = self.top
-        m.submodules.frames_in = frames_in = memory.Memory(
-            shape=self.top.in_width, depth=self.input_beats, init=[])
-        m.submodules.beats_out_mem = outputs = memory.Memory(
-            shape=self.top.out_width, depth=self.output_beats, init=[])
-        load = frames_in.write_port()
-        source = frames_in.read_port(domain="comb")
-        sink = outputs.write_port()
-        readback = outputs.read_port(domain="comb")
-        sent = Signal(32)
-        received = Signal(32)
-        m.d.comb += [
-            load.addr.eq(self.load_addr), load.data.eq(self.load_data), load.en.eq(self.load_en),
-            source.addr.eq(sent),
-            top.s_axis_tdata.eq(source.data),
-            top.s_axis_tvalid.eq(self.run & (sent < self.beats_in)),
-            top.m_axis_tready.eq(self.run),
-            sink.addr.eq(received), sink.data.eq(top.m_axis_tdata),
-            sink.en.eq(top.m_axis_tvalid & top.m_axis_tready),
-            readback.addr.eq(self.read_addr), self.read_data.eq(readback.data),
-            self.done.eq(received == self.beats_out),
-        ]
-        with m.If(~self.run):
-            m.d.sync += [sent.eq(0), received.eq(0), self.cycles.eq(0), self.frame0_cycles.eq(0)]
-        with m.Else():
-            with m.If(top.s_axis_tvalid & top.s_axis_tready):
-                m.d.sync += sent.eq(sent + 1)
-            with m.If(sink.en):
-                m.d.sync += received.eq(received + 1)
-            with m.If(~self.done):
-                m.d.sync += self.cycles.eq(self.cycles + 1)
-            with m.If(received < self.frame_beats_out):
-                m.d.sync += self.frame0_cycles.eq(self.frame0_cycles + 1)
-        if self.counters.enabled:
-            m.d.comb += self.event_counts.eq(top.event_counts)
-        return m
+def FinnHarness(mapping: FinnMapping, input_beats: int, output_beats: int) -> StreamHarness:
+    """The FINN top in the stream simulation harness (``accel.hw.common.stream_harness``)."""
+    return StreamHarness(FinnTop(mapping), input_beats, output_beats)

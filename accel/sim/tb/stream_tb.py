@@ -1,6 +1,6 @@
-"""Runs a FINN dataflow harness (``accel.hw.finn.top.FinnHarness``): loads every frame's input
-beats through the load port, streams them in one run with no Python per cycle, then reads back
-the output beats, the cycle counts and the event counters."""
+"""Runs a stream harness (``accel.hw.common.stream_harness.StreamHarness``): loads every
+frame's input beats through the load port, streams them in one run with no Python per cycle,
+then reads back the output beats, the cycle counts and the event counters."""
 
 import cocotb
 from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
