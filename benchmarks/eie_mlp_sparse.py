@@ -7,11 +7,9 @@ Usage: python benchmarks/eie_mlp_sparse.py [--rtl]
 
 import sys
 
-from accel.energy.model import estimate
-from accel.hw.eie import arch
-from accel.hw.eie.energy import event_specs, storage_of
-from accel.hw.eie.run import model_timings, network_layer_inputs
-from accel.nn import golden, load
+from accel.hw import evaluate
+from accel.hw.reference import configure
+from accel.nn import load
 from accel.nn.data import digits_split
 from accel.nn.evaluate import network_inputs
 
@@ -20,28 +18,24 @@ def main(rtl: bool):
     network = load("mlp-sparse")
     split = digits_split()
     images = network_inputs(network, split.x_test, "test")
-    layer_inputs = network_layer_inputs(network, golden.run(network, images, return_all=True))
     print(f"{'PEs':>4} {'queue':>5} {'cycles/inf':>10} {'LB eff':>7} {'writeback':>9} "
           f"{'nJ/inf':>8}" + ("   RTL cycles/inf  RTL nJ/inf  bit-exact" if rtl else ""))
     for pes in (1, 4, 16, 64):
         for depth in (1, 8):
-            mapping = arch.configure(network, pes=pes, queue_depth=depth)
-            runs = model_timings(mapping, layer_inputs)
-            count = len(runs)
-            events = {k: sum(r.events[k] for r in runs) / count for k in runs[0].events}
-            energy = estimate(events, event_specs(storage_of(mapping)))
-            cycles = sum(r.cycles for r in runs) / count
-            compute = sum(r.compute_cycles for r in runs)
-            balance = sum(r.ideal_cycles for r in runs) / compute
-            writeback = 1 - compute / (cycles * count)
-            line = (f"{pes:4d} {depth:5d} {cycles:10.1f} {balance:7.3f} {100 * writeback:8.1f}% "
-                    f"{1e3 * energy.total_uj:8.2f}")
+            arch, mapping = configure("eie", network, {"pes": pes, "queue_depth": depth})
+            run = dict(model="mlp-sparse", clock_mhz=200.0)
+            result = evaluate.estimate(arch, mapping, network, images, split.y_test, **run)
+            cycles = result.cycles_per_inference
+            writeback = result.extra["writeback_cycles_per_inference"] / cycles
+            line = (f"{pes:4d} {depth:5d} {cycles:10.1f} "
+                    f"{result.extra['load_balance_efficiency']:7.3f} {100 * writeback:8.1f}% "
+                    f"{1e3 * result.extra['energy_uj_per_inference']:8.2f}")
             if rtl and pes <= 16:
-                result = arch.simulate(mapping, network, split.x_test, split.y_test,
-                                       model="mlp-sparse", clock_mhz=200.0)
-                line += (f"   {result.cycles_per_inference:14.1f}  "
-                         f"{1e3 * result.extra['energy_uj_per_inference']:10.2f}  "
-                         f"{'yes' if result.bit_exact else 'NO'}")
+                simulated = evaluate.simulate(arch, mapping, network, images, split.y_test,
+                                              **run)
+                line += (f"   {simulated.cycles_per_inference:14.1f}  "
+                         f"{1e3 * simulated.extra['energy_uj_per_inference']:10.2f}  "
+                         f"{'yes' if simulated.bit_exact else 'NO'}")
             print(line)
 
 

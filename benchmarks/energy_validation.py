@@ -17,15 +17,10 @@ import numpy as np
 from accel.compress.network import compress_network
 from accel.energy.model import estimate
 from accel.energy.tech import load_technology
-from accel.hw.eie import arch as eie
+from accel.hw import evaluate
 from accel.hw.eie.energy import event_specs as eie_specs
-from accel.hw.eie.energy import storage_of
 from accel.hw.eie.model import simulate_layer, synthetic_layer
-from accel.hw.eie.run import model_timings, network_layer_inputs
-from accel.hw.finn.energy import event_specs as finn_specs
-from accel.hw.finn.mapping import map_network
-from accel.hw.finn.model import simulate
-from accel.hw.reference import FINN_FOLDINGS, finn_folding
+from accel.hw.reference import FINN_FOLDINGS, REFERENCE_CLOCK_MHZ, configure
 from accel.nn import golden, load
 from accel.nn.data import digits_split
 from accel.nn.evaluate import network_inputs
@@ -52,19 +47,20 @@ def eie_alex7(tech):
         print(f"   {share:22s} {ours:5.1f} % vs {paper:5.1f} % ({ours - paper:+.1f} points)")
     rest = 100 * report.by_group_pj["control"] / report.total_pj
     print(f"   {'control (LNZD)':22s} {rest:5.1f} % (not in the paper's PE split)")
-    print(f"   per event (pJ): " + ", ".join(f"{k} {v:.2f}" for k, v in
+    print("   per event (pJ): " + ", ".join(f"{k} {v:.2f}" for k, v in
                                             report.pj_per_event.items() if v))
 
 
 def eie_network_energy(network, images, tech, on_chip_bytes=None):
-    """Energy per inference of ``network`` on the 16-PE engine from cycle-model events."""
-    mapping = eie.configure(network, pes=16, queue_depth=8)
-    trace = golden.run(network, images, return_all=True)
-    runs = model_timings(mapping, network_layer_inputs(network, trace))
-    events = {k: sum(r.events[k] for r in runs) / len(runs) for k in runs[0].events}
-    cycles = sum(r.cycles for r in runs) / len(runs)
-    return estimate(events, eie_specs(storage_of(mapping)), tech,
-                    on_chip_bytes=on_chip_bytes), cycles
+    """Energy per inference of ``network`` on the 16-PE engine (``accel estimate``'s path),
+    as (energy report, cycles per inference)."""
+    arch, mapping = configure("eie", network, {"pes": 16, "queue_depth": 8})
+    result = evaluate.estimate(arch, mapping, network, images, model=network.name,
+                               clock_mhz=REFERENCE_CLOCK_MHZ, tech=tech,
+                               on_chip_bytes=on_chip_bytes)
+    events = result.events
+    return estimate(events, arch.event_specs(mapping), tech,
+                    on_chip_bytes=on_chip_bytes), result.cycles_per_inference
 
 
 def deep_compression(tech):
@@ -96,11 +92,12 @@ def deep_compression(tech):
 def finn_bnn_mlp(tech):
     print("3. FINN bnn-mlp, energy per frame (cycle-model events)")
     network = load("bnn-mlp")
+    images = network_inputs(network, digits_split().x_test[:20], "test")
     for name in ("fully folded", "wide"):
-        mapping = map_network(network, finn_folding(network, FINN_FOLDINGS["bnn-mlp"][name]))
-        frames = 20
-        events = {k: v / frames for k, v in simulate(mapping, frames).events.items()}
-        report = estimate(events, finn_specs(mapping), tech)
+        arch, mapping = configure("finn", network, {"folding": FINN_FOLDINGS["bnn-mlp"][name]})
+        events = evaluate.estimate(arch, mapping, network, images, model="bnn-mlp",
+                                   clock_mhz=REFERENCE_CLOCK_MHZ).events
+        report = estimate(events, arch.event_specs(mapping), tech)
         ops = sum(v for k, v in events.items() if ".pe." in k)
         memory = 100 * report.by_group_pj["memory"] / report.total_pj
         print(f"   {name:13s} {report.total_pj / 1e3:8.2f} nJ/frame, "

@@ -396,9 +396,9 @@ def test_eie_core_single_layer_equals_sparse_product_and_cycle_model(pes, depth,
     assert layer.matrix.padding_entries > 0
     mapping = EIENetworkMapping("one", [layer], [], entries_per_word=per_word)
     rng = np.random.default_rng(pes + depth)
-    vector = np.where(rng.random(10) < 0.6, rng.integers(-900, 900, 10), 0)
-    vector[1] = 11  # the column whose entry follows the padding entry; then all zeros
-    for vector in (vector, np.zeros(10, np.int64)):
+    sparse = np.where(rng.random(10) < 0.6, rng.integers(-900, 900, 10), 0)
+    sparse[1] = 11  # the column whose entry follows the padding entry; then all zeros
+    for vector in (sparse, np.zeros(10, np.int64)):
         counted, port, outputs = run_eie(mapping, vector)
         np.testing.assert_array_equal(outputs, weights @ vector)
         assert counted == port == simulate_layer(layer.matrix, vector, depth, per_word).cycles

@@ -57,11 +57,12 @@ print(format_report(network_compression_report(sparse)))"""),
 new_markdown_cell("""## 3. Generation: an EIE-style engine
 
 Rows are interleaved over the PEs, each PE stores its slice in EIE's CSC format (4-bit codebook index, 4-bit relative row index, padding entries for gaps over 15), column pointers in even/odd banks. `generate` writes the Verilog and a manifest; the lint gate runs `verilator --lint-only -Wall` with the project's documented waivers."""),
-new_code_cell("""from accel.hw.registry import architecture
+new_code_cell("""from accel.hw import evaluate
+from accel.hw.registry import architecture
 from accel.sim.lint import check_lint
 
 eie = architecture("eie")
-mapping = eie.configure(sparse, pes=4, queue_depth=8)  # the configuration in rtl/eie/
+mapping = eie.configure(sparse, eie.Options(pes=4, queue_depth=8), clock_mhz=200.0)  # as rtl/eie/
 out = Path(tempfile.mkdtemp())
 verilog, manifest = eie.generate(mapping, out)
 check_lint(verilog, "eie_top")
@@ -75,7 +76,7 @@ new_markdown_cell("""## 4. Verilator, bit-exact
 The engine runs the first 60 test images (the build is cached: the first run takes about a minute on 2 cores). Outputs are compared with the golden model, and the RTL's cycles and event counts with the Python cycle model's."""),
 new_code_cell("""images = 60
 inputs, labels = split.x_test[:images], split.y_test[:images]
-result = eie.simulate(mapping, sparse, inputs, labels, model="mlp-sparse", clock_mhz=200.0)
+result = evaluate.simulate(eie, mapping, sparse, inputs, labels, model="mlp-sparse", clock_mhz=200.0)
 print(f"accuracy {100 * result.accuracy:.2f} %   bit-exact: {result.bit_exact}")
 print(f"cycles per inference: RTL {result.cycles_per_inference:.1f}, cycle model {result.model_cycles_per_inference:.1f}")
 print(f"events equal to the cycle model: {result.model_events_equal}")
@@ -98,21 +99,13 @@ ax.set_title("mlp-sparse on 4 PEs: energy by component")
 fig.tight_layout()"""),
 new_markdown_cell("""### Exploring PE counts with the cycle model
 
-The cycle model is the RTL's timing specification (equal cycles and events, checked above), and fast enough to sweep configurations RTL simulation would be slow for. Here: cycles, load balance and energy per inference against the number of PEs, on the same 60 images."""),
-new_code_cell("""from accel.energy.model import estimate
-from accel.hw.eie.energy import event_specs, storage_of
-from accel.hw.eie.run import model_timings, network_layer_inputs
-
-layer_inputs = network_layer_inputs(sparse, golden.run(sparse, inputs, return_all=True))
-sweep = []
+The cycle model is the RTL's timing specification (equal cycles and events, checked above), and fast enough to sweep configurations RTL simulation would be slow for: `evaluate.estimate` (the CLI's `accel estimate`) returns the same result as the Verilator run, without Verilator. Here: cycles, load balance and energy per inference against the number of PEs, on the same 60 images."""),
+new_code_cell("""sweep = []
 for pes in (1, 2, 4, 8, 16, 32, 64):
-    config = eie.configure(sparse, pes=pes, queue_depth=8)
-    runs = model_timings(config, layer_inputs)
-    events = {k: sum(r.events[k] for r in runs) / images for k in runs[0].events}
-    energy = estimate(events, event_specs(storage_of(config)))
-    sweep.append((pes, sum(r.cycles for r in runs) / images,
-                  sum(r.ideal_cycles for r in runs) / sum(r.compute_cycles for r in runs),
-                  energy.total_uj * 1e3))
+    config = eie.configure(sparse, eie.Options(pes=pes, queue_depth=8), clock_mhz=200.0)
+    point = evaluate.estimate(eie, config, sparse, inputs, labels, model="mlp-sparse", clock_mhz=200.0)
+    sweep.append((pes, point.cycles_per_inference, point.extra["load_balance_efficiency"],
+                  point.extra["energy_uj_per_inference"] * 1e3))
 pes, cycles, balance, nanojoules = map(np.array, zip(*sweep))
 fig, axes = plt.subplots(1, 3, figsize=(11, 3))
 axes[0].loglog(pes, cycles, "o-"); axes[0].set_title("cycles per inference")
