@@ -59,6 +59,11 @@ def test_mlp_sparse_on_the_whole_test_split(pes, depth):
     assert result.extra["energy_uj_per_inference"] == \
         result.extra["model_energy_uj_per_inference"]
     assert result.accuracy == pytest.approx(0.9638, abs=5e-5)
+    estimated = evaluate.estimate(EIE, mapping, network, split.x_test, split.y_test,
+                                  model="mlp-sparse", clock_mhz=200.0)
+    for key in ("cycles_per_inference", "latency_cycles", "events", "predictions"):
+        assert getattr(estimated, key) == getattr(result, key), key
+    assert estimated.extra["energy_uj_per_inference"] == result.extra["energy_uj_per_inference"]
 
 
 @pytest.mark.slow

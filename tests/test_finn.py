@@ -32,6 +32,18 @@ def equal_to_model(result) -> bool:
     return result.agrees and result.latency_cycles == result.extra["model_latency_cycles"]
 
 
+def estimate_equals(result, mapping, network, inputs) -> bool:
+    """``accel estimate``'s path reports what the Verilator run reported."""
+    from accel.hw import evaluate
+    from accel.hw.finn.arch import ARCHITECTURE
+
+    estimated = evaluate.estimate(ARCHITECTURE, mapping, network, inputs, model=network.name,
+                                  clock_mhz=200.0)
+    return all(getattr(estimated, key) == getattr(result, key) for key in (
+        "cycles_per_inference", "latency_cycles", "events", "predictions")) and \
+        estimated.extra["energy_uj_per_inference"] == result.extra["energy_uj_per_inference"]
+
+
 def bipolar(rng, shape):
     return np.where(rng.random(shape) < 0.5, -1, 1)
 
@@ -171,6 +183,7 @@ def test_reference_bnns_on_the_whole_test_split(model, name):
 
     result = run_on_rtl(mapping, network, inputs)
     assert equal_to_model(result)
+    assert estimate_equals(result, mapping, network, inputs)
     frames = len(inputs)
     cycles = result.cycles_per_inference * frames
     assert (cycles - result.latency_cycles) / (frames - 1) == pytest.approx(

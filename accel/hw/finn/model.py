@@ -30,9 +30,20 @@ class _MVTU:
         self.spec, self.name = spec, name
         self.nf = self.sf = 0
         self.out_valid = False
+        self.stepped = False
+        self.replayed = False  # the last cycle was a step of a later fold that gave no output
 
     def state(self):
         return (self.nf, self.sf, self.out_valid)
+
+    def replay(self, cycles: int, events) -> None:
+        """``cycles`` more steps of a later fold before its last synapse: nothing but this
+        unit's fold counter and its read events change."""
+        spec, name = self.spec, self.name
+        self.sf += cycles
+        events[f"{name}.weight_mem.read"] += cycles * spec.pe
+        events[f"{name}.pe.{operation_name(spec)}"] += cycles * spec.pe * spec.simd
+        events[f"{name}.input_buffer.read"] += cycles
 
     def in_ready(self, out_ready):
         last_synapse = self.sf == self.spec.synapse_fold - 1
@@ -45,6 +56,8 @@ class _MVTU:
         out_free = not self.out_valid or out_ready
         step = (self.nf != 0 or in_valid) and (not last_synapse or out_free)
         output_step = step and last_synapse
+        self.stepped = step
+        self.replayed = step and self.nf != 0 and not last_synapse
         name = self.name
         if step:
             events[f"{name}.weight_mem.read"] += spec.pe
@@ -305,4 +318,19 @@ def simulate(mapping: FinnMapping, frames: int) -> FinnTiming:
             converter.update(converter_in[k], converter_out[k])
         sent += results[0][0]
         received += out_valid[-1]
+
+        # A quiet cycle (no transfer anywhere, no output register filled): only MVTUs
+        # replaying a later fold moved, and the next cycles stay quiet until one of them
+        # reaches its last synapse. Those cycles are added at once.
+        replaying = [stage for stage in stages if isinstance(stage, _MVTU) and stage.replayed]
+        if replaying and not (results[0][0] or out_valid[-1] or any(fifo_push)
+                              or any(fifo_pop) or any(converter_in) or any(converter_out)) \
+                and all(isinstance(stage, _MVTU) and (stage.replayed or not stage.stepped)
+                        for stage in stages if isinstance(stage, _MVTU)):
+            quiet = min(stage.spec.synapse_fold - 1 - stage.sf for stage in replaying)
+            for stage in replaying:
+                stage.replay(quiet, events)
+            cycles += quiet
+            if received < beats_out:
+                frame0 += quiet
     return FinnTiming(cycles, frame0, events)
