@@ -59,7 +59,7 @@ def test_hardware_errors_are_one_line(tmp_path):
     for args, message in [
         (["simulate", "--arch", "systolic", BREVITAS], "invalid choice: 'systolic'"),
         (["generate", "--arch", "eie", "mlp-sparse", "--pes", "0", "-o", str(tmp_path / "x")],
-         "must be positive"),
+         "--pes must be a positive integer"),
         (["generate", "--arch", "eie", "bnn-mlp", "-o", str(tmp_path / "x")], "for EIE"),
         (["simulate", "--arch", "eie", "mlp-sparse", "--target-fps", "10"],
          "--target-fps is an option of --arch finn, not of eie"),
