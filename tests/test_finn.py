@@ -3,7 +3,7 @@ Verilator against the golden model and the cycle model."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from accel.errors import ConfigError
@@ -110,6 +110,67 @@ def test_fast_forward_equals_plain_stepping():
     # 2 frames cannot be fast-forwarded; 40 frames are; the per-frame difference must agree
     two, three, forty = simulate(mapping, 2), simulate(mapping, 3), simulate(mapping, 40)
     assert forty.cycles - three.cycles == 37 * (three.cycles - two.cycles)
+
+
+@st.composite
+def finn_cnns(draw):
+    """Quant -> conv (kernel 1-3, padding up to the kernel) -> threshold -> [conv ->
+    threshold] -> [max-pool] -> flatten -> dense, with a random folding, and random FIFO
+    depths (tight ones make back-pressure bind everywhere)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    side, channels = draw(st.integers(3, 6)), draw(st.sampled_from([1, 2, 4]))
+    layers = [Quant("q", bits=draw(st.integers(2, 4)), signed=False, scale=2**-4)]
+    folding, shape = {}, (channels, side, side)
+    for k in range(draw(st.integers(1, 2))):
+        kernel = draw(st.integers(1, min(3, shape[1])))
+        padding = draw(st.integers(0, kernel)) if k == 0 else 0
+        out = draw(st.sampled_from([2, 4]))
+        layers.append(Conv2d(f"c{k}", weights=rng.integers(-2, 2, (out, shape[0], kernel,
+                                                                    kernel)),
+                             weight_type=DataType(2, True), padding=padding))
+        steps = draw(st.integers(1, 3))
+        layers.append(MultiThreshold(f"t{k}", thresholds=np.sort(
+            rng.integers(-20, 20, (out, steps)), axis=1), out_scale=1.0, out_bias=0.0))
+        divisors = lambda n: [d for d in range(1, n + 1) if n % d == 0]  # noqa: E731
+        folding[f"c{k}"] = {"pe": draw(st.sampled_from(divisors(out))),
+                            "simd": draw(st.sampled_from(divisors(shape[0])))}
+        size = shape[1] + 2 * padding - kernel + 1
+        shape = (out, size, size)
+    if shape[1] >= 2 and draw(st.booleans()):
+        pool = draw(st.integers(2, shape[1]))
+        layers.append(MaxPool2d("p", kernel=pool))
+        shape = (shape[0], shape[1] // pool, shape[2] // pool)
+    layers += [Flatten("f"), Dense("d", weights=bipolar(rng, (3, int(np.prod(shape)))),
+                                   weight_type=DataType.bipolar_type())]
+    folding["d"] = {"pe": draw(st.sampled_from([1, 3])), "simd": 1}
+    network = Network("cnn", (1, channels, side, side), layers)
+    try:
+        mapping = map_network(network, folding)
+    except ConfigError:
+        assume(False)
+    if draw(st.booleans()):
+        depths = [draw(st.integers(1, 4)) for _ in mapping.fifo_depths]
+        mapping = map_network(network, folding, fifo_depths=depths)
+    return mapping
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(finn_cnns(), finn_networks().map(lambda case: map_network(*case))),
+       st.integers(1, 9))
+def test_token_model_equals_the_cycle_stepping_model(mapping, frames):
+    """The fast model (per token, periodic frames closed analytically) against the model that
+    steps every register (equal to the RTL by the Verilator tests): cycles, latency, events."""
+    from accel.hw.finn.model import step
+    from accel.hw.finn.tokens import token_timing
+
+    fast = token_timing(mapping, frames)
+    reference = step(mapping, frames)
+    # it may decline (then ``simulate`` steps), never be wrong; with the generator's FIFO
+    # depths it applies (the reference foldings: tests/test_architectures.py, model_speed)
+    assert fast is None or fast == (reference.cycles, reference.frame0_cycles, reference.events)
+    tight = any(depth == 1 for depth in mapping.fifo_depths)
+    windows = [s for s in mapping.stages if hasattr(s, "padding")]
+    assert fast is not None or tight or any(w.padding > w.kernel for w in windows)
 
 
 @settings(max_examples=2, deadline=None)

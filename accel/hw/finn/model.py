@@ -2,8 +2,12 @@
 equal to the RTL's (``tests/test_finn.py`` holds them equal).
 
 Outputs come from the golden model: the datapath computes exactly its arithmetic, and timing in
-this architecture does not depend on data. The model steps the harness cycle by cycle, register
-for register (source, stages, width converters, FIFOs, sink). Each stage first evaluates its
+this architecture does not depend on data. ``simulate`` computes the timing per token
+(``accel.hw.finn.tokens``: when each beat crosses each port, a few numpy passes per stage) and
+falls back to ``step`` where the token equations do not apply; tests hold the two equal.
+
+``step`` steps the harness cycle by cycle, register for register (source, stages, width
+converters, FIFOs, sink). Each stage first evaluates its
 handshakes from the current registers, then all registers update, as in the RTL. Because timing
 is data-independent the pipeline settles into a periodic regime; once the whole state at the
 start of a frame repeats, the frames but the last are skipped over by adding whole periods,
@@ -254,7 +258,18 @@ def _stage_model(spec, name):
 
 
 def simulate(mapping: FinnMapping, frames: int) -> FinnTiming:
-    """Cycles to stream ``frames`` frames through the harness at full input rate."""
+    """Cycles, frame-0 latency and events of streaming ``frames`` frames through the harness
+    at full input rate."""
+    from accel.hw.finn.tokens import token_timing
+
+    timing = token_timing(mapping, frames)
+    if timing is None:
+        return step(mapping, frames)
+    return FinnTiming(*timing)
+
+
+def step(mapping: FinnMapping, frames: int) -> FinnTiming:
+    """``simulate`` by stepping every register cycle by cycle (the reference)."""
     specs = mapping.stages
     stages = [_stage_model(spec, name) for spec, name in zip(specs, stage_names(mapping))]
     converters = [_Converter(a.out_elements, b.in_elements) for a, b in zip(specs, specs[1:])]
