@@ -227,6 +227,38 @@ def test_small_cnn_in_verilator(padding, folding):
     assert equal_to_model(run_on_rtl(mapping, network, inputs))
 
 
+@pytest.mark.parametrize("padding,folding", [
+    (1, {}),
+    (0, {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 4, "simd": 2}, "d": {"pe": 3, "simd": 2}}),
+])
+def test_back_pressure_in_verilator(padding, folding):
+    """The harness's source offers beats and its sink accepts them with probability 100 %,
+    50 % and 10 % (pseudo-random, in hardware): outputs stay bit-exact and the stepping model
+    follows the same generators to the cycle, in every event."""
+    from accel.hw.common.stream_harness import Stimulus
+    from accel.hw.evaluate import golden_outputs
+    from accel.hw.finn.arch import ARCHITECTURE
+    from accel.hw.finn.model import step
+    from accel.hw.finn.run import run_rtl
+
+    network = small_cnn(padding)
+    mapping = map_network(network, folding)
+    inputs = np.random.default_rng(11).random((4, 2, 6, 6)).astype(np.float32)
+    harness = ARCHITECTURE.harness(mapping, len(inputs))
+    expected = golden_outputs(network, inputs)
+    full = step(mapping, len(inputs)).cycles
+    for threshold, seed in ((256, 5), (128, 6), (26, 7)):
+        stimulus = Stimulus(threshold, threshold, seed, seed * 7919)
+        model = step(mapping, len(inputs), stimulus)
+        run = run_rtl(mapping, network, inputs, harness, max_cycles=4 * model.cycles + 1000,
+                      stimulus=stimulus)
+        assert np.array_equal(run.outputs, expected), threshold
+        assert (run.cycles, run.latency_cycles, run.events) == \
+            (model.cycles, model.frame0_cycles, model.events), threshold
+        if threshold < 256:
+            assert model.cycles > full  # the pattern really stalled the pipeline
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model,name", [(m, n) for m in FINN_FOLDINGS for n in FINN_FOLDINGS[m]])
 def test_reference_bnns_on_the_whole_test_split(model, name):

@@ -43,7 +43,7 @@ def xorshift32(x: int) -> int:
     return x
 
 
-def _xorshift32_hw(x):
+def xorshift32_hw(x):
     a = x ^ (x << 13)[:32]
     b = a ^ (a >> 17)
     return b ^ (b << 5)[:32]
@@ -113,8 +113,8 @@ class FIFOHarness(wiring.Component):
             ]
         with m.Else():
             m.d.sync += [
-                source_random.eq(_xorshift32_hw(source_random)),
-                sink_random.eq(_xorshift32_hw(sink_random)),
+                source_random.eq(xorshift32_hw(source_random)),
+                sink_random.eq(xorshift32_hw(sink_random)),
                 sent.eq(sent_next),
                 # AXI-Stream rule: an offered item stays valid until it is taken.
                 source_valid.eq((source_valid & ~push)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from accel.hw.common.harness import xorshift32
+from accel.hw.common.stream_harness import Stimulus
 from accel.hw.finn.mapping import FinnMapping, LayerMapping, WindowMapping
 from accel.hw.finn.top import event_declarations, operation_name, stage_names
 
@@ -257,19 +259,22 @@ def _stage_model(spec, name):
     return _Pool(spec, name)
 
 
-def simulate(mapping: FinnMapping, frames: int) -> FinnTiming:
-    """Cycles, frame-0 latency and events of streaming ``frames`` frames through the harness
-    at full input rate."""
+def simulate(mapping: FinnMapping, frames: int, stimulus: Stimulus | None = None) -> FinnTiming:
+    """Cycles, frame-0 latency and events of streaming ``frames`` frames through the harness,
+    its source and sink driven by ``stimulus`` (default: full rate)."""
     from accel.hw.finn.tokens import token_timing
 
-    timing = token_timing(mapping, frames)
+    timing = token_timing(mapping, frames) if stimulus is None or stimulus.full_rate else None
     if timing is None:
-        return step(mapping, frames)
+        return step(mapping, frames, stimulus)
     return FinnTiming(*timing)
 
 
-def step(mapping: FinnMapping, frames: int) -> FinnTiming:
-    """``simulate`` by stepping every register cycle by cycle (the reference)."""
+def step(mapping: FinnMapping, frames: int, stimulus: Stimulus | None = None) -> FinnTiming:
+    """``simulate`` by stepping every register cycle by cycle (the reference), with the
+    harness's source and sink generators (``accel.hw.common.stream_harness``)."""
+    stimulus = stimulus or Stimulus()
+    full_rate = stimulus.full_rate
     specs = mapping.stages
     stages = [_stage_model(spec, name) for spec, name in zip(specs, stage_names(mapping))]
     converters = [_Converter(a.out_elements, b.in_elements) for a, b in zip(specs, specs[1:])]
@@ -281,7 +286,9 @@ def step(mapping: FinnMapping, frames: int) -> FinnTiming:
     events = dict.fromkeys(names, 0)
     sent = received = cycles = frame0 = 0
     boundaries: dict[int, tuple] = {}
-    skipped = False
+    skipped = not full_rate  # random patterns do not repeat: no frame is skipped over
+    source_random, sink_random = xorshift32(stimulus.source_seed), stimulus.sink_seed
+    source_valid = total_in > 0 and (stimulus.source_seed & 0xFF) < stimulus.valid_threshold
 
     while received != total_out:
         frame = sent // beats_in
@@ -308,8 +315,9 @@ def step(mapping: FinnMapping, frames: int) -> FinnTiming:
 
         # handshakes from registers: FIFO and converter readies never depend on a later block
         fifo_ready = [levels[k] < depths[k] for k in range(len(converters))]
-        out_ready = [c.in_ready(fifo_ready[k]) for k, c in enumerate(converters)] + [True]
-        in_valid = [sent < total_in] + [level > 0 for level in levels]
+        sink_ready = (sink_random & 0xFF) < stimulus.ready_threshold
+        out_ready = [c.in_ready(fifo_ready[k]) for k, c in enumerate(converters)] + [sink_ready]
+        in_valid = [source_valid] + [level > 0 for level in levels]
         out_valid = [stage.out_valid for stage in stages]
         results = [stage.cycle(in_valid[k], out_ready[k], events)
                    for k, stage in enumerate(stages)]
@@ -332,13 +340,16 @@ def step(mapping: FinnMapping, frames: int) -> FinnTiming:
             levels[k] += fifo_push[k] - fifo_pop[k]
             converter.update(converter_in[k], converter_out[k])
         sent += results[0][0]
-        received += out_valid[-1]
+        received += out_valid[-1] and sink_ready
+        source_valid = (source_valid and not results[0][0]) or (
+            sent < total_in and (source_random & 0xFF) < stimulus.valid_threshold)
+        source_random, sink_random = xorshift32(source_random), xorshift32(sink_random)
 
         # A quiet cycle (no transfer anywhere, no output register filled): only MVTUs
         # replaying a later fold moved, and the next cycles stay quiet until one of them
         # reaches its last synapse. Those cycles are added at once.
         replaying = [stage for stage in stages if isinstance(stage, _MVTU) and stage.replayed]
-        if replaying and not (results[0][0] or out_valid[-1] or any(fifo_push)
+        if full_rate and replaying and not (results[0][0] or out_valid[-1] or any(fifo_push)
                               or any(fifo_pop) or any(converter_in) or any(converter_out)) \
                 and all(isinstance(stage, _MVTU) and (stage.replayed or not stage.stepped)
                         for stage in stages if isinstance(stage, _MVTU)):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from accel.hw.architecture import RTLRun
-from accel.hw.common.stream_harness import run_stream_harness
+from accel.hw.common.stream_harness import Stimulus, run_stream_harness
 from accel.hw.finn.mapping import FinnMapping
 from accel.hw.finn.mvtu import _pack
 from accel.hw.finn.top import FinnTop
@@ -49,12 +49,14 @@ def decode_outputs(mapping: FinnMapping, beats: list[int], frames: int) -> np.nd
 
 
 def run_rtl(mapping: FinnMapping, network: Network, inputs: np.ndarray, harness,
-            *, max_cycles: int) -> RTLRun:
-    """Simulate ``inputs`` (as the network takes them) through ``harness`` in Verilator."""
+            *, max_cycles: int, stimulus: Stimulus | None = None) -> RTLRun:
+    """Simulate ``inputs`` (as the network takes them) through ``harness`` in Verilator, the
+    source and sink driven by ``stimulus`` (default: full rate)."""
     frames = len(inputs)
     last = mapping.stages[-1]
     got = run_stream_harness(harness, HARNESS_NAME,
                              input_beats(mapping, stream_inputs(network, inputs)),
-                             last.beats_out * frames, last.beats_out, max_cycles=max_cycles)
+                             last.beats_out * frames, last.beats_out, max_cycles=max_cycles,
+                             stimulus=stimulus)
     return RTLRun(decode_outputs(mapping, got["outputs"], frames), got["cycles"],
                   got["frame0_cycles"], got["events"], got["seconds"])

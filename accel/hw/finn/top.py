@@ -148,4 +148,5 @@ class FinnTop(wiring.Component):
 
 def FinnHarness(mapping: FinnMapping, input_beats: int, output_beats: int) -> StreamHarness:
     """The FINN top in the stream simulation harness (``accel.hw.common.stream_harness``)."""
-    return StreamHarness(FinnTop(mapping), input_beats, output_beats)
+    return StreamHarness(FinnTop(mapping), mapping.stages[0].beats_in, input_beats,
+                         output_beats)

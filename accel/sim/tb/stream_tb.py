@@ -1,5 +1,5 @@
-"""Runs a stream harness (``accel.hw.common.stream_harness.StreamHarness``): loads every
-frame's input beats through the load port, streams them in one run with no Python per cycle,
+"""Runs a stream harness (``accel.hw.common.stream_harness.StreamHarness``): one write per
+frame (the harness's loader stores its beats in hardware), one run with no Python per cycle,
 then reads back the output beats, the cycle counts and the event counters."""
 
 import cocotb
@@ -13,17 +13,18 @@ async def run_frames(dut):
     cfg = tbio.inputs()
     tbio.start_clock(dut.clk)
     dut.run.value = 0
-    dut.load_en.value = 0
+    dut.frame_start.value = 0
     await tbio.reset(dut)
-    for address, word in enumerate(cfg["beats"]):
-        dut.load_addr.value = address
-        dut.load_data.value = word
-        dut.load_en.value = 1
+    for frame in cfg["frames"]:
+        dut.frame_data.value = frame
+        dut.frame_start.value = 1
         await RisingEdge(dut.clk)
-    dut.load_en.value = 0
-    dut.beats_in.value = len(cfg["beats"])
-    dut.beats_out.value = cfg["beats_out"]
-    dut.frame_beats_out.value = cfg["frame_beats_out"]
+        dut.frame_start.value = 0
+        await ClockCycles(dut.clk, cfg["frame_beats"])
+    for port in ("beats_in", "beats_out", "frame_beats_out", "valid_threshold",
+                 "ready_threshold", "source_seed", "sink_seed"):
+        getattr(dut, port).value = cfg[port]
+    await RisingEdge(dut.clk)  # run low for a cycle: the generators load their seeds
     await RisingEdge(dut.clk)
     dut.run.value = 1
     limit = Timer(cfg["max_cycles"] * tbio.CLOCK_PERIOD_NS, unit="ns")
