@@ -199,24 +199,26 @@ def _energy(args, console) -> int:
         tech = load_technology(args.tech or "45nm")
         budget = None if args.on_chip_kib is None else 1024 * args.on_chip_kib
         results = [reprice(result, tech, budget) for result in results]
+    rows = energy_rows(results)
+    # one column per run, like the tables below: readable at 80 columns for a few runs
     table = Table(title="energy per inference (nJ), from each run's event counts"
                         + (" (re-priced)" if args.tech or args.on_chip_kib is not None else ""))
-    table.add_column("run")
+    table.add_column("")
+    for row in rows:
+        table.add_column(f"{row['label']} [{row['tech']}]", justify="right")
     for group in GROUPS:
-        table.add_column(group, justify="right")
-    for column in ("total nJ", "time us", "power mW", "pJ/MAC"):
-        table.add_column(column, justify="right")
-    for row in energy_rows(results):
-        mac = "-" if row["pj_per_mac"] is None else f"{row['pj_per_mac']:.2f}"
-        table.add_row(row["label"], *(f"{row[group]:.3f}" for group in GROUPS),
-                      f"{row['total_nj']:.3f}", f"{row['time_us']:.2f}",
-                      f"{row['power_mw']:.2f}", mac)
+        table.add_row(group, *(f"{row[group]:.3f}" for row in rows))
+    table.add_row("total nJ", *(f"{row['total_nj']:.3f}" for row in rows))
+    table.add_row("time us", *(f"{row['time_us']:.2f}" for row in rows))
+    table.add_row("power mW", *(f"{row['power_mw']:.2f}" for row in rows))
+    table.add_row("pJ/MAC", *("-" if row["pj_per_mac"] is None else f"{row['pj_per_mac']:.2f}"
+                              for row in rows))
     console.print(table)
     for key, title in (("energy_by_component_uj", "by component (memory instance, operator)"),
                        ("energy_by_layer_uj", "by layer / stage")):
         detail = Table(title=f"energy per inference {title}, nJ")
         detail.add_column("")
-        for row in energy_rows(results):
+        for row in rows:
             detail.add_column(row["label"], justify="right")
         names = sorted({name for result in results for name in result.get(key, {})})
         for name in names:

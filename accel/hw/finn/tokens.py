@@ -297,7 +297,7 @@ def token_timing(mapping: FinnMapping, frames: int):
     phantom = any(isinstance(spec, WindowMapping) and spec.padding for spec in mapping.stages)
     # the frames compared for a period start at frame ``reach``: earlier ones see the empty
     # pipeline (pop[n - D] with n < D)
-    computed = min(frames, 2 * reach + 3)
+    computed = min(frames, 2 * reach + 2)
     out_per_frame = mapping.stages[-1].beats_out
     while True:
         scheduled = _schedule(mapping, computed, phantom)
@@ -333,7 +333,7 @@ def _events_before(mapping: FinnMapping, stages, result, end: int) -> dict[str, 
             inputs = int(took.sum())
             # the steps of fold f > 0 are the SF - 1 cycles after fold f - 1's output step,
             # then its own output step
-            replays = int(((outputs[:, :-1, None] + np.arange(1, sf)) < end).sum()
+            replays = int(np.clip(end - 1 - outputs[:, :-1], 0, sf - 1).sum()
                           + (outputs[:, 1:] < end).sum())
             outs = int((outputs < end).sum())
             events[f"{name}.weight_mem.read"] = spec.pe * (inputs + replays)
@@ -357,6 +357,16 @@ def _events_before(mapping: FinnMapping, stages, result, end: int) -> dict[str, 
     for k, stage in enumerate(stages[:-1]):
         events[f"fifo{k}.push"] = int((stage.link.pushed < end).sum())
     return events
+
+
+def _shown_beats(spec: WindowMapping) -> int:
+    """Window beats of a frame that show an input pixel (not padding)."""
+    def inside(size: int, out: int) -> int:  # (output, kernel offset) pairs within the image
+        position = np.arange(out)[:, None] + np.arange(spec.kernel) - spec.padding
+        return int(((position >= 0) & (position < size)).sum())
+
+    return (inside(spec.height, spec.out_height) * inside(spec.width, spec.out_width)
+            * spec.channel_beats)
 
 
 def _pool_positions(spec: PoolMapping):
@@ -386,7 +396,7 @@ def frame_events(mapping: FinnMapping) -> dict[str, int]:
                 events[f"{name}.threshold.compare"] = spec.pe * spec.steps * nf * vectors
         elif isinstance(spec, WindowMapping):
             events[f"{name}.line_buffer.write"] = spec.beats_in
-            events[f"{name}.line_buffer.read"] = int((_WindowTokens(spec, 1).shown >= 0).sum())
+            events[f"{name}.line_buffer.read"] = _shown_beats(spec)
         else:
             inside, first, last = _pool_positions(spec)
             compared = int((inside & ~first).sum())
