@@ -8,11 +8,11 @@ import numpy as np
 
 from accel.errors import ConfigError
 from accel.hw.architecture import Architecture, RTLRun, Timing, option
-from accel.hw.finn.energy import event_specs
 from accel.hw.finn.mapping import FinnMapping, auto_fold, map_network
 from accel.hw.finn.model import simulate
 from accel.hw.finn.run import TOP_NAME, run_rtl
-from accel.hw.finn.top import FinnHarness, FinnTop, event_declarations
+from accel.hw.finn.stages import event_declarations, event_specs
+from accel.hw.finn.top import FinnHarness, FinnTop
 
 
 @dataclass(frozen=True)

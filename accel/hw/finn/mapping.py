@@ -10,7 +10,7 @@ plain binary. The host quantizes the input (the network's first ``Quant``) and s
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -201,16 +201,9 @@ class FinnMapping:
         return max(stage.cycles_per_frame for stage in self.stages)
 
     def manifest(self) -> dict:
-        stages = []
-        for stage in self.stages:
-            entry = {k: v for k, v in asdict(stage).items() if k not in ("weights", "thresholds")}
-            entry["kind"] = {LayerMapping: "mvtu", WindowMapping: "sliding_window",
-                             PoolMapping: "maxpool"}[type(stage)]
-            entry["cycles_per_frame"] = stage.cycles_per_frame
-            if isinstance(stage, LayerMapping):
-                entry["weight_memory_depth"] = stage.mw * stage.mh // (stage.pe * stage.simd)
-            stages.append(entry)
-        return {"arch": "finn", "network": self.network, "stages": stages,
+        from accel.hw.finn.stages import stage_manifest
+
+        return {"network": self.network, "stages": [stage_manifest(s) for s in self.stages],
                 "fifo_depths": self.fifo_depths,
                 "expected_cycles_per_frame": self.initiation_interval}
 

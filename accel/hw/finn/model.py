@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from accel.hw.common.harness import xorshift32
 from accel.hw.common.stream_harness import Stimulus
 from accel.hw.finn.mapping import FinnMapping, LayerMapping, WindowMapping
-from accel.hw.finn.top import event_declarations, operation_name, stage_names
+from accel.hw.finn.stages import (LINE_READ, LINE_WRITE, MAX_COMPARE, ROW_READ, ROW_WRITE,
+                                  event_declarations, fifo_name, kind_of, stage_names)
 
 
 @dataclass
@@ -31,7 +32,12 @@ class FinnTiming:
     events: dict[str, int]
 
 
-class _MVTU:
+def _add(events: dict, name: str, counts: dict) -> None:
+    for action, count in counts.items():
+        events[f"{name}.{action}"] += count
+
+
+class MVTUStepper:
     def __init__(self, spec: LayerMapping, name: str):
         self.spec, self.name = spec, name
         self.nf = self.sf = 0
@@ -45,11 +51,8 @@ class _MVTU:
     def replay(self, cycles: int, events) -> None:
         """``cycles`` more steps of a later fold before its last synapse: nothing but this
         unit's fold counter and its read events change."""
-        spec, name = self.spec, self.name
         self.sf += cycles
-        events[f"{name}.weight_mem.read"] += cycles * spec.pe
-        events[f"{name}.pe.{operation_name(spec)}"] += cycles * spec.pe * spec.simd
-        events[f"{name}.input_buffer.read"] += cycles
+        _add(events, self.name, kind_of(self.spec).counts(self.spec, cycles, cycles, 0))
 
     def in_ready(self, out_ready):
         last_synapse = self.sf == self.spec.synapse_fold - 1
@@ -66,13 +69,7 @@ class _MVTU:
         self.replayed = step and self.nf != 0 and not last_synapse
         name = self.name
         if step:
-            events[f"{name}.weight_mem.read"] += spec.pe
-            events[f"{name}.pe.{operation_name(spec)}"] += spec.pe * spec.simd
-            events[f"{name}.input_buffer.write" if self.nf == 0 else
-                   f"{name}.input_buffer.read"] += 1
-        if output_step and spec.thresholds is not None:
-            events[f"{name}.threshold_mem.read"] += spec.pe
-            events[f"{name}.threshold.compare"] += spec.pe * spec.steps
+            _add(events, name, kind_of(spec).counts(spec, 1, int(self.nf != 0), int(output_step)))
 
         def update():
             if step:
@@ -89,7 +86,7 @@ class _MVTU:
         return step and self.nf == 0, update
 
 
-class _Window:
+class WindowStepper:
     def __init__(self, spec: WindowMapping, name: str):
         self.spec, self.name = spec, name
         self.write_row = self.write_x = self.write_beat = 0
@@ -124,9 +121,9 @@ class _Window:
         emit = self.out_valid and out_ready
         padded = self._position()[2]
         if take:
-            events[f"{self.name}.line_buffer.write"] += 1
+            events[f"{self.name}.{LINE_WRITE}"] += 1
         if emit and not padded:
-            events[f"{self.name}.line_buffer.read"] += 1
+            events[f"{self.name}.{LINE_READ}"] += 1
 
         def update():
             if take:
@@ -155,7 +152,7 @@ class _Window:
         return take, update
 
 
-class _Pool:
+class PoolStepper:
     def __init__(self, spec, name: str):
         self.spec, self.name = spec, name
         self.y = self.x = self.beat = self.ky = self.kx = self.ox = 0
@@ -181,10 +178,10 @@ class _Pool:
         inside, first, last = self._window()
         if take and inside:
             if not first:
-                events[f"{self.name}.row_buffer.read"] += 1
-                events[f"{self.name}.max.compare"] += s.lanes
+                events[f"{self.name}.{ROW_READ}"] += 1
+                events[f"{self.name}.{MAX_COMPARE}"] += s.lanes
             if not last:
-                events[f"{self.name}.row_buffer.write"] += 1
+                events[f"{self.name}.{ROW_WRITE}"] += 1
 
         def update():
             if take and inside and last:
@@ -251,14 +248,6 @@ class _Converter:
                     self.count += 1
 
 
-def _stage_model(spec, name):
-    if isinstance(spec, LayerMapping):
-        return _MVTU(spec, name)
-    if isinstance(spec, WindowMapping):
-        return _Window(spec, name)
-    return _Pool(spec, name)
-
-
 def simulate(mapping: FinnMapping, frames: int, stimulus: Stimulus | None = None) -> FinnTiming:
     """Cycles, frame-0 latency and events of streaming ``frames`` frames through the harness,
     its source and sink driven by ``stimulus`` (default: full rate)."""
@@ -276,7 +265,8 @@ def step(mapping: FinnMapping, frames: int, stimulus: Stimulus | None = None) ->
     stimulus = stimulus or Stimulus()
     full_rate = stimulus.full_rate
     specs = mapping.stages
-    stages = [_stage_model(spec, name) for spec, name in zip(specs, stage_names(mapping))]
+    stages = [kind_of(spec).step_stage(spec, name)
+              for spec, name in zip(specs, stage_names(mapping))]
     converters = [_Converter(a.out_elements, b.in_elements) for a, b in zip(specs, specs[1:])]
     levels = [0] * len(converters)
     depths = mapping.fifo_depths
@@ -307,7 +297,7 @@ def step(mapping: FinnMapping, frames: int, stimulus: Stimulus | None = None) ->
                 sent += skip * beats_in
                 received += skip * beats_out
                 for stage in stages:
-                    if isinstance(stage, _Window):
+                    if isinstance(stage, WindowStepper):
                         stage.frame_row += skip * stage.spec.height
                         stage.write_row += skip * stage.spec.height
                 skipped = True
@@ -327,7 +317,7 @@ def step(mapping: FinnMapping, frames: int, stimulus: Stimulus | None = None) ->
                      for k, c in enumerate(converters)]
         fifo_pop = [results[k + 1][0] for k in range(len(converters))]
         for k, push in enumerate(fifo_push):
-            events[f"fifo{k}.push"] += push
+            events[fifo_name(k)] += push
 
         if received != total_out:
             cycles += 1
@@ -348,11 +338,11 @@ def step(mapping: FinnMapping, frames: int, stimulus: Stimulus | None = None) ->
         # A quiet cycle (no transfer anywhere, no output register filled): only MVTUs
         # replaying a later fold moved, and the next cycles stay quiet until one of them
         # reaches its last synapse. Those cycles are added at once.
-        replaying = [stage for stage in stages if isinstance(stage, _MVTU) and stage.replayed]
+        replaying = [stage for stage in stages if isinstance(stage, MVTUStepper) and stage.replayed]
         if full_rate and replaying and not (results[0][0] or out_valid[-1] or any(fifo_push)
                               or any(fifo_pop) or any(converter_in) or any(converter_out)) \
-                and all(isinstance(stage, _MVTU) and (stage.replayed or not stage.stepped)
-                        for stage in stages if isinstance(stage, _MVTU)):
+                and all(isinstance(stage, MVTUStepper) and (stage.replayed or not stage.stepped)
+                        for stage in stages if isinstance(stage, MVTUStepper)):
             quiet = min(stage.spec.synapse_fold - 1 - stage.sf for stage in replaying)
             for stage in replaying:
                 stage.replay(quiet, events)

@@ -44,6 +44,8 @@ from __future__ import annotations
 import numpy as np
 
 from accel.hw.finn.mapping import FinnMapping, LayerMapping, PoolMapping, WindowMapping
+from accel.hw.finn.stages import (LINE_READ, LINE_WRITE, event_declarations, fifo_name,
+                                  frame_events, kind_of, pool_positions, stage_names)
 
 NEVER = -(1 << 62)  # a bound that constrains nothing
 # The arrival of an input beat that never comes. Times saturate there: beats that never happen
@@ -79,7 +81,7 @@ class _Stage:
         self.spec, self.frames = spec, frames
 
 
-class _MVTUTokens(_Stage):
+class MVTUTokens(_Stage):
     def __init__(self, spec: LayerMapping, frames: int):
         super().__init__(spec, frames)
         sf, nf = spec.synapse_fold, spec.neuron_fold
@@ -102,10 +104,10 @@ class _MVTUTokens(_Stage):
                                                 ABSENT)
 
 
-class _PoolTokens(_Stage):
+class PoolTokens(_Stage):
     def __init__(self, spec: PoolMapping, frames: int):
         super().__init__(spec, frames)
-        inside, _, last = _pool_positions(spec)
+        inside, _, last = pool_positions(spec)
         closing = inside & last
         # closing beats in input order are the outputs in order (one per channel beat)
         self.closing_at = (np.flatnonzero(closing)[None, :]
@@ -119,7 +121,7 @@ class _PoolTokens(_Stage):
         return taken, np.minimum(np.maximum(taken[self.closing_at] + 1, down), ABSENT)
 
 
-class _WindowTokens(_Stage):
+class WindowTokens(_Stage):
     def __init__(self, spec: WindowMapping, frames: int):
         super().__init__(spec, frames)
         s = spec
@@ -211,14 +213,6 @@ class _Link:
         return pushed
 
 
-def _stage_tokens(spec, frames):
-    if isinstance(spec, LayerMapping):
-        return _MVTUTokens(spec, frames)
-    if isinstance(spec, WindowMapping):
-        return _WindowTokens(spec, frames)
-    return _PoolTokens(spec, frames)
-
-
 def _schedule(mapping: FinnMapping, frames: int, phantom: bool):
     """Every stage's (taken, left) over ``frames`` frames at full input rate and an
     always-ready sink, and with ``phantom`` one more frame whose input never comes; None if a
@@ -226,8 +220,8 @@ def _schedule(mapping: FinnMapping, frames: int, phantom: bool):
     specs = mapping.stages
     real = frames
     frames += phantom
-    stages = [_stage_tokens(spec, frames) for spec in specs]
-    if any(isinstance(stage, _WindowTokens) and not stage.monotone for stage in stages):
+    stages = [kind_of(spec).token_stage(spec, frames) for spec in specs]
+    if any(isinstance(stage, WindowTokens) and not stage.monotone for stage in stages):
         return None
     links = [_Link(a, b, depth, frames)
              for a, b, depth in zip(specs, specs[1:], mapping.fifo_depths)]
@@ -321,88 +315,26 @@ def _events_before(mapping: FinnMapping, stages, result, end: int) -> dict[str, 
     """Events of every scheduled token in the cycles before ``end`` (the run's last cycle):
     not every beat is handled by then (a max-pool discards the rows after its last window, so
     the stages before it are still at work on them; a padded window starts the next frame)."""
-    from accel.hw.finn.top import event_declarations, operation_name, stage_names
-
     events = dict.fromkeys(event_declarations(mapping), 0)
     for name, spec, stage, (taken, left) in zip(stage_names(mapping), mapping.stages, stages,
                                                 result):
         took = taken < end
-        if isinstance(spec, LayerMapping):
+        if isinstance(stage, MVTUTokens):
             sf, nf = spec.synapse_fold, spec.neuron_fold
             outputs = _chain(stage.gaps, stage.last_bounds)[stage.output_at].reshape(-1, nf)
-            inputs = int(took.sum())
             # the steps of fold f > 0 are the SF - 1 cycles after fold f - 1's output step,
             # then its own output step
             replays = int(np.clip(end - 1 - outputs[:, :-1], 0, sf - 1).sum()
                           + (outputs[:, 1:] < end).sum())
-            outs = int((outputs < end).sum())
-            events[f"{name}.weight_mem.read"] = spec.pe * (inputs + replays)
-            events[f"{name}.pe.{operation_name(spec)}"] = \
-                spec.pe * spec.simd * (inputs + replays)
-            events[f"{name}.input_buffer.write"] = inputs
-            events[f"{name}.input_buffer.read"] = replays
-            if spec.thresholds is not None:
-                events[f"{name}.threshold_mem.read"] = spec.pe * outs
-                events[f"{name}.threshold.compare"] = spec.pe * spec.steps * outs
-        elif isinstance(spec, WindowMapping):
-            events[f"{name}.line_buffer.write"] = int(took.sum())
-            events[f"{name}.line_buffer.read"] = int((left[stage.shown >= 0] < end).sum())
+            counts = kind_of(spec).counts(spec, int(took.sum()) + replays, replays,
+                                          int((outputs < end).sum()))
+        elif isinstance(stage, WindowTokens):
+            counts = {LINE_WRITE: int(took.sum()),
+                      LINE_READ: int((left[stage.shown >= 0] < end).sum())}
         else:
-            inside, first, last = (np.tile(flags, stage.frames) for flags in
-                                   _pool_positions(spec))
-            compared = int((took & inside & ~first).sum())
-            events[f"{name}.row_buffer.read"] = compared
-            events[f"{name}.max.compare"] = compared * spec.lanes
-            events[f"{name}.row_buffer.write"] = int((took & inside & ~last).sum())
+            counts = kind_of(spec).counts(spec, took)
+        for action, count in counts.items():
+            events[f"{name}.{action}"] = count
     for k, stage in enumerate(stages[:-1]):
-        events[f"fifo{k}.push"] = int((stage.link.pushed < end).sum())
-    return events
-
-
-def _shown_beats(spec: WindowMapping) -> int:
-    """Window beats of a frame that show an input pixel (not padding)."""
-    def inside(size: int, out: int) -> int:  # (output, kernel offset) pairs within the image
-        position = np.arange(out)[:, None] + np.arange(spec.kernel) - spec.padding
-        return int(((position >= 0) & (position < size)).sum())
-
-    return (inside(spec.height, spec.out_height) * inside(spec.width, spec.out_width)
-            * spec.channel_beats)
-
-
-def _pool_positions(spec: PoolMapping):
-    """Per input beat of a frame: inside a window, opening it, closing it."""
-    beat = np.arange(spec.beats_in)
-    pixel = beat // spec.channel_beats
-    y, x, k = pixel // spec.width, pixel % spec.width, spec.kernel
-    inside = (y < spec.out_height * k) & (x < spec.out_width * k)
-    return inside, (y % k == 0) & (x % k == 0), (y % k == k - 1) & (x % k == k - 1)
-
-
-def frame_events(mapping: FinnMapping) -> dict[str, int]:
-    """Every event's count per frame (timing-independent: each stage handles every beat of a
-    frame the same way)."""
-    from accel.hw.finn.top import event_declarations, operation_name, stage_names
-
-    events = dict.fromkeys(event_declarations(mapping), 0)
-    for name, spec in zip(stage_names(mapping), mapping.stages):
-        if isinstance(spec, LayerMapping):
-            nf, sf, vectors = spec.neuron_fold, spec.synapse_fold, spec.vectors
-            events[f"{name}.weight_mem.read"] = spec.pe * nf * sf * vectors
-            events[f"{name}.pe.{operation_name(spec)}"] = spec.pe * spec.simd * nf * sf * vectors
-            events[f"{name}.input_buffer.write"] = sf * vectors
-            events[f"{name}.input_buffer.read"] = (nf - 1) * sf * vectors
-            if spec.thresholds is not None:
-                events[f"{name}.threshold_mem.read"] = spec.pe * nf * vectors
-                events[f"{name}.threshold.compare"] = spec.pe * spec.steps * nf * vectors
-        elif isinstance(spec, WindowMapping):
-            events[f"{name}.line_buffer.write"] = spec.beats_in
-            events[f"{name}.line_buffer.read"] = _shown_beats(spec)
-        else:
-            inside, first, last = _pool_positions(spec)
-            compared = int((inside & ~first).sum())
-            events[f"{name}.row_buffer.read"] = compared
-            events[f"{name}.max.compare"] = compared * spec.lanes
-            events[f"{name}.row_buffer.write"] = int((inside & ~last).sum())
-    for k, consumer in enumerate(mapping.stages[1:]):
-        events[f"fifo{k}.push"] = consumer.beats_in
+        events[fifo_name(k)] = int((stage.link.pushed < end).sum())
     return events
