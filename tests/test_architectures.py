@@ -62,6 +62,11 @@ def test_a_new_architecture_needs_no_change_to_the_cli_energy_or_result(tmp_path
     assert result["cycles_per_inference"] == (inputs.size + 3) / len(inputs)
     assert main(["energy", str(out), "--chart", str(tmp_path / "chart")]) == 0
     assert "passthrough net" in capsys.readouterr().out
+    repriced = tmp_path / "repriced.json"
+    assert main(["energy", str(out), "--on-chip-kib", "0", "--chart", str(tmp_path / "chart"),
+                 "--json", str(repriced)]) == 0
+    assert "(re-priced)" in capsys.readouterr().out
+    assert json.loads(repriced.read_text())[0]["on_chip_bytes"] == 0
     assert main(["estimate", "--arch", "passthrough", str(model), "--pes", "4"]) == 2
     assert "--pes is an option of --arch eie, not of passthrough" in capsys.readouterr().err
 
