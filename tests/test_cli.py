@@ -1,7 +1,6 @@
 """The command line: version, doctor (passing and with Verilator unfindable), error contract."""
 
 import os
-import sys
 
 from accel import __version__
 from tests.conftest import run_cli

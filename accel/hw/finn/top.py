@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from amaranth import Module
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
 from accel.hw.common.counters import EventCounterBank
 from accel.hw.common.fifo import StreamFIFO, transfer
-from accel.hw.common.stream_harness import StreamHarness
+from accel.hw.common.stream_harness import StreamHarness, axi_stream_ports
 from accel.hw.finn.mapping import FinnMapping
 from accel.hw.finn.mvtu import StreamWidthConverter
 from accel.hw.finn.stages import event_declarations, fifo_name, kind_of, stage_names
@@ -25,10 +25,7 @@ class FinnTop(wiring.Component):
         self.counters = EventCounterBank(event_declarations(mapping), enabled=mapping.count_events)
         self.in_width = len(self.stages[0].i.payload)
         self.out_width = len(self.stages[-1].o.payload)
-        members = {
-            "s_axis_tdata": In(self.in_width), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
-            "m_axis_tdata": Out(self.out_width), "m_axis_tvalid": Out(1), "m_axis_tready": In(1),
-        }
+        members = axi_stream_ports(self.in_width, self.out_width)
         if mapping.count_events:
             members["event_counts"] = Out(len(self.counters.counts))
         super().__init__(members)
