@@ -298,20 +298,17 @@ def _add_evaluation_arguments(parser) -> None:
 
 def _misplaced_options(extra: list[str], arch_name: str | None) -> str | None:
     """A message for flags that belong to another architecture than the one asked for."""
-    import dataclasses
-
+    from accel.hw.architecture import option_flags
     from accel.hw.registry import ARCHITECTURES
 
     for word in extra:
         flag = word.split("=", 1)[0]
         owners = [name for name, arch in ARCHITECTURES.items()
-                  if flag in {f"--{item.name.replace('_', '-')}"
-                              for item in dataclasses.fields(arch.Options)}]
+                  if flag in option_flags(arch.Options).values()]
         if owners and arch_name not in owners:
             if arch_name not in ARCHITECTURES:
                 return f"{flag} is an option of --arch {' or '.join(owners)}; give --arch"
-            own = [f"--{item.name.replace('_', '-')}"
-                   for item in dataclasses.fields(ARCHITECTURES[arch_name].Options)]
+            own = list(option_flags(ARCHITECTURES[arch_name].Options).values())
             return (f"{flag} is an option of --arch {' or '.join(owners)}, not of {arch_name} "
                     f"(which takes {', '.join(own) or 'no options'})")
     return None

@@ -43,12 +43,19 @@ def option(default=None, *, help: str, parse=str,  # noqa: A002 - argparse's wor
     return field(default=default, metadata={"help": help, "parse": parse, "metavar": metavar})
 
 
+def option_flags(options_type: type) -> dict[str, str]:
+    """Field name -> its command-line flag (``queue_depth`` -> ``--queue-depth``)."""
+    return {item.name: f"--{item.name.replace('_', '-')}"
+            for item in dataclasses.fields(options_type)}
+
+
 def add_options(parser: argparse.ArgumentParser, options_type: type, title: str) -> None:
     """One argparse group with a flag per field of ``options_type``."""
     group = parser.add_argument_group(title)
+    flags = option_flags(options_type)
     for item in dataclasses.fields(options_type):
         default = "" if item.default is None else f" (default {item.default})"
-        group.add_argument(f"--{item.name.replace('_', '-')}", dest=f"arch_{item.name}",
+        group.add_argument(flags[item.name], dest=f"arch_{item.name}",
                            type=item.metadata["parse"], metavar=item.metadata["metavar"],
                            help=item.metadata["help"] + default)
 
