@@ -3,6 +3,12 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import settings
+
+# Every run draws the same examples (and keeps no example database): a red CI run can be
+# reproduced exactly, and a green one does not depend on luck.
+settings.register_profile("accel", derandomize=True, database=None)
+settings.load_profile("accel")
 
 
 @pytest.fixture
