@@ -29,6 +29,27 @@ BIT_EXACT = ("bnn-mlp", "bnn-cnv", "bwn-cnn")  # all sums below 2**24 units: flo
 FLOAT_TOLERANCE = {"mlp": 2.0 ** -16, "mlp-sparse": 2.0 ** -13}
 QONNX_IMAGES = 100
 
+# Byte-identical retraining holds with the same torch release on a CPU with the same vector
+# kernels (DEVELOPERS.md). The shipped files were trained where torch dispatches to its AVX2
+# kernels: evidence, not a record (the files do not store it): on an AVX512 Xeon (torch picks
+# AVX512) retraining bnn-mlp differs even at the commit that shipped it, and forcing torch's
+# AVX2 dispatch (ATEN_CPU_CAPABILITY=avx2) gives the shipped file's exact test accuracy
+# (97.77 %) but not its bytes (MKL/oneDNN paths differ by microarchitecture too). Elsewhere the
+# comparison says nothing, so it is skipped; determinism on this machine is checked instead.
+SHIPPED_CPU_CAPABILITY = "AVX2"
+
+
+def _cpu_capability() -> str:
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
+
+
+same_kernels = pytest.mark.skipif(
+    "_cpu_capability() != SHIPPED_CPU_CAPABILITY",
+    reason=f"the shipped models were trained with torch's {SHIPPED_CPU_CAPABILITY} CPU kernels; "
+           "other kernels give other bits (see SHIPPED_CPU_CAPABILITY)")
+
 
 def _is_power_of_two(value: float) -> bool:
     mantissa, _ = np.frexp(value)
@@ -143,6 +164,7 @@ def test_qonnx_executor_agrees_with_the_golden_model(name, shipped, split):
         assert np.all(np.abs(ours - reference) <= FLOAT_TOLERANCE[name] * largest)
 
 
+@same_kernels
 def test_retraining_the_smallest_model_reproduces_the_shipped_file(tmp_path, shipped):
     seed = int(shipped[SMALLEST].metadata["train_seed"])
     summary = train_command(SMALLEST, seed, tmp_path)
@@ -155,6 +177,20 @@ def test_retraining_the_smallest_model_reproduces_the_shipped_file(tmp_path, shi
 
 
 @pytest.mark.slow
+def test_retraining_is_deterministic_on_this_machine(tmp_path, shipped):
+    """Whatever the CPU: the same seed twice gives the same file, and it meets its target."""
+    seed = int(shipped[SMALLEST].metadata["train_seed"])
+    runs = []
+    for attempt in ("first", "second"):
+        (tmp_path / attempt).mkdir()
+        _, report = train(SMALLEST, seed, tmp_path / attempt)
+        assert report["meets_target"]
+        runs.append(report["path"].read_bytes())
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.slow
+@same_kernels
 @pytest.mark.parametrize("name", sorted(set(REFERENCE_MODELS) - {SMALLEST}))
 def test_retraining_reproduces_every_shipped_file(name, tmp_path, shipped):
     seed = int(shipped[name].metadata["train_seed"])

@@ -183,6 +183,7 @@ def build(sources: Mapping[str, str] | str, toplevel: str, *,
         sources = {f"{toplevel}.v": sources}
     parameters = dict(parameters or {})
     args = list(build_args)
+    waves = waves_format(waves)  # an unsupported format fails before anything is generated
     if hdl_clock:
         timing = True
         design_top = toplevel
@@ -191,7 +192,6 @@ def build(sources: Mapping[str, str] | str, toplevel: str, *,
         extra_public = [*extra_public, hdl_clock]
     if timing:
         args += TIMING_ARGS
-    waves = waves_format(waves)
     if waves == "fst":
         args += ["--trace-fst"]
     if public == "ports":
