@@ -106,41 +106,66 @@ def simulate_layer_batch(matrix: EIEMatrix, activations: np.ndarray, queue_depth
         raise ConfigError(f"activations of shape {activations.shape} for {matrix.cols} columns")
     pointers = np.stack(matrix.pointers)  # (N, cols + 1)
     n_pes = len(pointers)
+    # per column and PE: entries, cycles (at least one), sparse-matrix words read
+    column_entries = (pointers[:, 1:] - pointers[:, :-1]).T  # (cols, N)
+    column_costs = np.maximum(column_entries, 1)
+    column_words = np.where(column_entries > 0, (pointers[:, 1:].T - 1) // entries_per_word
+                            - pointers[:, :-1].T // entries_per_word + 1, 0)
     nonzero = activations != 0
     counts = nonzero.sum(axis=1)  # (V,)
     steps = int(counts.max()) if len(counts) else 0
-    # each vector's nonzero columns in column order, then padding
-    columns = np.argsort(~nonzero, axis=1, kind="stable")[:, :steps]
-    valid = np.arange(steps)[None, :] < counts[:, None]  # (V, T)
-    starts = pointers.T[columns]  # (V, T, N)
-    ends = pointers.T[columns + 1]
-    entries = np.where(valid[:, :, None], ends - starts, 0)
-    costs = np.maximum(entries, 1)
     vectors = len(activations)
+    # each vector's nonzero columns in column order, then (unused) padding
+    columns = np.argsort(~nonzero, axis=1, kind="stable")[:, :steps]
+    costs = column_costs[columns.T]  # (T, V, N): steps outermost, so a block is contiguous
 
-    pop = np.zeros((vectors, steps, n_pes), dtype=np.int64)
-    finish_previous = np.zeros((vectors, n_pes), dtype=np.int64)
-    start_previous = np.zeros((vectors, n_pes), dtype=np.int64)
-    drained = np.zeros((vectors, n_pes), dtype=np.int64)  # when each PE's last activity is over
-    broadcast_previous = np.full(vectors, LNZD_LATENCY - 1, dtype=np.int64)
-    for t in range(steps):
-        broadcast = broadcast_previous + 1
-        if t >= queue_depth:
-            broadcast = np.maximum(broadcast, pop[:, t - queue_depth].max(axis=1) + 1)
-        pop[:, t] = np.maximum(broadcast[:, None] + 1, start_previous)
-        start = np.maximum(pop[:, t] + 1, finish_previous)
-        finish = start + costs[:, t]
-        live = valid[:, t]
-        drained = np.where(live[:, None], np.maximum(
-            drained, finish + PIPELINE_TAIL * (entries[:, t] > 0)), drained)
-        finish_previous = np.where(live[:, None], finish, finish_previous)
-        start_previous = np.where(live[:, None], start, start_previous)
-        broadcast_previous = np.where(live, broadcast, broadcast_previous)
-    cycles = np.where(counts > 0, drained.max(axis=1, initial=0), LNZD_LATENCY)
-    busy = np.where(valid[:, :, None], costs, 0).sum(axis=1)  # (V, N)
-    words = np.where(entries > 0,
-                     (ends - 1) // entries_per_word - starts // entries_per_word + 1, 0)
-    total_entries = int(entries.sum())
+    # With cost >= 1 the recurrences are, per vector and PE (start[-1] = finish[-1] = 0):
+    #   broadcast[t] = max(broadcast[t-1] + 1, max_k pop[k][t-D] + 1)
+    #   pop[t] = max(broadcast[t] + 1, start[t-1])
+    #   start[t] = max(broadcast[t] + 2, start[t-1] + cost[t-1])
+    # Broadcasts of D consecutive steps depend only on pops D steps back, so a block of D steps
+    # is two running maxima (broadcast, then start), not D sequential steps. Steps past a
+    # vector's last column compute values nothing valid reads (valid steps are a prefix).
+    depth = queue_depth
+    start = np.empty((steps, vectors, n_pes), dtype=np.int64)
+    pop = np.empty((steps, vectors, n_pes), dtype=np.int64)
+    broadcast_before = np.full(vectors, LNZD_LATENCY - 1, dtype=np.int64)
+    start_before = np.zeros((vectors, n_pes), dtype=np.int64)
+    finish_before = np.zeros((vectors, n_pes), dtype=np.int64)
+    for t0 in range(0, steps, depth):
+        t1 = min(t0 + depth, steps)
+        span = np.arange(1, t1 - t0 + 1)[:, None]
+        if t0 >= depth:
+            bounds = pop[t0 - depth:t1 - depth].max(axis=2) + 1 - span
+            block = span + np.maximum(broadcast_before, np.maximum.accumulate(bounds, axis=0))
+        else:
+            block = span + broadcast_before
+        # start: gaps cost[t-1] (the first from the carried finish), bounds broadcast + 2
+        gaps = np.empty((t1 - t0, vectors, n_pes), dtype=np.int64)
+        gaps[0] = finish_before - start_before
+        gaps[1:] = costs[t0:t1 - 1]
+        total = np.cumsum(gaps, axis=0)
+        start[t0:t1] = total + np.maximum(
+            start_before, np.maximum.accumulate(block[:, :, None] + 2 - total, axis=0))
+        pop[t0] = np.maximum(block[0][:, None] + 1, start_before)
+        pop[t0 + 1:t1] = np.maximum(block[1:, :, None] + 1, start[t0:t1 - 1])
+        broadcast_before = block[-1]
+        start_before = start[t1 - 1]
+        finish_before = start_before + costs[t1 - 1]
+    # finish[t] = start[t] + cost[t] rises with t, so a PE drains after its last column
+    live = counts > 0
+    last = np.maximum(counts - 1, 0)
+    rows = np.arange(vectors)
+    if steps:
+        last_columns = columns[rows, last]
+        drained = start[last, rows] + costs[last, rows] \
+            + PIPELINE_TAIL * (column_entries[last_columns] > 0)
+        cycles = np.where(live, drained.max(axis=1), LNZD_LATENCY)
+    else:
+        cycles = np.full(vectors, LNZD_LATENCY, dtype=np.int64)
+    taken = nonzero.astype(np.int64)
+    busy = taken @ column_costs  # (V, N)
+    total_entries = int((taken @ column_entries).sum())
     broadcasts = int(counts.sum())
     events = {
         "control.lnzd.broadcast": broadcasts,
@@ -148,7 +173,7 @@ def simulate_layer_batch(matrix: EIEMatrix, activations: np.ndarray, queue_depth
         "pe.act_queue.pop": broadcasts * n_pes,
         "pe.pointer_even.read": broadcasts * n_pes,
         "pe.pointer_odd.read": broadcasts * n_pes,
-        "pe.sparse_sram.read": int(words.sum()),
+        "pe.sparse_sram.read": int((taken @ column_words).sum()),
         "pe.codebook.read": total_entries,
         "pe.mult.mac": total_entries,
         # each entry reads and writes its destination accumulator (no bypass modelled yet)
