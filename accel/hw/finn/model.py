@@ -112,7 +112,7 @@ class WindowStepper:
         return padded or written
 
     def in_ready(self, out_ready):
-        lowest = self.frame_row + max(self.oy - self.spec.padding, 0)
+        lowest = self.frame_row + min(max(self.oy - self.spec.padding, 0), self.spec.height)
         return self.write_row < lowest + self.spec.rows
 
     def cycle(self, in_valid, out_ready, events):

@@ -34,9 +34,8 @@ the previous one shifted by the same period, every later frame does too, so a ru
 length costs a few frames. Events do not depend on timing: each stage's counts per frame, times
 frames.
 
-``token_timing`` returns None where it does not apply (a sliding window whose padding exceeds
-its kernel: its lowest needed row is not monotone) or does not settle within ``MAX_SWEEPS``
-sweeps (tight FIFOs between stages in lockstep); the stepping model covers those.
+``token_timing`` returns None where the sweeps do not settle within ``MAX_SWEEPS`` (tight FIFOs
+between stages in lockstep); the stepping model covers those.
 """
 
 from __future__ import annotations
@@ -135,8 +134,8 @@ class WindowTokens(_Stage):
         frame = np.arange(frames)[:, None]
         shown = np.where(padded[None, :], -1, local_input[None, :] + frame * s.beats_in)
         self.shown = shown.ravel()  # the input beat each window beat shows (-1: padding)
-        lowest = np.maximum(oy.ravel() - s.padding, 0)  # rows relative to the reader's frame
-        self.monotone = int(lowest.max()) <= s.height
+        # rows relative to the reader's frame (bottom padding needs the next frame's first)
+        lowest = np.minimum(np.maximum(oy.ravel() - s.padding, 0), s.height)
         # the reader's lowest needed global row when the next beat it emits is k (k up to the
         # end of the run), and the row each input beat is written to
         reader = np.concatenate([(lowest[None, :] + frame * s.height).ravel(),
@@ -215,14 +214,12 @@ class _Link:
 
 def _schedule(mapping: FinnMapping, frames: int, phantom: bool):
     """Every stage's (taken, left) over ``frames`` frames at full input rate and an
-    always-ready sink, and with ``phantom`` one more frame whose input never comes; None if a
-    stage does not fit the token equations."""
+    always-ready sink, and with ``phantom`` one more frame whose input never comes; None if the
+    sweeps do not settle."""
     specs = mapping.stages
     real = frames
     frames += phantom
     stages = [kind_of(spec).token_stage(spec, frames) for spec in specs]
-    if any(isinstance(stage, WindowTokens) and not stage.monotone for stage in stages):
-        return None
     links = [_Link(a, b, depth, frames)
              for a, b, depth in zip(specs, specs[1:], mapping.fifo_depths)]
     popped = [np.full(link.pushes, NEVER, dtype=np.int64) for link in links]

@@ -62,7 +62,13 @@ class SlidingWindowUnit(wiring.Component):
         written = (write_row > needed_row) | ((write_row == needed_row) & (
             (write_x > ix) | ((write_x == ix) & (write_beat > beat))))
         lowest_row = Signal(ROW_COUNTER_BITS)
-        m.d.comb += lowest_row.eq(frame_row + Mux(oy > pad, oy - pad, 0))
+        offset = Mux(oy > pad, oy - pad, 0)
+        if pad > k:
+            # output rows wholly in the bottom padding need no row of this frame: the lowest
+            # needed row is the next frame's first, not beyond it (which would let the writer
+            # overwrite that row before it is read)
+            offset = Mux(oy > pad + w.height, w.height, offset)
+        m.d.comb += lowest_row.eq(frame_row + offset)
         can_write = write_row < lowest_row + w.rows
 
         m.d.comb += [
