@@ -31,8 +31,9 @@ the only fixed point).
 Frames: the equations are the same for every frame, and each references at most ``reach``
 frames back (FIFO depths over beats per frame). Once ``reach + 1`` consecutive frames repeat
 the previous one shifted by the same period, every later frame does too, so a run of any
-length costs a few frames. Events do not depend on timing: each stage's counts per frame, times
-frames.
+length costs a few frames. Events are those of the tokens scheduled before the run's end, plus
+each stage's counts per frame for every frame inserted in the periodic middle (all of whose
+work happens before the end).
 
 ``token_timing`` returns None where the sweeps do not settle within ``MAX_SWEEPS`` (tight FIFOs
 between stages in lockstep); the stepping model covers those.
