@@ -227,7 +227,8 @@ def test_small_cnn_in_verilator(padding, folding):
 
 @pytest.mark.parametrize("padding,folding", [
     (1, {}),
-    (0, {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 4, "simd": 2}, "d": {"pe": 3, "simd": 2}}),
+    pytest.param(0, {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 4, "simd": 2},
+                     "d": {"pe": 3, "simd": 2}}, marks=pytest.mark.slow),
 ])
 def test_back_pressure_in_verilator(padding, folding):
     """The harness's source offers beats and its sink accepts them with probability 100 %,
