@@ -36,10 +36,14 @@ from accel.hw.common.harness import ALWAYS, check_seed, xorshift32_hw
 TESTBENCH = "accel.sim.tb.stream_tb"
 
 
-def axi_stream_ports(in_width: int, out_width: int) -> dict:
-    """The signature members of a top the harness takes: AXI-Stream in and out."""
-    return {"s_axis_tdata": In(in_width), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
-            "m_axis_tdata": Out(out_width), "m_axis_tvalid": Out(1), "m_axis_tready": In(1)}
+def axi_stream_ports(in_width: int, out_width: int, counters) -> dict:
+    """The signature members of a top the harness takes: AXI-Stream in and out, and the
+    counter bank's ``event_counts`` when it is enabled."""
+    ports = {"s_axis_tdata": In(in_width), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
+             "m_axis_tdata": Out(out_width), "m_axis_tvalid": Out(1), "m_axis_tready": In(1)}
+    if counters.enabled:
+        ports["event_counts"] = Out(len(counters.counts))
+    return ports
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ class _Stage:
     beat (``down``)."""
 
     def __init__(self, spec, frames: int):
-        self.spec, self.frames = spec, frames
+        self.spec = spec
 
 
 class MVTUTokens(_Stage):

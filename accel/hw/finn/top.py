@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from amaranth import Module
 from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
 
 from accel.hw.common.counters import EventCounterBank
 from accel.hw.common.fifo import StreamFIFO, transfer
@@ -25,10 +24,7 @@ class FinnTop(wiring.Component):
         self.counters = EventCounterBank(event_declarations(mapping), enabled=mapping.count_events)
         self.in_width = len(self.stages[0].i.payload)
         self.out_width = len(self.stages[-1].o.payload)
-        members = axi_stream_ports(self.in_width, self.out_width)
-        if mapping.count_events:
-            members["event_counts"] = Out(len(self.counters.counts))
-        super().__init__(members)
+        super().__init__(axi_stream_ports(self.in_width, self.out_width, self.counters))
 
     def elaborate(self, platform):
         m = Module()
