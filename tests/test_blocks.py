@@ -148,9 +148,8 @@ def mvtu_rule(mvtu: MVTU):
     ("u4", "i2", None, 4, 6, 2, 4),
     ("bipolar", "i3", "steps2", 4, 4, 2, 2),
     ("i4", "i3", "steps3", 4, 4, 1, 4),  # SF = 1, NF = 4
-    pytest.param("u2", "u2", None, 4, 2, 1, 2, marks=pytest.mark.xfail(strict=True, reason=(
-        "bug: an unsigned accumulator range (non-negative inputs and weights) is held in a "
-        "signed register of the same width (mapping: accumulator=Element(acc.bits, True))")))])
+    # unsigned inputs and weights: the accumulator's range is unsigned, up to 2^bits - 1
+    ("u2", "u2", None, 4, 2, 1, 2)])
 def test_mvtu_equals_golden_at_one_tile_per_cycle_and_under_backpressure(
         in_name, w_name, activation, mw, mh, pe, simd):
     in_type = int_type(in_name)

@@ -99,10 +99,15 @@ def accumulator_range(layer: Dense | Conv2d, in_type: DataType) -> tuple[np.ndar
     can take for inputs in range (zero padding lies inside every input range we accept)."""
     w = layer.weights.reshape(layer.weights.shape[0], -1)
     lo_in, hi_in = min(in_type.min_int, 0), max(in_type.max_int, 0)
-    hi = np.maximum(w * lo_in, w * hi_in).sum(axis=1)
-    lo = np.minimum(w * lo_in, w * hi_in).sum(axis=1)
-    if layer.bias is not None:
-        hi, lo = hi + layer.bias.astype(np.int64), lo + layer.bias.astype(np.int64)
+    bias = np.zeros(w.shape[0], np.int64) if layer.bias is None else layer.bias.astype(np.int64)
+    # Exact: int64 when the worst case provably fits it, else Python integers (object arrays),
+    # so a range beyond int64 is computed, reported and refused, never wrapped.
+    magnitude = int(np.abs(w).max(initial=0)) * max(-lo_in, hi_in) * w.shape[1] \
+        + int(np.abs(bias).max(initial=0))
+    if magnitude.bit_length() >= 63:
+        w, bias = w.astype(object), bias.astype(object)
+    hi = np.maximum(w * lo_in, w * hi_in).sum(axis=1) + bias
+    lo = np.minimum(w * lo_in, w * hi_in).sum(axis=1) + bias
     return lo, hi
 
 
@@ -112,7 +117,8 @@ def dense_accumulator_type(layer: Dense | Conv2d, in_type: DataType) -> DataType
     lo, hi = accumulator_range(layer, in_type)
     acc = int_bits_for_range(int(lo.min()), int(hi.max()))
     if acc.bits > MAX_EXACT_BITS:
-        raise ConfigError(f"layer {layer.name}: a {acc.bits}-bit accumulator exceeds int64")
+        raise ConfigError(f"layer {layer.name}: its accumulator needs {acc.bits} bits; the golden "
+                          f"model computes at most {MAX_EXACT_BITS}-bit accumulators exactly")
     return DataType(acc.bits, acc.signed, in_type.scale * layer.weight_type.scale)
 
 
@@ -145,9 +151,11 @@ def apply_layer(layer: Layer, values: np.ndarray, in_type: DataType) -> np.ndarr
         if in_type.is_float:
             scaled = values.astype(np.float32) / np.float32(layer.scale)
             clamped = np.clip(scaled, np.float32(lo), np.float32(hi))
-            return float_round(clamped, layer.rounding).astype(np.int64)
+            # float32 cannot hold every bound above 2^24: clamp the integers again
+            return np.clip(float_round(clamped, layer.rounding).astype(np.int64), lo, hi)
         ratio = Fraction(in_type.scale) / Fraction(layer.scale)
-        numerator = values.astype(object) * ratio.numerator if ratio.numerator > 2**20 \
+        worst = int(np.abs(values).max(initial=0)) * ratio.numerator
+        numerator = values.astype(object) * ratio.numerator if worst.bit_length() >= 63 \
             else values * ratio.numerator
         rounded = round_rational(numerator, ratio.denominator, layer.rounding)
         return np.clip(rounded, lo, hi).astype(np.int64)

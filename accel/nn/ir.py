@@ -20,6 +20,11 @@ import numpy as np
 
 from accel.errors import ConfigError
 
+# The widest quantized operand (an input, weight or activation) accel accepts. Wider integers
+# would not come from a quantizer any exporter emits, and the golden model quantizes float
+# inputs in float32, as qonnx does, which is exact for integers below 2^24 and stays in range
+# (clamped) up to here.
+MAX_OPERAND_BITS = 32
 ROUNDING_MODES = ("ROUND", "HALF_EVEN", "FLOOR", "CEIL", "UP", "DOWN", "HALF_UP", "HALF_DOWN")
 
 
@@ -107,8 +112,10 @@ class Quant(Layer):
     def __post_init__(self):
         if self.bits < 2 and self.signed:
             self._fail("a 1-bit signed quantizer is bipolar: use BipolarQuant")
-        if self.bits < 1 or not np.isfinite(self.scale) or self.scale <= 0:
-            self._fail(f"needs bits >= 1 and a positive finite scale, got {self.bits}, {self.scale}")
+        if not 1 <= self.bits <= MAX_OPERAND_BITS or not np.isfinite(self.scale) \
+                or self.scale <= 0:
+            self._fail(f"needs 1 <= bits <= {MAX_OPERAND_BITS} and a positive finite scale, got "
+                       f"{self.bits}, {self.scale}")
         if self.rounding.upper() not in ROUNDING_MODES:
             self._fail(f"unknown rounding mode {self.rounding!r}")
 
@@ -180,6 +187,8 @@ def _check_weight_values(layer: Layer, weights: np.ndarray, weight_type: DataTyp
         layer._fail("weights contain NaN or infinity")
     if weight_type.is_float:
         return weights.astype(np.float32)
+    if weight_type.bits > MAX_OPERAND_BITS:
+        layer._fail(f"{weight_type.bits}-bit weights; accel accepts at most {MAX_OPERAND_BITS}")
     if np.any(weights != np.round(weights)):
         layer._fail("integer weights contain non-integers")
     weights = weights.astype(np.int64)

@@ -20,11 +20,18 @@ from pathlib import Path
 import numpy as np
 
 from accel.errors import ConfigError
-from accel.nn.golden import apply_layer
-from accel.nn.ir import (BipolarQuant, Conv2d, DataType, Dense, Flatten, Layer, MaxPool2d,
-                         MultiThreshold, Network, Quant, Relu)
+from accel.nn.golden import MAX_EXACT_BITS, apply_layer
+from accel.nn.ir import (MAX_OPERAND_BITS, BipolarQuant, Conv2d, DataType, Dense, Flatten, Layer,
+                         MaxPool2d, MultiThreshold, Network, Quant, Relu)
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
+# The node domains a model file may use. qonnx imports the Python module a node's domain names
+# (``importlib.import_module(domain)``), so a file naming any other domain could run code from
+# the working directory or anything installed: every node of every (sub)graph and function is
+# checked against this list before anything else reads the model. "onnx.brevitas" and
+# "finn.custom_op.general" are older names qonnx maps to its own general ops; plain "finn"
+# is mapped the same way only when the node has no "backend" attribute.
+ALLOWED_DOMAINS = ("", "ai.onnx", QONNX_DOMAIN, "onnx.brevitas", "finn.custom_op.general")
 INPUT_NAME = "global_in"
 OUTPUT_NAME = "global_out"
 SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Conv", "MaxPool",
@@ -206,7 +213,36 @@ def read_model(name_or_path: str | Path):
                           ) from None
     if not model.graph.node:
         raise ConfigError(f"{path}: the ONNX graph has no nodes (malformed or truncated file)")
+    check_domains(model, str(path))
     return model
+
+
+def check_domains(model, where: str = "model") -> None:
+    """Refuse a model any of whose nodes names a domain outside ``ALLOWED_DOMAINS``: qonnx
+    would import that domain as a Python module (see ``ALLOWED_DOMAINS``)."""
+    from onnx import AttributeProto
+
+    def nodes(graph):
+        for node in graph.node:
+            yield node
+            for attribute in node.attribute:
+                if attribute.type == AttributeProto.GRAPH:
+                    yield from nodes(attribute.g)
+                elif attribute.type == AttributeProto.GRAPHS:
+                    for subgraph in attribute.graphs:
+                        yield from nodes(subgraph)
+
+    everything = list(nodes(model.graph))
+    for function in model.functions:
+        everything += list(function.node)
+    for node in everything:
+        domain = node.domain
+        has_backend = any(a.name == "backend" for a in node.attribute)
+        if domain in ALLOWED_DOMAINS or (domain == "finn" and not has_backend):
+            continue
+        raise ConfigError(f"{where}: node {node.name or node.op_type} has domain {domain!r}, "
+                          "which accel does not accept (qonnx would import it as Python code); "
+                          f"allowed: {', '.join(repr(d) for d in ALLOWED_DOMAINS)}")
 
 
 def load(name_or_path: str | Path) -> Network:
@@ -238,6 +274,7 @@ class _Constant:
 def from_onnx(model, name: str = "network") -> Network:
     from onnx import numpy_helper
 
+    check_domains(model, name)
     graph = model.graph
     constants = {init.name: _Constant(numpy_helper.to_array(init)) for init in graph.initializer}
     for value in constants.values():
@@ -290,10 +327,17 @@ def _parse_type_name(text: str, where: str) -> DataType:
     text = text.upper()
     if text == "BIPOLAR":
         return DataType.bipolar_type()
-    if text.startswith("UINT") and text[4:].isdigit():
-        return DataType(int(text[4:]), False)
-    if text.startswith("INT") and text[3:].isdigit():
-        return DataType(int(text[3:]), True)
+    if text == "BINARY":
+        return DataType(1, False)
+    for prefix, signed in (("UINT", False), ("INT", True)):
+        digits = text[len(prefix):]
+        if text.startswith(prefix) and digits.isdigit() and len(digits) <= 3:
+            bits = int(digits)
+            if not (2 if signed else 1) <= bits <= MAX_OPERAND_BITS:
+                raise ConfigError(f"{where}: datatype {text} is outside what accel accepts "
+                                  f"({'INT2' if signed else 'UINT1'} to {prefix}"
+                                  f"{MAX_OPERAND_BITS})")
+            return DataType(bits, signed)
     if text in ("FLOAT32", "FLOAT"):
         return DataType.float32()
     raise ConfigError(f"{where}: unsupported datatype annotation {text}")
@@ -579,8 +623,11 @@ def _evaluate_reference(nodes: list, constants: dict, candidates, acc_scale: flo
     renamed = []
     current = "acc"
     for index, node in enumerate(nodes):
+        # the domain is ours, not the file's (check_domains has vetted the file's anyway)
+        domain = QONNX_DOMAIN if node.op_type in ("Quant", "BipolarQuant", "MultiThreshold") \
+            else ""
         copy = helper.make_node(node.op_type, [current, *node.input[1:]], [f"t{index}"],
-                                domain=node.domain)
+                                domain=domain)
         copy.attribute.extend(node.attribute)
         renamed.append(copy)
         current = f"t{index}"
@@ -602,9 +649,15 @@ def _in_units(real: np.ndarray, scale: float, what: str, round_up: bool) -> np.n
     """Real values as integers in units of ``scale``, exactly: x >= t <=> q >= ceil(t/s)."""
     ratio = [Fraction(float(v)) / Fraction(scale) for v in real.reshape(-1)]
     if round_up:
-        ints = [-((-r.numerator) // r.denominator) for r in ratio]
+        # A threshold beyond every accumulator the golden model computes exactly (at most
+        # MAX_EXACT_BITS wide) compares the same as one just beyond it.
+        limit = 1 << MAX_EXACT_BITS
+        ints = [min(max(-((-r.numerator) // r.denominator), -limit), limit) for r in ratio]
     else:
         if any(r.denominator != 1 for r in ratio):
             raise ConfigError(f"{what} is not a whole multiple of the product scale {scale:g}")
         ints = [r.numerator for r in ratio]
+        if any(abs(i).bit_length() >= MAX_EXACT_BITS for i in ints):
+            raise ConfigError(f"{what} is beyond the {MAX_EXACT_BITS}-bit range the golden model "
+                              "computes exactly")
     return np.array(ints, dtype=np.int64).reshape(real.shape)

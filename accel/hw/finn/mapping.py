@@ -73,6 +73,13 @@ class LayerMapping:
     out_offset: int = 0
 
     @property
+    def register_bits(self) -> int:
+        """Width of the PE's accumulator register, signed two's complement: the accumulator's
+        range, one bit wider when that range is unsigned (so values above half of it stay
+        positive)."""
+        return self.accumulator.bits + (0 if self.accumulator.signed else 1)
+
+    @property
     def neuron_fold(self) -> int:
         return self.mh // self.pe
 
@@ -335,8 +342,8 @@ def map_network(network: Network, folding=None, fifo_depths=None,
         stages.append(LayerMapping(
             name=layer.name, mw=mw, mh=mh, pe=pe, simd=simd, vectors=vectors,
             input=Element.of(in_type), weight=Element.of(layer.weight_type),
-            accumulator=Element(acc_type.bits, True), output=Element.of(out_type)
-            if thresholds is not None else Element(acc_type.bits, True),
+            accumulator=Element.of(acc_type),
+            output=Element.of(out_type if thresholds is not None else acc_type),
             weights=weights.astype(np.int64), thresholds=thresholds, out_offset=out_offset))
     if not any(isinstance(stage, LayerMapping) for stage in stages):
         raise ConfigError(f"network {network.name} has no dense or conv layers to map")
@@ -372,7 +379,8 @@ def default_fifo_depth(producer, consumer) -> int:
 def _clamped_thresholds(act: MultiThreshold, layer: Dense | Conv2d,
                         in_type: DataType) -> np.ndarray:
     """Thresholds per output channel, clamped to [lowest accumulator, highest + 1]: the same
-    counts for every reachable accumulator, in a register one bit wider than the accumulator."""
+    counts for every reachable accumulator, in a register one bit wider than the accumulator
+    register (``LayerMapping.register_bits``)."""
     lo, hi = golden.accumulator_range(layer, in_type)
     t = act.thresholds
     if t.shape[0] == 1:

@@ -68,7 +68,7 @@ class MVTU(wiring.Component):
 
     def threshold_words(self, pe: int) -> list[int]:
         layer = self.layer
-        width = layer.accumulator.bits + 1
+        width = layer.register_bits + 1
         return [_pack(layer.thresholds[nf * layer.pe + pe], width)
                 for nf in range(layer.neuron_fold)]
 
@@ -76,8 +76,8 @@ class MVTU(wiring.Component):
         m = Module()
         layer = self.layer
         nf_count, sf_count = layer.neuron_fold, layer.synapse_fold
-        acc_shape = signed(layer.accumulator.bits)
-        threshold_width = layer.accumulator.bits + 1
+        acc_shape = signed(layer.register_bits)
+        threshold_width = layer.register_bits + 1
 
         nf = Signal(range(max(nf_count, 2)))
         sf = Signal(range(max(sf_count, 2)))
@@ -163,7 +163,7 @@ class MVTU(wiring.Component):
         """The PE's output element: thresholded count (+ offset) or the raw accumulator."""
         layer = self.layer
         if layer.thresholds is None:
-            return total.as_unsigned()
+            return total[:layer.output.bits]  # the raw accumulator's code
         thresholds = memory.Memory(shape=layer.steps * threshold_width,
                                    depth=max(layer.neuron_fold, 2),
                                    init=self.threshold_words(p) + [0] * (layer.neuron_fold < 2))

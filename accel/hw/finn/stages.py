@@ -70,7 +70,7 @@ class MVTUKind:
         depth = spec.neuron_fold * spec.synapse_fold
         beat = spec.simd * spec.input.bits
         buffer = {"capacity_bytes": spec.synapse_fold * beat / 8, "width": beat}
-        lane = {"acc_bits": spec.accumulator.bits, "simd": spec.simd,
+        lane = {"acc_bits": spec.register_bits, "simd": spec.simd,
                 "bits": max(spec.input.bits, spec.weight.bits)}
         kind = "xnor_popcount_lane" if operation(spec) == "pe.xnor_popcount" else (
             "negate_add_lane" if spec.weight.bipolar or spec.input.bipolar else "mac")
@@ -80,12 +80,12 @@ class MVTUKind:
                  BUFFER_READ: EventSpec("register", "memory", buffer),
                  operation(spec): EventSpec(kind, "compute", lane)}
         if spec.thresholds is not None:
-            row = spec.steps * (spec.accumulator.bits + 1)
+            row = spec.steps * (spec.register_bits + 1)
             specs[THRESHOLD_READ] = EventSpec(
                 "register", "memory", {"capacity_bytes": spec.neuron_fold * row / 8,
                                        "width": row})
             specs[THRESHOLD_COMPARE] = EventSpec("compare", "compute",
-                                                 {"bits": spec.accumulator.bits + 1})
+                                                 {"bits": spec.register_bits + 1})
         return specs
 
     def counts(self, spec: LayerMapping, steps: int, replays: int, outputs: int) -> dict:
