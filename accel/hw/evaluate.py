@@ -72,7 +72,7 @@ def simulate(arch: Architecture, mapping, network, inputs: np.ndarray, labels=No
     expected = golden_outputs(network, inputs)
     outputs = np.asarray(run.outputs).reshape(len(inputs), -1)
     return _result(arch, mapping, source="verilator", model=model, frames=len(inputs),
-                   predictions=np.argmax(outputs, axis=1), labels=labels,
+                   predictions=golden.classify(network, outputs), labels=labels,
                    bit_exact=bool(np.array_equal(outputs, expected)), cycles=run.cycles,
                    latency_cycles=run.latency_cycles, events=run.events, timing=timing,
                    clock_mhz=clock_mhz, tech=tech, on_chip_bytes=on_chip_bytes)
@@ -86,7 +86,7 @@ def estimate(arch: Architecture, mapping, network, inputs: np.ndarray, labels=No
     timing = arch.estimate(mapping, network, inputs)
     outputs = golden_outputs(network, inputs)
     return _result(arch, mapping, source="cycle model", model=model, frames=len(inputs),
-                   predictions=np.argmax(outputs, axis=1), labels=labels, bit_exact=None,
+                   predictions=golden.classify(network, outputs), labels=labels, bit_exact=None,
                    cycles=timing.cycles, latency_cycles=timing.latency_cycles,
                    events=timing.events, timing=timing, clock_mhz=clock_mhz, tech=tech,
                    on_chip_bytes=on_chip_bytes)

@@ -4,8 +4,8 @@
 """
 
 from accel.nn.ir import (BipolarQuant, Conv2d, DataType, Dense, Flatten, Layer, MaxPool2d,
-                         MultiThreshold, Network, Quant, Relu)
+                         MultiThreshold, Network, Quant, Relu, Reshape)
 from accel.nn.qonnx_io import load, save
 
 __all__ = ["BipolarQuant", "Conv2d", "DataType", "Dense", "MaxPool2d", "Flatten", "Layer", "MultiThreshold", "Network",
-           "Quant", "Relu", "load", "save"]
+           "Quant", "Relu", "Reshape", "load", "save"]

@@ -103,15 +103,17 @@ def check_against_qonnx(network: Network, model, inputs: np.ndarray,
     reference = np.concatenate([
         execute_onnx(wrapper, {input_name: x.reshape(batch_shape)})[output_name].reshape(1, -1)
         for x in inputs]).astype(np.float64)
-    out_type = network.output_type
-    ours = golden.real_values(outputs, out_type) if not out_type.is_float else outputs
-    ours = ours.reshape(reference.shape)
+    ours = golden.output_values(network, outputs).reshape(reference.shape)
+    # the integers qonnx's real outputs stand for, by undoing the host's epilogue: a zero
+    # output gives its offset, a one its unit
+    offset = golden.output_values(network, np.zeros_like(outputs[:1])).reshape(1, -1)
+    unit = golden.output_values(network, np.ones_like(outputs[:1])).reshape(1, -1) - offset
     outputs = outputs.reshape(reference.shape)
     exact = qonnx_exact(network)
     same_predictions = int((reference.argmax(1) == ours.argmax(1)).sum())
     difference = float(np.abs(reference - ours).max()) if len(ours) else 0.0
     if exact:
-        agree = np.array_equal(np.rint(reference / out_type.scale), outputs)
+        agree = np.array_equal(np.rint((reference - offset) / unit), outputs)
     else:
         peak = np.abs(ours).max(axis=1, keepdims=True) + 1e-30
         agree = same_predictions == len(ours) and bool(
@@ -124,7 +126,7 @@ def evaluate(network: Network, inputs: np.ndarray, labels: np.ndarray | None = N
     """The ``accel eval`` result: model, images, accuracy, predictions, and with
     ``qonnx_model`` (the network's ONNX ModelProto) the qonnx cross-check."""
     outputs = golden.run(network, inputs)
-    predictions = np.argmax(outputs.reshape(len(inputs), -1), axis=1)
+    predictions = golden.classify(network, outputs)
     result = {
         "model": network.name,
         "images": int(len(inputs)),

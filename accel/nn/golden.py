@@ -15,7 +15,9 @@ Integers throughout: a quantized tensor is an int64 array ``q`` whose real value
 - **MultiThreshold**: ``count(q >= T)`` per channel with integer thresholds (in units of the
   input scale), then ``count + offset`` (bipolar: ``2 * count - 1``).
 - **BipolarQuant**: ``+1`` where the value is >= 0, else ``-1`` (zero maps to +1).
-- **Relu**: ``max(q, 0)``.
+- **Relu**: ``max(q, 0)``. **Flatten** and **Reshape** relabel axes (memory order kept).
+- A last layer's per-channel scale or real bias (``ir._check_channel_vectors``) is applied by
+  the host to the integer outputs (``output_values``); classes are the argmax of those.
 - A float layer (float32 weights) computes in float32, as QONNX's executor does.
 """
 
@@ -27,7 +29,8 @@ import numpy as np
 
 from accel.errors import ConfigError
 from accel.nn.ir import (ROUNDING_MODES, BipolarQuant, Conv2d, DataType, Dense, Flatten, Layer,
-                         MaxPool2d, MultiThreshold, Network, Quant, Relu, int_bits_for_range)
+                         MaxPool2d, MultiThreshold, Network, Quant, Relu, Reshape,
+                         int_bits_for_range)
 
 MAX_EXACT_BITS = 62  # int64 headroom for exact accumulation
 
@@ -139,7 +142,7 @@ def output_type(layer: Layer, in_type: DataType) -> DataType:
             return in_type
         t = int_bits_for_range(0, in_type.max_int)
         return DataType(t.bits, False, in_type.scale)
-    if isinstance(layer, (Flatten, MaxPool2d)):
+    if isinstance(layer, (Flatten, Reshape, MaxPool2d)):
         return in_type
     raise ConfigError(f"layer {layer.name}: the golden model has no rule for {layer.op}")
 
@@ -181,6 +184,8 @@ def apply_layer(layer: Layer, values: np.ndarray, in_type: DataType) -> np.ndarr
         return np.maximum(values, 0)
     if isinstance(layer, Flatten):
         return values.reshape(values.shape[0], -1)
+    if isinstance(layer, Reshape):
+        return values.reshape(layer.out_shape(values.shape))
     raise ConfigError(f"layer {layer.name}: the golden model has no rule for {layer.op}")
 
 
@@ -202,10 +207,11 @@ def _conv2d(layer: Conv2d, values: np.ndarray, in_type: DataType) -> np.ndarray:
 
 
 def _broadcast_thresholds(layer: MultiThreshold, values: np.ndarray) -> np.ndarray:
-    # thresholds (C, steps) against values (N, C, ...): channel axis 1, as QONNX's NC layout
+    # thresholds (C, steps) against values (N, C, ...): channel axis 1, as QONNX's NC and NCHW
+    # layouts, or the last axis (NHWC)
     t = layer.thresholds
     shape = [1] * values.ndim + [t.shape[1]]
-    shape[1] = t.shape[0]
+    shape[layer.channel_axis % values.ndim] = t.shape[0]
     return t.reshape(shape)
 
 
@@ -232,6 +238,32 @@ def real_values(values: np.ndarray, dtype: DataType) -> np.ndarray:
     return values.astype(np.float64) * dtype.scale
 
 
+def output_values(network: Network, outputs: np.ndarray) -> np.ndarray:
+    """The real numbers the network's (integer or float) outputs stand for, with the last
+    layer's per-channel scale and real bias applied (the host's epilogue)."""
+    out_type = network.output_type
+    values = np.asarray(outputs, dtype=np.float64)
+    if not out_type.is_float:
+        values = values * out_type.scale
+    last = network.layers[-1] if network.layers else None
+    if isinstance(last, (Dense, Conv2d)):
+        axis = 1 if isinstance(last, Conv2d) else -1
+        shape = [1] * values.ndim
+        shape[axis % values.ndim] = last.outputs if isinstance(last, Dense) else last.out_channels
+        if last.channel_scale is not None:
+            values = values * last.channel_scale.reshape(shape)
+        if last.real_bias is not None:
+            values = values + last.real_bias.astype(np.float64).reshape(shape)
+    return values
+
+
+def classify(network: Network, outputs: np.ndarray) -> np.ndarray:
+    """Class predictions from the network's outputs: argmax of their real values (ties to the
+    lowest index)."""
+    values = output_values(network, outputs)
+    return np.argmax(values.reshape(len(values), -1), axis=1)
+
+
 def predict(network: Network, inputs: np.ndarray) -> np.ndarray:
-    """Class predictions: argmax of the output (ties to the lowest index)."""
-    return np.argmax(run(network, inputs), axis=1)
+    """Class predictions of the golden model."""
+    return classify(network, run(network, inputs))

@@ -147,6 +147,8 @@ class Dense(Layer):
     weights: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), np.int64))
     weight_type: DataType = field(default_factory=lambda: DataType(8, True))
     bias: np.ndarray | None = None
+    channel_scale: np.ndarray | None = None
+    real_bias: np.ndarray | None = None
 
     op = "dense"
 
@@ -155,12 +157,7 @@ class Dense(Layer):
         if w.ndim != 2:
             self._fail(f"weights must be 2-D (outputs, inputs), got shape {w.shape}")
         self.weights = _check_weight_values(self, w, self.weight_type)
-        if self.bias is not None:
-            self.bias = np.asarray(self.bias)
-            if self.bias.shape != (self.outputs,):
-                self._fail(f"bias shape {self.bias.shape} != ({self.outputs},)")
-            if not np.all(np.isfinite(self.bias)):
-                self._fail("bias contains NaN or infinity")
+        _check_channel_vectors(self, self.outputs)
 
     @property
     def outputs(self) -> int:
@@ -171,14 +168,51 @@ class Dense(Layer):
         return self.weights.shape[1]
 
     def check(self, in_type, in_shape):
-        if in_shape[-1] != self.inputs or len(in_shape) != 2:
-            self._fail(f"expects input (N, {self.inputs}), got {in_shape}")
+        if in_shape[-1] != self.inputs or len(in_shape) < 2:
+            self._fail(f"expects input (N, {self.inputs}) or, per position, (N, ..., "
+                       f"{self.inputs}), got {in_shape}")
         if in_type.is_float != self.weight_type.is_float:
             self._fail("mixes float and quantized operands "
                        f"({in_type.describe()} x {self.weight_type.describe()})")
 
     def out_shape(self, in_shape):
-        return (in_shape[0], self.outputs)
+        """(N, outputs); an input with more axes, such as FINN's NHWC (N, H, W, C) MatMul, is
+        a batch of positions, each multiplied alone (ONNX MatMul broadcasting)."""
+        return (*in_shape[:-1], self.outputs)
+
+
+def _check_channel_vectors(layer, channels: int) -> None:
+    """Validate the optional per-output-channel vectors of a dense or conv layer.
+
+    ``bias``: added to the integer accumulator, in units of the product scale (integers once
+    the importer has resolved them). ``channel_scale``: a per-output-channel factor on
+    ``weight_type.scale`` (per-channel weight quantizers, XNOR-Net's alpha): the real
+    accumulator of channel c is ``acc * in_scale * weight_type.scale * channel_scale[c]``.
+    ``real_bias``: a real-valued bias added after that scaling (a float bias no quantizer
+    follows). Neither of the last two is integer arithmetic: the importer folds them into the
+    thresholds of a following quantizer, and only a network's last layer may keep them (the
+    host applies them to the integer outputs, ``golden.output_values``)."""
+    for name in ("bias", "channel_scale", "real_bias"):
+        value = getattr(layer, name)
+        if value is None:
+            continue
+        value = np.asarray(value)
+        if value.shape != (channels,):
+            layer._fail(f"{name} shape {value.shape} != ({channels},)")
+        if not np.all(np.isfinite(value)):
+            layer._fail(f"{name} contains NaN or infinity")
+        if name == "channel_scale":
+            value = value.astype(np.float64)
+            if np.any(value <= 0):
+                layer._fail("channel scales must be positive")
+        setattr(layer, name, value)
+
+
+def has_host_epilogue(layer) -> bool:
+    """Whether a dense or conv layer carries a per-channel scale or a real bias (see
+    ``_check_channel_vectors``), which only a network's last layer may."""
+    return getattr(layer, "channel_scale", None) is not None or \
+        getattr(layer, "real_bias", None) is not None
 
 
 def _check_weight_values(layer: Layer, weights: np.ndarray, weight_type: DataType) -> np.ndarray:
@@ -210,6 +244,8 @@ class Conv2d(Layer):
     bias: np.ndarray | None = None
     padding: int = 0
     stride: int = 1
+    channel_scale: np.ndarray | None = None
+    real_bias: np.ndarray | None = None
 
     op = "conv2d"
 
@@ -220,10 +256,7 @@ class Conv2d(Layer):
         if self.padding < 0 or self.stride < 1:
             self._fail(f"needs padding >= 0 and stride >= 1, got {self.padding}, {self.stride}")
         self.weights = _check_weight_values(self, w, self.weight_type)
-        if self.bias is not None:
-            self.bias = np.asarray(self.bias)
-            if self.bias.shape != (self.out_channels,):
-                self._fail(f"bias shape {self.bias.shape} != ({self.out_channels},)")
+        _check_channel_vectors(self, self.out_channels)
 
     @property
     def out_channels(self) -> int:
@@ -285,6 +318,7 @@ class MultiThreshold(Layer):
     thresholds: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), np.int64))
     out_scale: float = 1.0
     out_bias: float = 0.0
+    channels_last: bool = False  # QONNX data_layout NHWC: the channel axis is the last one
 
     op = "multithreshold"
 
@@ -317,6 +351,10 @@ class MultiThreshold(Layer):
         return self.thresholds.shape[1]
 
     @property
+    def channel_axis(self) -> int:
+        return -1 if self.channels_last else 1
+
+    @property
     def out_type(self) -> DataType:
         if self.is_bipolar:
             return DataType.bipolar_type(self.out_scale / 2)
@@ -327,7 +365,7 @@ class MultiThreshold(Layer):
     def check(self, in_type, in_shape):
         if len(in_shape) < 2:
             self._fail(f"expects a channel axis (N, C, ...), got {in_shape}")
-        channels = in_shape[1]
+        channels = in_shape[self.channel_axis]
         if self.thresholds.shape[0] not in (1, channels):
             self._fail(f"{self.thresholds.shape[0]} threshold rows for {channels} channels")
         if in_type.is_float:
@@ -347,6 +385,42 @@ class Flatten(Layer):
 
     def out_shape(self, in_shape):
         return (in_shape[0], int(np.prod(in_shape[1:])))
+
+
+@dataclass
+class Reshape(Layer):
+    """ONNX Reshape of everything but the batch axis to ``shape`` (0 copies the input's axis,
+    one -1 is inferred): the elements keep their memory (NCHW, row-major) order, only the axes
+    are relabelled, e.g. a flat (N, 64) input viewed as (N, 1, 8, 8) before a convolution."""
+
+    shape: tuple[int, ...] = ()
+
+    op = "reshape"
+
+    def __post_init__(self):
+        self.shape = tuple(int(d) for d in self.shape)
+        if not self.shape or sum(d == -1 for d in self.shape) > 1 or min(self.shape) < -1:
+            self._fail(f"target shape {self.shape} needs at least one axis, at most one -1 and "
+                       "no other negative sizes")
+
+    def check(self, in_type, in_shape):
+        self.out_shape(in_shape)
+
+    def out_shape(self, in_shape):
+        rest = in_shape[1:]
+        dims = [rest[i] if d == 0 and i < len(rest) else d for i, d in enumerate(self.shape)]
+        if 0 in dims:
+            self._fail(f"target {self.shape} copies an axis the input {in_shape} lacks")
+        total = int(np.prod(rest))
+        known = int(np.prod([d for d in dims if d != -1]))
+        if -1 in dims:
+            if total % known:
+                self._fail(f"cannot reshape {in_shape} to (N, {self.shape})")
+            dims[dims.index(-1)] = total // known
+        if int(np.prod(dims)) != total:
+            self._fail(f"cannot reshape {in_shape} ({total} elements per image) to "
+                       f"(N, {', '.join(map(str, dims))})")
+        return (in_shape[0], *dims)
 
 
 class Network:
@@ -384,7 +458,11 @@ class Network:
 
         shape, dtype = (1, *self.input_shape[1:]), self.input_type
         result = [(shape, dtype)]
-        for layer in self.layers:
+        layers = self.layers
+        for layer in layers:
+            if has_host_epilogue(layer) and layer is not layers[-1]:
+                layer._fail("a per-channel scale or real-valued bias must be folded into the "
+                            "thresholds of the quantizer after it (or end the network)")
             layer.check(dtype, shape)
             dtype = output_type(layer, dtype)
             shape = layer.out_shape(shape)

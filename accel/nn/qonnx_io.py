@@ -22,7 +22,7 @@ import numpy as np
 from accel.errors import ConfigError
 from accel.nn.golden import MAX_EXACT_BITS, apply_layer
 from accel.nn.ir import (MAX_OPERAND_BITS, BipolarQuant, Conv2d, DataType, Dense, Flatten, Layer,
-                         MaxPool2d, MultiThreshold, Network, Quant, Relu)
+                         MaxPool2d, MultiThreshold, Network, Quant, Relu, Reshape)
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 # The node domains a model file may use. qonnx imports the Python module a node's domain names
@@ -75,27 +75,26 @@ def to_onnx(network: Network):
             nodes.append(helper.make_node(
                 "BipolarQuant", [current, constant(f"{prefix}_scale", layer.scale)], [out],
                 name=prefix, domain=QONNX_DOMAIN))
-        elif isinstance(layer, Dense):
+        elif isinstance(layer, (Dense, Conv2d)):
             weight = _export_weight(layer, nodes, constant)
-            if layer.bias is None:
-                nodes.append(helper.make_node("MatMul", [current, weight], [out], name=prefix))
-            else:
-                product = f"{prefix}_matmul_out"
+            bias = None
+            if layer.bias is not None or layer.real_bias is not None:
+                bias_scale = 1.0 if in_type.is_float else in_type.scale * layer.weight_type.scale
+                real = layer.real_bias if layer.bias is None else \
+                    layer.bias.astype(np.float64) * bias_scale
+                bias = constant(f"{prefix}_bias", real)
+            if isinstance(layer, Dense):
+                product = out if bias is None else f"{prefix}_matmul_out"
                 nodes.append(helper.make_node("MatMul", [current, weight], [product],
                                               name=prefix))
-                bias_scale = 1.0 if in_type.is_float else in_type.scale * layer.weight_type.scale
-                bias = constant(f"{prefix}_bias", layer.bias.astype(np.float64) * bias_scale)
-                nodes.append(helper.make_node("Add", [product, bias], [out],
-                                              name=f"{prefix}_bias"))
-        elif isinstance(layer, Conv2d):
-            weight = _export_weight(layer, nodes, constant)
-            inputs = [current, weight]
-            if layer.bias is not None:
-                bias_scale = 1.0 if in_type.is_float else in_type.scale * layer.weight_type.scale
-                inputs.append(constant(f"{prefix}_bias", layer.bias.astype(np.float64) * bias_scale))
-            p, k = layer.padding, layer.kernel
-            nodes.append(helper.make_node("Conv", inputs, [out], name=prefix, kernel_shape=[k, k],
-                                          pads=[p, p, p, p], strides=[layer.stride] * 2))
+                if bias is not None:
+                    nodes.append(helper.make_node("Add", [product, bias], [out],
+                                                  name=f"{prefix}_bias"))
+            else:
+                p, k = layer.padding, layer.kernel
+                nodes.append(helper.make_node(
+                    "Conv", [current, weight] + ([bias] if bias else []), [out], name=prefix,
+                    kernel_shape=[k, k], pads=[p, p, p, p], strides=[layer.stride] * 2))
         elif isinstance(layer, MaxPool2d):
             nodes.append(helper.make_node("MaxPool", [current], [out], name=prefix,
                                           kernel_shape=[layer.kernel] * 2,
@@ -110,11 +109,16 @@ def to_onnx(network: Network):
                 "MultiThreshold", [current, constant(f"{prefix}_thresholds", thresholds)], [out],
                 name=prefix, domain=QONNX_DOMAIN, out_dtype=_qonnx_type_name(layer.out_type),
                 out_scale=float(layer.out_scale), out_bias=float(layer.out_bias),
-                data_layout="NCHW" if rank == 4 else "NC"))
+                data_layout="NHWC" if layer.channels_last else "NCHW" if rank == 4 else "NC"))
         elif isinstance(layer, Relu):
             nodes.append(helper.make_node("Relu", [current], [out], name=prefix))
         elif isinstance(layer, Flatten):
             nodes.append(helper.make_node("Flatten", [current], [out], name=prefix, axis=1))
+        elif isinstance(layer, Reshape):
+            initializers.append(numpy_helper.from_array(
+                np.array([-1, *layer.shape], dtype=np.int64), f"{prefix}_shape"))
+            nodes.append(helper.make_node("Reshape", [current, f"{prefix}_shape"], [out],
+                                          name=prefix))
         else:
             raise ConfigError(f"layer {layer.name}: QONNX export has no rule for {layer.op}")
         current = out
@@ -165,13 +169,17 @@ def _export_weight(layer: Dense | Conv2d, nodes: list, constant) -> str:
     weights = layer.weights.T if isinstance(layer, Dense) else layer.weights
     if wt.is_float:
         return constant(name, weights)
-    real = constant(f"{name}_float", weights.astype(np.float64) * wt.scale)
+    scale = np.float64(wt.scale)
+    if layer.channel_scale is not None:  # per output channel: broadcast along that axis
+        shape = (1, -1) if isinstance(layer, Dense) else (-1, 1, 1, 1)
+        scale = wt.scale * layer.channel_scale.reshape(shape)
+    real = constant(f"{name}_float", weights.astype(np.float64) * scale)
     if wt.bipolar:
-        nodes.append(helper.make_node("BipolarQuant", [real, constant(f"{name}_scale", wt.scale)],
+        nodes.append(helper.make_node("BipolarQuant", [real, constant(f"{name}_scale", scale)],
                                       [name], name=f"{name}_quant", domain=QONNX_DOMAIN))
     else:
         nodes.append(helper.make_node(
-            "Quant", [real, constant(f"{name}_scale", wt.scale), constant(f"{name}_zeropt", 0.0),
+            "Quant", [real, constant(f"{name}_scale", scale), constant(f"{name}_zeropt", 0.0),
                       constant(f"{name}_bits", wt.bits)],
             [name], name=f"{name}_quant", domain=QONNX_DOMAIN, signed=int(wt.signed),
             narrow=0, rounding_mode="ROUND"))
@@ -263,12 +271,15 @@ def _attr(node, name, default=None):
 
 
 class _Constant:
-    """A folded constant: float values, and when it came from a quantizer, its integer form."""
+    """A folded constant: float values, and when it came from a quantizer (or a datatype
+    annotation), its integer form; ``scales`` (the values' shape) when the quantizer's scale
+    was a tensor (per-channel), else None and the scale is ``dtype.scale``."""
 
-    def __init__(self, values, ints=None, dtype: DataType | None = None):
+    def __init__(self, values, ints=None, dtype: DataType | None = None, scales=None):
         self.values = np.asarray(values)
         self.ints = ints
         self.dtype = dtype
+        self.scales = scales
 
 
 def from_onnx(model, name: str = "network") -> Network:
@@ -281,6 +292,8 @@ def from_onnx(model, name: str = "network") -> Network:
         if value.values.dtype.kind == "f" and not np.all(np.isfinite(value.values)):
             bad = next(k for k, v in constants.items() if v is value)
             raise ConfigError(f"initializer {bad}: contains NaN or infinity")
+    _apply_datatype_annotations(graph, constants)
+    # older exporters also list every initializer as a graph input: those are constants
     inputs = [i for i in graph.input if i.name not in constants]
     if len(inputs) != 1 or len(graph.output) != 1:
         raise ConfigError(f"{name}: accel reads networks with one input and one output, "
@@ -317,10 +330,34 @@ def from_onnx(model, name: str = "network") -> Network:
     if current != graph.output[0].name:
         raise ConfigError(f"{name}: the chain ends at {current}, not at the graph output "
                           f"{graph.output[0].name}")
-    network = Network(name, tuple(dims), _resolve_real_units(layers, input_type, sources),
-                      input_type)
+    network = Network(name, tuple(dims),
+                      _resolve_real_units(layers, input_type, sources, constants), input_type)
     network.metadata = {p.key: p.value for p in model.metadata_props}
     return network
+
+
+def _apply_datatype_annotations(graph, constants: dict) -> None:
+    """Initializers whose qonnx datatype annotation (``finn_datatype``) says they are integers,
+    as FINN's own tests build MatMul weights, become integer constants of that type."""
+    for annotation in graph.quantization_annotation:
+        const = constants.get(annotation.tensor_name)
+        if const is None:
+            continue
+        for entry in annotation.quant_parameter_tensor_names:
+            if entry.key != "finn_datatype":
+                continue
+            where = f"initializer {annotation.tensor_name}"
+            dtype = _parse_type_name(entry.value, where)
+            if dtype.is_float:
+                continue
+            values = const.values
+            if values.dtype.kind not in "fiu" or np.any(values != np.round(values)):
+                raise ConfigError(f"{where}: annotated {entry.value} but holds non-integers")
+            ints = values.astype(np.int64)
+            if dtype.bipolar and np.any(np.abs(ints) != 1) or ints.size and (
+                    ints.min() < dtype.min_int or ints.max() > dtype.max_int):
+                raise ConfigError(f"{where}: values outside its annotated type {entry.value}")
+            constants[annotation.tensor_name] = _Constant(values, ints, dtype)
 
 
 def _parse_type_name(text: str, where: str) -> DataType:
@@ -344,42 +381,80 @@ def _parse_type_name(text: str, where: str) -> DataType:
 
 
 def _scalar(constants, name: str, node_name: str, what: str) -> float:
-    value = constants[name].values
+    const = constants.get(name)
+    if const is None:
+        raise ConfigError(f"node {node_name}: its {what} ({name}) is not a constant")
+    value = const.values
     if value.size != 1:
-        raise ConfigError(f"node {node_name}: {what} must be a scalar (per-channel scales are not "
-                          f"supported yet), got shape {value.shape}")
+        raise ConfigError(f"node {node_name}: {what} must be a scalar on the data path (tensor "
+                          f"scales are accepted on weights), got shape {value.shape}")
     return float(value.reshape(()))
+
+
+def _weight_scales(constants, node, node_name: str, shape) -> tuple[float, np.ndarray | None]:
+    """A weight quantizer's scale: a scalar, or a tensor (per output channel) broadcast to the
+    weights' ``shape``; returned as (the scalar, None) or (1.0, the broadcast scales)."""
+    value = constants[node.input[1]].values.astype(np.float64)
+    if not np.all(np.isfinite(value)) or np.any(value <= 0):
+        raise ConfigError(f"node {node_name}: scales must be positive and finite")
+    if value.size == 1:
+        return float(value.reshape(())), None
+    try:
+        return 1.0, np.broadcast_to(value, shape).copy()
+    except ValueError:
+        raise ConfigError(f"node {node_name}: scale of shape {value.shape} does not broadcast "
+                          f"to the weights' {tuple(shape)}") from None
 
 
 def _fold_constant(node, node_name: str, constants) -> _Constant:
     source = constants[node.input[0]]
     if node.op_type == "Quant":
-        scale = _scalar(constants, node.input[1], node_name, "scale")
+        scale, scales = _weight_scales(constants, node, node_name, source.values.shape)
         zeropt = _scalar(constants, node.input[2], node_name, "zero point")
         bits = int(_scalar(constants, node.input[3], node_name, "bit width"))
         if zeropt != 0:
             raise ConfigError(f"node {node_name}: nonzero zero points are not supported")
         signed = bool(_attr(node, "signed", 1))
+        divided = source.values if scales is None else \
+            source.values.astype(np.float32) / scales.astype(np.float32)
         if bits == 1 and signed:
-            ints = np.where(source.values / scale >= 0, 1, -1).astype(np.int64)
-            return _Constant(ints * scale, ints, DataType.bipolar_type(scale))
-        quant = Quant(node_name, bits=bits, signed=signed, narrow=bool(_attr(node, "narrow", 0)),
-                      scale=scale, rounding=_attr(node, "rounding_mode", "ROUND"))
-        ints = apply_layer(quant, source.values, DataType.float32())
-        return _Constant(ints * scale, ints, quant.out_type)
+            ints = np.where(divided / scale >= 0, 1, -1).astype(np.int64)
+            dtype = DataType.bipolar_type(scale)
+        else:
+            quant = Quant(node_name, bits=bits, signed=signed,
+                          narrow=bool(_attr(node, "narrow", 0)), scale=scale,
+                          rounding=_attr(node, "rounding_mode", "ROUND"))
+            ints = apply_layer(quant, divided, DataType.float32())
+            dtype = quant.out_type
+        return _Constant(ints * scale * (1 if scales is None else scales), ints, dtype, scales)
     if node.op_type == "BipolarQuant":
-        scale = _scalar(constants, node.input[1], node_name, "scale")
+        scale, scales = _weight_scales(constants, node, node_name, source.values.shape)
         ints = np.where(source.values >= 0, 1, -1).astype(np.int64)
-        return _Constant(ints * scale, ints, DataType.bipolar_type(scale))
+        return _Constant(ints * scale * (1 if scales is None else scales), ints,
+                         DataType.bipolar_type(scale), scales)
     if node.op_type == "Transpose":
         perm = _attr(node, "perm")
         t = lambda a: None if a is None else np.transpose(a, perm)  # noqa: E731
-        return _Constant(t(source.values), t(source.ints), source.dtype)
+        return _Constant(t(source.values), t(source.ints), source.dtype, t(source.scales))
     raise ConfigError(f"node {node_name}: unsupported operation {node.op_type} on constants")
 
 
-def _weights(constants, name: str, node_name: str, transposed: bool) -> tuple[np.ndarray, DataType]:
-    """Weights as (outputs, inputs) integers (or float32) and their datatype."""
+def _channel_scale(const: _Constant, node_name: str, channel_axis: int) -> np.ndarray | None:
+    """Per output channel, the weights' scale (a tensor scale must be constant along every
+    other axis); None for a scalar scale."""
+    if const.scales is None:
+        return None
+    scales = np.moveaxis(const.scales, channel_axis, 0).reshape(const.scales.shape[channel_axis],
+                                                                -1)
+    if np.any(scales != scales[:, :1]):
+        raise ConfigError(f"node {node_name}: weight scales vary within an output channel; "
+                          "only per-tensor and per-output-channel scales are supported")
+    return scales[:, 0]
+
+
+def _weights(constants, name: str, node_name: str, transposed: bool):
+    """Weights as (outputs, inputs) integers (or float32), their datatype and their
+    per-output-channel scale (or None)."""
     const = constants.get(name)
     if const is None:
         raise ConfigError(f"node {node_name}: the weight {name} is not a constant")
@@ -389,7 +464,8 @@ def _weights(constants, name: str, node_name: str, transposed: bool) -> tuple[np
         w, dtype = const.ints, const.dtype
     else:
         w, dtype = const.values.astype(np.float32), DataType.float32()
-    return (w if transposed else w.T), dtype
+    return (w if transposed else w.T), dtype, _channel_scale(const, node_name,
+                                                             0 if transposed else 1)
 
 
 def _data_layer(node, node_name: str, constants, layers: list[Layer]) -> Layer | None:
@@ -411,9 +487,10 @@ def _data_layer(node, node_name: str, constants, layers: list[Layer]) -> Layer |
         if op == "Gemm" and (_attr(node, "alpha", 1.0) != 1.0 or _attr(node, "beta", 1.0) != 1.0
                              or _attr(node, "transA", 0)):
             raise ConfigError(f"node {node_name}: Gemm with alpha, beta or transA is not supported")
-        weights, wtype = _weights(constants, node.input[1], node_name,
-                                  transposed=op == "Gemm" and bool(_attr(node, "transB", 0)))
-        layer = Dense(node_name, weights=weights, weight_type=wtype)
+        weights, wtype, channel_scale = _weights(
+            constants, node.input[1], node_name,
+            transposed=op == "Gemm" and bool(_attr(node, "transB", 0)))
+        layer = Dense(node_name, weights=weights, weight_type=wtype, channel_scale=channel_scale)
         if op == "Gemm" and len(node.input) > 2 and node.input[2]:
             _attach_bias(layer, constants[node.input[2]].values, node_name)
         return layer
@@ -437,30 +514,39 @@ def _data_layer(node, node_name: str, constants, layers: list[Layer]) -> Layer |
         _attach_bias(layers[-1], constants[other].values, node_name)
         return None
     if op == "MultiThreshold":
-        thresholds = constants[node.input[1]].values.astype(np.float64)
+        const = constants.get(node.input[1]) if len(node.input) > 1 else None
+        if const is None:
+            raise ConfigError(f"node {node_name}: the thresholds must be a constant")
+        thresholds = const.values.astype(np.float64)
         if thresholds.ndim != 2 or not np.all(np.isfinite(thresholds)):
             raise ConfigError(f"node {node_name}: thresholds must be finite and 2-D")
-        layout = _attr(node, "data_layout", "NC") or "NC"
-        if layout not in ("NC", "NCHW"):
+        layout = _attr(node, "data_layout", "NCHW") or "NCHW"
+        if layout not in ("NC", "NCHW", "NHWC"):
             raise ConfigError(f"node {node_name}: data layout {layout} is not supported")
         return _PendingThreshold(node_name, thresholds, float(_attr(node, "out_scale", 1.0)),
-                                 float(_attr(node, "out_bias", 0.0)))
+                                 float(_attr(node, "out_bias", 0.0)), layout == "NHWC")
     if op == "BatchNormalization":
         for name in node.input[1:5]:
             if name not in constants:
                 raise ConfigError(f"node {node_name}: batch-norm parameter {name} is not constant")
-        return _PendingBatchNorm(node_name, node, constants)
+        return _PendingBatchNorm(node_name, node)
     if op == "Relu":
         return Relu(node_name)
-    if op in ("Flatten", "Reshape"):
-        if op == "Flatten" and _attr(node, "axis", 1) != 1:
+    if op == "Flatten":
+        if _attr(node, "axis", 1) != 1:
             raise ConfigError(f"node {node_name}: only Flatten with axis=1 is supported")
-        if op == "Reshape":
-            shape = constants[node.input[1]].values.astype(np.int64).tolist()
-            if len(shape) != 2 or shape[0] not in (1, -1, 0):
-                raise ConfigError(f"node {node_name}: only a Reshape to (N, -1) is supported, "
-                                  f"got {shape}")
         return Flatten(node_name)
+    if op == "Reshape":
+        target = constants.get(node.input[1]) if len(node.input) > 1 else None
+        if target is None or target.values.ndim != 1 or target.values.dtype.kind not in "iu":
+            raise ConfigError(f"node {node_name}: a Reshape needs a constant 1-D integer shape")
+        shape = target.values.astype(np.int64).tolist()
+        if _attr(node, "allowzero", 0) or len(shape) < 2 or shape[0] not in (1, -1, 0):
+            raise ConfigError(f"node {node_name}: a Reshape must keep the batch axis first "
+                              f"(N, ...) and not set allowzero, got {shape}")
+        if len(shape) == 2 and shape[1] == -1:
+            return Flatten(node_name)
+        return Reshape(node_name, shape=tuple(shape[1:]))
     if op == "Transpose":
         raise ConfigError(f"node {node_name}: a Transpose of the data path is not supported")
     raise ConfigError(f"node {node_name}: unsupported operation {op}")
@@ -482,7 +568,7 @@ def _conv_layer(node, node_name: str, constants) -> Conv2d:
     else:
         weights, wtype = const.values.astype(np.float32), DataType.float32()
     layer = Conv2d(node_name, weights=weights, weight_type=wtype, padding=pads[0],
-                   stride=strides[0])
+                   stride=strides[0], channel_scale=_channel_scale(const, node_name, 0))
     if len(node.input) > 2 and node.input[2]:
         _attach_bias(layer, constants[node.input[2]].values, node_name)
     return layer
@@ -507,6 +593,7 @@ class _PendingThreshold:
     real_thresholds: np.ndarray
     out_scale: float
     out_bias: float
+    channels_last: bool = False
 
 
 @dataclass
@@ -515,70 +602,142 @@ class _PendingBatchNorm:
 
     name: str
     node: object
-    constants: dict
 
 
-def _resolve_real_units(layers: list, input_type: DataType, sources: dict) -> list[Layer]:
-    """Turn real-valued thresholds and biases into integers in units of their input's scale,
-    and fold each batch-norm (with an optional Relu) and the quantizer after it into a
-    MultiThreshold. ``sources`` maps layer names to the ONNX nodes they came from."""
+def _resolve_real_units(layers: list, input_type: DataType, sources: dict,
+                        constants: dict) -> list[Layer]:
+    """Turn real-valued thresholds and biases into integers in units of their input's scale.
+
+    Where that is not exact arithmetic, fold into thresholds: a dense or conv layer's real
+    part (a bias that is not a whole multiple of the product scale, per-channel weight scales)
+    together with what follows it up to the next quantizer, [BatchNormalization] [Relu]
+    Quant|BipolarQuant, becomes that layer (integers only) and one MultiThreshold. A
+    MultiThreshold after per-channel scales gets per-channel integer thresholds. The network's
+    last layer may keep its real part: the host applies it (``golden.output_values``).
+    ``sources`` maps layer names to the ONNX nodes they came from, ``constants`` names the
+    folded constants."""
     from accel.nn.golden import output_type
 
     dtype = input_type
     resolved = []
-    input_types = []
     layers = list(layers)
     while layers:
         layer = layers.pop(0)
+        if isinstance(layer, (Dense, Conv2d)) and not dtype.is_float:
+            unit = dtype.scale * layer.weight_type.scale
+            if layer.bias is not None and layer.channel_scale is None \
+                    and _whole_multiples(layer.bias, unit):
+                layer.bias = _in_units(layer.bias, unit, f"node {layer.name}: bias",
+                                       round_up=False)
+            real_part = layer.bias is not None and layer.bias.dtype.kind == "f" \
+                or layer.channel_scale is not None
+            chain = _threshold_chain(layers)
+            if chain and not isinstance(chain[0], _PendingBatchNorm) and not real_part:
+                chain = []  # an integer requantization: hardware does it as it stands
+            if chain or real_part and layers and not isinstance(layers[0], _PendingThreshold):
+                if not chain:
+                    raise ConfigError(
+                        f"node {layer.name}: a real-valued bias or per-channel weight scales "
+                        "must be followed by [BatchNormalization] [Relu] and a quantizer (to be "
+                        "folded into thresholds) or end the network; found "
+                        f"{_describe(layers[0])} after it")
+                steps = [layers.pop(0) for _ in chain]
+                nodes = [sources[x.name] for x in steps if not isinstance(x, _PendingBatchNorm)]
+                batchnorm = next((x for x in steps if isinstance(x, _PendingBatchNorm)), None)
+                if batchnorm is not None:
+                    nodes.insert(0, batchnorm.node)
+                resolved.append(layer)
+                resolved.append(_fold_thresholds(steps[0].name, nodes, constants, steps[-1],
+                                                 layer, dtype))
+                dtype = resolved[-1].out_type
+                continue
+            if layer.bias is not None and layer.bias.dtype.kind == "f" and layers:
+                raise ConfigError(f"node {layer.name}: bias is not a whole multiple of the "
+                                  f"product scale {unit:g} and no quantizer follows to fold it")
+            if layer.bias is not None and not layers and layer.bias.dtype.kind == "f":
+                layer.real_bias, layer.bias = layer.bias * 1.0, None  # the host adds it
         if isinstance(layer, _PendingBatchNorm):
-            relu = layers.pop(0) if layers and isinstance(layers[0], Relu) else None
-            quantizer = layers.pop(0) if layers else None
-            if not resolved or not isinstance(resolved[-1], (Dense, Conv2d)) or dtype.is_float:
-                raise ConfigError(f"node {layer.name}: batch-norm is supported only between a "
-                                  "quantized MatMul/Gemm/Conv and a quantizer")
-            if not isinstance(quantizer, (Quant, BipolarQuant)):
-                raise ConfigError(f"node {layer.name}: batch-norm must be followed by a quantizer "
-                                  "(optionally after a Relu) to be folded into thresholds")
-            nodes = [layer.node] + [sources[x.name] for x in (relu, quantizer) if x is not None]
-            layer = _fold_batchnorm(layer, nodes, quantizer, resolved[-1], input_types[-1], dtype)
+            raise ConfigError(f"node {layer.name}: batch-norm is supported only between a "
+                              "quantized MatMul/Gemm/Conv and a quantizer (optionally after a "
+                              "Relu), to be folded into thresholds")
         if isinstance(layer, _PendingThreshold):
             if dtype.is_float:
                 raise ConfigError(f"node {layer.name}: thresholds on a float tensor; "
                                   "quantize it first")
+            scale = dtype.scale
+            producer = resolved[-1] if resolved else None
+            thresholds = layer.real_thresholds
+            if isinstance(producer, (Dense, Conv2d)) and producer.channel_scale is not None:
+                scale = dtype.scale * producer.channel_scale[:, None]
+                thresholds = np.broadcast_to(thresholds, (len(scale), thresholds.shape[1]))
+                producer.channel_scale = None  # now part of the thresholds
             layer = MultiThreshold(layer.name, thresholds=_in_units(
-                layer.real_thresholds, dtype.scale, f"node {layer.name}", round_up=True),
-                out_scale=layer.out_scale, out_bias=layer.out_bias)
-        elif isinstance(layer, (Dense, Conv2d)) and layer.bias is not None and not dtype.is_float:
-            layer.bias = _in_units(layer.bias, dtype.scale * layer.weight_type.scale,
-                                   f"node {layer.name}: bias", round_up=False)
+                thresholds, scale, f"node {layer.name}", round_up=True),
+                out_scale=layer.out_scale, out_bias=layer.out_bias,
+                channels_last=layer.channels_last)
         resolved.append(layer)
-        input_types.append(dtype)
         dtype = output_type(layer, dtype)
     return resolved
 
 
-def _fold_batchnorm(bn: _PendingBatchNorm, nodes: list, quantizer: Quant | BipolarQuant,
-                    producer: Dense | Conv2d, producer_input: DataType,
-                    acc_type: DataType) -> MultiThreshold:
-    """Batch-norm [+ Relu] + quantizer as integer thresholds on the accumulator.
+def _describe(layer) -> str:
+    return f"{getattr(layer, 'op', 'batch-norm')} {layer.name}"
 
-    Exact by construction: the reference graph's own nodes are evaluated by qonnx's executor, in
-    float32, on every accumulator value the producer can reach, and each threshold is the
-    smallest accumulator that reaches the next output level. A channel whose batch-norm scale is
-    negative is decreasing in the accumulator; as in FINN, the producer's weights (and bias) of
-    that channel are negated so that its thresholds count upward.
+
+def _whole_multiples(real: np.ndarray, unit: float) -> bool:
+    return all((Fraction(float(v)) / Fraction(unit)).denominator == 1 for v in real.reshape(-1))
+
+
+def _threshold_chain(layers: list) -> list:
+    """The layers at the front of ``layers`` that fold into thresholds: [batch-norm] [Relu]
+    quantizer, or [] when they do not end in a quantizer (without a batch-norm, only a chain
+    that starts right away counts, as a producer's real part needs one)."""
+    chain = []
+    for kind in (_PendingBatchNorm, Relu):
+        if len(layers) > len(chain) and isinstance(layers[len(chain)], kind):
+            chain.append(layers[len(chain)])
+    if len(layers) > len(chain) and isinstance(layers[len(chain)], (Quant, BipolarQuant)):
+        return chain + [layers[len(chain)]]
+    if chain and isinstance(chain[0], _PendingBatchNorm):
+        raise ConfigError(f"node {chain[0].name}: batch-norm must be followed by a quantizer "
+                          "(optionally after a Relu) to be folded into thresholds")
+    return []
+
+
+def _fold_thresholds(name: str, nodes: list, constants: dict, quantizer: Quant | BipolarQuant,
+                     producer: Dense | Conv2d, producer_input: DataType) -> MultiThreshold:
+    """The producer's real part + ``nodes`` (the ONNX nodes of [batch-norm] [Relu] quantizer)
+    as integer thresholds on the producer's integer accumulator.
+
+    Exact by construction: the reference graph's own nodes (with the producer's real bias as
+    an Add in front) are evaluated by qonnx's executor, in float32, on every accumulator value
+    the producer can reach, and each threshold is the smallest accumulator that reaches the
+    next output level. A channel whose output falls as the accumulator rises (a negative
+    batch-norm scale) is negated in the producer (weights and integer bias), as in FINN, so
+    that its thresholds count upward. The producer is left with integers only.
     """
+    from onnx import helper
+
     from accel.nn.golden import accumulator_range
 
+    real_bias = producer.bias if producer.bias is not None and \
+        producer.bias.dtype.kind == "f" else None
+    if real_bias is not None:
+        producer.bias = None
     lo, hi = accumulator_range(producer, producer_input)
     reach = int(max(abs(int(lo.min())), abs(int(hi.max()))))
     if 2 * reach + 1 > MAX_FOLD_VALUES:
-        raise ConfigError(f"node {bn.name}: accumulator range +-{reach} is too wide to fold "
-                          "batch-norm into thresholds exactly")
+        raise ConfigError(f"node {name}: accumulator range +-{reach} is too wide to fold into "
+                          "thresholds exactly")
+    channels = producer.weights.shape[0]
+    if real_bias is not None:
+        constants = {**constants, "fold_bias": _Constant(real_bias.astype(np.float32))}
+        nodes = [helper.make_node("Add", ["acc", "fold_bias"], ["biased"])] + nodes
+    acc_scale = producer_input.scale * producer.weight_type.scale * (
+        producer.channel_scale if producer.channel_scale is not None else np.ones(channels))
+    producer.channel_scale = None
     candidates = np.arange(-reach, reach + 1, dtype=np.int64)
-    levels = _evaluate_reference(nodes, bn.constants, candidates, acc_type.scale,
-                                 producer.weights.shape[0])
-    gamma = bn.constants[bn.node.input[1]].values.reshape(-1)
+    levels = _evaluate_reference(nodes, constants, candidates, acc_scale)
     if isinstance(quantizer, BipolarQuant):
         step_values, level_lo, out_scale = 2, 0, 2 * quantizer.scale
         out_bias = -quantizer.scale
@@ -588,19 +747,19 @@ def _fold_batchnorm(bn: _PendingBatchNorm, nodes: list, quantizer: Quant | Bipol
         step_values, out_scale = level_hi - level_lo + 1, quantizer.scale
         out_bias = level_lo * quantizer.scale
         codes = np.rint(levels / quantizer.scale).astype(np.int64) - level_lo
-    thresholds = np.empty((levels.shape[1], step_values - 1), dtype=np.int64)
-    for channel in range(levels.shape[1]):
+    thresholds = np.empty((channels, step_values - 1), dtype=np.int64)
+    for channel in range(channels):
         code = codes[:, channel]
-        if gamma[channel] < 0:
+        if code[-1] < code[0]:
             _negate_channel(producer, channel)
             code = code[::-1]  # as a function of the negated accumulator, ascending
         if np.any(np.diff(code) < 0):
-            raise ConfigError(f"node {bn.name}: channel {channel} is not monotonic in the "
+            raise ConfigError(f"node {name}: channel {channel} is not monotonic in the "
                               "accumulator; cannot fold into thresholds")
         for step in range(1, step_values):
             reached = np.nonzero(code >= step)[0]
             thresholds[channel, step - 1] = candidates[reached[0]] if reached.size else reach + 1
-    return MultiThreshold(bn.name, thresholds=thresholds, out_scale=out_scale, out_bias=out_bias)
+    return MultiThreshold(name, thresholds=thresholds, out_scale=out_scale, out_bias=out_bias)
 
 
 def _negate_channel(producer: Dense | Conv2d, channel: int) -> None:
@@ -609,10 +768,10 @@ def _negate_channel(producer: Dense | Conv2d, channel: int) -> None:
         producer.bias[channel] = -producer.bias[channel]
 
 
-def _evaluate_reference(nodes: list, constants: dict, candidates, acc_scale: float,
-                        channels: int) -> np.ndarray:
-    """The reference ``nodes``' float32 output for accumulator value k (as float32(k * scale))
-    on every channel: shape (len(candidates), channels)."""
+def _evaluate_reference(nodes: list, constants: dict, candidates,
+                        acc_scale: np.ndarray) -> np.ndarray:
+    """The reference ``nodes``' float32 output for accumulator value k (as float32(k) *
+    float32(scale of the channel)) on every channel: shape (len(candidates), channels)."""
     from onnx import TensorProto, helper, numpy_helper
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
@@ -631,7 +790,7 @@ def _evaluate_reference(nodes: list, constants: dict, candidates, acc_scale: flo
         copy.attribute.extend(node.attribute)
         renamed.append(copy)
         current = f"t{index}"
-    shape = [len(candidates), channels]
+    shape = [len(candidates), len(acc_scale)]
     graph = helper.make_graph(
         renamed, "fold", [helper.make_tensor_value_info("acc", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info(current, TensorProto.FLOAT, shape)],
@@ -640,8 +799,7 @@ def _evaluate_reference(nodes: list, constants: dict, candidates, acc_scale: flo
                     for i in range(len(nodes) - 1)])
     model = ModelWrapper(helper.make_model(graph, opset_imports=[
         helper.make_opsetid("", 13), helper.make_opsetid(QONNX_DOMAIN, 1)]))
-    acc = (candidates.astype(np.float32) * np.float32(acc_scale))[:, None]
-    acc = np.repeat(acc, channels, axis=1).astype(np.float32)
+    acc = candidates.astype(np.float32)[:, None] * acc_scale.astype(np.float32)[None, :]
     return execute_onnx(model, {"acc": acc})[current].astype(np.float64)
 
 
