@@ -4,7 +4,9 @@ parallel), chained through FIFOs.
 
 Streams carry integers in the golden model's encoding (``accel.nn.golden``): a bipolar element
 is one bit (1 means +1, 0 means -1), a signed element is two's complement, an unsigned one is
-plain binary. The host quantizes the input (the network's first ``Quant``) and streams integers.
+plain binary. The host computes the network's leading reshapes and input quantizer (a ``Quant``
+or ``BipolarQuant``; ``host_layers``) and streams the integers, feature maps (NCHW) pixel by
+pixel in NHWC order, anything else in memory order.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import numpy as np
 
 from accel.errors import ConfigError
 from accel.nn import golden
-from accel.nn.ir import (Conv2d, DataType, Dense, Flatten, MaxPool2d, MultiThreshold, Network,
-                         Quant)
+from accel.nn.ir import (BipolarQuant, Conv2d, DataType, Dense, Flatten, MaxPool2d,
+                         MultiThreshold, Network, Quant, Reshape, int_bits_for_range)
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,15 @@ class Element:
         if dtype.bipolar:
             return Element(1, False, True)
         return Element(dtype.bits, dtype.signed)
+
+    @property
+    def min_int(self) -> int:
+        return -1 if self.bipolar else -(1 << (self.bits - 1)) if self.signed else 0
+
+    @property
+    def max_int(self) -> int:
+        return 1 if self.bipolar else (1 << (self.bits - 1)) - 1 if self.signed else \
+            (1 << self.bits) - 1
 
     def encode(self, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, dtype=np.int64)
@@ -187,11 +198,48 @@ class PoolMapping(_PixelStage):
 
 
 @dataclass
+class ThresholdMapping(_PixelStage):
+    """A standalone MultiThreshold (FINN's Thresholding layer) on a stream whose channels are
+    innermost (NHWC pixels, or a vector), ``lanes`` channels per beat: per element, the count
+    of its channel's ``thresholds`` it reaches, plus ``out_offset`` (bipolar: the count is the
+    code). One beat in, one beat out; ``height`` x ``width`` positions of ``channels``."""
+
+    name: str
+    height: int
+    width: int
+    channels: int
+    lanes: int
+    element: Element
+    out_element: Element
+    thresholds: np.ndarray = field(repr=False)
+    out_offset: int = 0
+
+    output = property(lambda self: self.out_element)
+    kernel = 1  # as a max-pool of one element: the same handshake and timing
+    out_height = property(lambda self: self.height)
+    out_width = property(lambda self: self.width)
+    beats_out = property(lambda self: self.beats_in)
+    cycles_per_frame = property(lambda self: self.beats_in)
+
+    @property
+    def steps(self) -> int:
+        return self.thresholds.shape[1]
+
+    @property
+    def threshold_bits(self) -> int:
+        """Width of a threshold, signed: the input range and one past its top."""
+        t = int_bits_for_range(self.element.min_int, self.element.max_int + 1)
+        return t.bits + (0 if t.signed else 1)
+
+
+@dataclass
 class FinnMapping:
     network: str
-    stages: list  # LayerMapping (MVTU), WindowMapping, PoolMapping, in stream order
+    stages: list  # LayerMapping (MVTU), WindowMapping, PoolMapping, ThresholdMapping
     fifo_depths: list[int]  # in consumer beats, between consecutive layers (len(layers) - 1)
     count_events: bool = True
+    host_layers: int = 0  # the network's leading layers the host computes (host_layers)
+    input_nchw: bool = False  # the host streams its 4-D NCHW result pixel by pixel (NHWC)
 
     @property
     def layers(self) -> list[LayerMapping]:
@@ -255,25 +303,49 @@ def map_network(network: Network, folding=None, fifo_depths=None,
     folding = load_folding(folding)
     layers = network.layers
     types = network.tensor_types()
-    index = 0
-    if layers and isinstance(layers[0], Quant):
-        index = 1  # the host quantizes the input
+    index = host_layers(network)
     if types[index][1].is_float:
-        raise ConfigError(f"network {network.name}: FINN needs a quantized input (a Quant first)")
-    foldable = {layer.name for layer in layers if isinstance(layer, (Dense, Conv2d))}
+        raise ConfigError(f"network {network.name}: FINN needs a quantized input (a Quant or "
+                          "BipolarQuant first, or an integer input datatype)")
+    if index == len(layers):
+        raise ConfigError(f"network {network.name} has no layers for the hardware after the "
+                          "host's input quantizer and reshapes")
+    host_shape = types[index][0]
+    input_nchw = len(host_shape) == 4 and _channels_first(layers[index])
+    foldable = {layer.name for layer in layers[index:]
+                if isinstance(layer, (Dense, Conv2d)) or isinstance(layer, MultiThreshold)
+                and not _follows_producer(layers, layer)}
     unknown = set(folding) - foldable
     if unknown:
         raise ConfigError(f"folding names layers that are not dense or conv layers of "
                           f"{network.name}: {', '.join(sorted(unknown))}")
     stages: list = []
     column_order = None  # stream position -> weight column, set by a Flatten of feature maps
+    channels_first = input_nchw  # whether the current 4-D tensor streams as NCHW pixels
     while index < len(layers):
         layer = layers[index]
         in_shape, in_type = types[index]
-        if isinstance(layer, Flatten):
-            if len(in_shape) == 4:
-                _, c, h, w = in_shape
-                column_order = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
+        if isinstance(layer, (Flatten, Reshape)):
+            out_shape = layer.out_shape(in_shape)
+            streamed = _stream_order(in_shape, channels_first)
+            if column_order is not None:
+                streamed = column_order
+            if np.array_equal(streamed, _stream_order(out_shape, len(out_shape) == 4)):
+                column_order = None  # the stream is already in the order the next layer reads
+            elif len(out_shape) == 2 and index + 1 < len(layers) \
+                    and isinstance(layers[index + 1], Dense):
+                column_order = streamed  # the dense layer's weight columns follow the stream
+            else:
+                raise ConfigError(f"layer {layer.name}: this {layer.op} would reorder the stream "
+                                  f"({in_shape} -> {out_shape}); FINN maps a reshape only into "
+                                  "the next dense layer's weights or where it keeps the order")
+            channels_first = len(out_shape) == 4
+            index += 1
+            continue
+        if isinstance(layer, MultiThreshold):
+            stages.append(_threshold_stage(layer, in_shape, in_type, types[index + 1][1],
+                                           folding.get(layer.name, {}), stages,
+                                           channels_first))
             index += 1
             continue
         if isinstance(layer, MaxPool2d):
@@ -294,6 +366,8 @@ def map_network(network: Network, folding=None, fifo_depths=None,
         pe, simd = int(fold.get("pe", 1)), int(fold.get("simd", 1))
         if isinstance(layer, Conv2d):
             _, c, h, w = in_shape
+            if not channels_first:
+                raise ConfigError(f"layer {layer.name}: a convolution needs an NCHW feature map")
             if layer.stride != 1:
                 raise ConfigError(f"layer {layer.name}: the sliding-window unit supports stride "
                                   f"1, got {layer.stride}")
@@ -315,7 +389,11 @@ def map_network(network: Network, folding=None, fifo_depths=None,
             if column_order is not None:
                 weights = weights[:, column_order]
                 column_order = None
-            vectors = 1
+            if len(in_shape) > 2 and channels_first:
+                raise ConfigError(f"layer {layer.name}: a dense layer over the last axis of an "
+                                  f"NCHW feature map {in_shape} does not match the NHWC stream")
+            vectors = int(np.prod(in_shape[1:-1]))  # positions, each multiplied alone
+        channels_first = isinstance(layer, Conv2d)
         mh, mw = weights.shape
         acc_type = types[index + 1][1]
         thresholds, out_offset, out_type = None, 0, acc_type
@@ -345,10 +423,9 @@ def map_network(network: Network, folding=None, fifo_depths=None,
             accumulator=Element.of(acc_type),
             output=Element.of(out_type if thresholds is not None else acc_type),
             weights=weights.astype(np.int64), thresholds=thresholds, out_offset=out_offset))
-    if not any(isinstance(stage, LayerMapping) for stage in stages):
-        raise ConfigError(f"network {network.name} has no dense or conv layers to map")
-    if not isinstance(stages[-1], LayerMapping):
-        raise ConfigError(f"network {network.name}: the last layer must be dense or conv")
+    if not isinstance(stages[-1], (LayerMapping, ThresholdMapping)):
+        raise ConfigError(f"network {network.name}: the last layer must be dense, conv or "
+                          "thresholds")
     for before, after in zip(stages, stages[1:]):
         if before.out_elements % after.in_elements and after.in_elements % before.out_elements:
             raise ConfigError(f"stages {before.name} -> {after.name}: {before.out_elements} "
@@ -358,7 +435,74 @@ def map_network(network: Network, folding=None, fifo_depths=None,
         [default_fifo_depth(before, after) for before, after in zip(stages, stages[1:])]
     if len(depths) != len(stages) - 1 or any(d < 1 for d in depths):
         raise ConfigError(f"need {len(stages) - 1} positive FIFO depths, got {depths}")
-    return FinnMapping(network.name, stages, depths, count_events)
+    return FinnMapping(network.name, stages, depths, count_events,
+                       host_layers=host_layers(network), input_nchw=input_nchw)
+
+
+def host_layers(network: Network) -> int:
+    """How many of the network's leading layers the host computes before streaming: reshapes
+    and, for a float input, one quantizer (Quant or BipolarQuant: how Brevitas declares the
+    input of its w1a1 networks)."""
+    count, quantized = 0, not network.input_type.is_float
+    for layer in network.layers:
+        if isinstance(layer, (Flatten, Reshape)):
+            count += 1
+        elif isinstance(layer, (Quant, BipolarQuant)) and not quantized:
+            count, quantized = count + 1, True
+        else:
+            break
+    return count
+
+
+def _channels_first(layer) -> bool:
+    """Whether ``layer`` reads a 4-D tensor as NCHW (so the stream is its NHWC pixels)."""
+    if isinstance(layer, MultiThreshold):
+        return not layer.channels_last
+    return isinstance(layer, (Conv2d, MaxPool2d, Flatten, Reshape))
+
+
+def _stream_order(shape: tuple, channels_first: bool) -> np.ndarray:
+    """Stream position -> memory (row-major) index of a tensor of ``shape``: NHWC pixels of a
+    4-D NCHW feature map, memory order otherwise."""
+    size = int(np.prod(shape[1:]))
+    if len(shape) == 4 and channels_first:
+        _, c, h, w = shape
+        return np.arange(size).reshape(c, h, w).transpose(1, 2, 0).ravel()
+    return np.arange(size)
+
+
+def _follows_producer(layers: list, layer: MultiThreshold) -> bool:
+    """Whether a MultiThreshold is a dense or conv layer's activation (part of its MVTU)."""
+    position = layers.index(layer)
+    return position > 0 and isinstance(layers[position - 1], (Dense, Conv2d))
+
+
+def _threshold_stage(layer: MultiThreshold, in_shape: tuple, in_type: DataType,
+                     out_type: DataType, fold: dict, stages: list,
+                     channels_first: bool) -> ThresholdMapping:
+    """A standalone MultiThreshold as a thresholding stage on the channels-innermost stream."""
+    element = Element.of(in_type)
+    if element.bipolar:
+        raise ConfigError(f"layer {layer.name}: thresholds on bipolar values; fold them into "
+                          "the producer instead")
+    if len(in_shape) == 4 and channels_first == layer.channels_last:
+        raise ConfigError(f"layer {layer.name}: its data layout does not match the stream's")
+    channels = in_shape[layer.channel_axis]
+    positions = int(np.prod(in_shape[1:])) // channels
+    default = stages[-1].out_elements if stages and channels % stages[-1].out_elements == 0 \
+        else 1
+    lanes = int(fold.get("pe", default))
+    if lanes < 1 or channels % lanes:
+        raise ConfigError(f"layer {layer.name}: PE={lanes} must divide its {channels} channels; "
+                          f"legal PE: {legal_folds(channels)}")
+    thresholds = layer.thresholds
+    if thresholds.shape[0] == 1:
+        thresholds = np.repeat(thresholds, channels, axis=0)
+    # the same counts for every input in range, in a register of threshold_bits
+    thresholds = np.clip(thresholds, element.min_int, element.max_int + 1)
+    return ThresholdMapping(layer.name, positions, 1, channels, lanes, element,
+                            Element.of(out_type), thresholds,
+                            0 if layer.is_bipolar else layer.offset)
 
 
 def default_fifo_depth(producer, consumer) -> int:

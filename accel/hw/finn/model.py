@@ -22,6 +22,7 @@ from accel.hw.common.harness import xorshift32
 from accel.hw.common.stream_harness import Stimulus
 from accel.hw.finn.mapping import FinnMapping, LayerMapping, WindowMapping
 from accel.hw.finn.stages import (LINE_READ, LINE_WRITE, MAX_COMPARE, ROW_READ, ROW_WRITE,
+                                  THRESHOLD_COMPARE, THRESHOLD_READ,
                                   event_declarations, fifo_name, kind_of, stage_names)
 
 
@@ -204,6 +205,37 @@ class PoolStepper:
                 if row_end:
                     self.kx = self.ox = 0
                     self.ky = 0 if self.ky == s.kernel - 1 or frame_end else self.ky + 1
+
+        return take, update
+
+
+class ThresholdStepper:
+    """``accel.hw.finn.threshold.ThresholdUnit``, cycle by cycle."""
+
+    def __init__(self, spec, name: str):
+        self.spec, self.name = spec, name
+        self.group = 0
+        self.out_valid = False
+
+    def state(self):
+        return (self.group, self.out_valid)
+
+    def in_ready(self, out_ready):
+        return not self.out_valid or out_ready
+
+    def cycle(self, in_valid, out_ready, events):
+        s = self.spec
+        take = in_valid and self.in_ready(out_ready)
+        if take:
+            events[f"{self.name}.{THRESHOLD_READ}"] += 1
+            events[f"{self.name}.{THRESHOLD_COMPARE}"] += s.lanes * s.steps
+
+        def update():
+            if take:
+                self.out_valid = True
+                self.group = (self.group + 1) % s.channel_beats
+            elif out_ready:
+                self.out_valid = False
 
         return take, update
 

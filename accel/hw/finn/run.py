@@ -7,12 +7,12 @@ import numpy as np
 
 from accel.hw.architecture import RTLRun
 from accel.hw.common.stream_harness import Stimulus, run_stream_harness
-from accel.hw.finn.mapping import FinnMapping
+from accel.hw.finn.mapping import FinnMapping, host_layers
 from accel.hw.finn.mvtu import _pack
 from accel.hw.finn.top import FinnTop
 from accel.hw.verilog import to_verilog
 from accel.nn import golden
-from accel.nn.ir import Network, Quant
+from accel.nn.ir import Network
 
 TOP_NAME = "finn_top"
 HARNESS_NAME = "finn_harness"
@@ -23,16 +23,23 @@ def generate_verilog(mapping: FinnMapping) -> str:
 
 
 def stream_inputs(network: Network, inputs: np.ndarray) -> np.ndarray:
-    """The integers the accelerator receives: the network input after its first quantizer."""
-    if network.layers and isinstance(network.layers[0], Quant):
-        return golden.apply_layer(network.layers[0], inputs, network.input_type)
-    return np.asarray(inputs, dtype=np.int64)
+    """The integers the accelerator receives: the network input after the layers the host
+    computes (its input quantizer and reshapes, ``host_layers``)."""
+    values = np.asarray(inputs)
+    values = values.astype(np.float32) if network.input_type.is_float else \
+        values.astype(np.int64)
+    dtype = network.input_type
+    for layer in network.layers[:host_layers(network)]:
+        values = golden.apply_layer(layer, values, dtype)
+        dtype = golden.output_type(layer, dtype)
+    return values.astype(np.int64)
 
 
 def input_beats(mapping: FinnMapping, values: np.ndarray) -> list[int]:
-    """Frames as stream beats: feature maps in NHWC order, ``in_elements`` per beat."""
+    """Frames as stream beats: NCHW feature maps pixel by pixel (NHWC), anything else in
+    memory order, ``in_elements`` per beat."""
     first = mapping.stages[0]
-    if values.ndim == 4:
+    if mapping.input_nchw:
         values = values.transpose(0, 2, 3, 1)
     codes = first.input.encode(values.reshape(len(values), -1))
     lanes = first.in_elements
@@ -44,7 +51,7 @@ def decode_outputs(mapping: FinnMapping, beats: list[int], frames: int) -> np.nd
     last = mapping.stages[-1]
     bits = last.output.bits
     mask = (1 << bits) - 1
-    codes = [(word >> (p * bits)) & mask for word in beats for p in range(last.pe)]
+    codes = [(word >> (p * bits)) & mask for word in beats for p in range(last.out_elements)]
     return last.output.decode(np.array(codes, dtype=np.int64).reshape(frames, -1))
 
 

@@ -14,7 +14,8 @@ from dataclasses import asdict
 import numpy as np
 
 from accel.energy.model import EventSpec
-from accel.hw.finn.mapping import FinnMapping, LayerMapping, PoolMapping, WindowMapping
+from accel.hw.finn.mapping import (FinnMapping, LayerMapping, PoolMapping, ThresholdMapping,
+                                   WindowMapping)
 
 # MVTU
 WEIGHT_READ = "weight_mem.read"
@@ -203,7 +204,53 @@ class PoolKind:
         return PoolStepper(spec, name)
 
 
-KINDS = {LayerMapping: MVTUKind(), WindowMapping: WindowKind(), PoolMapping: PoolKind()}
+class ThresholdKind:
+    prefix = "thr"
+    manifest_kind = "thresholding"
+
+    def block(self, spec: ThresholdMapping):
+        from accel.hw.finn.threshold import ThresholdUnit
+
+        return ThresholdUnit(spec)
+
+    def events(self, spec: ThresholdMapping) -> dict[str, int]:
+        return {THRESHOLD_READ: 1, THRESHOLD_COMPARE: spec.lanes * spec.steps}
+
+    def strobes(self, block, spec: ThresholdMapping) -> dict:
+        return {THRESHOLD_READ: block.step,
+                THRESHOLD_COMPARE: block.step * (spec.lanes * spec.steps)}
+
+    def specs(self, spec: ThresholdMapping) -> dict[str, EventSpec]:
+        row = spec.lanes * spec.steps * spec.threshold_bits
+        return {THRESHOLD_READ: EventSpec("register", "memory",
+                                          {"capacity_bytes": spec.channel_beats * row / 8,
+                                           "width": row}),
+                THRESHOLD_COMPARE: EventSpec("compare", "compute", {"bits": spec.threshold_bits})}
+
+    def counts(self, spec: ThresholdMapping, taken: np.ndarray) -> dict[str, int]:
+        """Events of the input beats marked in ``taken``."""
+        beats = int(np.count_nonzero(taken))
+        return {THRESHOLD_READ: beats, THRESHOLD_COMPARE: beats * spec.lanes * spec.steps}
+
+    def frame_events(self, spec: ThresholdMapping) -> dict[str, int]:
+        return self.counts(spec, np.ones(spec.beats_in, dtype=bool))
+
+    def manifest(self, spec: ThresholdMapping) -> dict:
+        return {}
+
+    def token_stage(self, spec, frames):
+        from accel.hw.finn.tokens import PoolTokens
+
+        return PoolTokens(spec, frames)  # a max-pool of one element: the same timing
+
+    def step_stage(self, spec, name):
+        from accel.hw.finn.model import ThresholdStepper
+
+        return ThresholdStepper(spec, name)
+
+
+KINDS = {LayerMapping: MVTUKind(), WindowMapping: WindowKind(), PoolMapping: PoolKind(),
+         ThresholdMapping: ThresholdKind()}
 
 
 def kind_of(stage):
@@ -212,7 +259,8 @@ def kind_of(stage):
 
 def stage_names(mapping: FinnMapping) -> list[str]:
     """Event prefix of each stage: MVTUs l0, l1, ...; sliding-window units swu0, ...; pooling
-    units pool0, ... (each kind counted on its own, in stream order)."""
+    units pool0, ...; thresholding stages thr0, ... (each kind counted on its own, in stream
+    order)."""
     seen: dict[str, int] = {}
     names = []
     for stage in mapping.stages:
