@@ -115,8 +115,8 @@ def test_fast_forward_equals_plain_stepping():
 @st.composite
 def finn_cnns(draw):
     """Quant -> conv (kernel 1-3, padding up to kernel + 1) -> threshold -> [conv ->
-    threshold] -> [max-pool] -> flatten -> dense, with a random folding, and random FIFO
-    depths (tight ones make back-pressure bind everywhere)."""
+    threshold] -> [max-pool] -> [thresholds] -> flatten -> dense, with a random folding, and
+    random FIFO depths (tight ones make back-pressure bind everywhere)."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     side, channels = draw(st.integers(3, 6)), draw(st.sampled_from([1, 2, 4]))
     layers = [Quant("q", bits=draw(st.integers(2, 4)), signed=False, scale=2**-4)]
@@ -140,6 +140,10 @@ def finn_cnns(draw):
         pool = draw(st.integers(2, shape[1]))
         layers.append(MaxPool2d("p", kernel=pool))
         shape = (shape[0], shape[1] // pool, shape[2] // pool)
+    if draw(st.booleans()):  # a standalone thresholding stage (FINN's Thresholding layer)
+        layers.append(MultiThreshold("thr", thresholds=np.sort(
+            rng.integers(0, 4, (shape[0], draw(st.integers(1, 3)))), axis=1)))
+        folding["thr"] = {"pe": draw(st.sampled_from(divisors(shape[0])))}
     layers += [Flatten("f"), Dense("d", weights=bipolar(rng, (3, int(np.prod(shape)))),
                                    weight_type=DataType.bipolar_type())]
     folding["d"] = {"pe": draw(st.sampled_from([1, 3])), "simd": 1}
