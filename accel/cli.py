@@ -269,6 +269,68 @@ def _demo(args, console) -> int:
     return 0 if all(result.agrees for _, result in results) else 1
 
 
+def _cache(args, console) -> int:
+    """``accel cache [show]`` and ``accel cache clear [--older-than DAYS]``."""
+    import time
+
+    from rich.table import Table
+
+    from accel.sim import cache
+
+    if args.cache_command == "clear":
+        if args.older_than is not None and not args.older_than >= 0:
+            raise ConfigError(f"--older-than must be a non-negative number of days, "
+                              f"got {args.older_than:g}")
+        builds = cache.builds_dir(create=False)
+        cleared = cache.clear(builds, args.older_than)
+        freed = sum(entry.size for entry in cleared.removed) + cleared.other_bytes
+        console.print(f"removed {len(cleared.removed)} build{'s' * (len(cleared.removed) != 1)}"
+                      + (f" last used over {args.older_than:g} days ago"
+                         if args.older_than is not None else "")
+                      + (f" and {cleared.temporaries} stale temporar"
+                         f"{'ies' if cleared.temporaries != 1 else 'y'}"
+                         if cleared.temporaries else "")
+                      + f" ({freed / 1e6:.1f} MB) from {builds}"
+                      + (f"; kept {len(cleared.in_use)} in use by another accel process"
+                         if cleared.in_use else ""), markup=False, highlight=False,
+                      soft_wrap=True)
+        return 0
+    builds = cache.builds_dir(create=False)
+    cap = cache.max_bytes()
+    info = cache.status(builds)
+    cap_text = "no cap" if cap == float("inf") else f"a cap of {cap / 1e9:g} GB"
+    console.print(f"build cache {builds} (${cache.CACHE_ENV})", markup=False, highlight=False,
+                  soft_wrap=True)
+    console.print(f"{len(info.entries)} build{'s' * (len(info.entries) != 1)}, "
+                  f"{info.total / 1e6:.1f} MB in all, {cap_text} (${cache.MAX_SIZE_ENV})"
+                  + ("; over the cap: the least recently used are removed after the next "
+                     "build" if info.total > cap else "")
+                  + (f"; {len(info.building)} build(s) in progress" if info.building else "")
+                  + (f"; {len(info.stale)} stale temporar"
+                     f"{'ies' if len(info.stale) != 1 else 'y'} (removed at the next use)"
+                     if info.stale else ""), markup=False, highlight=False,
+                  soft_wrap=True)
+    if info.entries:
+        table = Table(title="builds, most recently used first",
+                      caption="no manifest, damaged: rebuilt at the next use; in use: being "
+                              "built, run or removed by an accel process")
+        table.add_column("key", no_wrap=True)
+        table.add_column("top-level", overflow="fold")
+        table.add_column("MB", justify="right")
+        table.add_column("last used", justify="right")
+        table.add_column("state")
+        now = time.time()
+        for entry, state in info.entries:
+            age = max(0.0, now - entry.last_used)
+            ago = next(f"{age / scale:.0f} {unit} ago" for scale, unit in
+                       ((86400, "d"), (3600, "h"), (60, "min"), (1, "s")) if age >= scale or
+                       scale == 1)
+            table.add_row(entry.key, entry.toplevel or "?", f"{entry.size / 1e6:.1f}", ago,
+                          state)
+        console.print(table)
+    return 0
+
+
 def _add_hardware_arguments(parser, arch_name: str | None) -> None:
     from accel.hw.architecture import add_options
     from accel.hw.registry import ARCHITECTURES
@@ -412,6 +474,18 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                         help="write the stacked-bar chart to CHART.png and CHART.svg "
                              "(default: energy)")
     energy.set_defaults(handler=_energy)
+
+    cache_parser = commands.add_parser(
+        "cache", help="show the Verilator build cache ($ACCEL_CACHE), or clear it")
+    cache_actions = cache_parser.add_subparsers(dest="cache_command", metavar="ACTION",
+                                                parser_class=_Parser)
+    cache_actions.add_parser("show", help="root, size, cap and every build (the default)")
+    cache_clear = cache_actions.add_parser(
+        "clear", help="remove the builds no accel process is using, stale temporaries and "
+                      "failed-build logs")
+    cache_clear.add_argument("--older-than", type=float, metavar="DAYS",
+                             help="only what was last used more than DAYS days ago")
+    cache_parser.set_defaults(handler=_cache)
     return parser
 
 

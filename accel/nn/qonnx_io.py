@@ -36,8 +36,10 @@ INPUT_NAME = "global_in"
 OUTPUT_NAME = "global_out"
 SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Conv", "MaxPool",
                  "BatchNormalization", "Add", "Relu", "Flatten", "Reshape", "Transpose")
-# Folding batch-norm into thresholds evaluates it on every reachable accumulator value.
+# Folding into thresholds evaluates the reference on every reachable accumulator value, and
+# makes one threshold per output level: beyond 8-bit outputs the thresholds outgrow the layer.
 MAX_FOLD_VALUES = 1 << 22
+MAX_FOLD_STEPS = 255
 
 
 def _qonnx_type_name(dtype: DataType) -> str:
@@ -541,11 +543,13 @@ def _data_layer(node, node_name: str, constants, layers: list[Layer]) -> Layer |
         if target is None or target.values.ndim != 1 or target.values.dtype.kind not in "iu":
             raise ConfigError(f"node {node_name}: a Reshape needs a constant 1-D integer shape")
         shape = target.values.astype(np.int64).tolist()
-        if _attr(node, "allowzero", 0) or len(shape) < 2 or shape[0] not in (1, -1, 0):
+        # allowzero only changes what a 0 in the shape means (Brevitas sets it, without zeros)
+        if _attr(node, "allowzero", 0) and 0 in shape or len(shape) < 2 \
+                or shape[0] not in (1, -1, 0):
             raise ConfigError(f"node {node_name}: a Reshape must keep the batch axis first "
-                              f"(N, ...) and not set allowzero, got {shape}")
+                              f"(N, ...), got {shape}" + (" with allowzero" if 0 in shape else ""))
         if len(shape) == 2 and shape[1] == -1:
-            return Flatten(node_name)
+            return Flatten(node_name)  # a fixed batch of 1 ([1, 144]) is a Reshape that flattens
         return Reshape(node_name, shape=tuple(shape[1:]))
     if op == "Transpose":
         raise ConfigError(f"node {node_name}: a Transpose of the data path is not supported")
@@ -736,6 +740,13 @@ def _fold_thresholds(name: str, nodes: list, constants: dict, quantizer: Quant |
     acc_scale = producer_input.scale * producer.weight_type.scale * (
         producer.channel_scale if producer.channel_scale is not None else np.ones(channels))
     producer.channel_scale = None
+    levels_out = 2 if isinstance(quantizer, BipolarQuant) else \
+        quantizer.int_range[1] - quantizer.int_range[0] + 1
+    if levels_out - 1 > MAX_FOLD_STEPS:
+        raise ConfigError(f"node {name}: folding into a {levels_out}-level quantizer needs "
+                          f"{levels_out - 1} thresholds per channel (at most {MAX_FOLD_STEPS}: "
+                          "8-bit outputs); a batch-norm, a float bias or per-channel weight scales "
+                          "before a wider quantizer need per-channel requantization")
     candidates = np.arange(-reach, reach + 1, dtype=np.int64)
     levels = _evaluate_reference(nodes, constants, candidates, acc_scale)
     if isinstance(quantizer, BipolarQuant):

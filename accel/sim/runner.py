@@ -1,52 +1,62 @@
 """Build Verilog with Verilator through cocotb's runner, cached by content, and run testbenches.
 
-Cache layout (``$ACCEL_CACHE``, default ``~/.cache/accel``)::
+Cache layout (``$ACCEL_CACHE``, default ``~/.cache/accel``; managed by ``accel.sim.cache``,
+shown and cleared by ``accel cache``)::
 
-    builds/<key>/          a finished build: sources, Verilator objects, the simulator binary
-    builds/<key>.lock      held (flock) while <key> is being built
+    builds/<key>/          a finished build: sources, generated C++, the simulator binary and a
+                           manifest of the binary's size and sha256 (accel-build.json)
+    builds/<key>.lock      held (flock) while <key> is being built or removed; shared by runs
     builds/.tmp-<key>-*    a build in progress; renamed to <key> only once it succeeded
 
 ``<key>`` hashes everything that changes the binary: the Verilog text, the top-level, parameters,
 build arguments, waveform and timing options, the Verilator and cocotb versions and the
 location of cocotb's libraries (the binary links to them by path). The lock
 keeps two processes from compiling the same design twice; the rename means a build directory
-that exists is always complete, even if a process is killed mid-build.
+that exists is always complete, even if a process is killed mid-build, and the manifest is
+checked on every use, so a damaged binary is rebuilt rather than trusted. Verilator, make and
+the compilers run in a process group of their own, killed with the build on Ctrl-C or SIGTERM;
+a build whose process was killed outright is cleaned up by the next process using the cache.
+The cache is kept under a size cap (``$ACCEL_CACHE_MAX_GB``) by removing least recently used
+builds.
 
 Data crosses into and out of a testbench as files (see ``accel.sim.tbio``), never per cycle.
 """
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import hashlib
 import importlib.util
 import json
 import os
 import re
 import shutil
+import signal
+import subprocess
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from accel.errors import ConfigError, SimulationError, ToolchainError
-from accel.sim import tbio
+from accel.sim import cache, tbio
+from accel.sim.cache import CACHE_ENV, cache_root  # noqa: F401  (accel.sim.lint imports it here)
 from accel.sim.lint import waiver_args
-from accel.toolchain import find_verilator, fst_supported, package_version, verilator_on_path
+from accel.toolchain import (
+    find_verilator,
+    fst_supported,
+    package_version,
+    verilator_on_path,
+)
 
-CACHE_ENV = "ACCEL_CACHE"
 # Bump when the way builds are made changes, so stale cache entries are never reused.
 _BUILD_RECIPE = 2
 # --timing (HDL delays) needs C++20 coroutines, which g++ 12 only enables with -std=c++20.
 TIMING_ARGS = ("--timing", "-CFLAGS", "-std=c++20", "--timescale", "1ns/1ps")
-
-
-def cache_root() -> Path:
-    root = os.environ.get(CACHE_ENV)
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "accel"
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,7 @@ def top_ports(sources: Mapping[str, str], toplevel: str) -> list[tuple[str, str,
     (one declaration per line)."""
     for text in sources.values():
         match = re.search(rf"^\s*module\s+{re.escape(toplevel)}\b(.*?)^\s*endmodule", text,
-                          re.S | re.M)
+                          re.DOTALL | re.MULTILINE)
         if match:
             ports = [(m.group(1), m.group(2) or "", m.group(3))
                      for line in match.group(1).splitlines() if (m := _PORT_DECL.match(line))]
@@ -179,6 +189,9 @@ def build(sources: Mapping[str, str] | str, toplevel: str, *,
     if public not in ("ports", "all"):
         raise ConfigError(f"public must be 'ports' or 'all', got {public!r}")
     start = time.perf_counter()
+    builds = cache.builds_dir()  # an unusable $ACCEL_CACHE fails here, before any work
+    cache.check_settings()  # and malformed cache settings
+    cache.clean_stale_temporaries(builds)
     if isinstance(sources, str):
         sources = {f"{toplevel}.v": sources}
     parameters = dict(parameters or {})
@@ -198,30 +211,101 @@ def build(sources: Mapping[str, str] | str, toplevel: str, *,
         sources = dict(sources)
         sources["public_ports.vlt"] = _public_ports_config(sources, toplevel, extra_public)
     key = _build_key(sources, toplevel, parameters, args, waves, timing)
-    builds = cache_root() / "builds"
-    builds.mkdir(parents=True, exist_ok=True)
     final = builds / key
 
     def done(compiled: bool) -> SimBuild:
+        cache.touch(final)
         return SimBuild(final, toplevel, key, waves, compiled, hdl_clock,
                         time.perf_counter() - start)
 
-    if (final / toplevel).is_file():
+    if cache.verify(final, toplevel) is None:
         return done(False)
-    with open(builds / f"{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (final / toplevel).is_file():  # another process finished it while we waited
-            return done(False)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=builds))
+    with _signals_raise():  # SIGTERM/SIGHUP unwind like Ctrl-C: kill the compilers, clean up
+        lock = cache.Lock(builds, key)
+        lock.acquire()
         try:
-            _compile(tmp, sources, toplevel, parameters, args, waves,
-                     failed_log=builds / f"{key}.failed.log")
-            if final.exists():  # a half-made directory left by an older accel: replace it
-                shutil.rmtree(final)
-            os.rename(tmp, final)
+            problem = cache.verify(final, toplevel)
+            if problem is None:  # another process finished it while we waited
+                return done(False)
+            if final.exists():
+                cache.notice(f"the cached build {key} of {toplevel} is unusable, rebuilding it: "
+                             f"{problem}")
+                cache.remove_entry(builds, key)
+            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=builds))
+            try:
+                compile_start = time.perf_counter()
+                _compile(tmp, sources, toplevel, parameters, args, waves,
+                         failed_log=builds / f"{key}.failed.log")
+                cache.prune(tmp)
+                cache.write_manifest(tmp, key, toplevel,
+                                     build_seconds=round(time.perf_counter() - compile_start, 3),
+                                     verilator=find_verilator().version,
+                                     cocotb=package_version("cocotb"))
+                os.rename(tmp, final)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            built = done(True)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return done(True)
+            lock.release()
+    cache.enforce_cap(builds, keep=key)
+    return built
+
+
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived during a build (a BaseException, like KeyboardInterrupt)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """While a build runs, SIGTERM and SIGHUP (where their handlers are the default) raise,
+    so that the build's process group is killed and its directory removed as on Ctrl-C; the
+    process then dies by the signal as it would have. Only in the main thread (Python runs
+    signal handlers there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+
+    def handler(signum, frame):
+        if not received:  # a second signal must not interrupt the cleanup of the first
+            received.append(signum)
+            raise _Terminated(signum)
+
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            previous[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    except _Terminated as exc:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+        previous.clear()
+        os.kill(os.getpid(), exc.signum)
+        raise
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _run_in_own_group(cmd: Sequence[str], cwd: Path, env: Mapping[str, str], stdout) -> int:
+    """Run one build command in a new session (so a process group of its own: make's compilers
+    join it), record the group in the build directory, and kill the whole group if anything
+    (Ctrl-C, SIGTERM through ``_signals_raise``) interrupts the wait."""
+    process = subprocess.Popen(list(cmd), cwd=cwd, env=dict(env), stdout=stdout,
+                               stderr=None if stdout is None else subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        cache.record_builder(Path(cwd), process.pid)
+        return process.wait()
+    except BaseException:
+        cache.kill_group(process.pid)
+        process.wait()
+        raise
 
 
 def _compile(directory: Path, sources: Mapping[str, str], toplevel: str,
@@ -257,9 +341,13 @@ MAKE_FIXES = ("CFG_CXXFLAGS_PCH_I=-include",)
 
 
 def _verilator_runner(public_flat_rw: bool):
-    """cocotb's Verilator runner, optionally without its blanket --public-flat-rw, and with
-    ``MAKE_FIXES`` on its make command."""
+    """cocotb's Verilator runner, optionally without its blanket --public-flat-rw, with
+    ``MAKE_FIXES`` on its make command, and running each command in its own process group."""
     from cocotb_tools.runner import Verilator
+
+    if not hasattr(Verilator, "_execute"):  # the one private method the override relies on
+        raise ToolchainError(f"cocotb {package_version('cocotb')} is not supported: its runner "
+                             "has no _execute (install cocotb 2.1)")
 
     class Runner(Verilator):
         def _build_command(self):
@@ -268,6 +356,14 @@ def _verilator_runner(public_flat_rw: bool):
                 cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
             cmds[1] = [*cmds[1], *MAKE_FIXES]
             return cmds
+
+        def _execute(self, cmds, cwd):
+            with open(self.log_file, "w") if self.log_file else contextlib.nullcontext() as log:
+                for cmd in cmds:
+                    self.log.info("Running command %s in directory %s", " ".join(cmd), cwd)
+                    code = _run_in_own_group(cmd, Path(cwd), self.env, log)
+                    if code != 0:
+                        raise RuntimeError(f"Command failed with return code: {code}")
 
     return Runner()
 
@@ -304,16 +400,28 @@ def run(sim_build: SimBuild, test_module: str, *, inputs: Mapping[str, Any] | No
     env = {tbio.INPUT_ENV: str(input_file), tbio.OUTPUT_ENV: str(output_file),
            tbio.HDL_CLOCK_ENV: sim_build.hdl_clock or ""}
     failure = None
-    with verilator_on_path():
-        runner = get_runner("verilator")
-        runner.log.setLevel("WARNING")
-        try:
-            runner.test(test_module=test_module, hdl_toplevel=sim_build.toplevel,
-                        build_dir=sim_build.directory, test_dir=run_dir, results_xml=str(results),
-                        testcase=testcase, seed=seed, extra_env=env, waves=waves, log_file=log,
-                        hdl_toplevel_lang="verilog")
-        except (RuntimeError, SystemExit) as exc:
-            failure = str(exc)
+    # a shared lock: the entry cannot be removed (size cap, `accel cache clear`) under a run
+    lock = cache.Lock(sim_build.directory.parent, sim_build.key)
+    lock.acquire(shared=True, waiting="building or removing")
+    try:
+        if not (sim_build.directory / sim_build.toplevel).is_file():
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise SimulationError(f"the cached build {sim_build.key} of {sim_build.toplevel} was "
+                                  "removed after it was built (by `accel cache clear` or the "
+                                  "cache's size cap); build it again")
+        with verilator_on_path():
+            runner = get_runner("verilator")
+            runner.log.setLevel("WARNING")
+            try:
+                runner.test(test_module=test_module, hdl_toplevel=sim_build.toplevel,
+                            build_dir=sim_build.directory, test_dir=run_dir,
+                            results_xml=str(results), testcase=testcase, seed=seed,
+                            extra_env=env, waves=waves, log_file=log,
+                            hdl_toplevel_lang="verilog")
+            except (RuntimeError, SystemExit) as exc:
+                failure = str(exc)
+    finally:
+        lock.release()
     failure = _failed_tests(results) or failure
     if failure is None and not results.is_file():
         failure = "the simulator wrote no results"

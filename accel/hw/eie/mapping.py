@@ -135,7 +135,7 @@ def map_network(network, *, num_pes: int, queue_depth: int = 8, count_events: bo
     """A chain Quant -> (Dense -> [Relu] -> Quant)* -> Dense of shared weights, with
     power-of-two scales, onto the EIE engine. Activations are held as signed integers wide
     enough for every Quant (16 bits for signed 16-bit fixed point, 17 for unsigned)."""
-    from accel.nn.ir import Dense, Quant, Relu
+    from accel.nn.ir import Dense, MultiThreshold, Quant, Relu
 
     layers = network.layers
     types = network.tensor_types()
@@ -149,9 +149,17 @@ def map_network(network, *, num_pes: int, queue_depth: int = 8, count_events: bo
     final_bias = None
     while index < len(layers):
         layer = layers[index]
+        if isinstance(layer, MultiThreshold):
+            raise ConfigError(f"layer {layer.name}: EIE requantizes by one power-of-two shift per "
+                              "layer and has no thresholds (this one comes from the file or "
+                              "was folded from a batch-norm, a float bias or per-channel weight "
+                              "scales, which need per-row requantization)")
         if not isinstance(layer, Dense):
             raise ConfigError(f"layer {layer.name} ({layer.op}): EIE maps dense layers, each "
                               "followed by Relu and a Quant, the last one raw")
+        if len(types[index][0]) != 2:
+            raise ConfigError(f"layer {layer.name}: EIE multiplies one vector per inference, "
+                              f"not one per position of {types[index][0]}")
         acc_type = types[index + 1][1]
         mapped.append(map_layer(layer.name, layer.weights, num_pes=num_pes,
                                 queue_depth=queue_depth,
