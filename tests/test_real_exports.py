@@ -254,3 +254,75 @@ def test_domains_inside_subgraphs_are_checked(tmp_path):
     path = model_with_domain(tmp_path / "evil.onnx", "evilmod", subgraph=True)
     with pytest.raises(ConfigError, match="domain 'evilmod'"):
         read_model(path)
+
+
+# --------------------------------------------------------------- Brevitas 0.13 exports
+
+BREVITAS_EXPORTS = json.loads((DATA / "brevitas_exports.json").read_text())
+
+
+def brevitas_inputs(name):
+    """The digits test split preprocessed as the export was trained (tests/data/
+    brevitas_exports.json): raw pixels 0..16 (16 s) or bipolar 2 s - 1."""
+    from accel.nn.data import digits_split
+
+    split = digits_split()
+    recipe = BREVITAS_EXPORTS[name]["from_digits_split"]
+    x = {"16*s": 16 * split.x_test, "2*s-1": 2 * split.x_test - 1}[recipe]
+    shape = BREVITAS_EXPORTS[name]["input_shape"]
+    return x.reshape(len(x), *shape[1:]).astype(np.float32), split.y_test
+
+
+@pytest.mark.parametrize("name", sorted(BREVITAS_EXPORTS))
+def test_brevitas_exports_equal_qonnx_on_the_whole_test_split(tmp_path, name):
+    """Float biases, a data-path Reshape, per-channel scales, XNOR-Net's per-filter alpha and a
+    BipolarQuant input: equal to qonnx's executor as integers on all 359 images, and Brevitas's
+    own accuracy up to the images whose top two outputs tie exactly (argmax breaks a tie by
+    float noise in Brevitas, by the lowest index here)."""
+    inputs, labels = brevitas_inputs(name)
+    np.save(tmp_path / "x.npy", inputs)
+    np.save(tmp_path / "y.npy", labels)
+    out = tmp_path / "eval.json"
+    result = run_cli("eval", str(DATA / name), "--data", str(tmp_path / "x.npy"), "--labels",
+                     str(tmp_path / "y.npy"), "--check-qonnx", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert data["qonnx_agree"] and data["qonnx_exact_regime"]
+    network = load(DATA / name)
+    values = np.sort(golden.output_values(network, golden.run(network, inputs))
+                     .reshape(len(inputs), -1), axis=1)
+    ties = int((values[:, -1] == values[:, -2]).sum())
+    assert abs(data["accuracy"] - BREVITAS_EXPORTS[name]["brevitas_test_accuracy"]) \
+        <= ties / len(inputs) + 1e-6
+
+
+def test_brevitas_exports_map_onto_finn():
+    """Each export maps onto FINN: the host takes the input quantizer and reshapes, folded
+    thresholds ride on the MVTUs, a per-channel last layer keeps its scale for the host."""
+    kinds = {}
+    for name in sorted(BREVITAS_EXPORTS):
+        network = load(DATA / name)
+        mapping = FINN.configure(network, FinnOptions(), clock_mhz=200.0)
+        kinds[name] = [type(stage).__name__ for stage in mapping.stages]
+        assert mapping.host_layers >= 1
+    assert kinds["brevitas_reshape_cnn.onnx"] == ["WindowMapping", "LayerMapping",
+                                                  "PoolMapping", "LayerMapping"]
+    assert kinds["brevitas_w1a1_tfc.onnx"] == ["LayerMapping"] * 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,images", [
+    ("brevitas_float_bias.onnx", 30), ("brevitas_per_channel.onnx", 30),
+    ("brevitas_reshape_cnn.onnx", 12), ("brevitas_w1a1_tfc.onnx", 30),
+    ("brevitas_xnor_cnn.onnx", 3)])
+def test_brevitas_exports_in_verilator_on_finn(name, images):
+    """Bit-exact with the golden model in Verilator, cycles and every event equal to the cycle
+    model, and the predictions are the golden model's."""
+    inputs, labels = brevitas_inputs(name)
+    inputs, labels = inputs[:images], labels[:images]
+    network = load(DATA / name)
+    mapping = FINN.configure(network, FinnOptions(), clock_mhz=200.0)
+    result = evaluate.simulate(FINN, mapping, network, inputs, labels, model=name,
+                               clock_mhz=200.0)
+    assert result.bit_exact and result.agrees
+    assert result.predictions == golden.predict(network, inputs).tolist()

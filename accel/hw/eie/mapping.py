@@ -149,11 +149,6 @@ def map_network(network, *, num_pes: int, queue_depth: int = 8, count_events: bo
     final_bias = None
     while index < len(layers):
         layer = layers[index]
-        if isinstance(layer, MultiThreshold):
-            raise ConfigError(f"layer {layer.name}: EIE requantizes by one power-of-two shift per "
-                              "layer and has no thresholds (this one comes from the file or "
-                              "was folded from a batch-norm, a float bias or per-channel weight "
-                              "scales, which need per-row requantization)")
         if not isinstance(layer, Dense):
             raise ConfigError(f"layer {layer.name} ({layer.op}): EIE maps dense layers, each "
                               "followed by Relu and a Quant, the last one raw")
@@ -175,6 +170,11 @@ def map_network(network, *, num_pes: int, queue_depth: int = 8, count_events: bo
             break
         relu = isinstance(rest[0], Relu)
         quant = rest[1] if relu and len(rest) > 1 else rest[0]
+        if isinstance(quant, MultiThreshold):
+            raise ConfigError(f"layer {quant.name}: EIE requantizes by one power-of-two shift per "
+                              "layer and has no thresholds (these come from the file or were "
+                              "folded from a batch-norm, a float bias or per-channel weight "
+                              "scales, which would need per-row requantization)")
         if not isinstance(quant, Quant) or quant.narrow \
                 or quant.rounding.upper() not in ("ROUND", "HALF_EVEN"):
             raise ConfigError(f"layer {layer.name}: must be followed by [Relu] and a Quant "
