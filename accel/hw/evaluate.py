@@ -66,6 +66,10 @@ def simulate(arch: Architecture, mapping, network, inputs: np.ndarray, labels=No
     _check(inputs, labels, clock_mhz)
     if not getattr(mapping, "count_events", True):
         raise ConfigError("simulation compares event counts: configure with counters")
+    from accel.sim import cache
+
+    cache.check_settings()  # bad cache settings fail now, not after elaborating the design
+    cache.builds_dir()
     timing = arch.estimate(mapping, network, inputs)
     # a hang shows up as a timeout at four times the predicted cycles, not as a stuck run
     run: RTLRun = arch.run_rtl(mapping, network, inputs, max_cycles=4 * timing.cycles + 1000)
