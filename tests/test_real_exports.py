@@ -326,3 +326,61 @@ def test_brevitas_exports_in_verilator_on_finn(name, images):
                                clock_mhz=200.0)
     assert result.bit_exact and result.agrees
     assert result.predictions == golden.predict(network, inputs).tolist()
+
+
+# ------------------------------------------------------------------- EIE takes them too
+
+def eie_epilogue_model(path, small_sparse_mlp):
+    """The cut-down mlp-sparse with a per-output-channel weight scale and a float bias on its
+    last layer (a Brevitas per-channel QuantLinear with its default float bias), every
+    initializer also listed as a graph input: EIE computes the integers, the host the rest."""
+    from dataclasses import replace
+
+    network = load(small_sparse_mlp)
+    rng = np.random.default_rng(3)
+    last = network.layers[-1]
+    scaled = replace(last, bias=None, channel_scale=rng.uniform(0.5, 2.0, last.outputs),
+                     real_bias=rng.normal(0, 0.05, last.outputs))
+    from accel.nn import save
+
+    save(Network("mlp-epilogue", network.input_shape, [*network.layers[:-1], scaled],
+                 network.input_type), path)
+    model = onnx.load(str(path))
+    for init in model.graph.initializer:
+        model.graph.input.append(helper.make_tensor_value_info(
+            init.name, init.data_type, list(init.dims)))
+    onnx.save(model, str(path))
+    return path
+
+
+def test_eie_with_a_per_channel_last_layer_and_float_bias(tmp_path, small_sparse_mlp):
+    from accel.hw.eie.arch import ARCHITECTURE as EIE, EIEOptions
+    from accel.nn.data import digits_split
+
+    path = eie_epilogue_model(tmp_path / "epi.onnx", small_sparse_mlp)
+    network = load(path)
+    assert network.layers[-1].channel_scale is not None
+    split = digits_split()
+    inputs = split.x_test[:40].astype(np.float32)
+    check = check_against_qonnx(network, read_model(path), inputs, golden.run(network, inputs))
+    assert check.agree and check.predictions_agree == 40
+    mapping = EIE.configure(network, EIEOptions(pes=2), clock_mhz=200.0)
+    result = evaluate.estimate(EIE, mapping, network, inputs, model="epi", clock_mhz=200.0)
+    # the predictions come from the scaled, biased outputs, not from the raw integers
+    assert result.predictions == golden.predict(network, inputs).tolist()
+    raw = golden.run(network, inputs).argmax(axis=1).tolist()
+    assert result.predictions != raw
+
+
+@pytest.mark.slow
+def test_eie_with_a_per_channel_last_layer_in_verilator(tmp_path, small_sparse_mlp):
+    from accel.hw.eie.arch import ARCHITECTURE as EIE, EIEOptions
+    from accel.nn.data import digits_split
+
+    path = eie_epilogue_model(tmp_path / "epi.onnx", small_sparse_mlp)
+    network = load(path)
+    inputs = digits_split().x_test[:20].astype(np.float32)
+    mapping = EIE.configure(network, EIEOptions(pes=2), clock_mhz=200.0)
+    result = evaluate.simulate(EIE, mapping, network, inputs, model="epi", clock_mhz=200.0)
+    assert result.bit_exact and result.agrees
+    assert result.predictions == golden.predict(network, inputs).tolist()
