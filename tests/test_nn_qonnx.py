@@ -11,7 +11,7 @@ from qonnx.core.onnx_exec import execute_onnx
 
 from accel.errors import ConfigError
 from accel.nn import (BipolarQuant, Conv2d, DataType, Dense, Flatten, MaxPool2d, MultiThreshold,
-                      Network, Quant, Relu, load, save)
+                      Network, Quant, Relu, Reshape, load, save)
 from accel.nn import golden
 from accel.nn.qonnx_io import to_onnx
 
@@ -94,7 +94,8 @@ def _random_weights(draw, rng, shape):
 
 @st.composite
 def random_cnns(draw):
-    """Quantizer -> (conv -> activation [-> max-pool])+ -> flatten -> dense, NCHW."""
+    """[flat input -> reshape] quantizer -> (conv -> activation [-> max-pool])+ -> flatten ->
+    dense [with a per-channel scale: the host's epilogue], NCHW."""
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     channels, height, width = draw(st.integers(1, 3)), draw(st.integers(3, 8)), draw(st.integers(3, 8))
@@ -122,9 +123,15 @@ def random_cnns(draw):
     layers.append(Flatten("flatten"))
     features = int(np.prod(shape[1:]))
     w, wtype = _random_weights(draw, rng, (draw(st.integers(1, 6)), features))
-    layers.append(Dense("dense_out", weights=w, weight_type=wtype))
-    net = Network(f"cnn{seed}", (1, channels, height, width), layers)
-    inputs = (rng.random((3, channels, height, width)) * 4 - 2).astype(np.float32)
+    channel_scale = 2.0 ** rng.integers(-2, 3, len(w)) if draw(st.booleans()) else None
+    layers.append(Dense("dense_out", weights=w, weight_type=wtype, channel_scale=channel_scale))
+    input_shape = (1, channels, height, width)
+    if draw(st.booleans()):  # a flat input viewed as a feature map (Brevitas's x.view)
+        layers.insert(0, Reshape("view", shape=(-1, height, width) if draw(st.booleans())
+                                 else (channels, height, width)))
+        input_shape = (1, channels * height * width)
+    net = Network(f"cnn{seed}", input_shape, layers)
+    inputs = (rng.random((3, *input_shape[1:])) * 4 - 2).astype(np.float32)
     return net, inputs
 
 
@@ -152,7 +159,7 @@ def test_golden_equals_qonnx_executor_on_random_graphs(case):
 @given(random_cnns())
 def test_golden_equals_qonnx_executor_on_random_cnns(case):
     net, inputs = case
-    ours = golden.real_values(golden.run(net, inputs), net.output_type)
+    ours = golden.output_values(net, golden.run(net, inputs))
     np.testing.assert_array_equal(ours, qonnx_outputs(net, inputs))
 
 
@@ -164,8 +171,12 @@ def test_export_import_round_trip(tmp_path_factory, case):
     save(net, path)
     again = load(path)
     assert [layer.op for layer in again.layers] == [layer.op for layer in net.layers]
-    assert again.output_type == net.output_type
     np.testing.assert_array_equal(golden.run(again, inputs), golden.run(net, inputs))
+    # a per-channel scale comes back whole in the channel scales (the weight type's is 1)
+    np.testing.assert_array_equal(golden.output_values(again, golden.run(again, inputs)),
+                                  golden.output_values(net, golden.run(net, inputs)))
+    if net.layers[-1].channel_scale is None:
+        assert again.output_type == net.output_type
 
 
 def test_round_rational_matches_float_rounding_on_halves():

@@ -117,8 +117,9 @@ def to_onnx(network: Network):
         elif isinstance(layer, Flatten):
             nodes.append(helper.make_node("Flatten", [current], [out], name=prefix, axis=1))
         elif isinstance(layer, Reshape):
+            resolved = layer.out_shape(types[index][0])[1:]  # no -1 or 0 left: the batch's
             initializers.append(numpy_helper.from_array(
-                np.array([-1, *layer.shape], dtype=np.int64), f"{prefix}_shape"))
+                np.array([-1, *resolved], dtype=np.int64), f"{prefix}_shape"))
             nodes.append(helper.make_node("Reshape", [current, f"{prefix}_shape"], [out],
                                           name=prefix))
         else:
