@@ -24,7 +24,7 @@ def run_qonnx(model, input_name, output_name, inputs):
 
 
 def test_brevitas_bnn_equals_qonnx_on_the_whole_test_split():
-    net = load(BREVITAS)  # weights live in the external file brevitas_bnn.onnx.data
+    net = load(BREVITAS)  # its weights are inline (brevitas_bnn.onnx.data is not read)
     assert sum(isinstance(layer, MultiThreshold) for layer in net.layers) == 2
     split = digits_split()
     ours = golden.run(net, split.x_test)
