@@ -384,3 +384,42 @@ def test_eie_with_a_per_channel_last_layer_in_verilator(tmp_path, small_sparse_m
     result = evaluate.simulate(EIE, mapping, network, inputs, model="epi", clock_mhz=200.0)
     assert result.bit_exact and result.agrees
     assert result.predictions == golden.predict(network, inputs).tolist()
+
+
+def test_per_channel_scales_into_a_standalone_multithreshold(tmp_path):
+    """Per-channel 4-bit weight scales (as a (1, C) Quant scale on a MatMul weight) followed by
+    a MultiThreshold with real thresholds: the thresholds become per-channel integers."""
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(5)
+    mw, mh = 12, 6
+    weight_scale = rng.uniform(0.01, 0.2, (1, mh)).astype(np.float32)
+    weights = (rng.integers(-8, 8, (mw, mh)) * weight_scale).astype(np.float32)
+    thresholds = np.sort(rng.normal(0, 0.5, (mh, 3)), axis=1).astype(np.float32)
+    domain = "qonnx.custom_op.general"
+    constants = {"in_scale": np.float32(1 / 16), "zero": np.float32(0), "bits8": np.float32(8),
+                 "w_float": weights, "w_scale": weight_scale, "bits4": np.float32(4),
+                 "thresh": thresholds}
+    nodes = [
+        helper.make_node("Quant", ["x", "in_scale", "zero", "bits8"], ["xq"], domain=domain,
+                         signed=0, narrow=0, rounding_mode="ROUND"),
+        helper.make_node("Quant", ["w_float", "w_scale", "zero", "bits4"], ["w"], domain=domain,
+                         signed=1, narrow=0, rounding_mode="ROUND"),
+        helper.make_node("MatMul", ["xq", "w"], ["acc"]),
+        helper.make_node("MultiThreshold", ["acc", "thresh"], ["y"], domain=domain,
+                         out_dtype="UINT2", data_layout="NC")]
+    shapes = {"xq": [1, mw], "w": [mw, mh], "acc": [1, mh]}
+    graph = helper.make_graph(
+        nodes, "pc", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, mw])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, mh])],
+        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in constants.items()],
+        value_info=[helper.make_tensor_value_info(k, TensorProto.FLOAT, v)
+                    for k, v in shapes.items()])
+    path = tmp_path / "pc.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                      helper.make_opsetid(domain, 1)]), str(path))
+    network = load(path)
+    (threshold,) = [layer for layer in network.layers if layer.op == "multithreshold"]
+    assert threshold.thresholds.shape == (mh, 3) and network.layers[1].channel_scale is None
+    inputs = rng.uniform(0, 16, (200, mw)).astype(np.float32)
+    assert qonnx_agrees(path, inputs)

@@ -815,9 +815,12 @@ def _evaluate_reference(nodes: list, constants: dict, candidates,
     return execute_onnx(model, {"acc": acc})[current].astype(np.float64)
 
 
-def _in_units(real: np.ndarray, scale: float, what: str, round_up: bool) -> np.ndarray:
-    """Real values as integers in units of ``scale``, exactly: x >= t <=> q >= ceil(t/s)."""
-    ratio = [Fraction(float(v)) / Fraction(scale) for v in real.reshape(-1)]
+def _in_units(real: np.ndarray, scale, what: str, round_up: bool) -> np.ndarray:
+    """Real values as integers in units of ``scale`` (a scalar, or per element by
+    broadcasting, e.g. a column of per-channel scales), exactly: x >= t <=> q >= ceil(t/s)."""
+    real = np.asarray(real)
+    scales = np.broadcast_to(np.asarray(scale, dtype=np.float64), real.shape).reshape(-1)
+    ratio = [Fraction(float(v)) / Fraction(float(s)) for v, s in zip(real.reshape(-1), scales)]
     if round_up:
         # A threshold beyond every accumulator the golden model computes exactly (at most
         # MAX_EXACT_BITS wide) compares the same as one just beyond it.
@@ -825,7 +828,7 @@ def _in_units(real: np.ndarray, scale: float, what: str, round_up: bool) -> np.n
         ints = [min(max(-((-r.numerator) // r.denominator), -limit), limit) for r in ratio]
     else:
         if any(r.denominator != 1 for r in ratio):
-            raise ConfigError(f"{what} is not a whole multiple of the product scale {scale:g}")
+            raise ConfigError(f"{what} is not a whole multiple of the product scale")
         ints = [r.numerator for r in ratio]
         if any(abs(i).bit_length() >= MAX_EXACT_BITS for i in ints):
             raise ConfigError(f"{what} is beyond the {MAX_EXACT_BITS}-bit range the golden model "
