@@ -32,6 +32,7 @@ and every access to a memory off chip is priced as DRAM traffic of its ``width``
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from accel.energy.tech import Technology, load_technology
@@ -120,8 +121,9 @@ def off_chip_memories(specs: dict[str, EventSpec], on_chip_bytes: float | None) 
     """The SRAM instances that do not fit in ``on_chip_bytes``, largest first."""
     if on_chip_bytes is None:
         return []
-    if on_chip_bytes < 0:
-        raise ConfigError(f"on-chip capacity must be non-negative, got {on_chip_bytes:g} bytes")
+    if not math.isfinite(on_chip_bytes) or on_chip_bytes < 0:
+        raise ConfigError(f"on-chip capacity must be a non-negative finite number, got "
+                          f"{on_chip_bytes:g} bytes")
     sizes: dict[str, float] = {}
     for event, spec in specs.items():
         if spec.kind == "sram":
@@ -190,8 +192,31 @@ def specs_from_json(data) -> dict[str, EventSpec]:
                 or not isinstance(spec.get("group"), str) \
                 or not isinstance(spec.get("params", {}), dict):
             raise ConfigError(f"event spec of {event!r} is not {{kind, group, params}}")
-        specs[event] = EventSpec(spec["kind"], spec["group"], dict(spec.get("params", {})))
+        params = dict(spec.get("params", {}))
+        for name, value in params.items():
+            if name == "instance":
+                if not isinstance(value, str):
+                    raise ConfigError(f"event spec of {event!r}: 'instance' must be a string, "
+                                      f"got {value!r}")
+            elif not _is_number(value) or value < 0 or (name == "simd" and value == 0):
+                raise ConfigError(f"event spec of {event!r}: parameter '{name}' must be a "
+                                  f"{'positive' if name == 'simd' else 'non-negative'} number, "
+                                  f"got {value!r}")
+        specs[event] = EventSpec(spec["kind"], spec["group"], params)
     return specs
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _counts(result: dict, key: str) -> dict[str, float]:
+    value = result[key]
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and _is_number(v) and v >= 0 for k, v in value.items()):
+        raise ConfigError(f"result's '{key}' must map event names to non-negative numbers")
+    return value
 
 
 def energy_fields(events: dict[str, float], model_events: dict[str, float],
@@ -223,7 +248,13 @@ def reprice(result: dict, tech: Technology | str, on_chip_bytes: float | None) -
         if key not in result:
             raise ConfigError(f"result lacks {key!r}: re-pricing needs a result written by "
                               "this version's `accel simulate/estimate --json`")
-    fields = energy_fields(result["events"], result["model_events"],
+    for key in ("cycles_per_inference", "clock_mhz", "macs_per_inference"):
+        if not _is_number(result[key]) or result[key] < 0 \
+                or (key != "macs_per_inference" and result[key] == 0):
+            raise ConfigError(f"result's '{key}' must be a "
+                              f"{'non-negative' if key == 'macs_per_inference' else 'positive'} "
+                              f"number, got {result[key]!r}")
+    fields = energy_fields(_counts(result, "events"), _counts(result, "model_events"),
                            specs_from_json(result["event_specs"]), tech,
                            on_chip_bytes=on_chip_bytes,
                            cycles_per_inference=result["cycles_per_inference"],

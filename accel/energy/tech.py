@@ -100,8 +100,9 @@ class Technology:
 
 
 def load_technology(name_or_path: str | Path = "45nm") -> Technology:
-    """A shipped table by name (``45nm``) or a user's YAML file."""
-    import yaml
+    """A shipped table by name (``45nm``) or a user's YAML file (at most
+    ``accel.io.MAX_CONFIG_BYTES``, read by the guarded YAML loader: no aliases, no objects)."""
+    from accel.io import load_yaml, read_config_text
 
     path = Path(name_or_path)
     if not path.is_file():
@@ -110,10 +111,7 @@ def load_technology(name_or_path: str | Path = "45nm") -> Technology:
             shipped = sorted(p.stem for p in TABLE_DIR.glob("*.yaml"))
             raise ConfigError(f"no technology table {name_or_path!r} (shipped: "
                               f"{', '.join(shipped)}; or give a YAML file)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = load_yaml(read_config_text(path, "technology table"), path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a technology table is a mapping")
     for section, keys in REQUIRED.items():
@@ -123,17 +121,39 @@ def load_technology(name_or_path: str | Path = "45nm") -> Technology:
             if key not in data[section]:
                 raise ConfigError(f"{path}: missing entry '{section}.{key}'")
     _check_numbers(path, data)
-    points = {int(k): float(v) for k, v in data["sram"]["read_64bit"].items()}
+    # interpolated and fitted on a log scale: sizes and energies must be positive
+    points = _positive_points(path, "sram.read_64bit", data["sram"]["read_64bit"], "capacities")
     if len(points) < 2:
         raise ConfigError(f"{path}: 'sram.read_64bit' needs at least two capacities")
-    for op in ("int_add", "int_mult"):
-        entry = data["operations"][op]
-        if not isinstance(entry, dict) or len(entry) < 2:
-            raise ConfigError(f"{path}: 'operations.{op}' needs energies at two widths or more")
-    operations = {k: ({int(w): float(e) for w, e in v.items()} if isinstance(v, dict)
-                      else float(v)) for k, v in data["operations"].items()}
+    operations = {}
+    for op, entry in data["operations"].items():
+        if op in ("int_add", "int_mult"):
+            if not isinstance(entry, dict) or len(entry) < 2:
+                raise ConfigError(f"{path}: 'operations.{op}' needs energies at two widths or "
+                                  "more")
+            operations[op] = _positive_points(path, f"operations.{op}", entry, "widths")
+        else:
+            operations[op] = _positive_points(path, f"operations.{op}", entry, "widths") \
+                if isinstance(entry, dict) else float(entry)
     return Technology(str(data.get("name", path.stem)), operations, points,
                       float(data["dram"]["pj_per_bit"]))
+
+
+def _positive_points(path: Path, where: str, entry, what: str) -> dict[int, float]:
+    """{size: energy}: sizes positive integers, energies positive (a power law through them)."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{path}: '{where}' maps {what} to energies")
+    points = {}
+    for key, value in entry.items():
+        if isinstance(key, bool) or not (isinstance(key, int) or isinstance(key, str)
+                                         and key.isdigit()) or int(key) < 1:
+            raise ConfigError(f"{path}: '{where}' {what} must be positive integers, got "
+                              f"{key!r}")
+        if value <= 0:
+            raise ConfigError(f"{path}: '{where}.{key}' must be a positive number (energies are "
+                              f"interpolated on a log scale), got {value!r}")
+        points[int(key)] = float(value)
+    return points
 
 
 def _check_numbers(path: Path, data: dict, prefix: str = "") -> None:

@@ -16,6 +16,8 @@ An architecture (``accel/hw/<arch>/arch.py``) is an ``Architecture`` instance in
   summary            architecture-specific JSON keys of a result; ``summary_rows`` the rows it
                      adds to the CLI's table; ``label`` a short description of a configuration
   example            a small network and options that run in seconds (the conformance test)
+  size_estimate      the design's size from its mapping, before anything is elaborated:
+                     ``check_design_size`` compares it with the budgets below
 
 ``accel.hw.evaluate`` composes them into the two evaluation paths, ``simulate`` and
 ``estimate``; nothing outside an architecture's folder branches on which one it is.
@@ -80,10 +82,82 @@ def options_from_mapping(options_type: type, values: Mapping[str, Any] | None):
 
 
 def check_clock(clock_mhz: float) -> float:
-    if not isinstance(clock_mhz, (int, float)) or not math.isfinite(clock_mhz) \
-            or clock_mhz <= 0:
+    if not isinstance(clock_mhz, (int, float)) or isinstance(clock_mhz, bool) \
+            or not math.isfinite(clock_mhz) or clock_mhz <= 0:
         raise ConfigError(f"the clock must be a positive number of MHz, got {clock_mhz!r}")
     return float(clock_mhz)
+
+
+def check_positive(flag: str, value, *, integer: bool = False, maximum=None):
+    """An option's value: a positive finite number (an ``int``, not a bool, if ``integer``),
+    at most ``maximum``."""
+    kinds = (int,) if integer else (int, float)
+    if not isinstance(value, kinds) or isinstance(value, bool) or not math.isfinite(value) \
+            or value <= 0:
+        kind = "integer" if integer else "finite number"
+        raise ConfigError(f"{flag} must be a positive {kind}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{flag} {value}: at most {maximum}")
+    return value
+
+
+# ------------------------------------------------------------------------ design-size budgets
+#
+# Elaborating a design (Amaranth), writing its Verilog and building it in Verilator take time and
+# memory that grow with its size, so every architecture estimates the size from the mapping
+# (``Architecture.size_estimate``, cheap) and ``check_design_size`` refuses what is over budget
+# before anything is elaborated. Quantities (an architecture reports all that apply):
+#   storage_bits          bits of every memory, register file and FIFO of the top (ROM and RAM)
+#   widest_bits           the widest signal of the top (ports included)
+#   harness_widest_bits   the widest signal of its simulation harness
+# plus the architecture's own, with budgets in ``size_budget`` (RTL) and ``model_budget`` (the
+# cycle model, which ``accel estimate`` runs alone): FINN's MVTU lanes, EIE's PEs and its cycle
+# model's PE-columns per image. Budgets can be exceeded on request (``allow_large``, the CLI's
+# ``--allow-large-design``); the hard limits cannot: Amaranth refuses signals wider than
+# 65,536 bits (and only after elaborating everything before them).
+DESIGN_BUDGET = {"storage_bits": 1 << 22}  # 4 Mibit: 512 KiB of ROM/RAM
+HARD_LIMITS = {"widest_bits": 1 << 16, "harness_widest_bits": 1 << 16}
+SIZE_LABELS = {"storage_bits": "storage bits", "widest_bits": "bits in the widest signal",
+               "harness_widest_bits": "bits in the simulation harness's widest signal"}
+
+
+def _over(size: Mapping[str, int], limits: Mapping[str, int]) -> list[str]:
+    return [quantity for quantity, limit in limits.items() if size.get(quantity, 0) > limit]
+
+
+def check_design_size(arch: "Architecture", mapping, purpose: str, *,
+                      allow_large: bool = False) -> dict[str, int]:
+    """Refuse, before anything is elaborated, a design whose ``arch.size_estimate(mapping)``
+    is over budget for ``purpose``: "generate" (the top's RTL), "simulate" (the top, its
+    harness and the cycle model) or "estimate" (the cycle model only). Returns the estimate."""
+    if purpose not in ("generate", "simulate", "estimate"):
+        raise ValueError(f"unknown purpose {purpose!r}")
+    size = arch.size_estimate(mapping)
+    labels = {**SIZE_LABELS, **arch.size_labels}
+    rtl = purpose in ("generate", "simulate")
+    hard = {k: v for k, v in HARD_LIMITS.items()
+            if rtl and (purpose == "simulate" or not k.startswith("harness_"))}
+    budgets = {**(DESIGN_BUDGET if rtl else {}), **(arch.size_budget if rtl else {}),
+               **(arch.model_budget if purpose in ("simulate", "estimate") else {})}
+    name = getattr(mapping, "name", None) or getattr(mapping, "network", None) or "the network"
+    task = "the cycle model" if purpose == "estimate" else "elaboration"
+
+    def describe(quantity, limit, kind):
+        return (f"{size[quantity]:,} {labels.get(quantity, quantity.replace('_', ' '))} "
+                f"({kind} {limit:,})")
+
+    impossible = _over(size, hard)
+    if impossible:
+        raise ConfigError(f"{arch.name} design of {name} cannot be elaborated: "
+                          + "; ".join(describe(q, hard[q], "Amaranth's limit is")
+                                      for q in impossible)
+                          + " (no override: change the folding or the network)")
+    over = [] if allow_large else _over(size, budgets)
+    if over:
+        raise ConfigError(f"{arch.name} design of {name} too large for {task}: "
+                          + "; ".join(describe(q, budgets[q], "budget") for q in over)
+                          + "; --allow-large-design (allow_large=True) goes ahead anyway")
+    return size
 
 
 @dataclass
@@ -118,6 +192,10 @@ class Architecture(ABC):
     title: str  # one line for --help
     Options: type  # a dataclass of ``option`` fields
     top_name: str
+    # budgets of this architecture's own size_estimate quantities (see check_design_size)
+    size_budget: dict[str, int] = {}  # RTL
+    model_budget: dict[str, int] = {}  # the cycle model
+    size_labels: dict[str, str] = {}  # how messages name them
 
     @abstractmethod
     def configure(self, network, options, *, clock_mhz: float,
@@ -166,22 +244,42 @@ class Architecture(ABC):
         return ""
 
     @abstractmethod
+    def size_estimate(self, mapping) -> dict[str, int]:
+        """The design's size, from the mapping alone (nothing elaborated): ``storage_bits``,
+        ``widest_bits``, ``harness_widest_bits`` and the architecture's own quantities (see
+        ``check_design_size``). An estimate may err high, never low."""
+
+    @abstractmethod
     def example(self):
         """(network, options, inputs): a small network, a configuration and inputs that
         simulate in seconds (the conformance test runs them)."""
 
-    def generate(self, mapping, out_dir: Path) -> list[Path]:
-        """The top's Verilog and the manifest, ``<top_name>.v`` and ``.json``, in ``out_dir``."""
-        from accel.hw.verilog import to_verilog
-        from accel.io import write_atomic, write_json
+    def generate(self, mapping, out_dir: Path, *, allow_large: bool = False) -> list[Path]:
+        """The top's Verilog and the manifest, ``<top_name>.v`` and ``.json``, as the directory
+        ``out_dir``, written whole or not at all (``accel.io.write_directory``): a new
+        directory, an empty one or one an earlier ``generate`` wrote (replaced); one holding
+        other files is refused before anything is elaborated, as is a design over budget."""
+        from accel.hw import verilog
+        from accel.io import check_output_directory, to_json_text, write_directory
 
-        out_dir.mkdir(parents=True, exist_ok=True)
+        check_output_directory(out_dir, owned=generated_file)
+        check_design_size(self, mapping, "generate", allow_large=allow_large)
         top = self.rtl(mapping)
-        verilog = to_verilog(top, self.top_name)
+        text = verilog.to_verilog(top, self.top_name)
         manifest = {"arch": self.name, "top": self.top_name, **self.manifest(mapping, top),
                     "ports": port_widths(top)}
-        return [write_atomic(out_dir / f"{self.top_name}.v", verilog),
-                write_json(out_dir / f"{self.top_name}.json", manifest)]
+        return write_directory(out_dir, [(f"{self.top_name}.v", text),
+                                         (f"{self.top_name}.json", to_json_text(manifest))],
+                               owned=generated_file)
+
+
+def generated_file(name: str) -> bool:
+    """Whether ``name`` is a file ``Architecture.generate`` writes (of any registered
+    architecture): what an output directory may hold to be replaced."""
+    from accel.hw.registry import ARCHITECTURES
+
+    return any(name in (f"{arch.top_name}.v", f"{arch.top_name}.json")
+               for arch in ARCHITECTURES.values())
 
 
 def port_widths(component) -> dict[str, int]:

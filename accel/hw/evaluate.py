@@ -13,7 +13,7 @@ import numpy as np
 
 from accel.energy.model import energy_fields
 from accel.errors import ConfigError
-from accel.hw.architecture import Architecture, RTLRun, Timing, check_clock
+from accel.hw.architecture import Architecture, RTLRun, Timing, check_clock, check_design_size
 from accel.hw.result import SimResult
 from accel.nn import golden
 
@@ -61,11 +61,14 @@ def golden_outputs(network, inputs: np.ndarray) -> np.ndarray:
 
 def simulate(arch: Architecture, mapping, network, inputs: np.ndarray, labels=None, *,
              model: str, clock_mhz: float, tech="45nm",
-             on_chip_bytes: float | None = None) -> SimResult:
-    """``inputs`` through the RTL in Verilator (see the module documentation)."""
+             on_chip_bytes: float | None = None, allow_large: bool = False) -> SimResult:
+    """``inputs`` through the RTL in Verilator (see the module documentation); a design over
+    the size budget (``accel.hw.architecture.check_design_size``) is refused before anything
+    is elaborated, unless ``allow_large``."""
     _check(inputs, labels, clock_mhz)
     if not getattr(mapping, "count_events", True):
         raise ConfigError("simulation compares event counts: configure with counters")
+    check_design_size(arch, mapping, "simulate", allow_large=allow_large)
     from accel.sim import cache
 
     cache.check_settings()  # bad cache settings fail now, not after elaborating the design
@@ -84,9 +87,11 @@ def simulate(arch: Architecture, mapping, network, inputs: np.ndarray, labels=No
 
 def estimate(arch: Architecture, mapping, network, inputs: np.ndarray, labels=None, *,
              model: str, clock_mhz: float, tech="45nm",
-             on_chip_bytes: float | None = None) -> SimResult:
-    """``inputs`` through the cycle model only (see the module documentation)."""
+             on_chip_bytes: float | None = None, allow_large: bool = False) -> SimResult:
+    """``inputs`` through the cycle model only (see the module documentation); RTL budgets do
+    not apply, the cycle model's do (unless ``allow_large``)."""
     _check(inputs, labels, clock_mhz)
+    check_design_size(arch, mapping, "estimate", allow_large=allow_large)
     timing = arch.estimate(mapping, network, inputs)
     outputs = golden_outputs(network, inputs)
     return _result(arch, mapping, source="cycle model", model=model, frames=len(inputs),

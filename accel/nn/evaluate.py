@@ -32,7 +32,9 @@ def qonnx_exact(network: Network) -> bool:
 
 
 def network_inputs(network: Network, data: np.ndarray, what: str = "data") -> np.ndarray:
-    """``data`` shaped as the network's input: (N, *input) or flat (N, prod(input))."""
+    """``data`` shaped as the network's input: (N, *input) or flat (N, prod(input)), N >= 1.
+    Values must be finite in float32; for an integer-typed input (no float quantizer first)
+    they must be integers of that type's range (a float input is clamped by its quantizer)."""
     data = np.asarray(data)
     if data.dtype.kind not in "fiu":
         raise ConfigError(f"{what}: expected numbers, got dtype {data.dtype}")
@@ -44,14 +46,48 @@ def network_inputs(network: Network, data: np.ndarray, what: str = "data") -> np
     else:
         raise ConfigError(f"{what}: shape {data.shape} does not match the model input "
                           f"(N, {', '.join(map(str, shape))})")
-    if not np.all(np.isfinite(data)):
+    if len(data) == 0:
+        raise ConfigError(f"{what}: no images (0 rows)")
+    if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
         raise ConfigError(f"{what}: contains NaN or infinity")
-    return data.astype(np.float32)
+    dtype = network.input_type
+    if not dtype.is_float:
+        _check_integers(data, dtype, what)
+        return data.astype(np.float32) if dtype.bits <= 24 else data.astype(np.float64)
+    with np.errstate(over="ignore"):
+        values = data.astype(np.float32)
+    if not np.all(np.isfinite(values)):
+        raise ConfigError(f"{what}: contains NaN or infinity in float32 (values beyond "
+                          f"{float(np.finfo(np.float32).max):.3g})")
+    return values
+
+
+def _check_integers(data: np.ndarray, dtype, what: str) -> None:
+    """Integer-typed inputs reach the hardware as they are: integers of the input type."""
+    lo, hi = dtype.min_int, dtype.max_int
+    kind = dtype.describe()
+    if data.dtype.kind == "f":
+        fractional = data != np.rint(data)
+        if fractional.any():
+            bad = data[fractional].flat[0]
+            raise ConfigError(f"{what}: the network's input is {kind}: values must be integers "
+                              f"in [{lo}, {hi}], got {bad:g}")
+    outside = (data < lo) | (data > hi)
+    if outside.any():
+        bad = data[outside].flat[0]
+        raise ConfigError(f"{what}: the network's input is {kind}: values must be integers in "
+                          f"[{lo}, {hi}], got {bad:g}")
+
+
+def output_count(network: Network) -> int:
+    """Classes a prediction can name: the elements of the network's output."""
+    return int(np.prod(network.tensor_types()[-1][0][1:]))
 
 
 def load_data(data_path: str | Path | None, labels_path: str | Path | None,
               network: Network) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """User data from .npy files, or the digits test split; returns (inputs, labels, source)."""
+    """User data from .npy files, or the digits test split; returns (inputs, labels, source).
+    Labels are integers in [0, outputs of the network)."""
     if data_path is None:
         if labels_path is not None:
             raise ConfigError("--labels needs --data")
@@ -66,16 +102,32 @@ def load_data(data_path: str | Path | None, labels_path: str | Path | None,
         if labels.shape != (len(inputs),) or labels.dtype.kind not in "iu":
             raise ConfigError(f"{labels_path}: labels must be {len(inputs)} integers, got "
                               f"shape {labels.shape} dtype {labels.dtype}")
+        classes = output_count(network)
+        outside = (labels < 0) | (labels >= classes)
+        if outside.any():
+            raise ConfigError(f"{labels_path}: labels must be in [0, {classes}) (the network's "
+                              f"outputs), got {labels[outside][0]} at index "
+                              f"{int(np.flatnonzero(outside)[0])}")
     return inputs, labels, str(data_path)
 
 
 def _load_npy(path) -> np.ndarray:
+    """A .npy array; never unpickles (``allow_pickle=False``), and an .npz archive is refused
+    (it is not one array)."""
     try:
-        return np.load(path, allow_pickle=False)
+        data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise ConfigError(f"no such file: {path}") from None
-    except (ValueError, OSError) as exc:
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a .npy file") from None
+    except (ValueError, OSError, EOFError) as exc:
         raise ConfigError(f"{path}: not a readable .npy file ({exc})") from None
+    if not isinstance(data, np.ndarray):
+        if hasattr(data, "close"):
+            data.close()
+        raise ConfigError(f"{path}: an .npz archive, not a .npy file (save one array with "
+                          "numpy.save)")
+    return data
 
 
 @dataclass

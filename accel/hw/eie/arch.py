@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from accel.errors import ConfigError
-from accel.hw.architecture import Architecture, RTLRun, Timing, option
+from accel.hw.architecture import Architecture, RTLRun, Timing, check_positive, option
+from accel.hw.common.counters import DEFAULT_COUNTER_WIDTH
 from accel.hw.eie.energy import event_specs, storage_of
 from accel.hw.eie.mapping import EIENetworkMapping, map_network
 from accel.hw.eie.model import ENTRIES_PER_WORD, ENTRY_BITS
@@ -15,6 +16,8 @@ from accel.hw.eie.rtl import EIEHarness, EIEVectorLoader, event_declarations, pe
     pointer_bits
 from accel.hw.eie.run import model_timing, network_layer_inputs, run_rtl
 from accel.nn import golden
+
+MAX_QUEUE_DEPTH = 1024  # EIE's paper uses 8: gains flatten past it
 
 
 @dataclass(frozen=True)
@@ -31,16 +34,33 @@ class EIEArchitecture(Architecture):
     title = "EIE-style sparse engine (CSC per PE, shared weights, nonzero activations only)"
     Options = EIEOptions
     top_name = "eie_top"
+    # elaboration time grows faster than the PE count (4 PEs 11 s, 16 PEs 24 s, 64 PEs 56 s,
+    # 256 PEs unfinished after 8 minutes, on mlp-sparse); the cycle model keeps PE x columns
+    size_budget = {"pes": 128}
+    model_budget = {"pe_columns": 1 << 20}
+    size_labels = {"pes": "PEs", "pe_columns": "pe columns per image (PEs x layer columns)"}
 
     def configure(self, network, options: EIEOptions, *, clock_mhz: float,
                   count_events: bool = True) -> EIENetworkMapping:
         """``pes`` PEs with activation queues of ``queue_depth`` and sparse-matrix SRAM words
         of ``sparse_word_bits``; the clock only states times (EIE's timing does not depend on
         it)."""
+        from accel.nn.ir import Dense
+
         for flag, value in (("--pes", options.pes), ("--queue-depth", options.queue_depth),
                             ("--sparse-word-bits", options.sparse_word_bits)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{flag} must be a positive integer, got {value!r}")
+            check_positive(flag, value, integer=True)
+        check_positive("--queue-depth", options.queue_depth, integer=True,
+                       maximum=MAX_QUEUE_DEPTH)
+        # before mapping, which allocates per PE: a PE beyond the widest layer's rows would own
+        # no row of any layer
+        dense = [layer for layer in network.layers if isinstance(layer, Dense)]
+        if dense:
+            widest = max(dense, key=lambda layer: layer.outputs)
+            if options.pes > widest.outputs:
+                raise ConfigError(f"--pes {options.pes}: more PEs than the {widest.outputs} rows "
+                                  f"of the widest layer ({widest.name}), so some would never "
+                                  f"work; use at most {widest.outputs}")
         if options.sparse_word_bits % ENTRY_BITS:
             raise ConfigError(f"--sparse-word-bits {options.sparse_word_bits}: a word holds "
                               f"whole {ENTRY_BITS}-bit entries")
@@ -74,6 +94,35 @@ class EIEArchitecture(Architecture):
 
     def event_specs(self, mapping: EIENetworkMapping) -> dict:
         return event_specs(storage_of(mapping))
+
+    def size_estimate(self, mapping: EIENetworkMapping) -> dict[str, int]:
+        """Per PE: pointer banks, sparse-matrix words, accumulators, biases, the activation
+        bank and queue, touched bits; the nonzero flags and counters; the widest of the
+        flags, the sparse word and the counter readout (the harness: the input vector)."""
+        n, per_word = mapping.num_pes, mapping.entries_per_word
+        pointers = [0] * n
+        entries = [0] * n
+        for spec in mapping.layers:
+            for k in range(n):
+                entries[k] += -entries[k] % per_word + len(spec.matrix.v[k])
+                pointers[k] += len(spec.matrix.pointers[k])
+        pointer_width = max(16, max(entries).bit_length())
+        local_rows = max(mapping.max_local_rows, 2)
+        column_bits = max(mapping.max_cols - 1, 1).bit_length()
+        acc, act = mapping.accumulator_bits, mapping.activation_bits
+        word = per_word * ENTRY_BITS
+        per_pe = [pointers[k] * pointer_width + -(-entries[k] // per_word) * word
+                  + local_rows * (2 * acc + 1) * len(mapping.layers)  # accumulators, biases
+                  + max(mapping.bank_rows, 2) * act + mapping.queue_depth * (column_bits + act)
+                  for k in range(n)]
+        events = event_declarations(mapping)
+        counters = DEFAULT_COUNTER_WIDTH * len(events) if mapping.count_events else 0
+        widest = max(mapping.max_cols, n, local_rows, word, acc, pointer_width, counters,
+                     sum(count.bit_length() for count in events.values()))
+        return {"storage_bits": sum(per_pe) + 2 * mapping.max_cols + counters,
+                "widest_bits": widest,
+                "harness_widest_bits": max(widest, mapping.max_cols * act),
+                "pes": n, "pe_columns": n * sum(spec.cols for spec in mapping.layers)}
 
     def macs(self, events_per_inference) -> float:
         return sum(count for name, count in events_per_inference.items()

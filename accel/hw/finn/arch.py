@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from accel.errors import ConfigError
-from accel.hw.architecture import Architecture, RTLRun, Timing, option
-from accel.hw.finn.mapping import FinnMapping, auto_fold, map_network
+from accel.hw.architecture import Architecture, RTLRun, Timing, check_positive, option
+from accel.hw.common.counters import DEFAULT_COUNTER_WIDTH
+from accel.hw.finn.mapping import (FinnMapping, LayerMapping, PoolMapping, ThresholdMapping,
+                                   WindowMapping, auto_fold, map_network)
 from accel.hw.finn.model import simulate
 from accel.hw.finn.run import TOP_NAME, run_rtl
 from accel.hw.finn.stages import event_declarations, event_specs
@@ -29,6 +31,12 @@ class FinnArchitecture(Architecture):
     title = "FINN-style binarized streaming dataflow (folded MVTUs, FIFOs, AXI-Stream)"
     Options = FinnOptions
     top_name = TOP_NAME
+    # 2.5x the widest folding built anywhere (bnn-mlp "wide", 6464 lanes: 3.6 minutes to
+    # elaborate); a lane is one PE x SIMD element of an MVTU
+    size_budget = {"lanes": 1 << 14}
+    model_budget = {"beats_per_frame": 1 << 24}  # the token model's arrays, per frame
+    size_labels = {"lanes": "MVTU lanes (PE x SIMD)",
+                   "beats_per_frame": "stream beats per frame (cycle model)"}
 
     def configure(self, network, options: FinnOptions, *, clock_mhz: float,
                   count_events: bool = True) -> FinnMapping:
@@ -38,6 +46,7 @@ class FinnArchitecture(Architecture):
         if folding is not None and options.target_fps is not None:
             raise ConfigError("give either a folding or a target frame rate, not both")
         if options.target_fps is not None:
+            check_positive("--target-fps", options.target_fps)
             folding = auto_fold(network, options.target_fps, clock_mhz)
         return map_network(network, folding, count_events=count_events)
 
@@ -60,6 +69,45 @@ class FinnArchitecture(Architecture):
 
     def event_specs(self, mapping: FinnMapping) -> dict:
         return event_specs(mapping)
+
+    def size_estimate(self, mapping: FinnMapping) -> dict[str, int]:
+        """Memories of every stage (weights, thresholds, input buffers, line and row buffers),
+        FIFOs and counters; the widest beat, memory word and counter readout."""
+        stages = mapping.stages
+        storage, widths = 0, []
+        for stage in stages:
+            beat_in = stage.in_elements * stage.input.bits
+            beat_out = stage.out_elements * stage.output.bits
+            widths += [beat_in, beat_out]
+            if isinstance(stage, LayerMapping):
+                depth = max(stage.neuron_fold * stage.synapse_fold, 2)
+                threshold_word = stage.steps * (stage.register_bits + 1)
+                storage += stage.pe * depth * stage.simd * stage.weight.bits
+                storage += stage.pe * max(stage.neuron_fold, 2) * threshold_word
+                storage += max(stage.synapse_fold, 2) * beat_in  # the input buffer
+                storage += stage.pe * stage.register_bits + beat_out  # accumulators, output
+                widths += [stage.simd * stage.weight.bits, threshold_word]
+            elif isinstance(stage, WindowMapping):
+                storage += stage.rows * stage.width * stage.channels * stage.element.bits
+                storage += beat_out
+            elif isinstance(stage, PoolMapping):
+                storage += max(stage.out_width * stage.channel_beats, 2) * beat_in + beat_out
+            elif isinstance(stage, ThresholdMapping):
+                word = stage.lanes * stage.steps * stage.threshold_bits
+                storage += max(stage.channel_beats, 2) * word + beat_out
+                widths.append(word)
+        for depth, before, after in zip(mapping.fifo_depths, stages, stages[1:]):
+            beat = after.in_elements * after.input.bits
+            storage += depth * beat
+            widths.append(max(before.out_elements, after.in_elements) * before.output.bits)
+        events = event_declarations(mapping)
+        counters = DEFAULT_COUNTER_WIDTH * len(events) if mapping.count_events else 0
+        widths += [counters, sum(n.bit_length() for n in events.values())]
+        storage += counters
+        widest = max(widths)
+        return {"storage_bits": storage, "widest_bits": widest, "harness_widest_bits": widest,
+                "lanes": sum(layer.pe * layer.simd for layer in mapping.layers),
+                "beats_per_frame": sum(stage.beats_in + stage.beats_out for stage in stages)}
 
     def macs(self, events_per_inference) -> float:
         # one lane of an MVTU (an XNOR-popcount or a multiply-add) per synapse

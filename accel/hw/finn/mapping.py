@@ -11,7 +11,6 @@ pixel in NHWC order, anything else in memory order.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -270,26 +269,54 @@ def legal_folds(size: int) -> list[int]:
     return [d for d in range(1, size + 1) if size % d == 0]
 
 
-def load_folding(spec) -> dict:
-    """A folding from a dict, or a JSON/YAML file: {layer name: {"pe": P, "simd": S}}."""
-    if spec is None or isinstance(spec, dict):
-        return dict(spec or {})
-    path = Path(spec)
-    if not path.is_file():
-        raise ConfigError(f"no such folding file: {path}")
-    text = path.read_text()
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
+FOLD_KEYS = ("pe", "simd")
 
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as exc:  # noqa: BLE001 - any parse error is the user's file
-        raise ConfigError(f"{path}: not valid {path.suffix[1:] or 'JSON'} ({exc})") from None
+
+def load_folding(spec) -> dict:
+    """A folding from a dict, or a JSON/YAML file: {layer name: {"pe": P, "simd": S}}, each
+    value a positive integer. Anything else (a scalar, an unknown key, 0, 2.7, true, null, a
+    string, NaN) is a ConfigError naming the layer and the key, never coerced or ignored."""
+    import numbers
+
+    if spec is None:
+        return {}
+    where = "folding"
+    if isinstance(spec, dict):
+        data = spec
+    else:
+        from accel.io import load_json, load_yaml, read_config_text
+
+        path = Path(spec)
+        if not path.is_file():
+            raise ConfigError(f"no such folding file: {path}")
+        text = read_config_text(path, "folding file")
+        data = load_yaml(text, path) if path.suffix in (".yaml", ".yml") else \
+            load_json(text, path, allow_nan=True)  # a NaN is refused below, by layer and key
+        where = str(path)
+
+    def shown(value) -> str:
+        text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a folding maps layer names to {{pe, simd}}")
-    return data
+        raise ConfigError(f"{where}: a folding maps layer names to {{pe, simd}}, got "
+                          f"{shown(data)}")
+    folding = {}
+    for name, fold in data.items():
+        if not isinstance(name, str):
+            raise ConfigError(f"{where}: layer names must be strings, got {shown(name)}")
+        if not isinstance(fold, dict):
+            raise ConfigError(f"{where}: layer {name}: expected a mapping {{pe: P, simd: S}}, "
+                              f"got {shown(fold)}")
+        for key, value in fold.items():
+            if key not in FOLD_KEYS:
+                raise ConfigError(f"{where}: layer {name}: unknown key {shown(key)} (a layer "
+                                  f"takes {', '.join(FOLD_KEYS)})")
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ConfigError(f"{where}: layer {name}: {key} must be a positive integer, "
+                                  f"got {shown(value)}")
+        folding[name] = {key: int(value) for key, value in fold.items()}
+    return folding
 
 
 def map_network(network: Network, folding=None, fifo_depths=None,
@@ -363,7 +390,7 @@ def map_network(network: Network, folding=None, fifo_depths=None,
             raise ConfigError(f"layer {layer.name} ({layer.op}): not supported by the FINN "
                               "mapper (dense, conv2d, max-pool, thresholds)")
         fold = folding.get(layer.name, {})
-        pe, simd = int(fold.get("pe", 1)), int(fold.get("simd", 1))
+        pe, simd = fold.get("pe", 1), fold.get("simd", 1)  # positive ints (load_folding)
         if isinstance(layer, Conv2d):
             _, c, h, w = in_shape
             if not channels_first:
