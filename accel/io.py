@@ -140,7 +140,7 @@ def write_directory(out_dir: str | Path, files: Iterable[tuple[str, bytes | str]
     sibling may remain, never a half-written ``out_dir``)."""
     out_dir = Path(out_dir)
     check_output_directory(out_dir, owned=owned)
-    target = Path(os.path.abspath(out_dir))
+    target = Path(os.path.realpath(out_dir))  # through a symlink: replace what it names
     files = list(files)
     new = old = None
     try:

@@ -801,6 +801,16 @@ def test_compress_calibrates_on_the_given_data(tmp_path, capsys, guard, monkeypa
     assert "accuracy" not in load(tmp_path / "m2.onnx").metadata
 
 
+@pytest.mark.parametrize("option,value", [("--weight-bits", "100"), ("--weight-bits", "0"),
+                                          ("--activation-bits", "-1"),
+                                          ("--activation-bits", "64"), ("--sparsity", "nan")])
+def test_compress_options_are_checked_first(tmp_path, capsys, guard, option, value):
+    started = time.monotonic()
+    refused(capsys, tmp_path, "compress", "mlp", f"{option}={value}",
+            message=(option.lstrip("-").replace("-", "_")[:8], value))
+    assert time.monotonic() - started < 10
+
+
 def test_compress_data_errors_come_before_compressing(tmp_path, capsys, no_cycle_model):
     np.save(tmp_path / "wrong.npy", np.zeros((5, 7), np.float32))
     refused(capsys, tmp_path, "compress", "mlp", "--labels", tmp_path / "y.npy",

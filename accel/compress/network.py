@@ -17,7 +17,9 @@ from accel.compress.report import CompressedLayer, CompressionReport, compressio
 from accel.compress.share import kmeans_codebook
 from accel.errors import ConfigError
 from accel.nn import golden
-from accel.nn.ir import DataType, Dense, Flatten, Layer, Network, Quant, Relu
+from accel.nn.ir import MAX_OPERAND_BITS, DataType, Dense, Flatten, Layer, Network, Quant, Relu
+
+MAX_WEIGHT_BITS = 8  # a codebook of 256 entries (Deep Compression: 4-5 bits dense, 8 conv)
 
 
 def power_of_two_scale(max_abs: float, bits: int, signed: bool) -> float:
@@ -43,6 +45,11 @@ def compress_network(network: Network, calibration: np.ndarray, *, sparsity: flo
                               "of dense, relu and flatten layers")
     if not 0 <= sparsity < 1:
         raise ConfigError(f"sparsity must be in [0, 1), got {sparsity}")
+    for name, value, lo, hi in (("weight_bits", weight_bits, 1, MAX_WEIGHT_BITS),
+                                ("codebook_bits", codebook_bits, 2, MAX_OPERAND_BITS),
+                                ("activation_bits", activation_bits, 2, MAX_OPERAND_BITS)):
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ConfigError(f"{name} must be an integer from {lo} to {hi}, got {value!r}")
     float_trace = golden.run(network, calibration, return_all=True)
     input_scale = power_of_two_scale(float(np.abs(calibration).max()), activation_bits,
                                      signed=bool((calibration < 0).any()))

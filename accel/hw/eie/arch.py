@@ -117,8 +117,11 @@ class EIEArchitecture(Architecture):
                   for k in range(n)]
         events = event_declarations(mapping)
         counters = DEFAULT_COUNTER_WIDTH * len(events) if mapping.count_events else 0
-        widest = max(mapping.max_cols, n, local_rows, word, acc, pointer_width, counters,
-                     sum(count.bit_length() for count in events.values()))
+        column_signal = (max(mapping.max_cols, 2) - 1).bit_length()
+        widest = max(n, local_rows, word, acc, pointer_width, counters,
+                     sum(count.bit_length() for count in events.values()),
+                     # the broadcast's one-hot "sent" update: a shift by the column number
+                     mapping.max_cols + (1 << column_signal) - 1)
         return {"storage_bits": sum(per_pe) + 2 * mapping.max_cols + counters,
                 "widest_bits": widest,
                 "harness_widest_bits": max(widest, mapping.max_cols * act),
