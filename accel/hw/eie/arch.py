@@ -35,9 +35,10 @@ class EIEArchitecture(Architecture):
     Options = EIEOptions
     top_name = "eie_top"
     # elaboration time grows faster than the PE count (4 PEs 11 s, 16 PEs 24 s, 64 PEs 56 s,
-    # 256 PEs unfinished after 8 minutes, on mlp-sparse); the cycle model keeps PE x columns
+    # 256 PEs unfinished after 8 minutes, on mlp-sparse); the cycle model's tables are PEs x
+    # columns (4096 x 4096: 2.7 GB for 5 images); 64 PEs on VGG-6 (25088 columns) fit
     size_budget = {"pes": 128}
-    model_budget = {"pe_columns": 1 << 20}
+    model_budget = {"pe_columns": 1 << 23}
     size_labels = {"pes": "PEs", "pe_columns": "pe columns per image (PEs x layer columns)"}
 
     def configure(self, network, options: EIEOptions, *, clock_mhz: float,
