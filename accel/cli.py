@@ -22,11 +22,13 @@ def _doctor(args, console) -> int:
 def _eval(args, console) -> int:
     from rich.table import Table
 
-    from accel.io import write_json
+    from accel.io import check_output_file, write_json
     from accel.nn import load
     from accel.nn.evaluate import evaluate, load_data
     from accel.nn.qonnx_io import read_model
 
+    if args.json:
+        check_output_file(args.json, "--json")
     network = load(args.model)
     inputs, labels, source = load_data(args.data, args.labels, network)
     reference = read_model(args.model) if args.check_qonnx else None
@@ -52,32 +54,50 @@ def _eval(args, console) -> int:
 def _compress(args, console) -> int:
     from accel.compress.network import compress_network, network_compression_report
     from accel.compress.report import format_report
+    from accel.io import check_output_file
     from accel.nn import golden, load, save
     from accel.nn.data import digits_split
-    from accel.nn.evaluate import network_inputs
+    from accel.nn.evaluate import load_data, network_inputs
 
+    if args.output:
+        check_output_file(args.output, "-o")
     network = load(args.model)
-    split = digits_split()
-    if not args.report_only:
+    if args.data is None:  # calibrate on the training split, measure on the test split
+        split = digits_split()
+        if args.labels is not None:
+            raise ConfigError("--labels needs --data")
         calibration = network_inputs(network, split.x_train, "digits train split")
+        test, labels, source = split.x_test, split.y_test, "the digits test split"
+    else:  # calibrate on --data, measure on it with --labels
+        calibration, labels, source = load_data(args.data, args.labels, network)
+        test = calibration
+    if not args.report_only:
         network = compress_network(network, calibration, sparsity=args.sparsity,
                                    weight_bits=args.weight_bits,
                                    activation_bits=args.activation_bits, seed=args.seed)
     report = network_compression_report(network, index_bits=args.index_bits)
     console.print(format_report(report), markup=False, highlight=False, soft_wrap=True)
-    test = network_inputs(network, split.x_test, "digits test split")
-    accuracy = float((golden.predict(network, test) == split.y_test).mean())
-    console.print(f"accuracy on the digits test split (golden model): {100 * accuracy:.2f} %")
+    accuracy = None
+    if labels is not None:
+        test = network_inputs(network, test, source)
+        accuracy = float((golden.predict(network, test) == labels).mean())
+        console.print(f"accuracy on {source} (golden model): {100 * accuracy:.2f} %",
+                      markup=False, highlight=False, soft_wrap=True)
     if args.output:
-        network.metadata["accuracy"] = f"{accuracy:.6f}"
+        if accuracy is None:
+            network.metadata.pop("accuracy", None)  # the input model's no longer holds
+        else:
+            network.metadata["accuracy"] = f"{accuracy:.6f}"
         save(network, args.output)
         console.print(f"wrote {args.output}")
     return 0
 
 
 def _train(args, console) -> int:
+    from accel.io import check_output_directory
     from accel.train import train_command
 
+    check_output_directory(args.output or ".", "-o")
     console.print(train_command(args.name, args.seed, args.output), markup=False)
     return 0
 
@@ -91,8 +111,16 @@ def _check_positive(option: str, value: int | None) -> None:
         raise ConfigError(f"{option} must be positive, got {value}")
 
 
+def _on_chip_bytes(kib: float | None) -> float | None:
+    import math
+
+    if kib is not None and not (math.isfinite(kib) and kib >= 0):
+        raise ConfigError(f"--on-chip-kib must be a non-negative finite number, got {kib:g}")
+    return None if kib is None else 1024 * kib
+
+
 def _configure(args):
-    from accel.hw.architecture import check_clock, options_from_args
+    from accel.hw.architecture import check_clock, check_design_size, options_from_args
     from accel.hw.registry import architecture
     from accel.nn import load
 
@@ -100,15 +128,23 @@ def _configure(args):
     options = options_from_args(arch.Options, args)
     check_clock(args.clock_mhz)
     network = load(args.model)
-    return arch, network, arch.configure(network, options, clock_mhz=args.clock_mhz,
-                                         count_events=not getattr(args, "no_counters", False))
+    mapping = arch.configure(network, options, clock_mhz=args.clock_mhz,
+                             count_events=not getattr(args, "no_counters", False))
+    # a design over budget is refused here, before anything is elaborated or simulated
+    check_design_size(arch, mapping, args.command, allow_large=args.allow_large_design)
+    return arch, network, mapping
 
 
 def _generate(args, console) -> int:
     from pathlib import Path
 
-    arch, _, mapping = _configure(args)
-    for path in arch.generate(mapping, Path(args.output)):
+    from accel.hw.architecture import generated_file
+    from accel.io import check_output_directory
+
+    arch, _, mapping = _configure(args)  # options and size first, then the output directory
+    check_output_directory(args.output, "-o", owned=generated_file)
+    for path in arch.generate(mapping, Path(args.output),
+                              allow_large=args.allow_large_design):
         console.print(f"wrote {path}")
     return 0
 
@@ -119,13 +155,14 @@ def _evaluate(args, console, path: str) -> int:
 
     from accel.energy.tech import load_technology
     from accel.hw import evaluate
-    from accel.io import write_json
+    from accel.io import check_output_file, write_json
     from accel.nn.evaluate import load_data
 
-    # bad options fail before the simulation, not after it
+    # bad options and output paths fail before the simulation, not after it
     _check_positive("--images", args.images)
-    if args.on_chip_kib is not None and args.on_chip_kib < 0:
-        raise ConfigError(f"--on-chip-kib must be non-negative, got {args.on_chip_kib:g}")
+    on_chip_bytes = _on_chip_bytes(args.on_chip_kib)
+    if args.json:
+        check_output_file(args.json, "--json")
     tech = load_technology(args.tech)
     arch, network, mapping = _configure(args)
     inputs, labels, source = load_data(args.data, args.labels, network)
@@ -138,8 +175,8 @@ def _evaluate(args, console, path: str) -> int:
               f"estimating {len(inputs)} images of {args.model} on {args.arch}...")
     with console.status(status):
         result = run(arch, mapping, network, inputs, labels, model=args.model,
-                     clock_mhz=args.clock_mhz, tech=tech,
-                     on_chip_bytes=None if args.on_chip_kib is None else 1024 * args.on_chip_kib)
+                     clock_mhz=args.clock_mhz, tech=tech, on_chip_bytes=on_chip_bytes,
+                     allow_large=args.allow_large_design)
     data = result.to_json()
     table = Table(title=f"accel {args.command} --arch {args.arch} {args.model} on {source}")
     table.add_column("metric")
@@ -189,15 +226,17 @@ def _energy(args, console) -> int:
     from rich.table import Table
 
     from accel.energy.model import GROUPS, reprice
-    from accel.energy.report import energy_rows, load_result, stacked_bar_chart
+    from accel.energy.report import chart_paths, energy_rows, load_result, stacked_bar_chart
     from accel.energy.tech import load_technology
+    from accel.io import check_output_file
 
+    chart_paths(args.chart)  # outputs checked before anything is read or drawn
+    if args.json:
+        check_output_file(args.json, "--json")
+    budget = _on_chip_bytes(args.on_chip_kib)
     results = [load_result(path) for path in args.results]
     if args.tech is not None or args.on_chip_kib is not None:
-        if args.on_chip_kib is not None and args.on_chip_kib < 0:
-            raise ConfigError(f"--on-chip-kib must be non-negative, got {args.on_chip_kib:g}")
         tech = load_technology(args.tech or "45nm")
-        budget = None if args.on_chip_kib is None else 1024 * args.on_chip_kib
         results = [reprice(result, tech, budget) for result in results]
     rows = energy_rows(results)
     # one column per run, like the tables below: readable at 80 columns for a few runs
@@ -241,8 +280,11 @@ def _demo(args, console) -> int:
     from rich.table import Table
 
     from accel.demo import run_demo
+    from accel.io import check_output_directory
 
     _check_positive("--images", args.images)
+    if args.out:
+        check_output_directory(args.out, "--out")
     with console.status("accel demo") as status:
         results = run_demo(args.images, Path(args.out) if args.out else None,
                            progress=status.update)
@@ -267,6 +309,16 @@ def _demo(args, console) -> int:
     if args.out:
         console.print(f"wrote the results and energy.png/.svg to {args.out}")
     return 0 if all(result.agrees for _, result in results) else 1
+
+
+def _explore(args, console) -> int:
+    from accel.explore import run_sweep
+    from accel.explore.sweep import print_outcome
+
+    outcome = run_sweep(args.spec, store=args.store, scheduler=args.scheduler,
+                        workers=args.workers, out_dir=args.out, console=console)
+    print_outcome(outcome, console)
+    return 1 if outcome.task_failures else 0
 
 
 def _cache(args, console) -> int:
@@ -341,6 +393,9 @@ def _add_hardware_arguments(parser, arch_name: str | None) -> None:
     parser.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ,
                         help=f"clock for times, rates and frame-rate targets (default "
                              f"{DEFAULT_CLOCK_MHZ:g})")
+    parser.add_argument("--allow-large-design", action="store_true",
+                        help="go ahead with a design over the size budget (README: design "
+                             "size budget); Amaranth's 65,536-bit signal limit still holds")
     if arch_name in ARCHITECTURES:
         arch = ARCHITECTURES[arch_name]
         add_options(parser, arch.Options, f"{arch_name} options ({arch.title})")
@@ -427,6 +482,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                          "no retraining) and print the size report")
     compress.add_argument("model", help="a shipped model's name or an ONNX/QONNX file")
     compress.add_argument("-o", "--output", help="write the compressed QONNX file here")
+    compress.add_argument("--data", help=".npy of inputs to calibrate the activation ranges on "
+                                         "(and, with --labels, to measure accuracy on; "
+                                         "default: the digits train and test splits)")
+    compress.add_argument("--labels", help=".npy of integer labels for --data")
     compress.add_argument("--sparsity", type=float, default=0.9)
     compress.add_argument("--weight-bits", type=int, default=4, help="codebook index bits")
     compress.add_argument("--activation-bits", type=int, default=16)
@@ -474,6 +533,20 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                         help="write the stacked-bar chart to CHART.png and CHART.svg "
                              "(default: energy)")
     energy.set_defaults(handler=_energy)
+
+    explore = commands.add_parser(
+        "explore", help="sweep architecture parameters and compression choices on Dask "
+                        "(cycle model), resumable; Pareto front, pareto.json and plots")
+    explore.add_argument("spec", help="the sweep spec (YAML; see examples/explore_eie.yaml)")
+    explore.add_argument("--store", help="the results store, SQLite (default: SPEC-NAME.sqlite "
+                                         "here); finished points in it are not computed again")
+    explore.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                         help="join this Dask cluster instead of starting a local one")
+    explore.add_argument("--workers", type=int,
+                         help="worker processes of the local cluster (default 2)")
+    explore.add_argument("--out", help="directory for pareto.json and the plots (default: "
+                                       "SPEC-NAME-out here)")
+    explore.set_defaults(handler=_explore)
 
     cache_parser = commands.add_parser(
         "cache", help="show the Verilator build cache ($ACCEL_CACHE), or clear it")
