@@ -94,8 +94,12 @@ def dask_client(scheduler: str | None, workers: int):
         finally:
             client.close()
         return
+    # no dashboard, and the scheduler's HTTP routes (health, metrics) on a free port of the
+    # loopback interface rather than 8787: several sweeps may run at once
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, scheduler_port=0,
+                           host="127.0.0.1", scheduler_port=0,
+                           dashboard_address="127.0.0.1:0",
+                           scheduler_kwargs={"dashboard": False},
                            silence_logs=logging.ERROR)
     try:
         client = Client(cluster)
