@@ -390,6 +390,78 @@ def test_nsga2_is_deterministic_and_resumes(tmp_path, monkeypatch):
     assert {e["key"]: e["objectives"] for e in resumed.report["front"]} == front
 
 
+# ------------------------------------------------------------- slow: an external scheduler
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_dask_cluster(port: int, log: Path) -> list[subprocess.Popen]:
+    """``dask scheduler`` on ``port`` and ``dask worker`` with 2 processes, as a user starts
+    them (each in its own session, so the test can kill them whole)."""
+    from distributed import Client
+
+    dask = str(Path(sys.executable).parent / "dask")
+    out = open(log, "a")
+    scheduler = subprocess.Popen(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    workers = subprocess.Popen(
+        [dask, "worker", f"tcp://127.0.0.1:{port}", "--nworkers", "2", "--nthreads", "1",
+         "--no-dashboard"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    with Client(f"tcp://127.0.0.1:{port}", timeout=60) as client:
+        client.wait_for_workers(2, timeout=120)
+    return [scheduler, workers]
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    for proc in processes:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_sigkill_of_an_external_scheduler(reference, tmp_path):
+    """--scheduler: the scheduler SIGKILLed mid-sweep ends the run with one line; with the
+    cluster started again, the same command finishes the sweep, every point exactly once."""
+    _, expected = reference
+    spec = write_spec(tmp_path, SWEEP)
+    store, port = tmp_path / "store.sqlite", free_port()
+    command = [sys.executable, "-m", "accel.cli", "explore", str(spec), "--store", str(store),
+               "--out", str(tmp_path / "out"), "--scheduler", f"tcp://127.0.0.1:{port}"]
+    cluster = start_dask_cluster(port, tmp_path / "cluster.log")
+    log = tmp_path / "first.log"
+    proc = start_sweep(command, log)
+    try:
+        wait_for_rows(proc, store, 3, log)
+        cluster[0].send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=120) == 2
+    finally:
+        reap(proc, [])
+        stop(cluster)
+    last = log.read_text().strip().splitlines()[-1]
+    assert last.startswith("accel: error: the Dask cluster cancelled") and \
+        "run the same command again to resume" in last, log.read_text()[-2000:]
+    done = len(stored(store))
+    assert 0 < done < SWEEP_POINTS
+    cluster = start_dask_cluster(port, tmp_path / "cluster.log")
+    try:
+        rerun = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                               cwd=tmp_path)
+    finally:
+        stop(cluster)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"{done} already in" in rerun.stdout and f"tcp://127.0.0.1:{port}" in rerun.stdout
+    assert stored(store) == expected
+
+
 # ------------------------------------------------------------------------- slow: examples
 
 @pytest.mark.slow

@@ -59,7 +59,8 @@ def describe_point(point: dict) -> str:
         parts.append(f"on-chip {point['on_chip_kib']:g} KiB")
     compression = point.get("compression") or {}
     if compression.get("sparsity"):
-        parts.append("sparsity " + "/".join(f"{s:g}" for s in compression["sparsity"].values()))
+        parts.append("sparsity " + " ".join(f"{layer}={value:g}" for layer, value
+                                            in compression["sparsity"].items()))
     if compression.get("codebook_size") is not None:
         parts.append(f"codebook {compression['codebook_size']}")
     return ", ".join(parts) or "defaults"

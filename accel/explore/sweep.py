@@ -83,6 +83,24 @@ def dask_client(scheduler: str | None, workers: int):
     cluster at ``scheduler``. Both are closed on the way out."""
     from distributed import Client, LocalCluster
 
+    # distributed logs what goes wrong (a lost scheduler, a restarted worker) as tracebacks;
+    # the sweep reports it in one line instead (and keeps going where it can)
+    # (dask's logging config gives some of them levels of their own: set each)
+    names = ["distributed"] + [name for name in logging.root.manager.loggerDict
+                               if name.startswith("distributed.")]
+    levels = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        with _client(scheduler, workers, Client, LocalCluster) as made:
+            yield made
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@contextlib.contextmanager
+def _client(scheduler, workers, Client, LocalCluster):  # noqa: N803 - the classes
     if scheduler is not None:
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
@@ -100,7 +118,7 @@ def dask_client(scheduler: str | None, workers: int):
                            host="127.0.0.1", scheduler_port=0,
                            dashboard_address="127.0.0.1:0",
                            scheduler_kwargs={"dashboard": False},
-                           silence_logs=logging.ERROR)
+                           silence_logs=logging.CRITICAL)
     try:
         client = Client(cluster)
         try:
