@@ -132,7 +132,9 @@ def _copy_of_a_default_cache_build(monkeypatch, fresh_cache):
     return verilog, fresh_cache / "builds" / good.key / good.toplevel
 
 
-@pytest.mark.parametrize("damage", ["truncate", pytest.param("flip", marks=pytest.mark.slow)])
+# slow (a fresh Verilator build each): the manifest rule itself is tested without Verilator above
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_a_damaged_verilator_build_is_rebuilt_and_runs(damage, tmp_path, monkeypatch, capsys):
     verilog, binary = _copy_of_a_default_cache_build(monkeypatch, tmp_path / "cache")
     data = binary.read_bytes()

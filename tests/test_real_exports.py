@@ -273,7 +273,10 @@ def brevitas_inputs(name):
     return x.reshape(len(x), *shape[1:]).astype(np.float32), split.y_test
 
 
-@pytest.mark.parametrize("name", sorted(BREVITAS_EXPORTS))
+@pytest.mark.parametrize("name", [
+    # qonnx's executor runs node by node, ~10 s a file here: three in the slow set
+    name if name in ("brevitas_float_bias.onnx", "brevitas_per_channel.onnx")
+    else pytest.param(name, marks=pytest.mark.slow) for name in sorted(BREVITAS_EXPORTS)])
 def test_brevitas_exports_equal_qonnx_on_the_whole_test_split(tmp_path, name):
     """Float biases, a data-path Reshape, per-channel scales, XNOR-Net's per-filter alpha and a
     BipolarQuant input: equal to qonnx's executor as integers on all 359 images, and Brevitas's
