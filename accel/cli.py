@@ -313,12 +313,13 @@ def _demo(args, console) -> int:
 
 def _explore(args, console) -> int:
     from accel.explore import run_sweep
-    from accel.explore.sweep import print_outcome
+    from accel.explore.sweep import print_outcome, verification_failed
 
     outcome = run_sweep(args.spec, store=args.store, scheduler=args.scheduler,
-                        workers=args.workers, out_dir=args.out, console=console)
+                        workers=args.workers, out_dir=args.out, console=console,
+                        verify=args.verify)
     print_outcome(outcome, console)
-    return 1 if outcome.task_failures else 0
+    return 1 if outcome.task_failures or verification_failed(outcome) else 0
 
 
 def _cache(args, console) -> int:
@@ -546,6 +547,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                          help="worker processes of the local cluster (default 2)")
     explore.add_argument("--out", help="directory for pareto.json and the plots (default: "
                                        "SPEC-NAME-out here)")
+    explore.add_argument("--verify", type=int, default=0, metavar="N",
+                         help="replay the first N points of the front in Verilator (Dask "
+                              "tasks) and check their estimates were exact")
     explore.set_defaults(handler=_explore)
 
     cache_parser = commands.add_parser(

@@ -499,3 +499,19 @@ def test_nsga2_on_dask_and_the_finn_example(tmp_path):
                      out_dir=tmp_path / "f", progress=False)
     assert finn.computed == finn.total == 22 and finn.report["points_failed"] == 0
     assert finn.report["front"]
+
+
+@pytest.mark.slow
+def test_verify_replays_front_points_in_verilator(small_sparse_mlp, tmp_path):
+    """--verify N: the first N front points run in Verilator as Dask tasks; bit-exact, and
+    cycles, latency, events, energy and accuracy equal to the stored estimates."""
+    from accel.explore import run_sweep
+    from accel.explore.sweep import verification_failed
+
+    spec = write_spec(tmp_path, f"model: {small_sparse_mlp}\narch: eie\nimages: 20\n"
+                                "parameters: {pes: [1, 3], queue_depth: [2, 4]}\n")
+    outcome = run_sweep(spec, store=tmp_path / "s.sqlite", out_dir=tmp_path / "out",
+                        progress=False, verify=2)
+    verified = outcome.report["verified"]
+    assert len(verified) == 2 and not verification_failed(outcome), verified
+    assert json.loads((tmp_path / "out" / "pareto.json").read_text())["verified"] == verified

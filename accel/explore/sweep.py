@@ -207,6 +207,38 @@ class _Runner:
             submit_next()
 
 
+    def verify(self, entries: list[dict], on_done=None) -> list[dict]:
+        """Replay the stored points ``entries`` (rows of the store) in Verilator, one Dask
+        task each (the builds spread over the workers); [{id, key, label, ...outcome}]."""
+        if not entries:
+            return []
+        from distributed import as_completed
+
+        from accel.explore.worker import verify_point
+
+        client = self._client()
+        futures = {client.submit(verify_point, row["point"], str(self.spec.model_path),
+                                 self.spec.model_sha256, row["result"],
+                                 key=f"accel-verify-{row['key']}", pure=False): row
+                   for row in entries}
+        replayed = []
+        for future in as_completed(futures):
+            row = futures[future]
+            try:
+                outcome = future.result()
+            except CancelledError as exc:
+                raise ConfigError(f"the Dask cluster cancelled the Verilator replays ({exc}); "
+                                  "the sweep's points are stored: run the same command again"
+                                  ) from None
+            except Exception as exc:  # noqa: BLE001 - a bug: reported with the point
+                outcome = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+            replayed.append({"id": row["id"], "key": row["key"],
+                             "label": _label(row["point"]), **outcome})
+            if on_done is not None:
+                on_done(row["key"])
+        return sorted(replayed, key=lambda entry: entry["id"])
+
+
 def _task():
     from accel.explore.worker import evaluate_point
 
@@ -304,16 +336,21 @@ def _nsga2(spec: Spec, runner: _Runner, progress) -> tuple[list[str], int, int]:
 
 def run_sweep(spec: Spec | str | Path, *, store: str | Path | None = None,
               scheduler: str | None = None, workers: int | None = None,
-              out_dir: str | Path | None = None, console=None,
-              progress: bool = True) -> SweepOutcome:
+              out_dir: str | Path | None = None, console=None, progress: bool = True,
+              verify: int = 0) -> SweepOutcome:
     """Run (or resume) a sweep; see the module documentation. Defaults: the store
-    ``<spec name>.sqlite`` and the outputs ``<spec name>-out/`` in the working directory."""
+    ``<spec name>.sqlite`` and the outputs ``<spec name>-out/`` in the working directory.
+    ``verify``: replay that many points of the front (the first by the first objective) in
+    Verilator, as Dask tasks, and check each estimate was exact (``pareto.json``'s
+    "verified")."""
     from rich.console import Console
 
     from accel.explore import pareto
     from accel.io import write_json
 
     workers = _check_workers(workers, scheduler)
+    if isinstance(verify, bool) or not isinstance(verify, int) or verify < 0:
+        raise ConfigError(f"--verify takes a number of points (0 or more), got {verify!r}")
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
     store_path = Path(store) if store is not None else Path(f"{spec.path.stem}.sqlite")
@@ -334,16 +371,27 @@ def run_sweep(spec: Spec | str | Path, *, store: str | Path | None = None,
         else:
             keys, total, skipped = _grid_or_random(spec, runner, bar)
         found = results.rows(keys)
-    rows = [found[key] for key in keys if key in found]
-    version = _version()
-    data = pareto.report(spec, rows, store_path, version)
-    data["points_total"] = len(keys)
+        rows = [found[key] for key in keys if key in found]
+        version = _version()
+        data = pareto.report(spec, rows, store_path, version)
+        data["points_total"] = len(keys)
+        if verify:
+            chosen = [found[entry["key"]] for entry in data["front"][:verify]]
+            task = bar.add_task("Verilator replays", total=len(chosen))
+            data["verified"] = runner.verify(chosen, on_done=lambda key: bar.advance(task))
     written = [write_json(out_dir / "pareto.json", data)]
     written += pareto.plots(spec, rows, data, out_dir)
     return SweepOutcome(spec=spec, store=store_path, out_dir=out_dir, total=total,
                         distinct=len(keys), skipped=skipped, computed=runner.computed,
                         seconds=time.perf_counter() - start, where=runner.where,
                         task_failures=runner.failures, report=data, written=written)
+
+
+def verification_failed(outcome: SweepOutcome) -> bool:
+    """Whether a Verilator replay was not bit-exact or not equal to its stored estimate."""
+    return any(entry["status"] != "ok" or not (entry["bit_exact"] and entry["agrees"]
+                                               and entry["equal"])
+               for entry in outcome.report.get("verified", []))
 
 
 def print_outcome(outcome: SweepOutcome, console) -> None:
@@ -370,5 +418,25 @@ def print_outcome(outcome: SweepOutcome, console) -> None:
                       highlight=False, soft_wrap=True)
     if data["front"]:
         console.print(front_table(outcome.spec, data))
+    if data.get("verified"):
+        from rich.table import Table
+
+        table = Table(title="front points replayed in Verilator",
+                      caption="exact: outputs equal the golden model's; =model: RTL cycles, "
+                              "events and energy equal the cycle model's; =stored: equal to "
+                              "the stored estimate (cycles, latency, events, energy, accuracy)")
+        for column in ("id", "configuration", "exact", "=model", "=stored", "s"):
+            table.add_column(column, justify="left" if column == "configuration" else "right")
+        for entry in data["verified"]:
+            if entry["status"] != "ok":
+                table.add_row(str(entry["id"]), entry["label"], "error", "-", "-", "-")
+                console.print(f"id {entry['id']}: {entry['error']}", markup=False,
+                              highlight=False, soft_wrap=True)
+                continue
+            table.add_row(str(entry["id"]), entry["label"],
+                          *("yes" if entry[k] else "NO" for k in ("bit_exact", "agrees",
+                                                                  "equal")),
+                          f"{entry['seconds']:.1f}")
+        console.print(table)
     for path in outcome.written:
         console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)

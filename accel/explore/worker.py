@@ -128,3 +128,42 @@ def evaluate_point(point: dict, model_path: str, model_sha256: str) -> dict:
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=to_json,
                       allow_nan=False)
     return {"status": "ok", "result": text, "seconds": time.perf_counter() - start}
+
+
+# what a Verilator replay must reproduce of the stored estimate, exactly
+REPLAYED = ("cycles_per_inference", "latency_cycles", "events", "energy_uj_per_inference",
+            "accuracy", "predictions")
+
+
+def verify_point(point: dict, model_path: str, model_sha256: str, estimate: dict) -> dict:
+    """The Dask task replaying one stored point in Verilator (``accel.hw.evaluate.simulate``):
+    {"status": "ok", "bit_exact", "agrees" (RTL == cycle model in cycles, events, energy),
+    "equal" (the RTL's figures equal the stored estimate's, ``REPLAYED``), "differ" (the keys
+    that do not), "seconds"} or {"status": "error", "error": line}."""
+    from accel.hw import evaluate
+
+    start = time.perf_counter()
+    network = _network(model_path, model_sha256)
+    if network is None:
+        return {"status": "error", "error": f"the model {model_path} on this worker is not the "
+                                            "file the sweep hashed"}
+    try:
+        inputs, labels = evaluation_data(network, point["data"], point["images"])
+        arch, compressed, mapping, _ = configure_point(point, network, model_sha256)
+        on_chip = point.get("on_chip_kib")
+        result = evaluate.simulate(arch, mapping, compressed, inputs, labels,
+                                   model=point["model"], clock_mhz=point["clock_mhz"],
+                                   tech=_technology(point["tech"]),
+                                   on_chip_bytes=None if on_chip is None else 1024 * on_chip)
+    except AccelError as exc:
+        return {"status": "error", "error": str(exc), "seconds": time.perf_counter() - start}
+    data = json.loads(json.dumps(result.to_json(), default=_plain))
+    differ = [key for key in REPLAYED if data.get(key) != estimate.get(key)]
+    return {"status": "ok", "bit_exact": bool(result.bit_exact), "agrees": bool(result.agrees),
+            "equal": not differ, "differ": differ, "seconds": time.perf_counter() - start}
+
+
+def _plain(value):
+    from accel.sim.tbio import to_json
+
+    return to_json(value)
