@@ -162,7 +162,8 @@ class Spec:
         return point
 
     def points(self) -> list[dict]:
-        """Every point of a grid (in the spec's order, last dimension fastest), or the seeded
+        """Every point of a grid (compression choices outermost, then the parameters, each in
+        the spec's order, the last fastest), or the seeded
         random sample: distinct points, the same ones on every run of the same spec."""
         if self.search.method == "grid":
             return [self.point(c) for c in itertools.product(
@@ -467,6 +468,7 @@ def load_spec(path: str | Path) -> Spec:
     from accel.explore.compression import prunable_layers
 
     prunable = tuple(prunable_layers(network))
+    compressing: list[Dimension] = []
     compression = raw.get("compression", {}) or {}
     f.mapping(compression, "compression", COMPRESSION_KEYS)
     seed = f.integer(compression.get("seed", 0), "compression.seed", 0)
@@ -481,18 +483,21 @@ def load_spec(path: str | Path) -> Spec:
             for layer, raw_values in sparsity.items():
                 where = f"compression.sparsity.{layer}"
                 values = _sparsities(f, _values(f, raw_values, where), where)
-                dimensions.append(Dimension(f"sparsity.{layer}", "sparsity", values, layer))
+                compressing.append(Dimension(f"sparsity.{layer}", "sparsity", values, layer))
         else:
             where = "compression.sparsity"
             values = _sparsities(f, _values(f, sparsity, where), where)
-            dimensions.append(Dimension("sparsity", "sparsity_all", values))
+            compressing.append(Dimension("sparsity", "sparsity_all", values))
     if "codebook_size" in compression:
         where = "compression.codebook_size"
         values = _values(f, compression["codebook_size"], where)
         values = [None if v is None else f.integer(v, f"{where}[{i}]", 2, MAX_CODEBOOK)
                   for i, v in enumerate(values)]
-        dimensions.append(Dimension("codebook_size", "codebook", _no_repeats(f, values, where)))
+        compressing.append(Dimension("codebook_size", "codebook", _no_repeats(f, values, where)))
 
+    # compression choices vary slowest in a grid: a worker compresses the network once per
+    # choice and keeps the last few (accel.explore.worker), whatever the architecture options
+    dimensions = compressing + dimensions
     spec = Spec(path=path, model=model, model_path=model_file,
                 model_sha256=file_sha256(model_file), arch=arch_name, clock_mhz=clock,
                 tech=tech, data=data, images=images, dimensions=dimensions,
