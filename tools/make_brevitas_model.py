@@ -15,6 +15,7 @@ from brevitas.nn import QuantIdentity, QuantLinear
 from torch import nn
 
 from accel.nn.data import digits_split
+from make_brevitas_exports import train  # the one training loop (same directory: tools/)
 
 SEED = 0
 HIDDEN = 64
@@ -48,17 +49,7 @@ def main():
     x = torch.tensor(split.x_train)
     y = torch.tensor(split.y_train)
     model = build()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    generator = torch.Generator().manual_seed(SEED)
-    for epoch in range(args.epochs):
-        model.train()
-        order = torch.randperm(len(x), generator=generator)
-        for start in range(0, len(x), 64):
-            batch = order[start:start + 64]
-            optimizer.zero_grad()
-            loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
-            loss.backward()
-            optimizer.step()
+    train(model, x, y, args.epochs, 1e-2)
     model.eval()
     with torch.no_grad():
         predictions = model(torch.tensor(split.x_test)).argmax(1).numpy()
