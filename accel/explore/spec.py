@@ -46,7 +46,6 @@ import numpy as np
 
 from accel.errors import AccelError, ConfigError
 
-MAX_SPEC_BYTES = 1 << 20
 MAX_VALUES = 10_000  # values of one dimension
 MAX_POINTS = 1_000_000  # a grid larger than this should be sampled (random or nsga2)
 MAX_CODEBOOK = 1 << 16
@@ -219,42 +218,11 @@ def file_sha256(path: Path) -> str:
 # ------------------------------------------------------------------------------------ reading
 
 def _read_yaml(path: Path):
-    import yaml
+    from accel.io import load_yaml, read_config_text
 
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory, not a sweep spec")
-    if size > MAX_SPEC_BYTES:
-        raise ConfigError(f"{path}: {size:,} bytes; a sweep spec may have at most "
-                          f"{MAX_SPEC_BYTES:,}")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file (a sweep spec is YAML)") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if "\x00" in text:
-        raise ConfigError(f"{path}: not a text file (a sweep spec is YAML)")
-
-    class NoAliases(yaml.SafeLoader):
-        """yaml.safe_load's loader, refusing aliases (a few bytes must not expand into
-        gigabytes of points)."""
-
-        def compose_node(self, parent, index):
-            if self.check_event(yaml.AliasEvent):
-                raise yaml.YAMLError(f"aliases (*{self.peek_event().anchor}) are not accepted")
-            return super().compose_node(parent, index)
-
-    try:
-        return yaml.load(text, Loader=NoAliases)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"{path}: not valid YAML ({first.strip()})") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
+    return load_yaml(read_config_text(path, "sweep spec"), path)
 
 
 class _Fields:
