@@ -136,6 +136,8 @@ def test_finn_standalone_thresholding(tmp_path):
     network = load(path)
     (stage,) = map_network(network, {network.layers[0].name: {"pe": 4}}).stages
     assert isinstance(stage, ThresholdMapping) and stage.beats_in == 16 * 2
+    with pytest.raises(ConfigError, match="folded by pe alone"):
+        map_network(network, {network.layers[0].name: {"simd": 2}})
     result = evaluate.estimate(FINN, FINN.configure(network, FinnOptions(), clock_mhz=200.0),
                                network, inputs, model="thr", clock_mhz=200.0)
     assert result.cycles_per_inference == pytest.approx(16 * 8, rel=0.05)  # PE 1: one per cycle

@@ -518,6 +518,8 @@ def _threshold_stage(layer: MultiThreshold, in_shape: tuple, in_type: DataType,
     positions = int(np.prod(in_shape[1:])) // channels
     default = stages[-1].out_elements if stages and channels % stages[-1].out_elements == 0 \
         else 1
+    if "simd" in fold:
+        raise ConfigError(f"layer {layer.name}: a thresholding stage is folded by pe alone")
     lanes = int(fold.get("pe", default))
     if lanes < 1 or channels % lanes:
         raise ConfigError(f"layer {layer.name}: PE={lanes} must divide its {channels} channels; "
