@@ -113,13 +113,7 @@ def evaluate_point(point: dict, model_path: str, model_sha256: str) -> dict:
         return {"status": "fatal", "error": f"the model {model_path} on this worker is not the "
                                             f"file the sweep hashed (sha256 {model_sha256[:12]})"}
     try:
-        inputs, labels = evaluation_data(network, point["data"], point["images"])
-        arch, compressed, mapping, summary = configure_point(point, network, model_sha256)
-        on_chip = point.get("on_chip_kib")
-        result = evaluate.estimate(arch, mapping, compressed, inputs, labels,
-                                   model=point["model"], clock_mhz=point["clock_mhz"],
-                                   tech=_technology(point["tech"]),
-                                   on_chip_bytes=None if on_chip is None else 1024 * on_chip)
+        result, summary = _run_point(evaluate.estimate, point, network, model_sha256)
     except AccelError as exc:
         return {"status": "error", "error": str(exc),
                 "seconds": time.perf_counter() - start}
@@ -128,6 +122,18 @@ def evaluate_point(point: dict, model_path: str, model_sha256: str) -> dict:
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=to_json,
                       allow_nan=False)
     return {"status": "ok", "result": text, "seconds": time.perf_counter() - start}
+
+
+def _run_point(run, point: dict, network, model_sha256: str):
+    """``point``'s network, compressed and configured, through ``run`` (``evaluate.estimate``
+    or ``evaluate.simulate``): (the SimResult, the compression summary)."""
+    inputs, labels = evaluation_data(network, point["data"], point["images"])
+    arch, compressed, mapping, summary = configure_point(point, network, model_sha256)
+    on_chip = point.get("on_chip_kib")
+    result = run(arch, mapping, compressed, inputs, labels, model=point["model"],
+                 clock_mhz=point["clock_mhz"], tech=_technology(point["tech"]),
+                 on_chip_bytes=None if on_chip is None else 1024 * on_chip)
+    return result, summary
 
 
 # what a Verilator replay must reproduce of the stored estimate, exactly
@@ -148,13 +154,7 @@ def verify_point(point: dict, model_path: str, model_sha256: str, estimate: dict
         return {"status": "error", "error": f"the model {model_path} on this worker is not the "
                                             "file the sweep hashed"}
     try:
-        inputs, labels = evaluation_data(network, point["data"], point["images"])
-        arch, compressed, mapping, _ = configure_point(point, network, model_sha256)
-        on_chip = point.get("on_chip_kib")
-        result = evaluate.simulate(arch, mapping, compressed, inputs, labels,
-                                   model=point["model"], clock_mhz=point["clock_mhz"],
-                                   tech=_technology(point["tech"]),
-                                   on_chip_bytes=None if on_chip is None else 1024 * on_chip)
+        result, _ = _run_point(evaluate.simulate, point, network, model_sha256)
     except AccelError as exc:
         return {"status": "error", "error": str(exc), "seconds": time.perf_counter() - start}
     data = json.loads(json.dumps(result.to_json(), default=_plain))
