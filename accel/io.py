@@ -9,6 +9,7 @@ aliases (a "billion laughs" file expands exponentially).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -195,6 +196,7 @@ def read_config_text(path: str | Path, what: str = "file") -> str:
                           "text)") from None
 
 
+@functools.cache
 def _no_alias_loader():
     import yaml
 

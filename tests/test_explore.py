@@ -192,10 +192,13 @@ def test_a_store_that_is_not_sqlite_is_one_line(tmp_path, capsys):
 
 def test_validation_split_is_accel_trains():
     common = pytest.importorskip("accel.train.common")
-    from accel.explore import spec
+    from accel.explore.worker import evaluation_data
+    from accel.nn import load
 
-    assert (spec.VALIDATION_FRACTION, spec.VALIDATION_SEED) == \
-        (common.VALIDATION_FRACTION, common.VALIDATION_SEED)
+    network = load("mlp")
+    inputs, labels = evaluation_data(network, "validation", None)
+    held = common.digits_data(validation=True)
+    assert np.array_equal(inputs, held.x_eval) and np.array_equal(labels, held.y_eval)
 
 
 # --------------------------------------------------------------- points, compression, front

@@ -69,10 +69,6 @@ OBJECTIVES = {
 }
 DEFAULT_OBJECTIVES = ("energy", "latency", "accuracy")
 
-# The validation part accel.train chooses recipes on (accel.train.common: VALIDATION_FRACTION,
-# VALIDATION_SEED; repeated here because that module imports torch; a test holds them equal).
-VALIDATION_FRACTION = 0.2
-VALIDATION_SEED = 1
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,8 @@ COMPRESSED_CACHE = 32
 
 def evaluation_data(network, data: str, images: int | None) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, labels): the digits test split, or the validation fifth of the training part
-    (``accel.explore.spec.VALIDATION_*``), its first ``images``."""
-    from accel.explore.spec import VALIDATION_FRACTION, VALIDATION_SEED
-    from accel.nn.data import digits_split, stratified_split_indices
+    (``accel.nn.data.validation_indices``), its first ``images``."""
+    from accel.nn.data import digits_split, validation_indices
     from accel.nn.evaluate import network_inputs
 
     key = (data, network.input_shape, images)
@@ -44,8 +43,7 @@ def evaluation_data(network, data: str, images: int | None) -> tuple[np.ndarray,
         if data == "test":
             x, y = split.x_test, split.y_test
         elif data == "validation":
-            _, held = stratified_split_indices(split.y_train, VALIDATION_FRACTION,
-                                               VALIDATION_SEED)
+            _, held = validation_indices()
             x, y = split.x_train[held], split.y_train[held]
         else:
             raise ConfigError(f"unknown data {data!r}: test or validation")

@@ -91,6 +91,18 @@ def stratified_split_indices(labels: np.ndarray, test_fraction: float,
     return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(test_parts))
 
 
+# The validation part of the training split, on which recipes and sweeps take their decisions
+# (never on the test images): a stratified fifth of the fixed split's training images.
+VALIDATION_FRACTION = 0.2
+VALIDATION_SEED = 1
+
+
+def validation_indices() -> tuple[np.ndarray, np.ndarray]:
+    """(fit, held): indices into ``digits_split().x_train`` of the part to fit on and the
+    validation part."""
+    return stratified_split_indices(digits_split().y_train, VALIDATION_FRACTION, VALIDATION_SEED)
+
+
 def digits_split(seed: int = 0, test_fraction: float = 0.2) -> Split:
     """The scikit-learn digits dataset (1797 8x8 images), stratified into train and test.
 

@@ -13,11 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from accel.nn import golden
-from accel.nn.data import digits_split, stratified_split_indices
+from accel.nn.data import digits_split, validation_indices
 from accel.nn.ir import Network
-
-VALIDATION_FRACTION = 0.2
-VALIDATION_SEED = 1
 
 
 # ---------------------------------------------------------------------------------- determinism
@@ -69,7 +66,7 @@ def digits_data(validation: bool = False) -> Data:
     split = digits_split()
     if not validation:
         return Data(split.x_train, split.y_train, split.x_test, split.y_test, "test")
-    fit, held = stratified_split_indices(split.y_train, VALIDATION_FRACTION, VALIDATION_SEED)
+    fit, held = validation_indices()
     return Data(split.x_train[fit], split.y_train[fit], split.x_train[held],
                 split.y_train[held], "validation")
 
