@@ -41,12 +41,11 @@ class Element:
 
     @property
     def min_int(self) -> int:
-        return -1 if self.bipolar else -(1 << (self.bits - 1)) if self.signed else 0
+        return DataType(self.bits, self.signed, bipolar=self.bipolar).min_int
 
     @property
     def max_int(self) -> int:
-        return 1 if self.bipolar else (1 << (self.bits - 1)) - 1 if self.signed else \
-            (1 << self.bits) - 1
+        return DataType(self.bits, self.signed, bipolar=self.bipolar).max_int
 
     def encode(self, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, dtype=np.int64)
