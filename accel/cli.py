@@ -126,13 +126,86 @@ def _configure(args):
 
     arch = architecture(args.arch)
     options = options_from_args(arch.Options, args)
-    check_clock(args.clock_mhz)
+    clock_mhz = _configuration_clock(args)
+    check_clock(clock_mhz)
     network = load(args.model)
-    mapping = arch.configure(network, options, clock_mhz=args.clock_mhz,
+    mapping = arch.configure(network, options, clock_mhz=clock_mhz,
                              count_events=not getattr(args, "no_counters", False))
     # a design over budget is refused here, before anything is elaborated or simulated
-    check_design_size(arch, mapping, args.command, allow_large=args.allow_large_design)
+    check_design_size(arch, mapping, "generate" if args.command == "synth" else args.command,
+                      allow_large=args.allow_large_design)
     return arch, network, mapping
+
+
+def _clock_value(text: str):
+    """``--clock-mhz``: a number of MHz, or ``synth`` (simulate and estimate: the measured
+    post-place-and-route Fmax)."""
+    if text.strip().lower() == "synth":
+        return "synth"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of MHz or 'synth': {text!r}") from None
+
+
+def _configuration_clock(args) -> float:
+    """The clock the configuration is chosen at (--target-fps folds for it): --clock-mhz, or
+    the default with --clock-mhz synth (the measured Fmax only replaces it for times and
+    rates)."""
+    if args.clock_mhz == "synth":
+        if args.command not in ("simulate", "estimate"):
+            raise ConfigError(f"--clock-mhz synth is for accel simulate and estimate, not "
+                              f"{args.command} (give a number of MHz)")
+        return DEFAULT_CLOCK_MHZ
+    if getattr(args, "synth_report", None):
+        raise ConfigError("--synth-report needs --clock-mhz synth")
+    return args.clock_mhz
+
+
+def _measured_clock(args, arch, console):
+    """--clock-mhz synth: the post-PnR Fmax of this configuration without counters (as FPGA
+    builds are), from --synth-report or the synth cache, or measured now on ECP5."""
+    from accel.hw.architecture import options_from_args
+    from accel.hw.synth import measured_clock
+    from accel.nn import load
+
+    options = options_from_args(arch.Options, args)
+    mapping = arch.configure(load(args.model), options, clock_mhz=DEFAULT_CLOCK_MHZ,
+                             count_events=False)
+    with console.status("--clock-mhz synth: the design's measured Fmax") as status:
+        return measured_clock(arch, mapping, report_path=args.synth_report,
+                              allow_large=args.allow_large_design, progress=status.update)
+
+
+def _synth(args, console) -> int:
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from accel.hw.architecture import options_from_args
+    from accel.hw.synth import check_request, configuration_record, describe, output_file, \
+        synthesize
+    from accel.io import check_output_directory
+
+    check_request(args.target, args.part, args.pnr)
+    arch, _, mapping = _configure(args)  # options and size first, then the output directory
+    check_output_directory(args.output, "-o", owned=output_file)
+    record = configuration_record(args.model, args.arch, options_from_args(arch.Options, args))
+    with console.status("accel synth") as status:
+        report = synthesize(arch, mapping, Path(args.output), target_name=args.target,
+                            part=args.part, pnr=args.pnr, freq_mhz=args.clock_mhz,
+                            configuration=record, allow_large=args.allow_large_design,
+                            progress=status.update)
+    table = Table(title=f"accel synth --arch {args.arch} {args.model} --target {args.target}"
+                        + (" --pnr" if args.pnr else "") + " (no event counters)")
+    table.add_column("")
+    table.add_column("", overflow="fold")
+    for row in describe(report):
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"wrote {args.output} (synth.json, the Verilog and its manifest, logs)",
+                  markup=False, highlight=False, soft_wrap=True)
+    return 0
 
 
 def _generate(args, console) -> int:
@@ -166,6 +239,10 @@ def _evaluate(args, console, path: str) -> int:
     tech = load_technology(args.tech)
     arch, network, mapping = _configure(args)
     inputs, labels, source = load_data(args.data, args.labels, network)
+    clock_mhz, clock_source = args.clock_mhz, "--clock-mhz"
+    if args.clock_mhz == "synth":
+        measured = _measured_clock(args, arch, console)
+        clock_mhz, clock_source = measured.mhz, measured.source
     if args.images is not None:
         inputs = inputs[:args.images]
         labels = labels[:args.images] if labels is not None else None
@@ -175,9 +252,11 @@ def _evaluate(args, console, path: str) -> int:
               f"estimating {len(inputs)} images of {args.model} on {args.arch}...")
     with console.status(status):
         result = run(arch, mapping, network, inputs, labels, model=args.model,
-                     clock_mhz=args.clock_mhz, tech=tech, on_chip_bytes=on_chip_bytes,
+                     clock_mhz=clock_mhz, tech=tech, on_chip_bytes=on_chip_bytes,
                      allow_large=args.allow_large_design)
     data = result.to_json()
+    if args.clock_mhz == "synth":
+        data["clock_source"] = clock_source
     table = Table(title=f"accel {args.command} --arch {args.arch} {args.model} on {source}")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -195,7 +274,8 @@ def _evaluate(args, console, path: str) -> int:
                   "yes" if result.model_events_equal else "NO")]
     rows += [("latency", f"{result.latency_cycles} cycles = {result.latency_us:.2f} us"),
              ("throughput", f"{result.throughput_fps:,.0f} inferences/s at "
-                            f"{result.clock_mhz:g} MHz"),
+                            f"{result.clock_mhz:g} MHz"
+                            + ("" if args.clock_mhz != "synth" else f" ({clock_source})")),
              *arch.summary_rows(data),
              (f"energy per inference ({'RTL counts' if checked else 'cycle model'})",
               f"{1e3 * data['energy_uj_per_inference']:.3f} nJ ({data['tech']})"),
@@ -311,6 +391,59 @@ def _demo(args, console) -> int:
     return 0 if all(result.agrees for _, result in results) else 1
 
 
+def _prune(args, console) -> int:
+    import dataclasses
+
+    from accel.energy.tech import load_technology
+    from accel.explore.prune import (CRITERIA, PruneData, Target, check_prunable, prune,
+                                     report_tables)
+    from accel.hw.architecture import check_clock, options_from_args
+    from accel.hw.registry import architecture
+    from accel.io import check_output_file, write_json
+    from accel.nn import load, save
+    from accel.nn.evaluate import load_data
+
+    if args.energy_aware and args.criterion not in (None, "energy"):
+        raise ConfigError(f"--energy-aware and --criterion {args.criterion} contradict each "
+                          "other")
+    criterion = args.criterion or "energy"
+    check_output_file(args.output, "-o")
+    if args.report:
+        check_output_file(args.report, "--report")
+    check_clock(args.clock_mhz)
+    tech = load_technology(args.tech)
+    arch = architecture(args.arch)
+    options = options_from_args(arch.Options, args)
+    network = load(args.model)
+    check_prunable(network)
+    if args.data is not None:
+        if args.labels is None:
+            raise ConfigError("--data needs --labels: pruning decisions are taken on accuracy")
+        x, y, source = load_data(args.data, args.labels, network)
+        data = PruneData.from_arrays(x, y, source)
+    elif args.labels is not None:
+        raise ConfigError("--labels needs --data")
+    else:
+        data = PruneData.digits()
+    target = Target(args.arch, options, clock_mhz=args.clock_mhz, tech=tech)
+    criteria = [criterion] + ([c for c in CRITERIA if c != criterion] if args.compare else [])
+    results = []
+    for name in criteria:
+        with console.status(f"pruning {args.model} for {args.arch} ({name})...") as status:
+            results.append(prune(network, target, criterion=name,
+                                 max_accuracy_drop=args.max_accuracy_drop, data=data,
+                                 seed=args.seed, finetune=not args.no_finetune,
+                                 progress=lambda text: status.update(text)))
+    for table in report_tables([report for _, report in results]):
+        console.print(table)
+    console.print(f"wrote {save(results[0][0], args.output)}")
+    if args.report:
+        write_json(args.report, {"model": args.model, "options": dataclasses.asdict(options),
+                                 "reports": [report.to_json() for _, report in results]})
+        console.print(f"wrote {args.report}")
+    return 0
+
+
 def _explore(args, console) -> int:
     from accel.explore import run_sweep
     from accel.explore.sweep import print_outcome, verification_failed
@@ -391,9 +524,18 @@ def _add_hardware_arguments(parser, arch_name: str | None) -> None:
     parser.add_argument("model", help="a shipped model's name or an ONNX/QONNX file")
     parser.add_argument("--arch", required=True, choices=sorted(ARCHITECTURES),
                         help="the architecture; `--arch NAME --help` lists NAME's options")
-    parser.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ,
+    parser.add_argument("--clock-mhz", type=_clock_value, default=DEFAULT_CLOCK_MHZ,
                         help=f"clock for times, rates and frame-rate targets (default "
-                             f"{DEFAULT_CLOCK_MHZ:g})")
+                             f"{DEFAULT_CLOCK_MHZ:g})"
+                             + ("; 'synth': the design's post-place-and-route Fmax on ECP5 "
+                                "LFE5UM5G-85F without event counters, from --synth-report or "
+                                "accel's cache, else measured now with yosys and nextpnr "
+                                "(needs accel[fpga]; minutes, once); the configuration "
+                                "(--target-fps) is still chosen at "
+                                f"{DEFAULT_CLOCK_MHZ:g} MHz"
+                                if parser.prog.split()[-1] in ("simulate", "estimate") else "")
+                             + ("; synth: nextpnr's target frequency"
+                                if parser.prog.split()[-1] == "synth" else ""))
     parser.add_argument("--allow-large-design", action="store_true",
                         help="go ahead with a design over the size budget (README: design "
                              "size budget); Amaranth's 65,536-bit signal limit still holds")
@@ -412,6 +554,10 @@ def _add_evaluation_arguments(parser) -> None:
     parser.add_argument("--on-chip-kib", type=float,
                         help="on-chip SRAM budget; memories beyond it are priced as DRAM "
                              "traffic (default: everything on chip)")
+    parser.add_argument("--synth-report", metavar="FILE",
+                        help="with --clock-mhz synth: take the Fmax from this accel synth "
+                             "--pnr report (synth.json or its directory) of the same design, "
+                             "any target or part")
 
 
 def _misplaced_options(extra: list[str], arch_name: str | None) -> str | None:
@@ -509,6 +655,21 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                           help="leave the event counters out (smaller FPGA builds)")
     generate.set_defaults(handler=_generate)
 
+    synth = commands.add_parser(
+        "synth", help="synthesize a design with yosys (pyosys), optionally place and route it "
+                      "with nextpnr: resources, Fmax, critical path (needs accel[fpga])")
+    _add_hardware_arguments(synth, arch_name)
+    synth.add_argument("--target", required=True, metavar="ecp5|xc7|ice40",
+                       help="ecp5 (default part LFE5UM5G-85F, CABGA381, out of context), ice40 "
+                            "(default hx8k, ct256) or xc7 (synthesis only)")
+    synth.add_argument("--part", help="the device (ecp5: e.g. LFE5U-45F; ice40: e.g. up5k)")
+    synth.add_argument("--pnr", action="store_true",
+                       help="also place and route (ecp5, ice40): Fmax and the critical path")
+    synth.add_argument("-o", "--output", required=True,
+                       help="output directory: Verilog, manifest, synth.json, yosys script "
+                            "and log (written whole or not at all)")
+    synth.set_defaults(handler=_synth, no_counters=True)  # FPGA builds leave counters out
+
     simulate = commands.add_parser("simulate", help="run a model on its hardware in Verilator")
     _add_hardware_arguments(simulate, arch_name)
     _add_evaluation_arguments(simulate)
@@ -534,6 +695,37 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                         help="write the stacked-bar chart to CHART.png and CHART.svg "
                              "(default: energy)")
     energy.set_defaults(handler=_energy)
+
+    prune_parser = commands.add_parser(
+        "prune", help="energy-aware pruning for an architecture (Yang et al. 2017, on accel's "
+                      "own estimate), or magnitude pruning at the same accuracy budget")
+    _add_hardware_arguments(prune_parser, arch_name)
+    prune_parser.add_argument("--energy-aware", action="store_true",
+                              help="prune the layers that cost the most energy first, with "
+                                   "restore and least-squares refit (the default criterion)")
+    prune_parser.add_argument("--criterion", choices=["energy", "magnitude"],
+                              help="energy (= --energy-aware) or magnitude (Deep "
+                                   "Compression's: largest layers first, no restore or refit)")
+    prune_parser.add_argument("--compare", action="store_true",
+                              help="also run the other criterion and show where they differ")
+    prune_parser.add_argument("--max-accuracy-drop", type=float, default=1.0, metavar="P",
+                              help="accuracy budget in percentage points, decided on a "
+                                   "validation part of the training data (default 1)")
+    prune_parser.add_argument("--data", help=".npy of training inputs (default: the digits "
+                                             "training split; a fifth is held out for "
+                                             "decisions)")
+    prune_parser.add_argument("--labels", help=".npy of integer labels for --data")
+    prune_parser.add_argument("--seed", type=int, default=0,
+                              help="seed of fine-tuning and weight sharing (default 0)")
+    prune_parser.add_argument("--no-finetune", action="store_true",
+                              help="skip the global fine-tuning (which needs torch)")
+    prune_parser.add_argument("--tech", default="45nm",
+                              help="technology table: a shipped name or a YAML file (default "
+                                   "45nm)")
+    prune_parser.add_argument("--report", help="write the report(s) as JSON here")
+    prune_parser.add_argument("-o", "--output", required=True,
+                              help="the pruned network (QONNX)")
+    prune_parser.set_defaults(handler=_prune)
 
     explore = commands.add_parser(
         "explore", help="sweep architecture parameters and compression choices on Dask "

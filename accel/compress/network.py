@@ -32,12 +32,16 @@ def power_of_two_scale(max_abs: float, bits: int, signed: bool) -> float:
 
 def compress_network(network: Network, calibration: np.ndarray, *, sparsity: float = 0.9,
                      weight_bits: int = 4, codebook_bits: int = 16, activation_bits: int = 16,
-                     seed: int = 0) -> Network:
+                     seed: int = 0, masks: dict[str, np.ndarray] | None = None) -> Network:
     """Prune every dense layer to ``sparsity`` (magnitude), share its kept weights in a
     ``2**weight_bits``-entry codebook (k-means, linear initialization, entry 0 = pruned), store
     codebook values as ``codebook_bits``-bit fixed point, and quantize the input and every
     hidden activation to ``activation_bits``-bit fixed point with power-of-two scales chosen on
-    ``calibration`` inputs. The network must be a float chain of Dense, Relu and Flatten."""
+    ``calibration`` inputs. The network must be a float chain of Dense, Relu and Flatten.
+
+    ``masks`` (layer name -> boolean array of the weights' shape, True = kept) replaces the
+    magnitude pruning of the layers it names: a pruning already decided (``accel prune``) is
+    shared as it stands, the other layers are pruned to ``sparsity``."""
     for layer in network.layers:
         if not isinstance(layer, (Dense, Relu, Flatten)) or (
                 isinstance(layer, Dense) and not layer.weight_type.is_float):
@@ -56,9 +60,23 @@ def compress_network(network: Network, calibration: np.ndarray, *, sparsity: flo
     layers: list[Layer] = [Quant("input_quant", bits=activation_bits,
                                  signed=bool((calibration < 0).any()), scale=input_scale)]
     scale = input_scale
+    masks = dict(masks or {})
+    dense_names = {layer.name for layer in network.layers if isinstance(layer, Dense)}
+    for name, mask in masks.items():
+        if name not in dense_names:
+            raise ConfigError(f"a mask names {name!r}, which is not a dense layer of "
+                              f"{network.name}")
+        shape = next(layer.weights.shape for layer in network.layers if layer.name == name)
+        if np.shape(mask) != shape:
+            raise ConfigError(f"the mask of {name} has shape {np.shape(mask)}, its weights "
+                              f"{shape}")
     for index, layer in enumerate(network.layers):
         if isinstance(layer, Dense):
-            weights, wtype = _shared_fixed_point(layer, sparsity, weight_bits, codebook_bits, seed)
+            mask = masks.get(layer.name)
+            if mask is None:
+                mask = magnitude_mask(layer.weights.astype(np.float64), sparsity)
+            weights, wtype = _shared_fixed_point(layer, np.asarray(mask, dtype=bool),
+                                                 weight_bits, codebook_bits, seed)
             bias = None
             if layer.bias is not None:
                 bias = np.round(layer.bias.astype(np.float64) / (scale * wtype.scale))
@@ -74,15 +92,18 @@ def compress_network(network: Network, calibration: np.ndarray, *, sparsity: flo
             layers.append(layer)
     compressed = Network(f"{network.name}-compressed", network.input_shape, layers)
     compressed.metadata = dict(network.metadata)
-    compressed.metadata.update({"compressed_from": network.name, "sparsity": str(sparsity),
+    dense = [layer.weights for layer in layers if isinstance(layer, Dense)]
+    zeros = sum(int(np.count_nonzero(weights == 0)) for weights in dense)
+    actual = zeros / sum(weights.size for weights in dense)
+    compressed.metadata.update({"compressed_from": network.name,
+                                "sparsity": str(sparsity) if not masks else f"{actual:.6f}",
                                 "weight_bits": str(weight_bits)})
     return compressed
 
 
-def _shared_fixed_point(layer: Dense, sparsity: float, weight_bits: int, codebook_bits: int,
+def _shared_fixed_point(layer: Dense, mask: np.ndarray, weight_bits: int, codebook_bits: int,
                         seed: int) -> tuple[np.ndarray, DataType]:
     weights = layer.weights.astype(np.float64)
-    mask = magnitude_mask(weights, sparsity)
     codebook, indices = kmeans_codebook(weights, mask, clusters=1 << weight_bits,
                                         zero_entry=True, seed=seed)
     wscale = power_of_two_scale(float(np.abs(codebook).max()), codebook_bits, signed=True)

@@ -113,6 +113,19 @@ def train(name: str, seed: int = 0, out_dir=None, *,
     return network, report
 
 
+def finetune_pruned(network: Network, x, y, seed: int = 0) -> Network:
+    """``network`` (a float dense/ReLU chain) retrained on ``(x, y)`` with its zero weights
+    held at zero (``accel.train.recipes.FINETUNE_RECIPE``), deterministic for a seed."""
+    seed = _check_seed(seed)
+    common, recipes = _import_training()
+    chain = [layer.op for layer in network.layers]
+    if chain != ["dense", "relu"] * (len(chain) // 2) + ["dense"]:
+        raise ConfigError(f"fine-tuning takes a chain of dense layers with ReLU between them; "
+                          f"{network.name} is {' -> '.join(chain)}")
+    with common.deterministic(seed):
+        return recipes.finetune_pruned(network, x, y, seed)
+
+
 def train_command(name: str, seed: int = 0, out_dir=None) -> str:
     """``accel train NAME [--seed S] [-o DIR]``: train, write ``DIR/NAME.onnx`` (default: the
     current directory) and return a summary, which says whether the file is byte-identical to

@@ -195,6 +195,37 @@ def mlp_sparse(seed: int, data: Data) -> Trained:
     return Trained(network, torch_accuracy(model, data.x_eval, data.y_eval), metadata)
 
 
+# ------------------------------------------------------------------- fine-tuning a pruned mlp
+
+# The settings of one of mlp-sparse's prune-and-retrain rounds (SPARSE_RECIPE)
+FINETUNE_RECIPE = {"epochs": SPARSE_RECIPE["prune_epochs"], "lr": SPARSE_RECIPE["prune_lr"],
+                   "dropout": SPARSE_RECIPE["prune_dropout"],
+                   "batch_size": MLP_RECIPE["batch_size"]}
+
+
+def finetune_pruned(network: Network, x: np.ndarray, y: np.ndarray, seed: int) -> Network:
+    """A float chain of dense layers with ReLU between them, retrained on ``(x, y)`` with its
+    zero weights held at zero (the global fine-tuning after energy-aware or magnitude pruning)."""
+    dense = [layer for layer in network.layers if layer.op == "dense"]
+    sizes = [dense[0].weights.shape[1]] + [layer.weights.shape[0] for layer in dense]
+    r = FINETUNE_RECIPE
+    model = MLP(sizes, dropout=r["dropout"])
+    with torch.no_grad():
+        for linear, layer in zip(model.linears, dense):
+            linear.weight.copy_(torch.from_numpy(np.asarray(layer.weights, dtype=np.float32)))
+            bias = layer.bias if layer.bias is not None else np.zeros(len(layer.weights))
+            linear.bias.copy_(torch.from_numpy(np.asarray(bias, dtype=np.float32)))
+    masks = [torch.from_numpy((np.asarray(layer.weights) != 0).astype(np.float32))
+             for layer in dense]
+    clear_gradients, apply_masks = _masked(model, masks)
+    fit(model, model.parameters(), x, y, epochs=r["epochs"], batch_size=r["batch_size"],
+        lr=r["lr"], rng=phase_rng(seed, 200), after_backward=clear_gradients,
+        after_step=apply_masks)
+    tuned = float_mlp_network(model, network.name)
+    tuned.metadata = dict(network.metadata)
+    return tuned
+
+
 # ------------------------------------------------------------------------------------- bnn-mlp
 
 BNN_MLP_RECIPE = {"sizes": [64, 128, 128, 10], "epochs": 100, "batch_size": 64, "lr": 1e-2}

@@ -1,0 +1,509 @@
+"""Energy-aware pruning (Yang, Chen and Sze, CVPR 2017) on accel's own estimate, and the
+magnitude pruning it is compared with, at the same accuracy budget (``accel prune``).
+
+The network is a float chain of dense layers with ReLU between them (the shipped ``mlp``);
+the target is an architecture that runs pruned, weight-shared integer networks (EIE). The
+procedure, for either ``criterion``:
+
+1. **Reference.** The file's own accuracy on the validation fifth of the training split
+   (``accel.nn.data.validation_indices``; every decision is taken there, never on the test
+   images) and on the test split (reported only). The energy per layer of the unpruned network
+   as the hardware runs it (``hardware_network``: 16-bit fixed-point activations, 16-entry
+   codebooks, as mlp-sparse), from ``accel.hw.evaluate.estimate``: the architecture's counted
+   events priced by the technology table, never a weight or MAC count.
+2. **Order.** ``energy`` visits the layers by that energy, highest first (the paper);
+   ``magnitude`` by weight count, largest first (Deep Compression prunes where the weights are).
+3. **Per layer**, the largest sparsity on a grid (``COARSE_STEP``, then ``FINE_STEP``) at which
+   the float network, with this layer pruned on top of the layers already decided, keeps its
+   validation accuracy within the budget of the reference. A candidate sparsity is made by
+     energy     magnitude pruning to that sparsity; then *restoring*: the pruned weights whose
+                removal damages the layer's output map most (``w_ij**2 * sum_n x_nj**2`` over
+                the fit images, ``x`` the layer's input in the network pruned so far) swap
+                places with the kept weights that damage it least, up to ``RESTORE_SHARE`` of
+                the kept count; then a closed-form least-squares refit of every row's kept
+                weights and bias on the layer's original output (the unpruned network's
+                pre-activations on the same images), zero pattern fixed;
+     magnitude  magnitude pruning to that sparsity, nothing else.
+4. **Global fine-tuning** of the pruned float network with torch (``accel.train``), zero
+   pattern fixed, on the fit part; then the hardware network (k-means sharing of the kept
+   weights, entry 0 = the pruned weight).
+5. **Result**: energy per layer and accuracy of the final hardware network, on the validation
+   and the test split.
+Both criteria share steps 1, 3's search, 4 and 5, so their difference is the energy order,
+the restore and the refit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from accel.compress.prune import magnitude_mask
+from accel.errors import ConfigError
+from accel.nn import golden
+from accel.nn.ir import Dense, Network
+
+CRITERIA = ("energy", "magnitude")
+COARSE_STEP = 0.05
+FINE_STEP = 0.01
+MAX_SPARSITY = 0.99
+RESTORE_SHARE = 0.25  # chosen on the validation fifth (mlp, EIE 16 PEs): 0.1 .. 1.0 tried
+RIDGE = 1e-6  # relative to the Gram matrix's mean diagonal: keeps the refit well posed
+HARDWARE_WEIGHT_BITS = 4  # 16-entry codebooks: what EIE's 4-bit weight indices address
+HARDWARE_ACTIVATION_BITS = 16
+
+
+@dataclass
+class LayerChoice:
+    name: str
+    visited: int  # 0 = first
+    weights: int
+    kept: int
+    sparsity: float
+    validation_accuracy: float  # float network, at the chosen sparsity
+    next_sparsity: float | None  # the first grid step that broke the budget
+    next_accuracy: float | None
+    energy_before_uj: float
+    energy_after_uj: float
+
+
+@dataclass
+class PruneReport:
+    criterion: str
+    arch: str
+    options: dict
+    budget_points: float
+    order: list[str]
+    layers: list[LayerChoice]
+    reference_validation_accuracy: float
+    reference_test_accuracy: float
+    validation_accuracy: float  # the final hardware network
+    test_accuracy: float
+    energy_before_uj: float
+    energy_after_uj: float
+    decision_budget_points: float  # the search's own budget (tighter after a retry)
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def test_drop_points(self) -> float:
+        return 100.0 * (self.reference_test_accuracy - self.test_accuracy)
+
+    @property
+    def validation_drop_points(self) -> float:
+        return 100.0 * (self.reference_validation_accuracy - self.validation_accuracy)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["test_drop_points"] = self.test_drop_points
+        data["validation_drop_points"] = self.validation_drop_points
+        return data
+
+
+@dataclass
+class PruneData:
+    """The images of one pruning run: fit (refit, fine-tuning, calibration), validation (every
+    decision) and test (reported only)."""
+
+    x_fit: np.ndarray
+    y_fit: np.ndarray
+    x_validation: np.ndarray
+    y_validation: np.ndarray
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    source: str
+
+    @classmethod
+    def digits(cls) -> PruneData:
+        from accel.nn.data import digits_split, validation_indices
+
+        split = digits_split()
+        fit, held = validation_indices()
+        return cls(split.x_train[fit], split.y_train[fit], split.x_train[held],
+                   split.y_train[held], split.x_test, split.y_test, "the digits split")
+
+    @classmethod
+    def from_arrays(cls, x: np.ndarray, y: np.ndarray, source: str) -> PruneData:
+        """A user's labelled images: a stratified fifth for decisions, the rest to fit on; no
+        test figures (there is no image left that no decision has seen)."""
+        from accel.nn.data import VALIDATION_FRACTION, VALIDATION_SEED, stratified_split_indices
+
+        fit, held = stratified_split_indices(np.asarray(y), VALIDATION_FRACTION, VALIDATION_SEED)
+        if len(held) == 0 or len(fit) == 0:
+            raise ConfigError(f"{source}: too few images to hold a validation part out")
+        return cls(x[fit], y[fit], x[held], y[held], None, None, source)
+
+
+def check_prunable(network: Network) -> list[Dense]:
+    chain = [layer.op for layer in network.layers]
+    if chain != ["dense", "relu"] * (len(chain) // 2) + ["dense"] or any(
+            not layer.weight_type.is_float for layer in network.layers if layer.op == "dense"):
+        raise ConfigError(f"accel prune takes a float chain of dense layers with ReLU between "
+                          f"them (like the shipped mlp); {network.name} is "
+                          f"{' -> '.join(chain)}")
+    return [layer for layer in network.layers if isinstance(layer, Dense)]
+
+
+def hardware_network(network: Network, calibration: np.ndarray, seed: int) -> Network:
+    """``network`` as EIE runs it: its zero weights stay pruned, the rest share a 16-entry
+    codebook of 16-bit values; activations are 16-bit fixed point (``compress_network``)."""
+    from accel.compress.network import compress_network
+
+    masks = {layer.name: np.asarray(layer.weights) != 0
+             for layer in network.layers if isinstance(layer, Dense)}
+    return compress_network(network, calibration, weight_bits=HARDWARE_WEIGHT_BITS,
+                            activation_bits=HARDWARE_ACTIVATION_BITS, seed=seed, masks=masks)
+
+
+class Target:
+    """The architecture configuration a network is pruned for: energy per layer of a hardware
+    network by the cycle model."""
+
+    def __init__(self, arch_name: str, options, *, clock_mhz: float, tech="45nm"):
+        """``options``: the architecture's options dataclass, or a dict of it."""
+        import dataclasses
+
+        from accel.hw.architecture import options_from_mapping
+        from accel.hw.registry import architecture
+
+        self.arch = architecture(arch_name)
+        self.arch_name = arch_name
+        self.parsed = (options if isinstance(options, self.arch.Options) else
+                       options_from_mapping(self.arch.Options, options))
+        self.options = dataclasses.asdict(self.parsed)
+        self.clock_mhz = clock_mhz
+        self.tech = tech
+
+    def configure(self, network: Network):
+        return self.arch.configure(network, self.parsed, clock_mhz=self.clock_mhz)
+
+    def run(self, network: Network, x: np.ndarray, y: np.ndarray, *, simulate: bool = False):
+        """(SimResult, energy per layer name in uJ) of ``network`` on ``x``."""
+        from accel.hw import evaluate
+        from accel.nn.evaluate import network_inputs
+
+        mapping = self.configure(network)
+        run = evaluate.simulate if simulate else evaluate.estimate
+        result = run(self.arch, mapping, network, network_inputs(network, x, "pruning data"),
+                     y, model=network.name, clock_mhz=self.clock_mhz, tech=self.tech)
+        return result, energy_by_layer(mapping, result)
+
+
+def energy_by_layer(mapping, result) -> dict[str, float]:
+    """The result's energy per compute layer, by the network's layer names (the architectures
+    label layer ``i`` of their mapping ``l<i>``); anything else (FIFOs) under ``other``."""
+    labels = {f"l{index}": layer.name for index, layer in enumerate(mapping.layers)}
+    energy: dict[str, float] = {}
+    for label, value in result.to_json()["energy_by_layer_uj"].items():
+        name = labels.get(label, "other")
+        energy[name] = energy.get(name, 0.0) + float(value)
+    return energy
+
+
+def _accuracy(network: Network, x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(golden.predict(network, x) == y))
+
+
+def _replace(network: Network, name: str, weights: np.ndarray, bias) -> Network:
+    layers = [Dense(layer.name, weights=weights, weight_type=layer.weight_type, bias=bias)
+              if layer.name == name else layer for layer in network.layers]
+    pruned = Network(network.name, network.input_shape, layers, network.input_type)
+    pruned.metadata = dict(network.metadata)
+    return pruned
+
+
+def _restore(mask: np.ndarray, damage: np.ndarray, share: float) -> np.ndarray:
+    """Swap up to ``share`` of the kept count: the pruned weights of the largest output damage
+    in, the kept ones of the smallest out, while the swap lowers the damage."""
+    flat_mask, flat_damage = mask.ravel().copy(), damage.ravel()
+    kept = np.flatnonzero(flat_mask)
+    pruned = np.flatnonzero(~flat_mask)
+    swaps = min(round(share * len(kept)), len(kept), len(pruned))
+    if swaps == 0:
+        return mask
+    worst_pruned = pruned[np.argsort(-flat_damage[pruned], kind="stable")[:swaps]]
+    least_kept = kept[np.argsort(flat_damage[kept], kind="stable")[:swaps]]
+    useful = flat_damage[worst_pruned] > flat_damage[least_kept]
+    flat_mask[worst_pruned[useful]] = True
+    flat_mask[least_kept[useful]] = False
+    return flat_mask.reshape(mask.shape)
+
+
+def _refit(mask: np.ndarray, x: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per output row, the kept weights and the bias minimizing the squared error to
+    ``target`` (n, rows) from inputs ``x`` (n, cols); pruned weights stay zero."""
+    augmented = np.hstack([x, np.ones((len(x), 1))])
+    gram = augmented.T @ augmented
+    ridge = RIDGE * float(np.mean(np.diag(gram)))
+    moments = augmented.T @ target
+    rows, cols = mask.shape
+    weights = np.zeros((rows, cols))
+    bias = np.zeros(rows)
+    for row in range(rows):
+        columns = np.append(np.flatnonzero(mask[row]), cols)  # the bias column is always fit
+        system = gram[np.ix_(columns, columns)] + ridge * np.eye(len(columns))
+        solution = np.linalg.solve(system, moments[columns, row])
+        weights[row, columns[:-1]] = solution[:-1]
+        bias[row] = solution[-1]
+    return weights, bias
+
+
+def _layer_input(network: Network, name: str, x: np.ndarray) -> np.ndarray:
+    """What dense layer ``name`` receives from ``network`` on ``x`` (float64)."""
+    index = next(i for i, layer in enumerate(network.layers) if layer.name == name)
+    if index == 0:
+        return np.asarray(x, dtype=np.float64)
+    return np.asarray(golden.run(network, x, return_all=True)[index - 1], dtype=np.float64)
+
+
+def _layer_output(network: Network, name: str, x: np.ndarray) -> np.ndarray:
+    index = next(i for i, layer in enumerate(network.layers) if layer.name == name)
+    return np.asarray(golden.run(network, x, return_all=True)[index], dtype=np.float64)
+
+
+class _LayerPruner:
+    """Candidate sparsities of one layer, on top of the layers already pruned."""
+
+    def __init__(self, criterion: str, current: Network, original: Network, name: str,
+                 data: PruneData):
+        self.criterion, self.current, self.name = criterion, current, name
+        self.layer = next(layer for layer in current.layers if layer.name == name)
+        self.data = data
+        if criterion == "energy":
+            self.inputs = _layer_input(current, name, data.x_fit)
+            self.target = _layer_output(original, name, data.x_fit)
+            self.energy_per_input = (self.inputs ** 2).sum(axis=0)
+
+    def candidate(self, sparsity: float) -> Network:
+        weights = np.asarray(self.layer.weights, dtype=np.float64)
+        mask = magnitude_mask(weights, sparsity)
+        if self.criterion == "magnitude":
+            return _replace(self.current, self.name, np.where(mask, weights, 0.0),
+                            self.layer.bias)
+        damage = weights ** 2 * self.energy_per_input[None, :]
+        mask = _restore(mask, damage, RESTORE_SHARE)
+        refit, bias = _refit(mask, self.inputs, self.target)
+        return _replace(self.current, self.name, refit, bias)
+
+
+def _grid() -> list[float]:
+    steps = int(round(0.95 / COARSE_STEP))
+    return [round(COARSE_STEP * k, 6) for k in range(1, steps + 1)] + [0.97, MAX_SPARSITY]
+
+
+def _search(pruner: _LayerPruner, floor: float, data: PruneData):
+    """(chosen network, sparsity, its accuracy, first failing sparsity, its accuracy)."""
+    chosen, chosen_sparsity, chosen_accuracy = pruner.current, 0.0, None
+    failed = failed_accuracy = None
+    for sparsity in _grid():
+        network = pruner.candidate(sparsity)
+        accuracy = _accuracy(network, data.x_validation, data.y_validation)
+        if accuracy < floor:
+            failed, failed_accuracy = sparsity, accuracy
+            break
+        chosen, chosen_sparsity, chosen_accuracy = network, sparsity, accuracy
+    if failed is not None:  # refine between the last step that held and the first that broke
+        sparsity = round(chosen_sparsity + FINE_STEP, 6)
+        while sparsity < failed - 1e-9:
+            network = pruner.candidate(sparsity)
+            accuracy = _accuracy(network, data.x_validation, data.y_validation)
+            if accuracy < floor:
+                failed, failed_accuracy = sparsity, accuracy
+                break
+            chosen, chosen_sparsity, chosen_accuracy = network, sparsity, accuracy
+            sparsity = round(sparsity + FINE_STEP, 6)
+    if chosen_accuracy is None:
+        chosen_accuracy = _accuracy(chosen, data.x_validation, data.y_validation)
+    return chosen, chosen_sparsity, chosen_accuracy, failed, failed_accuracy
+
+
+def _prune_layers(criterion: str, network: Network, order: list[str], data: PruneData,
+                  target: Target, floor: float, seed: int, finetune: bool, say):
+    """Steps 3 and 4: (the hardware network, per layer name: visited, sparsity, validation
+    accuracy, first failing sparsity, its accuracy)."""
+    current, choices = network, {}
+    for visited, name in enumerate(order):
+        pruner = _LayerPruner(criterion, current, network, name, data)
+        current, sparsity, accuracy, failed, failed_accuracy = _search(pruner, floor, data)
+        choices[name] = (visited, sparsity, accuracy, failed, failed_accuracy)
+        say(f"{criterion}: {name} pruned to {100 * sparsity:.0f} % (validation "
+            f"{100 * accuracy:.2f} %)")
+    if finetune:
+        from accel.train import finetune_pruned
+
+        current = finetune_pruned(current, data.x_fit, data.y_fit, seed)
+        say(f"{criterion}: fine-tuned")
+    final = hardware_network(current, data.x_fit, seed)
+    final.metadata.update({"pruned_by": f"accel prune --criterion {criterion}",
+                           "pruned_for": f"{target.arch_name} {target.options}"})
+    return final, choices
+
+
+def prune(network: Network, target: Target, *, criterion: str = "energy",
+          max_accuracy_drop: float = 1.0, data: PruneData | None = None, seed: int = 0,
+          finetune: bool = True, progress=None) -> tuple[Network, PruneReport]:
+    """The procedure of the module documentation: (the pruned hardware network, its report).
+    ``max_accuracy_drop`` is in percentage points; ``progress(text)`` hears each step."""
+    import time
+
+    start = time.perf_counter()
+    if criterion not in CRITERIA:
+        raise ConfigError(f"unknown criterion {criterion!r}: {' or '.join(CRITERIA)}")
+    if isinstance(max_accuracy_drop, bool) or not isinstance(max_accuracy_drop, (int, float)) \
+            or not 0 <= max_accuracy_drop < 100:
+        raise ConfigError(f"the accuracy budget must be from 0 to 100 percentage points, got "
+                          f"{max_accuracy_drop!r}")
+    dense = check_prunable(network)
+    data = data or PruneData.digits()
+    say = progress or (lambda text: None)
+
+    reference = hardware_network(network, data.x_fit, seed)
+    target.configure(reference)  # a configuration the target cannot take fails before the search
+    reference_val = _accuracy(network, data.x_validation, data.y_validation)
+    reference_test = (_accuracy(network, data.x_test, data.y_test)
+                      if data.x_test is not None else float("nan"))
+    report_x, report_y = ((data.x_test, data.y_test) if data.x_test is not None else
+                          (data.x_validation, data.y_validation))
+    _, energy_before = target.run(reference, report_x, report_y)
+    if criterion == "energy":
+        _, order_energy = target.run(reference, data.x_validation, data.y_validation)
+        order = sorted((layer.name for layer in dense), key=lambda n: -order_energy[n])
+    else:
+        order = [layer.name for layer in sorted(dense, key=lambda layer: -layer.weights.size)]
+    say(f"{criterion}: layers in the order {', '.join(order)}")
+
+    # The budget holds for the final hardware network on the validation part: when fine-tuning
+    # and sharing lose what the float search kept, the search runs again with a decision
+    # budget one validation image tighter.
+    step = 1.0 / len(data.y_validation)
+    decision_budget = max_accuracy_drop / 100.0
+    attempts = []
+    while True:
+        final, choices = _prune_layers(criterion, network, order, data, target,
+                                       reference_val - decision_budget - 1e-12, seed, finetune,
+                                       say)
+        final_val = _accuracy(final, data.x_validation, data.y_validation)
+        attempts.append({"decision_budget_points": 100 * decision_budget,
+                         "validation_accuracy": final_val})
+        if final_val >= reference_val - max_accuracy_drop / 100.0 - 1e-12 \
+                or decision_budget <= 0:
+            break
+        decision_budget = max(decision_budget - step, 0.0)
+        say(f"{criterion}: the final network lost {100 * (reference_val - final_val):.2f} "
+            f"points on validation; searching again with a {100 * decision_budget:.2f}-point "
+            "budget")
+    _, energy_after = target.run(final, report_x, report_y)
+    final_test = (_accuracy(final, data.x_test, data.y_test)
+                  if data.x_test is not None else float("nan"))
+    layers = []
+    for layer in dense:
+        visited, sparsity, accuracy, failed, failed_accuracy = choices[layer.name]
+        weights = next(item.weights for item in final.layers if item.name == layer.name)
+        layers.append(LayerChoice(layer.name, visited, int(weights.size),
+                                  int(np.count_nonzero(weights)), sparsity, accuracy, failed,
+                                  failed_accuracy, energy_before[layer.name],
+                                  energy_after[layer.name]))
+    report = PruneReport(criterion, target.arch_name, target.options, float(max_accuracy_drop),
+                         order, layers, reference_val, reference_test, final_val, final_test,
+                         sum(energy_before.values()), sum(energy_after.values()),
+                         100 * decision_budget, time.perf_counter() - start,
+                         {"energy_measured_on": "the test split" if data.x_test is not None
+                          else "the validation part", "data": data.source,
+                          "clock_mhz": target.clock_mhz, "finetuned": finetune,
+                          "other_energy_before_uj": energy_before.get("other", 0.0),
+                          "other_energy_after_uj": energy_after.get("other", 0.0),
+                          "searches": attempts})
+    return final, report
+
+
+def _stop_text(choice: LayerChoice, floor_points: float) -> str:
+    if choice.next_sparsity is None:
+        return f"held the budget up to {100 * MAX_SPARSITY:.0f} %"
+    return (f"{100 * choice.next_sparsity:.0f} % gave {100 * choice.next_accuracy:.2f} % "
+            f"< {floor_points:.2f} %")
+
+
+def report_tables(reports: list[PruneReport]):
+    """rich Tables: one per report (per layer: order, weights kept, energy before and after),
+    and with two reports a comparison (which layers the criteria pruned differently, and
+    where each stopped)."""
+    from rich.table import Table
+
+    tables = []
+    for report in reports:
+        table = Table(title=f"accel prune --criterion {report.criterion} on {report.arch} "
+                            f"{_options_text(report.options)} (energy per inference on "
+                            f"{report.extra['energy_measured_on']})")
+        for column in ("layer", "visited", "weights kept", "sparsity", "energy before (nJ)",
+                       "energy after (nJ)", "x less"):
+            table.add_column(column, justify="left" if column == "layer" else "right")
+        for choice in sorted(report.layers, key=lambda c: c.visited):
+            table.add_row(choice.name, f"{choice.visited + 1}",
+                          f"{choice.kept}/{choice.weights}",
+                          f"{100 * (1 - choice.kept / max(choice.weights, 1)):.1f} %",
+                          f"{1e3 * choice.energy_before_uj:.2f}",
+                          f"{1e3 * choice.energy_after_uj:.2f}",
+                          _ratio(choice.energy_before_uj, choice.energy_after_uj))
+        other_before = report.extra.get("other_energy_before_uj", 0.0)
+        if other_before:
+            table.add_row("other (FIFOs)", "", "", "", f"{1e3 * other_before:.2f}",
+                          f"{1e3 * report.extra.get('other_energy_after_uj', 0.0):.2f}", "")
+        table.add_row("total", "", f"{sum(c.kept for c in report.layers)}/"
+                                   f"{sum(c.weights for c in report.layers)}", "",
+                      f"{1e3 * report.energy_before_uj:.2f}",
+                      f"{1e3 * report.energy_after_uj:.2f}",
+                      _ratio(report.energy_before_uj, report.energy_after_uj))
+        table.caption = (
+            f"accuracy: validation {100 * report.validation_accuracy:.2f} % (reference "
+            f"{100 * report.reference_validation_accuracy:.2f} %, budget "
+            f"{report.budget_points:g} points, searched with "
+            f"{report.decision_budget_points:.2f})"
+            + ("" if np.isnan(report.test_accuracy) else
+               f"; test {100 * report.test_accuracy:.2f} % (reference "
+               f"{100 * report.reference_test_accuracy:.2f} %, {report.test_drop_points:.2f} "
+               "points lost)"))
+        tables.append(table)
+    if len(reports) == 2:
+        tables.append(_comparison(*reports))
+    return tables
+
+
+def _comparison(first: PruneReport, second: PruneReport):
+    from rich.table import Table
+
+    table = Table(title=f"{first.criterion} vs {second.criterion}: where they differ")
+    for column in ("layer", "energy share", f"{first.criterion}: visited, sparsity",
+                   f"{second.criterion}: visited, sparsity",
+                   f"{first.criterion} stopped: next step",
+                   f"{second.criterion} stopped: next step"):
+        table.add_column(column, justify="left" if column == "layer" else "right")
+    by_name = {choice.name: choice for choice in second.layers}
+    floors = [100 * report.reference_validation_accuracy - report.decision_budget_points
+              for report in (first, second)]
+    for choice in sorted(first.layers, key=lambda c: -c.energy_before_uj):
+        other = by_name[choice.name]
+        share = choice.energy_before_uj / first.energy_before_uj
+        table.add_row(choice.name, f"{100 * share:.1f} %",
+                      f"{choice.visited + 1}, {100 * choice.sparsity:.0f} %",
+                      f"{other.visited + 1}, {100 * other.sparsity:.0f} %",
+                      _stop_text(choice, floors[0]), _stop_text(other, floors[1]))
+    table.caption = (f"energy per inference: {first.criterion} "
+                     f"{1e3 * first.energy_after_uj:.2f} nJ, {second.criterion} "
+                     f"{1e3 * second.energy_after_uj:.2f} nJ "
+                     f"({_ratio(second.energy_after_uj, first.energy_after_uj)} less with "
+                     f"{first.criterion}); sparsities are the search's on the float network, "
+                     "stops on the validation part")
+    return table
+
+
+def _ratio(before: float, after: float) -> str:
+    return f"{before / after:.2f}x" if after > 0 else "-"
+
+
+def _options_text(options: dict) -> str:
+    return " ".join(f"{key}={value}" for key, value in sorted(options.items()))
+
+
+__all__ = ["CRITERIA", "LayerChoice", "PruneData", "PruneReport", "Target", "check_prunable",
+           "energy_by_layer", "hardware_network", "prune"]
