@@ -5,7 +5,10 @@ data (an ``EventSpec``); this module prices specs with a technology table and ad
 holds no architecture-specific code: a new architecture adds a declaration of its events.
 
 Spec kinds and their price (``accel.energy.tech`` documents each rule):
-  sram       one access of ``width`` bits to a memory of ``capacity_bytes``
+  sram       one access of ``width`` bits to a memory of ``capacity_bytes`` (a fixed cost per
+             access plus a cost per bit)
+  scm        one access of ``width`` bits to a latch-based standard-cell memory of ``words``
+             words (the table's ``scm`` model)
   register   one access of ``width`` bits to a register file / FIFO of ``capacity_bytes``
   add        a ``bits``-bit integer addition          compare   a ``bits``-bit comparison
   mult       a ``bits``-bit integer multiplication     mac       mult(bits) + add(acc_bits)
@@ -15,8 +18,12 @@ Spec kinds and their price (``accel.energy.tech`` documents each rule):
              ``bits``) + the accumulator add shared by ``simd`` lanes
   lnzd       one leading-nonzero detection over ``inputs`` activations
   dram       ``bits`` bits to or from DRAM
-  free       counted for utilisation only (e.g. idle cycles): no dynamic energy, and no
-             leakage model yet
+  free       counted for utilisation only (e.g. idle cycles): no dynamic energy of its own
+  clock      not a counted event but a cost per cycle: ``bits`` flip-flops clocked every
+             cycle, in each of ``instances`` copies (default 1), charged for every cycle of the
+             run, busy or idle (``estimate(..., cycles=N)``); its breakdown instance is the
+             name without its action, like a memory's (``pe.sparse_sram.clock`` counts with
+             ``pe.sparse_sram``)
 Each spec also names the breakdown ``group`` it belongs to: "compute", "memory", "queues",
 "control" or "dram", and memories carry their instance name in the breakdown: the event name
 without its action (``l0.weight_mem.read`` -> ``l0.weight_mem``), or the spec's ``instance``
@@ -39,6 +46,7 @@ from accel.energy.tech import Technology, load_technology
 from accel.errors import ConfigError
 
 GROUPS = ("compute", "memory", "queues", "control", "dram")
+PER_CYCLE_KINDS = ("clock",)
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,10 @@ class EventSpec:
         try:
             if self.kind == "sram":
                 return tech.sram_read(p["capacity_bytes"], p["width"])
+            if self.kind == "scm":
+                return tech.scm_access(p["words"], p["width"])
+            if self.kind == "clock":
+                return tech.clock(p["bits"])
             if self.kind == "register":
                 return tech.register(p["width"], p["capacity_bytes"])
             if self.kind == "add":
@@ -144,15 +156,29 @@ def off_chip_memories(specs: dict[str, EventSpec], on_chip_bytes: float | None) 
 
 def estimate(events_per_inference: dict[str, float], specs: dict[str, EventSpec],
              tech: Technology | str = "45nm", *,
-             on_chip_bytes: float | None = None) -> EnergyReport:
+             on_chip_bytes: float | None = None,
+             cycles: float | None = None) -> EnergyReport:
     """Price every counted event. Every event must have a spec (a missing one is an error, not
     a silent zero). ``on_chip_bytes`` (default: unlimited) moves memories that do not fit off
-    chip (see the module documentation)."""
+    chip (see the module documentation). ``cycles`` (per inference) prices the per-cycle specs
+    (``clock``); specs of that kind need it."""
     if not isinstance(tech, Technology):
         tech = load_technology(tech)
     missing = sorted(set(events_per_inference) - set(specs))
     if missing:
         raise ConfigError(f"no energy declaration for events: {', '.join(missing)}")
+    per_cycle = sorted(event for event, spec in specs.items() if spec.kind in PER_CYCLE_KINDS)
+    if per_cycle:
+        if cycles is None:
+            raise ConfigError(f"events {', '.join(per_cycle)} are priced per cycle: the "
+                              "estimate needs the cycle count")
+        counted = sorted(set(per_cycle) & set(events_per_inference))
+        if counted:
+            raise ConfigError(f"events {', '.join(counted)} are declared per cycle "
+                              "(kind 'clock') and must not be counted")
+        events_per_inference = {**events_per_inference,
+                                **{event: cycles * specs[event].params.get("instances", 1)
+                                   for event in per_cycle}}
     off_chip = off_chip_memories(specs, on_chip_bytes)
     specs = {event: EventSpec("dram", "dram", {"bits": spec.params["width"],
                                                "instance": instance_of(event, spec)})
@@ -227,9 +253,11 @@ def energy_fields(events: dict[str, float], model_events: dict[str, float],
     the same function prices a fresh run and re-prices a stored one."""
     if not isinstance(tech, Technology):
         tech = load_technology(tech)
-    report = estimate(events, specs, tech, on_chip_bytes=on_chip_bytes)
+    report = estimate(events, specs, tech, on_chip_bytes=on_chip_bytes,
+                      cycles=cycles_per_inference)
     model_report = report if model_events == events else \
-        estimate(model_events, specs, tech, on_chip_bytes=on_chip_bytes)
+        estimate(model_events, specs, tech, on_chip_bytes=on_chip_bytes,
+                 cycles=cycles_per_inference)
     return {**report.to_json(),
             "on_chip_bytes": on_chip_bytes,
             "pj_per_event": dict(report.pj_per_event),

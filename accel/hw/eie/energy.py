@@ -4,6 +4,16 @@ A PE's memories are priced at their real sizes: those of a generated engine
 (``storage_of(mapping)``), or those of the EIE paper's PE (``EIE_PAPER_PE``: 128 KB sparse-matrix
 SRAM read 64 bits at a time, 32 KB of 16-bit pointers in two banks, 64 x 16-bit source and
 destination activation register files, an 8-entry queue, 64 PEs).
+
+Besides the counted events, each PE declares the flip-flops its pipeline clocks every cycle
+(``clock`` specs, priced per cycle, busy or idle), counted from accel's PE RTL
+(``accel/hw/eie/rtl.py``) and attributed to the unit they belong to, as the EIE paper's per-unit
+power split does: the front end's slot and column counters to the pointer read, the held
+sparse-matrix word and the execute stage's flags to the sparse-matrix read, the held
+activation and the factor to the arithmetic, the accumulators' touched flags and row base to
+the activation read/write, the queue's level and addresses to the queue. The register files,
+the queue's slots and the SRAMs are written one row at a time (their clocks gated to the row
+written), so their clock is in their write energy.
 """
 
 from __future__ import annotations
@@ -56,14 +66,36 @@ def storage_of(mapping) -> PEStorage:
 
 
 def event_specs(storage: PEStorage = EIE_PAPER_PE) -> dict[str, EventSpec]:
-    """Per layer (``l<i>.`` names, one physical instance each) when ``storage.layers``."""
+    """Per layer (``l<i>.`` names, one physical instance each) when ``storage.layers``; the
+    per-cycle clock specs once (they are the PEs' registers, whatever layer runs)."""
     specs = physical_event_specs(storage)
+    clocks = clock_specs(storage)
     if not storage.layers:
-        return specs
-    return {layer_event(index, name): EventSpec(spec.kind, spec.group,
-                                                {**spec.params,
-                                                 "instance": component_of(name)})
-            for index in range(storage.layers) for name, spec in specs.items()}
+        return {**specs, **clocks}
+    return {**{layer_event(index, name): EventSpec(spec.kind, spec.group,
+                                                   {**spec.params,
+                                                    "instance": component_of(name)})
+               for index in range(storage.layers) for name, spec in specs.items()},
+            **clocks}
+
+
+def clock_specs(storage: PEStorage) -> dict[str, EventSpec]:
+    """The flip-flops each PE clocks every cycle, by unit (see the module documentation)."""
+    entries_per_word = max(storage.sparse_word_bits // ENTRY_BITS, 1)
+    offset_bits = (entries_per_word - 1).bit_length()
+    row_base_bits = (storage.accumulator_rows + 15).bit_length()
+    queue_bits = storage.queue_depth.bit_length() + 2 * max(storage.queue_depth - 1,
+                                                            1).bit_length()
+    bits = {
+        "pe.pointer_stage": ("memory", 2 + storage.activation_bits + 2 * storage.pointer_bits),
+        "pe.sparse_stage": ("memory", storage.sparse_word_bits + offset_bits + 3),
+        "pe.arith_stage": ("compute", 2 * storage.activation_bits),
+        "pe.act_stage": ("memory", storage.accumulator_rows + row_base_bits),
+        "pe.act_queue": ("queues", queue_bits),
+    }
+    return {f"{unit}.clock": EventSpec("clock", group, {"bits": count,
+                                                         "instances": storage.num_pes})
+            for unit, (group, count) in bits.items()}
 
 
 def physical_event_specs(storage: PEStorage) -> dict[str, EventSpec]:
