@@ -534,7 +534,7 @@ def _add_hardware_arguments(parser, arch_name: str | None) -> None:
                                 "(--target-fps) is still chosen at "
                                 f"{DEFAULT_CLOCK_MHZ:g} MHz"
                                 if parser.prog.split()[-1] in ("simulate", "estimate") else "")
-                             + ("; synth: nextpnr's target frequency"
+                             + ("; also nextpnr's target frequency (--freq)"
                                 if parser.prog.split()[-1] == "synth" else ""))
     parser.add_argument("--allow-large-design", action="store_true",
                         help="go ahead with a design over the size budget (README: design "

@@ -424,6 +424,8 @@ def synthesize(arch, mapping, out_dir: Path, *, target_name: str, part: str | No
             if (work / name).exists():
                 files.append((name, (work / name).read_bytes()))
         write_directory(out_dir, files, owned=output_file)
+    if pnr and (chosen.name, chosen_part.name) == ("ecp5", chosen.default_part):
+        _remember(design, chosen, chosen_part, freq_mhz, report)  # for --clock-mhz synth
     return report
 
 
@@ -463,6 +465,22 @@ def _installed(name: str) -> str | None:
         return None
 
 
+def _cached_report(design: Design, chosen: Target, part: Part, freq_mhz: float) -> Path:
+    from accel.sim.cache import cache_root
+
+    return cache_root() / SYNTH_CACHE / f"{_cache_key(design, chosen, part, freq_mhz)}.json"
+
+
+def _remember(design: Design, chosen: Target, part: Part, freq_mhz: float,
+              report: dict) -> Path:
+    """Keep a report with a post-PnR Fmax where ``--clock-mhz synth`` looks for it."""
+    from accel.io import to_json_text, write_atomic
+
+    path = _cached_report(design, chosen, part, freq_mhz)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(path, to_json_text(report))
+
+
 @dataclass
 class MeasuredClock:
     mhz: float
@@ -477,9 +495,6 @@ def measured_clock(arch, mapping, *, report_path: str | None = None,
     as FPGA builds are): from ``report_path`` (a ``synth.json`` of this very design: its
     Verilog's sha256 must match), else from the synth cache, else by running yosys and nextpnr
     on ECP5's default part now and caching the report."""
-    from accel.io import to_json_text, write_atomic
-    from accel.sim.cache import cache_root
-
     design = elaborate(arch, mapping, allow_large=allow_large)
     if report_path is not None:
         report = read_report(report_path)
@@ -495,9 +510,7 @@ def measured_clock(arch, mapping, *, report_path: str | None = None,
     part = chosen.parts[chosen.default_part]
     _require_pyosys()
     _nextpnr(chosen)
-    directory = cache_root() / SYNTH_CACHE
-    key = _cache_key(design, chosen, part, freq_mhz)
-    cached = directory / f"{key}.json"
+    cached = _cached_report(design, chosen, part, freq_mhz)
     if cached.is_file():
         try:
             report = json.loads(cached.read_text())
@@ -511,8 +524,7 @@ def measured_clock(arch, mapping, *, report_path: str | None = None,
         report = run_flow(design, chosen, part, pnr=True, freq_mhz=freq_mhz, work=Path(tmp))
     if not report["pnr"]["fmax_mhz"]:
         raise ToolchainError(f"nextpnr found no clock in {design.top_name}; no Fmax to use")
-    directory.mkdir(parents=True, exist_ok=True)
-    write_atomic(cached, to_json_text(report))
+    _remember(design, chosen, part, freq_mhz, report)
     return MeasuredClock(float(report["pnr"]["fmax_mhz"]),
                          f"post-PnR Fmax on {part.name}, measured now (cached in {cached})",
                          report)
