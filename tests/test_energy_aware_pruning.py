@@ -1,0 +1,122 @@
+"""accel prune: the restore and refit steps, the whole procedure on the shipped mlp for EIE
+(budget, output file, energy equal to an independent estimate of it), bad input, and (slow)
+both criteria's final networks in Verilator."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from accel.cli import main
+from accel.explore import prune as eap
+from accel.nn import load
+from tests.conftest import run_cli
+
+EIE16 = ["--arch", "eie", "--pes", "16", "--queue-depth", "8"]
+
+
+def test_restore_swaps_the_most_damaging_pruned_weights_for_the_least_damaging_kept_ones():
+    mask = np.array([[True, True, False, False], [True, False, False, True]])
+    damage = np.array([[5.0, 0.5, 9.0, 0.1], [4.0, 3.0, 0.2, 0.3]])
+    restored = eap._restore(mask, damage, share=0.5)  # 2 of the 4 kept may swap
+    # 9.0 and 3.0 come in, 0.3 and 0.5 go out; the kept count is unchanged
+    assert restored.tolist() == [[True, False, True, False], [True, True, False, False]]
+    assert restored.sum() == mask.sum()
+    # a swap that would raise the damage is not made
+    assert eap._restore(mask, np.where(mask, 10.0, 1.0), share=1.0).tolist() == mask.tolist()
+
+
+def test_refit_is_least_squares_on_each_rows_kept_weights_and_bias():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 6))
+    target = x @ rng.normal(size=(6, 3)) + rng.normal(size=3) + 0.1 * rng.normal(size=(200, 3))
+    mask = np.array([[True, False, True, False, True, False],
+                     [False, False, False, False, False, False],
+                     [True, True, True, True, True, True]])
+    weights, bias = eap._refit(mask, x, target)
+    assert np.all(weights[~mask] == 0)
+    for row in range(3):
+        columns = np.flatnonzero(mask[row])
+        design = np.hstack([x[:, columns], np.ones((len(x), 1))])
+        expected, *_ = np.linalg.lstsq(design, target[:, row], rcond=None)
+        np.testing.assert_allclose(weights[row, columns], expected[:-1], rtol=1e-5, atol=1e-8)
+        np.testing.assert_allclose(bias[row], expected[-1], rtol=1e-5, atol=1e-8)
+
+
+def test_the_magnitude_candidate_keeps_the_largest_weights_unchanged():
+    network = load("mlp")
+    pruner = eap._LayerPruner("magnitude", network, network, "fc2", eap.PruneData.digits())
+    pruned = next(layer for layer in pruner.candidate(0.5).layers if layer.name == "fc2")
+    original = next(layer for layer in network.layers if layer.name == "fc2").weights
+    kept = pruned.weights != 0
+    assert kept.sum() == original.size // 2
+    np.testing.assert_array_equal(pruned.weights[kept], original[kept])
+    assert np.abs(original[kept]).min() >= np.abs(original[~kept]).max()
+
+
+def test_energy_aware_pruning_of_mlp_on_eie_holds_the_budget_and_reports_its_energy(tmp_path):
+    out, report_path = tmp_path / "mlp-eap.onnx", tmp_path / "report.json"
+    assert main(["prune", "--energy-aware", *EIE16, "mlp", "--report", str(report_path),
+                 "-o", str(out)]) == 0
+    report = json.loads(report_path.read_text())["reports"][0]
+    assert report["criterion"] == "energy"
+    assert report["validation_drop_points"] <= 1.0 + 1e-9  # the decisions' own budget
+    # the layers were visited by their energy on EIE, highest first
+    energy = {layer["name"]: layer["energy_before_uj"] for layer in report["layers"]}
+    assert report["order"] == sorted(energy, key=lambda name: -energy[name])
+    assert report["energy_after_uj"] < report["energy_before_uj"]
+    # the file is a QONNX model qonnx's executor agrees with, and an independent estimate of
+    # it on the test split gives the report's energy and kept weights
+    checked = run_cli("eval", str(out), "--check-qonnx")
+    assert checked.returncode == 0, checked.stderr
+    estimate_json = tmp_path / "estimate.json"
+    assert main(["estimate", *EIE16, str(out), "--json", str(estimate_json)]) == 0
+    estimated = json.loads(estimate_json.read_text())
+    assert estimated["energy_uj_per_inference"] == pytest.approx(report["energy_after_uj"],
+                                                                 rel=1e-12)
+    assert estimated["accuracy"] == pytest.approx(report["test_accuracy"], abs=1e-12)
+    pruned = load(out)
+    kept = {layer.name: int(np.count_nonzero(layer.weights)) for layer in pruned.layers
+            if layer.op == "dense"}
+    assert kept == {layer["name"]: layer["kept"] for layer in report["layers"]}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--arch", "finn", "bnn-mlp"], "accel prune takes a float chain of dense layers"),
+    ([*EIE16, "mlp", "--energy-aware", "--criterion", "magnitude"], "contradict"),
+    ([*EIE16, "mlp", "--max-accuracy-drop", "150"], "accuracy budget"),
+    ([*EIE16, "mlp", "--data", "x.npy"], "--data needs --labels"),
+    ([*EIE16, "mlp", "--pes", "0"], "pes"),
+])
+def test_bad_prune_requests_are_one_line_errors(tmp_path, args, message):
+    result = run_cli("prune", *args, "-o", str(tmp_path / "out.onnx"), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out.onnx").exists()
+
+
+def test_an_unwritable_output_fails_before_pruning(tmp_path):
+    result = run_cli("prune", *EIE16, "mlp", "-o", str(tmp_path / "no" / "such" / "out.onnx"))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_both_criteria_final_networks_run_bit_exact_in_verilator_at_the_estimated_energy():
+    """The networks both criteria produce, on EIE at 16 PEs, in Verilator on the whole test
+    split: bit-exact, cycles and events equal to the cycle model, and the RTL-counted energy
+    equal to the estimate the pruning loop reported."""
+    network = load("mlp")
+    target = eap.Target("eie", {"pes": 16, "queue_depth": 8}, clock_mhz=200)
+    data = eap.PruneData.digits()
+    for criterion in eap.CRITERIA:
+        final, report = eap.prune(network, target, criterion=criterion, data=data)
+        result, energy = target.run(final, data.x_test, data.y_test, simulate=True)
+        assert result.bit_exact and result.agrees, criterion
+        assert result.to_json()["energy_uj_per_inference"] == pytest.approx(
+            report.energy_after_uj, rel=1e-12)
+        assert energy == pytest.approx({c.name: c.energy_after_uj for c in report.layers},
+                                       rel=1e-12)
