@@ -13,7 +13,7 @@ procedure, for either ``criterion``:
    events priced by the technology table, never a weight or MAC count.
 2. **Order.** ``energy`` visits the layers by that energy, highest first (the paper);
    ``magnitude`` by weight count, largest first (Deep Compression prunes where the weights are).
-3. **Per layer**, the largest sparsity on a grid (``COARSE_STEP``, then ``FINE_STEP``) at which
+3. **Per layer**, the largest sparsity on a grid of ``FINE_STEP`` (by bisection) at which
    the float network, with this layer pruned on top of the layers already decided, keeps its
    validation accuracy within the budget of the reference. A candidate sparsity is made by
      energy     magnitude pruning to that sparsity; then *restoring*: the pruned weights whose
@@ -45,7 +45,6 @@ from accel.nn import golden
 from accel.nn.ir import Dense, Network
 
 CRITERIA = ("energy", "magnitude")
-COARSE_STEP = 0.05
 FINE_STEP = 0.01
 MAX_SPARSITY = 0.99
 RESTORE_SHARE = 0.25  # chosen on the validation fifth (mlp, EIE 16 PEs): 0.1 .. 1.0 tried
@@ -232,7 +231,8 @@ def _restore(mask: np.ndarray, damage: np.ndarray, share: float) -> np.ndarray:
 
 def _refit(mask: np.ndarray, x: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per output row, the kept weights and the bias minimizing the squared error to
-    ``target`` (n, rows) from inputs ``x`` (n, cols); pruned weights stay zero."""
+    ``target`` (n, rows) from inputs ``x`` (n, cols); pruned weights stay zero. One small
+    normal-equation solve per row, on that row's kept columns and the bias."""
     augmented = np.hstack([x, np.ones((len(x), 1))])
     gram = augmented.T @ augmented
     ridge = RIDGE * float(np.mean(np.diag(gram)))
@@ -287,45 +287,43 @@ class _LayerPruner:
         return _replace(self.current, self.name, refit, bias)
 
 
-def _grid() -> list[float]:
-    steps = int(round(0.95 / COARSE_STEP))
-    return [round(COARSE_STEP * k, 6) for k in range(1, steps + 1)] + [0.97, MAX_SPARSITY]
+SPARSITY_GRID = [round(FINE_STEP * k, 6) for k in range(1, round(MAX_SPARSITY / FINE_STEP) + 1)]
 
 
 def _search(pruner: _LayerPruner, floor: float, data: PruneData):
-    """(chosen network, sparsity, its accuracy, first failing sparsity, its accuracy)."""
-    chosen, chosen_sparsity, chosen_accuracy = pruner.current, 0.0, None
-    failed = failed_accuracy = None
-    for sparsity in _grid():
-        network = pruner.candidate(sparsity)
+    """Bisection on ``SPARSITY_GRID`` for the largest sparsity whose validation accuracy holds
+    ``floor`` (sparsity 0, the layer as it is, holds by construction); assumes accuracy falls
+    as sparsity rises, as it does for one layer's pruning. (chosen network, sparsity, its
+    accuracy, the grid step above it that broke the budget, that step's accuracy)."""
+    chosen, chosen_accuracy = pruner.current, None
+    low, high = -1, len(SPARSITY_GRID)  # SPARSITY_GRID[low] holds, SPARSITY_GRID[high] breaks
+    failed_accuracy = None
+    while high - low > 1:
+        middle = (low + high) // 2
+        network = pruner.candidate(SPARSITY_GRID[middle])
         accuracy = _accuracy(network, data.x_validation, data.y_validation)
-        if accuracy < floor:
-            failed, failed_accuracy = sparsity, accuracy
-            break
-        chosen, chosen_sparsity, chosen_accuracy = network, sparsity, accuracy
-    if failed is not None:  # refine between the last step that held and the first that broke
-        sparsity = round(chosen_sparsity + FINE_STEP, 6)
-        while sparsity < failed - 1e-9:
-            network = pruner.candidate(sparsity)
-            accuracy = _accuracy(network, data.x_validation, data.y_validation)
-            if accuracy < floor:
-                failed, failed_accuracy = sparsity, accuracy
-                break
-            chosen, chosen_sparsity, chosen_accuracy = network, sparsity, accuracy
-            sparsity = round(sparsity + FINE_STEP, 6)
+        if accuracy >= floor:
+            low, chosen, chosen_accuracy = middle, network, accuracy
+        else:
+            high, failed_accuracy = middle, accuracy
     if chosen_accuracy is None:
         chosen_accuracy = _accuracy(chosen, data.x_validation, data.y_validation)
-    return chosen, chosen_sparsity, chosen_accuracy, failed, failed_accuracy
+    sparsity = SPARSITY_GRID[low] if low >= 0 else 0.0
+    failed = SPARSITY_GRID[high] if high < len(SPARSITY_GRID) else None
+    return chosen, sparsity, chosen_accuracy, failed, failed_accuracy
 
 
 def _prune_layers(criterion: str, network: Network, order: list[str], data: PruneData,
                   target: Target, floor: float, seed: int, finetune: bool, say):
     """Steps 3 and 4: (the hardware network, per layer name: visited, sparsity, validation
     accuracy, first failing sparsity, its accuracy)."""
+    from threadpoolctl import threadpool_limits
+
     current, choices = network, {}
     for visited, name in enumerate(order):
         pruner = _LayerPruner(criterion, current, network, name, data)
-        current, sparsity, accuracy, failed, failed_accuracy = _search(pruner, floor, data)
+        with threadpool_limits(1, user_api="blas"):  # see pyproject.toml: small solves
+            current, sparsity, accuracy, failed, failed_accuracy = _search(pruner, floor, data)
         choices[name] = (visited, sparsity, accuracy, failed, failed_accuracy)
         say(f"{criterion}: {name} pruned to {100 * sparsity:.0f} % (validation "
             f"{100 * accuracy:.2f} %)")
