@@ -283,12 +283,36 @@ def event_declarations(mapping: FinnMapping) -> dict[str, int]:
     return events
 
 
+def _counter_bits(count: int) -> int:
+    return max(count - 1, 1).bit_length()  # Signal(range(max(count, 2)))
+
+
+def clocked_bits(stage) -> int:
+    """Flip-flops a stage clocks every cycle (priced per cycle, busy or idle): an MVTU's
+    accumulators, output register, fold counters and weight address (accel/hw/finn/mvtu.py);
+    a max-pool's or thresholding stage's output register and valid flag. Not counted: the
+    sliding-window unit's and max-pool's position counters and the width converters (tens of
+    bits each); memories and FIFOs are written a row at a time (their clock is in the write)."""
+    if isinstance(stage, LayerMapping):
+        nf, sf = stage.neuron_fold, stage.synapse_fold
+        return (stage.pe * (stage.register_bits + stage.output.bits) + _counter_bits(nf)
+                + _counter_bits(sf) + _counter_bits(nf * sf) + 1)
+    if isinstance(stage, (PoolMapping, ThresholdMapping)):
+        return stage.out_elements * stage.output.bits + 1
+    return 0
+
+
 def event_specs(mapping: FinnMapping) -> dict[str, EventSpec]:
     """What each FINN event is, physically: the architecture's declaration for the energy
-    model. A FIFO push is written once and read once."""
+    model. A FIFO push is written once and read once. Each stage's registers clocked every
+    cycle are a per-cycle ``clock`` spec, ``<stage>.registers.clock``."""
     specs = {f"{name}.{action}": spec
              for name, stage in zip(stage_names(mapping), mapping.stages)
              for action, spec in kind_of(stage).specs(stage).items()}
+    specs.update({f"{name}.registers.clock": EventSpec("clock", "compute",
+                                                       {"bits": clocked_bits(stage)})
+                  for name, stage in zip(stage_names(mapping), mapping.stages)
+                  if clocked_bits(stage)})
     for k, (depth, consumer) in enumerate(zip(mapping.fifo_depths, mapping.stages[1:])):
         beat = consumer.in_elements * consumer.input.bits
         specs[fifo_name(k)] = EventSpec("register", "queues",
