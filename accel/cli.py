@@ -295,7 +295,37 @@ def _evaluate(args, console, path: str) -> int:
 
 
 def _simulate(args, console) -> int:
+    if args.point is not None:
+        return _replay_point(args, console)
     return _evaluate(args, console, "verilator")
+
+
+def _replay_point(args, console) -> int:
+    from rich.table import Table
+
+    from accel.explore.sweep import replay_stored_point
+
+    given = [flag for flag, value in (("--arch", args.arch), ("--images", args.images),
+                                      ("--data", args.data), ("--labels", args.labels),
+                                      ("--json", args.json), ("--on-chip-kib", args.on_chip_kib))
+             if value is not None]
+    if given:
+        raise ConfigError(f"--point replays the stored point as it was computed: leave out "
+                          f"{', '.join(given)}")
+    with console.status(f"replaying {args.point} in Verilator (building the design if it is "
+                        "new)..."):
+        outcome = replay_stored_point(args.point, args.model)
+    table = Table(title=f"accel simulate --point {args.point}: {outcome['label']}")
+    table.add_column("check")
+    table.add_column("result", justify="right")
+    table.add_row("bit-exact with the golden model", "yes" if outcome["bit_exact"] else "NO")
+    table.add_row("RTL cycles and events equal to the cycle model",
+                  "yes" if outcome["agrees"] else "NO")
+    table.add_row("RTL figures equal to the stored estimate",
+                  "yes" if outcome["equal"] else "NO: " + ", ".join(outcome["differ"]))
+    table.add_row("Verilator run", f"{outcome['seconds']:.1f} s")
+    console.print(table)
+    return 0 if outcome["bit_exact"] and outcome["agrees"] and outcome["equal"] else 1
 
 
 def _estimate(args, console) -> int:
@@ -517,12 +547,15 @@ def _cache(args, console) -> int:
     return 0
 
 
-def _add_hardware_arguments(parser, arch_name: str | None) -> None:
+def _add_hardware_arguments(parser, arch_name: str | None, *, replay: bool = False) -> None:
+    """MODEL, --arch and its options; ``replay`` (``simulate --point``): the stored point
+    brings them, MODEL may name its file."""
     from accel.hw.architecture import add_options
     from accel.hw.registry import ARCHITECTURES
 
-    parser.add_argument("model", help="a shipped model's name or an ONNX/QONNX file")
-    parser.add_argument("--arch", required=True, choices=sorted(ARCHITECTURES),
+    parser.add_argument("model", nargs="?" if replay else None,
+                        help="a shipped model's name or an ONNX/QONNX file")
+    parser.add_argument("--arch", required=not replay, choices=sorted(ARCHITECTURES),
                         help="the architecture; `--arch NAME --help` lists NAME's options")
     parser.add_argument("--clock-mhz", type=_clock_value, default=DEFAULT_CLOCK_MHZ,
                         help=f"clock for times, rates and frame-rate targets (default "
@@ -671,8 +704,15 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     synth.set_defaults(handler=_synth, no_counters=True)  # FPGA builds leave counters out
 
     simulate = commands.add_parser("simulate", help="run a model on its hardware in Verilator")
-    _add_hardware_arguments(simulate, arch_name)
+    words = sys.argv[1:] if argv is None else argv
+    replay = any(word == "--point" or word.startswith("--point=") for word in words)
+    _add_hardware_arguments(simulate, arch_name, replay=replay)
     _add_evaluation_arguments(simulate)
+    simulate.add_argument("--point", metavar="STORE:ID",
+                          help="re-run point ID of an `accel explore` store in Verilator and "
+                               "check that its stored estimate was exact (the point brings "
+                               "the model, architecture and options; MODEL may name the "
+                               "model's file)")
     simulate.set_defaults(handler=_simulate)
 
     estimate = commands.add_parser(

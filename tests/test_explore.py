@@ -518,3 +518,51 @@ def test_verify_replays_front_points_in_verilator(small_sparse_mlp, tmp_path):
     verified = outcome.report["verified"]
     assert len(verified) == 2 and not verification_failed(outcome), verified
     assert json.loads((tmp_path / "out" / "pareto.json").read_text())["verified"] == verified
+    # accel simulate --point STORE:ID replays one stored point (its build is cached by now)
+    store, row_id = tmp_path / "s.sqlite", verified[0]["id"]
+    assert main(["simulate", "--point", f"{store}:{row_id}"]) == 0
+    # a stored estimate that the RTL does not reproduce is reported and exits 1
+    with sqlite3.connect(store) as db:
+        (result,) = db.execute("SELECT result FROM points WHERE id = ?", (row_id,)).fetchone()
+        tampered = json.loads(result)
+        tampered["energy_uj_per_inference"] *= 1.01
+        db.execute("UPDATE points SET result = ? WHERE id = ?", (json.dumps(tampered), row_id))
+    assert main(["simulate", "--point", f"{store}:{row_id}"]) == 1
+
+
+def _store_with(tmp_path, point: dict, model_sha256: str, outcome: dict) -> Path:
+    from accel.explore.spec import canonical_json, point_key
+    from accel.explore.store import Store
+
+    path = tmp_path / "points.sqlite"
+    with Store(path) as store:
+        store.add(point_key(point, "test", model_sha256), canonical_json(point), "test",
+                  model_sha256, outcome)
+    return path
+
+
+def test_simulate_point_refusals_are_one_line(tmp_path, capsys):
+    from accel.explore.spec import file_sha256
+    from accel.nn.zoo import model_path
+
+    point = {"model": "mlp-sparse", "arch": "eie", "options": {"pes": 2}, "clock_mhz": 200.0,
+             "tech": "45nm", "data": "test", "images": 4}
+    sha = file_sha256(model_path("mlp-sparse"))
+    failed = _store_with(tmp_path, point, sha, {"status": "error", "error": "too big"})
+    cases = [
+        (["--point", str(failed)], "--point takes STORE:ID"),
+        (["--point", f"{tmp_path / 'none.sqlite'}:1"], "no store file"),
+        (["--point", f"{failed}:7"], "has no point 7"),
+        (["--point", f"{failed}:1"], "failed with: too big"),
+        (["--point", f"{failed}:1", "--arch", "eie"], "leave out --arch"),
+        (["--point", f"{failed}:1", "--images", "3"], "leave out --images"),
+    ]
+    for args, message in cases:
+        assert main(["simulate", *args]) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, (args, err)
+    other = tmp_path / "other"
+    other.mkdir()
+    wrong_model = _store_with(other, point, "0" * 64, {"status": "ok", "result": "{}"})
+    assert main(["simulate", "--point", f"{wrong_model}:1"]) == 2
+    assert "is not the model point 1 was computed with" in capsys.readouterr().err

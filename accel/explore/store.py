@@ -126,5 +126,18 @@ class Store:
                             "error": error, "seconds": seconds}
         return out
 
+    def row(self, row_id: int) -> dict:
+        """The row ``STORE:ID`` names: {id, key, point, model_sha256, status, result, error}."""
+        found = self.db.execute(
+            "SELECT id, key, point, model_sha256, status, result, error FROM points WHERE id = ?",
+            (row_id,)).fetchone()
+        if found is None:
+            raise ConfigError(f"store {self.path} has no point {row_id} (it holds "
+                              f"{self.count()} points)")
+        id_, key, point, model_sha256, status, result, error = found
+        return {"id": id_, "key": key, "point": json.loads(point), "model_sha256": model_sha256,
+                "status": status, "result": None if result is None else json.loads(result),
+                "error": error}
+
     def count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM points").fetchone()[0]

@@ -394,6 +394,46 @@ def verification_failed(outcome: SweepOutcome) -> bool:
                for entry in outcome.report.get("verified", []))
 
 
+def replay_stored_point(reference: str, model_file: str | None = None) -> dict:
+    """``accel simulate --point STORE:ID``: the stored point re-run in Verilator
+    (``accel.explore.worker.verify_point``) and compared with the estimate stored for it.
+    The model is the point's own (a shipped name, or a file: relative to the current directory,
+    or given as ``model_file``); its sha256 must be the one the point was computed with."""
+    from accel.explore.spec import file_sha256
+    from accel.explore.store import Store
+    from accel.explore.worker import verify_point
+    from accel.nn.zoo import model_path, shipped_models
+
+    store_path, sep, row_text = reference.rpartition(":")
+    if not sep or not store_path or not row_text.isdigit():
+        raise ConfigError(f"--point takes STORE:ID (a store file and a point's id, e.g. "
+                          f"sweep.sqlite:12), got {reference!r}")
+    if not Path(store_path).is_file():
+        raise ConfigError(f"--point: no store file {store_path}")
+    with Store(store_path) as store:
+        row = store.row(int(row_text))
+    if row["status"] != "ok":
+        raise ConfigError(f"point {row['id']} of {store_path} has no estimate to check: it "
+                          f"failed with: {row['error']}")
+    name = row["point"]["model"]
+    if model_file is not None:
+        path = Path(model_file)
+    elif name in shipped_models():
+        path = model_path(name)
+    else:
+        path = Path(name)
+    if not path.is_file():
+        raise ConfigError(f"point {row['id']}'s model {name} is not a file here (the spec "
+                          "names it relative to itself): give the file as MODEL")
+    if file_sha256(path) != row["model_sha256"]:
+        raise ConfigError(f"{path} is not the model point {row['id']} was computed with "
+                          f"(sha256 {row['model_sha256'][:12]}...)")
+    outcome = verify_point(row["point"], str(path), row["model_sha256"], row["result"])
+    if outcome["status"] != "ok":
+        raise ConfigError(f"point {row['id']}: {outcome['error']}")
+    return {"id": row["id"], "label": _label(row["point"]), "model": str(path), **outcome}
+
+
 def print_outcome(outcome: SweepOutcome, console) -> None:
     """What ``accel explore`` prints after the progress bar: the run in a line, failures, the
     front as a table, the files written."""
