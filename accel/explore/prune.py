@@ -191,7 +191,8 @@ class Target:
 
 def energy_by_layer(mapping, result) -> dict[str, float]:
     """The result's energy per compute layer, by the network's layer names (the architectures
-    label layer ``i`` of their mapping ``l<i>``); anything else (FIFOs) under ``other``."""
+    label layer ``i`` of their mapping ``l<i>``); anything else (FIFOs between layers, the
+    clock energy of registers all layers share) under ``other``."""
     labels = {f"l{index}": layer.name for index, layer in enumerate(mapping.layers)}
     energy: dict[str, float] = {}
     for label, value in result.to_json()["energy_by_layer_uj"].items():
@@ -445,7 +446,7 @@ def report_tables(reports: list[PruneReport]):
                           _ratio(choice.energy_before_uj, choice.energy_after_uj))
         other_before = report.extra.get("other_energy_before_uj", 0.0)
         if other_before:
-            table.add_row("other (FIFOs)", "", "", "", f"{1e3 * other_before:.2f}",
+            table.add_row("other (shared)", "", "", "", f"{1e3 * other_before:.2f}",
                           f"{1e3 * report.extra.get('other_energy_after_uj', 0.0):.2f}", "")
         table.add_row("total", "", f"{sum(c.kept for c in report.layers)}/"
                                    f"{sum(c.weights for c in report.layers)}", "",
