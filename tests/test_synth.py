@@ -227,7 +227,7 @@ def test_clock_mhz_synth(ecp5_run, example_model, capsys, tmp_path, monkeypatch)
     # from the report of the same design
     result, out = run("--clock-mhz", "synth", "--synth-report", str(ecp5_run))
     assert result["clock_mhz"] == fmax and str(ecp5_run) in result["clock_source"]
-    assert f"at {fmax:g} MHz (post-PnR Fmax on LFE5UM5G-85F" in out
+    assert f"at {fmax:g} MHz" in out and "(post-PnR Fmax on" in out  # the table may wrap
     plain, _ = run("--clock-mhz", f"{fmax!r}")
     assert plain["throughput_fps"] == result["throughput_fps"] and "clock_source" not in plain
     # accel synth --target ecp5 --pnr (default part) left its report in the cache
