@@ -23,4 +23,4 @@ def test_notebook_executes(path, tmp_path):
 
 
 def test_there_is_a_notebook():
-    assert [p.name for p in NOTEBOOKS] == ["end_to_end.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == ["end_to_end.ipynb", "energy_aware_pruning.ipynb"]
