@@ -171,11 +171,17 @@ _YOSYS_DRIVER = ("import sys\nfrom pyosys import libyosys as ys\n"
                  "ys.run_pass('script ' + sys.argv[1])\n")
 
 
+def _signals_raise():
+    """SIGTERM and SIGHUP raise while the tools run (the build cache's rule, shared)."""
+    from accel.sim.runner import _signals_raise as signals_raise
+
+    return signals_raise()
+
+
 def _run(cmd: list[str], cwd: Path, log: Path) -> tuple[int, float]:
     """Run ``cmd`` in a process group of its own with stdout and stderr into ``log``; Ctrl-C
     or SIGTERM kills the whole group. Returns (exit code, seconds)."""
     from accel.sim.cache import kill_group
-    from accel.sim.runner import _signals_raise
 
     start = time.monotonic()
     with open(log, "wb") as out, _signals_raise():
@@ -409,7 +415,9 @@ def synthesize(arch, mapping, out_dir: Path, *, target_name: str, part: str | No
     say = progress or (lambda message: None)
     say(f"elaborating {arch.name} {configuration.get('model', '')}")
     design = elaborate(arch, mapping, allow_large=allow_large)
-    with tempfile.TemporaryDirectory(prefix="accel-synth-") as tmp:
+    # SIGTERM raises here (like Ctrl-C) so that the work directory is removed before the
+    # process dies of the signal
+    with _signals_raise(), tempfile.TemporaryDirectory(prefix="accel-synth-") as tmp:
         work = Path(tmp)
         say(f"yosys {chosen.synth_command.split()[0]} on {design.top_name} "
             + (f"then nextpnr on {chosen_part.name} " if pnr else "") + "(minutes for large "
@@ -520,7 +528,7 @@ def measured_clock(arch, mapping, *, report_path: str | None = None,
             pass  # damaged: measured again and rewritten below
     say = progress or (lambda message: None)
     say(f"--clock-mhz synth: yosys and nextpnr on {part.name} for this design (once; cached)")
-    with tempfile.TemporaryDirectory(prefix="accel-synth-") as tmp:
+    with _signals_raise(), tempfile.TemporaryDirectory(prefix="accel-synth-") as tmp:
         report = run_flow(design, chosen, part, pnr=True, freq_mhz=freq_mhz, work=Path(tmp))
     if not report["pnr"]["fmax_mhz"]:
         raise ToolchainError(f"nextpnr found no clock in {design.top_name}; no Fmax to use")
