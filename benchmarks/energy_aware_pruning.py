@@ -1,8 +1,10 @@
-"""Energy-aware vs magnitude pruning of the shipped mlp on EIE (issue 14's comparison), next to
-mlp-sparse (Deep Compression's iterative prune-and-retrain recipe, trained by accel.train).
+"""Energy-aware vs magnitude pruning (issue 14's comparison): the shipped mlp on EIE, next to
+mlp-sparse (Deep Compression's iterative prune-and-retrain recipe, trained by accel.train), and
+bnn-mlp pruned neuron by neuron on FINN's reference folding (rtl/finn/bnn-mlp).
 
     python benchmarks/energy_aware_pruning.py                 # EIE, 16 PEs, queue 8, 1 point
     python benchmarks/energy_aware_pruning.py --pes 4 --budget 0.5
+    python benchmarks/energy_aware_pruning.py --finn          # also bnn-mlp on FINN
 
 Both criteria take their decisions on the validation fifth of the training split and are
 measured on the digits test split; energies are the cycle model's events priced by the 45 nm
@@ -21,6 +23,7 @@ def main() -> None:
     parser.add_argument("--queue-depth", type=int, default=8)
     parser.add_argument("--budget", type=float, default=1.0, help="percentage points")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--finn", action="store_true", help="also bnn-mlp on FINN")
     args = parser.parse_args()
     from rich.console import Console
 
@@ -54,6 +57,22 @@ def main() -> None:
         f"{100 * energy.reference_test_accuracy:.2f} %")
     console.print(f"energy-aware / magnitude = "
                   f"{energy.energy_after_uj / magnitude.energy_after_uj:.3f}")
+    if args.finn:
+        from accel.hw.reference import REFERENCE_CONFIGS
+
+        folding = next(options for arch, model, options in REFERENCE_CONFIGS
+                       if (arch, model) == ("finn", "bnn-mlp"))
+        finn = Target("finn", folding, clock_mhz=200.0)
+        reports = [prune(load("bnn-mlp"), finn, criterion=criterion,
+                         max_accuracy_drop=args.budget, data=data, seed=args.seed)[1]
+                   for criterion in CRITERIA]
+        for table in report_tables(reports):
+            console.print(table)
+        energy, magnitude = reports
+        console.print(f"FINN bnn-mlp: parent {energy.extra['parent']}; energy-aware / "
+                      f"magnitude = {energy.energy_after_uj / magnitude.energy_after_uj:.3f}; "
+                      f"test points lost: energy-aware {energy.test_drop_points:.2f}, "
+                      f"magnitude {magnitude.test_drop_points:.2f}")
 
 
 if __name__ == "__main__":

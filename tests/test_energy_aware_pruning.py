@@ -4,6 +4,7 @@ both criteria's final networks in Verilator."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from accel.cli import main
 from accel.explore import prune as eap
 from accel.nn import load
+from accel.nn.ir import Network
 from tests.conftest import run_cli
 
 EIE16 = ["--arch", "eie", "--pes", "16", "--queue-depth", "8"]
@@ -84,7 +86,7 @@ def test_energy_aware_pruning_of_mlp_on_eie_holds_the_budget_and_reports_its_ene
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--arch", "finn", "bnn-mlp"], "accel prune takes a float chain of dense layers"),
+    (["--arch", "finn", "bnn-cnv"], "accel prune takes a float chain of dense layers"),
     ([*EIE16, "mlp", "--energy-aware", "--criterion", "magnitude"], "contradict"),
     ([*EIE16, "mlp", "--max-accuracy-drop", "150"], "accuracy budget"),
     ([*EIE16, "mlp", "--data", "x.npy"], "--data needs --labels"),
@@ -96,6 +98,57 @@ def test_bad_prune_requests_are_one_line_errors(tmp_path, args, message):
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out.onnx").exists()
+
+
+def test_removing_a_constant_neuron_with_the_refit_changes_no_output():
+    """A hidden neuron whose output never changes contributes a constant to the next layer:
+    the refit moves the next batch-norm's mean by it, so the pruned model computes the same."""
+    import torch
+
+    from accel.train import structured
+    from accel.train.models import BinaryMLP
+
+    torch.manual_seed(0)
+    model = BinaryMLP((64, 16, 16, 10))
+    with torch.no_grad():
+        for norm in model.norms:
+            norm.bn.running_mean.uniform_(-2, 2)
+            norm.bn.running_var.uniform_(1, 4)
+        model.norms[0].bn.bias[5] = 1e6  # neuron 5 of layer 0: always +1
+        model.norms[0].bn.bias[9] = -1e6  # neuron 9: always -1
+    model.eval()
+    x = np.random.default_rng(1).random((200, 64)).astype(np.float32)
+    outputs = structured.hidden_outputs(model, x)
+    assert set(outputs[0][:, 5]) == {1.0} and set(outputs[0][:, 9]) == {-1.0}
+    keep = np.setdiff1d(np.arange(16), [5, 9])
+    refit = structured.without_neurons(model, 0, keep, outputs[0].mean(axis=0))
+    plain = structured.without_neurons(model, 0, keep)
+    assert refit.sizes == (64, 14, 16, 10)
+    with torch.no_grad():
+        before = model(torch.from_numpy(x)).numpy()
+        after = refit(torch.from_numpy(x)).numpy()
+        without = plain(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(without, before, atol=1e-3)  # without the refit it is not the same
+
+
+def test_a_finn_folding_follows_the_pruned_widths():
+    target = eap.Target("finn", {"folding": {"fc0": {"pe": 4, "simd": 64},
+                                             "fc1": {"pe": 1, "simd": 128}}}, clock_mhz=200)
+    network = load("bnn-mlp")
+    layers = []
+    for layer in network.layers:  # fc0 keeps 72 of its 128 neurons
+        if layer.name == "fc0":
+            layer = dataclasses.replace(layer, weights=layer.weights[:72])
+        elif layer.name == "sign0":
+            layer = dataclasses.replace(layer, thresholds=layer.thresholds[:72])
+        elif layer.name == "fc1":
+            layer = dataclasses.replace(layer, weights=layer.weights[:, :72])
+        layers.append(layer)
+    pruned = Network(network.name, network.input_shape, layers, network.input_type)
+    folding = target._options_for(pruned).folding
+    assert folding == {"fc0": {"pe": 4, "simd": 64}, "fc1": {"pe": 1, "simd": 72}}
+    target.configure(pruned)  # a valid folding of the pruned network
 
 
 def test_an_unwritable_output_fails_before_pruning(tmp_path):
@@ -120,3 +173,24 @@ def test_both_criteria_final_networks_run_bit_exact_in_verilator_at_the_estimate
             report.energy_after_uj, rel=1e-12)
         assert {c.name: energy[c.name] for c in report.layers} == pytest.approx(
             {c.name: c.energy_after_uj for c in report.layers}, rel=1e-12)
+
+
+@pytest.mark.slow
+def test_finn_structured_pruning_of_bnn_mlp_runs_bit_exact_in_verilator():
+    """bnn-mlp pruned neuron by neuron for FINN's reference folding, both criteria: the final
+    networks in Verilator are bit-exact, agree with the cycle model, and have the energy the
+    pruning reported; the decisions held the budget on the validation part."""
+    from accel.hw.reference import REFERENCE_CONFIGS
+
+    folding = next(options for arch, model, options in REFERENCE_CONFIGS
+                   if (arch, model) == ("finn", "bnn-mlp"))
+    target = eap.Target("finn", folding, clock_mhz=200)
+    data = eap.PruneData.digits()
+    for criterion in eap.CRITERIA:
+        final, report = eap.prune(load("bnn-mlp"), target, criterion=criterion, data=data)
+        assert report.validation_drop_points <= 1.0 + 1e-9
+        assert report.extra["pruned"] == "neurons"
+        result, _ = target.run(final, data.x_test, data.y_test, simulate=True)
+        assert result.bit_exact and result.agrees, criterion
+        assert result.to_json()["energy_uj_per_inference"] == pytest.approx(
+            report.energy_after_uj, rel=1e-12)

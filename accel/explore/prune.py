@@ -1,32 +1,40 @@
 """Energy-aware pruning (Yang, Chen and Sze, CVPR 2017) on accel's own estimate, and the
 magnitude pruning it is compared with, at the same accuracy budget (``accel prune``).
 
-The network is a float chain of dense layers with ReLU between them (the shipped ``mlp``);
-the target is an architecture that runs pruned, weight-shared integer networks (EIE). The
-procedure, for either ``criterion``:
+Two kinds of network, two kinds of pruning (``_WeightFlow``, ``_NeuronFlow``):
+  weights  a float chain of dense layers with ReLU between them (the shipped ``mlp``), pruned
+           weight by weight for an engine of sparse, shared weights (EIE);
+  neurons  the binarized bnn-mlp, pruned neuron by neuron for an engine of binary weights
+           (FINN): a hidden neuron out shrinks its layer's MH and the next layer's MW, so the
+           weight memories and the cycles. Its latent float weights and batch-norm statistics
+           come from retraining its recipe (``accel.train.structured.parent``) on the fit part.
+The procedure, for either criterion:
 
-1. **Reference.** The file's own accuracy on the validation fifth of the training split
+1. **Reference.** The parent's accuracy on the validation fifth of the training split
    (``accel.nn.data.validation_indices``; every decision is taken there, never on the test
    images) and on the test split (reported only). The energy per layer of the unpruned network
-   as the hardware runs it (``hardware_network``: 16-bit fixed-point activations, 16-entry
+   as the hardware runs it (EIE: ``hardware_network``, 16-bit fixed-point activations, 16-entry
    codebooks, as mlp-sparse), from ``accel.hw.evaluate.estimate``: the architecture's counted
    events priced by the technology table, never a weight or MAC count.
 2. **Order.** ``energy`` visits the layers by that energy, highest first (the paper);
    ``magnitude`` by weight count, largest first (Deep Compression prunes where the weights are).
-3. **Per layer**, the largest sparsity on a grid of ``FINE_STEP`` (by bisection) at which
-   the float network, with this layer pruned on top of the layers already decided, keeps its
-   validation accuracy within the budget of the reference. A candidate sparsity is made by
-     energy     magnitude pruning to that sparsity; then *restoring*: the pruned weights whose
-                removal damages the layer's output map most (``w_ij**2 * sum_n x_nj**2`` over
-                the fit images, ``x`` the layer's input in the network pruned so far) swap
-                places with the kept weights that damage it least, up to ``RESTORE_SHARE`` of
-                the kept count; then a closed-form least-squares refit of every row's kept
-                weights and bias on the layer's original output (the unpruned network's
-                pre-activations on the same images), zero pattern fixed;
-     magnitude  magnitude pruning to that sparsity, nothing else.
-4. **Global fine-tuning** of the pruned float network with torch (``accel.train``), zero
-   pattern fixed, on the fit part; then the hardware network (k-means sharing of the kept
-   weights, entry 0 = the pruned weight).
+3. **Per layer**, the largest sparsity on a grid (1 % of the weights, or ``NEURON_STEP``
+   neurons; by bisection) at which the network, with this layer pruned on top of the layers
+   already decided, keeps its validation accuracy within the budget of the reference:
+     energy     magnitude pruning to that sparsity; then *restoring*: the pruned weights
+                (neurons) whose removal damages the layer's output map (the next layer's
+                accumulators) most swap places with the kept ones that damage it least, up to
+                ``RESTORE_SHARE`` of the kept count; then a closed-form least-squares refit:
+                weights: every row's kept weights and bias on the layer's original output (the
+                unpruned network's pre-activations), zero pattern fixed; neurons: the next
+                layer's batch-norm mean by the removed neurons' mean contribution (binary
+                weights cannot move; the bias is the one free parameter);
+     magnitude  magnitude pruning to that sparsity, nothing else (neurons: the latent
+                incoming weights' L1 norm, Li et al. 2017).
+4. **Global fine-tuning** with torch (``accel.train``), pruning pattern fixed, on the fit
+   part; then the hardware network (EIE: k-means sharing of the kept weights, entry 0 = the
+   pruned weight; FINN: the thresholds folded from batch-norm). If that network misses the
+   budget on the validation part, steps 3-4 run again with a budget one image tighter.
 5. **Result**: energy per layer and accuracy of the final hardware network, on the validation
    and the test split.
 Both criteria share steps 1, 3's search, 4 and 5, so their difference is the energy order,
@@ -56,11 +64,11 @@ HARDWARE_ACTIVATION_BITS = 16
 @dataclass
 class LayerChoice:
     name: str
-    visited: int  # 0 = first
+    visited: int  # 0 = first; -1 = not pruned itself (a binarized net's output layer)
     weights: int
     kept: int
     sparsity: float
-    validation_accuracy: float  # float network, at the chosen sparsity
+    validation_accuracy: float | None  # the state at the chosen sparsity (None: not visited)
     next_sparsity: float | None  # the first grid step that broke the budget
     next_accuracy: float | None
     energy_before_uj: float
@@ -135,13 +143,25 @@ class PruneData:
 
 
 def check_prunable(network: Network) -> list[Dense]:
+    """The dense layers of a network ``accel prune`` takes: a float chain of dense layers with
+    ReLU between them (pruned weight by weight), or the shipped binarized bnn-mlp (pruned
+    neuron by neuron); anything else is a one-line error."""
     chain = [layer.op for layer in network.layers]
-    if chain != ["dense", "relu"] * (len(chain) // 2) + ["dense"] or any(
-            not layer.weight_type.is_float for layer in network.layers if layer.op == "dense"):
-        raise ConfigError(f"accel prune takes a float chain of dense layers with ReLU between "
-                          f"them (like the shipped mlp); {network.name} is "
-                          f"{' -> '.join(chain)}")
-    return [layer for layer in network.layers if isinstance(layer, Dense)]
+    dense = [layer for layer in network.layers if isinstance(layer, Dense)]
+    if chain == ["dense", "relu"] * (len(chain) // 2) + ["dense"] and all(
+            layer.weight_type.is_float for layer in dense):
+        return dense
+    binary = ["quant"] + ["dense", "multithreshold"] * (len(dense) - 1) + ["dense"]
+    if chain == binary and all(layer.weight_type.bipolar for layer in dense):
+        if network.metadata.get("reference_model") != "bnn-mlp":
+            raise ConfigError(f"{network.name}: structured pruning of a binarized network "
+                              "needs its latent float weights, which a QONNX file does not "
+                              "carry; accel retrains the shipped bnn-mlp by its recipe to get "
+                              "them (other binarized files are not supported yet)")
+        return dense
+    raise ConfigError(f"accel prune takes a float chain of dense layers with ReLU between them "
+                      f"(like the shipped mlp) or the binarized bnn-mlp; {network.name} is "
+                      f"{' -> '.join(chain)}")
 
 
 def hardware_network(network: Network, calibration: np.ndarray, seed: int) -> Network:
@@ -175,7 +195,29 @@ class Target:
         self.tech = tech
 
     def configure(self, network: Network):
-        return self.arch.configure(network, self.parsed, clock_mhz=self.clock_mhz)
+        return self.arch.configure(network, self._options_for(network), clock_mhz=self.clock_mhz)
+
+    def _options_for(self, network: Network):
+        """A FINN folding given per layer follows the network as neurons are pruned: each
+        layer keeps the largest PE and SIMD not above the given ones that divide its new MH
+        and MW (a frame-rate target needs nothing: the auto-folder sees the pruned widths)."""
+        folding = getattr(self.parsed, "folding", None)
+        if self.arch_name != "finn" or folding is None:
+            return self.parsed
+        import dataclasses
+
+        from accel.hw.finn.mapping import load_folding
+
+        shapes = {layer.name: layer.weights.shape for layer in network.layers
+                  if isinstance(layer, Dense)}
+        fitted = {}
+        for name, fold in load_folding(folding).items():
+            rows, cols = shapes.get(name, (None, None))
+            fitted[name] = dict(fold)
+            if rows is not None:
+                fitted[name]["pe"] = _largest_divisor(rows, fold.get("pe", 1))
+                fitted[name]["simd"] = _largest_divisor(cols, fold.get("simd", 1))
+        return dataclasses.replace(self.parsed, folding=fitted)
 
     def run(self, network: Network, x: np.ndarray, y: np.ndarray, *, simulate: bool = False):
         """(SimResult, energy per layer name in uJ) of ``network`` on ``x``."""
@@ -187,6 +229,10 @@ class Target:
         result = run(self.arch, mapping, network, network_inputs(network, x, "pruning data"),
                      y, model=network.name, clock_mhz=self.clock_mhz, tech=self.tech)
         return result, energy_by_layer(mapping, result)
+
+
+def _largest_divisor(value: int, limit: int) -> int:
+    return max(d for d in range(1, min(value, limit) + 1) if value % d == 0)
 
 
 def energy_by_layer(mapping, result) -> dict[str, float]:
@@ -264,10 +310,12 @@ def _layer_output(network: Network, name: str, x: np.ndarray) -> np.ndarray:
 
 
 class _LayerPruner:
-    """Candidate sparsities of one layer, on top of the layers already pruned."""
+    """Candidate sparsities of one layer's weights, on top of the layers already pruned (a
+    state is the float network)."""
 
     def __init__(self, criterion: str, current: Network, original: Network, name: str,
                  data: PruneData):
+        self.grid = SPARSITY_GRID
         self.criterion, self.current, self.name = criterion, current, name
         self.layer = next(layer for layer in current.layers if layer.name == name)
         self.data = data
@@ -287,53 +335,169 @@ class _LayerPruner:
         refit, bias = _refit(mask, self.inputs, self.target)
         return _replace(self.current, self.name, refit, bias)
 
+    @staticmethod
+    def network_of(state: Network) -> Network:
+        return state
+
+
+class _NeuronPruner:
+    """Candidate sparsities of one hidden layer's neurons of a binarized MLP, in steps of
+    ``NEURON_STEP`` neurons, on top of the layers already pruned (a state is the torch model
+    and its network). Magnitude keeps the neurons of the largest latent incoming L1 norm;
+    energy-aware then restores the removed neurons that damage the next layer's accumulators
+    most (``fan_out * sum_n (a_nj - mean_j)**2``: what no bias can absorb) for kept ones that
+    damage them least, and refits the next layer's batch-norm mean to the removed neurons'
+    mean contribution."""
+
+    def __init__(self, criterion: str, current, layer_index: int, name: str, data: PruneData,
+                 metadata: dict):
+        from accel.train import structured
+
+        self.structured = structured
+        self.criterion, self.current, self.name = criterion, current, name
+        self.index, self.metadata = layer_index, metadata
+        model = current[0]
+        self.width = model.sizes[layer_index + 1]
+        self.grid = [round(1.0 - kept / self.width, 6)
+                     for kept in range(self.width - NEURON_STEP, NEURON_STEP - 1, -NEURON_STEP)]
+        self.magnitude = structured.incoming_l1(model, layer_index)
+        outputs = structured.hidden_outputs(model, data.x_fit)[layer_index]
+        self.mean = outputs.mean(axis=0)
+        fan_out = model.sizes[layer_index + 2]
+        self.damage = fan_out * ((outputs - self.mean) ** 2).sum(axis=0)
+
+    def candidate(self, sparsity: float):
+        kept = self.width - round(sparsity * self.width)
+        order = np.argsort(-self.magnitude, kind="stable")
+        mask = np.zeros(self.width, dtype=bool)
+        mask[order[:kept]] = True
+        model = self.current[0]
+        if self.criterion == "energy":
+            mask = _restore(mask, self.damage, RESTORE_SHARE)
+            pruned = self.structured.without_neurons(model, self.index, np.flatnonzero(mask),
+                                                     self.mean)
+        else:
+            pruned = self.structured.without_neurons(model, self.index, np.flatnonzero(mask))
+        return pruned, self.structured.to_network(pruned, self.current[1].name, self.metadata)
+
+    @staticmethod
+    def network_of(state) -> Network:
+        return state[1]
+
 
 SPARSITY_GRID = [round(FINE_STEP * k, 6) for k in range(1, round(MAX_SPARSITY / FINE_STEP) + 1)]
+NEURON_STEP = 8  # neurons removed together: keeps MH and MW multiples of 8 for the folding
 
 
-def _search(pruner: _LayerPruner, floor: float, data: PruneData):
-    """Bisection on ``SPARSITY_GRID`` for the largest sparsity whose validation accuracy holds
-    ``floor`` (sparsity 0, the layer as it is, holds by construction); assumes accuracy falls
-    as sparsity rises, as it does for one layer's pruning. (chosen network, sparsity, its
+def _search(pruner, floor: float, data: PruneData):
+    """Bisection on the pruner's grid of sparsities for the largest whose validation accuracy
+    holds ``floor`` (sparsity 0, the layer as it is, holds by construction); assumes accuracy
+    falls as sparsity rises, as it does for one layer's pruning. (chosen state, sparsity, its
     accuracy, the grid step above it that broke the budget, that step's accuracy)."""
+    grid = pruner.grid
     chosen, chosen_accuracy = pruner.current, None
-    low, high = -1, len(SPARSITY_GRID)  # SPARSITY_GRID[low] holds, SPARSITY_GRID[high] breaks
+    low, high = -1, len(grid)  # grid[low] holds, grid[high] breaks
     failed_accuracy = None
     while high - low > 1:
         middle = (low + high) // 2
-        network = pruner.candidate(SPARSITY_GRID[middle])
-        accuracy = _accuracy(network, data.x_validation, data.y_validation)
+        state = pruner.candidate(grid[middle])
+        accuracy = _accuracy(pruner.network_of(state), data.x_validation, data.y_validation)
         if accuracy >= floor:
-            low, chosen, chosen_accuracy = middle, network, accuracy
+            low, chosen, chosen_accuracy = middle, state, accuracy
         else:
             high, failed_accuracy = middle, accuracy
     if chosen_accuracy is None:
-        chosen_accuracy = _accuracy(chosen, data.x_validation, data.y_validation)
-    sparsity = SPARSITY_GRID[low] if low >= 0 else 0.0
-    failed = SPARSITY_GRID[high] if high < len(SPARSITY_GRID) else None
+        chosen_accuracy = _accuracy(pruner.network_of(chosen), data.x_validation,
+                                    data.y_validation)
+    sparsity = grid[low] if low >= 0 else 0.0
+    failed = grid[high] if high < len(grid) else None
     return chosen, sparsity, chosen_accuracy, failed, failed_accuracy
 
 
-def _prune_layers(criterion: str, network: Network, order: list[str], data: PruneData,
-                  target: Target, floor: float, seed: int, finetune: bool, say):
+class _WeightFlow:
+    """Unstructured pruning of a float dense chain, for engines of sparse shared weights
+    (EIE). A state is the float network."""
+
+    kind = "weights"
+
+    def __init__(self, network: Network, data: PruneData, seed: int):
+        self.network, self.data, self.seed = network, data, seed
+        self.prunable = [layer.name for layer in check_prunable(network)]
+        self.start = network
+        self.parent, self.note = network, "the file"
+
+    def reference(self) -> Network:
+        return hardware_network(self.network, self.data.x_fit, self.seed)
+
+    def pruner(self, criterion: str, state, name: str):
+        return _LayerPruner(criterion, state, self.network, name, self.data)
+
+    def finetune(self, state):
+        from accel.train import finetune_pruned
+
+        return finetune_pruned(state, self.data.x_fit, self.data.y_fit, self.seed)
+
+    def hardware(self, state) -> Network:
+        return hardware_network(state, self.data.x_fit, self.seed)
+
+
+class _NeuronFlow:
+    """Structured pruning of a binarized MLP's hidden neurons, for engines of binary weights
+    (FINN). A state is (torch model, its network)."""
+
+    kind = "neurons"
+
+    def __init__(self, network: Network, data: PruneData, seed: int):
+        from accel.train import structured
+
+        self.structured, self.network, self.data, self.seed = structured, network, data, seed
+        dense = [layer.name for layer in network.layers if isinstance(layer, Dense)]
+        self.prunable = dense[:-1]  # the output layer's neurons are the classes
+        # retrained on the fit part: the validation fifth stays held out (structured.parent)
+        model, self.parent, self.note = structured.parent(network, data.x_fit, data.y_fit)
+        self.start = (model, self.parent)
+
+    def reference(self) -> Network:
+        return self.parent
+
+    def pruner(self, criterion: str, state, name: str):
+        return _NeuronPruner(criterion, state, self.prunable.index(name), name, self.data,
+                             self.parent.metadata)
+
+    def finetune(self, state):
+        model = self.structured.finetune(state[0], self.data.x_fit, self.data.y_fit, self.seed)
+        return model, self.structured.to_network(model, self.parent.name,
+                                                 self.parent.metadata)
+
+    def hardware(self, state) -> Network:
+        return state[1]
+
+
+def _flow(network: Network, data: PruneData, seed: int):
+    dense = [layer for layer in network.layers if isinstance(layer, Dense)]
+    if dense and all(layer.weight_type.bipolar for layer in dense):
+        return _NeuronFlow(network, data, seed)
+    return _WeightFlow(network, data, seed)
+
+
+def _prune_layers(criterion: str, flow, order: list[str], data: PruneData, target: Target,
+                  floor: float, finetune: bool, say):
     """Steps 3 and 4: (the hardware network, per layer name: visited, sparsity, validation
     accuracy, first failing sparsity, its accuracy)."""
     from threadpoolctl import threadpool_limits
 
-    current, choices = network, {}
+    current, choices = flow.start, {}
     for visited, name in enumerate(order):
-        pruner = _LayerPruner(criterion, current, network, name, data)
+        pruner = flow.pruner(criterion, current, name)
         with threadpool_limits(1, user_api="blas"):  # see pyproject.toml: small solves
             current, sparsity, accuracy, failed, failed_accuracy = _search(pruner, floor, data)
         choices[name] = (visited, sparsity, accuracy, failed, failed_accuracy)
         say(f"{criterion}: {name} pruned to {100 * sparsity:.0f} % (validation "
             f"{100 * accuracy:.2f} %)")
     if finetune:
-        from accel.train import finetune_pruned
-
-        current = finetune_pruned(current, data.x_fit, data.y_fit, seed)
+        current = flow.finetune(current)
         say(f"{criterion}: fine-tuned")
-    final = hardware_network(current, data.x_fit, seed)
+    final = flow.hardware(current)
     final.metadata.update({"pruned_by": f"accel prune --criterion {criterion}",
                            "pruned_for": f"{target.arch_name} {target.options}"})
     return final, choices
@@ -357,19 +521,21 @@ def prune(network: Network, target: Target, *, criterion: str = "energy",
     data = data or PruneData.digits()
     say = progress or (lambda text: None)
 
-    reference = hardware_network(network, data.x_fit, seed)
+    flow = _flow(network, data, seed)
+    reference = flow.reference()
     target.configure(reference)  # a configuration the target cannot take fails before the search
-    reference_val = _accuracy(network, data.x_validation, data.y_validation)
-    reference_test = (_accuracy(network, data.x_test, data.y_test)
+    reference_val = _accuracy(flow.parent, data.x_validation, data.y_validation)
+    reference_test = (_accuracy(flow.parent, data.x_test, data.y_test)
                       if data.x_test is not None else float("nan"))
     report_x, report_y = ((data.x_test, data.y_test) if data.x_test is not None else
                           (data.x_validation, data.y_validation))
     _, energy_before = target.run(reference, report_x, report_y)
+    prunable = [layer for layer in dense if layer.name in flow.prunable]
     if criterion == "energy":
         _, order_energy = target.run(reference, data.x_validation, data.y_validation)
-        order = sorted((layer.name for layer in dense), key=lambda n: -order_energy[n])
+        order = sorted((layer.name for layer in prunable), key=lambda n: -order_energy[n])
     else:
-        order = [layer.name for layer in sorted(dense, key=lambda layer: -layer.weights.size)]
+        order = [layer.name for layer in sorted(prunable, key=lambda layer: -layer.weights.size)]
     say(f"{criterion}: layers in the order {', '.join(order)}")
 
     # The budget holds for the final hardware network on the validation part: when fine-tuning
@@ -379,9 +545,8 @@ def prune(network: Network, target: Target, *, criterion: str = "energy",
     decision_budget = max_accuracy_drop / 100.0
     attempts = []
     while True:
-        final, choices = _prune_layers(criterion, network, order, data, target,
-                                       reference_val - decision_budget - 1e-12, seed, finetune,
-                                       say)
+        final, choices = _prune_layers(criterion, flow, order, data, target,
+                                       reference_val - decision_budget - 1e-12, finetune, say)
         final_val = _accuracy(final, data.x_validation, data.y_validation)
         attempts.append({"decision_budget_points": 100 * decision_budget,
                          "validation_accuracy": final_val})
@@ -397,9 +562,10 @@ def prune(network: Network, target: Target, *, criterion: str = "energy",
                   if data.x_test is not None else float("nan"))
     layers = []
     for layer in dense:
-        visited, sparsity, accuracy, failed, failed_accuracy = choices[layer.name]
+        visited, sparsity, accuracy, failed, failed_accuracy = choices.get(
+            layer.name, (-1, 0.0, None, None, None))  # -1: not pruned itself (output neurons)
         weights = next(item.weights for item in final.layers if item.name == layer.name)
-        layers.append(LayerChoice(layer.name, visited, int(weights.size),
+        layers.append(LayerChoice(layer.name, visited, int(layer.weights.size),
                                   int(np.count_nonzero(weights)), sparsity, accuracy, failed,
                                   failed_accuracy, energy_before[layer.name],
                                   energy_after[layer.name]))
@@ -410,13 +576,22 @@ def prune(network: Network, target: Target, *, criterion: str = "energy",
                          {"energy_measured_on": "the test split" if data.x_test is not None
                           else "the validation part", "data": data.source,
                           "clock_mhz": target.clock_mhz, "finetuned": finetune,
+                          "pruned": flow.kind, "parent": flow.note,
+                          "widths": {item.name: list(item.weights.shape)
+                                     for item in final.layers if isinstance(item, Dense)},
                           "other_energy_before_uj": energy_before.get("other", 0.0),
                           "other_energy_after_uj": energy_after.get("other", 0.0),
                           "searches": attempts})
     return final, report
 
 
+def _visited_text(choice: LayerChoice) -> str:
+    return "-" if choice.visited < 0 else f"{choice.visited + 1}"
+
+
 def _stop_text(choice: LayerChoice, floor_points: float) -> str:
+    if choice.visited < 0:
+        return "not pruned (its neurons are the outputs)"
     if choice.next_sparsity is None:
         return f"held the budget up to {100 * MAX_SPARSITY:.0f} %"
     return (f"{100 * choice.next_sparsity:.0f} % gave {100 * choice.next_accuracy:.2f} % "
@@ -437,8 +612,8 @@ def report_tables(reports: list[PruneReport]):
         for column in ("layer", "visited", "weights kept", "sparsity", "energy before (nJ)",
                        "energy after (nJ)", "x less"):
             table.add_column(column, justify="left" if column == "layer" else "right")
-        for choice in sorted(report.layers, key=lambda c: c.visited):
-            table.add_row(choice.name, f"{choice.visited + 1}",
+        for choice in sorted(report.layers, key=lambda c: (c.visited < 0, c.visited)):
+            table.add_row(choice.name, _visited_text(choice),
                           f"{choice.kept}/{choice.weights}",
                           f"{100 * (1 - choice.kept / max(choice.weights, 1)):.1f} %",
                           f"{1e3 * choice.energy_before_uj:.2f}",
@@ -484,8 +659,8 @@ def _comparison(first: PruneReport, second: PruneReport):
         other = by_name[choice.name]
         share = choice.energy_before_uj / first.energy_before_uj
         table.add_row(choice.name, f"{100 * share:.1f} %",
-                      f"{choice.visited + 1}, {100 * choice.sparsity:.0f} %",
-                      f"{other.visited + 1}, {100 * other.sparsity:.0f} %",
+                      f"{_visited_text(choice)}, {100 * choice.sparsity:.0f} %",
+                      f"{_visited_text(other)}, {100 * other.sparsity:.0f} %",
                       _stop_text(choice, floors[0]), _stop_text(other, floors[1]))
     table.caption = (f"energy per inference: {first.criterion} "
                      f"{1e3 * first.energy_after_uj:.2f} nJ, {second.criterion} "
@@ -501,7 +676,13 @@ def _ratio(before: float, after: float) -> str:
 
 
 def _options_text(options: dict) -> str:
-    return " ".join(f"{key}={value}" for key, value in sorted(options.items()))
+    def text(key, value):
+        if key == "folding" and isinstance(value, dict):
+            return "folding " + ", ".join(f"{name} {fold.get('pe', 1)}x{fold.get('simd', 1)}"
+                                          for name, fold in value.items())
+        return f"{key}={value}"
+    return " ".join(text(key, value) for key, value in sorted(options.items())
+                    if value is not None)
 
 
 __all__ = ["CRITERIA", "LayerChoice", "PruneData", "PruneReport", "Target", "check_prunable",

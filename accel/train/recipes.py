@@ -242,11 +242,18 @@ def _thresholds_metadata(network: Network) -> dict[str, str]:
                                        if isinstance(layer, MultiThreshold)})}
 
 
-def bnn_mlp(seed: int, data: Data) -> Trained:
+def bnn_mlp_model(seed: int, data: Data) -> BinaryMLP:
+    """The trained torch model of bnn-mlp (latent weights, batch-norm statistics)."""
     r = BNN_MLP_RECIPE
     model = BinaryMLP(r["sizes"])
     fit(model, model.parameters(), data.x_train, data.y_train, epochs=r["epochs"],
         batch_size=r["batch_size"], lr=r["lr"], rng=phase_rng(seed, 0), after_step=model.clip)
+    return model
+
+
+def bnn_mlp(seed: int, data: Data) -> Trained:
+    r = BNN_MLP_RECIPE
+    model = bnn_mlp_model(seed, data)
     network = binary_mlp_network(model, "bnn-mlp")
     return Trained(network, torch_accuracy(model, data.x_eval, data.y_eval),
                    {"recipe": _json(r), **_thresholds_metadata(network)})
