@@ -33,8 +33,10 @@ The procedure, for either criterion:
                 incoming weights' L1 norm, Li et al. 2017).
 4. **Global fine-tuning** with torch (``accel.train``), pruning pattern fixed, on the fit
    part; then the hardware network (EIE: k-means sharing of the kept weights, entry 0 = the
-   pruned weight; FINN: the thresholds folded from batch-norm). If that network misses the
-   budget on the validation part, steps 3-4 run again with a budget one image tighter.
+   pruned weight; FINN: the thresholds folded from batch-norm). The fine-tuned network is
+   kept unless it scores lower on the validation part than the network before it. If the
+   result misses the budget on the validation part, steps 3-4 run again with a budget one
+   validation image tighter.
 5. **Result**: energy per layer and accuracy of the final hardware network, on the validation
    and the test split.
 Both criteria share steps 1, 3's search, 4 and 5, so their difference is the energy order,
@@ -494,10 +496,16 @@ def _prune_layers(criterion: str, flow, order: list[str], data: PruneData, targe
         choices[name] = (visited, sparsity, accuracy, failed, failed_accuracy)
         say(f"{criterion}: {name} pruned to {100 * sparsity:.0f} % (validation "
             f"{100 * accuracy:.2f} %)")
-    if finetune:
-        current = flow.finetune(current)
-        say(f"{criterion}: fine-tuned")
     final = flow.hardware(current)
+    if finetune:
+        # fine-tuning is there to win accuracy back; where it loses some on the validation
+        # part (a binarized net's batch-norm re-estimated on few images can), it is not kept
+        tuned = flow.hardware(flow.finetune(current))
+        kept = (_accuracy(tuned, data.x_validation, data.y_validation)
+                >= _accuracy(final, data.x_validation, data.y_validation))
+        final = tuned if kept else final
+        say(f"{criterion}: fine-tuned" + ("" if kept else
+                                          " (not kept: it lost validation accuracy)"))
     final.metadata.update({"pruned_by": f"accel prune --criterion {criterion}",
                            "pruned_for": f"{target.arch_name} {target.options}"})
     return final, choices
