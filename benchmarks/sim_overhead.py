@@ -13,7 +13,6 @@ import os
 import subprocess
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 from accel.hw.common.harness import ALWAYS, FIFOHarness, fifo_harness_model

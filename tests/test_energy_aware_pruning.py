@@ -85,6 +85,23 @@ def test_energy_aware_pruning_of_mlp_on_eie_holds_the_budget_and_reports_its_ene
     assert kept == {layer["name"]: layer["kept"] for layer in report["layers"]}
 
 
+def test_prune_on_the_users_data_holds_a_fifth_out_and_reports_no_test_figures(tmp_path):
+    from accel.nn.data import digits_split
+
+    split = digits_split()
+    np.save(tmp_path / "x.npy", split.x_train[:700])
+    np.save(tmp_path / "y.npy", split.y_train[:700])
+    report_path = tmp_path / "report.json"
+    assert main(["prune", *EIE16, "mlp", "--criterion", "magnitude", "--no-finetune",
+                 "--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy"),
+                 "--report", str(report_path), "-o", str(tmp_path / "out.onnx")]) == 0
+    report = json.loads(report_path.read_text())["reports"][0]
+    assert report["test_accuracy"] is None and report["test_drop_points"] is None
+    assert report["extra"]["energy_measured_on"] == "the validation part"
+    assert report["validation_drop_points"] <= 1.0 + 1e-9
+    assert report["energy_after_uj"] < report["energy_before_uj"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--arch", "finn", "bnn-cnv"], "accel prune takes a float chain of dense layers"),
     ([*EIE16, "mlp", "--energy-aware", "--criterion", "magnitude"], "contradict"),
