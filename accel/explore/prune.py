@@ -621,9 +621,10 @@ def report_tables(reports: list[PruneReport]):
         table = Table(title=f"accel prune --criterion {report.criterion} on {report.arch} "
                             f"{_options_text(report.options)} (energy per inference on "
                             f"{report.extra['energy_measured_on']})")
-        for column in ("layer", "visited", "weights kept", "sparsity", "energy before (nJ)",
-                       "energy after (nJ)", "x less"):
-            table.add_column(column, justify="left" if column == "layer" else "right")
+        for column in ("layer", "order", "weights kept", "sparsity", "nJ before", "nJ after",
+                       "x less"):
+            table.add_column(column, justify="left" if column == "layer" else "right",
+                             no_wrap=True)
         for choice in sorted(report.layers, key=lambda c: (c.visited < 0, c.visited)):
             table.add_row(choice.name, _visited_text(choice),
                           f"{choice.kept}/{choice.weights}",
@@ -633,7 +634,7 @@ def report_tables(reports: list[PruneReport]):
                           _ratio(choice.energy_before_uj, choice.energy_after_uj))
         other_before = report.extra.get("other_energy_before_uj", 0.0)
         if other_before:
-            table.add_row("other (shared)", "", "", "", f"{1e3 * other_before:.2f}",
+            table.add_row("shared", "", "", "", f"{1e3 * other_before:.2f}",
                           f"{1e3 * report.extra.get('other_energy_after_uj', 0.0):.2f}", "")
         table.add_row("total", "", f"{sum(c.kept for c in report.layers)}/"
                                    f"{sum(c.weights for c in report.layers)}", "",
