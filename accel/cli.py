@@ -307,8 +307,13 @@ def _replay_point(args, console) -> int:
 
     given = [flag for flag, value in (("--arch", args.arch), ("--images", args.images),
                                       ("--data", args.data), ("--labels", args.labels),
-                                      ("--json", args.json), ("--on-chip-kib", args.on_chip_kib))
+                                      ("--json", args.json), ("--on-chip-kib", args.on_chip_kib),
+                                      ("--synth-report", getattr(args, "synth_report", None)))
              if value is not None]
+    given += [flag for flag, changed in (("--clock-mhz", args.clock_mhz != DEFAULT_CLOCK_MHZ),
+                                         ("--tech", args.tech != "45nm"),
+                                         ("--allow-large-design", args.allow_large_design))
+              if changed]
     if given:
         raise ConfigError(f"--point replays the stored point as it was computed: leave out "
                           f"{', '.join(given)}")
@@ -471,7 +476,13 @@ def _prune(args, console) -> int:
         write_json(args.report, {"model": args.model, "options": dataclasses.asdict(options),
                                  "reports": [report.to_json() for _, report in results]})
         console.print(f"wrote {args.report}")
-    return 0
+    missed = [report for _, report in results if not report.budget_met]
+    for report in missed:
+        print(f"accel: {report.criterion}: the network lost {report.validation_drop_points:.2f} "
+              f"points on the validation part, over the {report.budget_points:g}-point budget "
+              "even with no pruning left to undo (fine-tuning and sharing alone cost that)",
+              file=sys.stderr)
+    return 1 if missed else 0
 
 
 def _explore(args, console) -> int:

@@ -211,3 +211,20 @@ def test_finn_structured_pruning_of_bnn_mlp_runs_bit_exact_in_verilator():
         assert result.bit_exact and result.agrees, criterion
         assert result.to_json()["energy_uj_per_inference"] == pytest.approx(
             report.energy_after_uj, rel=1e-12)
+
+
+def test_a_missed_budget_is_said_and_exits_1(tmp_path, monkeypatch, capsys):
+    """When even no pruning cannot hold the budget (fine-tuning and sharing alone lose it),
+    accel prune writes the network but says so and exits 1."""
+    real_prune = eap.prune
+
+    def missing(*args, **kwargs):
+        final, report = real_prune(*args, **kwargs)
+        return final, dataclasses.replace(report, budget_met=False)
+
+    monkeypatch.setattr(eap, "prune", missing)
+    out = tmp_path / "out.onnx"
+    assert main(["prune", *EIE16, "mlp", "--criterion", "magnitude", "--no-finetune",
+                 "-o", str(out)]) == 1
+    assert "over the 1-point budget" in capsys.readouterr().err
+    assert out.exists()

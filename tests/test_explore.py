@@ -561,6 +561,17 @@ def test_simulate_point_refusals_are_one_line(tmp_path, capsys):
         assert main(["simulate", *args]) == 2, args
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, (args, err)
+    # a file that is not a store is refused and left exactly as it was (opened read-only)
+    plain = tmp_path / "plain.sqlite"
+    with sqlite3.connect(plain) as db:
+        db.execute("CREATE TABLE t (x)")
+    before = plain.read_bytes()
+    assert main(["simulate", "--point", f"{plain}:1"]) == 2
+    assert "not a" in capsys.readouterr().err
+    assert plain.read_bytes() == before and not Path(f"{plain}-wal").exists()
+    for flag in (["--clock-mhz", "5"], ["--tech", "65nm"], ["--allow-large-design"]):
+        assert main(["simulate", "--point", f"{failed}:1", *flag]) == 2
+        assert f"leave out {flag[0]}" in capsys.readouterr().err
     other = tmp_path / "other"
     other.mkdir()
     wrong_model = _store_with(other, point, "0" * 64, {"status": "ok", "result": "{}"})

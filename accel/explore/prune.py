@@ -94,6 +94,7 @@ class PruneReport:
     energy_before_uj: float
     energy_after_uj: float
     decision_budget_points: float  # the search's own budget (tighter after a retry)
+    budget_met: bool  # the final network holds the budget on the validation part
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 
@@ -584,7 +585,9 @@ def prune(network: Network, target: Target, *, criterion: str = "energy",
     report = PruneReport(criterion, target.arch_name, target.options, float(max_accuracy_drop),
                          order, layers, reference_val, reference_test, final_val, final_test,
                          sum(energy_before.values()), sum(energy_after.values()),
-                         100 * decision_budget, time.perf_counter() - start,
+                         100 * decision_budget,
+                         final_val >= reference_val - max_accuracy_drop / 100.0 - 1e-12,
+                         time.perf_counter() - start,
                          {"energy_measured_on": "the test split" if data.x_test is not None
                           else "the validation part", "data": data.source,
                           "clock_mhz": target.clock_mhz, "finetuned": finetune,

@@ -126,18 +126,35 @@ class Store:
                             "error": error, "seconds": seconds}
         return out
 
-    def row(self, row_id: int) -> dict:
-        """The row ``STORE:ID`` names: {id, key, point, model_sha256, status, result, error}."""
-        found = self.db.execute(
-            "SELECT id, key, point, model_sha256, status, result, error FROM points WHERE id = ?",
-            (row_id,)).fetchone()
-        if found is None:
-            raise ConfigError(f"store {self.path} has no point {row_id} (it holds "
-                              f"{self.count()} points)")
-        id_, key, point, model_sha256, status, result, error = found
-        return {"id": id_, "key": key, "point": json.loads(point), "model_sha256": model_sha256,
-                "status": status, "result": None if result is None else json.loads(result),
-                "error": error}
-
     def count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM points").fetchone()[0]
+
+
+def read_row(path: str | Path, row_id: int) -> dict:
+    """The row ``STORE:ID`` names, {id, key, point, model_sha256, status, result, error}, read
+    without writing to the file: opened read-only (no WAL switch, no tables created), so it
+    can be read while a sweep writes it, and a file that is not a store stays as it was."""
+    from urllib.parse import quote
+
+    path = Path(path)
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    try:
+        db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            schema = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+            if schema is None or schema[0] != SCHEMA:
+                raise ConfigError(f"store {path}: not a results store of schema {SCHEMA}")
+            found = db.execute(
+                "SELECT id, key, point, model_sha256, status, result, error FROM points "
+                "WHERE id = ?", (row_id,)).fetchone()
+            count = db.execute("SELECT COUNT(*) FROM points").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"store {path}: not a usable SQLite results store ({exc})") from None
+    if found is None:
+        raise ConfigError(f"store {path} has no point {row_id} (it holds {count} points)")
+    id_, key, point, model_sha256, status, result, error = found
+    return {"id": id_, "key": key, "point": json.loads(point), "model_sha256": model_sha256,
+            "status": status, "result": None if result is None else json.loads(result),
+            "error": error}

@@ -400,7 +400,7 @@ def replay_stored_point(reference: str, model_file: str | None = None) -> dict:
     The model is the point's own (a shipped name, or a file: relative to the current directory,
     or given as ``model_file``); its sha256 must be the one the point was computed with."""
     from accel.explore.spec import file_sha256
-    from accel.explore.store import Store
+    from accel.explore.store import read_row
     from accel.explore.worker import verify_point
     from accel.nn.zoo import model_path, shipped_models
 
@@ -410,8 +410,7 @@ def replay_stored_point(reference: str, model_file: str | None = None) -> dict:
                           f"sweep.sqlite:12), got {reference!r}")
     if not Path(store_path).is_file():
         raise ConfigError(f"--point: no store file {store_path}")
-    with Store(store_path) as store:
-        row = store.row(int(row_text))
+    row = read_row(store_path, int(row_text))
     if row["status"] != "ok":
         raise ConfigError(f"point {row['id']} of {store_path} has no estimate to check: it "
                           f"failed with: {row['error']}")

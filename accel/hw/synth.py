@@ -503,9 +503,9 @@ def measured_clock(arch, mapping, *, report_path: str | None = None,
     as FPGA builds are): from ``report_path`` (a ``synth.json`` of this very design: its
     Verilog's sha256 must match), else from the synth cache, else by running yosys and nextpnr
     on ECP5's default part now and caching the report."""
+    report = read_report(report_path) if report_path is not None else None  # before elaborating
     design = elaborate(arch, mapping, allow_large=allow_large)
-    if report_path is not None:
-        report = read_report(report_path)
+    if report is not None:
         if report["verilog_sha256"] != design.sha256:
             raise ConfigError(f"{report_path}: reports another design than this configuration "
                               "(its Verilog differs); run accel synth --pnr with the same "
