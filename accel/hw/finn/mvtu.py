@@ -13,6 +13,11 @@ read in that cycle); the output register is valid from the cycle after the step 
 So a vector takes NF*SF cycles when nothing stalls: II = 1 tile per cycle.
 
 Weight and threshold memories are read asynchronously (LUT RAM / registers on an FPGA).
+
+Generated logic is linear in PE x SIMD: the input beat is selected once into a signal every PE
+reads (Amaranth re-emits an expression at each use, so a shared expression would be rebuilt per
+lane), each PE's weight word is one memory read, and popcounts and adder trees are balanced
+trees built level by level (``balanced_sum``: depth log2(SIMD), no recursion on the lane count).
 """
 
 from __future__ import annotations
@@ -29,6 +34,21 @@ def _pack(values, bits: int) -> int:
     for k, value in enumerate(values):
         word |= (int(value) & ((1 << bits) - 1)) << (k * bits)
     return word
+
+
+def balanced_sum(terms):
+    """The sum of Amaranth values ``terms`` as a balanced tree of two-input adders, built level
+    by level (so neither its logic depth nor Python's recursion grows with ``len(terms)``).
+    Each term is used once, so nothing is emitted twice."""
+    level = list(terms)
+    if not level:
+        return Const(0, 1)
+    while len(level) > 1:
+        paired = [a + b for a, b in zip(level[0::2], level[1::2])]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0]
 
 
 def _element_value(code, element: Element):
@@ -81,11 +101,14 @@ class MVTU(wiring.Component):
 
         nf = Signal(range(max(nf_count, 2)))
         sf = Signal(range(max(sf_count, 2)))
-        first_fold = nf == 0
-        last_synapse = sf == sf_count - 1
+        first_fold = Signal()
+        last_synapse = Signal()
+        m.d.comb += [first_fold.eq(nf == 0), last_synapse.eq(sf == sf_count - 1)]
         out_valid = Signal()
-        out_free = ~out_valid | self.o.ready
-        can_step = (~first_fold | self.i.valid) & (~last_synapse | out_free)
+        out_free = Signal()
+        can_step = Signal()
+        m.d.comb += [out_free.eq(~out_valid | self.o.ready),
+                     can_step.eq((~first_fold | self.i.valid) & (~last_synapse | out_free))]
 
         m.d.comb += [
             self.step.eq(can_step),
@@ -102,7 +125,10 @@ class MVTU(wiring.Component):
         buffer_read = input_buffer.read_port(domain="comb")
         m.d.comb += [buffer_write.addr.eq(sf), buffer_write.data.eq(self.i.payload),
                      buffer_write.en.eq(can_step & first_fold), buffer_read.addr.eq(sf)]
-        beat = Mux(first_fold, self.i.payload, buffer_read.data)
+        beat = Signal(self.in_width)  # one selection, read by every PE
+        m.d.comb += beat.eq(Mux(first_fold, self.i.payload, buffer_read.data))
+        first_synapse = Signal()
+        m.d.comb += first_synapse.eq(sf == 0)
 
         weight_addr = Signal(range(max(nf_count * sf_count, 2)))
         results = []
@@ -113,10 +139,10 @@ class MVTU(wiring.Component):
             m.submodules[f"weights_pe{p}"] = weights
             weight_read = weights.read_port(domain="comb")
             m.d.comb += weight_read.addr.eq(weight_addr)
-            partial = self._dot(beat, weight_read.data)
+            partial = self._dot(m, p, beat, weight_read.data)
             accumulator = Signal(acc_shape, name=f"acc_pe{p}")
             total = Signal(acc_shape, name=f"total_pe{p}")
-            m.d.comb += total.eq(Mux(sf == 0, 0, accumulator) + partial)
+            m.d.comb += total.eq(Mux(first_synapse, 0, accumulator) + partial)
             with m.If(can_step):
                 m.d.sync += accumulator.eq(total)
             results.append(self._activate(m, p, total, nf, threshold_width))
@@ -137,13 +163,14 @@ class MVTU(wiring.Component):
                 m.d.sync += [sf.eq(sf + 1), weight_addr.eq(weight_addr + 1)]
         return m
 
-    def _dot(self, beat, weight_word):
+    def _dot(self, m, p, beat, weight_word):
         """Sum over the SIMD lanes of input x weight: XNOR-popcount when both are bipolar."""
         layer = self.layer
         a, w = layer.input, layer.weight
         if a.bipolar and w.bipolar:
-            agree = ~(beat[:layer.simd] ^ weight_word[:layer.simd])
-            popcount = sum(agree[k].as_unsigned() for k in range(layer.simd))
+            agree = Signal(layer.simd, name=f"agree_pe{p}")
+            m.d.comb += agree.eq(~(beat[:layer.simd] ^ weight_word[:layer.simd]))
+            popcount = balanced_sum(agree[k].as_unsigned() for k in range(layer.simd))
             return (popcount * 2 - layer.simd).as_signed() if layer.simd > 0 else 0
         terms = []
         for k in range(layer.simd):
@@ -157,7 +184,7 @@ class MVTU(wiring.Component):
                 terms.append(Mux(x[0], value, -value))
             else:
                 terms.append(_element_value(x, a) * _element_value(wk, w))
-        return sum(terms[1:], terms[0])
+        return balanced_sum(terms)
 
     def _activate(self, m, p, total, nf, threshold_width):
         """The PE's output element: thresholded count (+ offset) or the raw accumulator."""
@@ -170,8 +197,10 @@ class MVTU(wiring.Component):
         m.submodules[f"thresholds_pe{p}"] = thresholds
         read = thresholds.read_port(domain="comb")
         m.d.comb += read.addr.eq(nf)
-        count = sum((total >= read.data[k * threshold_width:(k + 1) * threshold_width].as_signed())
-                    .as_unsigned() for k in range(layer.steps))
+        row = read.data
+        count = balanced_sum(
+            (total >= row[k * threshold_width:(k + 1) * threshold_width].as_signed()).as_unsigned()
+            for k in range(layer.steps))
         out = Signal(layer.output.bits, name=f"out_pe{p}")
         if layer.output.bipolar:
             m.d.comb += out.eq(count)

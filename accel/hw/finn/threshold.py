@@ -11,7 +11,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.hw.finn.mapping import ThresholdMapping
-from accel.hw.finn.mvtu import _pack
+from accel.hw.finn.mvtu import _pack, balanced_sum
 
 
 class ThresholdUnit(wiring.Component):
@@ -53,7 +53,7 @@ class ThresholdUnit(wiring.Component):
             # one bit wider than the threshold so an unsigned input compares as a value
             value = (x.as_signed() if s.element.signed else x.as_unsigned())
             row = read.data[lane * s.steps * width:(lane + 1) * s.steps * width]
-            count = sum((value >= row[k * width:(k + 1) * width].as_signed()).as_unsigned()
+            count = balanced_sum((value >= row[k * width:(k + 1) * width].as_signed()).as_unsigned()
                         for k in range(s.steps))
             out = Signal(s.out_element.bits, name=f"out{lane}")
             m.d.comb += out.eq(count if s.out_element.bipolar else count + s.out_offset)

@@ -1,0 +1,116 @@
+"""FINN SFC-max: generating (and synthesizing) FINN's SFC network at its published rate.
+
+SFC is 784-256-256-256-10 with binary weights and activations (Umuroglu et al., FPGA 2017);
+here its weights and thresholds are random but seeded (``sfc_network``), since generation time,
+Verilog size and resources do not depend on the values. The folding is ``auto_fold`` at FINN's
+SFC-max rate, 12.3 M frames/s at 200 MHz (16 cycles per frame).
+
+Prints the generation time and the Verilog size (bytes, lines, assign statements), then with
+``--synth`` (needs the ``accel[fpga]`` extra) yosys ``synth_xilinx`` LUTs against FINN's
+published 91,131 for SFC-max, and with ``--pnr`` also ECP5 synthesis and nextpnr's Fmax against
+the 200 MHz the frame rate needs. A synthesis of this size takes many minutes on two cores.
+Usage: python benchmarks/finn_sfc.py [--synth] [--pnr] [--fps F] [--clock-mhz C] [-o DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from accel.errors import ToolchainError
+from accel.nn import BipolarQuant, DataType, Dense, MultiThreshold, Network
+
+SFC_WIDTHS = (784, 256, 256, 256, 10)
+FINN_SFC_MAX_LUTS = 91_131  # FINN's SFC-max (ZC706), second-hand: field notes section 5
+SFC_MAX_FPS = 12.3e6
+CLOCK_MHZ = 200.0
+
+
+def sfc_network(widths=SFC_WIDTHS, seed: int = 0) -> Network:
+    """A binary MLP of the given widths (SFC by default): a bipolar input quantizer, then per
+    layer a bipolar-weight dense layer and, except after the last, a sign threshold (one
+    threshold per channel, outputs +-1); weights and thresholds random from ``seed``."""
+    rng = np.random.default_rng(seed)
+    layers = [BipolarQuant("quant_in")]
+    for k, (mw, mh) in enumerate(zip(widths, widths[1:])):
+        weights = np.where(rng.random((mh, mw)) < 0.5, -1, 1)
+        layers.append(Dense(f"fc{k}", weights=weights, weight_type=DataType.bipolar_type()))
+        if k < len(widths) - 2:
+            thresholds = rng.integers(-(mw // 8), mw // 8 + 1, (mh, 1))
+            layers.append(MultiThreshold(f"sign{k}", thresholds=thresholds, out_scale=2.0,
+                                         out_bias=-1.0))
+    return Network("sfc", (1, widths[0]), layers)
+
+
+def verilog_size(text: str) -> dict:
+    return {"bytes": len(text), "lines": text.count("\n"), "assigns": text.count("  assign ")}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fps", type=float, default=SFC_MAX_FPS)
+    parser.add_argument("--clock-mhz", type=float, default=CLOCK_MHZ)
+    parser.add_argument("--synth", action="store_true", help="yosys synth_xilinx (xc7) LUTs")
+    parser.add_argument("--pnr", action="store_true",
+                        help="also synth_ecp5 and nextpnr-ecp5 (LFE5UM5G-85F) for Fmax")
+    parser.add_argument("-o", "--output", help="directory for the Verilog and the reports")
+    args = parser.parse_args()
+
+    from accel.hw.finn.arch import ARCHITECTURE
+    from accel.hw.finn.mapping import auto_fold, map_network
+
+    network = sfc_network()
+    folding = auto_fold(network, args.fps, args.clock_mhz)
+    mapping = map_network(network, folding, count_events=False)
+    print(f"SFC {'-'.join(map(str, SFC_WIDTHS))} at {args.fps:g} frames/s, "
+          f"{args.clock_mhz:g} MHz: {mapping.initiation_interval} cycles/frame")
+    for layer in mapping.layers:
+        print(f"  {layer.name}: PE {layer.pe:4d} SIMD {layer.simd:4d} "
+              f"({layer.cycles_per_frame} cycles/frame)")
+    lanes = sum(layer.pe * layer.simd for layer in mapping.layers)
+
+    from accel.hw import synth
+
+    design = synth.elaborate(ARCHITECTURE, mapping, allow_large=True)
+    size = verilog_size(design.verilog)
+    print(f"generated in {design.seconds:.1f} s: {size['bytes']:,} bytes, {size['lines']:,} "
+          f"lines, {size['assigns']:,} assigns ({lanes:,} PE x SIMD lanes, "
+          f"{size['bytes'] / lanes:.0f} bytes per lane)")
+    out = Path(args.output) if args.output else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{design.top_name}.v").write_text(design.verilog)
+    if not (args.synth or args.pnr):
+        return
+    try:
+        synth._require_pyosys()
+    except ToolchainError as error:  # the accel[fpga] extra is missing
+        print(f"synthesis skipped: {error}")
+        return
+    targets = [("xc7", False)] + ([("ecp5", True)] if args.pnr else [])
+    for name, pnr in targets:
+        chosen, part = synth.check_request(name, None, pnr)
+        start = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="finn-sfc-") as tmp:
+            report = synth.run_flow(design, chosen, part, pnr=pnr, freq_mhz=args.clock_mhz,
+                                    work=Path(tmp))
+        if out:
+            (out / f"synth-{name}.json").write_text(json.dumps(report, indent=1))
+        resources = report["resources"]
+        print(f"{name}: {json.dumps(resources)} ({time.monotonic() - start:.0f} s)")
+        if name == "xc7":
+            luts = resources.get("lut", 0)
+            print(f"  LUTs {luts:,} vs FINN SFC-max {FINN_SFC_MAX_LUTS:,} "
+                  f"({luts / FINN_SFC_MAX_LUTS:.2f}x)")
+        if report["pnr"]:
+            fmax = report["pnr"].get("fmax_mhz")
+            print(f"  ECP5 Fmax {fmax} MHz vs the {args.clock_mhz:g} MHz the frame rate needs")
+
+
+if __name__ == "__main__":
+    main()
