@@ -11,8 +11,7 @@ from accel.hw.architecture import Architecture, RTLRun, Timing, check_positive, 
 from accel.hw.common.counters import DEFAULT_COUNTER_WIDTH
 from accel.hw.eie.energy import event_specs, storage_of
 from accel.hw.eie.mapping import EIENetworkMapping, map_network
-from accel.hw.eie.model import ENTRIES_PER_WORD, ENTRY_BITS, LNZD_FANIN, LNZD_STAGE_LEVELS, \
-    check_lnzd_parameters
+from accel.hw.eie.model import ENTRIES_PER_WORD, ENTRY_BITS
 from accel.hw.eie.rtl import EIEHarness, EIEVectorLoader, event_declarations, pe_storage, \
     pointer_bits
 from accel.hw.eie.run import model_timing, network_layer_inputs, run_rtl
@@ -28,16 +27,6 @@ class EIEOptions:
     sparse_word_bits: int = option(ENTRIES_PER_WORD * ENTRY_BITS,
                                    help="sparse-matrix SRAM word width, 16 to 512", parse=int,
                                    metavar="BITS")
-    lnzd_fanin: int = option(LNZD_FANIN,
-                             help="leading-nonzero detector: flags per group and fan-in of its "
-                                  "tree of priority selects, a power of two from 2 to 16 "
-                                  "(EIE's is 4)", parse=int, metavar="F")
-    lnzd_stage_levels: int = option(LNZD_STAGE_LEVELS,
-                                    help="leading-nonzero detector: tree levels between its "
-                                         "pipeline registers (1: a register after every "
-                                         "level; each layer's first broadcast waits one cycle "
-                                         "per stage, plus one for the activation read)",
-                                    parse=int, metavar="N")
 
 
 class EIEArchitecture(Architecture):
@@ -73,18 +62,12 @@ class EIEArchitecture(Architecture):
                 raise ConfigError(f"--pes {options.pes}: more PEs than the {widest.outputs} rows "
                                   f"of the widest layer ({widest.name}), so some would never "
                                   f"work; use at most {widest.outputs}")
-        for flag, value in (("--lnzd-fanin", options.lnzd_fanin),
-                            ("--lnzd-stage-levels", options.lnzd_stage_levels)):
-            check_positive(flag, value, integer=True)
-        check_lnzd_parameters(options.lnzd_fanin, options.lnzd_stage_levels)
         if options.sparse_word_bits % ENTRY_BITS:
             raise ConfigError(f"--sparse-word-bits {options.sparse_word_bits}: a word holds "
                               f"whole {ENTRY_BITS}-bit entries")
         return map_network(network, num_pes=options.pes, queue_depth=options.queue_depth,
                            count_events=count_events,
-                           entries_per_word=options.sparse_word_bits // ENTRY_BITS,
-                           lnzd_fanin=options.lnzd_fanin,
-                           lnzd_stage_levels=options.lnzd_stage_levels)
+                           entries_per_word=options.sparse_word_bits // ENTRY_BITS)
 
     def rtl(self, mapping: EIENetworkMapping) -> EIEHarness:
         return EIEHarness(mapping)
@@ -164,8 +147,6 @@ class EIEArchitecture(Architecture):
             "queue_depth": mapping.queue_depth, "activation_bits": mapping.activation_bits,
             "accumulator_bits": mapping.accumulator_bits, "pointer_bits": pointer_bits(mapping),
             "sparse_word_bits": mapping.entries_per_word * ENTRY_BITS,
-            "lnzd": {"fanin": mapping.lnzd_fanin, "stage_levels": mapping.lnzd_stage_levels,
-                     "latency_cycles": mapping.lnzd_latency},
             "sparse_entries_per_pe": [len(pe_storage(mapping, k)[1]) for k in range(n)],
             "activation_bank_rows": mapping.bank_rows, "layers": layers,
             "protocol": (

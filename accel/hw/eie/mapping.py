@@ -10,7 +10,6 @@ import numpy as np
 from accel.compress.eie import EIEMatrix, encode_eie
 from accel.compress.network import codebook_indices
 from accel.errors import ConfigError
-from accel.hw.eie import lnzd
 from accel.hw.eie.model import ENTRIES_PER_WORD
 
 CODEBOOK_ENTRIES = 16
@@ -89,12 +88,8 @@ class EIENetworkMapping:
     final_bias: np.ndarray | None = field(repr=False, default=None)
     count_events: bool = True  # without: no event counters (smaller FPGA builds)
     entries_per_word: int = ENTRIES_PER_WORD  # sparse-matrix SRAM word = 8 bits x this
-    # the leading-nonzero detector's tree (accel.hw.eie.lnzd): fan-in, levels per pipeline stage
-    lnzd_fanin: int = lnzd.DEFAULT_FANIN
-    lnzd_stage_levels: int = lnzd.DEFAULT_STAGE_LEVELS
 
     def __post_init__(self):
-        lnzd.check_parameters(self.lnzd_fanin, self.lnzd_stage_levels)
         words = self.entries_per_word
         if words < 2 or words > 64 or words & (words - 1):
             raise ConfigError(f"sparse-matrix SRAM words of {words} entries: use a power of "
@@ -111,11 +106,6 @@ class EIENetworkMapping:
     @property
     def max_cols(self) -> int:
         return max(layer.cols for layer in self.layers)
-
-    @property
-    def lnzd_latency(self) -> int:
-        """The cycle of a layer in which the first broadcast can happen."""
-        return lnzd.latency(self.max_cols, self.lnzd_fanin, self.lnzd_stage_levels)
 
     @property
     def max_local_rows(self) -> int:
@@ -141,8 +131,7 @@ def single_layer(layer: EIELayerMapping,
 
 
 def map_network(network, *, num_pes: int, queue_depth: int = 8, count_events: bool = True,
-                entries_per_word: int = ENTRIES_PER_WORD, lnzd_fanin: int = lnzd.DEFAULT_FANIN,
-                lnzd_stage_levels: int = lnzd.DEFAULT_STAGE_LEVELS) -> EIENetworkMapping:
+                entries_per_word: int = ENTRIES_PER_WORD) -> EIENetworkMapping:
     """A chain Quant -> (Dense -> [Relu] -> Quant)* -> Dense of shared weights, with
     power-of-two scales, onto the EIE engine. Activations are held as signed integers wide
     enough for every Quant (16 bits for signed 16-bit fixed point, 17 for unsigned)."""
@@ -198,4 +187,4 @@ def map_network(network, *, num_pes: int, queue_depth: int = 8, count_events: bo
         requantize.append(Requantize(bias, relu, shift, quant.bits, quant.signed))
         index += 3 if relu else 2
     return EIENetworkMapping(network.name, mapped, requantize, final_bias, count_events,
-                             entries_per_word, lnzd_fanin, lnzd_stage_levels)
+                             entries_per_word)

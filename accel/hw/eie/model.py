@@ -11,11 +11,7 @@ Microarchitecture modelled
 - Central control: a leading-nonzero detector broadcasts one nonzero activation (j, a_j) per
   cycle, in column order, to every PE's activation queue (depth ``queue_depth``). A broadcast
   waits until every queue has a free slot; like ``StreamFIFO``, a full queue does not accept a
-  push in the cycle it pops. The detector is a pipelined tree (``accel.hw.eie.lnzd``: fan-in
-  ``LNZD_FANIN``, a register every ``LNZD_STAGE_LEVELS`` levels, then the activation read);
-  the first broadcast happens in cycle ``lnzd_latency`` (its stages + 1), and after it the
-  tree offers the next column in every cycle, so only the queues hold broadcasts back. A
-  layer without nonzero activations takes ``lnzd_latency`` cycles.
+  push in the cycle it pops. The first broadcast happens in cycle ``LNZD_LATENCY``.
 - PE front end: a PE pops the head of its queue into a one-column slot whose pointer pair is
   read from the even/odd banks (synchronous SRAM reads: the pair is there the next cycle). It
   pops when the slot is empty or is handed to the issue stage in the same cycle, and a pushed
@@ -31,8 +27,7 @@ Microarchitecture modelled
   cycle in which every queue, slot and stage is empty.
 
 Recurrences (column order t = 0, 1, ... over the nonzero activations; per PE k):
-    broadcast[t] = max(broadcast[t-1] + 1, max_k pop[k][t - depth] + 1), broadcast[-1] =
-                   lnzd_latency - 1
+    broadcast[t] = max(broadcast[t-1] + 1, max_k pop[k][t - depth] + 1)
     pop[k][t]    = max(broadcast[t] + 1, start[k][t-1])
     start[k][t]  = max(pop[k][t] + 1, finish[k][t-1])
     finish[k][t] = start[k][t] + max(1, entries[k][column t])
@@ -49,8 +44,7 @@ import numpy as np
 from accel.compress.eie import EIEMatrix, encode_eie
 from accel.errors import ConfigError
 
-LNZD_FANIN = 4  # EIE's leading-nonzero detector is a 4-ary tree
-LNZD_STAGE_LEVELS = 1  # a pipeline register after every level of it
+LNZD_LATENCY = 1
 PIPELINE_TAIL = 1
 ENTRY_BITS = 8  # 4-bit codebook index, 4-bit zero count
 ENTRIES_PER_WORD = 8  # 64-bit sparse-matrix SRAM words
@@ -59,42 +53,6 @@ EVENTS = ("control.lnzd.broadcast", "pe.act_bank.write", "pe.act_queue.push",
           "pe.act_queue.pop", "pe.pointer_even.read", "pe.pointer_odd.read",
           "pe.sparse_sram.read", "pe.codebook.read", "pe.mult.mac", "pe.act_regfile.read",
           "pe.act_regfile.write", "pe.idle.cycle")
-
-
-def check_lnzd_parameters(fanin: int, stage_levels: int) -> None:
-    if not isinstance(fanin, int) or fanin < 2 or fanin > 16 or fanin & (fanin - 1):
-        raise ConfigError(f"leading-nonzero detector fan-in {fanin!r}: use a power of two "
-                          "from 2 to 16")
-    if not isinstance(stage_levels, int) or stage_levels < 1:
-        raise ConfigError(f"leading-nonzero detector levels per stage {stage_levels!r}: use a "
-                          "positive integer")
-
-
-def lnzd_tree_levels(width: int, fanin: int = LNZD_FANIN) -> int:
-    """Levels of F-ary selection over ``width`` nonzero flags (at least one)."""
-    levels, span = 1, fanin
-    while span < width:
-        levels, span = levels + 1, span * fanin
-    return levels
-
-
-def lnzd_stages(width: int, fanin: int = LNZD_FANIN,
-                stage_levels: int = LNZD_STAGE_LEVELS) -> int:
-    """Pipeline registers of the detector's tree, from the flags to the root."""
-    return -(-lnzd_tree_levels(width, fanin) // stage_levels)
-
-
-def lnzd_latency(width: int, fanin: int = LNZD_FANIN,
-                 stage_levels: int = LNZD_STAGE_LEVELS) -> int:
-    """The cycle of a layer in which the first broadcast can happen: the detector's tree
-    stages (over ``width`` columns, the engine's widest layer) plus the activation read."""
-    check_lnzd_parameters(fanin, stage_levels)
-    return lnzd_stages(width, fanin, stage_levels) + 1
-
-
-def _latency(matrices, latency: int | None) -> int:
-    """``latency`` or, by default, the detector of default parameters over the widest layer."""
-    return lnzd_latency(max(m.cols for m in matrices)) if latency is None else latency
 
 
 def layer_event(index: int, event: str) -> str:
@@ -115,16 +73,12 @@ class EIELayerTiming:
 
 
 def simulate_layer(matrix: EIEMatrix, activations: np.ndarray, queue_depth: int = 8,
-                   entries_per_word: int = ENTRIES_PER_WORD,
-                   lnzd_latency: int | None = None) -> EIELayerTiming:
-    """Cycles and events of one layer for one input vector (``activations``, length cols);
-    ``lnzd_latency``: the first broadcast's cycle (default: the default detector over this
-    layer's columns)."""
+                   entries_per_word: int = ENTRIES_PER_WORD) -> EIELayerTiming:
+    """Cycles and events of one layer for one input vector (``activations``, length cols)."""
     activations = np.asarray(activations)
     if activations.shape != (matrix.cols,):
         raise ConfigError(f"activations of shape {activations.shape} for {matrix.cols} columns")
-    batch = simulate_layer_batch(matrix, activations[None, :], queue_depth, entries_per_word,
-                                 lnzd_latency)
+    batch = simulate_layer_batch(matrix, activations[None, :], queue_depth, entries_per_word)
     return EIELayerTiming(int(batch.cycles[0]), float(batch.ideal_cycles[0]),
                           batch.busy_cycles[0], batch.events)
 
@@ -141,14 +95,12 @@ class EIELayerBatch:
 
 
 def simulate_layer_batch(matrix: EIEMatrix, activations: np.ndarray, queue_depth: int = 8,
-                         entries_per_word: int = ENTRIES_PER_WORD,
-                         lnzd_latency: int | None = None) -> EIELayerBatch:
+                         entries_per_word: int = ENTRIES_PER_WORD) -> EIELayerBatch:
     """The recurrences of the module documentation for V vectors at once (``activations``:
     V x cols): one step per column position t, vectorised over vectors and PEs; a vector with
     fewer nonzero columns than the longest keeps its state through the steps past its last."""
     if queue_depth < 1:
         raise ConfigError(f"queue depth must be positive, got {queue_depth}")
-    latency = _latency([matrix], lnzd_latency)
     activations = np.asarray(activations)
     if activations.ndim != 2 or activations.shape[1] != matrix.cols:
         raise ConfigError(f"activations of shape {activations.shape} for {matrix.cols} columns")
@@ -177,7 +129,7 @@ def simulate_layer_batch(matrix: EIEMatrix, activations: np.ndarray, queue_depth
     depth = queue_depth
     start = np.empty((steps, vectors, n_pes), dtype=np.int64)
     pop = np.empty((steps, vectors, n_pes), dtype=np.int64)
-    broadcast_before = np.full(vectors, latency - 1, dtype=np.int64)
+    broadcast_before = np.full(vectors, LNZD_LATENCY - 1, dtype=np.int64)
     start_before = np.zeros((vectors, n_pes), dtype=np.int64)
     finish_before = np.zeros((vectors, n_pes), dtype=np.int64)
     for t0 in range(0, steps, depth):
@@ -208,9 +160,9 @@ def simulate_layer_batch(matrix: EIEMatrix, activations: np.ndarray, queue_depth
         last_columns = columns[rows, last]
         drained = start[last, rows] + costs[last, rows] \
             + PIPELINE_TAIL * (column_entries[last_columns] > 0)
-        cycles = np.where(live, drained.max(axis=1), latency)
+        cycles = np.where(live, drained.max(axis=1), LNZD_LATENCY)
     else:
-        cycles = np.full(vectors, latency, dtype=np.int64)
+        cycles = np.full(vectors, LNZD_LATENCY, dtype=np.int64)
     taken = nonzero.astype(np.int64)
     busy = taken @ column_costs  # (V, N)
     total_entries = int((taken @ column_entries).sum())
@@ -271,13 +223,10 @@ class EIENetworkTiming:
 
 
 def simulate_network(matrices: list[EIEMatrix], layer_inputs: list[np.ndarray],
-                     queue_depth: int = 8, entries_per_word: int = ENTRIES_PER_WORD,
-                     lnzd_latency: int | None = None) -> EIENetworkTiming:
-    """One input vector through the layers (``layer_inputs[l]``: layer l's activations);
-    one detector over the widest layer serves every layer (``lnzd_latency`` as in
-    ``simulate_layer``, by default over the widest layer)."""
-    latency = _latency(matrices, lnzd_latency)
-    timings = [simulate_layer(matrix, inputs, queue_depth, entries_per_word, latency)
+                     queue_depth: int = 8,
+                     entries_per_word: int = ENTRIES_PER_WORD) -> EIENetworkTiming:
+    """One input vector through the layers (``layer_inputs[l]``: layer l's activations)."""
+    timings = [simulate_layer(matrix, inputs, queue_depth, entries_per_word)
                for matrix, inputs in zip(matrices, layer_inputs)]
     events = _network_events(matrices, [t.events for t in timings], vectors=1)
     return EIENetworkTiming(sum(t.cycles for t in timings) + _between_layers(matrices),
@@ -293,16 +242,15 @@ class EIENetworkBatch:
 
 
 def simulate_network_batch(matrices: list[EIEMatrix], layer_inputs: list[np.ndarray],
-                           queue_depth: int = 8, entries_per_word: int = ENTRIES_PER_WORD,
-                           lnzd_latency: int | None = None) -> EIENetworkBatch:
+                           queue_depth: int = 8,
+                           entries_per_word: int = ENTRIES_PER_WORD) -> EIENetworkBatch:
     """V vectors through the layers, one after another (``layer_inputs[l]``: V x cols_l, the
     golden model's activations of layer l, since which columns are skipped depends on them).
 
     Between layer l and l+1: one cycle (the cycle in which layer l is found done; it clears the
     nonzero flags), then ceil(rows_l / N) writeback cycles, in each of which every PE
     requantizes one local row into its activation bank (``pe.act_bank.write``)."""
-    latency = _latency(matrices, lnzd_latency)
-    batches = [simulate_layer_batch(matrix, inputs, queue_depth, entries_per_word, latency)
+    batches = [simulate_layer_batch(matrix, inputs, queue_depth, entries_per_word)
                for matrix, inputs in zip(matrices, layer_inputs)]
     vectors = len(layer_inputs[0])
     compute = sum(batch.cycles for batch in batches)

@@ -34,7 +34,6 @@ from amaranth.lib.wiring import In, Out
 
 from accel.hw.common.counters import EventCounterBank
 from accel.hw.common.fifo import StreamFIFO
-from accel.hw.eie.lnzd import LeadingNonzeroDetector
 from accel.hw.eie.mapping import EIENetworkMapping, Requantize
 from accel.hw.eie.model import ENTRY_BITS, EVENTS, layer_event
 
@@ -124,52 +123,46 @@ class EIECore(wiring.Component):
         m.submodules.counters = counters = self.counters
 
         layer = Signal(range(max(len(mp.layers), 2)))
+        started = Signal()
+        sent = Signal(cols)
         writing = Signal()  # the writeback phase between layers
         row = Signal(range(max(mp.bank_rows, 2)))  # the row being written back
+        m.d.sync += started.eq(~writing)
 
-        # the leading-nonzero detector, restarted by the writeback before each layer
-        detector = LeadingNonzeroDetector(cols, bits, mp.lnzd_fanin, mp.lnzd_stage_levels)
-        m.submodules.lnzd = ResetInserter({"sync": writing})(detector)
-        column_bits = len(detector.o.payload.column)
-        lookup = detector.lookup_column
+        pending = self.nonzero & ~sent
+        column = Signal(range(max(cols, 2)))
+        bank = Signal(range(max(n, 2)))
+        bank_row = Signal(range(max(mp.bank_rows, 2)))
+        for j in reversed(range(cols)):  # the lowest pending column wins
+            with m.If(pending[j]):
+                m.d.comb += [column.eq(j), bank.eq(j % n), bank_row.eq(j // n)]
         banks = [memory.Memory(shape=bits, depth=max(mp.bank_rows, 2), init=[])
                  for _ in range(n)]
-        # column j is row j // N of bank j mod N: bit fields when N is a power of two, else
-        # constant tables (no divider)
-        if n & (n - 1) == 0:
-            shift = n.bit_length() - 1
-            lookup_bank, lookup_row = lookup[:shift], lookup >> shift
-        else:
-            lookup_bank = Array(Const(j % n, range(n)) for j in range(cols))[lookup]
-            lookup_row = Array(Const(j // n, range(max(mp.bank_rows, 2)))
-                               for j in range(cols))[lookup]
         bank_reads = []
         for k, activations in enumerate(banks):
             m.submodules[f"act_bank{k}"] = activations
             read = activations.read_port(domain="comb")
-            m.d.comb += read.addr.eq(lookup_row)
+            m.d.comb += read.addr.eq(bank_row)
             bank_reads.append(read.data)
-        m.d.comb += [detector.flags.eq(self.nonzero),
-                     detector.lookup_value.eq(Array(bank_reads)[lookup_bank] if n > 1
-                                              else bank_reads[0])]
+        value = Array(bank_reads)[bank]
 
-        queues = [StreamFIFO(column_bits + bits, mp.queue_depth) for _ in range(n)]
+        queues = [StreamFIFO(len(column) + bits, mp.queue_depth) for _ in range(n)]
         broadcast = Signal()
-        queues_ready = Cat(*(q.i.ready for q in queues)).all()
-        m.d.comb += [detector.o.ready.eq(queues_ready),
-                     broadcast.eq(detector.o.valid & queues_ready)]
+        m.d.comb += broadcast.eq(started & ~writing & pending.any()
+                                 & Cat(*(q.i.ready for q in queues)).all())
+        with m.If(broadcast):
+            m.d.sync += sent.eq(sent | (Const(1, cols) << column))
         for k, queue in enumerate(queues):
             m.submodules[f"queue{k}"] = queue
             m.d.comb += [queue.i.valid.eq(broadcast),
-                         queue.i.payload.eq(Cat(detector.o.payload.column,
-                                                detector.o.payload.value))]
+                         queue.i.payload.eq(Cat(column, value))]
 
-        pes = [self._pe(m, k, queue, column_bits, layer) for k, queue in enumerate(queues)]
+        pes = [self._pe(m, k, queue, len(column), layer) for k, queue in enumerate(queues)]
         pops = [pe["pop"] for pe in pes]
         executed = [pe["execute"] for pe in pes]
         queues_empty = Cat(*(q.level == 0 for q in queues)).all()
         layer_done = Signal()
-        m.d.comb += layer_done.eq(~writing & detector.done & queues_empty
+        m.d.comb += layer_done.eq(started & ~writing & ~pending.any() & queues_empty
                                   & ~Cat(*(pe["active"] for pe in pes)).any())
         m.d.comb += self.done.eq(layer_done & (layer == last_layer))
         with m.If(~self.done):
@@ -181,7 +174,7 @@ class EIECore(wiring.Component):
         last_row = writing & (row == rows_written[layer])
         m.d.comb += self.flags_clear.eq(layer_done & (layer != last_layer))
         with m.If(self.flags_clear):
-            m.d.sync += [writing.eq(1), row.eq(0)]
+            m.d.sync += [writing.eq(1), row.eq(0), sent.eq(0)]
         with m.If(writing):
             m.d.sync += row.eq(row + 1)
         with m.If(last_row):

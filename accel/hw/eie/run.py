@@ -26,8 +26,7 @@ def network_layer_inputs(network, trace: list[np.ndarray]) -> list[np.ndarray]:
 def model_timing(mapping: EIENetworkMapping, layer_inputs: list[np.ndarray]) -> EIENetworkBatch:
     """The cycle model for every vector (``layer_inputs`` as in ``run_rtl``)."""
     return simulate_network_batch([layer.matrix for layer in mapping.layers], layer_inputs,
-                                  mapping.queue_depth, mapping.entries_per_word,
-                                  mapping.lnzd_latency)
+                                  mapping.queue_depth, mapping.entries_per_word)
 
 
 def dense_weights(layer: EIELayerMapping) -> np.ndarray:
@@ -72,5 +71,5 @@ def run_layer_rtl(layer: EIELayerMapping, vectors: np.ndarray,
     for result, vector in zip(results, vectors):
         result["expected"] = weights @ vector.astype(np.int64)
         result["model"] = simulate_network([layer.matrix], [vector], layer.queue_depth,
-                                           entries_per_word, mapping.lnzd_latency)
+                                           entries_per_word)
     return results
