@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from accel.errors import ConfigError
 from accel.nn.ir import Network
 from accel.train.common import deterministic, fit, phase_rng
 from accel.train.models import BinaryMLP, binary_mlp_network
@@ -33,11 +32,7 @@ def parent(network: Network, x: np.ndarray, y: np.ndarray) -> tuple[BinaryMLP, N
     from accel.train import recipes
     from accel.train.common import Data
 
-    if network.metadata.get("reference_model") != "bnn-mlp":
-        raise ConfigError(f"{network.name}: structured pruning of a binarized network needs its "
-                          "latent float weights, which a QONNX file does not carry; accel "
-                          "retrains the shipped bnn-mlp by its recipe to get them (other "
-                          "binarized files are not supported yet)")
+    # which networks qualify is accel.explore.prune.check_prunable's to say (it runs first)
     seed = int(network.metadata["train_seed"])
     with deterministic(seed):
         model = recipes.bnn_mlp_model(seed, Data(x, y, x, y, "training"))
