@@ -17,6 +17,7 @@ Spec kinds and their price (``accel.energy.tech`` documents each rule):
   negate_add_lane     one lane of a multi-bit x bipolar product: conditional negate (an add of
              ``bits``) + the accumulator add shared by ``simd`` lanes
   lnzd       one leading-nonzero detection over ``inputs`` activations
+  popcount   one population count over ``bits`` one-bit inputs
   dram       ``bits`` bits to or from DRAM
   free       counted for utilisation only (e.g. idle cycles): no dynamic energy of its own
   clock      not a counted event but a cost per cycle: ``bits`` flip-flops clocked every
@@ -80,6 +81,8 @@ class EventSpec:
                 return tech.add(p["bits"]) + tech.add(p["acc_bits"]) / p["simd"]
             if self.kind == "lnzd":
                 return tech.lnzd(p["inputs"])
+            if self.kind == "popcount":
+                return tech.popcount(p["bits"])
             if self.kind == "dram":
                 return tech.dram(p["bits"])
             if self.kind == "free":

@@ -7,6 +7,7 @@ from accel.errors import ConfigError
 from accel.hw.architecture import Architecture
 from accel.hw.eie.arch import ARCHITECTURE as EIE
 from accel.hw.finn.arch import ARCHITECTURE as FINN
+from accel.hw.yodann.arch import ARCHITECTURE as YODANN
 
 ARCHITECTURES: dict[str, Architecture] = {}
 
@@ -31,3 +32,4 @@ def architecture(name: str) -> Architecture:
 
 register(FINN)
 register(EIE)
+register(YODANN)
