@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from accel.hw.reference import REFERENCE_CONFIGS, reference_dir, sim_dir
+from accel.hw.reference import HANDOFF_TESTBENCHES, REFERENCE_CONFIGS, reference_dir, sim_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTBENCHES = sorted((ROOT / "sim").glob("*/*/test_*.py"))
@@ -63,7 +63,7 @@ def make(directory: Path, *args: str) -> subprocess.CompletedProcess:
 
 def corrupt(vectors: dict, arch: str, what: str) -> str:
     """Make one expected value in ``vectors`` wrong; the message the testbench must print."""
-    if arch == "finn":
+    if HANDOFF_TESTBENCHES[arch] == "stream_tb.py":
         if what == "output":
             vectors["frames"][3]["expected_output"][2] += 1
             return "frame 3 (image 3): output"

@@ -18,6 +18,8 @@ Spec kinds and their price (``accel.energy.tech`` documents each rule):
              ``bits``) + the accumulator add shared by ``simd`` lanes
   lnzd       one leading-nonzero detection over ``inputs`` activations
   popcount   one population count over ``bits`` one-bit inputs
+  flops      ``bits`` flip-flops loaded once (a shift register advancing, a register bank
+             written): their clock energy, the table's per-cycle cost of a flip-flop
   dram       ``bits`` bits to or from DRAM
   free       counted for utilisation only (e.g. idle cycles): no dynamic energy of its own
   clock      not a counted event but a cost per cycle: ``bits`` flip-flops clocked every
@@ -83,6 +85,8 @@ class EventSpec:
                 return tech.lnzd(p["inputs"])
             if self.kind == "popcount":
                 return tech.popcount(p["bits"])
+            if self.kind == "flops":
+                return tech.clock(p["bits"])
             if self.kind == "dram":
                 return tech.dram(p["bits"])
             if self.kind == "free":

@@ -66,6 +66,7 @@ REFERENCE_CONFIGS = [
                                      "fc1": {"pe": 1, "simd": 128},
                                      "fc2": {"pe": 1, "simd": 8}}}),
     ("eie", "mlp-sparse", {"pes": 4, "queue_depth": 8}),
+    ("yodann", "bwn-cnn", {}),  # the paper's engine: 32 x 32 SoPs of 7x7 taps
 ]
 
 
@@ -82,9 +83,13 @@ def sim_dir(root: Path, arch: str, model: str) -> Path:
 # HANDOFF_PERIOD_NS (the period only scales simulated time; the checks count cycles).
 HANDOFF_IMAGES = 8
 HANDOFF_PERIOD_NS = 10
-HANDOFF_TESTBENCHES = {"finn": "stream_tb.py", "eie": "eie_tb.py"}
+HANDOFF_TESTBENCHES = {"finn": "stream_tb.py", "eie": "eie_tb.py", "yodann": "stream_tb.py"}
 GENERATED_BY = ("python -m accel.hw.reference: inputs from digits_split()'s test images, "
                 "outputs from accel's golden model, cycles and events from its cycle model")
+
+
+# Verilator control file of a hand-off directory: only the top's ports are visible to cocotb
+PUBLIC_PORTS = "public_ports.vlt"
 
 
 def regenerate(root: Path) -> list[Path]:
@@ -93,6 +98,7 @@ def regenerate(root: Path) -> list[Path]:
     configuration, plus ``root/sim/README.md`` and ``root/sim/.gitignore``. A sim directory's
     other entries (a build, results) are left alone."""
     from accel.nn.data import digits_split
+    from accel.sim.runner import _public_ports_config
 
     split = digits_split()
     images = split.x_test[:HANDOFF_IMAGES]
@@ -111,10 +117,13 @@ def regenerate(root: Path) -> list[Path]:
         directory = sim_dir(root / "sim", arch_name, model)
         module = f"test_{arch.top_name}"
         testbench = (Path(__file__).parent / "handoff" / HANDOFF_TESTBENCHES[arch_name])
+        verilog = (rtl / f"{arch.top_name}.v").read_text()
         written += _write_files(directory, [
             (f"{module}.py", testbench.read_text()),
             ("vectors.json", _vector_text(vectors)),
             ("Makefile", _makefile(arch_name, model, arch.top_name, module)),
+            (PUBLIC_PORTS, _public_ports_config({f"{arch.top_name}.v": verilog},
+                                                arch.top_name, ())),
         ])
     written += _write_files(root / "sim", [("README.md", _readme()),
                                            (".gitignore", "sim_build/\nresults.xml\n"
@@ -228,7 +237,46 @@ def _eie_vectors(arch, mapping, network, manifest, images, labels) -> dict:
     }
 
 
-HANDOFF_VECTORS = {"finn": _finn_vectors, "eie": _eie_vectors}
+def _yodann_vectors(arch, mapping, network, manifest, images, labels) -> dict:
+    """Stream vectors as FINN's (``stream_tb.py``): one activation per beat each way, in the
+    engine's order, pixel by pixel with channels inner."""
+    import numpy as np
+
+    from accel.hw.evaluate import golden_outputs
+    from accel.hw.yodann.run import engine_inputs, input_beats
+    from accel.nn import golden
+    from accel.nn.evaluate import network_inputs
+
+    inputs = network_inputs(network, images)
+    values = engine_inputs(network, inputs)
+    channels, height, width = mapping.input_shape
+    codes = values.reshape(len(values), channels, height, width).transpose(0, 2, 3, 1) \
+        .reshape(len(values), -1)
+    bits = mapping.config.activation_bits
+    assert [int(c) & ((1 << bits) - 1) for c in codes.reshape(-1)] == \
+        input_beats(mapping, values)
+    expected = golden_outputs(network, inputs)
+    classes = golden.classify(network, expected)
+    last = mapping.layers[-1]
+    if mapping.output_hwc:  # the stream's order
+        expected = expected.reshape(len(expected), last.out_channels, last.out_height,
+                                    last.out_width).transpose(0, 2, 3, 1) \
+            .reshape(len(expected), -1)
+    timing = arch.estimate(mapping, network, inputs)
+    stream = {"signed": True, "bipolar": False, "elements_per_beat": 1}
+    return {
+        "input": {"bits": bits, **stream, "beats_per_frame": int(codes.shape[1])},
+        "output": {"bits": mapping.out_bits, **stream, "beats_per_frame": last.out_values},
+        "expected_cycles": timing.cycles, "expected_latency_cycles": timing.latency_cycles,
+        "events": _counters(manifest, timing.events),
+        "frames": [{"image": i, "label": labels[i], "class": int(classes[i]),
+                    "input": [int(c) for c in codes[i]],
+                    "expected_output": [int(v) for v in np.asarray(expected[i])]}
+                   for i in range(len(images))],
+    }
+
+
+HANDOFF_VECTORS = {"finn": _finn_vectors, "eie": _eie_vectors, "yodann": _yodann_vectors}
 
 
 def _makefile(arch: str, model: str, top: str, module: str) -> str:
@@ -271,6 +319,13 @@ endif
 endif
 
 include $(shell cocotb-config --makefiles)/Makefile.sim
+
+ifeq ($(SIM),verilator)
+# cocotb's rules make every signal public (--public-flat-rw), which turns off most of
+# Verilator's optimization (the build of the largest design took 3.5x longer and its run 7x):
+# expose only the top's ports, all a testbench here touches (the rules expand this at run time)
+COMPILE_ARGS := $(filter-out --public-flat-rw,$(COMPILE_ARGS)) $(HERE){PUBLIC_PORTS}
+endif
 """
 
 
@@ -291,8 +346,9 @@ accel.
 {rows}
 
 Each directory holds a cocotb testbench (`test_<top>.py`, importing only cocotb and the Python
-standard library), `vectors.json` and a cocotb `Makefile` that reads the Verilog from
-`../../../rtl/`. The vectors are the first {HANDOFF_IMAGES} test images of accel's digits split
+standard library), `vectors.json`, a cocotb `Makefile` that reads the Verilog from
+`../../../rtl/` and `public_ports.vlt` (Verilator: only the top's ports are visible to the
+testbench, which keeps Verilator's optimizations on). The vectors are the first {HANDOFF_IMAGES} test images of accel's digits split
 as the integer codes the hardware consumes, the outputs accel's golden model computes for them,
 and the cycle count (and, where the design counts events, every event counter) of accel's cycle
 model; the testbench fails on any difference.
@@ -314,9 +370,9 @@ make -C sim/finn/bnn-mlp            # Verilator
 make -C sim/eie/mlp-sparse SIM=icarus
 make -C sim/finn/bnn-mlp clean      # removes sim_build/ and results.xml
 ```
-The first run compiles the design with Verilator (measured on a busy 2-core machine: 1-4
-minutes for finn/bnn-mlp, 3-4 for eie/mlp-sparse); later runs reuse `sim_build/`, and the
-simulation itself takes about a second. A passing run ends with `TESTS=1 PASS=1 FAIL=0`; a
+The first run compiles the design with Verilator (measured on a 2-core machine, build and
+run: about 20 s for finn/bnn-mlp, 40 s for eie/mlp-sparse, 2 minutes for yodann/bwn-cnn); later
+runs reuse `sim_build/`, and the simulation itself takes about a second. A passing run ends with `TESTS=1 PASS=1 FAIL=0`; a
 failing one lists every mismatching frame, cycle count and event, and `make` exits non-zero.
 `VECTORS=path/to.json` runs the testbench on other vectors of the same format.
 
@@ -336,6 +392,11 @@ the run never finishes.
 - **EIE** (`eie_top`): the load, run/done and read protocol of the manifest's `protocol` field
   (`rtl/eie/<design>/eie_top.json`); the design counts its own `cycles`. The testbench compares
   the last layer's accumulators (before the bias, which `vectors.json` lists as `final_bias`).
+- **YodaNN** (`yodann_top`): AXI-Stream as FINN's, one activation per beat each way (two's
+  complement): in, the host-quantized image pixel by pixel with channels inner; out, the last
+  layer's values in the same order (bwn-cnn: its 10 logits). The engine takes a frame whole,
+  runs its layers from on-chip buffers, then streams the result; the manifest
+  (`rtl/yodann/<design>/yodann_top.json`) lists the engine's size and each layer's mapping.
 """
 
 

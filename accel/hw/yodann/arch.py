@@ -184,8 +184,8 @@ def event_specs(mapping: YodaNNMapping) -> dict[str, EventSpec]:
                                                          "width": filter_word}),
         "image_mem.write": EventSpec("scm", "memory", image),
         "image_mem.read": EventSpec("scm", "memory", image),
-        "image_bank.shift": EventSpec("register", "memory", {
-            "width": window, "capacity_bytes": config.n_in * window / 8}),
+        # one channel's window advances a column: its k_max x (k_max - 1) registers load
+        "image_bank.shift": EventSpec("flops", "memory", {"bits": window}),
         "sop.mac": EventSpec("negate_add_lane", "compute", {
             "bits": w["activation"], "acc_bits": w["sop"], "simd": taps}),
         "sop.carry_popcount": EventSpec("popcount", "compute", {"bits": taps}),

@@ -209,9 +209,7 @@ def map_network(network: Network, config: EngineConfig, *,
         raise ConfigError(f"network {network.name}: YodaNN takes a network whose first layer "
                           "quantizes its input (the host applies it)")
     shape, in_type = types[1]
-    if in_type.bits > config.activation_bits:
-        raise ConfigError(f"layer {layers[0].name}: {in_type.bits}-bit input activations; the "
-                          f"engine holds {config.activation_bits} (--activation-bits)")
+    _check_activation(layers[0].name, in_type, config)
     if len(shape) not in (2, 4):
         raise ConfigError(f"network {network.name}: YodaNN takes (N, C, H, W) or (N, F) inputs")
     shape = (shape[1], 1, 1) if len(shape) == 2 else tuple(shape[1:])
@@ -234,6 +232,10 @@ def map_network(network: Network, config: EngineConfig, *,
             if layer.stride != 1:
                 raise ConfigError(f"layer {layer.name}: stride {layer.stride}; the engine "
                                   "convolves at stride 1")
+            if layer.padding >= layer.kernel:
+                raise ConfigError(f"layer {layer.name}: padding {layer.padding} for a "
+                                  f"{layer.kernel}x{layer.kernel} kernel; the engine pads at "
+                                  "most kernel - 1 columns (a wider border computes nothing)")
             order = "hwc"
         elif isinstance(layer, Dense):
             conv = layer
@@ -279,10 +281,7 @@ def map_network(network: Network, config: EngineConfig, *,
                 if requant is not None or pool > 1:
                     break
                 requant = _requant(conv.name, follower, acc_type.scale)
-                if follower.bits > config.activation_bits:
-                    raise ConfigError(f"layer {follower.name}: {follower.bits}-bit activations; "
-                                      f"the engine holds {config.activation_bits} "
-                                      "(--activation-bits)")
+                _check_activation(follower.name, follower.out_type, config)
             else:
                 if isinstance(conv, Dense) or pool > 1:
                     break
@@ -315,6 +314,15 @@ def map_network(network: Network, config: EngineConfig, *,
     final = types[-1][0]
     return YodaNNMapping(network.name, config, engine_layers, input_shape, tuple(final[1:]),
                          len(final) == 4, count_events)
+
+
+def _check_activation(name: str, dtype, config: EngineConfig) -> None:
+    """Activations are ``activation_bits`` two's complement in the engine's memories."""
+    needed = dtype.bits + (not dtype.signed)
+    if needed > config.activation_bits:
+        raise ConfigError(f"layer {name}: its {dtype.describe()} activations need "
+                          f"{needed} bits in two's complement; the engine holds "
+                          f"{config.activation_bits} (--activation-bits)")
 
 
 def _check_config(config: EngineConfig) -> None:
