@@ -19,18 +19,27 @@ Printed, per kernel size, beside the paper's figures (1 binary MAC = 2 Op, as ET
                            ours for the whole engine and for its core alone (without the
                            activation buffers, which stand in for the paper's off-chip image
                            stream, and without the weight memory the paper streams in too)
+Then the same network on FINN and on YodaNN, side by side (cycle models, which the tests hold
+equal to the RTL): FINN needs threshold activations, and 12-bit ones would be 4,095 thresholds
+per channel, so both run a twin of bwn-cnn with 4-bit unsigned activations (scales calibrated
+on the training split, powers of two; the biases after them rescaled): ReLU + quantizer on
+YodaNN, the same function as thresholds (checked equal by the golden model) on FINN, folded
+for YodaNN's frame rate. Cycles per frame, energy per frame (45 nm), storage bits.
 Usage: python benchmarks/yodann_paper.py [--model-only]
 """
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from accel.energy.tech import load_technology
 from accel.hw import evaluate
 from accel.hw.registry import architecture
-from accel.nn import Conv2d, DataType, Network, Quant, Relu
+from accel.nn import Conv2d, DataType, Dense, MultiThreshold, Network, Quant, Relu, golden, load
+from accel.nn.data import digits_split
+from accel.nn.evaluate import network_inputs
 
 PAPER_GOPS = {7: 1510, 5: 770, 3: 277}
 PAPER_UTILIZATION = {7: 1.00, 5: 0.51, 3: 0.18}
@@ -61,6 +70,78 @@ def run(kernel: int, tech: str, clock_mhz: float, model_only: bool):
     if not model_only:
         assert result.bit_exact and result.model_events_equal and result.agrees, kernel
     return result
+
+
+def low_bit_twins(network: Network, calibration: np.ndarray, bits: int = 4):
+    """(YodaNN form, FINN form) of ``network`` with every ReLU + quantizer after a layer
+    replaced by a ``bits``-bit unsigned one: the quantizer's scale a power of two times the
+    old one, covering the calibration's 99.9th percentile; the FINN form has the same function
+    as thresholds (the layer's bias folded in) and the last layer's bias on the host."""
+    types = network.tensor_types()
+    trace = golden.run(network, calibration, return_all=True)
+    layers = network.layers
+    yodann, finn = [], []
+    index, rescale = 0, 1.0  # rescale: how much coarser the current layer's input scale is
+    while index < len(layers):
+        layer = layers[index]
+        if isinstance(layer, Relu) and isinstance(layers[index + 1], Quant):
+            quant = layers[index + 1]
+            peak = max(float(np.percentile(trace[index + 1], 99.9)), 1.0)  # in quant's units
+            scale = quant.scale * 2.0 ** max(int(np.ceil(np.log2(peak / ((1 << bits) - 1)))), 0)
+            yodann += [layer, Quant(quant.name, bits=bits, signed=False, scale=scale,
+                                    rounding=quant.rounding)]
+            shift = int(round(-np.log2(types[index][1].scale * rescale / scale)))
+            candidates = np.arange(0, (1 << bits) << shift)
+            levels = np.clip(golden.round_rational(candidates, 1 << shift, quant.rounding), 0,
+                             (1 << bits) - 1)
+            steps = np.array([candidates[np.argmax(levels >= k)] for k in range(1, 1 << bits)])
+            producer = finn.pop()
+            finn += [replace(producer, bias=None), MultiThreshold(
+                quant.name, thresholds=steps[None, :] - producer.bias[:, None],
+                out_scale=scale)]
+            rescale = scale / quant.scale
+            index += 2
+            continue
+        if isinstance(layer, (Conv2d, Dense)) and layer.bias is not None and rescale != 1:
+            # the bias is in units of the input's scale, now ``rescale`` times coarser
+            layer = replace(layer, bias=np.rint(layer.bias / rescale).astype(np.int64))
+        yodann.append(layer)
+        if index == len(layers) - 1 and getattr(layer, "bias", None) is not None:
+            unit = types[index][1].scale * rescale * layer.weight_type.scale
+            layer = replace(layer, bias=None, real_bias=layer.bias * unit)  # FINN: the host's
+        finn.append(layer)
+        index += 1
+    name = f"{network.name}-a{bits}"
+    return (Network(name, network.input_shape, yodann, network.input_type),
+            Network(f"{name}-thresholds", network.input_shape, finn, network.input_type))
+
+
+def side_by_side() -> None:
+    split = digits_split()
+    original = load("bwn-cnn")
+    twins = low_bit_twins(original, network_inputs(original, split.x_train))
+    inputs = network_inputs(original, split.x_test)
+    outputs = [golden.output_values(net, golden.run(net, inputs)) for net in twins]
+    assert np.array_equal(*outputs), "the twins differ"
+    accuracy = (outputs[0].argmax(1) == split.y_test).mean()
+    print(f"\nbwn-cnn with 4-bit activations ({100 * accuracy:.2f} % on the test split; 12-bit: "
+          f"98.05 %), cycle models at 200 MHz, 45 nm:")
+    print(f"{'engine':38s} {'cycles/frame':>12} {'nJ/frame':>9} {'storage bits':>12}")
+    yodann, finn = architecture("yodann"), architecture("finn")
+    fps = None
+    for label, arch, network, options in (
+            ("YodaNN, paper engine (32x32 SoPs, 7x7)", yodann, twins[0], yodann.Options()),
+            ("YodaNN, 32x32 SoPs of 3x3", yodann, twins[0], yodann.Options(k_max=3)),
+            ("FINN, folded for YodaNN's frame rate", finn, twins[1], None)):
+        if options is None:
+            options = finn.Options(target_fps=fps)
+        mapping = arch.configure(network, options, clock_mhz=200.0)
+        result = evaluate.estimate(arch, mapping, network, inputs, split.y_test,
+                                   model=network.name, clock_mhz=200.0)
+        fps = fps or result.throughput_fps
+        print(f"{label:38s} {result.cycles_per_inference:12.0f} "
+              f"{1e3 * result.extra['energy_uj_per_inference']:9.1f} "
+              f"{arch.size_estimate(mapping)['storage_bits']:12,d}")
 
 
 def main() -> None:
@@ -101,6 +182,7 @@ def main() -> None:
                     f"{PAPER_FJ_PER_OP[volts]:6.1f}"]
         row.append(f"{1e3 / (scaled.extra['energy_uj_per_inference'] * 1e6 / ops * 1e3):12.1f}")
         print(" ".join(row), f"({time.perf_counter() - start:.0f} s)")
+    side_by_side()
 
 
 if __name__ == "__main__":

@@ -24,14 +24,14 @@ BINARY = DataType.bipolar_type(0.25)
 
 def conv_network(*, channels=(2, 3), image=(5, 6), kernel=3, padding=1, relu=True,
                  out_scale=2.0**-2, rounding="ROUND", pool=1, dense=0, seed=0, weights=None,
-                 stride=1, in_bits=6):
+                 stride=1, in_bits=6, in_scale=2.0**-3):
     """Quant -> Conv2d (binary) [-> Relu] -> Quant [-> MaxPool] [-> Flatten -> Dense]."""
     rng = np.random.default_rng(seed)
     cin, cout = channels
     height, width = image
     if weights is None:
         weights = np.where(rng.random((cout, cin, kernel, kernel)) < 0.5, -1, 1)
-    layers = [Quant("quant", bits=in_bits, signed=True, scale=2.0**-3),
+    layers = [Quant("quant", bits=in_bits, signed=True, scale=in_scale),
               Conv2d("conv", weights=weights, weight_type=BINARY,
                      bias=rng.integers(-10, 11, cout), padding=padding, stride=stride)]
     if relu:
@@ -148,7 +148,9 @@ def layers_and_engines(draw):
     network = conv_network(
         channels=(draw(st.integers(1, 5)), draw(st.integers(1, 5))), image=(height, width),
         kernel=kernel, padding=padding, relu=draw(st.booleans()),
-        out_scale=draw(st.sampled_from([2.0**-2, 2.0**-4, 3 * 2.0**-5])),
+        # an input scale of 3 x 2^-5 makes the output stage's multiplier 3
+        in_scale=draw(st.sampled_from([2.0**-3, 3 * 2.0**-5])),
+        out_scale=draw(st.sampled_from([2.0**-2, 2.0**-4])),
         rounding=draw(st.sampled_from(["ROUND", "FLOOR", "HALF_UP", "CEIL", "DOWN"])),
         pool=pool, dense=draw(st.sampled_from([0, 3])), seed=draw(st.integers(0, 99)))
     config = EngineConfig(n_out=draw(st.integers(1, 4)), n_in=draw(st.integers(1, 4)),
@@ -158,7 +160,7 @@ def layers_and_engines(draw):
 
 
 @pytest.mark.slow
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(layers_and_engines())
 def test_random_layers_on_random_engines_are_bit_exact_and_exactly_modelled(case):
     network, config = case
