@@ -653,7 +653,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     doctor.set_defaults(handler=_doctor)
 
     demo = commands.add_parser(
-        "demo", help="the shipped models through both architectures in Verilator: accuracy, "
+        "demo", help="the shipped models through every architecture in Verilator: accuracy, "
                      "bit-exactness, cycles, latency and energy in one table")
     demo.add_argument("--images", type=int, help="only the first N test images (default all)")
     demo.add_argument("--out", help="directory for each run's JSON and the energy chart")

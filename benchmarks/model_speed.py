@@ -23,6 +23,9 @@ ROWS = [
     ("FINN bnn-cnv medium", "finn", "bnn-cnv", {"folding": FINN_FOLDINGS["bnn-cnv"]["medium"]}),
     ("EIE mlp-sparse, 4 PEs", "eie", "mlp-sparse", {"pes": 4}),
     ("EIE mlp-sparse, 16 PEs", "eie", "mlp-sparse", {"pes": 16}),
+    ("YodaNN bwn-cnn, paper engine", "yodann", "bwn-cnn", {}),
+    ("YodaNN bwn-cnn, 8x8 SoPs 3x3", "yodann", "bwn-cnn", {"n_out": 8, "n_in": 8, "k_max": 3,
+                                                            "w_max": 5}),
 ]
 
 

@@ -144,14 +144,15 @@ def test_eie_simulate_json_contract(tmp_path, small_sparse_mlp):
 
 
 @pytest.mark.slow
-def test_demo_runs_both_architectures(tmp_path):
+def test_demo_runs_every_architecture(tmp_path):
     """The README's first command (on 30 images: the full split is the slow FINN/EIE tests)."""
     result = run_cli("demo", "--images", "30", "--out", str(tmp_path), env={"COLUMNS": "200"})
     assert result.returncode == 0, result.stdout + result.stderr
-    for model in ("bnn-mlp", "bnn-cnv", "mlp-sparse"):
+    for model in ("bnn-mlp", "bnn-cnv", "mlp-sparse", "bwn-cnn"):
         assert model in result.stdout
     assert " NO " not in result.stdout
     runs = {path.name: json.loads(path.read_text()) for path in tmp_path.glob("*.json")}
-    assert set(runs) == {"finn-bnn-mlp.json", "finn-bnn-cnv.json", "eie-mlp-sparse.json"}
+    assert set(runs) == {"finn-bnn-mlp.json", "finn-bnn-cnv.json", "eie-mlp-sparse.json",
+                         "yodann-bwn-cnn.json"}
     assert all(run["images"] == 30 and run["bit_exact"] for run in runs.values())
     assert (tmp_path / "energy.png").is_file() and (tmp_path / "energy.svg").is_file()

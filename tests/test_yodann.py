@@ -71,6 +71,15 @@ def test_what_the_engine_cannot_run_is_refused_naming_the_layer(change, message)
         map_network(network, SMALL)
 
 
+def test_a_dense_layer_on_an_image_needs_a_flatten():
+    """Without one, the IR's dense layer multiplies each position's last axis alone."""
+    network = conv_network(image=(5, 6))
+    network = Network("unflattened", network.input_shape, [*network.layers, Dense(
+        "fc", weights=np.ones((4, 6), np.int64), weight_type=BINARY)])
+    with pytest.raises(ConfigError, match="a dense layer on a 5x6 image without a Flatten"):
+        map_network(network, SMALL)
+
+
 def test_a_stripe_must_hold_one_window():
     with pytest.raises(ConfigError, match="--w-max 3 cannot hold one 3x3 window per 2x2 pool "
                                           "window; use at least 4"):

@@ -15,7 +15,8 @@ This notebook walks one network through accel's whole flow:
 2. **compress** it the Deep Compression way (pruning, weight sharing) and look at the size table,
 3. **generate** an EIE-style engine for it (Amaranth → Verilog, lint-clean),
 4. **simulate** it cycle-accurately in Verilator on real digits, bit-exact against the golden model,
-5. **price** the hardware's own event counts with the 45 nm energy table, and explore PE counts with the fast cycle model.
+5. **price** the hardware's own event counts with the 45 nm energy table, and explore PE counts with the fast cycle model,
+6. run a binary-weight CNN on the **YodaNN-style** engine, the third datapath.
 
 The test suite executes this notebook (`tests/test_notebooks.py`), so every number below is produced by the code as it is now."""),
 new_code_cell("""import tempfile
@@ -117,6 +118,32 @@ fig.tight_layout()
 for row in sweep:
     print("PEs {:3d}: {:7.1f} cycles, balance {:.3f}, {:.2f} nJ".format(*row))
 assert sweep[2][1] == result.model_cycles_per_inference  # 4 PEs: the Verilator run above"""),
+new_markdown_cell("""## 6. The third datapath: a binary-weight CNN on the YodaNN-style engine
+
+`bwn-cnn` (three 3x3 convolutions with +1/-1 weights, 12-bit activations, max-pools, a binary dense layer) runs whole on the YodaNN-style engine: SoP units that add `x XOR ~w` plus a popcount of the carries over a k_max x k_max window, channel summers, an output stage (bias, ReLU, fixed-point scale, rounding, saturation) and a max-pool on the output path; the dense layer runs as a 2x2 convolution of the pooled 2x2 image. First the paper's engine (32 SoPs of 7x7 taps, 32 input channels) on the cycle model: 3x3 kernels use 9 of its 49 taps. Then a small engine that tiles every layer (input and output channel passes with full-width partial sums, image stripes) in Verilator, bit-exact, with cycles and events equal to the model, priced at 65 nm at 1.2 V and at 0.6 V (energy x V^2, the clock from the alpha-power law calibrated to YodaNN's two operating points)."""),
+new_code_cell("""from accel.energy.tech import load_technology
+
+yodann = architecture("yodann")
+cnn = load(MODELS / "bwn-cnn.onnx")
+cnn_inputs = network_inputs(cnn, split.x_test, "test")
+paper = yodann.configure(cnn, yodann.Options(), clock_mhz=481.0)
+estimated = evaluate.estimate(yodann, paper, cnn, cnn_inputs, split.y_test, model="bwn-cnn",
+                              clock_mhz=481.0, tech="65nm")
+print(f"paper engine, cycle model: {100 * estimated.accuracy:.2f} %, "
+      f"{estimated.cycles_per_inference:.0f} cycles per image, "
+      f"SoP utilization {estimated.extra['sop_utilization']:.3f}, "
+      f"{estimated.extra['binary_macs_per_cycle']:.0f} binary MACs per cycle")
+
+small = yodann.configure(cnn, yodann.Options(n_out=8, n_in=8, k_max=3, w_max=5), clock_mhz=481.0)
+images = 30
+for volts in (1.2, 0.6):
+    clock = load_technology(f"65nm@{volts}V").clock_mhz()
+    run = evaluate.simulate(yodann, small, cnn, cnn_inputs[:images], split.y_test[:images],
+                            model="bwn-cnn", clock_mhz=clock, tech=f"65nm@{volts}V")
+    assert run.bit_exact and run.model_events_equal
+    print(f"8 x 8 SoPs of 3x3, Verilator at {volts} V ({clock:.1f} MHz): bit-exact {run.bit_exact}, "
+          f"{run.cycles_per_inference:.0f} cycles, {1e3 * run.extra['energy_uj_per_inference']:.1f} nJ "
+          f"and {run.latency_us:.1f} us per image")"""),
 ]
 energy_aware_pruning = [
 new_markdown_cell("""# Energy-aware pruning on the hardware that runs the network

@@ -58,6 +58,9 @@ DEMO_RUNS = [
     ("finn", "bnn-mlp", "medium folding", {"folding": FINN_FOLDINGS["bnn-mlp"]["medium"]}),
     ("finn", "bnn-cnv", "medium folding", {"target_fps": 2e5}),
     ("eie", "mlp-sparse", "16 PEs, queue 8", {"pes": 16, "queue_depth": 8}),
+    # the paper's 32 x 32 SoPs with 3x3 taps (bwn-cnn's kernels): its cycles, a fifth of the
+    # 7x7 engine's taps, so a quick build
+    ("yodann", "bwn-cnn", "32 x 32 SoPs of 3x3", {"k_max": 3}),
 ]
 
 # (architecture, shipped model, options)

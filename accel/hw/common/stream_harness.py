@@ -46,6 +46,11 @@ def axi_stream_ports(in_width: int, out_width: int, counters) -> dict:
     return ports
 
 
+def harness_capacity(count: int) -> int:
+    """Harness memories rounded up to powers of two, so runs of similar length share a build."""
+    return 1 << max(1, (count - 1).bit_length())
+
+
 @dataclass(frozen=True)
 class Stimulus:
     """The harness's source and sink patterns (module documentation): the probability that

@@ -9,6 +9,7 @@ import numpy as np
 from accel.errors import ConfigError
 from accel.hw.architecture import Architecture, RTLRun, Timing, check_positive, option
 from accel.hw.common.counters import DEFAULT_COUNTER_WIDTH
+from accel.hw.common.stream_harness import harness_capacity
 from accel.hw.finn.mapping import (FinnMapping, LayerMapping, PoolMapping, ThresholdMapping,
                                    WindowMapping, auto_fold, map_network)
 from accel.hw.finn.model import simulate
@@ -55,8 +56,8 @@ class FinnArchitecture(Architecture):
 
     def harness(self, mapping: FinnMapping, frames: int) -> FinnHarness:
         first, last = mapping.stages[0], mapping.stages[-1]
-        return FinnHarness(mapping, _capacity(first.beats_in * frames),
-                           _capacity(last.beats_out * frames))
+        return FinnHarness(mapping, harness_capacity(first.beats_in * frames),
+                           harness_capacity(last.beats_out * frames))
 
     def run_rtl(self, mapping: FinnMapping, network, inputs: np.ndarray, *,
                 max_cycles: int) -> RTLRun:
@@ -140,11 +141,6 @@ class FinnArchitecture(Architecture):
         inputs = np.random.default_rng(1).uniform(-2, 2, (12, 16))
         return example_network(), FinnOptions(folding={"fc0": {"pe": 2, "simd": 4},
                                                        "fc1": {"pe": 1, "simd": 2}}), inputs
-
-
-def _capacity(count: int) -> int:
-    """Harness memories rounded up to powers of two, so runs of similar length share a build."""
-    return 1 << max(1, (count - 1).bit_length())
 
 
 def example_network(seed: int = 0):

@@ -95,7 +95,7 @@ class YodaNNArchitecture(Architecture):
         counters = DEFAULT_COUNTER_WIDTH * len(events) if mapping.count_events else 0
         widest = max(filter_word, config.n_out * w["acc"], counters,
                      sum(n.bit_length() for n in events.values()))
-        harness = max(widest, mapping.layers[0].in_values * w["activation"])
+        harness = max(widest, run.load_chunk(mapping) * w["activation"])
         return {"storage_bits": storage + counters, "widest_bits": widest,
                 "harness_widest_bits": harness, "sop_taps": config.n_out * taps,
                 "passes": len(passes(mapping))}

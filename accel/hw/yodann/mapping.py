@@ -85,7 +85,6 @@ class EngineLayer:
     out_bits: int  # what the output stage writes
     out_signed: bool
     source_layers: list[str] = field(default_factory=list)  # every network layer it covers
-    in_channel_order: str = "hwc"  # how the input buffer's values are laid out
 
     @property
     def in_channels(self) -> int:
@@ -236,18 +235,21 @@ def map_network(network: Network, config: EngineConfig, *,
                 raise ConfigError(f"layer {layer.name}: padding {layer.padding} for a "
                                   f"{layer.kernel}x{layer.kernel} kernel; the engine pads at "
                                   "most kernel - 1 columns (a wider border computes nothing)")
-            order = "hwc"
         elif isinstance(layer, Dense):
             conv = layer
             channels, height, width = current
+            if not flattened and (height, width) != (1, 1):
+                raise ConfigError(f"layer {layer.name}: a dense layer on a {height}x{width} "
+                                  "image without a Flatten before it multiplies each position "
+                                  "alone; the engine runs dense layers on flattened tensors")
             if height == width and height <= config.k_max:
                 weights = layer.weights.reshape(layer.outputs, channels, height, width)
-                kernel, padding, order = height, 0, "hwc"
+                kernel, padding = height, 0
             else:
                 # a 1 x 1 image whose channels are the buffer's values in their order (HWC)
                 weights = layer.weights.reshape(layer.outputs, channels, height, width) \
                     .transpose(0, 2, 3, 1).reshape(layer.outputs, -1, 1, 1)
-                kernel, padding, order = 1, 0, "flat"
+                kernel, padding = 1, 0
                 current = (channels * height * width, 1, 1)
             flattened = False
         else:
@@ -303,7 +305,7 @@ def map_network(network: Network, config: EngineConfig, *,
         engine = EngineLayer(conv.name, np.asarray(weights, np.int64), bias, height, width,
                              kernel, padding, relu, requant, pool, max(acc.bits, 2),
                              out_type.bits, out_type.signed,
-                             [x.name for x in layers[start:index]], order)
+                             [x.name for x in layers[start:index]])
         if engine.conv_height < 1 or engine.conv_width < 1:
             raise ConfigError(f"layer {conv.name}: no output pixel on a {height}x{width} image")
         stripes(engine, config)  # refuses a w_max too small

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from accel.hw.architecture import RTLRun
-from accel.hw.common.stream_harness import StreamHarness, Stimulus, run_stream_harness
+from accel.hw.common.stream_harness import (StreamHarness, Stimulus, harness_capacity,
+                                             run_stream_harness)
 from accel.hw.yodann.mapping import YodaNNMapping
 from accel.nn import golden
 from accel.nn.ir import Network
@@ -40,12 +41,21 @@ def decode_outputs(mapping: YodaNNMapping, beats: list[int], frames: int) -> np.
     return values.reshape(frames, -1)
 
 
-def harness(mapping: YodaNNMapping, top, frames: int) -> StreamHarness:
-    from accel.hw.finn.arch import _capacity
+LOAD_PORT_BITS = 4096  # the harness loads its input memory this many bits at a time, at most
 
+
+def load_chunk(mapping: YodaNNMapping) -> int:
+    """Beats the harness loads at once: the largest divisor of a frame's input values whose
+    beats fit ``LOAD_PORT_BITS`` (a whole 32 x 32 x 32 image would not fit one port)."""
+    values, bits = mapping.layers[0].in_values, mapping.config.activation_bits
+    fitting = max(LOAD_PORT_BITS // bits, 1)
+    return max(d for d in range(1, min(values, fitting) + 1) if values % d == 0)
+
+
+def harness(mapping: YodaNNMapping, top, frames: int) -> StreamHarness:
     first, last = mapping.layers[0], mapping.layers[-1]
-    return StreamHarness(top, first.in_values, _capacity(first.in_values * frames),
-                         _capacity(last.out_values * frames))
+    return StreamHarness(top, load_chunk(mapping), harness_capacity(first.in_values * frames),
+                         harness_capacity(last.out_values * frames))
 
 
 def run_rtl(mapping: YodaNNMapping, network: Network, inputs: np.ndarray, harness_top,
