@@ -333,6 +333,28 @@ def test_brevitas_exports_in_verilator_on_finn(name, images):
     assert result.predictions == golden.predict(network, inputs).tolist()
 
 
+@pytest.mark.slow
+def test_brevitas_xnor_cnn_on_yodann_on_the_whole_test_split():
+    """XNOR-Net's binary weights with a per-filter alpha and batch-norm, folded by the importer
+    into per-channel thresholds, on the YodaNN engine's threshold output stage (an engine that
+    tiles every layer: output and input passes, stripes); the dense layer's per-channel alpha
+    stays with the host. Bit-exact with the golden model, which equals qonnx's executor on this
+    file (test above), cycles and every event equal to the cycle model."""
+    from accel.hw.yodann.arch import ARCHITECTURE as YODANN
+
+    inputs, labels = brevitas_inputs("brevitas_xnor_cnn.onnx")
+    network = load(DATA / "brevitas_xnor_cnn.onnx")
+    mapping = YODANN.configure(network, YODANN.Options(n_out=8, n_in=8, k_max=3, w_max=6),
+                               clock_mhz=200.0)
+    assert [layer.thresholds is not None for layer in mapping.layers] == [True, True, False]
+    result = evaluate.simulate(YODANN, mapping, network, inputs, labels, model="xnor_cnn",
+                               clock_mhz=200.0)
+    assert result.bit_exact and result.model_events_equal and result.agrees
+    assert result.predictions == golden.predict(network, inputs).tolist()
+    assert result.accuracy == pytest.approx(
+        BREVITAS_EXPORTS["brevitas_xnor_cnn.onnx"]["brevitas_test_accuracy"], abs=0.01)
+
+
 # ------------------------------------------------------------------- EIE takes them too
 
 def eie_epilogue_model(path, small_sparse_mlp):

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from accel.cli import main
 from accel.errors import ConfigError
@@ -15,8 +15,8 @@ from accel.hw import evaluate
 from accel.hw.registry import architecture
 from accel.hw.yodann.mapping import EngineConfig, map_network, passes
 from accel.hw.yodann.model import frame_timing
-from accel.nn import (Conv2d, DataType, Dense, Flatten, MaxPool2d, Network, Quant, Relu, golden,
-                      load)
+from accel.nn import (Conv2d, DataType, Dense, Flatten, MaxPool2d, MultiThreshold, Network,
+                      Quant, Relu, golden, load)
 
 YODANN = architecture("yodann")
 BINARY = DataType.bipolar_type(0.25)
@@ -24,8 +24,9 @@ BINARY = DataType.bipolar_type(0.25)
 
 def conv_network(*, channels=(2, 3), image=(5, 6), kernel=3, padding=1, relu=True,
                  out_scale=2.0**-2, rounding="ROUND", pool=1, dense=0, seed=0, weights=None,
-                 stride=1, in_bits=6, in_scale=2.0**-3):
-    """Quant -> Conv2d (binary) [-> Relu] -> Quant [-> MaxPool] [-> Flatten -> Dense]."""
+                 stride=1, in_bits=6, in_scale=2.0**-3, threshold_steps=0):
+    """Quant -> Conv2d (binary) [-> Relu] -> Quant [-> MaxPool] [-> Flatten -> Dense];
+    with ``threshold_steps``, per-channel thresholds (1: bipolar) instead of Relu and Quant."""
     rng = np.random.default_rng(seed)
     cin, cout = channels
     height, width = image
@@ -34,9 +35,17 @@ def conv_network(*, channels=(2, 3), image=(5, 6), kernel=3, padding=1, relu=Tru
     layers = [Quant("quant", bits=in_bits, signed=True, scale=in_scale),
               Conv2d("conv", weights=weights, weight_type=BINARY,
                      bias=rng.integers(-10, 11, cout), padding=padding, stride=stride)]
-    if relu:
-        layers.append(Relu("relu"))
-    layers.append(Quant("requant", bits=6, signed=True, scale=out_scale, rounding=rounding))
+    if threshold_steps:
+        reach = kernel * kernel * cin * (1 << (in_bits - 1))
+        thresholds = np.sort(rng.integers(-reach // 4, reach // 4 + 1,
+                                          (cout, threshold_steps)), axis=1)
+        layers.append(MultiThreshold("thresholds", thresholds=thresholds, out_scale=2.0,
+                                     out_bias=-1.0 if threshold_steps == 1 else -2.0))
+    else:
+        if relu:
+            layers.append(Relu("relu"))
+        layers.append(Quant("requant", bits=6, signed=True, scale=out_scale,
+                            rounding=rounding))
     if pool > 1:
         layers.append(MaxPool2d("pool", kernel=pool))
     if dense:
@@ -161,7 +170,8 @@ def layers_and_engines(draw):
         in_scale=draw(st.sampled_from([2.0**-3, 3 * 2.0**-5])),
         out_scale=draw(st.sampled_from([2.0**-2, 2.0**-4])),
         rounding=draw(st.sampled_from(["ROUND", "FLOOR", "HALF_UP", "CEIL", "DOWN"])),
-        pool=pool, dense=draw(st.sampled_from([0, 3])), seed=draw(st.integers(0, 99)))
+        pool=pool, dense=draw(st.sampled_from([0, 3])), seed=draw(st.integers(0, 99)),
+        threshold_steps=draw(st.sampled_from([7, 0, 0, 1])))
     config = EngineConfig(n_out=draw(st.integers(1, 4)), n_in=draw(st.integers(1, 4)),
                           k_max=k_max, w_max=draw(st.integers(kernel + pool - 1, 12)),
                           activation_bits=8)
@@ -169,8 +179,11 @@ def layers_and_engines(draw):
 
 
 @pytest.mark.slow
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(layers_and_engines())
+# bipolar thresholds (the derandomized draws take 7-step ones), pooled, then a dense layer
+@example((conv_network(channels=(3, 2), image=(6, 6), threshold_steps=1, pool=2, dense=2),
+          EngineConfig(2, 2, 3, 4, 8)))
 def test_random_layers_on_random_engines_are_bit_exact_and_exactly_modelled(case):
     network, config = case
     result = _simulate(network, config)

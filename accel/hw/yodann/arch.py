@@ -19,7 +19,8 @@ from accel.hw.yodann import run
 from accel.hw.yodann.mapping import (MAX_SCALE_BITS, EngineConfig, YodaNNMapping, filter_words,
                                      map_network, passes)
 from accel.hw.yodann.model import frame_timing
-from accel.hw.yodann.rtl import YodaNNTop, engine_widths, event_declarations
+from accel.hw.yodann.rtl import (YodaNNTop, engine_widths, event_declarations, threshold_steps,
+                                 threshold_words)
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,9 @@ class YodaNNArchitecture(Architecture):
                    + config.n_in * config.k_max * (config.k_max - 1) * w["activation"]
                    + mapping.psum_words * config.n_out * w["acc"]
                    + config.w_max * config.n_out * w["out"]
-                   + config.n_out * (w["sop"] + 2 * w["acc"]))
+                   + config.n_out * (w["sop"] + 2 * w["acc"])
+                   + len(threshold_words(mapping, w["acc"] + 1)) * threshold_steps(mapping)
+                   * (w["acc"] + 1))
         events = event_declarations(mapping)
         counters = DEFAULT_COUNTER_WIDTH * len(events) if mapping.count_events else 0
         widest = max(filter_word, config.n_out * w["acc"], counters,
@@ -114,6 +117,8 @@ class YodaNNArchitecture(Architecture):
                         "in_channels": layer.in_channels, "out_channels": layer.out_channels,
                         "image": [layer.height, layer.width], "kernel": layer.kernel,
                         "padding": layer.padding, "relu": layer.relu, "pool": layer.pool,
+                        "thresholds_per_channel": 0 if layer.thresholds is None
+                        else int(layer.thresholds.shape[1]),
                         "requant": None if layer.requant is None else {
                             "multiplier": layer.requant.multiplier,
                             "shift": layer.requant.shift,
@@ -195,6 +200,12 @@ def event_specs(mapping: YodaNNMapping) -> dict[str, EventSpec]:
         "output_stage.scale": EventSpec("mac", "compute", {"bits": MAX_SCALE_BITS,
                                                             "acc_bits": w["acc"]}),
         "pool.compare": EventSpec("compare", "compute", {"bits": w["out"]}),
+        # one word of a channel's thresholds per drained value, each compared with it
+        **({"threshold_mem.read": EventSpec("register", "memory", {
+                "capacity_bytes": max(len(threshold_words(mapping, w["acc"] + 1)), 1)
+                * steps * (w["acc"] + 1) / 8, "width": steps * (w["acc"] + 1)}),
+            "output_stage.compare": EventSpec("compare", "compute", {"bits": w["acc"] + 1})}
+           if (steps := threshold_steps(mapping)) else {}),
         "engine.idle": EventSpec("free", "control"),
         # the SoP result registers, channel summers and holding registers, every cycle
         "engine.pipeline.clock": EventSpec("clock", "compute", {

@@ -10,6 +10,9 @@ vertical stripes of at most ``w_max`` image columns (``k - 1`` columns of overla
 
 Accepted layer chains (everything else is refused with the layer's name):
   Conv2d [Relu] [Quant] [Relu] [MaxPool2d]     binary weights, stride 1, k <= k_max
+  Conv2d MultiThreshold [MaxPool2d]            per-channel thresholds on the accumulator: what
+                                               an importer folds batch-norm and per-channel
+                                               (XNOR-Net) weight scales into, exactly
   [Flatten] Dense [Relu] [Quant] [Relu]        binary weights: a k x k convolution without
                                                padding on the k x k image when the flattened
                                                tensor is square (k <= k_max), else a 1 x 1
@@ -17,7 +20,9 @@ Accepted layer chains (everything else is refused with the layer's name):
                                                the flattened values
 The network's first layer is its input quantizer, applied by the host; a Quant between engine
 layers must requantize by a ratio ``multiplier / 2**shift`` (power-of-two scales give
-multiplier 1), exactly what the output stage's fixed-point scale computes.
+multiplier 1), exactly what the output stage's fixed-point scale computes. A Reshape to
+(N, F) counts as a Flatten. The last layer may keep a per-channel scale or real bias: the engine
+outputs its integers and the host applies them (``golden.output_values``), as for FINN and EIE.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ import numpy as np
 
 from accel.errors import ConfigError
 from accel.nn import golden
-from accel.nn.ir import Conv2d, Dense, Flatten, MaxPool2d, Network, Quant, Relu
+from accel.nn.ir import (Conv2d, Dense, Flatten, MaxPool2d, MultiThreshold, Network, Quant, Relu,
+                         Reshape)
 
 MAX_SCALE_BITS = 16  # the output stage's multiplier (alpha) width
 
@@ -85,6 +91,11 @@ class EngineLayer:
     out_bits: int  # what the output stage writes
     out_signed: bool
     source_layers: list[str] = field(default_factory=list)  # every network layer it covers
+    # instead of the requantization: per output channel, count the thresholds the
+    # accumulator reaches (out, steps), then count + offset (bipolar: 2 count - 1)
+    thresholds: np.ndarray | None = None
+    threshold_offset: int = 0
+    bipolar_out: bool = False
 
     @property
     def in_channels(self) -> int:
@@ -220,7 +231,8 @@ def map_network(network: Network, config: EngineConfig, *,
     while index < len(layers):
         layer = layers[index]
         start = index
-        if isinstance(layer, Flatten):
+        if isinstance(layer, Flatten) or isinstance(layer, Reshape) \
+                and len(types[index + 1][0]) == 2:
             flattened = True
             index += 1
             continue
@@ -262,9 +274,6 @@ def map_network(network: Network, config: EngineConfig, *,
         if kernel > config.k_max:
             raise ConfigError(f"layer {conv.name}: a {kernel}x{kernel} kernel; the engine's "
                               f"SoP units have {config.k_max}x{config.k_max} taps (--k-max)")
-        if conv.channel_scale is not None or conv.real_bias is not None:
-            raise ConfigError(f"layer {conv.name}: per-channel scales or a real bias at the "
-                              "network's end; the engine outputs integers only")
         dtype = types[index][1]
         acc_type = golden.output_type(conv, dtype)
         lo, hi = golden.accumulator_range(conv, dtype)
@@ -272,15 +281,25 @@ def map_network(network: Network, config: EngineConfig, *,
         relu = False
         requant = None
         pool = 1
+        thresholds = None
         out_type = acc_type
-        while index < len(layers) and isinstance(layers[index], (Relu, Quant, MaxPool2d)):
+        while index < len(layers) and isinstance(layers[index],
+                                                 (Relu, Quant, MaxPool2d, MultiThreshold)):
             follower = layers[index]
-            if isinstance(follower, Relu):
-                if requant is not None and relu:
+            if isinstance(follower, MultiThreshold):
+                if relu or requant is not None or thresholds is not None or pool > 1:
+                    break
+                if follower.channels_last:
+                    raise ConfigError(f"layer {follower.name}: channels-last thresholds after "
+                                      f"{conv.name}; the engine's layers are channels-first")
+                thresholds = follower
+                _check_activation(follower.name, follower.out_type, config)
+            elif isinstance(follower, Relu):
+                if requant is not None and relu or thresholds is not None:
                     break
                 relu = True
             elif isinstance(follower, Quant):
-                if requant is not None or pool > 1:
+                if requant is not None or thresholds is not None or pool > 1:
                     break
                 requant = _requant(conv.name, follower, acc_type.scale)
                 _check_activation(follower.name, follower.out_type, config)
@@ -294,7 +313,11 @@ def map_network(network: Network, config: EngineConfig, *,
                 pool = follower.kernel
             out_type = golden.output_type(follower, out_type)
             index += 1
-        if requant is None and index < len(layers):
+        if (conv.channel_scale is not None or conv.real_bias is not None) \
+                and index < len(layers):
+            raise ConfigError(f"layer {conv.name}: per-channel scales or a real bias before "
+                              f"{layers[index].name}; they must be folded into thresholds")
+        if requant is None and thresholds is None and index < len(layers):
             raise ConfigError(f"layer {conv.name}: its accumulator feeds "
                               f"{layers[index].name} without a quantizer; the engine's "
                               "activations between layers are quantized")
@@ -306,6 +329,11 @@ def map_network(network: Network, config: EngineConfig, *,
                              kernel, padding, relu, requant, pool, max(acc.bits, 2),
                              out_type.bits, out_type.signed,
                              [x.name for x in layers[start:index]])
+        if thresholds is not None:
+            engine.thresholds = np.broadcast_to(
+                thresholds.thresholds, (engine.out_channels, thresholds.steps)).astype(np.int64)
+            engine.bipolar_out = thresholds.is_bipolar
+            engine.threshold_offset = 0 if thresholds.is_bipolar else thresholds.offset
         if engine.conv_height < 1 or engine.conv_width < 1:
             raise ConfigError(f"layer {conv.name}: no output pixel on a {height}x{width} image")
         stripes(engine, config)  # refuses a w_max too small

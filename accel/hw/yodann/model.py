@@ -86,7 +86,11 @@ def pass_timing(mapping: YodaNNMapping, step) -> PassTiming:
         events["psum_mem.read"] = pixels
     if step.last:
         windows = (rows // layer.pool) * (cols_out // layer.pool)
-        events["output_stage.scale"] = pixels * step.out_count
+        if layer.thresholds is None:
+            events["output_stage.scale"] = pixels * step.out_count
+        else:
+            events["threshold_mem.read"] = pixels * step.out_count
+            events["output_stage.compare"] = pixels * step.out_count * layer.thresholds.shape[1]
         events["pool.compare"] = (pixels - windows) * step.out_count
         events["act_buffer.write"] = windows * step.out_count
     else:

@@ -30,6 +30,7 @@ The cycle model (``accel.hw.yodann.model``) follows the same schedule.
 
 from __future__ import annotations
 
+import numpy as np
 from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, wiring
 
@@ -67,7 +68,32 @@ def event_declarations(mapping: YodaNNMapping) -> dict[str, int]:
         "psum_mem.read": 1, "psum_mem.write": 1,
         "output_stage.scale": 1, "pool.compare": 1,
         "engine.idle": 1,
+        # layers whose output stage compares with thresholds instead of scaling
+        **({"threshold_mem.read": 1, "output_stage.compare": threshold_steps(mapping)}
+           if threshold_steps(mapping) else {}),
     }
+
+
+def threshold_steps(mapping: YodaNNMapping) -> int:
+    """The most thresholds per channel of any layer (0: no layer has thresholds)."""
+    return max((layer.thresholds.shape[1] for layer in mapping.layers
+                if layer.thresholds is not None), default=0)
+
+
+def threshold_words(mapping: YodaNNMapping, field_bits: int) -> list[int]:
+    """The threshold memory: one word per output channel of each threshold layer, threshold k
+    in bits [k * field_bits, (k + 1) * field_bits), two's complement, clamped to the field (an
+    accumulator never reaches the clamped top value nor falls below the clamped bottom one,
+    so every comparison is unchanged); unused fields are zero (masked off by the step count)."""
+    lo, hi = -(1 << (field_bits - 1)), (1 << (field_bits - 1)) - 1
+    mask = (1 << field_bits) - 1
+    words = []
+    for layer in mapping.layers:
+        if layer.thresholds is None:
+            continue
+        for row in np.clip(layer.thresholds, lo, hi):
+            words.append(sum((int(t) & mask) << (k * field_bits) for k, t in enumerate(row)))
+    return words
 
 
 def _table(values, shape) -> Array:
@@ -191,6 +217,15 @@ class YodaNNTop(wiring.Component):
         p_col_lo = field(lo for lo, _ in columns)
         p_col_hi = field(hi for _, hi in columns)
         p_macs = field(p.out_count * layers[p.layer].kernel ** 2 for p in program)
+        # the threshold path (0 steps: the layer scales instead)
+        bases, base = [], 0
+        for layer in layers:
+            bases.append(base)
+            base += layer.out_channels if layer.thresholds is not None else 0
+        p_steps = field(per_layer(lambda x: 0 if x.thresholds is None else x.thresholds.shape[1]))
+        p_threshold_base = field(bases[p.layer] + p.out_base for p in program)
+        p_bipolar = field(per_layer(lambda x: x.bipolar_out))
+        p_offset = field(per_layer(lambda x: x.threshold_offset))
         final_values = layers[-1].out_values
 
         # ------------------------------------------------------------------ top state
@@ -475,8 +510,28 @@ class YodaNNTop(wiring.Component):
         m.d.comb += product.eq(rectified * p_mult)
         rounded = Signal(signed(w["product"]))
         m.d.comb += rounded.eq(_round_shift(m, product, p_shift, p_mode, w["product"]))
+        scaled = Mux(rounded < p_lo, p_lo, Mux(rounded > p_hi, p_hi, rounded))
         value = Signal(signed(out_bits))
-        m.d.comb += value.eq(Mux(rounded < p_lo, p_lo, Mux(rounded > p_hi, p_hi, rounded)))
+        steps = threshold_steps(mapping)
+        if steps:
+            # the threshold path: count the channel's thresholds the accumulator reaches
+            field_bits = acc_bits + 1
+            words = threshold_words(mapping, field_bits)
+            m.submodules.threshold_mem = threshold_mem = memory.Memory(
+                shape=steps * field_bits, depth=max(len(words), 2), init=words)
+            threshold_read = threshold_mem.read_port(domain="comb")
+            m.d.comb += threshold_read.addr.eq(p_threshold_base + drain)
+            reached = [(p_steps > k) & (biased >= threshold_read.data.word_select(
+                k, field_bits).as_signed()) for k in range(steps)]
+            reached_count = Signal(range(steps + 1))
+            m.d.comb += reached_count.eq(sum(reached))
+            counted = Mux(p_bipolar, 2 * reached_count - 1, reached_count + p_offset)
+            m.d.comb += value.eq(Mux(p_steps != 0, counted, scaled))
+            with m.If(draining & (p_steps != 0)):
+                m.d.comb += [events["threshold_mem.read"].eq(1),
+                             events["output_stage.compare"].eq(p_steps)]
+        else:
+            m.d.comb += value.eq(scaled)
         # the pool unit: the running maximum of each open window of the current pool row
         pool_row_phase, pool_col_phase = Signal.like(y_phase), Signal.like(x_phase)
         pooled_row, pool_col = Signal.like(y_pooled), Signal.like(x_pooled)
@@ -490,7 +545,8 @@ class YodaNNTop(wiring.Component):
         dest_addr = ((pooled_row * p_out_width + p_pool_start + pool_col) * p_out_total
                      + p_out_base + drain)
         with m.If(draining):
-            m.d.comb += [events["output_stage.scale"].eq(1), pool_write.data.eq(best),
+            m.d.comb += [events["output_stage.scale"].eq(p_steps == 0),
+                         pool_write.data.eq(best),
                          pool_write.en.eq(~closes)]
             with m.If(~opens):
                 m.d.comb += events["pool.compare"].eq(1)

@@ -8422,10 +8422,10 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   wire \$8573 ;
   wire \$8574 ;
   wire \$8575 ;
-  wire [8:0] \$8576 ;
-  wire \$8577 ;
-  wire [8:0] \$8578 ;
-  wire \$8579 ;
+  wire \$8576 ;
+  wire [8:0] \$8577 ;
+  wire \$8578 ;
+  wire [8:0] \$8579 ;
   wire [11:0] \$858 ;
   wire \$8580 ;
   wire \$8581 ;
@@ -8433,141 +8433,141 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   wire \$8583 ;
   wire \$8584 ;
   wire \$8585 ;
-  wire [8:0] \$8586 ;
-  wire \$8587 ;
-  wire [8:0] \$8588 ;
-  wire \$8589 ;
+  wire \$8586 ;
+  wire [8:0] \$8587 ;
+  wire \$8588 ;
+  wire [8:0] \$8589 ;
   wire [11:0] \$859 ;
   wire \$8590 ;
   wire \$8591 ;
-  wire [11:0] \$8592 ;
-  wire [12:0] \$8593 ;
-  wire [13:0] \$8594 ;
-  wire [21:0] \$8595 ;
-  wire [22:0] \$8596 ;
-  wire [23:0] \$8597 ;
-  wire \$8598 ;
-  wire [11:0] \$8599 ;
+  wire \$8592 ;
+  wire [11:0] \$8593 ;
+  wire [12:0] \$8594 ;
+  wire [13:0] \$8595 ;
+  wire [21:0] \$8596 ;
+  wire [22:0] \$8597 ;
+  wire [23:0] \$8598 ;
+  wire \$8599 ;
   wire [8:0] \$86 ;
   wire [11:0] \$860 ;
-  wire [12:0] \$8600 ;
-  wire [13:0] \$8601 ;
-  wire [21:0] \$8602 ;
-  wire [22:0] \$8603 ;
-  wire [23:0] \$8604 ;
-  wire \$8605 ;
-  wire [12:0] \$8606 ;
-  wire \$8607 ;
+  wire [11:0] \$8600 ;
+  wire [12:0] \$8601 ;
+  wire [13:0] \$8602 ;
+  wire [21:0] \$8603 ;
+  wire [22:0] \$8604 ;
+  wire [23:0] \$8605 ;
+  wire \$8606 ;
+  wire [12:0] \$8607 ;
   wire \$8608 ;
   wire \$8609 ;
   wire [12:0] \$861 ;
-  wire [12:0] \$8610 ;
-  wire \$8611 ;
+  wire \$8610 ;
+  wire [12:0] \$8611 ;
   wire \$8612 ;
   wire \$8613 ;
   wire \$8614 ;
   wire \$8615 ;
-  wire [6:0] \$8616 ;
-  wire [8:0] \$8617 ;
-  wire \$8618 ;
-  wire [4:0] \$8619 ;
+  wire \$8616 ;
+  wire [6:0] \$8617 ;
+  wire [8:0] \$8618 ;
+  wire \$8619 ;
   wire [13:0] \$862 ;
-  wire \$8620 ;
+  wire [4:0] \$8620 ;
   wire \$8621 ;
   wire \$8622 ;
   wire \$8623 ;
   wire \$8624 ;
-  wire [8:0] \$8625 ;
-  wire \$8626 ;
-  wire [8:0] \$8627 ;
+  wire \$8625 ;
+  wire [8:0] \$8626 ;
+  wire \$8627 ;
   wire [8:0] \$8628 ;
-  wire \$8629 ;
+  wire [8:0] \$8629 ;
   wire [11:0] \$863 ;
   wire \$8630 ;
-  wire [9:0] \$8631 ;
-  wire [15:0] \$8632 ;
-  wire [16:0] \$8633 ;
-  wire [8:0] \$8634 ;
-  wire \$8635 ;
-  wire [8:0] \$8636 ;
-  wire \$8637 ;
+  wire \$8631 ;
+  wire [9:0] \$8632 ;
+  wire [15:0] \$8633 ;
+  wire [16:0] \$8634 ;
+  wire [8:0] \$8635 ;
+  wire \$8636 ;
+  wire [8:0] \$8637 ;
   wire \$8638 ;
-  wire [6:0] \$8639 ;
+  wire \$8639 ;
   wire [11:0] \$864 ;
-  wire [8:0] \$8640 ;
-  wire \$8641 ;
-  wire [4:0] \$8642 ;
-  wire [8:0] \$8643 ;
-  wire \$8644 ;
-  wire [4:0] \$8645 ;
-  wire \$8646 ;
-  wire [3:0] \$8647 ;
+  wire [6:0] \$8640 ;
+  wire [8:0] \$8641 ;
+  wire \$8642 ;
+  wire [4:0] \$8643 ;
+  wire [8:0] \$8644 ;
+  wire \$8645 ;
+  wire [4:0] \$8646 ;
+  wire \$8647 ;
   wire [3:0] \$8648 ;
-  wire \$8649 ;
+  wire [3:0] \$8649 ;
   wire [11:0] \$865 ;
   wire \$8650 ;
   wire \$8651 ;
-  wire [8:0] \$8652 ;
-  wire [9:0] \$8653 ;
+  wire \$8652 ;
+  wire [8:0] \$8653 ;
   wire [9:0] \$8654 ;
-  wire \$8655 ;
+  wire [9:0] \$8655 ;
   wire \$8656 ;
   wire \$8657 ;
   wire \$8658 ;
   wire \$8659 ;
   wire [11:0] \$866 ;
-  wire [8:0] \$8660 ;
-  wire [16:0] \$8661 ;
-  wire \$8662 ;
-  wire [1:0] \$8663 ;
-  wire [8:0] \$8664 ;
-  wire [6:0] \$8665 ;
-  wire [8:0] \$8666 ;
-  wire \$8667 ;
-  wire [6:0] \$8668 ;
-  wire \$8669 ;
+  wire \$8660 ;
+  wire [8:0] \$8661 ;
+  wire [16:0] \$8662 ;
+  wire \$8663 ;
+  wire [1:0] \$8664 ;
+  wire [8:0] \$8665 ;
+  wire [6:0] \$8666 ;
+  wire [8:0] \$8667 ;
+  wire \$8668 ;
+  wire [6:0] \$8669 ;
   wire [12:0] \$867 ;
-  wire [6:0] \$8670 ;
+  wire \$8670 ;
   wire [6:0] \$8671 ;
-  wire [8:0] \$8672 ;
-  wire \$8673 ;
-  wire [6:0] \$8674 ;
+  wire [6:0] \$8672 ;
+  wire [8:0] \$8673 ;
+  wire \$8674 ;
   wire [6:0] \$8675 ;
-  wire [8:0] \$8676 ;
-  wire \$8677 ;
-  wire [1:0] \$8678 ;
+  wire [6:0] \$8676 ;
+  wire [8:0] \$8677 ;
+  wire \$8678 ;
   wire [1:0] \$8679 ;
   wire [11:0] \$868 ;
-  wire [8:0] \$8680 ;
-  wire \$8681 ;
-  wire [6:0] \$8682 ;
-  wire [8:0] \$8683 ;
-  wire \$8684 ;
-  wire [4:0] \$8685 ;
+  wire [1:0] \$8680 ;
+  wire [8:0] \$8681 ;
+  wire \$8682 ;
+  wire [6:0] \$8683 ;
+  wire [8:0] \$8684 ;
+  wire \$8685 ;
   wire [4:0] \$8686 ;
-  wire \$8687 ;
-  wire [3:0] \$8688 ;
+  wire [4:0] \$8687 ;
+  wire \$8688 ;
   wire [3:0] \$8689 ;
   wire [11:0] \$869 ;
-  wire [8:0] \$8690 ;
-  wire \$8691 ;
-  wire [1:0] \$8692 ;
+  wire [3:0] \$8690 ;
+  wire [8:0] \$8691 ;
+  wire \$8692 ;
   wire [1:0] \$8693 ;
-  wire [8:0] \$8694 ;
-  wire \$8695 ;
-  wire [4:0] \$8696 ;
-  wire \$8697 ;
+  wire [1:0] \$8694 ;
+  wire [8:0] \$8695 ;
+  wire \$8696 ;
+  wire [4:0] \$8697 ;
   wire \$8698 ;
   wire \$8699 ;
   wire \$87 ;
   wire [11:0] \$870 ;
-  wire [6:0] \$8700 ;
-  wire \$8701 ;
-  wire [8:0] \$8702 ;
-  wire \$8703 ;
-  wire [11:0] \$8704 ;
-  wire [12:0] \$8705 ;
-  reg [503:0] \$8706 ;
+  wire \$8700 ;
+  wire [6:0] \$8701 ;
+  wire \$8702 ;
+  wire [8:0] \$8703 ;
+  wire \$8704 ;
+  wire [11:0] \$8705 ;
+  wire [12:0] \$8706 ;
   reg [503:0] \$8707 ;
   reg [503:0] \$8708 ;
   reg [503:0] \$8709 ;
@@ -8606,9 +8606,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   reg [503:0] \$8739 ;
   wire [14:0] \$874 ;
   reg [503:0] \$8740 ;
-  wire [6:0] \$8741 ;
-  wire [8:0] \$8742 ;
-  wire \$8743 ;
+  reg [503:0] \$8741 ;
+  wire [6:0] \$8742 ;
+  wire [8:0] \$8743 ;
   wire \$8744 ;
   wire \$8745 ;
   wire \$8746 ;
@@ -8623,52 +8623,52 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   wire \$8754 ;
   wire \$8755 ;
   wire \$8756 ;
-  wire [3:0] \$8757 ;
-  wire [19:0] \$8758 ;
-  reg [11:0] \$8759 ;
+  wire \$8757 ;
+  wire [3:0] \$8758 ;
+  wire [19:0] \$8759 ;
   wire [11:0] \$876 ;
-  reg [2:0] \$8760 ;
+  reg [11:0] \$8760 ;
   reg [2:0] \$8761 ;
-  reg \$8762 ;
-  reg [5:0] \$8763 ;
-  reg \$8764 ;
-  reg [4:0] \$8765 ;
-  reg \$8766 ;
+  reg [2:0] \$8762 ;
+  reg \$8763 ;
+  reg [5:0] \$8764 ;
+  reg \$8765 ;
+  reg [4:0] \$8766 ;
   reg \$8767 ;
-  reg [3:0] \$8768 ;
+  reg \$8768 ;
   reg [3:0] \$8769 ;
   wire [11:0] \$877 ;
-  reg \$8770 ;
-  reg [2:0] \$8771 ;
-  reg [3:0] \$8772 ;
-  reg [5:0] \$8773 ;
-  reg [2:0] \$8774 ;
-  reg [9:0] \$8775 ;
-  reg [3:0] \$8776 ;
-  reg [1:0] \$8777 ;
-  reg [3:0] \$8778 ;
-  reg \$8779 ;
+  reg [3:0] \$8770 ;
+  reg \$8771 ;
+  reg [2:0] \$8772 ;
+  reg [3:0] \$8773 ;
+  reg [5:0] \$8774 ;
+  reg [2:0] \$8775 ;
+  reg [9:0] \$8776 ;
+  reg [3:0] \$8777 ;
+  reg [1:0] \$8778 ;
+  reg [3:0] \$8779 ;
   wire [11:0] \$878 ;
-  reg [3:0] \$8780 ;
-  reg [2:0] \$8781 ;
-  reg [5:0] \$8782 ;
+  reg \$8780 ;
+  reg [3:0] \$8781 ;
+  reg [2:0] \$8782 ;
   reg [5:0] \$8783 ;
   reg [5:0] \$8784 ;
   reg [5:0] \$8785 ;
-  reg \$8786 ;
-  reg [5:0] \$8787 ;
-  reg [7:0] \$8788 ;
-  reg \$8789 ;
+  reg [5:0] \$8786 ;
+  reg \$8787 ;
+  reg [5:0] \$8788 ;
+  reg [7:0] \$8789 ;
   wire [12:0] \$879 ;
   reg \$8790 ;
-  reg [5:0] \$8791 ;
-  reg [6:0] \$8792 ;
-  reg [2:0] \$8793 ;
-  reg \$8794 ;
+  reg \$8791 ;
+  reg [5:0] \$8792 ;
+  reg [6:0] \$8793 ;
+  reg [2:0] \$8794 ;
   reg \$8795 ;
   reg \$8796 ;
-  reg [11:0] \$8797 ;
-  reg [503:0] \$8798 ;
+  reg \$8797 ;
+  reg [11:0] \$8798 ;
   reg [503:0] \$8799 ;
   wire \$88 ;
   wire [11:0] \$880 ;
@@ -8705,12 +8705,12 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   reg [503:0] \$8828 ;
   reg [503:0] \$8829 ;
   wire [11:0] \$883 ;
-  reg \$8830 ;
+  reg [503:0] \$8830 ;
   reg \$8831 ;
   reg \$8832 ;
   reg \$8833 ;
-  reg [11:0] \$8834 ;
-  reg [18:0] \$8835 ;
+  reg \$8834 ;
+  reg [11:0] \$8835 ;
   reg [18:0] \$8836 ;
   reg [18:0] \$8837 ;
   reg [18:0] \$8838 ;
@@ -8745,7 +8745,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   reg [18:0] \$8864 ;
   reg [18:0] \$8865 ;
   reg [18:0] \$8866 ;
-  reg [20:0] \$8867 ;
+  reg [18:0] \$8867 ;
   reg [20:0] \$8868 ;
   reg [20:0] \$8869 ;
   wire [11:0] \$887 ;
@@ -8780,11 +8780,11 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   reg [20:0] \$8896 ;
   reg [20:0] \$8897 ;
   reg [20:0] \$8898 ;
-  reg [5:0] \$8899 ;
+  reg [20:0] \$8899 ;
   wire \$89 ;
   wire [12:0] \$890 ;
-  reg \$8900 ;
-  reg [20:0] \$8901 ;
+  reg [5:0] \$8900 ;
+  reg \$8901 ;
   reg [20:0] \$8902 ;
   reg [20:0] \$8903 ;
   reg [20:0] \$8904 ;
@@ -8819,7 +8819,8 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   reg [20:0] \$8930 ;
   reg [20:0] \$8931 ;
   reg [20:0] \$8932 ;
-  reg [11:0] \$8933 ;
+  reg [20:0] \$8933 ;
+  reg [11:0] \$8934 ;
   wire [11:0] \$894 ;
   wire [12:0] \$895 ;
   wire [13:0] \$896 ;
@@ -8938,80 +8939,80 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   wire [48:0] \$998 ;
   wire \$999 ;
   wire \$like ;
-  wire [3:0] \$like$431 ;
+  wire [3:0] \$like$435 ;
   reg \$signal  = 1'h0;
-  reg \$signal$282  = 1'h0;
-  reg \$signal$379  = 1'h0;
-  reg \$signal$449  = 1'h0;
-  reg \$signal$456  = 1'h0;
+  reg \$signal$286  = 1'h0;
+  reg \$signal$383  = 1'h0;
+  reg \$signal$453  = 1'h0;
+  reg \$signal$460  = 1'h0;
   reg [10:0] \$signature__addr ;
   (* init = 10'h000 *)
-  wire [9:0] \$signature__addr$102 ;
+  wire [9:0] \$signature__addr$100 ;
   (* init = 10'h000 *)
-  wire [9:0] \$signature__addr$105 ;
+  wire [9:0] \$signature__addr$103 ;
   (* init = 10'h000 *)
-  wire [9:0] \$signature__addr$108 ;
-  wire [9:0] \$signature__addr$120 ;
-  wire [9:0] \$signature__addr$122 ;
-  wire [9:0] \$signature__addr$123 ;
+  wire [9:0] \$signature__addr$106 ;
+  (* init = 10'h000 *)
+  wire [9:0] \$signature__addr$109 ;
+  (* init = 10'h000 *)
+  wire [9:0] \$signature__addr$112 ;
   wire [9:0] \$signature__addr$124 ;
-  wire [9:0] \$signature__addr$125 ;
   wire [9:0] \$signature__addr$126 ;
   wire [9:0] \$signature__addr$127 ;
   wire [9:0] \$signature__addr$128 ;
-  reg \$signature__addr$382 ;
-  wire [9:0] \$signature__addr$435 ;
-  reg [10:0] \$signature__addr$441 ;
-  wire [10:0] \$signature__addr$67 ;
-  reg [4:0] \$signature__addr$71  = 5'h00;
-  wire [10:0] \$signature__addr$77 ;
+  wire [9:0] \$signature__addr$129 ;
+  wire [9:0] \$signature__addr$130 ;
+  wire [9:0] \$signature__addr$131 ;
+  wire [9:0] \$signature__addr$132 ;
+  reg \$signature__addr$386 ;
+  wire [9:0] \$signature__addr$439 ;
+  reg [10:0] \$signature__addr$445 ;
+  wire [10:0] \$signature__addr$71 ;
+  reg [4:0] \$signature__addr$75  = 5'h00;
   wire [10:0] \$signature__addr$81 ;
-  reg [9:0] \$signature__addr$82  = 10'h000;
+  wire [10:0] \$signature__addr$85 ;
+  reg [9:0] \$signature__addr$86  = 10'h000;
   (* init = 10'h000 *)
-  wire [9:0] \$signature__addr$90 ;
+  wire [9:0] \$signature__addr$94 ;
   (* init = 10'h000 *)
-  wire [9:0] \$signature__addr$93 ;
-  (* init = 10'h000 *)
-  wire [9:0] \$signature__addr$96 ;
-  (* init = 10'h000 *)
-  wire [9:0] \$signature__addr$99 ;
+  wire [9:0] \$signature__addr$97 ;
   reg [19:0] \$signature__data ;
-  wire [11:0] \$signature__data$100 ;
-  wire [11:0] \$signature__data$103 ;
-  wire [11:0] \$signature__data$106 ;
-  wire [11:0] \$signature__data$109 ;
-  wire [11:0] \$signature__data$142 ;
-  wire [11:0] \$signature__data$143 ;
-  wire [11:0] \$signature__data$144 ;
-  wire [11:0] \$signature__data$145 ;
+  wire [11:0] \$signature__data$101 ;
+  wire [11:0] \$signature__data$104 ;
+  wire [11:0] \$signature__data$107 ;
+  wire [11:0] \$signature__data$110 ;
+  wire [11:0] \$signature__data$113 ;
   wire [11:0] \$signature__data$146 ;
   wire [11:0] \$signature__data$147 ;
   wire [11:0] \$signature__data$148 ;
   wire [11:0] \$signature__data$149 ;
-  reg [671:0] \$signature__data$384 ;
-  reg [19:0] \$signature__data$439 ;
-  reg [19:0] \$signature__data$442 ;
-  wire [19:0] \$signature__data$68 ;
-  wire [1567:0] \$signature__data$73 ;
-  wire [11:0] \$signature__data$84 ;
-  wire [19:0] \$signature__data$85 ;
-  wire [19:0] \$signature__data$86 ;
-  wire [11:0] \$signature__data$91 ;
-  wire [11:0] \$signature__data$94 ;
-  wire [11:0] \$signature__data$97 ;
+  wire [11:0] \$signature__data$150 ;
+  wire [11:0] \$signature__data$151 ;
+  wire [11:0] \$signature__data$152 ;
+  wire [11:0] \$signature__data$153 ;
+  reg [671:0] \$signature__data$388 ;
+  reg [19:0] \$signature__data$443 ;
+  reg [19:0] \$signature__data$446 ;
+  wire [19:0] \$signature__data$72 ;
+  wire [1567:0] \$signature__data$77 ;
+  wire [11:0] \$signature__data$88 ;
+  wire [19:0] \$signature__data$89 ;
+  wire [19:0] \$signature__data$90 ;
+  wire [11:0] \$signature__data$95 ;
+  wire [11:0] \$signature__data$98 ;
   reg \$signature__en ;
-  wire \$signature__en$101 ;
-  wire \$signature__en$104 ;
-  wire \$signature__en$107 ;
-  wire \$signature__en$110 ;
-  reg \$signature__en$385 ;
-  reg \$signature__en$440 ;
-  reg \$signature__en$443 ;
-  reg \$signature__en$75  = 1'h0;
-  wire \$signature__en$87 ;
-  wire \$signature__en$92 ;
-  wire \$signature__en$95 ;
-  wire \$signature__en$98 ;
+  wire \$signature__en$102 ;
+  wire \$signature__en$105 ;
+  wire \$signature__en$108 ;
+  wire \$signature__en$111 ;
+  wire \$signature__en$114 ;
+  reg \$signature__en$389 ;
+  reg \$signature__en$444 ;
+  reg \$signature__en$447 ;
+  reg \$signature__en$79  = 1'h0;
+  wire \$signature__en$91 ;
+  wire \$signature__en$96 ;
+  wire \$signature__en$99 ;
   wire [19:0] best;
   wire [21:0] biased;
   reg [5:0] c = 6'h00;
@@ -9177,6 +9178,10 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   reg [7:0] pass_field3;
   reg [7:0] pass_field30;
   reg [8:0] pass_field31;
+  reg [7:0] pass_field32;
+  reg [7:0] pass_field33;
+  reg [7:0] pass_field34;
+  reg [7:0] pass_field35;
   reg [7:0] pass_field4;
   reg [7:0] pass_field5;
   reg [7:0] pass_field6;
@@ -11477,7 +11482,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     _0_ <= act_buffer0[\$16 [10:0]];
   end
   assign m_axis_tdata = act_buffer0[count[10:0]];
-  assign \$signature__data$85  = _0_;
+  assign \$signature__data$89  = _0_;
   reg [19:0] act_buffer1 [2047:0];
   initial begin
     act_buffer1[0] = 20'h00000;
@@ -13530,15 +13535,15 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     act_buffer1[2047] = 20'h00000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$443 )
-      act_buffer1[\$signature__addr$441 ] <= \$signature__data$442 ;
+    if (\$signature__en$447 )
+      act_buffer1[\$signature__addr$445 ] <= \$signature__data$446 ;
   end
   reg [19:0] _1_;
   always @(posedge clk) begin
     _1_ <= act_buffer1[\$21 [10:0]];
   end
-  assign \$8758  = act_buffer1[11'h000];
-  assign \$signature__data$86  = _1_;
+  assign \$8759  = act_buffer1[11'h000];
+  assign \$signature__data$90  = _1_;
   reg [1567:0] filter_bank [31:0];
   initial begin
     filter_bank[0] = 1568'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
@@ -13575,8 +13580,8 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     filter_bank[31] = 1568'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$75 )
-      filter_bank[\$signature__addr$71 ] <= \$signature__data$73 ;
+    if (\$signature__en$79 )
+      filter_bank[\$signature__addr$75 ] <= \$signature__data$77 ;
   end
   reg [1567:0] _2_;
   always @(posedge clk) begin
@@ -14611,14 +14616,14 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     image_mem0[1023] = 12'h000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$87 )
-      image_mem0[\$signature__addr$82 ] <= \$23 [11:0];
+    if (\$signature__en$91 )
+      image_mem0[\$signature__addr$86 ] <= \$23 [11:0];
   end
   reg [11:0] _3_;
   always @(posedge clk) begin
     _3_ <= image_mem0[\$62 [9:0]];
   end
-  assign \$signature__data$142  = _3_;
+  assign \$signature__data$146  = _3_;
   reg [11:0] image_mem1 [1023:0];
   initial begin
     image_mem1[0] = 12'h000;
@@ -15647,14 +15652,14 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     image_mem1[1023] = 12'h000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$92 )
-      image_mem1[\$signature__addr$82 ] <= \$26 [11:0];
+    if (\$signature__en$96 )
+      image_mem1[\$signature__addr$86 ] <= \$26 [11:0];
   end
   reg [11:0] _4_;
   always @(posedge clk) begin
     _4_ <= image_mem1[\$64 [9:0]];
   end
-  assign \$signature__data$143  = _4_;
+  assign \$signature__data$147  = _4_;
   reg [11:0] image_mem2 [1023:0];
   initial begin
     image_mem2[0] = 12'h000;
@@ -16683,14 +16688,14 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     image_mem2[1023] = 12'h000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$95 )
-      image_mem2[\$signature__addr$82 ] <= \$29 [11:0];
+    if (\$signature__en$99 )
+      image_mem2[\$signature__addr$86 ] <= \$29 [11:0];
   end
   reg [11:0] _5_;
   always @(posedge clk) begin
     _5_ <= image_mem2[\$66 [9:0]];
   end
-  assign \$signature__data$144  = _5_;
+  assign \$signature__data$148  = _5_;
   reg [11:0] image_mem3 [1023:0];
   initial begin
     image_mem3[0] = 12'h000;
@@ -17719,14 +17724,14 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     image_mem3[1023] = 12'h000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$98 )
-      image_mem3[\$signature__addr$82 ] <= \$32 [11:0];
+    if (\$signature__en$102 )
+      image_mem3[\$signature__addr$86 ] <= \$32 [11:0];
   end
   reg [11:0] _6_;
   always @(posedge clk) begin
     _6_ <= image_mem3[\$68 [9:0]];
   end
-  assign \$signature__data$145  = _6_;
+  assign \$signature__data$149  = _6_;
   reg [11:0] image_mem4 [1023:0];
   initial begin
     image_mem4[0] = 12'h000;
@@ -18755,14 +18760,14 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     image_mem4[1023] = 12'h000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$101 )
-      image_mem4[\$signature__addr$82 ] <= \$35 [11:0];
+    if (\$signature__en$105 )
+      image_mem4[\$signature__addr$86 ] <= \$35 [11:0];
   end
   reg [11:0] _7_;
   always @(posedge clk) begin
     _7_ <= image_mem4[\$70 [9:0]];
   end
-  assign \$signature__data$146  = _7_;
+  assign \$signature__data$150  = _7_;
   reg [11:0] image_mem5 [1023:0];
   initial begin
     image_mem5[0] = 12'h000;
@@ -19791,14 +19796,14 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     image_mem5[1023] = 12'h000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$104 )
-      image_mem5[\$signature__addr$82 ] <= \$38 [11:0];
+    if (\$signature__en$108 )
+      image_mem5[\$signature__addr$86 ] <= \$38 [11:0];
   end
   reg [11:0] _8_;
   always @(posedge clk) begin
     _8_ <= image_mem5[\$72 [9:0]];
   end
-  assign \$signature__data$147  = _8_;
+  assign \$signature__data$151  = _8_;
   reg [11:0] image_mem6 [1023:0];
   initial begin
     image_mem6[0] = 12'h000;
@@ -20827,14 +20832,14 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     image_mem6[1023] = 12'h000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$107 )
-      image_mem6[\$signature__addr$82 ] <= \$41 [11:0];
+    if (\$signature__en$111 )
+      image_mem6[\$signature__addr$86 ] <= \$41 [11:0];
   end
   reg [11:0] _9_;
   always @(posedge clk) begin
     _9_ <= image_mem6[\$74 [9:0]];
   end
-  assign \$signature__data$148  = _9_;
+  assign \$signature__data$152  = _9_;
   reg [11:0] image_mem7 [1023:0];
   initial begin
     image_mem7[0] = 12'h000;
@@ -21863,14 +21868,14 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     image_mem7[1023] = 12'h000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$110 )
-      image_mem7[\$signature__addr$82 ] <= \$44 [11:0];
+    if (\$signature__en$114 )
+      image_mem7[\$signature__addr$86 ] <= \$44 [11:0];
   end
   reg [11:0] _10_;
   always @(posedge clk) begin
     _10_ <= image_mem7[\$76 [9:0]];
   end
-  assign \$signature__data$149  = _10_;
+  assign \$signature__data$153  = _10_;
   reg [19:0] pool_buffer [1023:0];
   initial begin
     pool_buffer[0] = 20'h00000;
@@ -22899,8 +22904,8 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     pool_buffer[1023] = 20'h00000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$440 )
-      pool_buffer[\$8570 [9:0]] <= \$signature__data$439 ;
+    if (\$signature__en$444 )
+      pool_buffer[\$8570 [9:0]] <= \$signature__data$443 ;
   end
   assign pool_read__data = pool_buffer[\$8568 [9:0]];
   reg [671:0] psum_mem [1:0];
@@ -22909,8 +22914,8 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     psum_mem[1] = 672'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$385 )
-      psum_mem[\$signature__addr$382 ] <= \$signature__data$384 ;
+    if (\$signature__en$389 )
+      psum_mem[\$signature__addr$386 ] <= \$signature__data$388 ;
   end
   reg [671:0] _11_;
   always @(posedge clk) begin
@@ -23085,7 +23090,12 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   always @(posedge clk) begin
     _12_ <= weight_mem[\$7 [7:0]];
   end
-  assign \$signature__data$73  = _12_;
+  assign \$signature__data$77  = _12_;
+  assign \$964  = \$962  + \$963 ;
+  assign \$965  = ~ filter_read__data[80];
+  assign \$966  = \$964  + \$965 ;
+  assign \$967  = ~ filter_read__data[81];
+  assign \$968  = \$966  + \$967 ;
   assign \$969  = ~ filter_read__data[82];
   assign \$970  = \$968  + \$969 ;
   assign \$971  = ~ filter_read__data[83];
@@ -30506,131 +30516,131 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   assign \$8386  = | \$8385 ;
   assign \$8387  = | pass_field4;
   assign \$8388  = \$8387  ? 21'h000000 : psum_read__data[20:0];
-  assign \$8389  = \$signal$282  ? \$8388  : summer0;
+  assign \$8389  = \$signal$286  ? \$8388  : summer0;
   assign \$8390  = $signed(\$8389 ) + $signed(sop_reg0);
   assign \$8391  = | pass_field4;
   assign \$8392  = \$8391  ? 21'h000000 : psum_read__data[41:21];
-  assign \$8393  = \$signal$282  ? \$8392  : summer1;
+  assign \$8393  = \$signal$286  ? \$8392  : summer1;
   assign \$8394  = $signed(\$8393 ) + $signed(sop_reg1);
   assign \$8395  = | pass_field4;
   assign \$8396  = \$8395  ? 21'h000000 : psum_read__data[62:42];
-  assign \$8397  = \$signal$282  ? \$8396  : summer2;
+  assign \$8397  = \$signal$286  ? \$8396  : summer2;
   assign \$8398  = $signed(\$8397 ) + $signed(sop_reg2);
   assign \$8399  = | pass_field4;
   assign \$8400  = \$8399  ? 21'h000000 : psum_read__data[83:63];
-  assign \$8401  = \$signal$282  ? \$8400  : summer3;
+  assign \$8401  = \$signal$286  ? \$8400  : summer3;
   assign \$8402  = $signed(\$8401 ) + $signed(sop_reg3);
   assign \$8403  = | pass_field4;
   assign \$8404  = \$8403  ? 21'h000000 : psum_read__data[104:84];
-  assign \$8405  = \$signal$282  ? \$8404  : summer4;
+  assign \$8405  = \$signal$286  ? \$8404  : summer4;
   assign \$8406  = $signed(\$8405 ) + $signed(sop_reg4);
   assign \$8407  = | pass_field4;
   assign \$8408  = \$8407  ? 21'h000000 : psum_read__data[125:105];
-  assign \$8409  = \$signal$282  ? \$8408  : summer5;
+  assign \$8409  = \$signal$286  ? \$8408  : summer5;
   assign \$8410  = $signed(\$8409 ) + $signed(sop_reg5);
   assign \$8411  = | pass_field4;
   assign \$8412  = \$8411  ? 21'h000000 : psum_read__data[146:126];
-  assign \$8413  = \$signal$282  ? \$8412  : summer6;
+  assign \$8413  = \$signal$286  ? \$8412  : summer6;
   assign \$8414  = $signed(\$8413 ) + $signed(sop_reg6);
   assign \$8415  = | pass_field4;
   assign \$8416  = \$8415  ? 21'h000000 : psum_read__data[167:147];
-  assign \$8417  = \$signal$282  ? \$8416  : summer7;
+  assign \$8417  = \$signal$286  ? \$8416  : summer7;
   assign \$8418  = $signed(\$8417 ) + $signed(sop_reg7);
   assign \$8419  = | pass_field4;
   assign \$8420  = \$8419  ? 21'h000000 : psum_read__data[188:168];
-  assign \$8421  = \$signal$282  ? \$8420  : summer8;
+  assign \$8421  = \$signal$286  ? \$8420  : summer8;
   assign \$8422  = $signed(\$8421 ) + $signed(sop_reg8);
   assign \$8423  = | pass_field4;
   assign \$8424  = \$8423  ? 21'h000000 : psum_read__data[209:189];
-  assign \$8425  = \$signal$282  ? \$8424  : summer9;
+  assign \$8425  = \$signal$286  ? \$8424  : summer9;
   assign \$8426  = $signed(\$8425 ) + $signed(sop_reg9);
   assign \$8427  = | pass_field4;
   assign \$8428  = \$8427  ? 21'h000000 : psum_read__data[230:210];
-  assign \$8429  = \$signal$282  ? \$8428  : summer10;
+  assign \$8429  = \$signal$286  ? \$8428  : summer10;
   assign \$8430  = $signed(\$8429 ) + $signed(sop_reg10);
   assign \$8431  = | pass_field4;
   assign \$8432  = \$8431  ? 21'h000000 : psum_read__data[251:231];
-  assign \$8433  = \$signal$282  ? \$8432  : summer11;
+  assign \$8433  = \$signal$286  ? \$8432  : summer11;
   assign \$8434  = $signed(\$8433 ) + $signed(sop_reg11);
   assign \$8435  = | pass_field4;
   assign \$8436  = \$8435  ? 21'h000000 : psum_read__data[272:252];
-  assign \$8437  = \$signal$282  ? \$8436  : summer12;
+  assign \$8437  = \$signal$286  ? \$8436  : summer12;
   assign \$8438  = $signed(\$8437 ) + $signed(sop_reg12);
   assign \$8439  = | pass_field4;
   assign \$8440  = \$8439  ? 21'h000000 : psum_read__data[293:273];
-  assign \$8441  = \$signal$282  ? \$8440  : summer13;
+  assign \$8441  = \$signal$286  ? \$8440  : summer13;
   assign \$8442  = $signed(\$8441 ) + $signed(sop_reg13);
   assign \$8443  = | pass_field4;
   assign \$8444  = \$8443  ? 21'h000000 : psum_read__data[314:294];
-  assign \$8445  = \$signal$282  ? \$8444  : summer14;
+  assign \$8445  = \$signal$286  ? \$8444  : summer14;
   assign \$8446  = $signed(\$8445 ) + $signed(sop_reg14);
   assign \$8447  = | pass_field4;
   assign \$8448  = \$8447  ? 21'h000000 : psum_read__data[335:315];
-  assign \$8449  = \$signal$282  ? \$8448  : summer15;
+  assign \$8449  = \$signal$286  ? \$8448  : summer15;
   assign \$8450  = $signed(\$8449 ) + $signed(sop_reg15);
   assign \$8451  = | pass_field4;
   assign \$8452  = \$8451  ? 21'h000000 : psum_read__data[356:336];
-  assign \$8453  = \$signal$282  ? \$8452  : summer16;
+  assign \$8453  = \$signal$286  ? \$8452  : summer16;
   assign \$8454  = $signed(\$8453 ) + $signed(sop_reg16);
   assign \$8455  = | pass_field4;
   assign \$8456  = \$8455  ? 21'h000000 : psum_read__data[377:357];
-  assign \$8457  = \$signal$282  ? \$8456  : summer17;
+  assign \$8457  = \$signal$286  ? \$8456  : summer17;
   assign \$8458  = $signed(\$8457 ) + $signed(sop_reg17);
   assign \$8459  = | pass_field4;
   assign \$8460  = \$8459  ? 21'h000000 : psum_read__data[398:378];
-  assign \$8461  = \$signal$282  ? \$8460  : summer18;
+  assign \$8461  = \$signal$286  ? \$8460  : summer18;
   assign \$8462  = $signed(\$8461 ) + $signed(sop_reg18);
   assign \$8463  = | pass_field4;
   assign \$8464  = \$8463  ? 21'h000000 : psum_read__data[419:399];
-  assign \$8465  = \$signal$282  ? \$8464  : summer19;
+  assign \$8465  = \$signal$286  ? \$8464  : summer19;
   assign \$8466  = $signed(\$8465 ) + $signed(sop_reg19);
   assign \$8467  = | pass_field4;
   assign \$8468  = \$8467  ? 21'h000000 : psum_read__data[440:420];
-  assign \$8469  = \$signal$282  ? \$8468  : summer20;
+  assign \$8469  = \$signal$286  ? \$8468  : summer20;
   assign \$8470  = $signed(\$8469 ) + $signed(sop_reg20);
   assign \$8471  = | pass_field4;
   assign \$8472  = \$8471  ? 21'h000000 : psum_read__data[461:441];
-  assign \$8473  = \$signal$282  ? \$8472  : summer21;
+  assign \$8473  = \$signal$286  ? \$8472  : summer21;
   assign \$8474  = $signed(\$8473 ) + $signed(sop_reg21);
   assign \$8475  = | pass_field4;
   assign \$8476  = \$8475  ? 21'h000000 : psum_read__data[482:462];
-  assign \$8477  = \$signal$282  ? \$8476  : summer22;
+  assign \$8477  = \$signal$286  ? \$8476  : summer22;
   assign \$8478  = $signed(\$8477 ) + $signed(sop_reg22);
   assign \$8479  = | pass_field4;
   assign \$8480  = \$8479  ? 21'h000000 : psum_read__data[503:483];
-  assign \$8481  = \$signal$282  ? \$8480  : summer23;
+  assign \$8481  = \$signal$286  ? \$8480  : summer23;
   assign \$8482  = $signed(\$8481 ) + $signed(sop_reg23);
   assign \$8483  = | pass_field4;
   assign \$8484  = \$8483  ? 21'h000000 : psum_read__data[524:504];
-  assign \$8485  = \$signal$282  ? \$8484  : summer24;
+  assign \$8485  = \$signal$286  ? \$8484  : summer24;
   assign \$8486  = $signed(\$8485 ) + $signed(sop_reg24);
   assign \$8487  = | pass_field4;
   assign \$8488  = \$8487  ? 21'h000000 : psum_read__data[545:525];
-  assign \$8489  = \$signal$282  ? \$8488  : summer25;
+  assign \$8489  = \$signal$286  ? \$8488  : summer25;
   assign \$8490  = $signed(\$8489 ) + $signed(sop_reg25);
   assign \$8491  = | pass_field4;
   assign \$8492  = \$8491  ? 21'h000000 : psum_read__data[566:546];
-  assign \$8493  = \$signal$282  ? \$8492  : summer26;
+  assign \$8493  = \$signal$286  ? \$8492  : summer26;
   assign \$8494  = $signed(\$8493 ) + $signed(sop_reg26);
   assign \$8495  = | pass_field4;
   assign \$8496  = \$8495  ? 21'h000000 : psum_read__data[587:567];
-  assign \$8497  = \$signal$282  ? \$8496  : summer27;
+  assign \$8497  = \$signal$286  ? \$8496  : summer27;
   assign \$8498  = $signed(\$8497 ) + $signed(sop_reg27);
   assign \$8499  = | pass_field4;
   assign \$8500  = \$8499  ? 21'h000000 : psum_read__data[608:588];
-  assign \$8501  = \$signal$282  ? \$8500  : summer28;
+  assign \$8501  = \$signal$286  ? \$8500  : summer28;
   assign \$8502  = $signed(\$8501 ) + $signed(sop_reg28);
   assign \$8503  = | pass_field4;
   assign \$8504  = \$8503  ? 21'h000000 : psum_read__data[629:609];
-  assign \$8505  = \$signal$282  ? \$8504  : summer29;
+  assign \$8505  = \$signal$286  ? \$8504  : summer29;
   assign \$8506  = $signed(\$8505 ) + $signed(sop_reg29);
   assign \$8507  = | pass_field4;
   assign \$8508  = \$8507  ? 21'h000000 : psum_read__data[650:630];
-  assign \$8509  = \$signal$282  ? \$8508  : summer30;
+  assign \$8509  = \$signal$286  ? \$8508  : summer30;
   assign \$8510  = $signed(\$8509 ) + $signed(sop_reg30);
   assign \$8511  = | pass_field4;
   assign \$8512  = \$8511  ? 21'h000000 : psum_read__data[671:651];
-  assign \$8513  = \$signal$282  ? \$8512  : summer31;
+  assign \$8513  = \$signal$286  ? \$8512  : summer31;
   assign \$8514  = $signed(\$8513 ) + $signed(sop_reg31);
   assign \$8515  = | pass_field5;
   assign \$8517  = pass_field7 + drain;
@@ -30695,503 +30705,504 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   assign \$8574  = $signed(\$8566 [19:0]) > $signed(pool_read__data);
   assign \$8575  = \$8573  | \$8574 ;
   assign best = \$8575  ? \$8566 [19:0] : pool_read__data;
-  assign \$8576  = pass_field19 - 1'h1;
-  assign \$8577  = hold_pool[0] == \$8576 ;
-  assign \$8578  = pass_field19 - 1'h1;
-  assign \$8579  = hold_pool[1] == \$8578 ;
-  assign \$8580  = \$8577  & \$8579 ;
-  assign \$8581  = ~ \$8580 ;
-  assign \$8582  = ! hold_pool[0];
-  assign \$8583  = ! hold_pool[1];
-  assign \$8584  = \$8582  & \$8583 ;
-  assign \$8585  = ~ \$8584 ;
-  assign \$8586  = pass_field19 - 1'h1;
-  assign \$8587  = hold_pool[0] == \$8586 ;
-  assign \$8588  = pass_field19 - 1'h1;
-  assign \$8589  = hold_pool[1] == \$8588 ;
-  assign \$8590  = \$8587  & \$8589 ;
-  assign \$8591  = | pass_field8;
-  assign \$8592  = hold_pool[5:2] * pass_field18;
-  assign \$8593  = \$8592  + pass_field27;
-  assign \$8594  = \$8593  + hold_pool[11:6];
-  assign \$8595  = \$8594  * pass_field15;
-  assign \$8596  = \$8595  + pass_field3;
-  assign \$8597  = \$8596  + drain;
-  assign \$8598  = pass_field8 != 1'h1;
-  assign \$8599  = hold_pool[5:2] * pass_field18;
-  assign \$8600  = \$8599  + pass_field27;
-  assign \$8601  = \$8600  + hold_pool[11:6];
-  assign \$8602  = \$8601  * pass_field15;
-  assign \$8603  = \$8602  + pass_field3;
-  assign \$8604  = \$8603  + drain;
-  assign \$8605  = s_axis_tvalid & s_axis_tready;
-  assign \$8606  = count + 1'h1;
-  assign \$8607  = count == 6'h3f;
-  assign \$8608  = state == 3'h4;
-  assign \$8609  = \$8608  & m_axis_tready;
-  assign \$8610  = count + 1'h1;
-  assign \$8611  = count == 4'h9;
-  assign \$8612  = state == 2'h2;
-  assign \$8613  = state == 2'h3;
-  assign \$8614  = load_c < pass_field0;
-  assign \$8615  = \$8613  & \$8614 ;
-  assign \$8616  = load_c + 1'h1;
-  assign \$8617  = pass_field0 - 1'h1;
-  assign \$8618  = \$signature__addr$71  == \$8617 ;
-  assign \$8619  = rows_filled + 1'h1;
-  assign \$8620  = state == 2'h2;
-  assign \$8621  = state == 2'h3;
-  assign \$8622  = f_row < pass_field17;
-  assign \$8623  = \$8621  & \$8622 ;
-  assign \$8624  = ~ f_active;
-  assign \$8625  = f_row + pass_field11;
-  assign \$8626  = \$8625  < pass_field10;
-  assign \$8627  = rows_done + pass_field10;
-  assign \$8628  = f_row + pass_field11;
-  assign \$8629  = \$8627  >= \$8628 ;
-  assign \$8630  = \$8626  | \$8629 ;
-  assign \$8631  = $signed({ 1'h0, f_col }) - $signed(pass_field28);
-  assign \$8632  = $signed(\$8631 ) * $signed(7'h20);
-  assign \$8633  = $signed(\$8632 ) + $signed({ 1'h0, f_c });
-  assign \$8634  = pass_field0 - 1'h1;
-  assign \$8635  = f_c == \$8634 ;
-  assign \$8636  = pass_field30 - 1'h1;
-  assign \$8637  = f_col == \$8636 ;
-  assign \$8638  = \$8635  & \$8637 ;
-  assign \$8639  = f_c + 1'h1;
-  assign \$8640  = pass_field0 - 1'h1;
-  assign \$8641  = f_c == \$8640 ;
-  assign \$8642  = f_col + 1'h1;
-  assign \$8643  = pass_field30 - 1'h1;
-  assign \$8644  = f_col == \$8643 ;
-  assign \$8645  = f_row + 1'h1;
-  assign \$8646  = f_slot == pass_field10;
-  assign \$8647  = f_slot + 1'h1;
-  assign \$8648  = \$8646  ? 4'h0 : \$8647 ;
-  assign \$8649  = state == 2'h2;
-  assign \$8650  = state == 2'h3;
-  assign \$8651  = ! pass_field11;
-  assign \$8652  = pass_field10 + 1'h1;
-  assign \$8653  = \$8652  - pass_field11;
-  assign \$8654  = \$8651  ? 10'h000 : \$8653 ;
-  assign \$8655  = rows_filled >= \$56 [4:0];
-  assign \$8656  = filter_ready & \$8655 ;
-  assign \$8657  = y < pass_field16;
-  assign \$8658  = \$8656  & \$8657 ;
-  assign \$8659  = y == pass_field16;
-  assign \$8660  = pass_field10 - 1'h1;
-  assign \$8661  = $signed(\$8660 ) * $signed({ 1'h0, pass_field0 });
-  assign \$8662  = pass_field10 == 1'h1;
-  assign \$8663  = \$8662  ? 2'h2 : 2'h1;
-  assign \$8664  = pre_left - 1'h1;
-  assign \$8665  = c + 1'h1;
-  assign \$8666  = pass_field0 - 1'h1;
-  assign \$8667  = c == \$8666 ;
-  assign \$8668  = shift_col + 1'h1;
-  assign \$8669  = pre_left == 1'h1;
-  assign \$8670  = pix_cycle + 1'h1;
-  assign \$8671  = c + 1'h1;
-  assign \$8672  = pass_field9 - 1'h1;
-  assign \$8673  = pix_cycle == \$8672 ;
-  assign \$8674  = x + 1'h1;
-  assign \$8675  = shift_col + 1'h1;
-  assign \$8676  = pass_field19 - 1'h1;
-  assign \$8677  = x_phase == \$8676 ;
-  assign \$8678  = x_phase + 1'h1;
-  assign \$8679  = \$8677  ? 2'h0 : \$8678 ;
-  assign \$8680  = pass_field19 - 1'h1;
-  assign \$8681  = x_phase == \$8680 ;
-  assign \$8682  = x_pooled + \$8681 ;
-  assign \$8683  = pass_field26 - 1'h1;
-  assign \$8684  = x == \$8683 ;
-  assign \$8685  = y + 1'h1;
-  assign \$8686  = rows_done + 1'h1;
-  assign \$8687  = slot_base == pass_field10;
-  assign \$8688  = slot_base + 1'h1;
-  assign \$8689  = \$8687  ? 4'h0 : \$8688 ;
-  assign \$8690  = pass_field19 - 1'h1;
-  assign \$8691  = \$signal$449  == \$8690 ;
-  assign \$8692  = \$signal$449  + 1'h1;
-  assign \$8693  = \$8691  ? 2'h0 : \$8692 ;
-  assign \$8694  = pass_field19 - 1'h1;
-  assign \$8695  = \$signal$449  == \$8694 ;
-  assign \$8696  = y_pooled + \$8695 ;
-  assign \$8697  = $signed(\$77 ) >= $signed(1'h0);
-  assign \$8698  = $signed(\$77 ) < $signed({ 1'h0, pass_field13 });
-  assign \$8699  = \$8697  & \$8698 ;
-  assign \$8700  = \$8699  ? row_ok : 7'h00;
-  assign \$8701  = ! c;
-  assign \$8702  = pass_field0 - 1'h1;
-  assign \$8703  = c == \$8702 ;
-  assign \$8704  = y * pass_field26;
-  assign \$8705  = \$8704  + x;
-  assign \$8741  = drain + 1'h1;
-  assign \$8742  = pass_field2 - 1'h1;
-  assign \$8743  = drain == \$8742 ;
-  assign \$8744  = state == 2'h2;
-  assign \$8745  = state == 2'h3;
-  assign \$8746  = phase == 2'h3;
-  assign \$8747  = \$8745  & \$8746 ;
-  assign \$8748  = ~ \$signal$456 ;
-  assign \$8749  = \$8747  & \$8748 ;
-  assign \$8750  = ~ \$signal$379 ;
-  assign \$8751  = \$8749  & \$8750 ;
-  assign \$8752  = ~ draining;
-  assign \$8753  = \$8751  & \$8752 ;
-  assign \$8754  = ~ fw_valid;
-  assign \$8755  = \$8753  & \$8754 ;
-  assign \$8756  = index == 3'h5;
-  assign \$8757  = index + 1'h1;
+  assign \$8576  = ! pass_field32;
+  assign \$8577  = pass_field19 - 1'h1;
+  assign \$8578  = hold_pool[0] == \$8577 ;
+  assign \$8579  = pass_field19 - 1'h1;
+  assign \$8580  = hold_pool[1] == \$8579 ;
+  assign \$8581  = \$8578  & \$8580 ;
+  assign \$8582  = ~ \$8581 ;
+  assign \$8583  = ! hold_pool[0];
+  assign \$8584  = ! hold_pool[1];
+  assign \$8585  = \$8583  & \$8584 ;
+  assign \$8586  = ~ \$8585 ;
+  assign \$8587  = pass_field19 - 1'h1;
+  assign \$8588  = hold_pool[0] == \$8587 ;
+  assign \$8589  = pass_field19 - 1'h1;
+  assign \$8590  = hold_pool[1] == \$8589 ;
+  assign \$8591  = \$8588  & \$8590 ;
+  assign \$8592  = | pass_field8;
+  assign \$8593  = hold_pool[5:2] * pass_field18;
+  assign \$8594  = \$8593  + pass_field27;
+  assign \$8595  = \$8594  + hold_pool[11:6];
+  assign \$8596  = \$8595  * pass_field15;
+  assign \$8597  = \$8596  + pass_field3;
+  assign \$8598  = \$8597  + drain;
+  assign \$8599  = pass_field8 != 1'h1;
+  assign \$8600  = hold_pool[5:2] * pass_field18;
+  assign \$8601  = \$8600  + pass_field27;
+  assign \$8602  = \$8601  + hold_pool[11:6];
+  assign \$8603  = \$8602  * pass_field15;
+  assign \$8604  = \$8603  + pass_field3;
+  assign \$8605  = \$8604  + drain;
+  assign \$8606  = s_axis_tvalid & s_axis_tready;
+  assign \$8607  = count + 1'h1;
+  assign \$8608  = count == 6'h3f;
+  assign \$8609  = state == 3'h4;
+  assign \$8610  = \$8609  & m_axis_tready;
+  assign \$8611  = count + 1'h1;
+  assign \$8612  = count == 4'h9;
+  assign \$8613  = state == 2'h2;
+  assign \$8614  = state == 2'h3;
+  assign \$8615  = load_c < pass_field0;
+  assign \$8616  = \$8614  & \$8615 ;
+  assign \$8617  = load_c + 1'h1;
+  assign \$8618  = pass_field0 - 1'h1;
+  assign \$8619  = \$signature__addr$75  == \$8618 ;
+  assign \$8620  = rows_filled + 1'h1;
+  assign \$8621  = state == 2'h2;
+  assign \$8622  = state == 2'h3;
+  assign \$8623  = f_row < pass_field17;
+  assign \$8624  = \$8622  & \$8623 ;
+  assign \$8625  = ~ f_active;
+  assign \$8626  = f_row + pass_field11;
+  assign \$8627  = \$8626  < pass_field10;
+  assign \$8628  = rows_done + pass_field10;
+  assign \$8629  = f_row + pass_field11;
+  assign \$8630  = \$8628  >= \$8629 ;
+  assign \$8631  = \$8627  | \$8630 ;
+  assign \$8632  = $signed({ 1'h0, f_col }) - $signed(pass_field28);
+  assign \$8633  = $signed(\$8632 ) * $signed(7'h20);
+  assign \$8634  = $signed(\$8633 ) + $signed({ 1'h0, f_c });
+  assign \$8635  = pass_field0 - 1'h1;
+  assign \$8636  = f_c == \$8635 ;
+  assign \$8637  = pass_field30 - 1'h1;
+  assign \$8638  = f_col == \$8637 ;
+  assign \$8639  = \$8636  & \$8638 ;
+  assign \$8640  = f_c + 1'h1;
+  assign \$8641  = pass_field0 - 1'h1;
+  assign \$8642  = f_c == \$8641 ;
+  assign \$8643  = f_col + 1'h1;
+  assign \$8644  = pass_field30 - 1'h1;
+  assign \$8645  = f_col == \$8644 ;
+  assign \$8646  = f_row + 1'h1;
+  assign \$8647  = f_slot == pass_field10;
+  assign \$8648  = f_slot + 1'h1;
+  assign \$8649  = \$8647  ? 4'h0 : \$8648 ;
+  assign \$8650  = state == 2'h2;
+  assign \$8651  = state == 2'h3;
+  assign \$8652  = ! pass_field11;
+  assign \$8653  = pass_field10 + 1'h1;
+  assign \$8654  = \$8653  - pass_field11;
+  assign \$8655  = \$8652  ? 10'h000 : \$8654 ;
+  assign \$8656  = rows_filled >= \$56 [4:0];
+  assign \$8657  = filter_ready & \$8656 ;
+  assign \$8658  = y < pass_field16;
+  assign \$8659  = \$8657  & \$8658 ;
+  assign \$8660  = y == pass_field16;
+  assign \$8661  = pass_field10 - 1'h1;
+  assign \$8662  = $signed(\$8661 ) * $signed({ 1'h0, pass_field0 });
+  assign \$8663  = pass_field10 == 1'h1;
+  assign \$8664  = \$8663  ? 2'h2 : 2'h1;
+  assign \$8665  = pre_left - 1'h1;
+  assign \$8666  = c + 1'h1;
+  assign \$8667  = pass_field0 - 1'h1;
+  assign \$8668  = c == \$8667 ;
+  assign \$8669  = shift_col + 1'h1;
+  assign \$8670  = pre_left == 1'h1;
+  assign \$8671  = pix_cycle + 1'h1;
+  assign \$8672  = c + 1'h1;
+  assign \$8673  = pass_field9 - 1'h1;
+  assign \$8674  = pix_cycle == \$8673 ;
+  assign \$8675  = x + 1'h1;
+  assign \$8676  = shift_col + 1'h1;
+  assign \$8677  = pass_field19 - 1'h1;
+  assign \$8678  = x_phase == \$8677 ;
+  assign \$8679  = x_phase + 1'h1;
+  assign \$8680  = \$8678  ? 2'h0 : \$8679 ;
+  assign \$8681  = pass_field19 - 1'h1;
+  assign \$8682  = x_phase == \$8681 ;
+  assign \$8683  = x_pooled + \$8682 ;
+  assign \$8684  = pass_field26 - 1'h1;
+  assign \$8685  = x == \$8684 ;
+  assign \$8686  = y + 1'h1;
+  assign \$8687  = rows_done + 1'h1;
+  assign \$8688  = slot_base == pass_field10;
+  assign \$8689  = slot_base + 1'h1;
+  assign \$8690  = \$8688  ? 4'h0 : \$8689 ;
+  assign \$8691  = pass_field19 - 1'h1;
+  assign \$8692  = \$signal$453  == \$8691 ;
+  assign \$8693  = \$signal$453  + 1'h1;
+  assign \$8694  = \$8692  ? 2'h0 : \$8693 ;
+  assign \$8695  = pass_field19 - 1'h1;
+  assign \$8696  = \$signal$453  == \$8695 ;
+  assign \$8697  = y_pooled + \$8696 ;
+  assign \$8698  = $signed(\$77 ) >= $signed(1'h0);
+  assign \$8699  = $signed(\$77 ) < $signed({ 1'h0, pass_field13 });
+  assign \$8700  = \$8698  & \$8699 ;
+  assign \$8701  = \$8700  ? row_ok : 7'h00;
+  assign \$8702  = ! c;
+  assign \$8703  = pass_field0 - 1'h1;
+  assign \$8704  = c == \$8703 ;
+  assign \$8705  = y * pass_field26;
+  assign \$8706  = \$8705  + x;
+  assign \$8742  = drain + 1'h1;
+  assign \$8743  = pass_field2 - 1'h1;
+  assign \$8744  = drain == \$8743 ;
+  assign \$8745  = state == 2'h2;
+  assign \$8746  = state == 2'h3;
+  assign \$8747  = phase == 2'h3;
+  assign \$8748  = \$8746  & \$8747 ;
+  assign \$8749  = ~ \$signal$460 ;
+  assign \$8750  = \$8748  & \$8749 ;
+  assign \$8751  = ~ \$signal$383 ;
+  assign \$8752  = \$8750  & \$8751 ;
+  assign \$8753  = ~ draining;
+  assign \$8754  = \$8752  & \$8753 ;
+  assign \$8755  = ~ fw_valid;
+  assign \$8756  = \$8754  & \$8755 ;
+  assign \$8757  = index == 3'h5;
+  assign \$8758  = index + 1'h1;
   always @(posedge clk)
-    count <= \$8759 ;
+    count <= \$8760 ;
   always @(posedge clk)
-    state <= \$8760 ;
+    state <= \$8761 ;
   always @(posedge clk)
-    index <= \$8761 ;
+    index <= \$8762 ;
   always @(posedge clk)
-    \$signature__en$75  <= \$8762 ;
+    \$signature__en$79  <= \$8763 ;
   always @(posedge clk)
-    load_c <= \$8763 ;
+    load_c <= \$8764 ;
   always @(posedge clk)
-    filter_ready <= \$8764 ;
+    filter_ready <= \$8765 ;
   always @(posedge clk)
-    \$signature__addr$71  <= \$8765 ;
+    \$signature__addr$75  <= \$8766 ;
   always @(posedge clk)
-    fw_valid <= \$8766 ;
+    fw_valid <= \$8767 ;
   always @(posedge clk)
-    fw_last <= \$8767 ;
+    fw_last <= \$8768 ;
   always @(posedge clk)
-    rows_filled <= \$8768 ;
+    rows_filled <= \$8769 ;
   always @(posedge clk)
-    f_row <= \$8769 ;
+    f_row <= \$8770 ;
   always @(posedge clk)
-    f_active <= \$8770 ;
+    f_active <= \$8771 ;
   always @(posedge clk)
-    f_slot <= \$8771 ;
+    f_slot <= \$8772 ;
   always @(posedge clk)
-    f_col <= \$8772 ;
+    f_col <= \$8773 ;
   always @(posedge clk)
-    f_c <= \$8773 ;
+    f_c <= \$8774 ;
   always @(posedge clk)
-    fw_slot <= \$8774 ;
+    fw_slot <= \$8775 ;
   always @(posedge clk)
-    \$signature__addr$82  <= \$8775 ;
+    \$signature__addr$86  <= \$8776 ;
   always @(posedge clk)
-    y <= \$8776 ;
+    y <= \$8777 ;
   always @(posedge clk)
-    phase <= \$8777 ;
+    phase <= \$8778 ;
   always @(posedge clk)
-    rows_done <= \$8778 ;
+    rows_done <= \$8779 ;
   always @(posedge clk)
-    \$signal$449  <= \$8779 ;
+    \$signal$453  <= \$8780 ;
   always @(posedge clk)
-    y_pooled <= \$8780 ;
+    y_pooled <= \$8781 ;
   always @(posedge clk)
-    slot_base <= \$8781 ;
+    slot_base <= \$8782 ;
   always @(posedge clk)
-    shift_col <= \$8782 ;
+    shift_col <= \$8783 ;
   always @(posedge clk)
-    c <= \$8783 ;
+    c <= \$8784 ;
   always @(posedge clk)
-    x <= \$8784 ;
+    x <= \$8785 ;
   always @(posedge clk)
-    pix_cycle <= \$8785 ;
+    pix_cycle <= \$8786 ;
   always @(posedge clk)
-    x_phase <= \$8786 ;
+    x_phase <= \$8787 ;
   always @(posedge clk)
-    x_pooled <= \$8787 ;
+    x_pooled <= \$8788 ;
   always @(posedge clk)
-    pre_left <= \$8788 ;
+    pre_left <= \$8789 ;
   always @(posedge clk)
-    \$signal$456  <= \$8789 ;
+    \$signal$460  <= \$8790 ;
   always @(posedge clk)
-    s1_compute <= \$8790 ;
+    s1_compute <= \$8791 ;
   always @(posedge clk)
-    s1_c <= \$8791 ;
+    s1_c <= \$8792 ;
   always @(posedge clk)
-    s1_mask <= \$8792 ;
+    s1_mask <= \$8793 ;
   always @(posedge clk)
-    s1_slot_base <= \$8793 ;
+    s1_slot_base <= \$8794 ;
   always @(posedge clk)
-    \$signal  <= \$8794 ;
+    \$signal  <= \$8795 ;
   always @(posedge clk)
-    s1_last <= \$8795 ;
+    s1_last <= \$8796 ;
   always @(posedge clk)
-    psum_read__addr <= \$8796 ;
+    psum_read__addr <= \$8797 ;
   always @(posedge clk)
-    s1_pool <= \$8797 ;
+    s1_pool <= \$8798 ;
   always @(posedge clk)
-    image_bank0 <= \$8798 ;
+    image_bank0 <= \$8799 ;
   always @(posedge clk)
-    image_bank1 <= \$8799 ;
+    image_bank1 <= \$8800 ;
   always @(posedge clk)
-    image_bank2 <= \$8800 ;
+    image_bank2 <= \$8801 ;
   always @(posedge clk)
-    image_bank3 <= \$8801 ;
+    image_bank3 <= \$8802 ;
   always @(posedge clk)
-    image_bank4 <= \$8802 ;
+    image_bank4 <= \$8803 ;
   always @(posedge clk)
-    image_bank5 <= \$8803 ;
+    image_bank5 <= \$8804 ;
   always @(posedge clk)
-    image_bank6 <= \$8804 ;
+    image_bank6 <= \$8805 ;
   always @(posedge clk)
-    image_bank7 <= \$8805 ;
+    image_bank7 <= \$8806 ;
   always @(posedge clk)
-    image_bank8 <= \$8806 ;
+    image_bank8 <= \$8807 ;
   always @(posedge clk)
-    image_bank9 <= \$8807 ;
+    image_bank9 <= \$8808 ;
   always @(posedge clk)
-    image_bank10 <= \$8808 ;
+    image_bank10 <= \$8809 ;
   always @(posedge clk)
-    image_bank11 <= \$8809 ;
+    image_bank11 <= \$8810 ;
   always @(posedge clk)
-    image_bank12 <= \$8810 ;
+    image_bank12 <= \$8811 ;
   always @(posedge clk)
-    image_bank13 <= \$8811 ;
+    image_bank13 <= \$8812 ;
   always @(posedge clk)
-    image_bank14 <= \$8812 ;
+    image_bank14 <= \$8813 ;
   always @(posedge clk)
-    image_bank15 <= \$8813 ;
+    image_bank15 <= \$8814 ;
   always @(posedge clk)
-    image_bank16 <= \$8814 ;
+    image_bank16 <= \$8815 ;
   always @(posedge clk)
-    image_bank17 <= \$8815 ;
+    image_bank17 <= \$8816 ;
   always @(posedge clk)
-    image_bank18 <= \$8816 ;
+    image_bank18 <= \$8817 ;
   always @(posedge clk)
-    image_bank19 <= \$8817 ;
+    image_bank19 <= \$8818 ;
   always @(posedge clk)
-    image_bank20 <= \$8818 ;
+    image_bank20 <= \$8819 ;
   always @(posedge clk)
-    image_bank21 <= \$8819 ;
+    image_bank21 <= \$8820 ;
   always @(posedge clk)
-    image_bank22 <= \$8820 ;
+    image_bank22 <= \$8821 ;
   always @(posedge clk)
-    image_bank23 <= \$8821 ;
+    image_bank23 <= \$8822 ;
   always @(posedge clk)
-    image_bank24 <= \$8822 ;
+    image_bank24 <= \$8823 ;
   always @(posedge clk)
-    image_bank25 <= \$8823 ;
+    image_bank25 <= \$8824 ;
   always @(posedge clk)
-    image_bank26 <= \$8824 ;
+    image_bank26 <= \$8825 ;
   always @(posedge clk)
-    image_bank27 <= \$8825 ;
+    image_bank27 <= \$8826 ;
   always @(posedge clk)
-    image_bank28 <= \$8826 ;
+    image_bank28 <= \$8827 ;
   always @(posedge clk)
-    image_bank29 <= \$8827 ;
+    image_bank29 <= \$8828 ;
   always @(posedge clk)
-    image_bank30 <= \$8828 ;
+    image_bank30 <= \$8829 ;
   always @(posedge clk)
-    image_bank31 <= \$8829 ;
+    image_bank31 <= \$8830 ;
   always @(posedge clk)
-    \$signal$379  <= \$8830 ;
+    \$signal$383  <= \$8831 ;
   always @(posedge clk)
-    \$signal$282  <= \$8831 ;
+    \$signal$286  <= \$8832 ;
   always @(posedge clk)
-    s2_last <= \$8832 ;
+    s2_last <= \$8833 ;
   always @(posedge clk)
-    s2_pixel <= \$8833 ;
+    s2_pixel <= \$8834 ;
   always @(posedge clk)
-    s2_pool <= \$8834 ;
+    s2_pool <= \$8835 ;
   always @(posedge clk)
-    sop_reg0 <= \$8835 ;
+    sop_reg0 <= \$8836 ;
   always @(posedge clk)
-    sop_reg1 <= \$8836 ;
+    sop_reg1 <= \$8837 ;
   always @(posedge clk)
-    sop_reg2 <= \$8837 ;
+    sop_reg2 <= \$8838 ;
   always @(posedge clk)
-    sop_reg3 <= \$8838 ;
+    sop_reg3 <= \$8839 ;
   always @(posedge clk)
-    sop_reg4 <= \$8839 ;
+    sop_reg4 <= \$8840 ;
   always @(posedge clk)
-    sop_reg5 <= \$8840 ;
+    sop_reg5 <= \$8841 ;
   always @(posedge clk)
-    sop_reg6 <= \$8841 ;
+    sop_reg6 <= \$8842 ;
   always @(posedge clk)
-    sop_reg7 <= \$8842 ;
+    sop_reg7 <= \$8843 ;
   always @(posedge clk)
-    sop_reg8 <= \$8843 ;
+    sop_reg8 <= \$8844 ;
   always @(posedge clk)
-    sop_reg9 <= \$8844 ;
+    sop_reg9 <= \$8845 ;
   always @(posedge clk)
-    sop_reg10 <= \$8845 ;
+    sop_reg10 <= \$8846 ;
   always @(posedge clk)
-    sop_reg11 <= \$8846 ;
+    sop_reg11 <= \$8847 ;
   always @(posedge clk)
-    sop_reg12 <= \$8847 ;
+    sop_reg12 <= \$8848 ;
   always @(posedge clk)
-    sop_reg13 <= \$8848 ;
+    sop_reg13 <= \$8849 ;
   always @(posedge clk)
-    sop_reg14 <= \$8849 ;
+    sop_reg14 <= \$8850 ;
   always @(posedge clk)
-    sop_reg15 <= \$8850 ;
+    sop_reg15 <= \$8851 ;
   always @(posedge clk)
-    sop_reg16 <= \$8851 ;
+    sop_reg16 <= \$8852 ;
   always @(posedge clk)
-    sop_reg17 <= \$8852 ;
+    sop_reg17 <= \$8853 ;
   always @(posedge clk)
-    sop_reg18 <= \$8853 ;
+    sop_reg18 <= \$8854 ;
   always @(posedge clk)
-    sop_reg19 <= \$8854 ;
+    sop_reg19 <= \$8855 ;
   always @(posedge clk)
-    sop_reg20 <= \$8855 ;
+    sop_reg20 <= \$8856 ;
   always @(posedge clk)
-    sop_reg21 <= \$8856 ;
+    sop_reg21 <= \$8857 ;
   always @(posedge clk)
-    sop_reg22 <= \$8857 ;
+    sop_reg22 <= \$8858 ;
   always @(posedge clk)
-    sop_reg23 <= \$8858 ;
+    sop_reg23 <= \$8859 ;
   always @(posedge clk)
-    sop_reg24 <= \$8859 ;
+    sop_reg24 <= \$8860 ;
   always @(posedge clk)
-    sop_reg25 <= \$8860 ;
+    sop_reg25 <= \$8861 ;
   always @(posedge clk)
-    sop_reg26 <= \$8861 ;
+    sop_reg26 <= \$8862 ;
   always @(posedge clk)
-    sop_reg27 <= \$8862 ;
+    sop_reg27 <= \$8863 ;
   always @(posedge clk)
-    sop_reg28 <= \$8863 ;
+    sop_reg28 <= \$8864 ;
   always @(posedge clk)
-    sop_reg29 <= \$8864 ;
+    sop_reg29 <= \$8865 ;
   always @(posedge clk)
-    sop_reg30 <= \$8865 ;
+    sop_reg30 <= \$8866 ;
   always @(posedge clk)
-    sop_reg31 <= \$8866 ;
+    sop_reg31 <= \$8867 ;
   always @(posedge clk)
-    summer0 <= \$8867 ;
+    summer0 <= \$8868 ;
   always @(posedge clk)
-    summer1 <= \$8868 ;
+    summer1 <= \$8869 ;
   always @(posedge clk)
-    summer2 <= \$8869 ;
+    summer2 <= \$8870 ;
   always @(posedge clk)
-    summer3 <= \$8870 ;
+    summer3 <= \$8871 ;
   always @(posedge clk)
-    summer4 <= \$8871 ;
+    summer4 <= \$8872 ;
   always @(posedge clk)
-    summer5 <= \$8872 ;
+    summer5 <= \$8873 ;
   always @(posedge clk)
-    summer6 <= \$8873 ;
+    summer6 <= \$8874 ;
   always @(posedge clk)
-    summer7 <= \$8874 ;
+    summer7 <= \$8875 ;
   always @(posedge clk)
-    summer8 <= \$8875 ;
+    summer8 <= \$8876 ;
   always @(posedge clk)
-    summer9 <= \$8876 ;
+    summer9 <= \$8877 ;
   always @(posedge clk)
-    summer10 <= \$8877 ;
+    summer10 <= \$8878 ;
   always @(posedge clk)
-    summer11 <= \$8878 ;
+    summer11 <= \$8879 ;
   always @(posedge clk)
-    summer12 <= \$8879 ;
+    summer12 <= \$8880 ;
   always @(posedge clk)
-    summer13 <= \$8880 ;
+    summer13 <= \$8881 ;
   always @(posedge clk)
-    summer14 <= \$8881 ;
+    summer14 <= \$8882 ;
   always @(posedge clk)
-    summer15 <= \$8882 ;
+    summer15 <= \$8883 ;
   always @(posedge clk)
-    summer16 <= \$8883 ;
+    summer16 <= \$8884 ;
   always @(posedge clk)
-    summer17 <= \$8884 ;
+    summer17 <= \$8885 ;
   always @(posedge clk)
-    summer18 <= \$8885 ;
+    summer18 <= \$8886 ;
   always @(posedge clk)
-    summer19 <= \$8886 ;
+    summer19 <= \$8887 ;
   always @(posedge clk)
-    summer20 <= \$8887 ;
+    summer20 <= \$8888 ;
   always @(posedge clk)
-    summer21 <= \$8888 ;
+    summer21 <= \$8889 ;
   always @(posedge clk)
-    summer22 <= \$8889 ;
+    summer22 <= \$8890 ;
   always @(posedge clk)
-    summer23 <= \$8890 ;
+    summer23 <= \$8891 ;
   always @(posedge clk)
-    summer24 <= \$8891 ;
+    summer24 <= \$8892 ;
   always @(posedge clk)
-    summer25 <= \$8892 ;
+    summer25 <= \$8893 ;
   always @(posedge clk)
-    summer26 <= \$8893 ;
+    summer26 <= \$8894 ;
   always @(posedge clk)
-    summer27 <= \$8894 ;
+    summer27 <= \$8895 ;
   always @(posedge clk)
-    summer28 <= \$8895 ;
+    summer28 <= \$8896 ;
   always @(posedge clk)
-    summer29 <= \$8896 ;
+    summer29 <= \$8897 ;
   always @(posedge clk)
-    summer30 <= \$8897 ;
+    summer30 <= \$8898 ;
   always @(posedge clk)
-    summer31 <= \$8898 ;
+    summer31 <= \$8899 ;
   always @(posedge clk)
-    drain <= \$8899 ;
+    drain <= \$8900 ;
   always @(posedge clk)
-    draining <= \$8900 ;
+    draining <= \$8901 ;
   always @(posedge clk)
-    hold0 <= \$8901 ;
+    hold0 <= \$8902 ;
   always @(posedge clk)
-    hold1 <= \$8902 ;
+    hold1 <= \$8903 ;
   always @(posedge clk)
-    hold2 <= \$8903 ;
+    hold2 <= \$8904 ;
   always @(posedge clk)
-    hold3 <= \$8904 ;
+    hold3 <= \$8905 ;
   always @(posedge clk)
-    hold4 <= \$8905 ;
+    hold4 <= \$8906 ;
   always @(posedge clk)
-    hold5 <= \$8906 ;
+    hold5 <= \$8907 ;
   always @(posedge clk)
-    hold6 <= \$8907 ;
+    hold6 <= \$8908 ;
   always @(posedge clk)
-    hold7 <= \$8908 ;
+    hold7 <= \$8909 ;
   always @(posedge clk)
-    hold8 <= \$8909 ;
+    hold8 <= \$8910 ;
   always @(posedge clk)
-    hold9 <= \$8910 ;
+    hold9 <= \$8911 ;
   always @(posedge clk)
-    hold10 <= \$8911 ;
+    hold10 <= \$8912 ;
   always @(posedge clk)
-    hold11 <= \$8912 ;
+    hold11 <= \$8913 ;
   always @(posedge clk)
-    hold12 <= \$8913 ;
+    hold12 <= \$8914 ;
   always @(posedge clk)
-    hold13 <= \$8914 ;
+    hold13 <= \$8915 ;
   always @(posedge clk)
-    hold14 <= \$8915 ;
+    hold14 <= \$8916 ;
   always @(posedge clk)
-    hold15 <= \$8916 ;
+    hold15 <= \$8917 ;
   always @(posedge clk)
-    hold16 <= \$8917 ;
+    hold16 <= \$8918 ;
   always @(posedge clk)
-    hold17 <= \$8918 ;
+    hold17 <= \$8919 ;
   always @(posedge clk)
-    hold18 <= \$8919 ;
+    hold18 <= \$8920 ;
   always @(posedge clk)
-    hold19 <= \$8920 ;
+    hold19 <= \$8921 ;
   always @(posedge clk)
-    hold20 <= \$8921 ;
+    hold20 <= \$8922 ;
   always @(posedge clk)
-    hold21 <= \$8922 ;
+    hold21 <= \$8923 ;
   always @(posedge clk)
-    hold22 <= \$8923 ;
+    hold22 <= \$8924 ;
   always @(posedge clk)
-    hold23 <= \$8924 ;
+    hold23 <= \$8925 ;
   always @(posedge clk)
-    hold24 <= \$8925 ;
+    hold24 <= \$8926 ;
   always @(posedge clk)
-    hold25 <= \$8926 ;
+    hold25 <= \$8927 ;
   always @(posedge clk)
-    hold26 <= \$8927 ;
+    hold26 <= \$8928 ;
   always @(posedge clk)
-    hold27 <= \$8928 ;
+    hold27 <= \$8929 ;
   always @(posedge clk)
-    hold28 <= \$8929 ;
+    hold28 <= \$8930 ;
   always @(posedge clk)
-    hold29 <= \$8930 ;
+    hold29 <= \$8931 ;
   always @(posedge clk)
-    hold30 <= \$8931 ;
+    hold30 <= \$8932 ;
   always @(posedge clk)
-    hold31 <= \$8932 ;
+    hold31 <= \$8933 ;
   always @(posedge clk)
-    hold_pool <= \$8933 ;
+    hold_pool <= \$8934 ;
   assign \$1  = ! state;
   assign \$2  = state == 1'h1;
   assign s_axis_tready = \$1  | \$2 ;
@@ -31216,37 +31227,37 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   assign \$20  = \$19  + pass_field1;
   assign \$21  = \$20  + f_c;
   assign \$22  = | pass_field8;
-  assign \$23  = \$22  ? \$signature__data$86  : \$signature__data$85 ;
+  assign \$23  = \$22  ? \$signature__data$90  : \$signature__data$89 ;
   assign \$24  = ! fw_slot;
-  assign \$signature__en$87  = fw_valid & \$24 ;
+  assign \$signature__en$91  = fw_valid & \$24 ;
   assign \$25  = | pass_field8;
-  assign \$26  = \$25  ? \$signature__data$86  : \$signature__data$85 ;
+  assign \$26  = \$25  ? \$signature__data$90  : \$signature__data$89 ;
   assign \$27  = fw_slot == 1'h1;
-  assign \$signature__en$92  = fw_valid & \$27 ;
+  assign \$signature__en$96  = fw_valid & \$27 ;
   assign \$28  = | pass_field8;
-  assign \$29  = \$28  ? \$signature__data$86  : \$signature__data$85 ;
+  assign \$29  = \$28  ? \$signature__data$90  : \$signature__data$89 ;
   assign \$30  = fw_slot == 2'h2;
-  assign \$signature__en$95  = fw_valid & \$30 ;
+  assign \$signature__en$99  = fw_valid & \$30 ;
   assign \$31  = | pass_field8;
-  assign \$32  = \$31  ? \$signature__data$86  : \$signature__data$85 ;
+  assign \$32  = \$31  ? \$signature__data$90  : \$signature__data$89 ;
   assign \$33  = fw_slot == 2'h3;
-  assign \$signature__en$98  = fw_valid & \$33 ;
+  assign \$signature__en$102  = fw_valid & \$33 ;
   assign \$34  = | pass_field8;
-  assign \$35  = \$34  ? \$signature__data$86  : \$signature__data$85 ;
+  assign \$35  = \$34  ? \$signature__data$90  : \$signature__data$89 ;
   assign \$36  = fw_slot == 3'h4;
-  assign \$signature__en$101  = fw_valid & \$36 ;
+  assign \$signature__en$105  = fw_valid & \$36 ;
   assign \$37  = | pass_field8;
-  assign \$38  = \$37  ? \$signature__data$86  : \$signature__data$85 ;
+  assign \$38  = \$37  ? \$signature__data$90  : \$signature__data$89 ;
   assign \$39  = fw_slot == 3'h5;
-  assign \$signature__en$104  = fw_valid & \$39 ;
+  assign \$signature__en$108  = fw_valid & \$39 ;
   assign \$40  = | pass_field8;
-  assign \$41  = \$40  ? \$signature__data$86  : \$signature__data$85 ;
+  assign \$41  = \$40  ? \$signature__data$90  : \$signature__data$89 ;
   assign \$42  = fw_slot == 3'h6;
-  assign \$signature__en$107  = fw_valid & \$42 ;
+  assign \$signature__en$111  = fw_valid & \$42 ;
   assign \$43  = | pass_field8;
-  assign \$44  = \$43  ? \$signature__data$86  : \$signature__data$85 ;
+  assign \$44  = \$43  ? \$signature__data$90  : \$signature__data$89 ;
   assign \$45  = fw_slot == 3'h7;
-  assign \$signature__en$110  = fw_valid & \$45 ;
+  assign \$signature__en$114  = fw_valid & \$45 ;
   assign \$46  = state == 2'h2;
   assign \$47  = state == 2'h3;
   assign \$48  = f_row < pass_field17;
@@ -32172,11 +32183,6 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   assign \$961  = ~ filter_read__data[78];
   assign \$962  = \$960  + \$961 ;
   assign \$963  = ~ filter_read__data[79];
-  assign \$964  = \$962  + \$963 ;
-  assign \$965  = ~ filter_read__data[80];
-  assign \$966  = \$964  + \$965 ;
-  assign \$967  = ~ filter_read__data[81];
-  assign \$968  = \$966  + \$967 ;
   \yodann_top.counters  counters (
     .clk(clk),
     .counts(event_counts),
@@ -32533,76 +32539,6 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
           \$8518  = 21'h00004b;
       9'h089:
           \$8518  = 21'h000023;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8706  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    casez (s1_c)
-      6'h00:
-          \$8706  = image_bank0;
-      6'h01:
-          \$8706  = image_bank1;
-      6'h02:
-          \$8706  = image_bank2;
-      6'h03:
-          \$8706  = image_bank3;
-      6'h04:
-          \$8706  = image_bank4;
-      6'h05:
-          \$8706  = image_bank5;
-      6'h06:
-          \$8706  = image_bank6;
-      6'h07:
-          \$8706  = image_bank7;
-      6'h08:
-          \$8706  = image_bank8;
-      6'h09:
-          \$8706  = image_bank9;
-      6'h0a:
-          \$8706  = image_bank10;
-      6'h0b:
-          \$8706  = image_bank11;
-      6'h0c:
-          \$8706  = image_bank12;
-      6'h0d:
-          \$8706  = image_bank13;
-      6'h0e:
-          \$8706  = image_bank14;
-      6'h0f:
-          \$8706  = image_bank15;
-      6'h10:
-          \$8706  = image_bank16;
-      6'h11:
-          \$8706  = image_bank17;
-      6'h12:
-          \$8706  = image_bank18;
-      6'h13:
-          \$8706  = image_bank19;
-      6'h14:
-          \$8706  = image_bank20;
-      6'h15:
-          \$8706  = image_bank21;
-      6'h16:
-          \$8706  = image_bank22;
-      6'h17:
-          \$8706  = image_bank23;
-      6'h18:
-          \$8706  = image_bank24;
-      6'h19:
-          \$8706  = image_bank25;
-      6'h1a:
-          \$8706  = image_bank26;
-      6'h1b:
-          \$8706  = image_bank27;
-      6'h1c:
-          \$8706  = image_bank28;
-      6'h1d:
-          \$8706  = image_bank29;
-      6'h1e:
-          \$8706  = image_bank30;
-      6'h1f:
-          \$8706  = image_bank31;
     endcase
   end
   always @* begin
@@ -34987,11 +34923,81 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$8741  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    casez (s1_c)
+      6'h00:
+          \$8741  = image_bank0;
+      6'h01:
+          \$8741  = image_bank1;
+      6'h02:
+          \$8741  = image_bank2;
+      6'h03:
+          \$8741  = image_bank3;
+      6'h04:
+          \$8741  = image_bank4;
+      6'h05:
+          \$8741  = image_bank5;
+      6'h06:
+          \$8741  = image_bank6;
+      6'h07:
+          \$8741  = image_bank7;
+      6'h08:
+          \$8741  = image_bank8;
+      6'h09:
+          \$8741  = image_bank9;
+      6'h0a:
+          \$8741  = image_bank10;
+      6'h0b:
+          \$8741  = image_bank11;
+      6'h0c:
+          \$8741  = image_bank12;
+      6'h0d:
+          \$8741  = image_bank13;
+      6'h0e:
+          \$8741  = image_bank14;
+      6'h0f:
+          \$8741  = image_bank15;
+      6'h10:
+          \$8741  = image_bank16;
+      6'h11:
+          \$8741  = image_bank17;
+      6'h12:
+          \$8741  = image_bank18;
+      6'h13:
+          \$8741  = image_bank19;
+      6'h14:
+          \$8741  = image_bank20;
+      6'h15:
+          \$8741  = image_bank21;
+      6'h16:
+          \$8741  = image_bank22;
+      6'h17:
+          \$8741  = image_bank23;
+      6'h18:
+          \$8741  = image_bank24;
+      6'h19:
+          \$8741  = image_bank25;
+      6'h1a:
+          \$8741  = image_bank26;
+      6'h1b:
+          \$8741  = image_bank27;
+      6'h1c:
+          \$8741  = image_bank28;
+      6'h1d:
+          \$8741  = image_bank29;
+      6'h1e:
+          \$8741  = image_bank30;
+      6'h1f:
+          \$8741  = image_bank31;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$signature__addr  = count[10:0];
     if (draining) begin
-      if (\$8590 ) begin
-        if (\$8591 ) begin
-          \$signature__addr  = \$8597 [10:0];
+      if (\$8591 ) begin
+        if (\$8592 ) begin
+          \$signature__addr  = \$8598 [10:0];
         end
       end
     end
@@ -35000,8 +35006,8 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$signature__data  = { 8'h00, s_axis_tdata };
     if (draining) begin
-      if (\$8590 ) begin
-        if (\$8591 ) begin
+      if (\$8591 ) begin
+        if (\$8592 ) begin
           \$signature__data  = best;
         end
       end
@@ -35011,8 +35017,8 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$signature__en  = \$3 ;
     if (draining) begin
-      if (\$8590 ) begin
-        if (\$8591 ) begin
+      if (\$8591 ) begin
+        if (\$8592 ) begin
           \$signature__en  = 1'h1;
         end
       end
@@ -35032,7 +35038,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
       ev_act_buffer_write = 1'h1;
     end
     if (draining) begin
-      if (\$8590 ) begin
+      if (\$8591 ) begin
         ev_act_buffer_write = 1'h1;
       end
     end
@@ -35070,7 +35076,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     ev_filter_bank_write = 1'h0;
-    if (\$signature__en$75 ) begin
+    if (\$signature__en$79 ) begin
       ev_filter_bank_write = 1'h1;
     end
   end
@@ -35173,7 +35179,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     load_hold = 1'h0;
-    if (\$signal$379 ) begin
+    if (\$signal$383 ) begin
       if (s2_last) begin
         if (\$8515 ) begin
           load_hold = 1'h1;
@@ -35183,39 +35189,39 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signature__addr$382  = 1'h0;
-    if (\$signal$379 ) begin
+    \$signature__addr$386  = 1'h0;
+    if (\$signal$383 ) begin
       if (s2_last) begin
         (* full_case = 32'd1 *)
         if (\$8515 ) begin
         end else begin
-          \$signature__addr$382  = s2_pixel;
+          \$signature__addr$386  = s2_pixel;
         end
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signature__data$384  = 672'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    if (\$signal$379 ) begin
+    \$signature__data$388  = 672'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    if (\$signal$383 ) begin
       if (s2_last) begin
         (* full_case = 32'd1 *)
         if (\$8515 ) begin
         end else begin
-          \$signature__data$384  = { \$8514 [20:0], \$8510 [20:0], \$8506 [20:0], \$8502 [20:0], \$8498 [20:0], \$8494 [20:0], \$8490 [20:0], \$8486 [20:0], \$8482 [20:0], \$8478 [20:0], \$8474 [20:0], \$8470 [20:0], \$8466 [20:0], \$8462 [20:0], \$8458 [20:0], \$8454 [20:0], \$8450 [20:0], \$8446 [20:0], \$8442 [20:0], \$8438 [20:0], \$8434 [20:0], \$8430 [20:0], \$8426 [20:0], \$8422 [20:0], \$8418 [20:0], \$8414 [20:0], \$8410 [20:0], \$8406 [20:0], \$8402 [20:0], \$8398 [20:0], \$8394 [20:0], \$8390 [20:0] };
+          \$signature__data$388  = { \$8514 [20:0], \$8510 [20:0], \$8506 [20:0], \$8502 [20:0], \$8498 [20:0], \$8494 [20:0], \$8490 [20:0], \$8486 [20:0], \$8482 [20:0], \$8478 [20:0], \$8474 [20:0], \$8470 [20:0], \$8466 [20:0], \$8462 [20:0], \$8458 [20:0], \$8454 [20:0], \$8450 [20:0], \$8446 [20:0], \$8442 [20:0], \$8438 [20:0], \$8434 [20:0], \$8430 [20:0], \$8426 [20:0], \$8422 [20:0], \$8418 [20:0], \$8414 [20:0], \$8410 [20:0], \$8406 [20:0], \$8402 [20:0], \$8398 [20:0], \$8394 [20:0], \$8390 [20:0] };
         end
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signature__en$385  = 1'h0;
-    if (\$signal$379 ) begin
+    \$signature__en$389  = 1'h0;
+    if (\$signal$383 ) begin
       if (s2_last) begin
         (* full_case = 32'd1 *)
         if (\$8515 ) begin
         end else begin
-          \$signature__en$385  = 1'h1;
+          \$signature__en$389  = 1'h1;
         end
       end
     end
@@ -35223,7 +35229,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     ev_psum_mem_write = 1'h0;
-    if (\$signal$379 ) begin
+    if (\$signal$383 ) begin
       if (s2_last) begin
         (* full_case = 32'd1 *)
         if (\$8515 ) begin
@@ -35257,133 +35263,114 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     ev_output_stage_scale = 1'h0;
     if (draining) begin
-      ev_output_stage_scale = 1'h1;
+      ev_output_stage_scale = \$8576 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signature__data$439  = 20'h00000;
+    \$signature__data$443  = 20'h00000;
     if (draining) begin
-      \$signature__data$439  = best;
+      \$signature__data$443  = best;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signature__en$440  = 1'h0;
+    \$signature__en$444  = 1'h0;
     if (draining) begin
-      \$signature__en$440  = \$8581 ;
+      \$signature__en$444  = \$8582 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     ev_pool_compare = 1'h0;
     if (draining) begin
-      if (\$8585 ) begin
+      if (\$8586 ) begin
         ev_pool_compare = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signature__addr$441  = 11'h000;
+    \$signature__addr$445  = 11'h000;
     if (draining) begin
-      if (\$8590 ) begin
-        if (\$8598 ) begin
-          \$signature__addr$441  = \$8604 [10:0];
+      if (\$8591 ) begin
+        if (\$8599 ) begin
+          \$signature__addr$445  = \$8605 [10:0];
         end
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signature__data$442  = 20'h00000;
+    \$signature__data$446  = 20'h00000;
     if (draining) begin
-      if (\$8590 ) begin
-        if (\$8598 ) begin
-          \$signature__data$442  = best;
+      if (\$8591 ) begin
+        if (\$8599 ) begin
+          \$signature__data$446  = best;
         end
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signature__en$443  = 1'h0;
+    \$signature__en$447  = 1'h0;
     if (draining) begin
-      if (\$8590 ) begin
-        if (\$8598 ) begin
-          \$signature__en$443  = 1'h1;
+      if (\$8591 ) begin
+        if (\$8599 ) begin
+          \$signature__en$447  = 1'h1;
         end
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8759  = count;
-    if (\$8605 ) begin
-      \$8759  = \$8606 [11:0];
-      if (\$8607 ) begin
-        \$8759  = 12'h000;
+    \$8760  = count;
+    if (\$8606 ) begin
+      \$8760  = \$8607 [11:0];
+      if (\$8608 ) begin
+        \$8760  = 12'h000;
       end
     end
-    if (\$8609 ) begin
-      \$8759  = \$8610 [11:0];
-      if (\$8611 ) begin
-        \$8759  = 12'h000;
+    if (\$8610 ) begin
+      \$8760  = \$8611 [11:0];
+      if (\$8612 ) begin
+        \$8760  = 12'h000;
       end
     end
-    if (\$8755 ) begin
-      if (\$8756 ) begin
-        \$8759  = 12'h000;
+    if (\$8756 ) begin
+      if (\$8757 ) begin
+        \$8760  = 12'h000;
       end
     end
     if (rst) begin
-      \$8759  = 12'h000;
+      \$8760  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8760  = state;
-    if (\$8605 ) begin
+    \$8761  = state;
+    if (\$8606 ) begin
       (* full_case = 32'd1 *)
-      if (\$8607 ) begin
-        \$8760  = 3'h2;
+      if (\$8608 ) begin
+        \$8761  = 3'h2;
       end else begin
-        \$8760  = 3'h1;
+        \$8761  = 3'h1;
       end
     end
-    if (\$8609 ) begin
-      if (\$8611 ) begin
-        \$8760  = 3'h0;
-      end
-    end
-    if (\$8744 ) begin
-      \$8760  = 3'h3;
-    end
-    if (\$8755 ) begin
-      (* full_case = 32'd1 *)
-      if (\$8756 ) begin
-        \$8760  = 3'h4;
-      end else begin
-        \$8760  = 3'h2;
-      end
-    end
-    if (rst) begin
-      \$8760  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8761  = index;
-    if (\$8605 ) begin
-      if (\$8607 ) begin
+    if (\$8610 ) begin
+      if (\$8612 ) begin
         \$8761  = 3'h0;
       end
     end
-    if (\$8755 ) begin
+    if (\$8745 ) begin
+      \$8761  = 3'h3;
+    end
+    if (\$8756 ) begin
       (* full_case = 32'd1 *)
-      if (\$8756 ) begin
+      if (\$8757 ) begin
+        \$8761  = 3'h4;
       end else begin
-        \$8761  = \$8757 [2:0];
+        \$8761  = 3'h2;
       end
     end
     if (rst) begin
@@ -35392,77 +35379,81 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8762  = 1'h0;
-    if (\$8612 ) begin
-    end else if (\$8615 ) begin
-      \$8762  = 1'h1;
-    end
-    if (rst) begin
-      \$8762  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8763  = load_c;
-    if (\$8612 ) begin
-      \$8763  = 6'h00;
-    end else if (\$8615 ) begin
-      \$8763  = \$8616 [5:0];
-    end
-    if (rst) begin
-      \$8763  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8764  = filter_ready;
-    if (\$8612 ) begin
-      \$8764  = 1'h0;
-    end
-    if (\$signature__en$75 ) begin
-      if (\$8618 ) begin
-        \$8764  = 1'h1;
+    \$8762  = index;
+    if (\$8606 ) begin
+      if (\$8608 ) begin
+        \$8762  = 3'h0;
       end
     end
-    if (rst) begin
-      \$8764  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8765  = \$signature__addr$71 ;
-    if (\$8612 ) begin
-    end else if (\$8615 ) begin
-      \$8765  = load_c[4:0];
-    end
-    if (rst) begin
-      \$8765  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8766  = 1'h0;
-    if (\$8620 ) begin
-    end else if (\$8623 ) begin
+    if (\$8756 ) begin
       (* full_case = 32'd1 *)
-      if (\$8624 ) begin
+      if (\$8757 ) begin
       end else begin
-        \$8766  = 1'h1;
+        \$8762  = \$8758 [2:0];
       end
     end
     if (rst) begin
-      \$8766  = 1'h0;
+      \$8762  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$8763  = 1'h0;
+    if (\$8613 ) begin
+    end else if (\$8616 ) begin
+      \$8763  = 1'h1;
+    end
+    if (rst) begin
+      \$8763  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$8764  = load_c;
+    if (\$8613 ) begin
+      \$8764  = 6'h00;
+    end else if (\$8616 ) begin
+      \$8764  = \$8617 [5:0];
+    end
+    if (rst) begin
+      \$8764  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$8765  = filter_ready;
+    if (\$8613 ) begin
+      \$8765  = 1'h0;
+    end
+    if (\$signature__en$79 ) begin
+      if (\$8619 ) begin
+        \$8765  = 1'h1;
+      end
+    end
+    if (rst) begin
+      \$8765  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$8766  = \$signature__addr$75 ;
+    if (\$8613 ) begin
+    end else if (\$8616 ) begin
+      \$8766  = load_c[4:0];
+    end
+    if (rst) begin
+      \$8766  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$8767  = 1'h0;
-    if (\$8620 ) begin
-    end else if (\$8623 ) begin
+    if (\$8621 ) begin
+    end else if (\$8624 ) begin
       (* full_case = 32'd1 *)
-      if (\$8624 ) begin
+      if (\$8625 ) begin
       end else begin
-        \$8767  = \$8638 ;
+        \$8767  = 1'h1;
       end
     end
     if (rst) begin
@@ -35471,34 +35462,29 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8768  = rows_filled;
+    \$8768  = 1'h0;
+    if (\$8621 ) begin
+    end else if (\$8624 ) begin
+      (* full_case = 32'd1 *)
+      if (\$8625 ) begin
+      end else begin
+        \$8768  = \$8639 ;
+      end
+    end
+    if (rst) begin
+      \$8768  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$8769  = rows_filled;
     if (fw_valid) begin
       if (fw_last) begin
-        \$8768  = \$8619 [3:0];
+        \$8769  = \$8620 [3:0];
       end
     end
-    if (\$8620 ) begin
-      \$8768  = 4'h0;
-    end
-    if (rst) begin
-      \$8768  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8769  = f_row;
-    if (\$8620 ) begin
+    if (\$8621 ) begin
       \$8769  = 4'h0;
-    end else if (\$8623 ) begin
-      (* full_case = 32'd1 *)
-      if (\$8624 ) begin
-      end else begin
-        if (\$8641 ) begin
-          if (\$8644 ) begin
-            \$8769  = \$8645 [3:0];
-          end
-        end
-      end
     end
     if (rst) begin
       \$8769  = 4'h0;
@@ -35506,312 +35492,300 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8770  = f_active;
-    if (\$8620 ) begin
-      \$8770  = 1'h0;
-    end else if (\$8623 ) begin
+    \$8770  = f_row;
+    if (\$8621 ) begin
+      \$8770  = 4'h0;
+    end else if (\$8624 ) begin
       (* full_case = 32'd1 *)
-      if (\$8624 ) begin
-        if (\$8630 ) begin
-          \$8770  = 1'h1;
-        end
+      if (\$8625 ) begin
       end else begin
-        if (\$8641 ) begin
-          if (\$8644 ) begin
-            \$8770  = 1'h0;
+        if (\$8642 ) begin
+          if (\$8645 ) begin
+            \$8770  = \$8646 [3:0];
           end
         end
       end
     end
     if (rst) begin
-      \$8770  = 1'h0;
+      \$8770  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8771  = f_slot;
-    if (\$8620 ) begin
-      \$8771  = 3'h0;
-    end else if (\$8623 ) begin
+    \$8771  = f_active;
+    if (\$8621 ) begin
+      \$8771  = 1'h0;
+    end else if (\$8624 ) begin
       (* full_case = 32'd1 *)
-      if (\$8624 ) begin
+      if (\$8625 ) begin
+        if (\$8631 ) begin
+          \$8771  = 1'h1;
+        end
       end else begin
-        if (\$8641 ) begin
-          if (\$8644 ) begin
-            \$8771  = \$8648 [2:0];
+        if (\$8642 ) begin
+          if (\$8645 ) begin
+            \$8771  = 1'h0;
           end
         end
       end
     end
     if (rst) begin
-      \$8771  = 3'h0;
+      \$8771  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8772  = f_col;
-    if (\$8620 ) begin
-    end else if (\$8623 ) begin
+    \$8772  = f_slot;
+    if (\$8621 ) begin
+      \$8772  = 3'h0;
+    end else if (\$8624 ) begin
       (* full_case = 32'd1 *)
-      if (\$8624 ) begin
-        if (\$8630 ) begin
-          \$8772  = pass_field29[3:0];
-        end
+      if (\$8625 ) begin
       end else begin
-        if (\$8641 ) begin
-          \$8772  = \$8642 [3:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$8772  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8773  = f_c;
-    if (\$8620 ) begin
-    end else if (\$8623 ) begin
-      (* full_case = 32'd1 *)
-      if (\$8624 ) begin
-        if (\$8630 ) begin
-          \$8773  = 6'h00;
-        end
-      end else begin
-        \$8773  = \$8639 [5:0];
-        if (\$8641 ) begin
-          \$8773  = 6'h00;
+        if (\$8642 ) begin
+          if (\$8645 ) begin
+            \$8772  = \$8649 [2:0];
+          end
         end
       end
     end
     if (rst) begin
-      \$8773  = 6'h00;
+      \$8772  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8774  = fw_slot;
-    if (\$8620 ) begin
-    end else if (\$8623 ) begin
+    \$8773  = f_col;
+    if (\$8621 ) begin
+    end else if (\$8624 ) begin
       (* full_case = 32'd1 *)
-      if (\$8624 ) begin
+      if (\$8625 ) begin
+        if (\$8631 ) begin
+          \$8773  = pass_field29[3:0];
+        end
       end else begin
-        \$8774  = f_slot;
+        if (\$8642 ) begin
+          \$8773  = \$8643 [3:0];
+        end
       end
     end
     if (rst) begin
-      \$8774  = 3'h0;
+      \$8773  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8775  = \$signature__addr$82 ;
-    if (\$8620 ) begin
-    end else if (\$8623 ) begin
+    \$8774  = f_c;
+    if (\$8621 ) begin
+    end else if (\$8624 ) begin
       (* full_case = 32'd1 *)
-      if (\$8624 ) begin
+      if (\$8625 ) begin
+        if (\$8631 ) begin
+          \$8774  = 6'h00;
+        end
       end else begin
-        \$8775  = \$8633 [9:0];
+        \$8774  = \$8640 [5:0];
+        if (\$8642 ) begin
+          \$8774  = 6'h00;
+        end
       end
     end
     if (rst) begin
-      \$8775  = 10'h000;
+      \$8774  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8776  = y;
-    if (\$8649 ) begin
-      \$8776  = 4'h0;
-    end else if (\$8650 ) begin
+    \$8775  = fw_slot;
+    if (\$8621 ) begin
+    end else if (\$8624 ) begin
+      (* full_case = 32'd1 *)
+      if (\$8625 ) begin
+      end else begin
+        \$8775  = f_slot;
+      end
+    end
+    if (rst) begin
+      \$8775  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$8776  = \$signature__addr$86 ;
+    if (\$8621 ) begin
+    end else if (\$8624 ) begin
+      (* full_case = 32'd1 *)
+      if (\$8625 ) begin
+      end else begin
+        \$8776  = \$8634 [9:0];
+      end
+    end
+    if (rst) begin
+      \$8776  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$8777  = y;
+    if (\$8650 ) begin
+      \$8777  = 4'h0;
+    end else if (\$8651 ) begin
       casez (phase)
         2'h0:
             /* empty */;
         2'h1:
             /* empty */;
         2'h2:
-            if (\$8673 ) begin
-              if (\$8684 ) begin
-                \$8776  = \$8685 [3:0];
+            if (\$8674 ) begin
+              if (\$8685 ) begin
+                \$8777  = \$8686 [3:0];
               end
             end
       endcase
     end
     if (rst) begin
-      \$8776  = 4'h0;
+      \$8777  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8777  = phase;
-    if (\$8649 ) begin
-      \$8777  = 2'h0;
-    end else if (\$8650 ) begin
+    \$8778  = phase;
+    if (\$8650 ) begin
+      \$8778  = 2'h0;
+    end else if (\$8651 ) begin
       casez (phase)
         2'h0:
-            if (\$8658 ) begin
-              \$8777  = \$8663 ;
-            end else if (\$8659 ) begin
-              \$8777  = 2'h3;
+            if (\$8659 ) begin
+              \$8778  = \$8664 ;
+            end else if (\$8660 ) begin
+              \$8778  = 2'h3;
             end
         2'h1:
-            if (\$8669 ) begin
-              \$8777  = 2'h2;
+            if (\$8670 ) begin
+              \$8778  = 2'h2;
             end
         2'h2:
-            if (\$8673 ) begin
-              if (\$8684 ) begin
-                \$8777  = 2'h0;
+            if (\$8674 ) begin
+              if (\$8685 ) begin
+                \$8778  = 2'h0;
               end
             end
       endcase
     end
     if (rst) begin
-      \$8777  = 2'h0;
+      \$8778  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8778  = rows_done;
-    if (\$8649 ) begin
-      \$8778  = 4'h0;
-    end else if (\$8650 ) begin
+    \$8779  = rows_done;
+    if (\$8650 ) begin
+      \$8779  = 4'h0;
+    end else if (\$8651 ) begin
       casez (phase)
         2'h0:
             /* empty */;
         2'h1:
             /* empty */;
         2'h2:
-            if (\$8673 ) begin
-              if (\$8684 ) begin
-                \$8778  = \$8686 [3:0];
+            if (\$8674 ) begin
+              if (\$8685 ) begin
+                \$8779  = \$8687 [3:0];
               end
             end
       endcase
     end
     if (rst) begin
-      \$8778  = 4'h0;
+      \$8779  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8779  = \$signal$449 ;
-    if (\$8649 ) begin
-      \$8779  = 1'h0;
-    end else if (\$8650 ) begin
+    \$8780  = \$signal$453 ;
+    if (\$8650 ) begin
+      \$8780  = 1'h0;
+    end else if (\$8651 ) begin
       casez (phase)
         2'h0:
             /* empty */;
         2'h1:
             /* empty */;
         2'h2:
-            if (\$8673 ) begin
-              if (\$8684 ) begin
-                \$8779  = \$8693 [0];
+            if (\$8674 ) begin
+              if (\$8685 ) begin
+                \$8780  = \$8694 [0];
               end
             end
       endcase
     end
     if (rst) begin
-      \$8779  = 1'h0;
+      \$8780  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8780  = y_pooled;
-    if (\$8649 ) begin
-      \$8780  = 4'h0;
-    end else if (\$8650 ) begin
+    \$8781  = y_pooled;
+    if (\$8650 ) begin
+      \$8781  = 4'h0;
+    end else if (\$8651 ) begin
       casez (phase)
         2'h0:
             /* empty */;
         2'h1:
             /* empty */;
         2'h2:
-            if (\$8673 ) begin
-              if (\$8684 ) begin
-                \$8780  = \$8696 [3:0];
+            if (\$8674 ) begin
+              if (\$8685 ) begin
+                \$8781  = \$8697 [3:0];
               end
             end
       endcase
     end
     if (rst) begin
-      \$8780  = 4'h0;
+      \$8781  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8781  = slot_base;
-    if (\$8649 ) begin
-      \$8781  = \$8654 [2:0];
-    end else if (\$8650 ) begin
+    \$8782  = slot_base;
+    if (\$8650 ) begin
+      \$8782  = \$8655 [2:0];
+    end else if (\$8651 ) begin
       casez (phase)
         2'h0:
             /* empty */;
         2'h1:
             /* empty */;
         2'h2:
-            if (\$8673 ) begin
-              if (\$8684 ) begin
-                \$8781  = \$8689 [2:0];
+            if (\$8674 ) begin
+              if (\$8685 ) begin
+                \$8782  = \$8690 [2:0];
               end
             end
       endcase
     end
     if (rst) begin
-      \$8781  = 3'h0;
+      \$8782  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8782  = shift_col;
-    if (\$8649 ) begin
-    end else if (\$8650 ) begin
+    \$8783  = shift_col;
+    if (\$8650 ) begin
+    end else if (\$8651 ) begin
       casez (phase)
         2'h0:
-            if (\$8658 ) begin
-              \$8782  = 6'h00;
-            end
-        2'h1:
-            if (\$8667 ) begin
-              \$8782  = \$8668 [5:0];
-            end
-        2'h2:
-            if (\$8673 ) begin
-              \$8782  = \$8675 [5:0];
-            end
-      endcase
-    end
-    if (rst) begin
-      \$8782  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8783  = c;
-    if (\$8649 ) begin
-    end else if (\$8650 ) begin
-      casez (phase)
-        2'h0:
-            if (\$8658 ) begin
+            if (\$8659 ) begin
               \$8783  = 6'h00;
             end
         2'h1:
-          begin
-            \$8783  = \$8665 [5:0];
-            if (\$8667 ) begin
-              \$8783  = 6'h00;
+            if (\$8668 ) begin
+              \$8783  = \$8669 [5:0];
             end
-          end
         2'h2:
-          begin
-            if (compute) begin
-              \$8783  = \$8671 [5:0];
+            if (\$8674 ) begin
+              \$8783  = \$8676 [5:0];
             end
-            if (\$8673 ) begin
-              \$8783  = 6'h00;
-            end
-          end
       endcase
     end
     if (rst) begin
@@ -35820,20 +35794,30 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8784  = x;
-    if (\$8649 ) begin
-    end else if (\$8650 ) begin
+    \$8784  = c;
+    if (\$8650 ) begin
+    end else if (\$8651 ) begin
       casez (phase)
         2'h0:
-            if (\$8658 ) begin
+            if (\$8659 ) begin
               \$8784  = 6'h00;
             end
         2'h1:
-            /* empty */;
-        2'h2:
-            if (\$8673 ) begin
-              \$8784  = \$8674 [5:0];
+          begin
+            \$8784  = \$8666 [5:0];
+            if (\$8668 ) begin
+              \$8784  = 6'h00;
             end
+          end
+        2'h2:
+          begin
+            if (compute) begin
+              \$8784  = \$8672 [5:0];
+            end
+            if (\$8674 ) begin
+              \$8784  = 6'h00;
+            end
+          end
       endcase
     end
     if (rst) begin
@@ -35842,23 +35826,20 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8785  = pix_cycle;
-    if (\$8649 ) begin
-    end else if (\$8650 ) begin
+    \$8785  = x;
+    if (\$8650 ) begin
+    end else if (\$8651 ) begin
       casez (phase)
         2'h0:
-            if (\$8658 ) begin
+            if (\$8659 ) begin
               \$8785  = 6'h00;
             end
         2'h1:
             /* empty */;
         2'h2:
-          begin
-            \$8785  = \$8670 [5:0];
-            if (\$8673 ) begin
-              \$8785  = 6'h00;
+            if (\$8674 ) begin
+              \$8785  = \$8675 [5:0];
             end
-          end
       endcase
     end
     if (rst) begin
@@ -35867,151 +35848,161 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8786  = x_phase;
-    if (\$8649 ) begin
-    end else if (\$8650 ) begin
+    \$8786  = pix_cycle;
+    if (\$8650 ) begin
+    end else if (\$8651 ) begin
       casez (phase)
         2'h0:
-            if (\$8658 ) begin
-              \$8786  = 1'h0;
+            if (\$8659 ) begin
+              \$8786  = 6'h00;
             end
         2'h1:
             /* empty */;
         2'h2:
-            if (\$8673 ) begin
-              \$8786  = \$8679 [0];
+          begin
+            \$8786  = \$8671 [5:0];
+            if (\$8674 ) begin
+              \$8786  = 6'h00;
             end
+          end
       endcase
     end
     if (rst) begin
-      \$8786  = 1'h0;
+      \$8786  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8787  = x_pooled;
-    if (\$8649 ) begin
-    end else if (\$8650 ) begin
+    \$8787  = x_phase;
+    if (\$8650 ) begin
+    end else if (\$8651 ) begin
       casez (phase)
         2'h0:
-            if (\$8658 ) begin
-              \$8787  = 6'h00;
+            if (\$8659 ) begin
+              \$8787  = 1'h0;
             end
         2'h1:
             /* empty */;
         2'h2:
-            if (\$8673 ) begin
-              \$8787  = \$8682 [5:0];
+            if (\$8674 ) begin
+              \$8787  = \$8680 [0];
             end
       endcase
     end
     if (rst) begin
-      \$8787  = 6'h00;
+      \$8787  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8788  = pre_left;
-    if (\$8649 ) begin
-    end else if (\$8650 ) begin
+    \$8788  = x_pooled;
+    if (\$8650 ) begin
+    end else if (\$8651 ) begin
       casez (phase)
         2'h0:
-            if (\$8658 ) begin
-              \$8788  = \$8661 [7:0];
+            if (\$8659 ) begin
+              \$8788  = 6'h00;
             end
         2'h1:
-            \$8788  = \$8664 [7:0];
+            /* empty */;
+        2'h2:
+            if (\$8674 ) begin
+              \$8788  = \$8683 [5:0];
+            end
       endcase
     end
     if (rst) begin
-      \$8788  = 8'h00;
+      \$8788  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8789  = issue;
+    \$8789  = pre_left;
+    if (\$8650 ) begin
+    end else if (\$8651 ) begin
+      casez (phase)
+        2'h0:
+            if (\$8659 ) begin
+              \$8789  = \$8662 [7:0];
+            end
+        2'h1:
+            \$8789  = \$8665 [7:0];
+      endcase
+    end
     if (rst) begin
-      \$8789  = 1'h0;
+      \$8789  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8790  = compute;
+    \$8790  = issue;
     if (rst) begin
       \$8790  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8791  = c;
+    \$8791  = compute;
     if (rst) begin
-      \$8791  = 6'h00;
+      \$8791  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8792  = \$8700 ;
+    \$8792  = c;
     if (rst) begin
-      \$8792  = 7'h00;
+      \$8792  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8793  = slot_base;
+    \$8793  = \$8701 ;
     if (rst) begin
-      \$8793  = 3'h0;
+      \$8793  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8794  = \$8701 ;
+    \$8794  = slot_base;
     if (rst) begin
-      \$8794  = 1'h0;
+      \$8794  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8795  = \$8703 ;
+    \$8795  = \$8702 ;
     if (rst) begin
       \$8795  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8796  = \$8705 [0];
+    \$8796  = \$8704 ;
     if (rst) begin
       \$8796  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8797  = { x_pooled, y_pooled, x_phase, \$signal$449  };
+    \$8797  = \$8706 [0];
     if (rst) begin
-      \$8797  = 12'h000;
+      \$8797  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8798  = image_bank0;
-    if (\$signal$456 ) begin
-      casez (s1_c)
-        6'h00:
-            \$8798  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
-      endcase
-    end
+    \$8798  = { x_pooled, y_pooled, x_phase, \$signal$453  };
     if (rst) begin
-      \$8798  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8798  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8799  = image_bank1;
-    if (\$signal$456 ) begin
+    \$8799  = image_bank0;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
-            /* empty */;
-        6'h01:
-            \$8799  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8799  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
@@ -36020,15 +36011,13 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8800  = image_bank2;
-    if (\$signal$456 ) begin
+    \$8800  = image_bank1;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
         6'h01:
-            /* empty */;
-        6'h02:
-            \$8800  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8800  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
@@ -36037,17 +36026,15 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8801  = image_bank3;
-    if (\$signal$456 ) begin
+    \$8801  = image_bank2;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
         6'h01:
             /* empty */;
         6'h02:
-            /* empty */;
-        6'h03:
-            \$8801  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8801  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
@@ -36056,8 +36043,27 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8802  = image_bank4;
-    if (\$signal$456 ) begin
+    \$8802  = image_bank3;
+    if (\$signal$460 ) begin
+      casez (s1_c)
+        6'h00:
+            /* empty */;
+        6'h01:
+            /* empty */;
+        6'h02:
+            /* empty */;
+        6'h03:
+            \$8802  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
+      endcase
+    end
+    if (rst) begin
+      \$8802  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$8803  = image_bank4;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36068,17 +36074,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h03:
             /* empty */;
         6'h04:
-            \$8802  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8803  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8802  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8803  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8803  = image_bank5;
-    if (\$signal$456 ) begin
+    \$8804  = image_bank5;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36091,17 +36097,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h04:
             /* empty */;
         6'h05:
-            \$8803  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8804  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8803  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8804  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8804  = image_bank6;
-    if (\$signal$456 ) begin
+    \$8805  = image_bank6;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36116,17 +36122,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h05:
             /* empty */;
         6'h06:
-            \$8804  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8805  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8804  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8805  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8805  = image_bank7;
-    if (\$signal$456 ) begin
+    \$8806  = image_bank7;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36143,17 +36149,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h06:
             /* empty */;
         6'h07:
-            \$8805  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8806  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8805  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8806  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8806  = image_bank8;
-    if (\$signal$456 ) begin
+    \$8807  = image_bank8;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36172,17 +36178,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h07:
             /* empty */;
         6'h08:
-            \$8806  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8807  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8806  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8807  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8807  = image_bank9;
-    if (\$signal$456 ) begin
+    \$8808  = image_bank9;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36203,17 +36209,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h08:
             /* empty */;
         6'h09:
-            \$8807  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8808  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8807  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8808  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8808  = image_bank10;
-    if (\$signal$456 ) begin
+    \$8809  = image_bank10;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36236,17 +36242,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h09:
             /* empty */;
         6'h0a:
-            \$8808  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8809  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8808  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8809  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8809  = image_bank11;
-    if (\$signal$456 ) begin
+    \$8810  = image_bank11;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36271,17 +36277,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h0a:
             /* empty */;
         6'h0b:
-            \$8809  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8810  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8809  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8810  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8810  = image_bank12;
-    if (\$signal$456 ) begin
+    \$8811  = image_bank12;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36308,17 +36314,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h0b:
             /* empty */;
         6'h0c:
-            \$8810  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8811  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8810  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8811  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8811  = image_bank13;
-    if (\$signal$456 ) begin
+    \$8812  = image_bank13;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36347,17 +36353,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h0c:
             /* empty */;
         6'h0d:
-            \$8811  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8812  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8811  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8812  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8812  = image_bank14;
-    if (\$signal$456 ) begin
+    \$8813  = image_bank14;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36388,17 +36394,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h0d:
             /* empty */;
         6'h0e:
-            \$8812  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8813  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8812  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8813  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8813  = image_bank15;
-    if (\$signal$456 ) begin
+    \$8814  = image_bank15;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36431,17 +36437,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h0e:
             /* empty */;
         6'h0f:
-            \$8813  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8814  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8813  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8814  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8814  = image_bank16;
-    if (\$signal$456 ) begin
+    \$8815  = image_bank16;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36476,17 +36482,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h0f:
             /* empty */;
         6'h10:
-            \$8814  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8815  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8814  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8815  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8815  = image_bank17;
-    if (\$signal$456 ) begin
+    \$8816  = image_bank17;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36523,17 +36529,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h10:
             /* empty */;
         6'h11:
-            \$8815  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8816  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8815  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8816  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8816  = image_bank18;
-    if (\$signal$456 ) begin
+    \$8817  = image_bank18;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36572,17 +36578,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h11:
             /* empty */;
         6'h12:
-            \$8816  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8817  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8816  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8817  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8817  = image_bank19;
-    if (\$signal$456 ) begin
+    \$8818  = image_bank19;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36623,17 +36629,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h12:
             /* empty */;
         6'h13:
-            \$8817  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8818  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8817  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8818  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8818  = image_bank20;
-    if (\$signal$456 ) begin
+    \$8819  = image_bank20;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36676,17 +36682,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h13:
             /* empty */;
         6'h14:
-            \$8818  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8819  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8818  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8819  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8819  = image_bank21;
-    if (\$signal$456 ) begin
+    \$8820  = image_bank21;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36731,17 +36737,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h14:
             /* empty */;
         6'h15:
-            \$8819  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8820  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8819  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8820  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8820  = image_bank22;
-    if (\$signal$456 ) begin
+    \$8821  = image_bank22;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36788,17 +36794,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h15:
             /* empty */;
         6'h16:
-            \$8820  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8821  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8820  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8821  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8821  = image_bank23;
-    if (\$signal$456 ) begin
+    \$8822  = image_bank23;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36847,17 +36853,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h16:
             /* empty */;
         6'h17:
-            \$8821  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8822  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8821  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8822  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8822  = image_bank24;
-    if (\$signal$456 ) begin
+    \$8823  = image_bank24;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36908,17 +36914,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h17:
             /* empty */;
         6'h18:
-            \$8822  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8823  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8822  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8823  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8823  = image_bank25;
-    if (\$signal$456 ) begin
+    \$8824  = image_bank25;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -36971,17 +36977,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h18:
             /* empty */;
         6'h19:
-            \$8823  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8824  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8823  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8824  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8824  = image_bank26;
-    if (\$signal$456 ) begin
+    \$8825  = image_bank26;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -37036,17 +37042,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h19:
             /* empty */;
         6'h1a:
-            \$8824  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8825  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8824  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8825  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8825  = image_bank27;
-    if (\$signal$456 ) begin
+    \$8826  = image_bank27;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -37103,17 +37109,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h1a:
             /* empty */;
         6'h1b:
-            \$8825  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8826  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8825  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8826  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8826  = image_bank28;
-    if (\$signal$456 ) begin
+    \$8827  = image_bank28;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -37172,17 +37178,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h1b:
             /* empty */;
         6'h1c:
-            \$8826  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8827  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8826  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8827  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8827  = image_bank29;
-    if (\$signal$456 ) begin
+    \$8828  = image_bank29;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -37243,17 +37249,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h1c:
             /* empty */;
         6'h1d:
-            \$8827  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8828  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8827  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8828  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8828  = image_bank30;
-    if (\$signal$456 ) begin
+    \$8829  = image_bank30;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -37316,17 +37322,17 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h1d:
             /* empty */;
         6'h1e:
-            \$8828  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8829  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8828  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8829  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8829  = image_bank31;
-    if (\$signal$456 ) begin
+    \$8830  = image_bank31;
+    if (\$signal$460 ) begin
       casez (s1_c)
         6'h00:
             /* empty */;
@@ -37391,287 +37397,277 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
         6'h1e:
             /* empty */;
         6'h1f:
-            \$8829  = { new_col6, \$8740 [503:492], \$8739 [491:480], \$8738 [479:468], \$8737 [467:456], \$8736 [455:444], new_col5, \$8735 [431:420], \$8734 [419:408], \$8733 [407:396], \$8732 [395:384], \$8731 [383:372], new_col4, \$8730 [359:348], \$8729 [347:336], \$8728 [335:324], \$8727 [323:312], \$8726 [311:300], new_col3, \$8725 [287:276], \$8724 [275:264], \$8723 [263:252], \$8722 [251:240], \$8721 [239:228], new_col2, \$8720 [215:204], \$8719 [203:192], \$8718 [191:180], \$8717 [179:168], \$8716 [167:156], new_col1, \$8715 [143:132], \$8714 [131:120], \$8713 [119:108], \$8712 [107:96], \$8711 [95:84], new_col0, \$8710 [71:60], \$8709 [59:48], \$8708 [47:36], \$8707 [35:24], \$8706 [23:12] };
+            \$8830  = { new_col6, \$8741 [503:492], \$8740 [491:480], \$8739 [479:468], \$8738 [467:456], \$8737 [455:444], new_col5, \$8736 [431:420], \$8735 [419:408], \$8734 [407:396], \$8733 [395:384], \$8732 [383:372], new_col4, \$8731 [359:348], \$8730 [347:336], \$8729 [335:324], \$8728 [323:312], \$8727 [311:300], new_col3, \$8726 [287:276], \$8725 [275:264], \$8724 [263:252], \$8723 [251:240], \$8722 [239:228], new_col2, \$8721 [215:204], \$8720 [203:192], \$8719 [191:180], \$8718 [179:168], \$8717 [167:156], new_col1, \$8716 [143:132], \$8715 [131:120], \$8714 [119:108], \$8713 [107:96], \$8712 [95:84], new_col0, \$8711 [71:60], \$8710 [59:48], \$8709 [47:36], \$8708 [35:24], \$8707 [23:12] };
       endcase
     end
     if (rst) begin
-      \$8829  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$8830  = 504'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8830  = s1_compute;
-    if (rst) begin
-      \$8830  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8831  = \$signal ;
+    \$8831  = s1_compute;
     if (rst) begin
       \$8831  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8832  = s1_last;
+    \$8832  = \$signal ;
     if (rst) begin
       \$8832  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8833  = psum_read__addr;
+    \$8833  = s1_last;
     if (rst) begin
       \$8833  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8834  = s1_pool;
+    \$8834  = psum_read__addr;
     if (rst) begin
-      \$8834  = 12'h000;
+      \$8834  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8835  = \$756 [18:0];
+    \$8835  = s1_pool;
     if (rst) begin
-      \$8835  = 19'h00000;
+      \$8835  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8836  = \$1002 [18:0];
+    \$8836  = \$756 [18:0];
     if (rst) begin
       \$8836  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8837  = \$1248 [18:0];
+    \$8837  = \$1002 [18:0];
     if (rst) begin
       \$8837  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8838  = \$1494 [18:0];
+    \$8838  = \$1248 [18:0];
     if (rst) begin
       \$8838  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8839  = \$1740 [18:0];
+    \$8839  = \$1494 [18:0];
     if (rst) begin
       \$8839  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8840  = \$1986 [18:0];
+    \$8840  = \$1740 [18:0];
     if (rst) begin
       \$8840  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8841  = \$2232 [18:0];
+    \$8841  = \$1986 [18:0];
     if (rst) begin
       \$8841  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8842  = \$2478 [18:0];
+    \$8842  = \$2232 [18:0];
     if (rst) begin
       \$8842  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8843  = \$2724 [18:0];
+    \$8843  = \$2478 [18:0];
     if (rst) begin
       \$8843  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8844  = \$2970 [18:0];
+    \$8844  = \$2724 [18:0];
     if (rst) begin
       \$8844  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8845  = \$3216 [18:0];
+    \$8845  = \$2970 [18:0];
     if (rst) begin
       \$8845  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8846  = \$3462 [18:0];
+    \$8846  = \$3216 [18:0];
     if (rst) begin
       \$8846  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8847  = \$3708 [18:0];
+    \$8847  = \$3462 [18:0];
     if (rst) begin
       \$8847  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8848  = \$3954 [18:0];
+    \$8848  = \$3708 [18:0];
     if (rst) begin
       \$8848  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8849  = \$4200 [18:0];
+    \$8849  = \$3954 [18:0];
     if (rst) begin
       \$8849  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8850  = \$4446 [18:0];
+    \$8850  = \$4200 [18:0];
     if (rst) begin
       \$8850  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8851  = \$4692 [18:0];
+    \$8851  = \$4446 [18:0];
     if (rst) begin
       \$8851  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8852  = \$4938 [18:0];
+    \$8852  = \$4692 [18:0];
     if (rst) begin
       \$8852  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8853  = \$5184 [18:0];
+    \$8853  = \$4938 [18:0];
     if (rst) begin
       \$8853  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8854  = \$5430 [18:0];
+    \$8854  = \$5184 [18:0];
     if (rst) begin
       \$8854  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8855  = \$5676 [18:0];
+    \$8855  = \$5430 [18:0];
     if (rst) begin
       \$8855  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8856  = \$5922 [18:0];
+    \$8856  = \$5676 [18:0];
     if (rst) begin
       \$8856  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8857  = \$6168 [18:0];
+    \$8857  = \$5922 [18:0];
     if (rst) begin
       \$8857  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8858  = \$6414 [18:0];
+    \$8858  = \$6168 [18:0];
     if (rst) begin
       \$8858  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8859  = \$6660 [18:0];
+    \$8859  = \$6414 [18:0];
     if (rst) begin
       \$8859  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8860  = \$6906 [18:0];
+    \$8860  = \$6660 [18:0];
     if (rst) begin
       \$8860  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8861  = \$7152 [18:0];
+    \$8861  = \$6906 [18:0];
     if (rst) begin
       \$8861  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8862  = \$7398 [18:0];
+    \$8862  = \$7152 [18:0];
     if (rst) begin
       \$8862  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8863  = \$7644 [18:0];
+    \$8863  = \$7398 [18:0];
     if (rst) begin
       \$8863  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8864  = \$7890 [18:0];
+    \$8864  = \$7644 [18:0];
     if (rst) begin
       \$8864  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8865  = \$8136 [18:0];
+    \$8865  = \$7890 [18:0];
     if (rst) begin
       \$8865  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8866  = \$8382 [18:0];
+    \$8866  = \$8136 [18:0];
     if (rst) begin
       \$8866  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8867  = summer0;
-    if (\$signal$379 ) begin
-      \$8867  = \$8390 [20:0];
-    end
+    \$8867  = \$8382 [18:0];
     if (rst) begin
-      \$8867  = 21'h000000;
+      \$8867  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8868  = summer1;
-    if (\$signal$379 ) begin
-      \$8868  = \$8394 [20:0];
+    \$8868  = summer0;
+    if (\$signal$383 ) begin
+      \$8868  = \$8390 [20:0];
     end
     if (rst) begin
       \$8868  = 21'h000000;
@@ -37679,9 +37675,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8869  = summer2;
-    if (\$signal$379 ) begin
-      \$8869  = \$8398 [20:0];
+    \$8869  = summer1;
+    if (\$signal$383 ) begin
+      \$8869  = \$8394 [20:0];
     end
     if (rst) begin
       \$8869  = 21'h000000;
@@ -37689,9 +37685,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8870  = summer3;
-    if (\$signal$379 ) begin
-      \$8870  = \$8402 [20:0];
+    \$8870  = summer2;
+    if (\$signal$383 ) begin
+      \$8870  = \$8398 [20:0];
     end
     if (rst) begin
       \$8870  = 21'h000000;
@@ -37699,9 +37695,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8871  = summer4;
-    if (\$signal$379 ) begin
-      \$8871  = \$8406 [20:0];
+    \$8871  = summer3;
+    if (\$signal$383 ) begin
+      \$8871  = \$8402 [20:0];
     end
     if (rst) begin
       \$8871  = 21'h000000;
@@ -37709,9 +37705,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8872  = summer5;
-    if (\$signal$379 ) begin
-      \$8872  = \$8410 [20:0];
+    \$8872  = summer4;
+    if (\$signal$383 ) begin
+      \$8872  = \$8406 [20:0];
     end
     if (rst) begin
       \$8872  = 21'h000000;
@@ -37719,9 +37715,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8873  = summer6;
-    if (\$signal$379 ) begin
-      \$8873  = \$8414 [20:0];
+    \$8873  = summer5;
+    if (\$signal$383 ) begin
+      \$8873  = \$8410 [20:0];
     end
     if (rst) begin
       \$8873  = 21'h000000;
@@ -37729,9 +37725,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8874  = summer7;
-    if (\$signal$379 ) begin
-      \$8874  = \$8418 [20:0];
+    \$8874  = summer6;
+    if (\$signal$383 ) begin
+      \$8874  = \$8414 [20:0];
     end
     if (rst) begin
       \$8874  = 21'h000000;
@@ -37739,9 +37735,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8875  = summer8;
-    if (\$signal$379 ) begin
-      \$8875  = \$8422 [20:0];
+    \$8875  = summer7;
+    if (\$signal$383 ) begin
+      \$8875  = \$8418 [20:0];
     end
     if (rst) begin
       \$8875  = 21'h000000;
@@ -37749,9 +37745,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8876  = summer9;
-    if (\$signal$379 ) begin
-      \$8876  = \$8426 [20:0];
+    \$8876  = summer8;
+    if (\$signal$383 ) begin
+      \$8876  = \$8422 [20:0];
     end
     if (rst) begin
       \$8876  = 21'h000000;
@@ -37759,9 +37755,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8877  = summer10;
-    if (\$signal$379 ) begin
-      \$8877  = \$8430 [20:0];
+    \$8877  = summer9;
+    if (\$signal$383 ) begin
+      \$8877  = \$8426 [20:0];
     end
     if (rst) begin
       \$8877  = 21'h000000;
@@ -37769,9 +37765,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8878  = summer11;
-    if (\$signal$379 ) begin
-      \$8878  = \$8434 [20:0];
+    \$8878  = summer10;
+    if (\$signal$383 ) begin
+      \$8878  = \$8430 [20:0];
     end
     if (rst) begin
       \$8878  = 21'h000000;
@@ -37779,9 +37775,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8879  = summer12;
-    if (\$signal$379 ) begin
-      \$8879  = \$8438 [20:0];
+    \$8879  = summer11;
+    if (\$signal$383 ) begin
+      \$8879  = \$8434 [20:0];
     end
     if (rst) begin
       \$8879  = 21'h000000;
@@ -37789,9 +37785,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8880  = summer13;
-    if (\$signal$379 ) begin
-      \$8880  = \$8442 [20:0];
+    \$8880  = summer12;
+    if (\$signal$383 ) begin
+      \$8880  = \$8438 [20:0];
     end
     if (rst) begin
       \$8880  = 21'h000000;
@@ -37799,9 +37795,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8881  = summer14;
-    if (\$signal$379 ) begin
-      \$8881  = \$8446 [20:0];
+    \$8881  = summer13;
+    if (\$signal$383 ) begin
+      \$8881  = \$8442 [20:0];
     end
     if (rst) begin
       \$8881  = 21'h000000;
@@ -37809,9 +37805,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8882  = summer15;
-    if (\$signal$379 ) begin
-      \$8882  = \$8450 [20:0];
+    \$8882  = summer14;
+    if (\$signal$383 ) begin
+      \$8882  = \$8446 [20:0];
     end
     if (rst) begin
       \$8882  = 21'h000000;
@@ -37819,9 +37815,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8883  = summer16;
-    if (\$signal$379 ) begin
-      \$8883  = \$8454 [20:0];
+    \$8883  = summer15;
+    if (\$signal$383 ) begin
+      \$8883  = \$8450 [20:0];
     end
     if (rst) begin
       \$8883  = 21'h000000;
@@ -37829,9 +37825,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8884  = summer17;
-    if (\$signal$379 ) begin
-      \$8884  = \$8458 [20:0];
+    \$8884  = summer16;
+    if (\$signal$383 ) begin
+      \$8884  = \$8454 [20:0];
     end
     if (rst) begin
       \$8884  = 21'h000000;
@@ -37839,9 +37835,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8885  = summer18;
-    if (\$signal$379 ) begin
-      \$8885  = \$8462 [20:0];
+    \$8885  = summer17;
+    if (\$signal$383 ) begin
+      \$8885  = \$8458 [20:0];
     end
     if (rst) begin
       \$8885  = 21'h000000;
@@ -37849,9 +37845,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8886  = summer19;
-    if (\$signal$379 ) begin
-      \$8886  = \$8466 [20:0];
+    \$8886  = summer18;
+    if (\$signal$383 ) begin
+      \$8886  = \$8462 [20:0];
     end
     if (rst) begin
       \$8886  = 21'h000000;
@@ -37859,9 +37855,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8887  = summer20;
-    if (\$signal$379 ) begin
-      \$8887  = \$8470 [20:0];
+    \$8887  = summer19;
+    if (\$signal$383 ) begin
+      \$8887  = \$8466 [20:0];
     end
     if (rst) begin
       \$8887  = 21'h000000;
@@ -37869,9 +37865,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8888  = summer21;
-    if (\$signal$379 ) begin
-      \$8888  = \$8474 [20:0];
+    \$8888  = summer20;
+    if (\$signal$383 ) begin
+      \$8888  = \$8470 [20:0];
     end
     if (rst) begin
       \$8888  = 21'h000000;
@@ -37879,9 +37875,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8889  = summer22;
-    if (\$signal$379 ) begin
-      \$8889  = \$8478 [20:0];
+    \$8889  = summer21;
+    if (\$signal$383 ) begin
+      \$8889  = \$8474 [20:0];
     end
     if (rst) begin
       \$8889  = 21'h000000;
@@ -37889,9 +37885,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8890  = summer23;
-    if (\$signal$379 ) begin
-      \$8890  = \$8482 [20:0];
+    \$8890  = summer22;
+    if (\$signal$383 ) begin
+      \$8890  = \$8478 [20:0];
     end
     if (rst) begin
       \$8890  = 21'h000000;
@@ -37899,9 +37895,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8891  = summer24;
-    if (\$signal$379 ) begin
-      \$8891  = \$8486 [20:0];
+    \$8891  = summer23;
+    if (\$signal$383 ) begin
+      \$8891  = \$8482 [20:0];
     end
     if (rst) begin
       \$8891  = 21'h000000;
@@ -37909,9 +37905,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8892  = summer25;
-    if (\$signal$379 ) begin
-      \$8892  = \$8490 [20:0];
+    \$8892  = summer24;
+    if (\$signal$383 ) begin
+      \$8892  = \$8486 [20:0];
     end
     if (rst) begin
       \$8892  = 21'h000000;
@@ -37919,9 +37915,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8893  = summer26;
-    if (\$signal$379 ) begin
-      \$8893  = \$8494 [20:0];
+    \$8893  = summer25;
+    if (\$signal$383 ) begin
+      \$8893  = \$8490 [20:0];
     end
     if (rst) begin
       \$8893  = 21'h000000;
@@ -37929,9 +37925,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8894  = summer27;
-    if (\$signal$379 ) begin
-      \$8894  = \$8498 [20:0];
+    \$8894  = summer26;
+    if (\$signal$383 ) begin
+      \$8894  = \$8494 [20:0];
     end
     if (rst) begin
       \$8894  = 21'h000000;
@@ -37939,9 +37935,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8895  = summer28;
-    if (\$signal$379 ) begin
-      \$8895  = \$8502 [20:0];
+    \$8895  = summer27;
+    if (\$signal$383 ) begin
+      \$8895  = \$8498 [20:0];
     end
     if (rst) begin
       \$8895  = 21'h000000;
@@ -37949,9 +37945,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8896  = summer29;
-    if (\$signal$379 ) begin
-      \$8896  = \$8506 [20:0];
+    \$8896  = summer28;
+    if (\$signal$383 ) begin
+      \$8896  = \$8502 [20:0];
     end
     if (rst) begin
       \$8896  = 21'h000000;
@@ -37959,9 +37955,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8897  = summer30;
-    if (\$signal$379 ) begin
-      \$8897  = \$8510 [20:0];
+    \$8897  = summer29;
+    if (\$signal$383 ) begin
+      \$8897  = \$8506 [20:0];
     end
     if (rst) begin
       \$8897  = 21'h000000;
@@ -37969,9 +37965,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8898  = summer31;
-    if (\$signal$379 ) begin
-      \$8898  = \$8514 [20:0];
+    \$8898  = summer30;
+    if (\$signal$383 ) begin
+      \$8898  = \$8510 [20:0];
     end
     if (rst) begin
       \$8898  = 21'h000000;
@@ -37979,47 +37975,47 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8899  = drain;
-    if (draining) begin
-      \$8899  = \$8741 [5:0];
-    end
-    if (load_hold) begin
-      \$8899  = 6'h00;
+    \$8899  = summer31;
+    if (\$signal$383 ) begin
+      \$8899  = \$8514 [20:0];
     end
     if (rst) begin
-      \$8899  = 6'h00;
+      \$8899  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8900  = draining;
+    \$8900  = drain;
     if (draining) begin
-      if (\$8743 ) begin
-        \$8900  = 1'h0;
+      \$8900  = \$8742 [5:0];
+    end
+    if (load_hold) begin
+      \$8900  = 6'h00;
+    end
+    if (rst) begin
+      \$8900  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$8901  = draining;
+    if (draining) begin
+      if (\$8744 ) begin
+        \$8901  = 1'h0;
       end
     end
     if (load_hold) begin
-      \$8900  = 1'h1;
+      \$8901  = 1'h1;
     end
     if (rst) begin
-      \$8900  = 1'h0;
+      \$8901  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8901  = hold0;
+    \$8902  = hold0;
     if (load_hold) begin
-      \$8901  = \$8390 [20:0];
-    end
-    if (rst) begin
-      \$8901  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8902  = hold1;
-    if (load_hold) begin
-      \$8902  = \$8394 [20:0];
+      \$8902  = \$8390 [20:0];
     end
     if (rst) begin
       \$8902  = 21'h000000;
@@ -38027,9 +38023,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8903  = hold2;
+    \$8903  = hold1;
     if (load_hold) begin
-      \$8903  = \$8398 [20:0];
+      \$8903  = \$8394 [20:0];
     end
     if (rst) begin
       \$8903  = 21'h000000;
@@ -38037,9 +38033,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8904  = hold3;
+    \$8904  = hold2;
     if (load_hold) begin
-      \$8904  = \$8402 [20:0];
+      \$8904  = \$8398 [20:0];
     end
     if (rst) begin
       \$8904  = 21'h000000;
@@ -38047,9 +38043,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8905  = hold4;
+    \$8905  = hold3;
     if (load_hold) begin
-      \$8905  = \$8406 [20:0];
+      \$8905  = \$8402 [20:0];
     end
     if (rst) begin
       \$8905  = 21'h000000;
@@ -38057,9 +38053,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8906  = hold5;
+    \$8906  = hold4;
     if (load_hold) begin
-      \$8906  = \$8410 [20:0];
+      \$8906  = \$8406 [20:0];
     end
     if (rst) begin
       \$8906  = 21'h000000;
@@ -38067,9 +38063,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8907  = hold6;
+    \$8907  = hold5;
     if (load_hold) begin
-      \$8907  = \$8414 [20:0];
+      \$8907  = \$8410 [20:0];
     end
     if (rst) begin
       \$8907  = 21'h000000;
@@ -38077,9 +38073,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8908  = hold7;
+    \$8908  = hold6;
     if (load_hold) begin
-      \$8908  = \$8418 [20:0];
+      \$8908  = \$8414 [20:0];
     end
     if (rst) begin
       \$8908  = 21'h000000;
@@ -38087,9 +38083,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8909  = hold8;
+    \$8909  = hold7;
     if (load_hold) begin
-      \$8909  = \$8422 [20:0];
+      \$8909  = \$8418 [20:0];
     end
     if (rst) begin
       \$8909  = 21'h000000;
@@ -38097,9 +38093,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8910  = hold9;
+    \$8910  = hold8;
     if (load_hold) begin
-      \$8910  = \$8426 [20:0];
+      \$8910  = \$8422 [20:0];
     end
     if (rst) begin
       \$8910  = 21'h000000;
@@ -38107,9 +38103,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8911  = hold10;
+    \$8911  = hold9;
     if (load_hold) begin
-      \$8911  = \$8430 [20:0];
+      \$8911  = \$8426 [20:0];
     end
     if (rst) begin
       \$8911  = 21'h000000;
@@ -38117,9 +38113,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8912  = hold11;
+    \$8912  = hold10;
     if (load_hold) begin
-      \$8912  = \$8434 [20:0];
+      \$8912  = \$8430 [20:0];
     end
     if (rst) begin
       \$8912  = 21'h000000;
@@ -38127,9 +38123,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8913  = hold12;
+    \$8913  = hold11;
     if (load_hold) begin
-      \$8913  = \$8438 [20:0];
+      \$8913  = \$8434 [20:0];
     end
     if (rst) begin
       \$8913  = 21'h000000;
@@ -38137,9 +38133,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8914  = hold13;
+    \$8914  = hold12;
     if (load_hold) begin
-      \$8914  = \$8442 [20:0];
+      \$8914  = \$8438 [20:0];
     end
     if (rst) begin
       \$8914  = 21'h000000;
@@ -38147,9 +38143,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8915  = hold14;
+    \$8915  = hold13;
     if (load_hold) begin
-      \$8915  = \$8446 [20:0];
+      \$8915  = \$8442 [20:0];
     end
     if (rst) begin
       \$8915  = 21'h000000;
@@ -38157,9 +38153,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8916  = hold15;
+    \$8916  = hold14;
     if (load_hold) begin
-      \$8916  = \$8450 [20:0];
+      \$8916  = \$8446 [20:0];
     end
     if (rst) begin
       \$8916  = 21'h000000;
@@ -38167,9 +38163,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8917  = hold16;
+    \$8917  = hold15;
     if (load_hold) begin
-      \$8917  = \$8454 [20:0];
+      \$8917  = \$8450 [20:0];
     end
     if (rst) begin
       \$8917  = 21'h000000;
@@ -38177,9 +38173,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8918  = hold17;
+    \$8918  = hold16;
     if (load_hold) begin
-      \$8918  = \$8458 [20:0];
+      \$8918  = \$8454 [20:0];
     end
     if (rst) begin
       \$8918  = 21'h000000;
@@ -38187,9 +38183,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8919  = hold18;
+    \$8919  = hold17;
     if (load_hold) begin
-      \$8919  = \$8462 [20:0];
+      \$8919  = \$8458 [20:0];
     end
     if (rst) begin
       \$8919  = 21'h000000;
@@ -38197,9 +38193,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8920  = hold19;
+    \$8920  = hold18;
     if (load_hold) begin
-      \$8920  = \$8466 [20:0];
+      \$8920  = \$8462 [20:0];
     end
     if (rst) begin
       \$8920  = 21'h000000;
@@ -38207,9 +38203,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8921  = hold20;
+    \$8921  = hold19;
     if (load_hold) begin
-      \$8921  = \$8470 [20:0];
+      \$8921  = \$8466 [20:0];
     end
     if (rst) begin
       \$8921  = 21'h000000;
@@ -38217,9 +38213,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8922  = hold21;
+    \$8922  = hold20;
     if (load_hold) begin
-      \$8922  = \$8474 [20:0];
+      \$8922  = \$8470 [20:0];
     end
     if (rst) begin
       \$8922  = 21'h000000;
@@ -38227,9 +38223,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8923  = hold22;
+    \$8923  = hold21;
     if (load_hold) begin
-      \$8923  = \$8478 [20:0];
+      \$8923  = \$8474 [20:0];
     end
     if (rst) begin
       \$8923  = 21'h000000;
@@ -38237,9 +38233,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8924  = hold23;
+    \$8924  = hold22;
     if (load_hold) begin
-      \$8924  = \$8482 [20:0];
+      \$8924  = \$8478 [20:0];
     end
     if (rst) begin
       \$8924  = 21'h000000;
@@ -38247,9 +38243,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8925  = hold24;
+    \$8925  = hold23;
     if (load_hold) begin
-      \$8925  = \$8486 [20:0];
+      \$8925  = \$8482 [20:0];
     end
     if (rst) begin
       \$8925  = 21'h000000;
@@ -38257,9 +38253,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8926  = hold25;
+    \$8926  = hold24;
     if (load_hold) begin
-      \$8926  = \$8490 [20:0];
+      \$8926  = \$8486 [20:0];
     end
     if (rst) begin
       \$8926  = 21'h000000;
@@ -38267,9 +38263,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8927  = hold26;
+    \$8927  = hold25;
     if (load_hold) begin
-      \$8927  = \$8494 [20:0];
+      \$8927  = \$8490 [20:0];
     end
     if (rst) begin
       \$8927  = 21'h000000;
@@ -38277,9 +38273,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8928  = hold27;
+    \$8928  = hold26;
     if (load_hold) begin
-      \$8928  = \$8498 [20:0];
+      \$8928  = \$8494 [20:0];
     end
     if (rst) begin
       \$8928  = 21'h000000;
@@ -38287,9 +38283,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8929  = hold28;
+    \$8929  = hold27;
     if (load_hold) begin
-      \$8929  = \$8502 [20:0];
+      \$8929  = \$8498 [20:0];
     end
     if (rst) begin
       \$8929  = 21'h000000;
@@ -38297,9 +38293,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8930  = hold29;
+    \$8930  = hold28;
     if (load_hold) begin
-      \$8930  = \$8506 [20:0];
+      \$8930  = \$8502 [20:0];
     end
     if (rst) begin
       \$8930  = 21'h000000;
@@ -38307,9 +38303,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8931  = hold30;
+    \$8931  = hold29;
     if (load_hold) begin
-      \$8931  = \$8510 [20:0];
+      \$8931  = \$8506 [20:0];
     end
     if (rst) begin
       \$8931  = 21'h000000;
@@ -38317,9 +38313,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8932  = hold31;
+    \$8932  = hold30;
     if (load_hold) begin
-      \$8932  = \$8514 [20:0];
+      \$8932  = \$8510 [20:0];
     end
     if (rst) begin
       \$8932  = 21'h000000;
@@ -38327,12 +38323,22 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8933  = hold_pool;
+    \$8933  = hold31;
     if (load_hold) begin
-      \$8933  = s2_pool;
+      \$8933  = \$8514 [20:0];
     end
     if (rst) begin
-      \$8933  = 12'h000;
+      \$8933  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$8934  = hold_pool;
+    if (load_hold) begin
+      \$8934  = s2_pool;
+    end
+    if (rst) begin
+      \$8934  = 12'h000;
     end
   end
   always @* begin
@@ -38913,24 +38919,96 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    pass_field32 = 8'h00;
+    casez (index)
+      3'h0:
+          pass_field32 = 8'h00;
+      3'h1:
+          pass_field32 = 8'h00;
+      3'h2:
+          pass_field32 = 8'h00;
+      3'h3:
+          pass_field32 = 8'h00;
+      3'h4:
+          pass_field32 = 8'h00;
+      3'h5:
+          pass_field32 = 8'h00;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    pass_field33 = 8'h00;
+    casez (index)
+      3'h0:
+          pass_field33 = 8'h00;
+      3'h1:
+          pass_field33 = 8'h00;
+      3'h2:
+          pass_field33 = 8'h00;
+      3'h3:
+          pass_field33 = 8'h20;
+      3'h4:
+          pass_field33 = 8'h00;
+      3'h5:
+          pass_field33 = 8'h00;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    pass_field34 = 8'h00;
+    casez (index)
+      3'h0:
+          pass_field34 = 8'h00;
+      3'h1:
+          pass_field34 = 8'h00;
+      3'h2:
+          pass_field34 = 8'h00;
+      3'h3:
+          pass_field34 = 8'h00;
+      3'h4:
+          pass_field34 = 8'h00;
+      3'h5:
+          pass_field34 = 8'h00;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    pass_field35 = 8'h00;
+    casez (index)
+      3'h0:
+          pass_field35 = 8'h00;
+      3'h1:
+          pass_field35 = 8'h00;
+      3'h2:
+          pass_field35 = 8'h00;
+      3'h3:
+          pass_field35 = 8'h00;
+      3'h4:
+          pass_field35 = 8'h00;
+      3'h5:
+          pass_field35 = 8'h00;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     casez (\$174 [2:0])
       3'h0:
-          \$175  = \$signature__data$142 ;
-      3'h1:
-          \$175  = \$signature__data$143 ;
-      3'h2:
-          \$175  = \$signature__data$144 ;
-      3'h3:
-          \$175  = \$signature__data$145 ;
-      3'h4:
           \$175  = \$signature__data$146 ;
-      3'h5:
+      3'h1:
           \$175  = \$signature__data$147 ;
-      3'h6:
+      3'h2:
           \$175  = \$signature__data$148 ;
-      3'h7:
+      3'h3:
           \$175  = \$signature__data$149 ;
+      3'h4:
+          \$175  = \$signature__data$150 ;
+      3'h5:
+          \$175  = \$signature__data$151 ;
+      3'h6:
+          \$175  = \$signature__data$152 ;
+      3'h7:
+          \$175  = \$signature__data$153 ;
     endcase
   end
   always @* begin
@@ -38938,21 +39016,21 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     (* full_case = 32'd1 *)
     casez (\$182 [2:0])
       3'h0:
-          \$183  = \$signature__data$142 ;
-      3'h1:
-          \$183  = \$signature__data$143 ;
-      3'h2:
-          \$183  = \$signature__data$144 ;
-      3'h3:
-          \$183  = \$signature__data$145 ;
-      3'h4:
           \$183  = \$signature__data$146 ;
-      3'h5:
+      3'h1:
           \$183  = \$signature__data$147 ;
-      3'h6:
+      3'h2:
           \$183  = \$signature__data$148 ;
-      3'h7:
+      3'h3:
           \$183  = \$signature__data$149 ;
+      3'h4:
+          \$183  = \$signature__data$150 ;
+      3'h5:
+          \$183  = \$signature__data$151 ;
+      3'h6:
+          \$183  = \$signature__data$152 ;
+      3'h7:
+          \$183  = \$signature__data$153 ;
     endcase
   end
   always @* begin
@@ -38960,21 +39038,21 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     (* full_case = 32'd1 *)
     casez (\$190 [2:0])
       3'h0:
-          \$191  = \$signature__data$142 ;
-      3'h1:
-          \$191  = \$signature__data$143 ;
-      3'h2:
-          \$191  = \$signature__data$144 ;
-      3'h3:
-          \$191  = \$signature__data$145 ;
-      3'h4:
           \$191  = \$signature__data$146 ;
-      3'h5:
+      3'h1:
           \$191  = \$signature__data$147 ;
-      3'h6:
+      3'h2:
           \$191  = \$signature__data$148 ;
-      3'h7:
+      3'h3:
           \$191  = \$signature__data$149 ;
+      3'h4:
+          \$191  = \$signature__data$150 ;
+      3'h5:
+          \$191  = \$signature__data$151 ;
+      3'h6:
+          \$191  = \$signature__data$152 ;
+      3'h7:
+          \$191  = \$signature__data$153 ;
     endcase
   end
   always @* begin
@@ -38982,21 +39060,21 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     (* full_case = 32'd1 *)
     casez (\$198 [2:0])
       3'h0:
-          \$199  = \$signature__data$142 ;
-      3'h1:
-          \$199  = \$signature__data$143 ;
-      3'h2:
-          \$199  = \$signature__data$144 ;
-      3'h3:
-          \$199  = \$signature__data$145 ;
-      3'h4:
           \$199  = \$signature__data$146 ;
-      3'h5:
+      3'h1:
           \$199  = \$signature__data$147 ;
-      3'h6:
+      3'h2:
           \$199  = \$signature__data$148 ;
-      3'h7:
+      3'h3:
           \$199  = \$signature__data$149 ;
+      3'h4:
+          \$199  = \$signature__data$150 ;
+      3'h5:
+          \$199  = \$signature__data$151 ;
+      3'h6:
+          \$199  = \$signature__data$152 ;
+      3'h7:
+          \$199  = \$signature__data$153 ;
     endcase
   end
   always @* begin
@@ -39004,21 +39082,21 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     (* full_case = 32'd1 *)
     casez (\$206 [2:0])
       3'h0:
-          \$207  = \$signature__data$142 ;
-      3'h1:
-          \$207  = \$signature__data$143 ;
-      3'h2:
-          \$207  = \$signature__data$144 ;
-      3'h3:
-          \$207  = \$signature__data$145 ;
-      3'h4:
           \$207  = \$signature__data$146 ;
-      3'h5:
+      3'h1:
           \$207  = \$signature__data$147 ;
-      3'h6:
+      3'h2:
           \$207  = \$signature__data$148 ;
-      3'h7:
+      3'h3:
           \$207  = \$signature__data$149 ;
+      3'h4:
+          \$207  = \$signature__data$150 ;
+      3'h5:
+          \$207  = \$signature__data$151 ;
+      3'h6:
+          \$207  = \$signature__data$152 ;
+      3'h7:
+          \$207  = \$signature__data$153 ;
     endcase
   end
   always @* begin
@@ -39026,21 +39104,21 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     (* full_case = 32'd1 *)
     casez (\$214 [2:0])
       3'h0:
-          \$215  = \$signature__data$142 ;
-      3'h1:
-          \$215  = \$signature__data$143 ;
-      3'h2:
-          \$215  = \$signature__data$144 ;
-      3'h3:
-          \$215  = \$signature__data$145 ;
-      3'h4:
           \$215  = \$signature__data$146 ;
-      3'h5:
+      3'h1:
           \$215  = \$signature__data$147 ;
-      3'h6:
+      3'h2:
           \$215  = \$signature__data$148 ;
-      3'h7:
+      3'h3:
           \$215  = \$signature__data$149 ;
+      3'h4:
+          \$215  = \$signature__data$150 ;
+      3'h5:
+          \$215  = \$signature__data$151 ;
+      3'h6:
+          \$215  = \$signature__data$152 ;
+      3'h7:
+          \$215  = \$signature__data$153 ;
     endcase
   end
   always @* begin
@@ -39048,21 +39126,21 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     (* full_case = 32'd1 *)
     casez (\$222 [2:0])
       3'h0:
-          \$223  = \$signature__data$142 ;
-      3'h1:
-          \$223  = \$signature__data$143 ;
-      3'h2:
-          \$223  = \$signature__data$144 ;
-      3'h3:
-          \$223  = \$signature__data$145 ;
-      3'h4:
           \$223  = \$signature__data$146 ;
-      3'h5:
+      3'h1:
           \$223  = \$signature__data$147 ;
-      3'h6:
+      3'h2:
           \$223  = \$signature__data$148 ;
-      3'h7:
+      3'h3:
           \$223  = \$signature__data$149 ;
+      3'h4:
+          \$223  = \$signature__data$150 ;
+      3'h5:
+          \$223  = \$signature__data$151 ;
+      3'h6:
+          \$223  = \$signature__data$152 ;
+      3'h7:
+          \$223  = \$signature__data$153 ;
     endcase
   end
   always @* begin
@@ -42006,40 +42084,40 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     endcase
   end
   assign counts = event_counts;
-  assign \$signature__addr$67  = count[10:0];
-  assign \$signature__data$68  = m_axis_tdata;
+  assign \$signature__addr$71  = count[10:0];
+  assign \$signature__data$72  = m_axis_tdata;
   assign weight_read__addr = \$7 [7:0];
-  assign load_slot = \$signature__addr$71 ;
-  assign weight_read__data = \$signature__data$73 ;
-  assign load_valid = \$signature__en$75 ;
-  assign \$signature__addr$77  = \$16 [10:0];
-  assign \$signature__addr$81  = \$21 [10:0];
-  assign fw_addr = \$signature__addr$82 ;
-  assign \$signature__data$84  = \$23 [11:0];
-  assign \$signature__addr$90  = \$signature__addr$82 ;
-  assign \$signature__data$91  = \$26 [11:0];
-  assign \$signature__addr$93  = \$signature__addr$82 ;
-  assign \$signature__data$94  = \$29 [11:0];
-  assign \$signature__addr$96  = \$signature__addr$82 ;
-  assign \$signature__data$97  = \$32 [11:0];
-  assign \$signature__addr$99  = \$signature__addr$82 ;
-  assign \$signature__data$100  = \$35 [11:0];
-  assign \$signature__addr$102  = \$signature__addr$82 ;
-  assign \$signature__data$103  = \$38 [11:0];
-  assign \$signature__addr$105  = \$signature__addr$82 ;
-  assign \$signature__data$106  = \$41 [11:0];
-  assign \$signature__addr$108  = \$signature__addr$82 ;
-  assign \$signature__data$109  = \$44 [11:0];
+  assign load_slot = \$signature__addr$75 ;
+  assign weight_read__data = \$signature__data$77 ;
+  assign load_valid = \$signature__en$79 ;
+  assign \$signature__addr$81  = \$16 [10:0];
+  assign \$signature__addr$85  = \$21 [10:0];
+  assign fw_addr = \$signature__addr$86 ;
+  assign \$signature__data$88  = \$23 [11:0];
+  assign \$signature__addr$94  = \$signature__addr$86 ;
+  assign \$signature__data$95  = \$26 [11:0];
+  assign \$signature__addr$97  = \$signature__addr$86 ;
+  assign \$signature__data$98  = \$29 [11:0];
+  assign \$signature__addr$100  = \$signature__addr$86 ;
+  assign \$signature__data$101  = \$32 [11:0];
+  assign \$signature__addr$103  = \$signature__addr$86 ;
+  assign \$signature__data$104  = \$35 [11:0];
+  assign \$signature__addr$106  = \$signature__addr$86 ;
+  assign \$signature__data$107  = \$38 [11:0];
+  assign \$signature__addr$109  = \$signature__addr$86 ;
+  assign \$signature__data$110  = \$41 [11:0];
+  assign \$signature__addr$112  = \$signature__addr$86 ;
+  assign \$signature__data$113  = \$44 [11:0];
   assign need = \$56 [4:0];
   assign filter_read__addr = c[4:0];
-  assign \$signature__addr$120  = \$62 [9:0];
-  assign \$signature__addr$122  = \$64 [9:0];
-  assign \$signature__addr$123  = \$66 [9:0];
-  assign \$signature__addr$124  = \$68 [9:0];
-  assign \$signature__addr$125  = \$70 [9:0];
-  assign \$signature__addr$126  = \$72 [9:0];
-  assign \$signature__addr$127  = \$74 [9:0];
-  assign \$signature__addr$128  = \$76 [9:0];
+  assign \$signature__addr$124  = \$62 [9:0];
+  assign \$signature__addr$126  = \$64 [9:0];
+  assign \$signature__addr$127  = \$66 [9:0];
+  assign \$signature__addr$128  = \$68 [9:0];
+  assign \$signature__addr$129  = \$70 [9:0];
+  assign \$signature__addr$130  = \$72 [9:0];
+  assign \$signature__addr$131  = \$74 [9:0];
+  assign \$signature__addr$132  = \$76 [9:0];
   assign image_col = { \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77  };
   assign image_row0 = \$79 [5:0];
   assign image_row1 = \$86 [5:0];
@@ -42127,10 +42205,10 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   assign value = \$8566 [19:0];
   assign \$like  = hold_pool[0];
   assign pool_col_phase = hold_pool[1];
-  assign \$like$431  = hold_pool[5:2];
+  assign \$like$435  = hold_pool[5:2];
   assign pool_col = hold_pool[11:6];
   assign pool_read__addr = \$8568 [9:0];
-  assign \$signature__addr$435  = \$8570 [9:0];
+  assign \$signature__addr$439  = \$8570 [9:0];
   assign row_ok[6] = \$126 ;
   assign row_ok[5] = \$119 ;
   assign row_ok[4] = \$112 ;
