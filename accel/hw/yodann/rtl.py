@@ -23,8 +23,10 @@ window against every SoP unit's weights: sum of ``x XOR ~w`` plus the popcount o
 registered), channel summer (accumulate; the first channel starts from zero or from the
 partial sums of the earlier input passes; the last channel stores the partial sums or loads
 the output stage's holding register). The output stage drains the holding register one
-channel per cycle: bias, ReLU, fixed-point scale, rounding, saturation, then the pool unit
-(running maxima of the open windows of the current pool row) and the destination buffer.
+channel per cycle: bias, ReLU, fixed-point scale, rounding, saturation (or, for a layer with
+thresholds, the count of the channel's thresholds the accumulator reaches, one comparator per
+step), then the pool unit (running maxima of the open windows of the current pool row) and the
+destination buffer.
 The cycle model (``accel.hw.yodann.model``) follows the same schedule.
 """
 
