@@ -16,11 +16,10 @@ from accel.energy.model import EventSpec
 from accel.hw.architecture import Architecture, RTLRun, Timing, option
 from accel.hw.common.counters import DEFAULT_COUNTER_WIDTH
 from accel.hw.yodann import run
-from accel.hw.yodann.mapping import (MAX_SCALE_BITS, EngineConfig, YodaNNMapping, filter_words,
-                                     map_network, passes)
+from accel.hw.yodann.mapping import (MAX_SCALE_BITS, EngineConfig, YodaNNMapping,
+                                     filter_word_count, map_network, passes, threshold_rows)
 from accel.hw.yodann.model import frame_timing
-from accel.hw.yodann.rtl import (YodaNNTop, engine_widths, event_declarations, threshold_steps,
-                                 threshold_words)
+from accel.hw.yodann.rtl import YodaNNTop, engine_widths, event_declarations, threshold_steps
 
 
 @dataclass(frozen=True)
@@ -86,14 +85,13 @@ class YodaNNArchitecture(Architecture):
         taps = config.k_max ** 2
         filter_word = config.n_out * taps
         storage = (2 * mapping.buffer_values * w["out"]
-                   + len(filter_words(mapping)) * filter_word + config.n_in * filter_word
+                   + filter_word_count(mapping) * filter_word + config.n_in * filter_word
                    + (config.k_max + 1) * config.w_max * config.n_in * w["activation"]
                    + config.n_in * config.k_max * (config.k_max - 1) * w["activation"]
                    + mapping.psum_words * config.n_out * w["acc"]
                    + config.w_max * config.n_out * w["out"]
                    + config.n_out * (w["sop"] + 2 * w["acc"])
-                   + len(threshold_words(mapping, w["acc"] + 1)) * threshold_steps(mapping)
-                   * (w["acc"] + 1))
+                   + threshold_rows(mapping) * threshold_steps(mapping) * (w["acc"] + 1))
         events = event_declarations(mapping)
         counters = DEFAULT_COUNTER_WIDTH * len(events) if mapping.count_events else 0
         widest = max(filter_word, config.n_out * w["acc"], counters,
@@ -170,14 +168,14 @@ def event_specs(mapping: YodaNNMapping) -> dict[str, EventSpec]:
     filter_word = config.n_out * taps
     buffer = {"capacity_bytes": mapping.buffer_values * w["out"] / 8, "width": w["out"],
               "instances": 2}
-    weights = {"capacity_bytes": max(len(filter_words(mapping)), 1) * filter_word / 8,
+    weights = {"capacity_bytes": max(filter_word_count(mapping), 1) * filter_word / 8,
                "width": filter_word}
     psums = {"capacity_bytes": max(mapping.psum_words, 1) * config.n_out * w["acc"] / 8,
              "width": config.n_out * w["acc"]}
     image = {"words": config.w_max * config.n_in, "width": w["activation"],
              "instances": config.k_max + 1}
     window = config.k_max * (config.k_max - 1) * w["activation"]
-    return {
+    specs = {
         "input.beat": EventSpec("free", "control"),
         "output.beat": EventSpec("free", "control"),
         "act_buffer.read": EventSpec("sram", "memory", buffer),
@@ -200,17 +198,19 @@ def event_specs(mapping: YodaNNMapping) -> dict[str, EventSpec]:
         "output_stage.scale": EventSpec("mac", "compute", {"bits": MAX_SCALE_BITS,
                                                             "acc_bits": w["acc"]}),
         "pool.compare": EventSpec("compare", "compute", {"bits": w["out"]}),
-        # one word of a channel's thresholds per drained value, each compared with it
-        **({"threshold_mem.read": EventSpec("register", "memory", {
-                "capacity_bytes": max(len(threshold_words(mapping, w["acc"] + 1)), 1)
-                * steps * (w["acc"] + 1) / 8, "width": steps * (w["acc"] + 1)}),
-            "output_stage.compare": EventSpec("compare", "compute", {"bits": w["acc"] + 1})}
-           if (steps := threshold_steps(mapping)) else {}),
         "engine.idle": EventSpec("free", "control"),
         # the SoP result registers, channel summers and holding registers, every cycle
         "engine.pipeline.clock": EventSpec("clock", "compute", {
             "bits": config.n_out * (w["sop"] + 2 * w["acc"])}),
     }
+    steps = threshold_steps(mapping)
+    if steps:  # one word of a channel's thresholds per drained value, each compared with it
+        word = steps * (w["acc"] + 1)
+        specs["threshold_mem.read"] = EventSpec("register", "memory", {
+            "capacity_bytes": threshold_rows(mapping) * word / 8, "width": word})
+        specs["output_stage.compare"] = EventSpec("compare", "compute",
+                                                  {"bits": w["acc"] + 1})
+    return specs
 
 
 def example_network(seed: int = 0):

@@ -87,7 +87,6 @@ class EngineLayer:
     relu: bool
     requant: Requant | None  # None: the raw accumulator (+ bias) leaves the engine
     pool: int  # 1: none
-    acc_bits: int  # the accumulator, bias included
     out_bits: int  # what the output stage writes
     out_signed: bool
     source_layers: list[str] = field(default_factory=list)  # every network layer it covers
@@ -155,10 +154,6 @@ class YodaNNMapping:
         words = [layer.conv_height * max(s.out_cols for s in stripes(layer, self.config))
                  for layer in self.layers if input_passes(layer, self.config) > 1]
         return max(words, default=0)
-
-    @property
-    def acc_bits(self) -> int:
-        return max(layer.acc_bits for layer in self.layers)
 
     @property
     def out_bits(self) -> int:
@@ -276,7 +271,6 @@ def map_network(network: Network, config: EngineConfig, *,
                               f"SoP units have {config.k_max}x{config.k_max} taps (--k-max)")
         dtype = types[index][1]
         acc_type = golden.output_type(conv, dtype)
-        lo, hi = golden.accumulator_range(conv, dtype)
         index += 1
         relu = False
         requant = None
@@ -324,10 +318,8 @@ def map_network(network: Network, config: EngineConfig, *,
         channels, height, width = current
         bias = np.zeros(conv.weights.shape[0], np.int64) if conv.bias is None else \
             conv.bias.astype(np.int64)
-        acc = golden.int_bits_for_range(min(int(lo.min()), 0), max(int(hi.max()), 0))
         engine = EngineLayer(conv.name, np.asarray(weights, np.int64), bias, height, width,
-                             kernel, padding, relu, requant, pool, max(acc.bits, 2),
-                             out_type.bits, out_type.signed,
+                             kernel, padding, relu, requant, pool, out_type.bits, out_type.signed,
                              [x.name for x in layers[start:index]])
         if thresholds is not None:
             engine.thresholds = np.broadcast_to(
@@ -394,6 +386,20 @@ class Pass:
         return max(self.in_count, self.out_count) if self.last else self.in_count
 
 
+def layer_filter_words(layer: EngineLayer, config: EngineConfig) -> int:
+    """Weight-memory words of a layer: one per output-channel group and input channel."""
+    return len(output_passes(layer, config)) * layer.in_channels
+
+
+def filter_word_count(mapping: "YodaNNMapping") -> int:
+    return sum(layer_filter_words(layer, mapping.config) for layer in mapping.layers)
+
+
+def threshold_rows(mapping: "YodaNNMapping") -> int:
+    """Threshold-memory words: one per output channel of each layer with thresholds."""
+    return sum(layer.out_channels for layer in mapping.layers if layer.thresholds is not None)
+
+
 def passes(mapping: "YodaNNMapping") -> list[Pass]:
     config = mapping.config
     program, weight_base, bias_base = [], 0, 0
@@ -407,7 +413,7 @@ def passes(mapping: "YodaNNMapping") -> list[Pass]:
                                         weight_base + out_base // config.n_out
                                         * layer.in_channels + in_base,
                                         bias_base + out_base, index % 2))
-        weight_base += len(output_passes(layer, config)) * layer.in_channels
+        weight_base += layer_filter_words(layer, config)
         bias_base += layer.out_channels
     return program
 
@@ -443,6 +449,6 @@ def fill_rows(layer: EngineLayer) -> int:
 
 
 def stripe_columns(layer: EngineLayer, stripe: Stripe) -> tuple[int, int]:
-    """The image columns a stripe reads, [lo, hi), and its first (padded) column."""
+    """The image columns a stripe reads, [lo, hi) (its padded columns are not read)."""
     first = stripe.out_start - layer.padding
     return max(first, 0), min(first + stripe.out_cols + layer.kernel - 1, layer.width)
