@@ -430,8 +430,8 @@ def _prune(args, console) -> int:
     import dataclasses
 
     from accel.energy.tech import load_technology
-    from accel.explore.prune import (CRITERIA, PruneData, Target, check_prunable, prune,
-                                     report_tables)
+    from accel.explore.prune import (CRITERIA, FOLDS, PruneData, Target, check_prunable,
+                                     prune, report_tables)
     from accel.hw.architecture import check_clock, options_from_args
     from accel.hw.registry import architecture
     from accel.io import check_output_file, write_json
@@ -451,15 +451,16 @@ def _prune(args, console) -> int:
     options = options_from_args(arch.Options, args)
     network = load(args.model)
     check_prunable(network)
+    folds = FOLDS if args.folds is None else args.folds
     if args.data is not None:
         if args.labels is None:
             raise ConfigError("--data needs --labels: pruning decisions are taken on accuracy")
         x, y, source = load_data(args.data, args.labels, network)
-        data = PruneData.from_arrays(x, y, source)
+        data = PruneData.from_arrays(x, y, source, folds)
     elif args.labels is not None:
         raise ConfigError("--labels needs --data")
     else:
-        data = PruneData.digits()
+        data = PruneData.digits(folds)
     target = Target(args.arch, options, clock_mhz=args.clock_mhz, tech=tech)
     criteria = [criterion] + ([c for c in CRITERIA if c != criterion] if args.compare else [])
     results = []
@@ -479,7 +480,7 @@ def _prune(args, console) -> int:
     missed = [report for _, report in results if not report.budget_met]
     for report in missed:
         print(f"accel: {report.criterion}: the network lost {report.validation_drop_points:.2f} "
-              f"points on the validation part, over the {report.budget_points:g}-point budget "
+              f"points in cross-validation, over the {report.budget_points:g}-point budget "
               "even with no pruning left to undo (fine-tuning and sharing alone cost that)",
               file=sys.stderr)
     return 1 if missed else 0
@@ -761,10 +762,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                               help="also run the other criterion and show where they differ")
     prune_parser.add_argument("--max-accuracy-drop", type=float, default=1.0, metavar="P",
                               help="accuracy budget in percentage points, decided on a "
-                                   "validation part of the training data (default 1)")
+                                   "cross-validation of the training data (default 1)")
+    prune_parser.add_argument("--folds", type=int, metavar="K",
+                              help="cross-validation folds of the decisions (default 5, "
+                                   "accel.explore.prune.FOLDS; 1: a single held-out fifth, "
+                                   "quicker and noisier)")
     prune_parser.add_argument("--data", help=".npy of training inputs (default: the digits "
-                                             "training split; a fifth is held out for "
-                                             "decisions)")
+                                             "training split)")
     prune_parser.add_argument("--labels", help=".npy of integer labels for --data")
     prune_parser.add_argument("--seed", type=int, default=0,
                               help="seed of fine-tuning and weight sharing (default 0)")

@@ -6,8 +6,8 @@ bnn-mlp pruned neuron by neuron on FINN's reference folding (rtl/finn/bnn-mlp).
     python benchmarks/energy_aware_pruning.py --pes 4 --budget 0.5
     python benchmarks/energy_aware_pruning.py --finn          # also bnn-mlp on FINN
 
-Both criteria take their decisions on the validation fifth of the training split and are
-measured on the digits test split; energies are the cycle model's events priced by the 45 nm
+Both criteria take their decisions by five-fold cross-validation on the training split (each
+fold's parent retrained without the fold) and are measured on the digits test split; energies are the cycle model's events priced by the 45 nm
 table (equal to the RTL's: tests/test_energy_aware_pruning.py replays them in Verilator).
 """
 

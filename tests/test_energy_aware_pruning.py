@@ -12,7 +12,7 @@ import pytest
 
 from accel.cli import main
 from accel.explore import prune as eap
-from accel.nn import load
+from accel.nn import golden, load
 from accel.nn.ir import Network
 from tests.conftest import run_cli
 
@@ -49,7 +49,8 @@ def test_refit_is_least_squares_on_each_rows_kept_weights_and_bias():
 
 def test_the_magnitude_candidate_keeps_the_largest_weights_unchanged():
     network = load("mlp")
-    pruner = eap._LayerPruner("magnitude", network, network, "fc2", eap.PruneData.digits())
+    pruner = eap._LayerPruner("magnitude", network, network, "fc2",
+                              eap.PruneData.digits().x_train)
     pruned = next(layer for layer in pruner.candidate(0.5).layers if layer.name == "fc2")
     original = next(layer for layer in network.layers if layer.name == "fc2").weights
     kept = pruned.weights != 0
@@ -65,6 +66,15 @@ def test_energy_aware_pruning_of_mlp_on_eie_holds_the_budget_and_reports_its_ene
     report = json.loads(report_path.read_text())["reports"][0]
     assert report["criterion"] == "energy"
     assert report["validation_drop_points"] <= 1.0 + 1e-9  # the decisions' own budget
+    # cross-validated on every training image, by parents that never saw their fold: the
+    # file, trained on all of them, would score (nearly) 100 % there
+    from accel.nn.data import digits_split
+
+    split = digits_split()
+    assert report["extra"]["folds"] == eap.FOLDS
+    assert report["extra"]["validation_images"] == len(split.y_train)
+    file_accuracy = float(np.mean(golden.predict(load("mlp"), split.x_train) == split.y_train))
+    assert report["reference_validation_accuracy"] < file_accuracy - 0.01
     # the layers were visited by their energy on EIE, highest first
     energy = {layer["name"]: layer["energy_before_uj"] for layer in report["layers"]}
     assert report["order"] == sorted(energy, key=lambda name: -energy[name])
@@ -85,7 +95,7 @@ def test_energy_aware_pruning_of_mlp_on_eie_holds_the_budget_and_reports_its_ene
     assert kept == {layer["name"]: layer["kept"] for layer in report["layers"]}
 
 
-def test_prune_on_the_users_data_holds_a_fifth_out_and_reports_no_test_figures(tmp_path):
+def test_prune_on_the_users_data_cross_validates_and_reports_no_test_figures(tmp_path):
     from accel.nn.data import digits_split
 
     split = digits_split()
@@ -97,7 +107,9 @@ def test_prune_on_the_users_data_holds_a_fifth_out_and_reports_no_test_figures(t
                  "--report", str(report_path), "-o", str(tmp_path / "out.onnx")]) == 0
     report = json.loads(report_path.read_text())["reports"][0]
     assert report["test_accuracy"] is None and report["test_drop_points"] is None
-    assert report["extra"]["energy_measured_on"] == "the validation part"
+    assert report["extra"]["energy_measured_on"] == "the training images"
+    assert (report["extra"]["folds"], report["extra"]["validation_images"]) == (eap.FOLDS, 700)
+    assert report["extra"]["parent"] == "the file, for every fold"
     assert report["validation_drop_points"] <= 1.0 + 1e-9
     assert report["energy_after_uj"] < report["energy_before_uj"]
 
@@ -108,6 +120,7 @@ def test_prune_on_the_users_data_holds_a_fifth_out_and_reports_no_test_figures(t
     ([*EIE16, "mlp", "--max-accuracy-drop", "150"], "accuracy budget"),
     ([*EIE16, "mlp", "--data", "x.npy"], "--data needs --labels"),
     ([*EIE16, "mlp", "--pes", "0"], "pes"),
+    ([*EIE16, "mlp", "--folds", "0"], "--folds must be a positive integer"),
 ])
 def test_bad_prune_requests_are_one_line_errors(tmp_path, args, message):
     result = run_cli("prune", *args, "-o", str(tmp_path / "out.onnx"), cwd=tmp_path)
@@ -115,6 +128,51 @@ def test_bad_prune_requests_are_one_line_errors(tmp_path, args, message):
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out.onnx").exists()
+
+
+def test_stratified_folds_cover_every_image_once_with_every_class_in_every_fold():
+    from accel.errors import ConfigError
+    from accel.nn.data import digits_split, stratified_folds
+
+    labels = digits_split().y_train
+    folds = stratified_folds(labels, 5, seed=1)
+    every = np.concatenate(folds)
+    assert sorted(every.tolist()) == list(range(len(labels)))  # disjoint and covering
+    for fold in folds:
+        assert set(labels[fold]) == set(labels)
+        assert abs(len(fold) - len(labels) / 5) <= 10  # one image per class at most apart
+    assert [f.tolist() for f in stratified_folds(labels, 5, seed=1)] == [f.tolist() for f in folds]
+    with pytest.raises(ConfigError, match="class 1 has 2"):
+        stratified_folds(np.array([0, 0, 0, 1, 1]), 3, seed=0)
+    with pytest.raises(ConfigError, match="at least 2 folds"):
+        stratified_folds(labels, 1, seed=0)
+
+
+def test_a_fold_is_validated_on_images_its_parent_was_not_trained_on(monkeypatch):
+    """Each fold's parent is the recipe retrained on the fold's fit images alone."""
+    from accel import train
+
+    trained_on = []
+
+    def recording(network, x, y):
+        trained_on.append(np.asarray(x).copy())
+        return network  # the file, so the test need not train
+
+    monkeypatch.setattr(train, "retrain_parent", recording)
+    monkeypatch.setattr(eap, "_TRAINED_PARENTS", {})
+    data = eap.PruneData.digits()
+    flow = eap._WeightFlow(load("mlp"), data, seed=0)
+    assert len(trained_on) == len(flow.folds) == eap.FOLDS
+    def rows(x):
+        return sorted(row.tobytes() for row in x)
+
+    validated = []
+    for seen, member in zip(trained_on, flow.folds):
+        np.testing.assert_array_equal(seen, member.fold.x_fit)
+        # fit and validation images together are the training images, each once
+        assert rows(np.vstack([seen, member.fold.x_validation])) == rows(data.x_train)
+        validated.append(member.fold.x_validation)
+    assert rows(np.vstack(validated)) == rows(data.x_train)  # every image validated once
 
 
 def test_removing_a_constant_neuron_with_the_refit_changes_no_output():
@@ -196,7 +254,7 @@ def test_both_criteria_final_networks_run_bit_exact_in_verilator_at_the_estimate
 def test_finn_structured_pruning_of_bnn_mlp_runs_bit_exact_in_verilator():
     """bnn-mlp pruned neuron by neuron for FINN's reference folding, both criteria: the final
     networks in Verilator are bit-exact, agree with the cycle model, and have the energy the
-    pruning reported; the decisions held the budget on the validation part."""
+    pruning reported; the decisions held the budget in cross-validation."""
     from accel.hw.reference import REFERENCE_CONFIGS
 
     folding = next(options for arch, model, options in REFERENCE_CONFIGS

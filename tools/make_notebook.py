@@ -150,7 +150,7 @@ new_markdown_cell("""# Energy-aware pruning on the hardware that runs the networ
 
 Yang, Chen and Sze (CVPR 2017) prune the weights that cost the most *energy* rather than the most *weights*, with an analytical energy model. accel does the same on its own estimate: the energy of each layer is the cycle model's counted events on the target configuration (equal to the RTL's counts, event by event) priced by the technology table.
 
-Here the float `mlp` (64-256-128-10) is pruned for the EIE-style engine at 16 PEs, once energy-aware and once by magnitude (Deep Compression's criterion), at the same accuracy budget: 1 percentage point, decided on a validation fifth of the training split, never on the test images. Then a small design-space sweep of the energy-aware network. The test suite executes this notebook (`tests/test_notebooks.py`)."""),
+Here the float `mlp` (64-256-128-10) is pruned for the EIE-style engine at 16 PEs, once energy-aware and once by magnitude (Deep Compression's criterion), at the same accuracy budget: 1 percentage point, decided by five-fold cross-validation on the training split (each fold's parent is `mlp`'s recipe retrained without that fold), never on the test images; the decisions are then replayed on `mlp` itself. Then a small design-space sweep of the energy-aware network. The test suite executes this notebook (`tests/test_notebooks.py`)."""),
 new_code_cell("""import tempfile
 from pathlib import Path
 
@@ -168,7 +168,7 @@ data = PruneData.digits()
 results = {criterion: prune(mlp, target, criterion=criterion, data=data) for criterion in CRITERIA}
 for table in report_tables([report for _, report in results.values()]):
     console.print(table)"""),
-new_markdown_cell("""Both runs visit the layers in an order (energy: by the layer's energy on EIE; magnitude: by weight count) and prune each to the largest sparsity whose validation accuracy holds the budget. The energy-aware run then *restores* the pruned weights that damage the layer's output most and refits the kept ones by least squares on the unpruned layer's output, so each layer can go further before the budget breaks. Both are fine-tuned with torch and shared into 16-entry codebooks. The comparison table shows where each stopped: the step above its choice and the validation accuracy it gave."""),
+new_markdown_cell("""Both runs visit the layers in an order (energy: by the layer's energy on EIE; magnitude: by weight count) and prune each to the largest sparsity whose cross-validated accuracy holds the budget. The energy-aware run then *restores* the pruned weights that damage the layer's output most and refits the kept ones by least squares on the unpruned layer's output, so each layer can go further before the budget breaks. Both are fine-tuned with torch and shared into 16-entry codebooks. The comparison table shows where each stopped: the step above its choice and the cross-validated accuracy it gave."""),
 new_code_cell("""energy_report, magnitude_report = (results[c][1] for c in CRITERIA)
 names = [choice.name for choice in energy_report.layers]
 before = [1e3 * c.energy_before_uj for c in energy_report.layers]
@@ -187,7 +187,7 @@ fig.tight_layout()
 for report in (energy_report, magnitude_report):
     print(f"{report.criterion:9s}: {1e3 * report.energy_after_uj:6.2f} nJ per inference "
           f"(from {1e3 * report.energy_before_uj:.2f}), test accuracy {100 * report.test_accuracy:.2f} % "
-          f"(reference {100 * report.reference_test_accuracy:.2f} %), validation drop "
+          f"(reference {100 * report.reference_test_accuracy:.2f} %), cross-validated drop "
           f"{report.validation_drop_points:.2f} points")
 assert energy_report.validation_drop_points <= 1.0 + 1e-9
 assert magnitude_report.validation_drop_points <= 1.0 + 1e-9"""),

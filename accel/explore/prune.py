@@ -8,37 +8,41 @@ Two kinds of network, two kinds of pruning (``_WeightFlow``, ``_NeuronFlow``):
            (FINN): a hidden neuron out shrinks its layer's MH and the next layer's MW, so the
            weight memories and the cycles. Its latent float weights and batch-norm statistics
            come from retraining its recipe (``accel.train.structured.parent``) on the fit part.
-The procedure, for either criterion:
+Every decision is cross-validated (``FOLDS`` stratified folds of the training images, never
+the test images): each fold has its own parent, trained without the fold's images (the file's
+recipe retrained; a float file accel has no recipe for is every fold's parent), and the search
+carries one network per fold, each scored on its own fold's images, pooled. The decisions are
+then replayed on the final network, whose parent is the file (float) or the recipe retrained
+on all the training images (binarized). The procedure, for either criterion:
 
-1. **Reference.** The parent's accuracy on the validation fifth of the training split
-   (``accel.nn.data.validation_indices``; every decision is taken there, never on the test
-   images) and on the test split (reported only). The energy per layer of the unpruned network
-   as the hardware runs it (EIE: ``hardware_network``, 16-bit fixed-point activations, 16-entry
-   codebooks, as mlp-sparse), from ``accel.hw.evaluate.estimate``: the architecture's counted
-   events priced by the technology table, never a weight or MAC count.
+1. **Reference.** The parents' cross-validated accuracy, and the final parent's on the test
+   split (reported only). The energy per layer of the unpruned final network as the hardware
+   runs it (EIE: ``hardware_network``, 16-bit fixed-point activations, 16-entry codebooks, as
+   mlp-sparse), from ``accel.hw.evaluate.estimate``: the architecture's counted events priced
+   by the technology table, never a weight or MAC count.
 2. **Order.** ``energy`` visits the layers by that energy, highest first (the paper);
    ``magnitude`` by weight count, largest first (Deep Compression prunes where the weights are).
 3. **Per layer**, the largest sparsity on a grid (1 % of the weights, or ``NEURON_STEP``
-   neurons; by bisection) at which the network, with this layer pruned on top of the layers
-   already decided, keeps its validation accuracy within the budget of the reference:
+   neurons; by bisection) at which the fold networks, with this layer pruned on top of the
+   layers already decided, keep their cross-validated accuracy within the budget of the
+   reference; each network is pruned on its own fit images:
      energy     magnitude pruning to that sparsity; then *restoring*: the pruned weights
                 (neurons) whose removal damages the layer's output map (the next layer's
                 accumulators) most swap places with the kept ones that damage it least, up to
                 ``RESTORE_SHARE`` of the kept count; then a closed-form least-squares refit:
                 weights: every row's kept weights and bias on the layer's original output (the
-                unpruned network's pre-activations), zero pattern fixed; neurons: the next
+                unpruned parent's pre-activations), zero pattern fixed; neurons: the next
                 layer's batch-norm mean by the removed neurons' mean contribution (binary
                 weights cannot move; the bias is the one free parameter);
      magnitude  magnitude pruning to that sparsity, nothing else (neurons: the latent
                 incoming weights' L1 norm, Li et al. 2017).
-4. **Global fine-tuning** with torch (``accel.train``), pruning pattern fixed, on the fit
-   part; then the hardware network (EIE: k-means sharing of the kept weights, entry 0 = the
-   pruned weight; FINN: the thresholds folded from batch-norm). The fine-tuned network is
-   kept unless it scores lower on the validation part than the network before it. If the
-   result misses the budget on the validation part, steps 3-4 run again with a budget one
-   validation image tighter.
-5. **Result**: energy per layer and accuracy of the final hardware network, on the validation
-   and the test split.
+4. **Global fine-tuning** with torch (``accel.train``), pruning pattern fixed, on each
+   network's fit images; then the hardware network (EIE: k-means sharing of the kept weights,
+   entry 0 = the pruned weight; FINN: the thresholds folded from batch-norm). Fine-tuning is
+   kept unless it lowers the cross-validated accuracy. If the folds' final networks miss the
+   budget, steps 3-4 run again with a decision budget ``RETRY_STEP_POINTS`` tighter.
+5. **Result**: energy per layer and test accuracy of the final hardware network, with the
+   folds' cross-validated accuracy.
 Both criteria share steps 1, 3's search, 4 and 5, so their difference is the energy order,
 the restore and the refit.
 """
@@ -63,6 +67,13 @@ RESTORE_SHARE = 0.25
 RIDGE = 1e-6  # relative to the Gram matrix's mean diagonal: keeps the refit well posed
 HARDWARE_WEIGHT_BITS = 4  # 16-entry codebooks: what EIE's 4-bit weight indices address
 HARDWARE_ACTIVATION_BITS = 16
+# Decisions are cross-validated over this many folds of the training images: 287 held-out
+# images (one fifth of the digits' training split) resolve an accuracy drop only to about a
+# point, the size of the budget itself; five folds validate on all 1438.
+FOLDS = 5
+# After a search whose final network misses the budget, the next searches with a decision
+# budget this much tighter (percentage points).
+RETRY_STEP_POINTS = 0.25
 
 
 @dataclass
@@ -72,7 +83,7 @@ class LayerChoice:
     weights: int
     kept: int
     sparsity: float
-    validation_accuracy: float | None  # the state at the chosen sparsity (None: not visited)
+    validation_accuracy: float | None  # cross-validated at the chosen sparsity (None: not visited)
     next_sparsity: float | None  # the first grid step that broke the budget
     next_accuracy: float | None
     energy_before_uj: float
@@ -87,14 +98,14 @@ class PruneReport:
     budget_points: float
     order: list[str]
     layers: list[LayerChoice]
-    reference_validation_accuracy: float
+    reference_validation_accuracy: float  # the parents', cross-validated
     reference_test_accuracy: float | None  # None: no test images (the user's --data)
-    validation_accuracy: float  # the final hardware network
+    validation_accuracy: float  # the folds' final hardware networks, cross-validated
     test_accuracy: float | None
     energy_before_uj: float
     energy_after_uj: float
     decision_budget_points: float  # the search's own budget (tighter after a retry)
-    budget_met: bool  # the final network holds the budget on the validation part
+    budget_met: bool  # the folds' final networks hold the budget in cross-validation
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 
@@ -116,37 +127,74 @@ class PruneReport:
 
 
 @dataclass
-class PruneData:
-    """The images of one pruning run: fit (refit, fine-tuning, calibration), validation (every
-    decision) and test (reported only)."""
+class Fold:
+    """One fold of the cross-validation: the images its parent is trained and refitted on,
+    and the images it is validated on (which it has never seen)."""
 
     x_fit: np.ndarray
     y_fit: np.ndarray
     x_validation: np.ndarray
     y_validation: np.ndarray
+
+
+@dataclass
+class PruneData:
+    """The images of one pruning run: the training images (every decision is taken on folds
+    of them, by cross-validation; the final network is fitted on all of them) and the test
+    images (reported only). ``training_split``: these are the images the shipped models were
+    trained on (the digits training split), so a shipped model is no fair judge of them and
+    each fold retrains its own parent."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    folds: list[Fold]
     x_test: np.ndarray | None
     y_test: np.ndarray | None
     source: str
+    training_split: bool
+
+    @property
+    def validation_images(self) -> int:
+        return sum(len(fold.y_validation) for fold in self.folds)
 
     @classmethod
-    def digits(cls) -> PruneData:
-        from accel.nn.data import digits_split, validation_indices
+    def digits(cls, folds: int = FOLDS) -> PruneData:
+        from accel.nn.data import digits_split
 
         split = digits_split()
-        fit, held = validation_indices()
-        return cls(split.x_train[fit], split.y_train[fit], split.x_train[held],
-                   split.y_train[held], split.x_test, split.y_test, "the digits split")
+        return cls(split.x_train, split.y_train, _folds(split.x_train, split.y_train, folds,
+                                                        "the digits training split"),
+                   split.x_test, split.y_test, "the digits split", True)
 
     @classmethod
-    def from_arrays(cls, x: np.ndarray, y: np.ndarray, source: str) -> PruneData:
-        """A user's labelled images: a stratified fifth for decisions, the rest to fit on; no
+    def from_arrays(cls, x: np.ndarray, y: np.ndarray, source: str,
+                    folds: int = FOLDS) -> PruneData:
+        """A user's labelled images, all for decisions (by cross-validation) and fitting; no
         test figures (there is no image left that no decision has seen)."""
-        from accel.nn.data import VALIDATION_FRACTION, VALIDATION_SEED, stratified_split_indices
+        x, y = np.asarray(x), np.asarray(y)
+        return cls(x, y, _folds(x, y, folds, source), None, None, source, False)
 
-        fit, held = stratified_split_indices(np.asarray(y), VALIDATION_FRACTION, VALIDATION_SEED)
-        if len(held) == 0 or len(fit) == 0:
-            raise ConfigError(f"{source}: too few images to hold a validation part out")
-        return cls(x[fit], y[fit], x[held], y[held], None, None, source)
+
+def _folds(x: np.ndarray, y: np.ndarray, folds: int, source: str) -> list[Fold]:
+    """``folds`` stratified folds (``accel.nn.data.stratified_folds``); one "fold" is the
+    single held-out fifth (``VALIDATION_FRACTION``), a quicker and noisier decision."""
+    from accel.nn.data import (VALIDATION_FRACTION, VALIDATION_SEED, stratified_folds,
+                               stratified_split_indices)
+
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1:
+        raise ConfigError(f"--folds must be a positive integer, got {folds!r}")
+    try:
+        if folds == 1:
+            fit, held = stratified_split_indices(y, VALIDATION_FRACTION, VALIDATION_SEED)
+            parts = [(fit, held)]
+        else:
+            every = np.arange(len(y))
+            parts = [(np.setdiff1d(every, held), held)
+                     for held in stratified_folds(y, folds, VALIDATION_SEED)]
+    except ConfigError as error:
+        raise ConfigError(f"{source}: too few images for {folds} validation fold"
+                          f"{'s' * (folds != 1)} ({error})") from None
+    return [Fold(x[fit], y[fit], x[held], y[held]) for fit, held in parts]
 
 
 def check_prunable(network: Network) -> list[Dense]:
@@ -318,17 +366,17 @@ def _layer_output(network: Network, name: str, x: np.ndarray) -> np.ndarray:
 
 class _LayerPruner:
     """Candidate sparsities of one layer's weights, on top of the layers already pruned (a
-    state is the float network)."""
+    state is the float network); ``original`` is the unpruned parent whose output the refit
+    follows, ``x_fit`` the images the refit is fitted on."""
 
     def __init__(self, criterion: str, current: Network, original: Network, name: str,
-                 data: PruneData):
+                 x_fit: np.ndarray):
         self.grid = SPARSITY_GRID
         self.criterion, self.current, self.name = criterion, current, name
         self.layer = next(layer for layer in current.layers if layer.name == name)
-        self.data = data
         if criterion == "energy":
-            self.inputs = _layer_input(current, name, data.x_fit)
-            self.target = _layer_output(original, name, data.x_fit)
+            self.inputs = _layer_input(current, name, x_fit)
+            self.target = _layer_output(original, name, x_fit)
             self.energy_per_input = (self.inputs ** 2).sum(axis=0)
 
     def candidate(self, sparsity: float) -> Network:
@@ -354,9 +402,9 @@ class _NeuronPruner:
     energy-aware then restores the removed neurons that damage the next layer's accumulators
     most (``fan_out * sum_n (a_nj - mean_j)**2``: what no bias can absorb) for kept ones that
     damage them least, and refits the next layer's batch-norm mean to the removed neurons'
-    mean contribution."""
+    mean contribution (both measured on ``x_fit``)."""
 
-    def __init__(self, criterion: str, current, layer_index: int, name: str, data: PruneData,
+    def __init__(self, criterion: str, current, layer_index: int, name: str, x_fit: np.ndarray,
                  metadata: dict):
         from accel.train import structured
 
@@ -368,7 +416,7 @@ class _NeuronPruner:
         self.grid = [round(1.0 - kept / self.width, 6)
                      for kept in range(self.width - NEURON_STEP, NEURON_STEP - 1, -NEURON_STEP)]
         self.magnitude = structured.incoming_l1(model, layer_index)
-        outputs = structured.hidden_outputs(model, data.x_fit)[layer_index]
+        outputs = structured.hidden_outputs(model, x_fit)[layer_index]
         self.mean = outputs.mean(axis=0)
         fan_out = model.sizes[layer_index + 2]
         self.damage = fan_out * ((outputs - self.mean) ** 2).sum(axis=0)
@@ -396,124 +444,201 @@ SPARSITY_GRID = [round(FINE_STEP * k, 6) for k in range(1, round(MAX_SPARSITY / 
 NEURON_STEP = 8  # neurons removed together: keeps MH and MW multiples of 8 for the folding
 
 
-def _search(pruner, floor: float, data: PruneData):
-    """Bisection on the pruner's grid of sparsities for the largest whose validation accuracy
-    holds ``floor`` (sparsity 0, the layer as it is, holds by construction); assumes accuracy
-    falls as sparsity rises, as it does for one layer's pruning. (chosen state, sparsity, its
-    accuracy, the grid step above it that broke the budget, that step's accuracy)."""
-    grid = pruner.grid
-    chosen, chosen_accuracy = pruner.current, None
+def _pooled_accuracy(networks: list[Network], folds: list[Fold]) -> float:
+    """The cross-validated accuracy: each fold's network on that fold's validation images,
+    pooled (correct over all validated images)."""
+    correct = sum(int(np.sum(golden.predict(network, fold.x_validation) == fold.y_validation))
+                  for network, fold in zip(networks, folds, strict=True))
+    return correct / sum(len(fold.y_validation) for fold in folds)
+
+
+def _search(pruners: list, floor: float, folds: list[Fold]):
+    """Bisection on the pruners' grid of sparsities (one pruner per fold, the same grid) for
+    the largest whose cross-validated accuracy holds ``floor`` (sparsity 0, the layer as it
+    is, holds by construction); assumes accuracy falls as sparsity rises, as it does for one
+    layer's pruning. (the folds' chosen states, sparsity, its accuracy, the grid step above
+    it that broke the budget, that step's accuracy)."""
+    grid = pruners[0].grid
+    chosen, chosen_accuracy = [pruner.current for pruner in pruners], None
     low, high = -1, len(grid)  # grid[low] holds, grid[high] breaks
     failed_accuracy = None
     while high - low > 1:
         middle = (low + high) // 2
-        state = pruner.candidate(grid[middle])
-        accuracy = _accuracy(pruner.network_of(state), data.x_validation, data.y_validation)
+        states = [pruner.candidate(grid[middle]) for pruner in pruners]
+        accuracy = _pooled_accuracy([pruner.network_of(state)
+                                     for pruner, state in zip(pruners, states)], folds)
         if accuracy >= floor:
-            low, chosen, chosen_accuracy = middle, state, accuracy
+            low, chosen, chosen_accuracy = middle, states, accuracy
         else:
             high, failed_accuracy = middle, accuracy
     if chosen_accuracy is None:
-        chosen_accuracy = _accuracy(pruner.network_of(chosen), data.x_validation,
-                                    data.y_validation)
+        chosen_accuracy = _pooled_accuracy([pruner.network_of(state)
+                                            for pruner, state in zip(pruners, chosen)], folds)
     sparsity = grid[low] if low >= 0 else 0.0
     failed = grid[high] if high < len(grid) else None
     return chosen, sparsity, chosen_accuracy, failed, failed_accuracy
 
 
+@dataclass
+class _Member:
+    """One network the search carries: a fold's (its parent trained without the fold's
+    validation images, scored on them) or the final one (``fold`` None: its parent and every
+    refit on all the training images; it only replays the folds' decisions)."""
+
+    start: object  # the flow's state of the unpruned parent
+    parent: Network  # that parent as it is scored (float, or binarized)
+    x_fit: np.ndarray
+    y_fit: np.ndarray
+    fold: Fold | None
+
+
+# Parents already trained in this process, by (network, seed, images): a run with --compare,
+# and the tests, train the same parents more than once otherwise (training is deterministic).
+_TRAINED_PARENTS: dict[tuple, object] = {}
+
+
+def _trained(kind: str, network: Network, x: np.ndarray, y: np.ndarray, make):
+    import hashlib
+
+    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())
+    digest.update(np.ascontiguousarray(y).tobytes())
+    key = (kind, network.name, tuple(sorted(network.metadata.items())), digest.hexdigest())
+    if key not in _TRAINED_PARENTS:
+        _TRAINED_PARENTS[key] = make()
+    return _TRAINED_PARENTS[key]
+
+
 class _WeightFlow:
     """Unstructured pruning of a float dense chain, for engines of sparse shared weights
-    (EIE). A state is the float network."""
+    (EIE). A state is the float network. The final network's parent is the file; each fold's
+    is the file's recipe retrained without the fold (the shipped mlp, on its own training
+    split), or else the file itself."""
 
     kind = "weights"
 
     def __init__(self, network: Network, data: PruneData, seed: int):
-        self.network, self.data, self.seed = network, data, seed
+        from accel.train import retrain_parent
+
+        self.network, self.seed = network, seed
         self.prunable = [layer.name for layer in check_prunable(network)]
-        self.start = network
-        self.parent, self.note = network, "the file"
+        self.final = _Member(network, network, data.x_train, data.y_train, None)
+        parents = [None] * len(data.folds)
+        if data.training_split:
+            parents = [_trained("weights", network, fold.x_fit, fold.y_fit,
+                                lambda fold=fold: retrain_parent(network, fold.x_fit,
+                                                                 fold.y_fit))
+                       for fold in data.folds]
+        if all(parent is not None for parent in parents):
+            self.note = (f"the file; each of the {len(parents)} folds' decisions on the file's "
+                         f"recipe and seed retrained without that fold's images")
+        else:
+            parents = [network] * len(data.folds)
+            self.note = ("the file, for every fold" + (
+                ": accel has no recipe to retrain it without each fold's images, so if it "
+                "was trained on them its validation figures are optimistic"
+                if data.training_split else ""))
+        self.folds = [_Member(parent, parent, fold.x_fit, fold.y_fit, fold)
+                      for parent, fold in zip(parents, data.folds)]
 
-    def reference(self) -> Network:
-        return hardware_network(self.network, self.data.x_fit, self.seed)
+    def reference(self, member: _Member) -> Network:
+        return hardware_network(member.parent, member.x_fit, self.seed)
 
-    def pruner(self, criterion: str, state, name: str):
-        return _LayerPruner(criterion, state, self.network, name, self.data)
+    def pruner(self, criterion: str, state, name: str, member: _Member):
+        return _LayerPruner(criterion, state, member.parent, name, member.x_fit)
 
-    def finetune(self, state):
+    def finetune(self, state, member: _Member):
         from accel.train import finetune_pruned
 
-        return finetune_pruned(state, self.data.x_fit, self.data.y_fit, self.seed)
+        return finetune_pruned(state, member.x_fit, member.y_fit, self.seed)
 
-    def hardware(self, state) -> Network:
-        return hardware_network(state, self.data.x_fit, self.seed)
+    def hardware(self, state, member: _Member) -> Network:
+        return hardware_network(state, member.x_fit, self.seed)
 
 
 class _NeuronFlow:
     """Structured pruning of a binarized MLP's hidden neurons, for engines of binary weights
-    (FINN). A state is (torch model, its network)."""
+    (FINN). A state is (torch model, its network); every parent is the file's recipe
+    retrained (``structured.parent``): the final one on all the training images, each fold's
+    without the fold's."""
 
     kind = "neurons"
 
     def __init__(self, network: Network, data: PruneData, seed: int):
         from accel.train import structured
 
-        self.structured, self.network, self.data, self.seed = structured, network, data, seed
+        self.structured, self.seed = structured, seed
         dense = [layer.name for layer in network.layers if isinstance(layer, Dense)]
         self.prunable = dense[:-1]  # the output layer's neurons are the classes
-        # retrained on the fit part: the validation fifth stays held out (structured.parent)
-        model, self.parent, self.note = structured.parent(network, data.x_fit, data.y_fit)
-        self.start = (model, self.parent)
 
-    def reference(self) -> Network:
-        return self.parent
+        def member(x, y, fold):
+            model, parent, note = _trained("neurons", network, x, y,
+                                           lambda: structured.parent(network, x, y))
+            return _Member((model, parent), parent, x, y, fold), note
 
-    def pruner(self, criterion: str, state, name: str):
-        return _NeuronPruner(criterion, state, self.prunable.index(name), name, self.data,
-                             self.parent.metadata)
+        self.final, note = member(data.x_train, data.y_train, None)
+        self.folds = [member(fold.x_fit, fold.y_fit, fold)[0] for fold in data.folds]
+        self.note = (f"{note}; each of the {len(self.folds)} folds' decisions on the recipe "
+                     "retrained without that fold's images")
 
-    def finetune(self, state):
-        model = self.structured.finetune(state[0], self.data.x_fit, self.data.y_fit, self.seed)
-        return model, self.structured.to_network(model, self.parent.name,
-                                                 self.parent.metadata)
+    def reference(self, member: _Member) -> Network:
+        return member.parent
 
-    def hardware(self, state) -> Network:
+    def pruner(self, criterion: str, state, name: str, member: _Member):
+        return _NeuronPruner(criterion, state, self.prunable.index(name), name, member.x_fit,
+                             member.parent.metadata)
+
+    def finetune(self, state, member: _Member):
+        import copy
+
+        # fine-tuning trains in place: an unpruned state is the (shared) parent model itself
+        model = self.structured.finetune(copy.deepcopy(state[0]), member.x_fit, member.y_fit,
+                                         self.seed)
+        return model, self.structured.to_network(model, member.parent.name,
+                                                 member.parent.metadata)
+
+    def hardware(self, state, member: _Member) -> Network:
         return state[1]
 
 
-def _flow(network: Network, data: PruneData, seed: int):
+def _binarized(network: Network) -> bool:
     dense = [layer for layer in network.layers if isinstance(layer, Dense)]
-    if dense and all(layer.weight_type.bipolar for layer in dense):
-        return _NeuronFlow(network, data, seed)
-    return _WeightFlow(network, data, seed)
+    return bool(dense) and all(layer.weight_type.bipolar for layer in dense)
 
 
-def _prune_layers(criterion: str, flow, order: list[str], data: PruneData, target: Target,
-                  floor: float, finetune: bool, say):
-    """Steps 3 and 4: (the hardware network, per layer name: visited, sparsity, validation
-    accuracy, first failing sparsity, its accuracy)."""
+def _prune_layers(criterion: str, flow, order: list[str], floor: float, finetune: bool, say):
+    """Steps 3 and 4: every decision on the folds (each layer's sparsity, whether fine-tuning
+    is kept), replayed on the final member. (the final hardware network, the folds' final
+    cross-validated accuracy, per layer name: visited, sparsity, cross-validated accuracy,
+    first failing sparsity, its accuracy)."""
     from threadpoolctl import threadpool_limits
 
-    current, choices = flow.start, {}
+    folds = [member.fold for member in flow.folds]
+    states, final_state, choices = [member.start for member in flow.folds], flow.final.start, {}
     for visited, name in enumerate(order):
-        pruner = flow.pruner(criterion, current, name)
+        pruners = [flow.pruner(criterion, state, name, member)
+                   for state, member in zip(states, flow.folds)]
         with threadpool_limits(1, user_api="blas"):  # see pyproject.toml: small solves
-            current, sparsity, accuracy, failed, failed_accuracy = _search(pruner, floor, data)
+            states, sparsity, accuracy, failed, failed_accuracy = _search(pruners, floor, folds)
+            if sparsity > 0:
+                final_state = flow.pruner(criterion, final_state, name,
+                                          flow.final).candidate(sparsity)
         choices[name] = (visited, sparsity, accuracy, failed, failed_accuracy)
-        say(f"{criterion}: {name} pruned to {100 * sparsity:.0f} % (validation "
+        say(f"{criterion}: {name} pruned to {100 * sparsity:.0f} % (cross-validated "
             f"{100 * accuracy:.2f} %)")
-    final = flow.hardware(current)
+    fold_networks = [flow.hardware(state, member) for state, member in zip(states, flow.folds)]
+    final = flow.hardware(final_state, flow.final)
     if finetune:
-        # fine-tuning is there to win accuracy back; where it loses some on the validation
-        # part (a binarized net's batch-norm re-estimated on few images can), it is not kept
-        tuned = flow.hardware(flow.finetune(current))
-        kept = (_accuracy(tuned, data.x_validation, data.y_validation)
-                >= _accuracy(final, data.x_validation, data.y_validation))
-        final = tuned if kept else final
+        # fine-tuning is there to win accuracy back; where it loses some in cross-validation
+        # (a binarized net's batch-norm re-estimated on few images can), it is not kept
+        tuned = [flow.hardware(flow.finetune(state, member), member)
+                 for state, member in zip(states, flow.folds)]
+        kept = _pooled_accuracy(tuned, folds) >= _pooled_accuracy(fold_networks, folds)
+        if kept:
+            fold_networks = tuned
+            final = flow.hardware(flow.finetune(final_state, flow.final), flow.final)
         say(f"{criterion}: fine-tuned" + ("" if kept else
-                                          " (not kept: it lost validation accuracy)"))
-    final.metadata.update({"pruned_by": f"accel prune --criterion {criterion}",
-                           "pruned_for": f"{target.arch_name} {target.options}"})
-    return final, choices
+                                          " (not kept: it lost cross-validated accuracy)"))
+    return final, _pooled_accuracy(fold_networks, folds), choices
 
 
 def prune(network: Network, target: Target, *, criterion: str = "energy",
@@ -521,6 +646,7 @@ def prune(network: Network, target: Target, *, criterion: str = "energy",
           finetune: bool = True, progress=None) -> tuple[Network, PruneReport]:
     """The procedure of the module documentation: (the pruned hardware network, its report).
     ``max_accuracy_drop`` is in percentage points; ``progress(text)`` hears each step."""
+    import copy
     import time
 
     start = time.perf_counter()
@@ -533,43 +659,49 @@ def prune(network: Network, target: Target, *, criterion: str = "energy",
     dense = check_prunable(network)
     data = data or PruneData.digits()
     say = progress or (lambda text: None)
+    # a configuration the target cannot take fails before any parent is trained
+    target.configure(network if _binarized(network) else
+                     hardware_network(network, data.x_train, seed))
 
-    flow = _flow(network, data, seed)
-    reference = flow.reference()
-    target.configure(reference)  # a configuration the target cannot take fails before the search
-    reference_val = _accuracy(flow.parent, data.x_validation, data.y_validation)
-    reference_test = (_accuracy(flow.parent, data.x_test, data.y_test)
+    say(f"{criterion}: training the parents of {len(data.folds)} folds")
+    flow = (_NeuronFlow if _binarized(network) else _WeightFlow)(network, data, seed)
+    folds = [member.fold for member in flow.folds]
+    reference = flow.reference(flow.final)
+    reference_val = _pooled_accuracy([member.parent for member in flow.folds], folds)
+    reference_test = (_accuracy(flow.final.parent, data.x_test, data.y_test)
                       if data.x_test is not None else None)
     report_x, report_y = ((data.x_test, data.y_test) if data.x_test is not None else
-                          (data.x_validation, data.y_validation))
+                          (data.x_train, data.y_train))
     _, energy_before = target.run(reference, report_x, report_y)
     prunable = [layer for layer in dense if layer.name in flow.prunable]
     if criterion == "energy":
-        _, order_energy = target.run(reference, data.x_validation, data.y_validation)
+        _, order_energy = target.run(reference, data.x_train, data.y_train)
         order = sorted((layer.name for layer in prunable), key=lambda n: -order_energy[n])
     else:
         order = [layer.name for layer in sorted(prunable, key=lambda layer: -layer.weights.size)]
     say(f"{criterion}: layers in the order {', '.join(order)}")
 
-    # The budget holds for the final hardware network on the validation part: when fine-tuning
-    # and sharing lose what the float search kept, the search runs again with a decision
-    # budget one validation image tighter.
-    step = 1.0 / len(data.y_validation)
-    decision_budget = max_accuracy_drop / 100.0
+    # The budget holds for the folds' final hardware networks in cross-validation: when
+    # fine-tuning and sharing lose what the float search kept, the search runs again with a
+    # tighter decision budget.
+    budget = max_accuracy_drop / 100.0
+    decision_budget = budget
     attempts = []
     while True:
-        final, choices = _prune_layers(criterion, flow, order, data, target,
-                                       reference_val - decision_budget - 1e-12, finetune, say)
-        final_val = _accuracy(final, data.x_validation, data.y_validation)
+        final, final_val, choices = _prune_layers(criterion, flow, order,
+                                                  reference_val - decision_budget - 1e-12,
+                                                  finetune, say)
         attempts.append({"decision_budget_points": 100 * decision_budget,
                          "validation_accuracy": final_val})
-        if final_val >= reference_val - max_accuracy_drop / 100.0 - 1e-12 \
-                or decision_budget <= 0:
+        if final_val >= reference_val - budget - 1e-12 or decision_budget <= 0:
             break
-        decision_budget = max(decision_budget - step, 0.0)
-        say(f"{criterion}: the final network lost {100 * (reference_val - final_val):.2f} "
-            f"points on validation; searching again with a {100 * decision_budget:.2f}-point "
-            "budget")
+        decision_budget = max(decision_budget - RETRY_STEP_POINTS / 100.0, 0.0)
+        say(f"{criterion}: the final networks lost {100 * (reference_val - final_val):.2f} "
+            f"points in cross-validation; searching again with a {100 * decision_budget:.2f}-"
+            "point budget")
+    final = copy.copy(final)  # unpruned, it is a parent the process keeps (_TRAINED_PARENTS)
+    final.metadata = {**final.metadata, "pruned_by": f"accel prune --criterion {criterion}",
+                      "pruned_for": f"{target.arch_name} {target.options}"}
     _, energy_after = target.run(final, report_x, report_y)
     final_test = (_accuracy(final, data.x_test, data.y_test)
                   if data.x_test is not None else None)
@@ -585,11 +717,12 @@ def prune(network: Network, target: Target, *, criterion: str = "energy",
     report = PruneReport(criterion, target.arch_name, target.options, float(max_accuracy_drop),
                          order, layers, reference_val, reference_test, final_val, final_test,
                          sum(energy_before.values()), sum(energy_after.values()),
-                         100 * decision_budget,
-                         final_val >= reference_val - max_accuracy_drop / 100.0 - 1e-12,
+                         100 * decision_budget, final_val >= reference_val - budget - 1e-12,
                          time.perf_counter() - start,
                          {"energy_measured_on": "the test split" if data.x_test is not None
-                          else "the validation part", "data": data.source,
+                          else "the training images", "data": data.source,
+                          "folds": len(data.folds),
+                          "validation_images": data.validation_images,
                           "clock_mhz": target.clock_mhz, "finetuned": finetune,
                           "pruned": flow.kind, "parent": flow.note,
                           "widths": {item.name: list(item.weights.shape)
@@ -645,7 +778,9 @@ def report_tables(reports: list[PruneReport]):
                       f"{1e3 * report.energy_after_uj:.2f}",
                       _ratio(report.energy_before_uj, report.energy_after_uj))
         table.caption = (
-            f"accuracy: validation {100 * report.validation_accuracy:.2f} % (reference "
+            f"accuracy: cross-validated on {report.extra['validation_images']} images "
+            f"({report.extra['folds']} fold{'s' * (report.extra['folds'] != 1)}) "
+            f"{100 * report.validation_accuracy:.2f} % (reference "
             f"{100 * report.reference_validation_accuracy:.2f} %, budget "
             f"{report.budget_points:g} points, searched with "
             f"{report.decision_budget_points:.2f})"
@@ -683,7 +818,7 @@ def _comparison(first: PruneReport, second: PruneReport):
                      f"{1e3 * second.energy_after_uj:.2f} nJ "
                      f"({_ratio(second.energy_after_uj, first.energy_after_uj)} less with "
                      f"{first.criterion}); sparsities are the search's on the float network, "
-                     "stops on the validation part")
+                     "stops in cross-validation")
     return table
 
 

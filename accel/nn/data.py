@@ -91,6 +91,26 @@ def stratified_split_indices(labels: np.ndarray, test_fraction: float,
     return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(test_parts))
 
 
+def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
+    """``folds`` disjoint ascending index arrays covering ``labels`` (k-fold cross-validation):
+    each class shuffled with ``seed`` and dealt out as evenly as its count allows, so every
+    fold holds every class. A class with fewer members than folds is a ConfigError."""
+    seed = _check_seed(seed)
+    if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
+        raise ConfigError(f"cross-validation needs at least 2 folds, got {folds!r}")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[] for _ in range(folds)]
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        if members.size < folds:
+            raise ConfigError(f"{folds} folds need at least {folds} samples of every class; "
+                              f"class {label} has {members.size}")
+        for part, chunk in zip(parts, np.array_split(rng.permutation(members), folds)):
+            part.append(chunk)
+    return [np.sort(np.concatenate(part)) for part in parts]
+
+
 # The validation part of the training split, on which recipes and sweeps take their decisions
 # (never on the test images): a stratified fifth of the fixed split's training images.
 VALIDATION_FRACTION = 0.2

@@ -7,7 +7,7 @@ not import torch; training does.
 """
 
 from accel.train.catalog import REFERENCE_MODELS, ReferenceModel, reference_model
-from accel.train.api import finetune_pruned, main, train, train_command
+from accel.train.api import finetune_pruned, main, retrain_parent, train, train_command
 
 __all__ = ["REFERENCE_MODELS", "ReferenceModel", "finetune_pruned", "main", "reference_model",
-           "train", "train_command"]
+           "retrain_parent", "train", "train_command"]

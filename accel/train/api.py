@@ -126,6 +126,26 @@ def finetune_pruned(network: Network, x, y, seed: int = 0) -> Network:
         return recipes.finetune_pruned(network, x, y, seed)
 
 
+def retrain_parent(network: Network, x, y) -> Network | None:
+    """The shipped float ``mlp`` retrained by the recipe and seed its metadata records, on
+    ``(x, y)`` (deterministic), with the file's metadata; None for any other network (no
+    recipe known to have made it). ``accel prune`` takes its decisions on such parents, each
+    trained without the images it is validated on."""
+    import json
+
+    metadata = network.metadata
+    common, recipes = _import_training()
+    if metadata.get("reference_model") != "mlp" or "train_seed" not in metadata \
+            or json.loads(metadata.get("recipe", "null")) != recipes.MLP_RECIPE:
+        return None
+    seed = _check_seed(int(metadata["train_seed"]))
+    with common.deterministic(seed):
+        retrained = recipes.mlp(seed, common.Data(x, y, x, y, "training")).network
+    retrained.name = network.name
+    retrained.metadata = dict(metadata)
+    return retrained
+
+
 def train_command(name: str, seed: int = 0, out_dir=None) -> str:
     """``accel train NAME [--seed S] [-o DIR]``: train, write ``DIR/NAME.onnx`` (default: the
     current directory) and return a summary, which says whether the file is byte-identical to
