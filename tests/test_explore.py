@@ -505,6 +505,37 @@ def test_nsga2_on_dask_and_the_finn_example(tmp_path):
 
 
 @pytest.mark.slow
+def test_the_yodann_example_sweeps_the_engine_size(tmp_path):
+    """examples/explore_yodann.yaml: 72 engine sizes for bwn-cnn on 16 images. Its premise is
+    checked too: the engine's cycles and energy per inference do not depend on which images
+    run, and smaller SoP units (k_max 3 for 3x3 kernels) cost no cycles and less energy."""
+    from accel.explore import run_sweep
+
+    outcome = run_sweep(ROOT / "examples" / "explore_yodann.yaml", store=tmp_path / "y.sqlite",
+                        out_dir=tmp_path / "y", progress=False)
+    assert outcome.computed == outcome.total == 72 and outcome.report["points_failed"] == 0
+    with sqlite3.connect(tmp_path / "y.sqlite") as db:
+        rows = db.execute("SELECT point, result FROM points").fetchall()
+    results = {tuple(sorted(json.loads(point)["options"].items())): json.loads(result)
+               for point, result in rows}
+    assert len(results) == 72
+    for options, result in results.items():
+        chosen = dict(options)
+        if chosen["k_max"] == 7:
+            small = results[tuple(sorted({**chosen, "k_max": 3}.items()))]
+            assert small["cycles_per_inference"] == result["cycles_per_inference"]
+            assert small["energy_uj_per_inference"] < result["energy_uj_per_inference"]
+    figures = []
+    for images in (16, 359):
+        path = tmp_path / f"e{images}.json"
+        assert main(["estimate", "--arch", "yodann", "--n-out", "16", "--w-max", "4",
+                     "bwn-cnn", "--images", str(images), "--json", str(path)]) == 0
+        estimate = json.loads(path.read_text())
+        figures.append((estimate["cycles_per_inference"], estimate["energy_uj_per_inference"]))
+    assert figures[0] == figures[1]
+
+
+@pytest.mark.slow
 def test_verify_replays_front_points_in_verilator(small_sparse_mlp, tmp_path):
     """--verify N: the first N front points run in Verilator as Dask tasks; bit-exact, and
     cycles, latency, events, energy and accuracy equal to the stored estimates."""
