@@ -119,21 +119,33 @@ def dense_network(seed, in_type, weight_type, activation, mw, mh):
 
 
 def mvtu_rule(mvtu: MVTU):
-    """The MVTU docstring: a step happens when (nf > 0 or input valid) and (sf < SF-1 or the
-    output register is empty or read this cycle); input is taken by the steps of fold 0; the
-    output register is valid from the cycle after the step that fills it."""
-    nf_count, sf_count = mvtu.layer.neuron_fold, mvtu.layer.synapse_fold
-    state = {"steps": 0, "out_valid": False}
+    """The MVTU docstring: a step happens when (nf > 0 or input valid) and (sf < SF-1 or an
+    output slot is free: unpipelined, the output register empty or read this cycle;
+    pipelined, fewer than ``output_slots`` results issued and not yet read); input is taken
+    by the steps of fold 0; a result is valid from ``pipeline`` + 1 cycles after its step."""
+    layer = mvtu.layer
+    nf_count, sf_count = layer.neuron_fold, layer.synapse_fold
+    state = {"steps": 0, "stored": 0, "in_flight": []}
 
     def rule(ctx, in_valid, in_ready, out_valid, out_ready):
         nf, sf = divmod(state["steps"] % (nf_count * sf_count), sf_count)
-        last, free = sf == sf_count - 1, not state["out_valid"] or out_ready
+        pending = state["stored"] + len(state["in_flight"])
+        free = (pending == 0 or out_ready) if layer.pipeline == 0 else \
+            pending < layer.output_slots
+        last = sf == sf_count - 1
         step = (nf > 0 or in_valid) and (not last or free)
         assert (ctx.get(mvtu.step), ctx.get(mvtu.input_step), ctx.get(mvtu.output_step)) == \
             (step, step and nf == 0, step and last)
-        assert (in_ready, out_valid) == (nf == 0 and (not last or free), state["out_valid"])
+        assert (in_ready, out_valid) == (nf == 0 and (not last or free), state["stored"] > 0)
         state["steps"] += step
-        state["out_valid"] = (step and last) or (state["out_valid"] and not out_ready)
+        arriving = [left - 1 for left in state["in_flight"]]
+        state["in_flight"] = [left for left in arriving if left > 0]
+        state["stored"] += len(arriving) - len(state["in_flight"]) - (out_valid and out_ready)
+        if step and last:
+            if layer.pipeline == 0:
+                state["stored"] += 1
+            else:
+                state["in_flight"].append(layer.pipeline)
 
     return rule
 
@@ -150,11 +162,12 @@ def mvtu_rule(mvtu: MVTU):
     ("i4", "i3", "steps3", 4, 4, 1, 4),  # SF = 1, NF = 4
     # unsigned inputs and weights: the accumulator's range is unsigned, up to 2^bits - 1
     ("u2", "u2", None, 4, 2, 1, 2)])
+@pytest.mark.parametrize("pipeline", [0, None])  # unpipelined, and the default pipeline
 def test_mvtu_equals_golden_at_one_tile_per_cycle_and_under_backpressure(
-        in_name, w_name, activation, mw, mh, pe, simd):
+        in_name, w_name, activation, mw, mh, pe, simd, pipeline):
     in_type = int_type(in_name)
     network = dense_network(mw * mh + pe, in_type, int_type(w_name), activation, mw, mh)
-    layer = map_network(network, {"fc": {"pe": pe, "simd": simd}}).stages[0]
+    layer = map_network(network, {"fc": {"pe": pe, "simd": simd}}, pipeline=pipeline).stages[0]
     assert isinstance(layer, LayerMapping) and (layer.thresholds is None) == (activation is None)
     vectors, nf, sf = 3, layer.neuron_fold, layer.synapse_fold
     x = random_values(np.random.default_rng(1), in_type, (vectors, mw))
@@ -170,11 +183,11 @@ def test_mvtu_equals_golden_at_one_tile_per_cycle_and_under_backpressure(
         np.testing.assert_array_equal(got, expected)
         return in_cycles, out_cycles
 
-    # no stall: one tile step per cycle, NF*SF cycles per vector; output beat b is filled by
-    # the step in cycle (b+1)*SF - 1 and valid (and taken) in the next cycle
+    # no stall: one tile step per cycle, NF*SF cycles per vector; output beat b is issued by
+    # the step in cycle (b+1)*SF - 1 and valid (and taken) pipeline + 1 cycles later
     in_cycles, out_cycles = run()
     assert in_cycles == [v * nf * sf + s for v in range(vectors) for s in range(sf)]
-    assert out_cycles == [(b + 1) * sf for b in range(vectors * nf)]  # last: vectors*NF*SF
+    assert out_cycles == [(b + 1) * sf + layer.pipeline for b in range(vectors * nf)]
     # the consumer's ready held low for the first 3*NF*SF cycles, then random; random input
     _, out_cycles = run(pattern(3, 0.6), pattern(2, 0.4, low_first=3 * nf * sf))
     assert out_cycles[0] >= 3 * nf * sf

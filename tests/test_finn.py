@@ -84,14 +84,18 @@ def finn_networks(draw, max_width=24):
         pe, simd = folding[before]["pe"], folding[after]["simd"]
         if pe % simd and simd % pe:
             folding[after]["simd"] = 1
-    return network, folding
+    return network, folding, draw(st.integers(0, 4))  # the MVTUs' pipeline registers
+
+
+def mapped(case):
+    network, folding, pipeline = case
+    return map_network(network, folding, pipeline=pipeline)
 
 
 @settings(max_examples=60, deadline=None)
 @given(finn_networks(max_width=64), st.integers(1, 6))
 def test_cycle_model_meets_finn_formula_in_steady_state(case, frames):
-    network, folding = case
-    mapping = map_network(network, folding)
+    mapping = mapped(case)
     one = simulate(mapping, 1)
     many = simulate(mapping, frames + 1)
     # with the generator's FIFO sizes the dataflow accepts a frame every II cycles, where II is
@@ -148,18 +152,19 @@ def finn_cnns(draw):
                                    weight_type=DataType.bipolar_type())]
     folding["d"] = {"pe": draw(st.sampled_from([1, 3])), "simd": 1}
     network = Network("cnn", (1, channels, side, side), layers)
+    pipeline = draw(st.integers(0, 4))
     try:
-        mapping = map_network(network, folding)
+        mapping = map_network(network, folding, pipeline=pipeline)
     except ConfigError:
         assume(False)
     if draw(st.booleans()):
         depths = [draw(st.integers(1, 4)) for _ in mapping.fifo_depths]
-        mapping = map_network(network, folding, fifo_depths=depths)
+        mapping = map_network(network, folding, fifo_depths=depths, pipeline=pipeline)
     return mapping
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.one_of(finn_cnns(), finn_networks().map(lambda case: map_network(*case))),
+@given(st.one_of(finn_cnns(), finn_networks().map(mapped)),
        st.integers(1, 9))
 def test_token_model_equals_the_cycle_stepping_model(mapping, frames):
     """The fast model (per token, periodic frames closed analytically) against the model that
@@ -178,8 +183,8 @@ def test_token_model_equals_the_cycle_stepping_model(mapping, frames):
 @settings(max_examples=2, deadline=None)
 @given(finn_networks())
 def test_random_networks_in_verilator_equal_golden_and_model(case):
-    network, folding = case
-    mapping = map_network(network, folding)
+    network = case[0]
+    mapping = mapped(case)
     check_lint(generate_verilog(mapping), "finn_top")
     inputs = np.random.default_rng(7).random((5, network.input_shape[1])).astype(np.float32) * 2
     assert equal_to_model(run_on_rtl(mapping, network, inputs))
@@ -216,28 +221,32 @@ def small_cnn(padding):
     ])
 
 
-@pytest.mark.parametrize("padding,folding", [
-    (1, {}),
-    (0, {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 4, "simd": 2}, "d": {"pe": 3, "simd": 2}}),
+@pytest.mark.parametrize("padding,folding,pipeline", [
+    (1, {}, 0),
+    (0, {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 4, "simd": 2}, "d": {"pe": 3, "simd": 2}}, 0),
+    (1, {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 1, "simd": 4}, "d": {"pe": 1, "simd": 2}}, 3),
 ])
-def test_small_cnn_in_verilator(padding, folding):
+def test_small_cnn_in_verilator(padding, folding, pipeline):
     """Sliding window (with and without zero padding), max-pool, flatten permutation and width
-    converters, against the golden model and the cycle model."""
+    converters, unpipelined and pipelined MVTUs, against the golden model and the cycle
+    model."""
     network = small_cnn(padding)
-    mapping = map_network(network, folding)
+    mapping = map_network(network, folding, pipeline=pipeline)
     inputs = np.random.default_rng(11).random((4, 2, 6, 6)).astype(np.float32)
     assert equal_to_model(run_on_rtl(mapping, network, inputs))
 
 
-@pytest.mark.parametrize("padding,folding", [
-    (1, {}),
+@pytest.mark.parametrize("padding,folding,pipeline", [
+    (1, {}, 0),
+    (1, {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 2, "simd": 2}}, 4),
     pytest.param(0, {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 4, "simd": 2},
-                     "d": {"pe": 3, "simd": 2}}, marks=pytest.mark.slow),
+                     "d": {"pe": 3, "simd": 2}}, 0, marks=pytest.mark.slow),
 ])
-def test_back_pressure_in_verilator(padding, folding):
+def test_back_pressure_in_verilator(padding, folding, pipeline):
     """The harness's source offers beats and its sink accepts them with probability 100 %,
     50 % and 10 % (pseudo-random, in hardware): outputs stay bit-exact and the stepping model
-    follows the same generators to the cycle, in every event."""
+    follows the same generators to the cycle, in every event (a pipelined MVTU's output slots
+    fill and drain under the stalls)."""
     from accel.hw.common.stream_harness import Stimulus
     from accel.hw.evaluate import golden_outputs
     from accel.hw.finn.arch import ARCHITECTURE
@@ -245,7 +254,7 @@ def test_back_pressure_in_verilator(padding, folding):
     from accel.hw.finn.run import run_rtl
 
     network = small_cnn(padding)
-    mapping = map_network(network, folding)
+    mapping = map_network(network, folding, pipeline=pipeline)
     inputs = np.random.default_rng(11).random((4, 2, 6, 6)).astype(np.float32)
     harness = ARCHITECTURE.harness(mapping, len(inputs))
     expected = golden_outputs(network, inputs)

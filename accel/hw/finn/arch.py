@@ -25,6 +25,12 @@ class FinnOptions:
     target_fps: float | None = option(
         help="pick the cheapest folding that meets this frame rate at --clock-mhz",
         parse=float, metavar="FPS")
+    pipeline: int | None = option(
+        help="registers after each MVTU's issuing step: 0 none (one cycle from memory to "
+             "output), 1 registers the memory reads (block RAM), 2 also the threshold compare, "
+             "more cut the adder tree; each adds a cycle of latency, none of throughput "
+             "(default: per MVTU, reads, compare and a register every two adder levels)",
+        parse=int, metavar="N")
 
 
 class FinnArchitecture(Architecture):
@@ -49,7 +55,8 @@ class FinnArchitecture(Architecture):
         if options.target_fps is not None:
             check_positive("--target-fps", options.target_fps)
             folding = auto_fold(network, options.target_fps, clock_mhz)
-        return map_network(network, folding, count_events=count_events)
+        return map_network(network, folding, count_events=count_events,
+                           pipeline=options.pipeline)
 
     def rtl(self, mapping: FinnMapping) -> FinnTop:
         return FinnTop(mapping)

@@ -62,6 +62,17 @@ class Element:
         return codes
 
 
+@dataclass(frozen=True)
+class PipelineStages:
+    """An MVTU's pipeline registers after the issuing step: ``read`` (1: registered weight,
+    threshold and input-buffer reads), ``tree`` (registers cutting the adder/popcount tree),
+    ``compare`` (1: the threshold compare in its own stage)."""
+
+    read: int
+    tree: int
+    compare: int
+
+
 @dataclass
 class LayerMapping:
     """One MVTU: ``weights`` (mh, mw) integers; ``thresholds`` (mh, steps) or None (raw
@@ -80,6 +91,25 @@ class LayerMapping:
     weights: np.ndarray = field(repr=False)
     thresholds: np.ndarray | None = field(repr=False, default=None)
     out_offset: int = 0
+    pipeline: int = 0  # cycles a step's result takes beyond the next (``pipeline_stages``)
+
+    @property
+    def output_slots(self) -> int:
+        """Results an MVTU holds, in its pipeline and waiting to leave: unpipelined, its
+        output register, which a step may refill in the cycle it is read; pipelined,
+        ``pipeline + 2``, the slots counted without looking at the reader (so no path runs
+        from downstream's ready into the step), which still lets outputs issue every cycle."""
+        return 1 if self.pipeline == 0 else self.pipeline + 2
+
+    @property
+    def pipeline_stages(self) -> PipelineStages:
+        """Where the ``pipeline`` registers go: first the memory reads (registered, so block
+        RAM can hold weights and thresholds), then (with thresholds, from 2) the threshold
+        compare in its own stage, the rest into the dot product's adder tree."""
+        if self.pipeline == 0:
+            return PipelineStages(0, 0, 0)
+        compare = int(self.thresholds is not None and self.pipeline >= 2)
+        return PipelineStages(1, self.pipeline - 1 - compare, compare)
 
     @property
     def register_bits(self) -> int:
@@ -262,6 +292,7 @@ class FinnMapping:
 
 
 DEFAULT_FIFO_DEPTH = 2  # the smallest FIFO the generator places
+MAX_PIPELINE = 16  # an MVTU's registers after the issuing step (auto: at most 9)
 
 
 def legal_folds(size: int) -> list[int]:
@@ -318,14 +349,27 @@ def load_folding(spec) -> dict:
     return folding
 
 
+def auto_pipeline(simd: int, thresholds: bool) -> int:
+    """The default pipeline of an MVTU: registered memory reads, the threshold compare in its
+    own stage, and a register every two levels of its SIMD-input adder tree (on an ECP5 that
+    keeps every stage to about two carry chains: the README's synthesis table)."""
+    levels = (simd - 1).bit_length()
+    return 1 + int(thresholds) + (levels + 1) // 2
+
+
 def map_network(network: Network, folding=None, fifo_depths=None,
-                count_events: bool = True) -> FinnMapping:
+                count_events: bool = True, pipeline: int | None = None) -> FinnMapping:
     """Validate that ``network`` fits the FINN architecture and fix every parameter.
 
     Dense layers (with their MultiThreshold) become MVTUs; a Conv2d becomes a sliding-window
     unit feeding an MVTU with MW = K*K*Cin over OH*OW vectors; a MaxPool2d becomes a pooling
     stage. Feature maps stream pixel by pixel in NHWC order, so a Flatten before a dense layer
-    only permutes that layer's weight columns."""
+    only permutes that layer's weight columns. Every MVTU gets ``pipeline`` registers after
+    its issuing step (``LayerMapping.pipeline_stages``; None: ``auto_pipeline`` per MVTU)."""
+    if pipeline is not None and (isinstance(pipeline, bool) or not isinstance(pipeline, int)
+                                 or not 0 <= pipeline <= MAX_PIPELINE):
+        raise ConfigError(f"the MVTU pipeline takes 0 to {MAX_PIPELINE} registers, got "
+                          f"{pipeline!r}")
     folding = load_folding(folding)
     layers = network.layers
     types = network.tensor_types()
@@ -448,7 +492,9 @@ def map_network(network: Network, folding=None, fifo_depths=None,
             input=Element.of(in_type), weight=Element.of(layer.weight_type),
             accumulator=Element.of(acc_type),
             output=Element.of(out_type if thresholds is not None else acc_type),
-            weights=weights.astype(np.int64), thresholds=thresholds, out_offset=out_offset))
+            weights=weights.astype(np.int64), thresholds=thresholds, out_offset=out_offset,
+            pipeline=auto_pipeline(simd, thresholds is not None) if pipeline is None
+            else pipeline))
     if not isinstance(stages[-1], (LayerMapping, ThresholdMapping)):
         raise ConfigError(f"network {network.name}: the last layer must be dense, conv or "
                           "thresholds")

@@ -39,15 +39,25 @@ def _add(events: dict, name: str, counts: dict) -> None:
 
 
 class MVTUStepper:
+    """``accel.hw.finn.mvtu.MVTU``: a last-synapse step issues when one of its output slots
+    (``LayerMapping.output_slots``) is free (unpipelined: or read in that cycle); its result is
+    stored ``pipeline`` cycles after the step and visible from the cycle after that."""
+
     def __init__(self, spec: LayerMapping, name: str):
         self.spec, self.name = spec, name
         self.nf = self.sf = 0
-        self.out_valid = False
+        self.stored = 0  # results in the output slots
+        self.in_flight: list[int] = []  # per result in the pipeline: cycles until it is stored
         self.stepped = False
         self.replayed = False  # the last cycle was a step of a later fold that gave no output
+        self.arrived = 0  # results the last cycle stored from the pipeline
+
+    @property
+    def out_valid(self):
+        return self.stored > 0
 
     def state(self):
-        return (self.nf, self.sf, self.out_valid)
+        return (self.nf, self.sf, self.stored, tuple(self.in_flight))
 
     def replay(self, cycles: int, events) -> None:
         """``cycles`` more steps of a later fold before its last synapse: nothing but this
@@ -55,17 +65,23 @@ class MVTUStepper:
         self.sf += cycles
         _add(events, self.name, kind_of(self.spec).counts(self.spec, cycles, cycles, 0))
 
+    def _credit(self, out_ready):
+        pending = self.stored + len(self.in_flight)
+        if self.spec.pipeline == 0:
+            return pending == 0 or out_ready
+        return pending < self.spec.output_slots
+
     def in_ready(self, out_ready):
         last_synapse = self.sf == self.spec.synapse_fold - 1
-        return self.nf == 0 and (not last_synapse or not self.out_valid or out_ready)
+        return self.nf == 0 and (not last_synapse or self._credit(out_ready))
 
     def cycle(self, in_valid, out_ready, events):
         """Handshakes of this cycle from the current registers; returns (takes input, update)."""
         spec = self.spec
         last_synapse = self.sf == spec.synapse_fold - 1
-        out_free = not self.out_valid or out_ready
-        step = (self.nf != 0 or in_valid) and (not last_synapse or out_free)
+        step = (self.nf != 0 or in_valid) and (not last_synapse or self._credit(out_ready))
         output_step = step and last_synapse
+        popped = self.out_valid and out_ready
         self.stepped = step
         self.replayed = step and self.nf != 0 and not last_synapse
         name = self.name
@@ -79,10 +95,15 @@ class MVTUStepper:
                     self.nf = 0 if self.nf == spec.neuron_fold - 1 else self.nf + 1
                 else:
                     self.sf += 1
+            arriving = [left - 1 for left in self.in_flight]
+            self.in_flight = [left for left in arriving if left > 0]
+            self.arrived = len(arriving) - len(self.in_flight)
+            self.stored += self.arrived - popped
             if output_step:
-                self.out_valid = True
-            elif out_ready:
-                self.out_valid = False
+                if spec.pipeline == 0:
+                    self.stored += 1
+                else:
+                    self.in_flight.append(spec.pipeline)
 
         return step and self.nf == 0, update
 
@@ -367,13 +388,14 @@ def step(mapping: FinnMapping, frames: int, stimulus: Stimulus | None = None) ->
             sent < total_in and (source_random & 0xFF) < stimulus.valid_threshold)
         source_random, sink_random = xorshift32(source_random), xorshift32(sink_random)
 
-        # A quiet cycle (no transfer anywhere, no output register filled): only MVTUs
-        # replaying a later fold moved, and the next cycles stay quiet until one of them
-        # reaches its last synapse. Those cycles are added at once.
+        # A quiet cycle (no transfer anywhere, no output register filled, no result in an
+        # MVTU's pipeline): only MVTUs replaying a later fold moved, and the next cycles stay
+        # quiet until one of them reaches its last synapse. Those cycles are added at once.
         replaying = [stage for stage in stages if isinstance(stage, MVTUStepper) and stage.replayed]
         if full_rate and replaying and not (results[0][0] or out_valid[-1] or any(fifo_push)
                               or any(fifo_pop) or any(converter_in) or any(converter_out)) \
                 and all(isinstance(stage, MVTUStepper) and (stage.replayed or not stage.stepped)
+                        and not stage.in_flight and not stage.arrived
                         for stage in stages if isinstance(stage, MVTUStepper)):
             quiet = min(stage.spec.synapse_fold - 1 - stage.sf for stage in replaying)
             for stage in replaying:

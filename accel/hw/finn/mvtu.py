@@ -8,11 +8,19 @@ an input buffer; later folds replay them. After sf = SF-1 the PE accumulators go
 thresholds (or out raw) into the output register, one beat of PE elements.
 
 Timing (the cycle model in ``accel.hw.finn.model`` mirrors it): a tile step happens in a cycle
-when (nf > 0 or an input beat is valid) and (sf < SF-1 or the output register is empty or being
-read in that cycle); the output register is valid from the cycle after the step that filled it.
-So a vector takes NF*SF cycles when nothing stalls: II = 1 tile per cycle.
+when (nf > 0 or an input beat is valid) and (sf < SF-1 or an output slot is free). So a vector
+takes NF*SF cycles when nothing stalls: II = 1 tile per cycle.
 
-Weight and threshold memories are read asynchronously (LUT RAM / registers on an FPGA).
+Pipeline (``LayerMapping.pipeline``, P registers after the issuing step; the default
+``auto_pipeline``): P = 0 is one cycle from memory address to output register (asynchronous
+reads: LUTs or LUT RAM on an FPGA), the output register valid from the cycle after the step
+that filled it, and free when empty or read in that cycle. P >= 1 registers the weight,
+threshold and input-buffer reads (synchronous: block RAM), then (thresholds, P >= 2) the
+threshold compare gets its own stage and the rest cut the adder tree (``balanced_sum``). The
+pipeline never stalls: a last-synapse step issues only while fewer than ``output_slots``
+(P + 2) results are issued and not read, so its result always finds a place in the output
+FIFO P cycles later, valid from the cycle after; counting slots without looking at the
+consumer's ready keeps any path from downstream's ready out of the step logic.
 
 Generated logic is linear in PE x SIMD: the input beat is selected once into a signal every PE
 reads (Amaranth re-emits an expression at each use, so a shared expression would be rebuilt per
@@ -26,6 +34,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from accel.hw.common.fifo import StreamFIFO
 from accel.hw.finn.mapping import Element, LayerMapping
 
 
@@ -36,18 +45,40 @@ def _pack(values, bits: int) -> int:
     return word
 
 
-def balanced_sum(terms):
+def balanced_sum(terms, m=None, registers: int = 0, name: str = "sum"):
     """The sum of Amaranth values ``terms`` as a balanced tree of two-input adders, built level
     by level (so neither its logic depth nor Python's recursion grows with ``len(terms)``).
-    Each term is used once, so nothing is emitted twice."""
+    Each term is used once, so nothing is emitted twice. With ``registers`` (and the module
+    ``m``), that many pipeline registers cut the tree, spread evenly over its levels (after
+    the last level where the tree has fewer levels than registers): the sum arrives
+    ``registers`` cycles later."""
     level = list(terms)
     if not level:
-        return Const(0, 1)
-    while len(level) > 1:
-        paired = [a + b for a, b in zip(level[0::2], level[1::2])]
-        if len(level) % 2:
-            paired.append(level[-1])
-        level = paired
+        level = [Const(0, 1)]
+    depth = (len(level) - 1).bit_length()  # adder levels
+    # registers after level k (1..depth; at least 1 so a one-term "tree" is delayed too),
+    # rounded down: the first segment also holds the terms' own logic (input select, sign)
+    cuts = [max(1, min(depth, (k + 1) * depth // (registers + 1))) for k in range(registers)]
+    done = 0
+
+    def cut(values, after):
+        nonlocal done
+        for _ in range(sum(1 for c in cuts if c == after)):
+            staged = []
+            for index, value in enumerate(values):
+                register = Signal(value.shape(), name=f"{name}_r{done}_{index}")
+                m.d.sync += register.eq(value)
+                staged.append(register)
+            values, done = staged, done + 1
+        return values
+
+    for k in range(1, max(depth, 1) + 1):
+        if len(level) > 1:
+            paired = [a + b for a, b in zip(level[0::2], level[1::2])]
+            if len(level) % 2:
+                paired.append(level[-1])
+            level = paired
+        level = cut(level, k)
     return level[0]
 
 
@@ -98,6 +129,8 @@ class MVTU(wiring.Component):
         nf_count, sf_count = layer.neuron_fold, layer.synapse_fold
         acc_shape = signed(layer.register_bits)
         threshold_width = layer.register_bits + 1
+        stages = layer.pipeline_stages
+        depth = layer.pipeline
 
         nf = Signal(range(max(nf_count, 2)))
         sf = Signal(range(max(sf_count, 2)))
@@ -105,30 +138,55 @@ class MVTU(wiring.Component):
         last_synapse = Signal()
         m.d.comb += [first_fold.eq(nf == 0), last_synapse.eq(sf == sf_count - 1)]
         out_valid = Signal()
-        out_free = Signal()
+        popped = Signal()
+        credit = Signal()  # an output slot is free for a last-synapse step (see the module notes)
         can_step = Signal()
-        m.d.comb += [out_free.eq(~out_valid | self.o.ready),
-                     can_step.eq((~first_fold | self.i.valid) & (~last_synapse | out_free))]
+        m.d.comb += [popped.eq(out_valid & self.o.ready),
+                     can_step.eq((~first_fold | self.i.valid) & (~last_synapse | credit))]
+        slots = layer.output_slots
+        if depth == 0:
+            m.d.comb += credit.eq(~out_valid | self.o.ready)
+        else:
+            pending = Signal(range(slots + 1))  # issued outputs not yet read out
+            m.d.comb += credit.eq(pending < slots)
+            m.d.sync += pending.eq(pending + (can_step & last_synapse) - popped)
 
         m.d.comb += [
             self.step.eq(can_step),
             self.input_step.eq(can_step & first_fold),
             self.output_step.eq(can_step & last_synapse),
-            self.i.ready.eq(first_fold & (~last_synapse | out_free)),
-            self.o.valid.eq(out_valid),
+            self.i.ready.eq(first_fold & (~last_synapse | credit)),
         ]
+
+        def delayed(value, cycles, name):
+            """``value`` ``cycles`` clock cycles later (plain registers: the pipeline after
+            the issuing step never stalls)."""
+            for k in range(cycles):
+                register = Signal.like(value, name=f"{name}_s{k + 1}")
+                m.d.sync += register.eq(value)
+                value = register
+            return value
 
         # input buffer: written during the first fold, replayed by the others
         m.submodules.input_buffer = input_buffer = memory.Memory(
             shape=self.in_width, depth=max(sf_count, 2), init=[])
         buffer_write = input_buffer.write_port()
-        buffer_read = input_buffer.read_port(domain="comb")
+        reads = "comb" if stages.read == 0 else "sync"  # registered reads: block-RAM friendly
+        buffer_read = input_buffer.read_port(domain=reads)
         m.d.comb += [buffer_write.addr.eq(sf), buffer_write.data.eq(self.i.payload),
                      buffer_write.en.eq(can_step & first_fold), buffer_read.addr.eq(sf)]
         beat = Signal(self.in_width)  # one selection, read by every PE
-        m.d.comb += beat.eq(Mux(first_fold, self.i.payload, buffer_read.data))
+        m.d.comb += beat.eq(Mux(delayed(first_fold, stages.read, "first_fold"),
+                                delayed(self.i.payload, stages.read, "payload"),
+                                buffer_read.data))
         first_synapse = Signal()
         m.d.comb += first_synapse.eq(sf == 0)
+        # the step's control, where the accumulators and the comparators see it
+        accumulate_at = stages.read + stages.tree
+        step_acc = delayed(can_step, accumulate_at, "step")
+        first_acc = delayed(first_synapse, accumulate_at, "first_synapse")
+        last_out = delayed(can_step & last_synapse, depth, "output")
+        nf_compare = delayed(nf, accumulate_at + stages.compare - stages.read, "nf")
 
         weight_addr = Signal(range(max(nf_count * sf_count, 2)))
         results = []
@@ -137,22 +195,32 @@ class MVTU(wiring.Component):
                                     depth=max(nf_count * sf_count, 2),
                                     init=self.weight_words(p) + [0] * (nf_count * sf_count < 2))
             m.submodules[f"weights_pe{p}"] = weights
-            weight_read = weights.read_port(domain="comb")
+            weight_read = weights.read_port(domain=reads)
             m.d.comb += weight_read.addr.eq(weight_addr)
-            partial = self._dot(m, p, beat, weight_read.data)
+            partial = self._dot(m, p, beat, weight_read.data, stages.tree)
             accumulator = Signal(acc_shape, name=f"acc_pe{p}")
             total = Signal(acc_shape, name=f"total_pe{p}")
-            m.d.comb += total.eq(Mux(first_synapse, 0, accumulator) + partial)
-            with m.If(can_step):
+            m.d.comb += total.eq(Mux(first_acc, 0, accumulator) + partial)
+            with m.If(step_acc):
                 m.d.sync += accumulator.eq(total)
-            results.append(self._activate(m, p, total, nf, threshold_width))
+            compared = delayed(total, stages.compare, f"total_pe{p}")
+            results.append(self._activate(m, p, compared, nf_compare, threshold_width,
+                                          "comb" if stages.read + stages.compare == 0
+                                          else "sync"))
 
-        out_register = Signal(self.out_width)
-        m.d.comb += self.o.payload.eq(out_register)
-        with m.If(can_step & last_synapse):
-            m.d.sync += [out_register.eq(Cat(*results)), out_valid.eq(1)]
-        with m.Elif(self.o.ready):
-            m.d.sync += out_valid.eq(0)
+        result = Cat(*results)
+        if depth == 0:  # one output register, filled by the step itself
+            out_register = Signal(self.out_width)
+            m.d.comb += [self.o.payload.eq(out_register), self.o.valid.eq(out_valid)]
+            with m.If(last_out):
+                m.d.sync += [out_register.eq(result), out_valid.eq(1)]
+            with m.Elif(self.o.ready):
+                m.d.sync += out_valid.eq(0)
+        else:  # a step issues only with a slot free for its result when it arrives
+            m.submodules.outputs = outputs = StreamFIFO(self.out_width, slots)
+            m.d.comb += [outputs.i.payload.eq(result), outputs.i.valid.eq(last_out),
+                         self.o.payload.eq(outputs.o.payload), out_valid.eq(outputs.o.valid),
+                         self.o.valid.eq(outputs.o.valid), outputs.o.ready.eq(self.o.ready)]
 
         with m.If(can_step):
             with m.If(last_synapse):
@@ -163,15 +231,17 @@ class MVTU(wiring.Component):
                 m.d.sync += [sf.eq(sf + 1), weight_addr.eq(weight_addr + 1)]
         return m
 
-    def _dot(self, m, p, beat, weight_word):
-        """Sum over the SIMD lanes of input x weight: XNOR-popcount when both are bipolar."""
+    def _dot(self, m, p, beat, weight_word, registers: int):
+        """Sum over the SIMD lanes of input x weight (XNOR-popcount when both are bipolar), with
+        ``registers`` pipeline registers spread over the adder tree's levels."""
         layer = self.layer
         a, w = layer.input, layer.weight
         if a.bipolar and w.bipolar:
             agree = Signal(layer.simd, name=f"agree_pe{p}")
             m.d.comb += agree.eq(~(beat[:layer.simd] ^ weight_word[:layer.simd]))
-            popcount = balanced_sum(agree[k].as_unsigned() for k in range(layer.simd))
-            return (popcount * 2 - layer.simd).as_signed() if layer.simd > 0 else 0
+            popcount = balanced_sum((agree[k].as_unsigned() for k in range(layer.simd)),
+                                    m, registers, f"popcount_pe{p}")
+            return (popcount * 2 - layer.simd).as_signed()
         terms = []
         for k in range(layer.simd):
             x = beat[k * a.bits:(k + 1) * a.bits]
@@ -184,10 +254,12 @@ class MVTU(wiring.Component):
                 terms.append(Mux(x[0], value, -value))
             else:
                 terms.append(_element_value(x, a) * _element_value(wk, w))
-        return balanced_sum(terms)
+        return balanced_sum(terms, m, registers, f"dot_pe{p}")
 
-    def _activate(self, m, p, total, nf, threshold_width):
-        """The PE's output element: thresholded count (+ offset) or the raw accumulator."""
+    def _activate(self, m, p, total, nf, threshold_width, domain: str):
+        """The PE's output element: thresholded count (+ offset) or the raw accumulator. The
+        threshold row of neuron fold ``nf`` is read in ``domain`` (sync: the address is the
+        cycle before's, as the pipeline delays ``nf``)."""
         layer = self.layer
         if layer.thresholds is None:
             return total[:layer.output.bits]  # the raw accumulator's code
@@ -195,7 +267,7 @@ class MVTU(wiring.Component):
                                    depth=max(layer.neuron_fold, 2),
                                    init=self.threshold_words(p) + [0] * (layer.neuron_fold < 2))
         m.submodules[f"thresholds_pe{p}"] = thresholds
-        read = thresholds.read_port(domain="comb")
+        read = thresholds.read_port(domain=domain)
         m.d.comb += read.addr.eq(nf)
         row = read.data
         count = balanced_sum(

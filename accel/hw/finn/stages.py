@@ -287,16 +287,40 @@ def _counter_bits(count: int) -> int:
     return max(count - 1, 1).bit_length()  # Signal(range(max(count, 2)))
 
 
+def _pipeline_bits(stage: LayerMapping) -> int:
+    """Flip-flops of an MVTU's pipeline (``LayerMapping.pipeline_stages``): the registered
+    input beat, the step's control travelling with it, the adder tree's registers at the
+    widths of the levels they cut (as ``accel.hw.finn.mvtu.balanced_sum`` places them; term
+    widths as the generator's: a popcount bit, a signed product or negation), the totals
+    before the compare and the count of issued outputs."""
+    stages = stage.pipeline_stages
+    if stage.pipeline == 0:
+        return 0
+    a, w = stage.input, stage.weight
+    term = 1 if a.bipolar and w.bipolar else (
+        a.bits + 2 if w.bipolar else w.bits + 2 if a.bipolar else a.bits + w.bits)
+    depth = (stage.simd - 1).bit_length()
+    cuts = [max(1, min(depth, (k + 1) * depth // (stages.tree + 1))) for k in range(stages.tree)]
+    tree = sum(stage.pe * -(-stage.simd // (1 << level)) * (term + level) for level in cuts)
+    accumulate_at = stages.read + stages.tree
+    control = 2 * accumulate_at + stage.pipeline + (accumulate_at + stages.compare
+                                                     - stages.read) * _counter_bits(stage.neuron_fold)
+    return (stages.read * (stage.simd * a.bits + 1) + control + tree
+            + stages.compare * stage.pe * stage.register_bits
+            + _counter_bits(stage.output_slots + 1))
+
+
 def clocked_bits(stage) -> int:
     """Flip-flops a stage clocks every cycle (priced per cycle, busy or idle): an MVTU's
-    accumulators, output register, fold counters and weight address (accel/hw/finn/mvtu.py);
+    accumulators, output register, fold counters, weight address and pipeline registers
+    (accel/hw/finn/mvtu.py);
     a max-pool's or thresholding stage's output register and valid flag. Not counted: the
     sliding-window unit's and max-pool's position counters and the width converters (tens of
     bits each); memories and FIFOs are written a row at a time (their clock is in the write)."""
     if isinstance(stage, LayerMapping):
         nf, sf = stage.neuron_fold, stage.synapse_fold
         return (stage.pe * (stage.register_bits + stage.output.bits) + _counter_bits(nf)
-                + _counter_bits(sf) + _counter_bits(nf * sf) + 1)
+                + _counter_bits(sf) + _counter_bits(nf * sf) + 1 + _pipeline_bits(stage))
     if isinstance(stage, (PoolMapping, ThresholdMapping)):
         return stage.out_elements * stage.output.bits + 1
     return 0

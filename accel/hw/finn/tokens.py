@@ -6,9 +6,11 @@ inequalities; ``accel.hw.finn.model`` steps the same handshakes cycle by cycle):
 
   FIFO k (depth D)    push[n] >= pop[n - D] + 1 (full until then); pop[n] >= push[n] + 1
   MVTU                steps in order, one per cycle; a fold-0 step takes an input beat
-                      (>= its arrival); a last-synapse step fills the output register, which
-                      must be empty or read in that cycle (>= the previous output's transfer);
-                      output m leaves >= its step + 1 and when downstream accepts it; later
+                      (>= its arrival); a last-synapse step needs one of its S output
+                      slots free (>= output m - S's transfer + 1; unpipelined, S = 1 and the
+                      slot may be read in that cycle: >= the transfer); output m leaves in
+                      order, >= its step + 1 + P (pipeline P) and when downstream accepts it;
+                      later
                       folds' other steps are unconstrained, so only inputs and outputs are
                       tokens (SF + NF - 1 per vector, not NF * SF)
   sliding window      input beat n of global row R is written once the reader's lowest
@@ -96,12 +98,19 @@ class MVTUTokens(_Stage):
     def solve(self, arrive, down):
         bounds = np.full(len(self.gaps), NEVER, dtype=np.int64)
         bounds[self.input_at] = arrive
-        # a step that fills the output register waits for the previous output to leave
-        bounds[self.output_at[1:]] = np.maximum(bounds[self.output_at[1:]], down[:-1])
+        # a last-synapse step waits for one of the unit's S output slots: output m - S must
+        # have left (unpipelined: or leave in that cycle), which is when downstream lets it,
+        # the outputs leaving in order (steps come at least one cycle apart, so output m - S
+        # is ready by step m anyway)
+        slots = self.spec.output_slots
+        ordered = _chain(np.ones(len(down), dtype=np.int64), down)
+        bounds[self.output_at[slots:]] = np.maximum(bounds[self.output_at[slots:]],
+                                                    ordered[:-slots] + (self.spec.pipeline > 0))
         self.last_bounds = bounds
         steps = _chain(self.gaps, bounds)
-        return steps[self.input_at], np.minimum(np.maximum(steps[self.output_at] + 1, down),
-                                                ABSENT)
+        ready = steps[self.output_at] + 1 + self.spec.pipeline
+        return steps[self.input_at], _chain(np.ones(len(ready), dtype=np.int64),
+                                            np.maximum(ready, down))
 
 
 class PoolTokens(_Stage):
@@ -261,6 +270,8 @@ def _reach(mapping: FinnMapping) -> int:
     reach = 1
     for depth, consumer in zip(mapping.fifo_depths, mapping.stages[1:]):
         reach = max(reach, -(-depth // consumer.beats_in))
+    for layer in mapping.layers:  # a step waits for the output its slots back
+        reach = max(reach, -(-layer.output_slots // layer.beats_out))
     return reach
 
 

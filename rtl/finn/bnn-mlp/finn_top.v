@@ -241,7 +241,7 @@ module finn_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_td
 endmodule
 
 (* generator = "Amaranth" *)
-module \finn_top.convert0 (rst, o__valid, i__ready, o__ready, i__payload, i__valid, o__payload, clk);
+module \finn_top.convert0 (rst, i__valid, i__payload, o__valid, i__ready, o__ready, o__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   reg [127:0] \$10 ;
@@ -571,7 +571,7 @@ module \finn_top.convert0 (rst, o__valid, i__ready, o__ready, i__payload, i__val
 endmodule
 
 (* generator = "Amaranth" *)
-module \finn_top.convert1 (rst, o__valid, i__ready, o__ready, i__payload, i__valid, o__payload, clk);
+module \finn_top.convert1 (rst, i__valid, i__payload, o__valid, i__ready, o__ready, o__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   reg [7:0] \$10 ;
@@ -1158,66 +1158,66 @@ module \finn_top.fifo1 (rst, o__ready, i__valid, i__ready, o__valid, o__payload,
 endmodule
 
 (* generator = "Amaranth" *)
-module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__ready, o__ready, o__payload, out_valid, buffer_write__data);
+module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__ready, out_valid, o__payload, o__ready, buffer_write__data);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
-  wire [8:0] \$10 ;
-  wire [10:0] \$100 ;
-  wire [11:0] \$101 ;
-  wire [12:0] \$102 ;
-  wire [13:0] \$103 ;
+  wire [14:0] \$10 ;
+  wire [9:0] \$100 ;
+  wire [8:0] \$101 ;
+  wire [8:0] \$102 ;
+  wire [8:0] \$103 ;
   wire [8:0] \$104 ;
-  wire [8:0] \$105 ;
+  wire [9:0] \$105 ;
   wire [8:0] \$106 ;
   wire [8:0] \$107 ;
-  wire [9:0] \$108 ;
+  wire [8:0] \$108 ;
   wire [8:0] \$109 ;
-  wire [8:0] \$11 ;
-  wire [8:0] \$110 ;
+  wire [15:0] \$11 ;
+  wire [9:0] \$110 ;
   wire [8:0] \$111 ;
   wire [8:0] \$112 ;
-  wire [9:0] \$113 ;
-  wire [10:0] \$114 ;
-  wire [8:0] \$115 ;
+  wire [8:0] \$113 ;
+  wire [8:0] \$114 ;
+  wire [9:0] \$115 ;
   wire [8:0] \$116 ;
   wire [8:0] \$117 ;
   wire [8:0] \$118 ;
-  wire [9:0] \$119 ;
-  wire [8:0] \$12 ;
-  wire [8:0] \$120 ;
+  wire [8:0] \$119 ;
+  wire \$12 ;
+  wire [9:0] \$120 ;
   wire [8:0] \$121 ;
   wire [8:0] \$122 ;
   wire [8:0] \$123 ;
-  wire [9:0] \$124 ;
-  wire [10:0] \$125 ;
-  wire [11:0] \$126 ;
+  wire [8:0] \$124 ;
+  wire [9:0] \$125 ;
+  wire [8:0] \$126 ;
   wire [8:0] \$127 ;
   wire [8:0] \$128 ;
   wire [8:0] \$129 ;
-  wire [9:0] \$13 ;
-  wire [8:0] \$130 ;
-  wire [9:0] \$131 ;
+  wire [3:0] \$13 ;
+  wire [9:0] \$130 ;
+  wire [8:0] \$131 ;
   wire [8:0] \$132 ;
   wire [8:0] \$133 ;
   wire [8:0] \$134 ;
-  wire [8:0] \$135 ;
-  wire [9:0] \$136 ;
-  wire [10:0] \$137 ;
+  wire [9:0] \$135 ;
+  wire [8:0] \$136 ;
+  wire [8:0] \$137 ;
   wire [8:0] \$138 ;
   wire [8:0] \$139 ;
-  wire [8:0] \$14 ;
-  wire [8:0] \$140 ;
+  wire [4:0] \$14 ;
+  wire [9:0] \$140 ;
   wire [8:0] \$141 ;
-  wire [9:0] \$142 ;
+  wire [8:0] \$142 ;
   wire [8:0] \$143 ;
   wire [8:0] \$144 ;
-  wire [8:0] \$145 ;
+  wire [9:0] \$145 ;
   wire [8:0] \$146 ;
-  wire [9:0] \$147 ;
-  wire [10:0] \$148 ;
-  wire [11:0] \$149 ;
-  wire [8:0] \$15 ;
-  wire [12:0] \$150 ;
+  wire [8:0] \$147 ;
+  wire [8:0] \$148 ;
+  wire [8:0] \$149 ;
+  wire \$15 ;
+  wire [9:0] \$150 ;
   wire [8:0] \$151 ;
   wire [8:0] \$152 ;
   wire [8:0] \$153 ;
@@ -1229,104 +1229,169 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
   wire [8:0] \$159 ;
   wire [8:0] \$16 ;
   wire [9:0] \$160 ;
-  wire [10:0] \$161 ;
+  wire [8:0] \$161 ;
   wire [8:0] \$162 ;
   wire [8:0] \$163 ;
   wire [8:0] \$164 ;
-  wire [8:0] \$165 ;
-  wire [9:0] \$166 ;
+  wire [9:0] \$165 ;
+  wire [8:0] \$166 ;
   wire [8:0] \$167 ;
   wire [8:0] \$168 ;
   wire [8:0] \$169 ;
   wire [8:0] \$17 ;
-  wire [8:0] \$170 ;
-  wire [9:0] \$171 ;
-  wire [10:0] \$172 ;
-  wire [11:0] \$173 ;
+  wire [9:0] \$170 ;
+  wire [8:0] \$171 ;
+  wire [8:0] \$172 ;
+  wire [8:0] \$173 ;
   wire [8:0] \$174 ;
-  wire [8:0] \$175 ;
-  wire [8:0] \$176 ;
-  wire [8:0] \$177 ;
-  wire [9:0] \$178 ;
-  wire [8:0] \$179 ;
-  wire [9:0] \$18 ;
-  wire [8:0] \$180 ;
-  wire [8:0] \$181 ;
-  wire [8:0] \$182 ;
-  wire [9:0] \$183 ;
-  wire [10:0] \$184 ;
-  wire [8:0] \$185 ;
-  wire [8:0] \$186 ;
-  wire [8:0] \$187 ;
-  wire [8:0] \$188 ;
-  wire [9:0] \$189 ;
-  wire [10:0] \$19 ;
-  wire [8:0] \$190 ;
-  wire [8:0] \$191 ;
-  wire [8:0] \$192 ;
-  wire [8:0] \$193 ;
-  wire [9:0] \$194 ;
+  wire [9:0] \$175 ;
+  wire [10:0] \$176 ;
+  wire [10:0] \$177 ;
+  wire [11:0] \$178 ;
+  wire [10:0] \$179 ;
+  wire [8:0] \$18 ;
+  wire [10:0] \$180 ;
+  wire [11:0] \$181 ;
+  wire [10:0] \$182 ;
+  wire [10:0] \$183 ;
+  wire [11:0] \$184 ;
+  wire [10:0] \$185 ;
+  wire [10:0] \$186 ;
+  wire [11:0] \$187 ;
+  wire [10:0] \$188 ;
+  wire [10:0] \$189 ;
+  wire [8:0] \$19 ;
+  wire [11:0] \$190 ;
+  wire [10:0] \$191 ;
+  wire [10:0] \$192 ;
+  wire [11:0] \$193 ;
+  wire [10:0] \$194 ;
   wire [10:0] \$195 ;
   wire [11:0] \$196 ;
-  wire [12:0] \$197 ;
-  wire [13:0] \$198 ;
-  wire [14:0] \$199 ;
+  wire [10:0] \$197 ;
+  wire [10:0] \$198 ;
+  wire [11:0] \$199 ;
   wire \$2 ;
-  wire [8:0] \$20 ;
-  wire [15:0] \$200 ;
-  wire \$201 ;
-  wire \$202 ;
-  wire [7:0] \$203 ;
-  wire [7:0] \$204 ;
-  wire \$205 ;
+  wire [9:0] \$20 ;
+  wire [12:0] \$200 ;
+  wire [12:0] \$201 ;
+  wire [12:0] \$202 ;
+  wire [12:0] \$203 ;
+  wire \$204 ;
+  wire [7:0] \$205 ;
   wire [7:0] \$206 ;
-  wire [7:0] \$207 ;
-  wire [1:0] \$208 ;
+  wire \$207 ;
+  wire [7:0] \$208 ;
   wire [7:0] \$209 ;
   wire [8:0] \$21 ;
-  reg [14:0] \$210 ;
-  reg \$211 ;
-  reg \$212 ;
+  wire [1:0] \$210 ;
+  wire [7:0] \$211 ;
+  reg [2:0] \$212 ;
   reg \$213 ;
-  reg [6:0] \$214 ;
-  reg [6:0] \$215 ;
+  reg [511:0] \$214 ;
+  reg \$215 ;
+  reg \$216 ;
+  reg \$217 ;
+  reg \$218 ;
+  reg \$219 ;
   wire [8:0] \$22 ;
+  reg \$220 ;
+  reg \$221 ;
+  reg \$222 ;
+  reg \$223 ;
+  reg \$224 ;
+  reg \$225 ;
+  reg \$226 ;
+  reg \$227 ;
+  reg [6:0] \$228 ;
+  reg [6:0] \$229 ;
   wire [8:0] \$23 ;
-  wire [9:0] \$24 ;
-  wire [8:0] \$25 ;
+  reg [6:0] \$230 ;
+  reg [6:0] \$231 ;
+  reg [9:0] \$232 ;
+  reg [9:0] \$233 ;
+  reg [9:0] \$234 ;
+  reg [9:0] \$235 ;
+  reg [9:0] \$236 ;
+  reg [9:0] \$237 ;
+  reg [9:0] \$238 ;
+  reg [9:0] \$239 ;
+  wire [8:0] \$24 ;
+  reg [9:0] \$240 ;
+  reg [9:0] \$241 ;
+  reg [9:0] \$242 ;
+  reg [9:0] \$243 ;
+  reg [9:0] \$244 ;
+  reg [9:0] \$245 ;
+  reg [9:0] \$246 ;
+  reg [9:0] \$247 ;
+  reg [9:0] \$248 ;
+  reg [9:0] \$249 ;
+  wire [9:0] \$25 ;
+  reg [9:0] \$250 ;
+  reg [9:0] \$251 ;
+  reg [9:0] \$252 ;
+  reg [9:0] \$253 ;
+  reg [9:0] \$254 ;
+  reg [9:0] \$255 ;
+  reg [9:0] \$256 ;
+  reg [9:0] \$257 ;
+  reg [9:0] \$258 ;
+  reg [9:0] \$259 ;
   wire [8:0] \$26 ;
+  reg [9:0] \$260 ;
+  reg [9:0] \$261 ;
+  reg [9:0] \$262 ;
+  reg [9:0] \$263 ;
+  reg [11:0] \$264 ;
+  reg [11:0] \$265 ;
+  reg [11:0] \$266 ;
+  reg [11:0] \$267 ;
+  reg [11:0] \$268 ;
+  reg [11:0] \$269 ;
   wire [8:0] \$27 ;
+  reg [11:0] \$270 ;
+  reg [11:0] \$271 ;
+  reg [12:0] \$272 ;
+  reg [12:0] \$273 ;
+  reg [12:0] \$274 ;
+  reg [12:0] \$275 ;
+  reg [14:0] \$276 ;
+  reg [14:0] \$277 ;
+  reg \$278 ;
+  reg [6:0] \$279 ;
   wire [8:0] \$28 ;
-  wire [9:0] \$29 ;
+  reg [6:0] \$280 ;
+  wire [8:0] \$29 ;
   wire \$3 ;
-  wire [10:0] \$30 ;
-  wire [11:0] \$31 ;
+  wire [9:0] \$30 ;
+  wire [8:0] \$31 ;
   wire [8:0] \$32 ;
   wire [8:0] \$33 ;
   wire [8:0] \$34 ;
-  wire [8:0] \$35 ;
-  wire [9:0] \$36 ;
+  wire [9:0] \$35 ;
+  wire [8:0] \$36 ;
   wire [8:0] \$37 ;
   wire [8:0] \$38 ;
   wire [8:0] \$39 ;
   wire \$4 ;
-  wire [8:0] \$40 ;
-  wire [9:0] \$41 ;
-  wire [10:0] \$42 ;
+  wire [9:0] \$40 ;
+  wire [8:0] \$41 ;
+  wire [8:0] \$42 ;
   wire [8:0] \$43 ;
   wire [8:0] \$44 ;
-  wire [8:0] \$45 ;
+  wire [9:0] \$45 ;
   wire [8:0] \$46 ;
-  wire [9:0] \$47 ;
+  wire [8:0] \$47 ;
   wire [8:0] \$48 ;
   wire [8:0] \$49 ;
   wire \$5 ;
-  wire [8:0] \$50 ;
+  wire [9:0] \$50 ;
   wire [8:0] \$51 ;
-  wire [9:0] \$52 ;
-  wire [10:0] \$53 ;
-  wire [11:0] \$54 ;
-  wire [12:0] \$55 ;
+  wire [8:0] \$52 ;
+  wire [8:0] \$53 ;
+  wire [8:0] \$54 ;
+  wire [9:0] \$55 ;
   wire [8:0] \$56 ;
   wire [8:0] \$57 ;
   wire [8:0] \$58 ;
@@ -1338,43 +1403,43 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
   wire [8:0] \$63 ;
   wire [8:0] \$64 ;
   wire [9:0] \$65 ;
-  wire [10:0] \$66 ;
+  wire [8:0] \$66 ;
   wire [8:0] \$67 ;
   wire [8:0] \$68 ;
   wire [8:0] \$69 ;
-  wire \$7 ;
-  wire [8:0] \$70 ;
-  wire [9:0] \$71 ;
+  wire [14:0] \$7 ;
+  wire [9:0] \$70 ;
+  wire [8:0] \$71 ;
   wire [8:0] \$72 ;
   wire [8:0] \$73 ;
   wire [8:0] \$74 ;
-  wire [8:0] \$75 ;
-  wire [9:0] \$76 ;
-  wire [10:0] \$77 ;
-  wire [11:0] \$78 ;
+  wire [9:0] \$75 ;
+  wire [8:0] \$76 ;
+  wire [8:0] \$77 ;
+  wire [8:0] \$78 ;
   wire [8:0] \$79 ;
-  wire [14:0] \$8 ;
-  wire [8:0] \$80 ;
+  wire [13:0] \$8 ;
+  wire [9:0] \$80 ;
   wire [8:0] \$81 ;
   wire [8:0] \$82 ;
-  wire [9:0] \$83 ;
+  wire [8:0] \$83 ;
   wire [8:0] \$84 ;
-  wire [8:0] \$85 ;
+  wire [9:0] \$85 ;
   wire [8:0] \$86 ;
   wire [8:0] \$87 ;
-  wire [9:0] \$88 ;
-  wire [10:0] \$89 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$90 ;
+  wire [8:0] \$88 ;
+  wire [8:0] \$89 ;
+  wire [13:0] \$9 ;
+  wire [9:0] \$90 ;
   wire [8:0] \$91 ;
   wire [8:0] \$92 ;
   wire [8:0] \$93 ;
-  wire [9:0] \$94 ;
-  wire [8:0] \$95 ;
+  wire [8:0] \$94 ;
+  wire [9:0] \$95 ;
   wire [8:0] \$96 ;
   wire [8:0] \$97 ;
   wire [8:0] \$98 ;
-  wire [9:0] \$99 ;
+  wire [8:0] \$99 ;
   reg [14:0] acc_pe0 = 15'h0000;
   wire [511:0] beat;
   (* init = 1'h0 *)
@@ -1389,39 +1454,108 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
   wire can_step;
   input clk;
   wire clk;
+  wire credit;
+  reg [9:0] dot_pe0_r0_0 = 10'h000;
+  reg [9:0] dot_pe0_r0_1 = 10'h000;
+  reg [9:0] dot_pe0_r0_10 = 10'h000;
+  reg [9:0] dot_pe0_r0_11 = 10'h000;
+  reg [9:0] dot_pe0_r0_12 = 10'h000;
+  reg [9:0] dot_pe0_r0_13 = 10'h000;
+  reg [9:0] dot_pe0_r0_14 = 10'h000;
+  reg [9:0] dot_pe0_r0_15 = 10'h000;
+  reg [9:0] dot_pe0_r0_16 = 10'h000;
+  reg [9:0] dot_pe0_r0_17 = 10'h000;
+  reg [9:0] dot_pe0_r0_18 = 10'h000;
+  reg [9:0] dot_pe0_r0_19 = 10'h000;
+  reg [9:0] dot_pe0_r0_2 = 10'h000;
+  reg [9:0] dot_pe0_r0_20 = 10'h000;
+  reg [9:0] dot_pe0_r0_21 = 10'h000;
+  reg [9:0] dot_pe0_r0_22 = 10'h000;
+  reg [9:0] dot_pe0_r0_23 = 10'h000;
+  reg [9:0] dot_pe0_r0_24 = 10'h000;
+  reg [9:0] dot_pe0_r0_25 = 10'h000;
+  reg [9:0] dot_pe0_r0_26 = 10'h000;
+  reg [9:0] dot_pe0_r0_27 = 10'h000;
+  reg [9:0] dot_pe0_r0_28 = 10'h000;
+  reg [9:0] dot_pe0_r0_29 = 10'h000;
+  reg [9:0] dot_pe0_r0_3 = 10'h000;
+  reg [9:0] dot_pe0_r0_30 = 10'h000;
+  reg [9:0] dot_pe0_r0_31 = 10'h000;
+  reg [9:0] dot_pe0_r0_4 = 10'h000;
+  reg [9:0] dot_pe0_r0_5 = 10'h000;
+  reg [9:0] dot_pe0_r0_6 = 10'h000;
+  reg [9:0] dot_pe0_r0_7 = 10'h000;
+  reg [9:0] dot_pe0_r0_8 = 10'h000;
+  reg [9:0] dot_pe0_r0_9 = 10'h000;
+  reg [11:0] dot_pe0_r1_0 = 12'h000;
+  reg [11:0] dot_pe0_r1_1 = 12'h000;
+  reg [11:0] dot_pe0_r1_2 = 12'h000;
+  reg [11:0] dot_pe0_r1_3 = 12'h000;
+  reg [11:0] dot_pe0_r1_4 = 12'h000;
+  reg [11:0] dot_pe0_r1_5 = 12'h000;
+  reg [11:0] dot_pe0_r1_6 = 12'h000;
+  reg [11:0] dot_pe0_r1_7 = 12'h000;
+  reg [12:0] dot_pe0_r2_0 = 13'h0000;
+  reg [12:0] dot_pe0_r2_1 = 13'h0000;
+  reg [12:0] dot_pe0_r2_2 = 13'h0000;
+  reg [12:0] dot_pe0_r2_3 = 13'h0000;
   wire first_fold;
+  reg first_fold_s1 = 1'h0;
   wire first_synapse;
+  reg first_synapse_s1 = 1'h0;
+  reg first_synapse_s2 = 1'h0;
+  reg first_synapse_s3 = 1'h0;
+  reg first_synapse_s4 = 1'h0;
   wire [511:0] i__payload;
+  wire \i__payload$39 ;
   output i__ready;
   wire i__ready;
   input i__valid;
   wire i__valid;
+  reg \i__valid$40  = 1'h0;
   output input_step;
   wire input_step;
   wire last_synapse;
   reg [6:0] nf = 7'h00;
+  reg [6:0] nf_s1 = 7'h00;
+  reg [6:0] nf_s2 = 7'h00;
+  reg [6:0] nf_s3 = 7'h00;
+  (* init = 7'h00 *)
+  wire [6:0] nf_s4;
   output o__payload;
-  reg o__payload = 1'h0;
+  wire o__payload;
+  wire \o__payload$43 ;
   input o__ready;
   wire o__ready;
-  (* init = 1'h0 *)
+  wire \o__ready$46 ;
   wire o__valid;
-  wire out_free;
+  wire \o__valid$45 ;
   wire out_pe0;
-  (* init = 1'h0 *)
-  wire out_register;
   output out_valid;
-  reg out_valid = 1'h0;
+  wire out_valid;
+  reg output_s1 = 1'h0;
+  reg output_s2 = 1'h0;
+  reg output_s3 = 1'h0;
+  reg output_s4 = 1'h0;
+  (* init = 1'h0 *)
+  wire output_s5;
   output output_step;
   wire output_step;
-  (* init = 7'h00 *)
-  wire [6:0] read__addr;
+  reg [511:0] payload_s1 = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+  reg [2:0] pending = 3'h0;
+  wire popped;
+  reg [6:0] read__addr = 7'h00;
   wire [15:0] read__data;
   input rst;
   wire rst;
   reg sf = 1'h0;
   wire step;
+  reg step_s1 = 1'h0;
+  reg step_s2 = 1'h0;
+  reg step_s3 = 1'h0;
+  reg step_s4 = 1'h0;
   wire [14:0] total_pe0;
+  reg [14:0] total_pe0_s1 = 15'h0000;
   (* init = 7'h00 *)
   wire [6:0] weight_addr;
   reg [6:0] weight_read__addr = 7'h00;
@@ -1435,7 +1569,11 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
     if (buffer_write__en)
       input_buffer[sf] <= buffer_write__data;
   end
-  assign buffer_read__data = input_buffer[sf];
+  reg [511:0] _0_;
+  always @(posedge clk) begin
+    _0_ <= input_buffer[sf];
+  end
+  assign buffer_read__data = _0_;
   reg [15:0] thresholds_pe0 [127:0];
   initial begin
     thresholds_pe0[0] = 16'hfc96;
@@ -1567,7 +1705,11 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
     thresholds_pe0[126] = 16'hfd3f;
     thresholds_pe0[127] = 16'h0077;
   end
-  assign read__data = thresholds_pe0[nf];
+  reg [15:0] _1_;
+  always @(posedge clk) begin
+    _1_ <= thresholds_pe0[read__addr];
+  end
+  assign read__data = _1_;
   reg [63:0] weights_pe0 [127:0];
   initial begin
     weights_pe0[0] = 64'hfdf381e0c3f30848;
@@ -1699,70 +1841,76 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
     weights_pe0[126] = 64'hcd8440483c20686d;
     weights_pe0[127] = 64'h3e6173188e086b16;
   end
-  assign weight_read__data = weights_pe0[weight_read__addr];
+  reg [63:0] _2_;
+  always @(posedge clk) begin
+    _2_ <= weights_pe0[weight_read__addr];
+  end
+  assign weight_read__data = _2_;
   assign first_fold = ! nf;
   assign last_synapse = ! sf;
-  assign \$1  = ~ out_valid;
-  assign out_free = \$1  | o__ready;
-  assign \$2  = ~ first_fold;
-  assign \$3  = \$2  | i__valid;
-  assign \$5  = \$4  | out_free;
-  assign can_step = \$3  & \$5 ;
+  assign popped = out_valid & o__ready;
+  assign \$1  = ~ first_fold;
+  assign \$2  = \$1  | i__valid;
+  assign \$4  = \$3  | credit;
+  assign can_step = \$2  & \$4 ;
+  assign credit = pending < 3'h7;
   assign input_step = can_step & first_fold;
   assign output_step = can_step & last_synapse;
-  assign \$7  = \$6  | out_free;
-  assign i__ready = first_fold & \$7 ;
+  assign \$6  = \$5  | credit;
+  assign i__ready = first_fold & \$6 ;
   assign buffer_write__en = can_step & first_fold;
-  assign beat = first_fold ? buffer_write__data : buffer_read__data;
+  assign beat = first_fold_s1 ? payload_s1 : buffer_read__data;
   assign first_synapse = ! sf;
-  assign \$8  = sf ? acc_pe0 : 15'h0000;
-  assign \$9  = - beat[7:0];
-  assign \$10  = weight_read__data[0] ? { 1'h0, beat[7:0] } : \$9 ;
-  assign \$11  = - beat[15:8];
-  assign \$12  = weight_read__data[1] ? { 1'h0, beat[15:8] } : \$11 ;
-  assign \$13  = $signed(\$10 ) + $signed(\$12 );
-  assign \$14  = - beat[23:16];
-  assign \$15  = weight_read__data[2] ? { 1'h0, beat[23:16] } : \$14 ;
-  assign \$16  = - beat[31:24];
-  assign \$17  = weight_read__data[3] ? { 1'h0, beat[31:24] } : \$16 ;
-  assign \$18  = $signed(\$15 ) + $signed(\$17 );
-  assign \$19  = $signed(\$13 ) + $signed(\$18 );
-  assign \$20  = - beat[39:32];
-  assign \$21  = weight_read__data[4] ? { 1'h0, beat[39:32] } : \$20 ;
-  assign \$22  = - beat[47:40];
-  assign \$23  = weight_read__data[5] ? { 1'h0, beat[47:40] } : \$22 ;
-  assign \$24  = $signed(\$21 ) + $signed(\$23 );
-  assign \$25  = - beat[55:48];
-  assign \$26  = weight_read__data[6] ? { 1'h0, beat[55:48] } : \$25 ;
-  assign \$27  = - beat[63:56];
-  assign \$28  = weight_read__data[7] ? { 1'h0, beat[63:56] } : \$27 ;
-  assign \$29  = $signed(\$26 ) + $signed(\$28 );
-  assign \$30  = $signed(\$24 ) + $signed(\$29 );
-  assign \$31  = $signed(\$19 ) + $signed(\$30 );
-  assign \$32  = - beat[71:64];
-  assign \$33  = weight_read__data[8] ? { 1'h0, beat[71:64] } : \$32 ;
-  assign \$34  = - beat[79:72];
-  assign \$35  = weight_read__data[9] ? { 1'h0, beat[79:72] } : \$34 ;
-  assign \$36  = $signed(\$33 ) + $signed(\$35 );
-  assign \$37  = - beat[87:80];
-  assign \$38  = weight_read__data[10] ? { 1'h0, beat[87:80] } : \$37 ;
-  assign \$39  = - beat[95:88];
-  assign \$40  = weight_read__data[11] ? { 1'h0, beat[95:88] } : \$39 ;
-  assign \$41  = $signed(\$38 ) + $signed(\$40 );
-  assign \$42  = $signed(\$36 ) + $signed(\$41 );
-  assign \$43  = - beat[103:96];
-  assign \$44  = weight_read__data[12] ? { 1'h0, beat[103:96] } : \$43 ;
-  assign \$45  = - beat[111:104];
-  assign \$46  = weight_read__data[13] ? { 1'h0, beat[111:104] } : \$45 ;
-  assign \$47  = $signed(\$44 ) + $signed(\$46 );
-  assign \$48  = - beat[119:112];
-  assign \$49  = weight_read__data[14] ? { 1'h0, beat[119:112] } : \$48 ;
-  assign \$50  = - beat[127:120];
-  assign \$51  = weight_read__data[15] ? { 1'h0, beat[127:120] } : \$50 ;
-  assign \$52  = $signed(\$49 ) + $signed(\$51 );
-  assign \$53  = $signed(\$47 ) + $signed(\$52 );
-  assign \$54  = $signed(\$42 ) + $signed(\$53 );
-  assign \$55  = $signed(\$31 ) + $signed(\$54 );
+  assign \$7  = first_synapse_s4 ? 15'h0000 : acc_pe0;
+  assign \$8  = $signed(dot_pe0_r2_0) + $signed(dot_pe0_r2_1);
+  assign \$9  = $signed(dot_pe0_r2_2) + $signed(dot_pe0_r2_3);
+  assign \$10  = $signed(\$8 ) + $signed(\$9 );
+  assign \$11  = $signed(\$7 ) + $signed(\$10 );
+  assign out_pe0 = $signed(total_pe0_s1) >= $signed(read__data);
+  assign \$12  = can_step & last_synapse;
+  assign \$13  = pending + \$12 ;
+  assign \$14  = \$13  - popped;
+  assign \$15  = can_step & last_synapse;
+  assign \$16  = - beat[7:0];
+  assign \$17  = weight_read__data[0] ? { 1'h0, beat[7:0] } : \$16 ;
+  assign \$18  = - beat[15:8];
+  assign \$19  = weight_read__data[1] ? { 1'h0, beat[15:8] } : \$18 ;
+  assign \$20  = $signed(\$17 ) + $signed(\$19 );
+  assign \$21  = - beat[23:16];
+  assign \$22  = weight_read__data[2] ? { 1'h0, beat[23:16] } : \$21 ;
+  assign \$23  = - beat[31:24];
+  assign \$24  = weight_read__data[3] ? { 1'h0, beat[31:24] } : \$23 ;
+  assign \$25  = $signed(\$22 ) + $signed(\$24 );
+  assign \$26  = - beat[39:32];
+  assign \$27  = weight_read__data[4] ? { 1'h0, beat[39:32] } : \$26 ;
+  assign \$28  = - beat[47:40];
+  assign \$29  = weight_read__data[5] ? { 1'h0, beat[47:40] } : \$28 ;
+  assign \$30  = $signed(\$27 ) + $signed(\$29 );
+  assign \$31  = - beat[55:48];
+  assign \$32  = weight_read__data[6] ? { 1'h0, beat[55:48] } : \$31 ;
+  assign \$33  = - beat[63:56];
+  assign \$34  = weight_read__data[7] ? { 1'h0, beat[63:56] } : \$33 ;
+  assign \$35  = $signed(\$32 ) + $signed(\$34 );
+  assign \$36  = - beat[71:64];
+  assign \$37  = weight_read__data[8] ? { 1'h0, beat[71:64] } : \$36 ;
+  assign \$38  = - beat[79:72];
+  assign \$39  = weight_read__data[9] ? { 1'h0, beat[79:72] } : \$38 ;
+  assign \$40  = $signed(\$37 ) + $signed(\$39 );
+  assign \$41  = - beat[87:80];
+  assign \$42  = weight_read__data[10] ? { 1'h0, beat[87:80] } : \$41 ;
+  assign \$43  = - beat[95:88];
+  assign \$44  = weight_read__data[11] ? { 1'h0, beat[95:88] } : \$43 ;
+  assign \$45  = $signed(\$42 ) + $signed(\$44 );
+  assign \$46  = - beat[103:96];
+  assign \$47  = weight_read__data[12] ? { 1'h0, beat[103:96] } : \$46 ;
+  assign \$48  = - beat[111:104];
+  assign \$49  = weight_read__data[13] ? { 1'h0, beat[111:104] } : \$48 ;
+  assign \$50  = $signed(\$47 ) + $signed(\$49 );
+  assign \$51  = - beat[119:112];
+  assign \$52  = weight_read__data[14] ? { 1'h0, beat[119:112] } : \$51 ;
+  assign \$53  = - beat[127:120];
+  assign \$54  = weight_read__data[15] ? { 1'h0, beat[127:120] } : \$53 ;
+  assign \$55  = $signed(\$52 ) + $signed(\$54 );
   assign \$56  = - beat[135:128];
   assign \$57  = weight_read__data[16] ? { 1'h0, beat[135:128] } : \$56 ;
   assign \$58  = - beat[143:136];
@@ -1773,407 +1921,1225 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
   assign \$63  = - beat[159:152];
   assign \$64  = weight_read__data[19] ? { 1'h0, beat[159:152] } : \$63 ;
   assign \$65  = $signed(\$62 ) + $signed(\$64 );
-  assign \$66  = $signed(\$60 ) + $signed(\$65 );
-  assign \$67  = - beat[167:160];
-  assign \$68  = weight_read__data[20] ? { 1'h0, beat[167:160] } : \$67 ;
-  assign \$69  = - beat[175:168];
-  assign \$70  = weight_read__data[21] ? { 1'h0, beat[175:168] } : \$69 ;
-  assign \$71  = $signed(\$68 ) + $signed(\$70 );
-  assign \$72  = - beat[183:176];
-  assign \$73  = weight_read__data[22] ? { 1'h0, beat[183:176] } : \$72 ;
-  assign \$74  = - beat[191:184];
-  assign \$75  = weight_read__data[23] ? { 1'h0, beat[191:184] } : \$74 ;
-  assign \$76  = $signed(\$73 ) + $signed(\$75 );
-  assign \$77  = $signed(\$71 ) + $signed(\$76 );
-  assign \$78  = $signed(\$66 ) + $signed(\$77 );
-  assign \$79  = - beat[199:192];
-  assign \$80  = weight_read__data[24] ? { 1'h0, beat[199:192] } : \$79 ;
-  assign \$81  = - beat[207:200];
-  assign \$82  = weight_read__data[25] ? { 1'h0, beat[207:200] } : \$81 ;
-  assign \$83  = $signed(\$80 ) + $signed(\$82 );
-  assign \$84  = - beat[215:208];
-  assign \$85  = weight_read__data[26] ? { 1'h0, beat[215:208] } : \$84 ;
-  assign \$86  = - beat[223:216];
-  assign \$87  = weight_read__data[27] ? { 1'h0, beat[223:216] } : \$86 ;
-  assign \$88  = $signed(\$85 ) + $signed(\$87 );
-  assign \$89  = $signed(\$83 ) + $signed(\$88 );
-  assign \$90  = - beat[231:224];
-  assign \$91  = weight_read__data[28] ? { 1'h0, beat[231:224] } : \$90 ;
-  assign \$92  = - beat[239:232];
-  assign \$93  = weight_read__data[29] ? { 1'h0, beat[239:232] } : \$92 ;
-  assign \$94  = $signed(\$91 ) + $signed(\$93 );
-  assign \$95  = - beat[247:240];
-  assign \$96  = weight_read__data[30] ? { 1'h0, beat[247:240] } : \$95 ;
-  assign \$97  = - beat[255:248];
-  assign \$98  = weight_read__data[31] ? { 1'h0, beat[255:248] } : \$97 ;
-  assign \$99  = $signed(\$96 ) + $signed(\$98 );
-  assign \$100  = $signed(\$94 ) + $signed(\$99 );
-  assign \$101  = $signed(\$89 ) + $signed(\$100 );
-  assign \$102  = $signed(\$78 ) + $signed(\$101 );
-  assign \$103  = $signed(\$55 ) + $signed(\$102 );
-  assign \$104  = - beat[263:256];
-  assign \$105  = weight_read__data[32] ? { 1'h0, beat[263:256] } : \$104 ;
-  assign \$106  = - beat[271:264];
-  assign \$107  = weight_read__data[33] ? { 1'h0, beat[271:264] } : \$106 ;
-  assign \$108  = $signed(\$105 ) + $signed(\$107 );
-  assign \$109  = - beat[279:272];
-  assign \$110  = weight_read__data[34] ? { 1'h0, beat[279:272] } : \$109 ;
-  assign \$111  = - beat[287:280];
-  assign \$112  = weight_read__data[35] ? { 1'h0, beat[287:280] } : \$111 ;
-  assign \$113  = $signed(\$110 ) + $signed(\$112 );
-  assign \$114  = $signed(\$108 ) + $signed(\$113 );
-  assign \$115  = - beat[295:288];
-  assign \$116  = weight_read__data[36] ? { 1'h0, beat[295:288] } : \$115 ;
-  assign \$117  = - beat[303:296];
-  assign \$118  = weight_read__data[37] ? { 1'h0, beat[303:296] } : \$117 ;
-  assign \$119  = $signed(\$116 ) + $signed(\$118 );
-  assign \$120  = - beat[311:304];
-  assign \$121  = weight_read__data[38] ? { 1'h0, beat[311:304] } : \$120 ;
-  assign \$122  = - beat[319:312];
-  assign \$123  = weight_read__data[39] ? { 1'h0, beat[319:312] } : \$122 ;
-  assign \$124  = $signed(\$121 ) + $signed(\$123 );
-  assign \$125  = $signed(\$119 ) + $signed(\$124 );
-  assign \$126  = $signed(\$114 ) + $signed(\$125 );
-  assign \$127  = - beat[327:320];
-  assign \$128  = weight_read__data[40] ? { 1'h0, beat[327:320] } : \$127 ;
-  assign \$129  = - beat[335:328];
-  assign \$130  = weight_read__data[41] ? { 1'h0, beat[335:328] } : \$129 ;
-  assign \$131  = $signed(\$128 ) + $signed(\$130 );
-  assign \$132  = - beat[343:336];
-  assign \$133  = weight_read__data[42] ? { 1'h0, beat[343:336] } : \$132 ;
-  assign \$134  = - beat[351:344];
-  assign \$135  = weight_read__data[43] ? { 1'h0, beat[351:344] } : \$134 ;
-  assign \$136  = $signed(\$133 ) + $signed(\$135 );
-  assign \$137  = $signed(\$131 ) + $signed(\$136 );
-  assign \$138  = - beat[359:352];
-  assign \$139  = weight_read__data[44] ? { 1'h0, beat[359:352] } : \$138 ;
-  assign \$140  = - beat[367:360];
-  assign \$141  = weight_read__data[45] ? { 1'h0, beat[367:360] } : \$140 ;
-  assign \$142  = $signed(\$139 ) + $signed(\$141 );
-  assign \$143  = - beat[375:368];
-  assign \$144  = weight_read__data[46] ? { 1'h0, beat[375:368] } : \$143 ;
-  assign \$145  = - beat[383:376];
-  assign \$146  = weight_read__data[47] ? { 1'h0, beat[383:376] } : \$145 ;
-  assign \$147  = $signed(\$144 ) + $signed(\$146 );
-  assign \$148  = $signed(\$142 ) + $signed(\$147 );
-  assign \$149  = $signed(\$137 ) + $signed(\$148 );
-  assign \$150  = $signed(\$126 ) + $signed(\$149 );
-  assign \$151  = - beat[391:384];
-  assign \$152  = weight_read__data[48] ? { 1'h0, beat[391:384] } : \$151 ;
-  assign \$153  = - beat[399:392];
-  assign \$154  = weight_read__data[49] ? { 1'h0, beat[399:392] } : \$153 ;
+  assign \$66  = - beat[167:160];
+  assign \$67  = weight_read__data[20] ? { 1'h0, beat[167:160] } : \$66 ;
+  assign \$68  = - beat[175:168];
+  assign \$69  = weight_read__data[21] ? { 1'h0, beat[175:168] } : \$68 ;
+  assign \$70  = $signed(\$67 ) + $signed(\$69 );
+  assign \$71  = - beat[183:176];
+  assign \$72  = weight_read__data[22] ? { 1'h0, beat[183:176] } : \$71 ;
+  assign \$73  = - beat[191:184];
+  assign \$74  = weight_read__data[23] ? { 1'h0, beat[191:184] } : \$73 ;
+  assign \$75  = $signed(\$72 ) + $signed(\$74 );
+  assign \$76  = - beat[199:192];
+  assign \$77  = weight_read__data[24] ? { 1'h0, beat[199:192] } : \$76 ;
+  assign \$78  = - beat[207:200];
+  assign \$79  = weight_read__data[25] ? { 1'h0, beat[207:200] } : \$78 ;
+  assign \$80  = $signed(\$77 ) + $signed(\$79 );
+  assign \$81  = - beat[215:208];
+  assign \$82  = weight_read__data[26] ? { 1'h0, beat[215:208] } : \$81 ;
+  assign \$83  = - beat[223:216];
+  assign \$84  = weight_read__data[27] ? { 1'h0, beat[223:216] } : \$83 ;
+  assign \$85  = $signed(\$82 ) + $signed(\$84 );
+  assign \$86  = - beat[231:224];
+  assign \$87  = weight_read__data[28] ? { 1'h0, beat[231:224] } : \$86 ;
+  assign \$88  = - beat[239:232];
+  assign \$89  = weight_read__data[29] ? { 1'h0, beat[239:232] } : \$88 ;
+  assign \$90  = $signed(\$87 ) + $signed(\$89 );
+  assign \$91  = - beat[247:240];
+  assign \$92  = weight_read__data[30] ? { 1'h0, beat[247:240] } : \$91 ;
+  assign \$93  = - beat[255:248];
+  assign \$94  = weight_read__data[31] ? { 1'h0, beat[255:248] } : \$93 ;
+  assign \$95  = $signed(\$92 ) + $signed(\$94 );
+  assign \$96  = - beat[263:256];
+  assign \$97  = weight_read__data[32] ? { 1'h0, beat[263:256] } : \$96 ;
+  assign \$98  = - beat[271:264];
+  assign \$99  = weight_read__data[33] ? { 1'h0, beat[271:264] } : \$98 ;
+  assign \$100  = $signed(\$97 ) + $signed(\$99 );
+  assign \$101  = - beat[279:272];
+  assign \$102  = weight_read__data[34] ? { 1'h0, beat[279:272] } : \$101 ;
+  assign \$103  = - beat[287:280];
+  assign \$104  = weight_read__data[35] ? { 1'h0, beat[287:280] } : \$103 ;
+  assign \$105  = $signed(\$102 ) + $signed(\$104 );
+  assign \$106  = - beat[295:288];
+  assign \$107  = weight_read__data[36] ? { 1'h0, beat[295:288] } : \$106 ;
+  assign \$108  = - beat[303:296];
+  assign \$109  = weight_read__data[37] ? { 1'h0, beat[303:296] } : \$108 ;
+  assign \$110  = $signed(\$107 ) + $signed(\$109 );
+  assign \$111  = - beat[311:304];
+  assign \$112  = weight_read__data[38] ? { 1'h0, beat[311:304] } : \$111 ;
+  assign \$113  = - beat[319:312];
+  assign \$114  = weight_read__data[39] ? { 1'h0, beat[319:312] } : \$113 ;
+  assign \$115  = $signed(\$112 ) + $signed(\$114 );
+  assign \$116  = - beat[327:320];
+  assign \$117  = weight_read__data[40] ? { 1'h0, beat[327:320] } : \$116 ;
+  assign \$118  = - beat[335:328];
+  assign \$119  = weight_read__data[41] ? { 1'h0, beat[335:328] } : \$118 ;
+  assign \$120  = $signed(\$117 ) + $signed(\$119 );
+  assign \$121  = - beat[343:336];
+  assign \$122  = weight_read__data[42] ? { 1'h0, beat[343:336] } : \$121 ;
+  assign \$123  = - beat[351:344];
+  assign \$124  = weight_read__data[43] ? { 1'h0, beat[351:344] } : \$123 ;
+  assign \$125  = $signed(\$122 ) + $signed(\$124 );
+  assign \$126  = - beat[359:352];
+  assign \$127  = weight_read__data[44] ? { 1'h0, beat[359:352] } : \$126 ;
+  assign \$128  = - beat[367:360];
+  assign \$129  = weight_read__data[45] ? { 1'h0, beat[367:360] } : \$128 ;
+  assign \$130  = $signed(\$127 ) + $signed(\$129 );
+  assign \$131  = - beat[375:368];
+  assign \$132  = weight_read__data[46] ? { 1'h0, beat[375:368] } : \$131 ;
+  assign \$133  = - beat[383:376];
+  assign \$134  = weight_read__data[47] ? { 1'h0, beat[383:376] } : \$133 ;
+  assign \$135  = $signed(\$132 ) + $signed(\$134 );
+  assign \$136  = - beat[391:384];
+  assign \$137  = weight_read__data[48] ? { 1'h0, beat[391:384] } : \$136 ;
+  assign \$138  = - beat[399:392];
+  assign \$139  = weight_read__data[49] ? { 1'h0, beat[399:392] } : \$138 ;
+  assign \$140  = $signed(\$137 ) + $signed(\$139 );
+  assign \$141  = - beat[407:400];
+  assign \$142  = weight_read__data[50] ? { 1'h0, beat[407:400] } : \$141 ;
+  assign \$143  = - beat[415:408];
+  assign \$144  = weight_read__data[51] ? { 1'h0, beat[415:408] } : \$143 ;
+  assign \$145  = $signed(\$142 ) + $signed(\$144 );
+  assign \$146  = - beat[423:416];
+  assign \$147  = weight_read__data[52] ? { 1'h0, beat[423:416] } : \$146 ;
+  assign \$148  = - beat[431:424];
+  assign \$149  = weight_read__data[53] ? { 1'h0, beat[431:424] } : \$148 ;
+  assign \$150  = $signed(\$147 ) + $signed(\$149 );
+  assign \$151  = - beat[439:432];
+  assign \$152  = weight_read__data[54] ? { 1'h0, beat[439:432] } : \$151 ;
+  assign \$153  = - beat[447:440];
+  assign \$154  = weight_read__data[55] ? { 1'h0, beat[447:440] } : \$153 ;
   assign \$155  = $signed(\$152 ) + $signed(\$154 );
-  assign \$156  = - beat[407:400];
-  assign \$157  = weight_read__data[50] ? { 1'h0, beat[407:400] } : \$156 ;
-  assign \$158  = - beat[415:408];
-  assign \$159  = weight_read__data[51] ? { 1'h0, beat[415:408] } : \$158 ;
+  assign \$156  = - beat[455:448];
+  assign \$157  = weight_read__data[56] ? { 1'h0, beat[455:448] } : \$156 ;
+  assign \$158  = - beat[463:456];
+  assign \$159  = weight_read__data[57] ? { 1'h0, beat[463:456] } : \$158 ;
   assign \$160  = $signed(\$157 ) + $signed(\$159 );
-  assign \$161  = $signed(\$155 ) + $signed(\$160 );
-  assign \$162  = - beat[423:416];
-  assign \$163  = weight_read__data[52] ? { 1'h0, beat[423:416] } : \$162 ;
-  assign \$164  = - beat[431:424];
-  assign \$165  = weight_read__data[53] ? { 1'h0, beat[431:424] } : \$164 ;
-  assign \$166  = $signed(\$163 ) + $signed(\$165 );
-  assign \$167  = - beat[439:432];
-  assign \$168  = weight_read__data[54] ? { 1'h0, beat[439:432] } : \$167 ;
-  assign \$169  = - beat[447:440];
-  assign \$170  = weight_read__data[55] ? { 1'h0, beat[447:440] } : \$169 ;
-  assign \$171  = $signed(\$168 ) + $signed(\$170 );
-  assign \$172  = $signed(\$166 ) + $signed(\$171 );
-  assign \$173  = $signed(\$161 ) + $signed(\$172 );
-  assign \$174  = - beat[455:448];
-  assign \$175  = weight_read__data[56] ? { 1'h0, beat[455:448] } : \$174 ;
-  assign \$176  = - beat[463:456];
-  assign \$177  = weight_read__data[57] ? { 1'h0, beat[463:456] } : \$176 ;
-  assign \$178  = $signed(\$175 ) + $signed(\$177 );
-  assign \$179  = - beat[471:464];
-  assign \$180  = weight_read__data[58] ? { 1'h0, beat[471:464] } : \$179 ;
-  assign \$181  = - beat[479:472];
-  assign \$182  = weight_read__data[59] ? { 1'h0, beat[479:472] } : \$181 ;
-  assign \$183  = $signed(\$180 ) + $signed(\$182 );
-  assign \$184  = $signed(\$178 ) + $signed(\$183 );
-  assign \$185  = - beat[487:480];
-  assign \$186  = weight_read__data[60] ? { 1'h0, beat[487:480] } : \$185 ;
-  assign \$187  = - beat[495:488];
-  assign \$188  = weight_read__data[61] ? { 1'h0, beat[495:488] } : \$187 ;
-  assign \$189  = $signed(\$186 ) + $signed(\$188 );
-  assign \$190  = - beat[503:496];
-  assign \$191  = weight_read__data[62] ? { 1'h0, beat[503:496] } : \$190 ;
-  assign \$192  = - beat[511:504];
-  assign \$193  = weight_read__data[63] ? { 1'h0, beat[511:504] } : \$192 ;
-  assign \$194  = $signed(\$191 ) + $signed(\$193 );
-  assign \$195  = $signed(\$189 ) + $signed(\$194 );
-  assign \$196  = $signed(\$184 ) + $signed(\$195 );
-  assign \$197  = $signed(\$173 ) + $signed(\$196 );
-  assign \$198  = $signed(\$150 ) + $signed(\$197 );
-  assign \$199  = $signed(\$103 ) + $signed(\$198 );
-  assign \$200  = $signed(\$8 ) + $signed(\$199 );
-  assign out_pe0 = $signed(\$200 [14:0]) >= $signed(read__data);
-  assign \$201  = can_step & last_synapse;
-  assign \$202  = nf == 7'h7f;
-  assign \$203  = nf + 1'h1;
-  assign \$204  = \$202  ? 8'h00 : \$203 ;
-  assign \$205  = nf == 7'h7f;
-  assign \$206  = weight_read__addr + 1'h1;
-  assign \$207  = \$205  ? 8'h00 : \$206 ;
-  assign \$208  = sf + 1'h1;
-  assign \$209  = weight_read__addr + 1'h1;
+  assign \$161  = - beat[471:464];
+  assign \$162  = weight_read__data[58] ? { 1'h0, beat[471:464] } : \$161 ;
+  assign \$163  = - beat[479:472];
+  assign \$164  = weight_read__data[59] ? { 1'h0, beat[479:472] } : \$163 ;
+  assign \$165  = $signed(\$162 ) + $signed(\$164 );
+  assign \$166  = - beat[487:480];
+  assign \$167  = weight_read__data[60] ? { 1'h0, beat[487:480] } : \$166 ;
+  assign \$168  = - beat[495:488];
+  assign \$169  = weight_read__data[61] ? { 1'h0, beat[495:488] } : \$168 ;
+  assign \$170  = $signed(\$167 ) + $signed(\$169 );
+  assign \$171  = - beat[503:496];
+  assign \$172  = weight_read__data[62] ? { 1'h0, beat[503:496] } : \$171 ;
+  assign \$173  = - beat[511:504];
+  assign \$174  = weight_read__data[63] ? { 1'h0, beat[511:504] } : \$173 ;
+  assign \$175  = $signed(\$172 ) + $signed(\$174 );
+  assign \$176  = $signed(dot_pe0_r0_0) + $signed(dot_pe0_r0_1);
+  assign \$177  = $signed(dot_pe0_r0_2) + $signed(dot_pe0_r0_3);
+  assign \$178  = $signed(\$176 ) + $signed(\$177 );
+  assign \$179  = $signed(dot_pe0_r0_4) + $signed(dot_pe0_r0_5);
+  assign \$180  = $signed(dot_pe0_r0_6) + $signed(dot_pe0_r0_7);
+  assign \$181  = $signed(\$179 ) + $signed(\$180 );
+  assign \$182  = $signed(dot_pe0_r0_8) + $signed(dot_pe0_r0_9);
+  assign \$183  = $signed(dot_pe0_r0_10) + $signed(dot_pe0_r0_11);
+  assign \$184  = $signed(\$182 ) + $signed(\$183 );
+  assign \$185  = $signed(dot_pe0_r0_12) + $signed(dot_pe0_r0_13);
+  assign \$186  = $signed(dot_pe0_r0_14) + $signed(dot_pe0_r0_15);
+  assign \$187  = $signed(\$185 ) + $signed(\$186 );
+  assign \$188  = $signed(dot_pe0_r0_16) + $signed(dot_pe0_r0_17);
+  assign \$189  = $signed(dot_pe0_r0_18) + $signed(dot_pe0_r0_19);
+  assign \$190  = $signed(\$188 ) + $signed(\$189 );
+  assign \$191  = $signed(dot_pe0_r0_20) + $signed(dot_pe0_r0_21);
+  assign \$192  = $signed(dot_pe0_r0_22) + $signed(dot_pe0_r0_23);
+  assign \$193  = $signed(\$191 ) + $signed(\$192 );
+  assign \$194  = $signed(dot_pe0_r0_24) + $signed(dot_pe0_r0_25);
+  assign \$195  = $signed(dot_pe0_r0_26) + $signed(dot_pe0_r0_27);
+  assign \$196  = $signed(\$194 ) + $signed(\$195 );
+  assign \$197  = $signed(dot_pe0_r0_28) + $signed(dot_pe0_r0_29);
+  assign \$198  = $signed(dot_pe0_r0_30) + $signed(dot_pe0_r0_31);
+  assign \$199  = $signed(\$197 ) + $signed(\$198 );
+  assign \$200  = $signed(dot_pe0_r1_0) + $signed(dot_pe0_r1_1);
+  assign \$201  = $signed(dot_pe0_r1_2) + $signed(dot_pe0_r1_3);
+  assign \$202  = $signed(dot_pe0_r1_4) + $signed(dot_pe0_r1_5);
+  assign \$203  = $signed(dot_pe0_r1_6) + $signed(dot_pe0_r1_7);
+  assign \$204  = nf == 7'h7f;
+  assign \$205  = nf + 1'h1;
+  assign \$206  = \$204  ? 8'h00 : \$205 ;
+  assign \$207  = nf == 7'h7f;
+  assign \$208  = weight_read__addr + 1'h1;
+  assign \$209  = \$207  ? 8'h00 : \$208 ;
+  assign \$210  = sf + 1'h1;
+  assign \$211  = weight_read__addr + 1'h1;
   always @(posedge clk)
-    acc_pe0 <= \$210 ;
+    pending <= \$212 ;
   always @(posedge clk)
-    o__payload <= \$211 ;
+    first_fold_s1 <= \$213 ;
   always @(posedge clk)
-    out_valid <= \$212 ;
+    payload_s1 <= \$214 ;
   always @(posedge clk)
-    sf <= \$213 ;
+    step_s1 <= \$215 ;
   always @(posedge clk)
-    nf <= \$214 ;
+    step_s2 <= \$216 ;
   always @(posedge clk)
-    weight_read__addr <= \$215 ;
+    step_s3 <= \$217 ;
+  always @(posedge clk)
+    step_s4 <= \$218 ;
+  always @(posedge clk)
+    first_synapse_s1 <= \$219 ;
+  always @(posedge clk)
+    first_synapse_s2 <= \$220 ;
+  always @(posedge clk)
+    first_synapse_s3 <= \$221 ;
+  always @(posedge clk)
+    first_synapse_s4 <= \$222 ;
+  always @(posedge clk)
+    output_s1 <= \$223 ;
+  always @(posedge clk)
+    output_s2 <= \$224 ;
+  always @(posedge clk)
+    output_s3 <= \$225 ;
+  always @(posedge clk)
+    output_s4 <= \$226 ;
+  always @(posedge clk)
+    \i__valid$40  <= \$227 ;
+  always @(posedge clk)
+    nf_s1 <= \$228 ;
+  always @(posedge clk)
+    nf_s2 <= \$229 ;
+  always @(posedge clk)
+    nf_s3 <= \$230 ;
+  always @(posedge clk)
+    read__addr <= \$231 ;
+  always @(posedge clk)
+    dot_pe0_r0_0 <= \$232 ;
+  always @(posedge clk)
+    dot_pe0_r0_1 <= \$233 ;
+  always @(posedge clk)
+    dot_pe0_r0_2 <= \$234 ;
+  always @(posedge clk)
+    dot_pe0_r0_3 <= \$235 ;
+  always @(posedge clk)
+    dot_pe0_r0_4 <= \$236 ;
+  always @(posedge clk)
+    dot_pe0_r0_5 <= \$237 ;
+  always @(posedge clk)
+    dot_pe0_r0_6 <= \$238 ;
+  always @(posedge clk)
+    dot_pe0_r0_7 <= \$239 ;
+  always @(posedge clk)
+    dot_pe0_r0_8 <= \$240 ;
+  always @(posedge clk)
+    dot_pe0_r0_9 <= \$241 ;
+  always @(posedge clk)
+    dot_pe0_r0_10 <= \$242 ;
+  always @(posedge clk)
+    dot_pe0_r0_11 <= \$243 ;
+  always @(posedge clk)
+    dot_pe0_r0_12 <= \$244 ;
+  always @(posedge clk)
+    dot_pe0_r0_13 <= \$245 ;
+  always @(posedge clk)
+    dot_pe0_r0_14 <= \$246 ;
+  always @(posedge clk)
+    dot_pe0_r0_15 <= \$247 ;
+  always @(posedge clk)
+    dot_pe0_r0_16 <= \$248 ;
+  always @(posedge clk)
+    dot_pe0_r0_17 <= \$249 ;
+  always @(posedge clk)
+    dot_pe0_r0_18 <= \$250 ;
+  always @(posedge clk)
+    dot_pe0_r0_19 <= \$251 ;
+  always @(posedge clk)
+    dot_pe0_r0_20 <= \$252 ;
+  always @(posedge clk)
+    dot_pe0_r0_21 <= \$253 ;
+  always @(posedge clk)
+    dot_pe0_r0_22 <= \$254 ;
+  always @(posedge clk)
+    dot_pe0_r0_23 <= \$255 ;
+  always @(posedge clk)
+    dot_pe0_r0_24 <= \$256 ;
+  always @(posedge clk)
+    dot_pe0_r0_25 <= \$257 ;
+  always @(posedge clk)
+    dot_pe0_r0_26 <= \$258 ;
+  always @(posedge clk)
+    dot_pe0_r0_27 <= \$259 ;
+  always @(posedge clk)
+    dot_pe0_r0_28 <= \$260 ;
+  always @(posedge clk)
+    dot_pe0_r0_29 <= \$261 ;
+  always @(posedge clk)
+    dot_pe0_r0_30 <= \$262 ;
+  always @(posedge clk)
+    dot_pe0_r0_31 <= \$263 ;
+  always @(posedge clk)
+    dot_pe0_r1_0 <= \$264 ;
+  always @(posedge clk)
+    dot_pe0_r1_1 <= \$265 ;
+  always @(posedge clk)
+    dot_pe0_r1_2 <= \$266 ;
+  always @(posedge clk)
+    dot_pe0_r1_3 <= \$267 ;
+  always @(posedge clk)
+    dot_pe0_r1_4 <= \$268 ;
+  always @(posedge clk)
+    dot_pe0_r1_5 <= \$269 ;
+  always @(posedge clk)
+    dot_pe0_r1_6 <= \$270 ;
+  always @(posedge clk)
+    dot_pe0_r1_7 <= \$271 ;
+  always @(posedge clk)
+    dot_pe0_r2_0 <= \$272 ;
+  always @(posedge clk)
+    dot_pe0_r2_1 <= \$273 ;
+  always @(posedge clk)
+    dot_pe0_r2_2 <= \$274 ;
+  always @(posedge clk)
+    dot_pe0_r2_3 <= \$275 ;
+  always @(posedge clk)
+    acc_pe0 <= \$276 ;
+  always @(posedge clk)
+    total_pe0_s1 <= \$277 ;
+  always @(posedge clk)
+    sf <= \$278 ;
+  always @(posedge clk)
+    nf <= \$279 ;
+  always @(posedge clk)
+    weight_read__addr <= \$280 ;
+  \finn_top.l0.outputs  outputs (
+    .clk(clk),
+    .i__valid(\i__valid$40 ),
+    .o__payload(o__payload),
+    .o__ready(o__ready),
+    .o__valid(out_valid),
+    .rst(rst),
+    .write__data(out_pe0)
+  );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$210  = acc_pe0;
-    if (can_step) begin
-      \$210  = \$200 [14:0];
-    end
+    \$212  = \$14 [2:0];
     if (rst) begin
-      \$210  = 15'h0000;
+      \$212  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$211  = o__payload;
-    if (\$201 ) begin
-      \$211  = out_pe0;
-    end
-    if (rst) begin
-      \$211  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$212  = out_valid;
-    if (\$201 ) begin
-      \$212  = 1'h1;
-    end else if (o__ready) begin
-      \$212  = 1'h0;
-    end
-    if (rst) begin
-      \$212  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$213  = sf;
-    if (can_step) begin
-      (* full_case = 32'd1 *)
-      if (last_synapse) begin
-        \$213  = 1'h0;
-      end else begin
-        \$213  = \$208 [0];
-      end
-    end
+    \$213  = first_fold;
     if (rst) begin
       \$213  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$214  = nf;
-    if (can_step) begin
-      if (last_synapse) begin
-        \$214  = \$204 [6:0];
-      end
-    end
+    \$214  = buffer_write__data;
     if (rst) begin
-      \$214  = 7'h00;
+      \$214  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$215  = weight_read__addr;
+    \$215  = can_step;
+    if (rst) begin
+      \$215  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$216  = step_s1;
+    if (rst) begin
+      \$216  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$217  = step_s2;
+    if (rst) begin
+      \$217  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$218  = step_s3;
+    if (rst) begin
+      \$218  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$219  = first_synapse;
+    if (rst) begin
+      \$219  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$220  = first_synapse_s1;
+    if (rst) begin
+      \$220  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$221  = first_synapse_s2;
+    if (rst) begin
+      \$221  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$222  = first_synapse_s3;
+    if (rst) begin
+      \$222  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$223  = \$15 ;
+    if (rst) begin
+      \$223  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$224  = output_s1;
+    if (rst) begin
+      \$224  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$225  = output_s2;
+    if (rst) begin
+      \$225  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$226  = output_s3;
+    if (rst) begin
+      \$226  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$227  = output_s4;
+    if (rst) begin
+      \$227  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$228  = nf;
+    if (rst) begin
+      \$228  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$229  = nf_s1;
+    if (rst) begin
+      \$229  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$230  = nf_s2;
+    if (rst) begin
+      \$230  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$231  = nf_s3;
+    if (rst) begin
+      \$231  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$232  = \$20 ;
+    if (rst) begin
+      \$232  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$233  = \$25 ;
+    if (rst) begin
+      \$233  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$234  = \$30 ;
+    if (rst) begin
+      \$234  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$235  = \$35 ;
+    if (rst) begin
+      \$235  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$236  = \$40 ;
+    if (rst) begin
+      \$236  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$237  = \$45 ;
+    if (rst) begin
+      \$237  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$238  = \$50 ;
+    if (rst) begin
+      \$238  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$239  = \$55 ;
+    if (rst) begin
+      \$239  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$240  = \$60 ;
+    if (rst) begin
+      \$240  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$241  = \$65 ;
+    if (rst) begin
+      \$241  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$242  = \$70 ;
+    if (rst) begin
+      \$242  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$243  = \$75 ;
+    if (rst) begin
+      \$243  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$244  = \$80 ;
+    if (rst) begin
+      \$244  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$245  = \$85 ;
+    if (rst) begin
+      \$245  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$246  = \$90 ;
+    if (rst) begin
+      \$246  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$247  = \$95 ;
+    if (rst) begin
+      \$247  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$248  = \$100 ;
+    if (rst) begin
+      \$248  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$249  = \$105 ;
+    if (rst) begin
+      \$249  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$250  = \$110 ;
+    if (rst) begin
+      \$250  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$251  = \$115 ;
+    if (rst) begin
+      \$251  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$252  = \$120 ;
+    if (rst) begin
+      \$252  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$253  = \$125 ;
+    if (rst) begin
+      \$253  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$254  = \$130 ;
+    if (rst) begin
+      \$254  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$255  = \$135 ;
+    if (rst) begin
+      \$255  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$256  = \$140 ;
+    if (rst) begin
+      \$256  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$257  = \$145 ;
+    if (rst) begin
+      \$257  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$258  = \$150 ;
+    if (rst) begin
+      \$258  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$259  = \$155 ;
+    if (rst) begin
+      \$259  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$260  = \$160 ;
+    if (rst) begin
+      \$260  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$261  = \$165 ;
+    if (rst) begin
+      \$261  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$262  = \$170 ;
+    if (rst) begin
+      \$262  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$263  = \$175 ;
+    if (rst) begin
+      \$263  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$264  = \$178 ;
+    if (rst) begin
+      \$264  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$265  = \$181 ;
+    if (rst) begin
+      \$265  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$266  = \$184 ;
+    if (rst) begin
+      \$266  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$267  = \$187 ;
+    if (rst) begin
+      \$267  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$268  = \$190 ;
+    if (rst) begin
+      \$268  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$269  = \$193 ;
+    if (rst) begin
+      \$269  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$270  = \$196 ;
+    if (rst) begin
+      \$270  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$271  = \$199 ;
+    if (rst) begin
+      \$271  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$272  = \$200 ;
+    if (rst) begin
+      \$272  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$273  = \$201 ;
+    if (rst) begin
+      \$273  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$274  = \$202 ;
+    if (rst) begin
+      \$274  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$275  = \$203 ;
+    if (rst) begin
+      \$275  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$276  = acc_pe0;
+    if (step_s4) begin
+      \$276  = \$11 [14:0];
+    end
+    if (rst) begin
+      \$276  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$277  = \$11 [14:0];
+    if (rst) begin
+      \$277  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$278  = sf;
     if (can_step) begin
       (* full_case = 32'd1 *)
       if (last_synapse) begin
-        \$215  = \$207 [6:0];
+        \$278  = 1'h0;
       end else begin
-        \$215  = \$209 [6:0];
+        \$278  = \$210 [0];
       end
     end
     if (rst) begin
-      \$215  = 7'h00;
+      \$278  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$279  = nf;
+    if (can_step) begin
+      if (last_synapse) begin
+        \$279  = \$206 [6:0];
+      end
+    end
+    if (rst) begin
+      \$279  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$280  = weight_read__addr;
+    if (can_step) begin
+      (* full_case = 32'd1 *)
+      if (last_synapse) begin
+        \$280  = \$209 [6:0];
+      end else begin
+        \$280  = \$211 [6:0];
+      end
+    end
+    if (rst) begin
+      \$280  = 7'h00;
     end
   end
   assign step = can_step;
-  assign o__valid = out_valid;
   assign buffer_write__addr = sf;
   assign i__payload = buffer_write__data;
   assign buffer_read__addr = sf;
   assign weight_addr = weight_read__addr;
-  assign total_pe0 = \$200 [14:0];
-  assign read__addr = nf;
-  assign out_register = o__payload;
-  assign \$4  = sf;
-  assign \$6  = sf;
+  assign total_pe0 = \$11 [14:0];
+  assign nf_s4 = read__addr;
+  assign \i__payload$39  = out_pe0;
+  assign output_s5 = \i__valid$40 ;
+  assign \o__payload$43  = o__payload;
+  assign o__valid = out_valid;
+  assign \o__valid$45  = out_valid;
+  assign \o__ready$46  = o__ready;
+  assign \$3  = sf;
+  assign \$5  = sf;
 endmodule
 
 (* generator = "Amaranth" *)
-module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, i__valid, buffer_write__data, o__ready, o__payload, out_valid, clk);
+module \finn_top.l0.outputs (rst, write__data, o__valid, o__payload, o__ready, i__valid, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire \$1 ;
-  wire [1:0] \$10 ;
+  wire \$10 ;
+  wire [3:0] \$11 ;
+  wire [3:0] \$12 ;
+  reg [2:0] \$13 ;
+  reg [2:0] \$14 ;
+  reg [2:0] \$15 ;
+  wire [3:0] \$2 ;
+  wire \$3 ;
+  wire [4:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire [3:0] \$7 ;
+  wire [3:0] \$8 ;
+  wire \$9 ;
+  input clk;
+  wire clk;
+  wire i__payload;
+  wire i__ready;
+  input i__valid;
+  wire i__valid;
+  reg [2:0] level = 3'h0;
+  output o__payload;
+  wire o__payload;
+  input o__ready;
+  wire o__ready;
+  output o__valid;
+  wire o__valid;
+  reg [2:0] read__addr = 3'h0;
+  wire read__data;
+  (* init = 3'h0 *)
+  wire [2:0] read_addr;
+  input rst;
+  wire rst;
+  reg [2:0] write__addr = 3'h0;
+  input write__data;
+  wire write__data;
+  wire write__en;
+  (* init = 3'h0 *)
+  wire [2:0] write_addr;
+  reg [0:0] storage [6:0];
+  initial begin
+    storage[0] = 1'h0;
+    storage[1] = 1'h0;
+    storage[2] = 1'h0;
+    storage[3] = 1'h0;
+    storage[4] = 1'h0;
+    storage[5] = 1'h0;
+    storage[6] = 1'h0;
+  end
+  always @(posedge clk) begin
+    if (write__en)
+      storage[write__addr] <= write__data;
+  end
+  assign o__payload = storage[read__addr];
+  assign i__ready = level != 3'h7;
+  assign o__valid = | level;
+  assign write__en = i__valid & i__ready;
+  assign \$1  = i__valid & i__ready;
+  assign \$2  = level + \$1 ;
+  assign \$3  = o__valid & o__ready;
+  assign \$4  = \$2  - \$3 ;
+  assign \$5  = i__valid & i__ready;
+  assign \$6  = write__addr == 3'h6;
+  assign \$7  = write__addr + 1'h1;
+  assign \$8  = \$6  ? 4'h0 : \$7 ;
+  assign \$9  = o__valid & o__ready;
+  assign \$10  = read__addr == 3'h6;
+  assign \$11  = read__addr + 1'h1;
+  assign \$12  = \$10  ? 4'h0 : \$11 ;
+  always @(posedge clk)
+    level <= \$13 ;
+  always @(posedge clk)
+    write__addr <= \$14 ;
+  always @(posedge clk)
+    read__addr <= \$15 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$13  = \$4 [2:0];
+    if (rst) begin
+      \$13  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$14  = write__addr;
+    if (\$5 ) begin
+      \$14  = \$8 [2:0];
+    end
+    if (rst) begin
+      \$14  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$15  = read__addr;
+    if (\$9 ) begin
+      \$15  = \$12 [2:0];
+    end
+    if (rst) begin
+      \$15  = 3'h0;
+    end
+  end
+  assign write_addr = write__addr;
+  assign i__payload = write__data;
+  assign read_addr = read__addr;
+  assign read__data = o__payload;
+endmodule
+
+(* generator = "Amaranth" *)
+module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid, o__payload, i__valid, buffer_write__data, o__ready, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
+  wire \$1 ;
+  wire [6:0] \$10 ;
   wire [2:0] \$100 ;
-  wire [3:0] \$101 ;
-  wire [4:0] \$102 ;
-  wire [5:0] \$103 ;
-  wire [1:0] \$104 ;
-  wire [1:0] \$105 ;
+  wire [2:0] \$101 ;
+  wire [2:0] \$102 ;
+  wire [2:0] \$103 ;
+  wire [2:0] \$104 ;
+  wire [2:0] \$105 ;
   wire [2:0] \$106 ;
-  wire [1:0] \$107 ;
-  wire [1:0] \$108 ;
+  wire [2:0] \$107 ;
+  wire [2:0] \$108 ;
   wire [2:0] \$109 ;
-  wire [1:0] \$11 ;
-  wire [3:0] \$110 ;
-  wire [1:0] \$111 ;
-  wire [1:0] \$112 ;
+  wire [7:0] \$11 ;
+  wire [2:0] \$110 ;
+  wire [2:0] \$111 ;
+  wire [2:0] \$112 ;
   wire [2:0] \$113 ;
-  wire [1:0] \$114 ;
-  wire [1:0] \$115 ;
-  wire [2:0] \$116 ;
-  wire [3:0] \$117 ;
-  wire [4:0] \$118 ;
-  wire [1:0] \$119 ;
-  wire [2:0] \$12 ;
-  wire [1:0] \$120 ;
-  wire [2:0] \$121 ;
-  wire [1:0] \$122 ;
-  wire [1:0] \$123 ;
-  wire [2:0] \$124 ;
+  wire [2:0] \$114 ;
+  wire [3:0] \$115 ;
+  wire [3:0] \$116 ;
+  wire [4:0] \$117 ;
+  wire [3:0] \$118 ;
+  wire [3:0] \$119 ;
+  wire [9:0] \$12 ;
+  wire [4:0] \$120 ;
+  wire [3:0] \$121 ;
+  wire [3:0] \$122 ;
+  wire [4:0] \$123 ;
+  wire [3:0] \$124 ;
   wire [3:0] \$125 ;
-  wire [1:0] \$126 ;
-  wire [1:0] \$127 ;
-  wire [2:0] \$128 ;
-  wire [1:0] \$129 ;
-  wire [1:0] \$13 ;
-  wire [1:0] \$130 ;
-  wire [2:0] \$131 ;
-  wire [3:0] \$132 ;
-  wire [4:0] \$133 ;
-  wire [5:0] \$134 ;
-  wire [6:0] \$135 ;
-  wire [7:0] \$136 ;
-  wire [9:0] \$137 ;
-  wire [10:0] \$138 ;
-  wire [11:0] \$139 ;
-  wire [1:0] \$14 ;
-  wire \$140 ;
-  wire \$141 ;
-  wire [7:0] \$142 ;
-  wire [7:0] \$143 ;
-  wire \$144 ;
+  wire [4:0] \$126 ;
+  wire [3:0] \$127 ;
+  wire [3:0] \$128 ;
+  wire [4:0] \$129 ;
+  wire [10:0] \$13 ;
+  wire [3:0] \$130 ;
+  wire [3:0] \$131 ;
+  wire [4:0] \$132 ;
+  wire [3:0] \$133 ;
+  wire [3:0] \$134 ;
+  wire [4:0] \$135 ;
+  wire [3:0] \$136 ;
+  wire [3:0] \$137 ;
+  wire [4:0] \$138 ;
+  wire [5:0] \$139 ;
+  wire [11:0] \$14 ;
+  wire [5:0] \$140 ;
+  wire [5:0] \$141 ;
+  wire [5:0] \$142 ;
+  wire \$143 ;
+  wire [7:0] \$144 ;
   wire [7:0] \$145 ;
-  wire [7:0] \$146 ;
-  wire [1:0] \$147 ;
+  wire \$146 ;
+  wire [7:0] \$147 ;
   wire [7:0] \$148 ;
-  reg [8:0] \$149 ;
-  wire [2:0] \$15 ;
-  reg \$150 ;
-  reg \$151 ;
+  wire [1:0] \$149 ;
+  wire \$15 ;
+  wire [7:0] \$150 ;
+  reg [3:0] \$151 ;
   reg \$152 ;
-  reg [6:0] \$153 ;
-  reg [6:0] \$154 ;
-  wire [3:0] \$16 ;
-  wire [1:0] \$17 ;
-  wire [1:0] \$18 ;
-  wire [2:0] \$19 ;
+  reg [127:0] \$153 ;
+  reg \$154 ;
+  reg \$155 ;
+  reg \$156 ;
+  reg \$157 ;
+  reg \$158 ;
+  reg \$159 ;
+  wire [4:0] \$16 ;
+  reg \$160 ;
+  reg \$161 ;
+  reg \$162 ;
+  reg \$163 ;
+  reg \$164 ;
+  reg \$165 ;
+  reg \$166 ;
+  reg \$167 ;
+  reg \$168 ;
+  reg \$169 ;
+  wire [5:0] \$17 ;
+  reg [6:0] \$170 ;
+  reg [6:0] \$171 ;
+  reg [6:0] \$172 ;
+  reg [6:0] \$173 ;
+  reg [6:0] \$174 ;
+  reg [1:0] \$175 ;
+  reg [1:0] \$176 ;
+  reg [1:0] \$177 ;
+  reg [1:0] \$178 ;
+  reg [1:0] \$179 ;
+  wire \$18 ;
+  reg [1:0] \$180 ;
+  reg [1:0] \$181 ;
+  reg [1:0] \$182 ;
+  reg [1:0] \$183 ;
+  reg [1:0] \$184 ;
+  reg [1:0] \$185 ;
+  reg [1:0] \$186 ;
+  reg [1:0] \$187 ;
+  reg [1:0] \$188 ;
+  reg [1:0] \$189 ;
+  wire [1:0] \$19 ;
+  reg [1:0] \$190 ;
+  reg [1:0] \$191 ;
+  reg [1:0] \$192 ;
+  reg [1:0] \$193 ;
+  reg [1:0] \$194 ;
+  reg [1:0] \$195 ;
+  reg [1:0] \$196 ;
+  reg [1:0] \$197 ;
+  reg [1:0] \$198 ;
+  reg [1:0] \$199 ;
   wire \$2 ;
   wire [1:0] \$20 ;
+  reg [1:0] \$200 ;
+  reg [1:0] \$201 ;
+  reg [1:0] \$202 ;
+  reg [1:0] \$203 ;
+  reg [1:0] \$204 ;
+  reg [1:0] \$205 ;
+  reg [1:0] \$206 ;
+  reg [1:0] \$207 ;
+  reg [1:0] \$208 ;
+  reg [1:0] \$209 ;
   wire [1:0] \$21 ;
-  wire [2:0] \$22 ;
-  wire [3:0] \$23 ;
-  wire [4:0] \$24 ;
+  reg [1:0] \$210 ;
+  reg [1:0] \$211 ;
+  reg [1:0] \$212 ;
+  reg [1:0] \$213 ;
+  reg [1:0] \$214 ;
+  reg [1:0] \$215 ;
+  reg [1:0] \$216 ;
+  reg [1:0] \$217 ;
+  reg [1:0] \$218 ;
+  reg [1:0] \$219 ;
+  wire [1:0] \$22 ;
+  reg [1:0] \$220 ;
+  reg [1:0] \$221 ;
+  reg [1:0] \$222 ;
+  reg [1:0] \$223 ;
+  reg [1:0] \$224 ;
+  reg [1:0] \$225 ;
+  reg [1:0] \$226 ;
+  reg [1:0] \$227 ;
+  reg [1:0] \$228 ;
+  reg [1:0] \$229 ;
+  wire [1:0] \$23 ;
+  reg [1:0] \$230 ;
+  reg [1:0] \$231 ;
+  reg [1:0] \$232 ;
+  reg [1:0] \$233 ;
+  reg [1:0] \$234 ;
+  reg [1:0] \$235 ;
+  reg [1:0] \$236 ;
+  reg [1:0] \$237 ;
+  reg [1:0] \$238 ;
+  reg [2:0] \$239 ;
+  wire [1:0] \$24 ;
+  reg [2:0] \$240 ;
+  reg [2:0] \$241 ;
+  reg [2:0] \$242 ;
+  reg [2:0] \$243 ;
+  reg [2:0] \$244 ;
+  reg [2:0] \$245 ;
+  reg [2:0] \$246 ;
+  reg [2:0] \$247 ;
+  reg [2:0] \$248 ;
+  reg [2:0] \$249 ;
   wire [1:0] \$25 ;
+  reg [2:0] \$250 ;
+  reg [2:0] \$251 ;
+  reg [2:0] \$252 ;
+  reg [2:0] \$253 ;
+  reg [2:0] \$254 ;
+  reg [2:0] \$255 ;
+  reg [2:0] \$256 ;
+  reg [2:0] \$257 ;
+  reg [2:0] \$258 ;
+  reg [2:0] \$259 ;
   wire [1:0] \$26 ;
-  wire [2:0] \$27 ;
+  reg [2:0] \$260 ;
+  reg [2:0] \$261 ;
+  reg [2:0] \$262 ;
+  reg [2:0] \$263 ;
+  reg [2:0] \$264 ;
+  reg [2:0] \$265 ;
+  reg [2:0] \$266 ;
+  reg [2:0] \$267 ;
+  reg [2:0] \$268 ;
+  reg [2:0] \$269 ;
+  wire [1:0] \$27 ;
+  reg [2:0] \$270 ;
+  reg [4:0] \$271 ;
+  reg [4:0] \$272 ;
+  reg [4:0] \$273 ;
+  reg [4:0] \$274 ;
+  reg [4:0] \$275 ;
+  reg [4:0] \$276 ;
+  reg [4:0] \$277 ;
+  reg [4:0] \$278 ;
+  reg [5:0] \$279 ;
   wire [1:0] \$28 ;
+  reg [5:0] \$280 ;
+  reg [5:0] \$281 ;
+  reg [5:0] \$282 ;
+  reg [8:0] \$283 ;
+  reg [8:0] \$284 ;
+  reg \$285 ;
+  reg [6:0] \$286 ;
+  reg [6:0] \$287 ;
   wire [1:0] \$29 ;
   wire \$3 ;
-  wire [2:0] \$30 ;
-  wire [3:0] \$31 ;
+  wire [1:0] \$30 ;
+  wire [1:0] \$31 ;
   wire [1:0] \$32 ;
   wire [1:0] \$33 ;
-  wire [2:0] \$34 ;
+  wire [1:0] \$34 ;
   wire [1:0] \$35 ;
   wire [1:0] \$36 ;
-  wire [2:0] \$37 ;
-  wire [3:0] \$38 ;
-  wire [4:0] \$39 ;
+  wire [1:0] \$37 ;
+  wire [1:0] \$38 ;
+  wire [1:0] \$39 ;
   wire \$4 ;
-  wire [5:0] \$40 ;
+  wire [1:0] \$40 ;
   wire [1:0] \$41 ;
   wire [1:0] \$42 ;
-  wire [2:0] \$43 ;
+  wire [1:0] \$43 ;
   wire [1:0] \$44 ;
   wire [1:0] \$45 ;
-  wire [2:0] \$46 ;
-  wire [3:0] \$47 ;
+  wire [1:0] \$46 ;
+  wire [1:0] \$47 ;
   wire [1:0] \$48 ;
   wire [1:0] \$49 ;
   wire \$5 ;
-  wire [2:0] \$50 ;
+  wire [1:0] \$50 ;
   wire [1:0] \$51 ;
   wire [1:0] \$52 ;
-  wire [2:0] \$53 ;
-  wire [3:0] \$54 ;
-  wire [4:0] \$55 ;
+  wire [1:0] \$53 ;
+  wire [1:0] \$54 ;
+  wire [1:0] \$55 ;
   wire [1:0] \$56 ;
   wire [1:0] \$57 ;
-  wire [2:0] \$58 ;
+  wire [1:0] \$58 ;
   wire [1:0] \$59 ;
   wire \$6 ;
   wire [1:0] \$60 ;
-  wire [2:0] \$61 ;
-  wire [3:0] \$62 ;
+  wire [1:0] \$61 ;
+  wire [1:0] \$62 ;
   wire [1:0] \$63 ;
   wire [1:0] \$64 ;
-  wire [2:0] \$65 ;
+  wire [1:0] \$65 ;
   wire [1:0] \$66 ;
   wire [1:0] \$67 ;
-  wire [2:0] \$68 ;
-  wire [3:0] \$69 ;
-  wire \$7 ;
-  wire [4:0] \$70 ;
-  wire [5:0] \$71 ;
-  wire [6:0] \$72 ;
+  wire [1:0] \$68 ;
+  wire [1:0] \$69 ;
+  wire [127:0] \$7 ;
+  wire [1:0] \$70 ;
+  wire [1:0] \$71 ;
+  wire [1:0] \$72 ;
   wire [1:0] \$73 ;
   wire [1:0] \$74 ;
-  wire [2:0] \$75 ;
+  wire [1:0] \$75 ;
   wire [1:0] \$76 ;
   wire [1:0] \$77 ;
-  wire [2:0] \$78 ;
-  wire [3:0] \$79 ;
-  wire [127:0] \$8 ;
+  wire [1:0] \$78 ;
+  wire [1:0] \$79 ;
+  wire [8:0] \$8 ;
   wire [1:0] \$80 ;
   wire [1:0] \$81 ;
-  wire [2:0] \$82 ;
-  wire [1:0] \$83 ;
-  wire [1:0] \$84 ;
+  wire [1:0] \$82 ;
+  wire [2:0] \$83 ;
+  wire [2:0] \$84 ;
   wire [2:0] \$85 ;
-  wire [3:0] \$86 ;
-  wire [4:0] \$87 ;
-  wire [1:0] \$88 ;
-  wire [1:0] \$89 ;
-  wire [8:0] \$9 ;
+  wire [2:0] \$86 ;
+  wire [2:0] \$87 ;
+  wire [2:0] \$88 ;
+  wire [2:0] \$89 ;
+  wire [6:0] \$9 ;
   wire [2:0] \$90 ;
-  wire [1:0] \$91 ;
-  wire [1:0] \$92 ;
+  wire [2:0] \$91 ;
+  wire [2:0] \$92 ;
   wire [2:0] \$93 ;
-  wire [3:0] \$94 ;
-  wire [1:0] \$95 ;
-  wire [1:0] \$96 ;
+  wire [2:0] \$94 ;
+  wire [2:0] \$95 ;
+  wire [2:0] \$96 ;
   wire [2:0] \$97 ;
-  wire [1:0] \$98 ;
-  wire [1:0] \$99 ;
+  wire [2:0] \$98 ;
+  wire [2:0] \$99 ;
   reg [8:0] acc_pe0 = 9'h000;
   wire [127:0] agree_pe0;
   wire [127:0] beat;
@@ -2189,39 +3155,176 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, i__valid,
   wire can_step;
   input clk;
   wire clk;
+  wire credit;
   wire first_fold;
+  reg first_fold_s1 = 1'h0;
   wire first_synapse;
+  reg first_synapse_s1 = 1'h0;
+  reg first_synapse_s2 = 1'h0;
+  reg first_synapse_s3 = 1'h0;
+  reg first_synapse_s4 = 1'h0;
+  reg first_synapse_s5 = 1'h0;
   wire [127:0] i__payload;
+  wire \i__payload$41 ;
   output i__ready;
   wire i__ready;
   input i__valid;
   wire i__valid;
+  reg \i__valid$42  = 1'h0;
   output input_step;
   wire input_step;
   wire last_synapse;
   reg [6:0] nf = 7'h00;
+  reg [6:0] nf_s1 = 7'h00;
+  reg [6:0] nf_s2 = 7'h00;
+  reg [6:0] nf_s3 = 7'h00;
+  reg [6:0] nf_s4 = 7'h00;
+  (* init = 7'h00 *)
+  wire [6:0] nf_s5;
   output o__payload;
-  reg o__payload = 1'h0;
+  wire o__payload;
+  wire \o__payload$45 ;
   input o__ready;
   wire o__ready;
-  (* init = 1'h0 *)
+  wire \o__ready$48 ;
   wire o__valid;
-  wire out_free;
+  wire \o__valid$47 ;
   wire out_pe0;
-  (* init = 1'h0 *)
-  wire out_register;
   output out_valid;
-  reg out_valid = 1'h0;
+  wire out_valid;
+  reg output_s1 = 1'h0;
+  reg output_s2 = 1'h0;
+  reg output_s3 = 1'h0;
+  reg output_s4 = 1'h0;
+  reg output_s5 = 1'h0;
+  (* init = 1'h0 *)
+  wire output_s6;
   output output_step;
   wire output_step;
-  (* init = 7'h00 *)
-  wire [6:0] read__addr;
+  reg [127:0] payload_s1 = 128'h00000000000000000000000000000000;
+  reg [3:0] pending = 4'h0;
+  reg [1:0] popcount_pe0_r0_0 = 2'h0;
+  reg [1:0] popcount_pe0_r0_1 = 2'h0;
+  reg [1:0] popcount_pe0_r0_10 = 2'h0;
+  reg [1:0] popcount_pe0_r0_11 = 2'h0;
+  reg [1:0] popcount_pe0_r0_12 = 2'h0;
+  reg [1:0] popcount_pe0_r0_13 = 2'h0;
+  reg [1:0] popcount_pe0_r0_14 = 2'h0;
+  reg [1:0] popcount_pe0_r0_15 = 2'h0;
+  reg [1:0] popcount_pe0_r0_16 = 2'h0;
+  reg [1:0] popcount_pe0_r0_17 = 2'h0;
+  reg [1:0] popcount_pe0_r0_18 = 2'h0;
+  reg [1:0] popcount_pe0_r0_19 = 2'h0;
+  reg [1:0] popcount_pe0_r0_2 = 2'h0;
+  reg [1:0] popcount_pe0_r0_20 = 2'h0;
+  reg [1:0] popcount_pe0_r0_21 = 2'h0;
+  reg [1:0] popcount_pe0_r0_22 = 2'h0;
+  reg [1:0] popcount_pe0_r0_23 = 2'h0;
+  reg [1:0] popcount_pe0_r0_24 = 2'h0;
+  reg [1:0] popcount_pe0_r0_25 = 2'h0;
+  reg [1:0] popcount_pe0_r0_26 = 2'h0;
+  reg [1:0] popcount_pe0_r0_27 = 2'h0;
+  reg [1:0] popcount_pe0_r0_28 = 2'h0;
+  reg [1:0] popcount_pe0_r0_29 = 2'h0;
+  reg [1:0] popcount_pe0_r0_3 = 2'h0;
+  reg [1:0] popcount_pe0_r0_30 = 2'h0;
+  reg [1:0] popcount_pe0_r0_31 = 2'h0;
+  reg [1:0] popcount_pe0_r0_32 = 2'h0;
+  reg [1:0] popcount_pe0_r0_33 = 2'h0;
+  reg [1:0] popcount_pe0_r0_34 = 2'h0;
+  reg [1:0] popcount_pe0_r0_35 = 2'h0;
+  reg [1:0] popcount_pe0_r0_36 = 2'h0;
+  reg [1:0] popcount_pe0_r0_37 = 2'h0;
+  reg [1:0] popcount_pe0_r0_38 = 2'h0;
+  reg [1:0] popcount_pe0_r0_39 = 2'h0;
+  reg [1:0] popcount_pe0_r0_4 = 2'h0;
+  reg [1:0] popcount_pe0_r0_40 = 2'h0;
+  reg [1:0] popcount_pe0_r0_41 = 2'h0;
+  reg [1:0] popcount_pe0_r0_42 = 2'h0;
+  reg [1:0] popcount_pe0_r0_43 = 2'h0;
+  reg [1:0] popcount_pe0_r0_44 = 2'h0;
+  reg [1:0] popcount_pe0_r0_45 = 2'h0;
+  reg [1:0] popcount_pe0_r0_46 = 2'h0;
+  reg [1:0] popcount_pe0_r0_47 = 2'h0;
+  reg [1:0] popcount_pe0_r0_48 = 2'h0;
+  reg [1:0] popcount_pe0_r0_49 = 2'h0;
+  reg [1:0] popcount_pe0_r0_5 = 2'h0;
+  reg [1:0] popcount_pe0_r0_50 = 2'h0;
+  reg [1:0] popcount_pe0_r0_51 = 2'h0;
+  reg [1:0] popcount_pe0_r0_52 = 2'h0;
+  reg [1:0] popcount_pe0_r0_53 = 2'h0;
+  reg [1:0] popcount_pe0_r0_54 = 2'h0;
+  reg [1:0] popcount_pe0_r0_55 = 2'h0;
+  reg [1:0] popcount_pe0_r0_56 = 2'h0;
+  reg [1:0] popcount_pe0_r0_57 = 2'h0;
+  reg [1:0] popcount_pe0_r0_58 = 2'h0;
+  reg [1:0] popcount_pe0_r0_59 = 2'h0;
+  reg [1:0] popcount_pe0_r0_6 = 2'h0;
+  reg [1:0] popcount_pe0_r0_60 = 2'h0;
+  reg [1:0] popcount_pe0_r0_61 = 2'h0;
+  reg [1:0] popcount_pe0_r0_62 = 2'h0;
+  reg [1:0] popcount_pe0_r0_63 = 2'h0;
+  reg [1:0] popcount_pe0_r0_7 = 2'h0;
+  reg [1:0] popcount_pe0_r0_8 = 2'h0;
+  reg [1:0] popcount_pe0_r0_9 = 2'h0;
+  reg [2:0] popcount_pe0_r1_0 = 3'h0;
+  reg [2:0] popcount_pe0_r1_1 = 3'h0;
+  reg [2:0] popcount_pe0_r1_10 = 3'h0;
+  reg [2:0] popcount_pe0_r1_11 = 3'h0;
+  reg [2:0] popcount_pe0_r1_12 = 3'h0;
+  reg [2:0] popcount_pe0_r1_13 = 3'h0;
+  reg [2:0] popcount_pe0_r1_14 = 3'h0;
+  reg [2:0] popcount_pe0_r1_15 = 3'h0;
+  reg [2:0] popcount_pe0_r1_16 = 3'h0;
+  reg [2:0] popcount_pe0_r1_17 = 3'h0;
+  reg [2:0] popcount_pe0_r1_18 = 3'h0;
+  reg [2:0] popcount_pe0_r1_19 = 3'h0;
+  reg [2:0] popcount_pe0_r1_2 = 3'h0;
+  reg [2:0] popcount_pe0_r1_20 = 3'h0;
+  reg [2:0] popcount_pe0_r1_21 = 3'h0;
+  reg [2:0] popcount_pe0_r1_22 = 3'h0;
+  reg [2:0] popcount_pe0_r1_23 = 3'h0;
+  reg [2:0] popcount_pe0_r1_24 = 3'h0;
+  reg [2:0] popcount_pe0_r1_25 = 3'h0;
+  reg [2:0] popcount_pe0_r1_26 = 3'h0;
+  reg [2:0] popcount_pe0_r1_27 = 3'h0;
+  reg [2:0] popcount_pe0_r1_28 = 3'h0;
+  reg [2:0] popcount_pe0_r1_29 = 3'h0;
+  reg [2:0] popcount_pe0_r1_3 = 3'h0;
+  reg [2:0] popcount_pe0_r1_30 = 3'h0;
+  reg [2:0] popcount_pe0_r1_31 = 3'h0;
+  reg [2:0] popcount_pe0_r1_4 = 3'h0;
+  reg [2:0] popcount_pe0_r1_5 = 3'h0;
+  reg [2:0] popcount_pe0_r1_6 = 3'h0;
+  reg [2:0] popcount_pe0_r1_7 = 3'h0;
+  reg [2:0] popcount_pe0_r1_8 = 3'h0;
+  reg [2:0] popcount_pe0_r1_9 = 3'h0;
+  reg [4:0] popcount_pe0_r2_0 = 5'h00;
+  reg [4:0] popcount_pe0_r2_1 = 5'h00;
+  reg [4:0] popcount_pe0_r2_2 = 5'h00;
+  reg [4:0] popcount_pe0_r2_3 = 5'h00;
+  reg [4:0] popcount_pe0_r2_4 = 5'h00;
+  reg [4:0] popcount_pe0_r2_5 = 5'h00;
+  reg [4:0] popcount_pe0_r2_6 = 5'h00;
+  reg [4:0] popcount_pe0_r2_7 = 5'h00;
+  reg [5:0] popcount_pe0_r3_0 = 6'h00;
+  reg [5:0] popcount_pe0_r3_1 = 6'h00;
+  reg [5:0] popcount_pe0_r3_2 = 6'h00;
+  reg [5:0] popcount_pe0_r3_3 = 6'h00;
+  wire popped;
+  reg [6:0] read__addr = 7'h00;
   wire [9:0] read__data;
   input rst;
   wire rst;
   reg sf = 1'h0;
   wire step;
+  reg step_s1 = 1'h0;
+  reg step_s2 = 1'h0;
+  reg step_s3 = 1'h0;
+  reg step_s4 = 1'h0;
+  reg step_s5 = 1'h0;
   wire [8:0] total_pe0;
+  reg [8:0] total_pe0_s1 = 9'h000;
   (* init = 7'h00 *)
   wire [6:0] weight_addr;
   reg [6:0] weight_read__addr = 7'h00;
@@ -2235,7 +3338,11 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, i__valid,
     if (buffer_write__en)
       input_buffer[sf] <= buffer_write__data;
   end
-  assign buffer_read__data = input_buffer[sf];
+  reg [127:0] _0_;
+  always @(posedge clk) begin
+    _0_ <= input_buffer[sf];
+  end
+  assign buffer_read__data = _0_;
   reg [9:0] thresholds_pe0 [127:0];
   initial begin
     thresholds_pe0[0] = 10'h000;
@@ -2367,7 +3474,11 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, i__valid,
     thresholds_pe0[126] = 10'h005;
     thresholds_pe0[127] = 10'h3ff;
   end
-  assign read__data = thresholds_pe0[nf];
+  reg [9:0] _1_;
+  always @(posedge clk) begin
+    _1_ <= thresholds_pe0[read__addr];
+  end
+  assign read__data = _1_;
   reg [127:0] weights_pe0 [127:0];
   initial begin
     weights_pe0[0] = 128'h78b9b5f76bd59dc091e9a03273ba0a18;
@@ -2499,301 +3610,1625 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, i__valid,
     weights_pe0[126] = 128'haa59109f6211b1a8d149c219257e1e84;
     weights_pe0[127] = 128'h05b74157b7bff7db2e06aabddd9fffae;
   end
-  assign weight_read__data = weights_pe0[weight_read__addr];
+  reg [127:0] _2_;
+  always @(posedge clk) begin
+    _2_ <= weights_pe0[weight_read__addr];
+  end
+  assign weight_read__data = _2_;
   assign first_fold = ! nf;
   assign last_synapse = ! sf;
-  assign \$1  = ~ out_valid;
-  assign out_free = \$1  | o__ready;
-  assign \$2  = ~ first_fold;
-  assign \$3  = \$2  | i__valid;
-  assign \$5  = \$4  | out_free;
-  assign can_step = \$3  & \$5 ;
+  assign popped = out_valid & o__ready;
+  assign \$1  = ~ first_fold;
+  assign \$2  = \$1  | i__valid;
+  assign \$4  = \$3  | credit;
+  assign can_step = \$2  & \$4 ;
+  assign credit = pending < 4'h8;
   assign input_step = can_step & first_fold;
   assign output_step = can_step & last_synapse;
-  assign \$7  = \$6  | out_free;
-  assign i__ready = first_fold & \$7 ;
+  assign \$6  = \$5  | credit;
+  assign i__ready = first_fold & \$6 ;
   assign buffer_write__en = can_step & first_fold;
-  assign beat = first_fold ? buffer_write__data : buffer_read__data;
+  assign beat = first_fold_s1 ? payload_s1 : buffer_read__data;
   assign first_synapse = ! sf;
-  assign \$8  = beat ^ weight_read__data;
-  assign agree_pe0 = ~ \$8 ;
-  assign \$9  = sf ? acc_pe0 : 9'h000;
-  assign \$10  = agree_pe0[0] + agree_pe0[1];
-  assign \$11  = agree_pe0[2] + agree_pe0[3];
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = agree_pe0[4] + agree_pe0[5];
-  assign \$14  = agree_pe0[6] + agree_pe0[7];
-  assign \$15  = \$13  + \$14 ;
-  assign \$16  = \$12  + \$15 ;
-  assign \$17  = agree_pe0[8] + agree_pe0[9];
-  assign \$18  = agree_pe0[10] + agree_pe0[11];
-  assign \$19  = \$17  + \$18 ;
-  assign \$20  = agree_pe0[12] + agree_pe0[13];
-  assign \$21  = agree_pe0[14] + agree_pe0[15];
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = \$19  + \$22 ;
-  assign \$24  = \$16  + \$23 ;
-  assign \$25  = agree_pe0[16] + agree_pe0[17];
-  assign \$26  = agree_pe0[18] + agree_pe0[19];
-  assign \$27  = \$25  + \$26 ;
-  assign \$28  = agree_pe0[20] + agree_pe0[21];
-  assign \$29  = agree_pe0[22] + agree_pe0[23];
-  assign \$30  = \$28  + \$29 ;
-  assign \$31  = \$27  + \$30 ;
-  assign \$32  = agree_pe0[24] + agree_pe0[25];
-  assign \$33  = agree_pe0[26] + agree_pe0[27];
-  assign \$34  = \$32  + \$33 ;
-  assign \$35  = agree_pe0[28] + agree_pe0[29];
-  assign \$36  = agree_pe0[30] + agree_pe0[31];
-  assign \$37  = \$35  + \$36 ;
-  assign \$38  = \$34  + \$37 ;
-  assign \$39  = \$31  + \$38 ;
-  assign \$40  = \$24  + \$39 ;
-  assign \$41  = agree_pe0[32] + agree_pe0[33];
-  assign \$42  = agree_pe0[34] + agree_pe0[35];
-  assign \$43  = \$41  + \$42 ;
-  assign \$44  = agree_pe0[36] + agree_pe0[37];
-  assign \$45  = agree_pe0[38] + agree_pe0[39];
-  assign \$46  = \$44  + \$45 ;
-  assign \$47  = \$43  + \$46 ;
-  assign \$48  = agree_pe0[40] + agree_pe0[41];
-  assign \$49  = agree_pe0[42] + agree_pe0[43];
-  assign \$50  = \$48  + \$49 ;
-  assign \$51  = agree_pe0[44] + agree_pe0[45];
-  assign \$52  = agree_pe0[46] + agree_pe0[47];
-  assign \$53  = \$51  + \$52 ;
-  assign \$54  = \$50  + \$53 ;
-  assign \$55  = \$47  + \$54 ;
-  assign \$56  = agree_pe0[48] + agree_pe0[49];
-  assign \$57  = agree_pe0[50] + agree_pe0[51];
-  assign \$58  = \$56  + \$57 ;
-  assign \$59  = agree_pe0[52] + agree_pe0[53];
-  assign \$60  = agree_pe0[54] + agree_pe0[55];
-  assign \$61  = \$59  + \$60 ;
-  assign \$62  = \$58  + \$61 ;
-  assign \$63  = agree_pe0[56] + agree_pe0[57];
-  assign \$64  = agree_pe0[58] + agree_pe0[59];
-  assign \$65  = \$63  + \$64 ;
-  assign \$66  = agree_pe0[60] + agree_pe0[61];
-  assign \$67  = agree_pe0[62] + agree_pe0[63];
-  assign \$68  = \$66  + \$67 ;
-  assign \$69  = \$65  + \$68 ;
-  assign \$70  = \$62  + \$69 ;
-  assign \$71  = \$55  + \$70 ;
-  assign \$72  = \$40  + \$71 ;
-  assign \$73  = agree_pe0[64] + agree_pe0[65];
-  assign \$74  = agree_pe0[66] + agree_pe0[67];
-  assign \$75  = \$73  + \$74 ;
-  assign \$76  = agree_pe0[68] + agree_pe0[69];
-  assign \$77  = agree_pe0[70] + agree_pe0[71];
-  assign \$78  = \$76  + \$77 ;
-  assign \$79  = \$75  + \$78 ;
-  assign \$80  = agree_pe0[72] + agree_pe0[73];
-  assign \$81  = agree_pe0[74] + agree_pe0[75];
-  assign \$82  = \$80  + \$81 ;
-  assign \$83  = agree_pe0[76] + agree_pe0[77];
-  assign \$84  = agree_pe0[78] + agree_pe0[79];
-  assign \$85  = \$83  + \$84 ;
-  assign \$86  = \$82  + \$85 ;
-  assign \$87  = \$79  + \$86 ;
-  assign \$88  = agree_pe0[80] + agree_pe0[81];
-  assign \$89  = agree_pe0[82] + agree_pe0[83];
-  assign \$90  = \$88  + \$89 ;
-  assign \$91  = agree_pe0[84] + agree_pe0[85];
-  assign \$92  = agree_pe0[86] + agree_pe0[87];
-  assign \$93  = \$91  + \$92 ;
-  assign \$94  = \$90  + \$93 ;
-  assign \$95  = agree_pe0[88] + agree_pe0[89];
-  assign \$96  = agree_pe0[90] + agree_pe0[91];
-  assign \$97  = \$95  + \$96 ;
-  assign \$98  = agree_pe0[92] + agree_pe0[93];
-  assign \$99  = agree_pe0[94] + agree_pe0[95];
-  assign \$100  = \$98  + \$99 ;
-  assign \$101  = \$97  + \$100 ;
-  assign \$102  = \$94  + \$101 ;
-  assign \$103  = \$87  + \$102 ;
-  assign \$104  = agree_pe0[96] + agree_pe0[97];
-  assign \$105  = agree_pe0[98] + agree_pe0[99];
-  assign \$106  = \$104  + \$105 ;
-  assign \$107  = agree_pe0[100] + agree_pe0[101];
-  assign \$108  = agree_pe0[102] + agree_pe0[103];
-  assign \$109  = \$107  + \$108 ;
-  assign \$110  = \$106  + \$109 ;
-  assign \$111  = agree_pe0[104] + agree_pe0[105];
-  assign \$112  = agree_pe0[106] + agree_pe0[107];
-  assign \$113  = \$111  + \$112 ;
-  assign \$114  = agree_pe0[108] + agree_pe0[109];
-  assign \$115  = agree_pe0[110] + agree_pe0[111];
-  assign \$116  = \$114  + \$115 ;
-  assign \$117  = \$113  + \$116 ;
-  assign \$118  = \$110  + \$117 ;
-  assign \$119  = agree_pe0[112] + agree_pe0[113];
-  assign \$120  = agree_pe0[114] + agree_pe0[115];
-  assign \$121  = \$119  + \$120 ;
-  assign \$122  = agree_pe0[116] + agree_pe0[117];
-  assign \$123  = agree_pe0[118] + agree_pe0[119];
-  assign \$124  = \$122  + \$123 ;
-  assign \$125  = \$121  + \$124 ;
-  assign \$126  = agree_pe0[120] + agree_pe0[121];
-  assign \$127  = agree_pe0[122] + agree_pe0[123];
-  assign \$128  = \$126  + \$127 ;
-  assign \$129  = agree_pe0[124] + agree_pe0[125];
-  assign \$130  = agree_pe0[126] + agree_pe0[127];
-  assign \$131  = \$129  + \$130 ;
-  assign \$132  = \$128  + \$131 ;
-  assign \$133  = \$125  + \$132 ;
-  assign \$134  = \$118  + \$133 ;
-  assign \$135  = \$103  + \$134 ;
-  assign \$136  = \$72  + \$135 ;
-  assign \$137  = \$136  * 2'h2;
-  assign \$138  = \$137  - 8'h80;
-  assign \$139  = $signed(\$9 ) + $signed(\$138 );
-  assign out_pe0 = $signed(\$139 [8:0]) >= $signed(read__data);
-  assign \$140  = can_step & last_synapse;
-  assign \$141  = nf == 7'h7f;
-  assign \$142  = nf + 1'h1;
-  assign \$143  = \$141  ? 8'h00 : \$142 ;
-  assign \$144  = nf == 7'h7f;
-  assign \$145  = weight_read__addr + 1'h1;
-  assign \$146  = \$144  ? 8'h00 : \$145 ;
-  assign \$147  = sf + 1'h1;
-  assign \$148  = weight_read__addr + 1'h1;
+  assign \$7  = beat ^ weight_read__data;
+  assign agree_pe0 = ~ \$7 ;
+  assign \$8  = first_synapse_s5 ? 9'h000 : acc_pe0;
+  assign \$9  = popcount_pe0_r3_0 + popcount_pe0_r3_1;
+  assign \$10  = popcount_pe0_r3_2 + popcount_pe0_r3_3;
+  assign \$11  = \$9  + \$10 ;
+  assign \$12  = \$11  * 2'h2;
+  assign \$13  = \$12  - 8'h80;
+  assign \$14  = $signed(\$8 ) + $signed(\$13 );
+  assign out_pe0 = $signed(total_pe0_s1) >= $signed(read__data);
+  assign \$15  = can_step & last_synapse;
+  assign \$16  = pending + \$15 ;
+  assign \$17  = \$16  - popped;
+  assign \$18  = can_step & last_synapse;
+  assign \$19  = agree_pe0[0] + agree_pe0[1];
+  assign \$20  = agree_pe0[2] + agree_pe0[3];
+  assign \$21  = agree_pe0[4] + agree_pe0[5];
+  assign \$22  = agree_pe0[6] + agree_pe0[7];
+  assign \$23  = agree_pe0[8] + agree_pe0[9];
+  assign \$24  = agree_pe0[10] + agree_pe0[11];
+  assign \$25  = agree_pe0[12] + agree_pe0[13];
+  assign \$26  = agree_pe0[14] + agree_pe0[15];
+  assign \$27  = agree_pe0[16] + agree_pe0[17];
+  assign \$28  = agree_pe0[18] + agree_pe0[19];
+  assign \$29  = agree_pe0[20] + agree_pe0[21];
+  assign \$30  = agree_pe0[22] + agree_pe0[23];
+  assign \$31  = agree_pe0[24] + agree_pe0[25];
+  assign \$32  = agree_pe0[26] + agree_pe0[27];
+  assign \$33  = agree_pe0[28] + agree_pe0[29];
+  assign \$34  = agree_pe0[30] + agree_pe0[31];
+  assign \$35  = agree_pe0[32] + agree_pe0[33];
+  assign \$36  = agree_pe0[34] + agree_pe0[35];
+  assign \$37  = agree_pe0[36] + agree_pe0[37];
+  assign \$38  = agree_pe0[38] + agree_pe0[39];
+  assign \$39  = agree_pe0[40] + agree_pe0[41];
+  assign \$40  = agree_pe0[42] + agree_pe0[43];
+  assign \$41  = agree_pe0[44] + agree_pe0[45];
+  assign \$42  = agree_pe0[46] + agree_pe0[47];
+  assign \$43  = agree_pe0[48] + agree_pe0[49];
+  assign \$44  = agree_pe0[50] + agree_pe0[51];
+  assign \$45  = agree_pe0[52] + agree_pe0[53];
+  assign \$46  = agree_pe0[54] + agree_pe0[55];
+  assign \$47  = agree_pe0[56] + agree_pe0[57];
+  assign \$48  = agree_pe0[58] + agree_pe0[59];
+  assign \$49  = agree_pe0[60] + agree_pe0[61];
+  assign \$50  = agree_pe0[62] + agree_pe0[63];
+  assign \$51  = agree_pe0[64] + agree_pe0[65];
+  assign \$52  = agree_pe0[66] + agree_pe0[67];
+  assign \$53  = agree_pe0[68] + agree_pe0[69];
+  assign \$54  = agree_pe0[70] + agree_pe0[71];
+  assign \$55  = agree_pe0[72] + agree_pe0[73];
+  assign \$56  = agree_pe0[74] + agree_pe0[75];
+  assign \$57  = agree_pe0[76] + agree_pe0[77];
+  assign \$58  = agree_pe0[78] + agree_pe0[79];
+  assign \$59  = agree_pe0[80] + agree_pe0[81];
+  assign \$60  = agree_pe0[82] + agree_pe0[83];
+  assign \$61  = agree_pe0[84] + agree_pe0[85];
+  assign \$62  = agree_pe0[86] + agree_pe0[87];
+  assign \$63  = agree_pe0[88] + agree_pe0[89];
+  assign \$64  = agree_pe0[90] + agree_pe0[91];
+  assign \$65  = agree_pe0[92] + agree_pe0[93];
+  assign \$66  = agree_pe0[94] + agree_pe0[95];
+  assign \$67  = agree_pe0[96] + agree_pe0[97];
+  assign \$68  = agree_pe0[98] + agree_pe0[99];
+  assign \$69  = agree_pe0[100] + agree_pe0[101];
+  assign \$70  = agree_pe0[102] + agree_pe0[103];
+  assign \$71  = agree_pe0[104] + agree_pe0[105];
+  assign \$72  = agree_pe0[106] + agree_pe0[107];
+  assign \$73  = agree_pe0[108] + agree_pe0[109];
+  assign \$74  = agree_pe0[110] + agree_pe0[111];
+  assign \$75  = agree_pe0[112] + agree_pe0[113];
+  assign \$76  = agree_pe0[114] + agree_pe0[115];
+  assign \$77  = agree_pe0[116] + agree_pe0[117];
+  assign \$78  = agree_pe0[118] + agree_pe0[119];
+  assign \$79  = agree_pe0[120] + agree_pe0[121];
+  assign \$80  = agree_pe0[122] + agree_pe0[123];
+  assign \$81  = agree_pe0[124] + agree_pe0[125];
+  assign \$82  = agree_pe0[126] + agree_pe0[127];
+  assign \$83  = popcount_pe0_r0_0 + popcount_pe0_r0_1;
+  assign \$84  = popcount_pe0_r0_2 + popcount_pe0_r0_3;
+  assign \$85  = popcount_pe0_r0_4 + popcount_pe0_r0_5;
+  assign \$86  = popcount_pe0_r0_6 + popcount_pe0_r0_7;
+  assign \$87  = popcount_pe0_r0_8 + popcount_pe0_r0_9;
+  assign \$88  = popcount_pe0_r0_10 + popcount_pe0_r0_11;
+  assign \$89  = popcount_pe0_r0_12 + popcount_pe0_r0_13;
+  assign \$90  = popcount_pe0_r0_14 + popcount_pe0_r0_15;
+  assign \$91  = popcount_pe0_r0_16 + popcount_pe0_r0_17;
+  assign \$92  = popcount_pe0_r0_18 + popcount_pe0_r0_19;
+  assign \$93  = popcount_pe0_r0_20 + popcount_pe0_r0_21;
+  assign \$94  = popcount_pe0_r0_22 + popcount_pe0_r0_23;
+  assign \$95  = popcount_pe0_r0_24 + popcount_pe0_r0_25;
+  assign \$96  = popcount_pe0_r0_26 + popcount_pe0_r0_27;
+  assign \$97  = popcount_pe0_r0_28 + popcount_pe0_r0_29;
+  assign \$98  = popcount_pe0_r0_30 + popcount_pe0_r0_31;
+  assign \$99  = popcount_pe0_r0_32 + popcount_pe0_r0_33;
+  assign \$100  = popcount_pe0_r0_34 + popcount_pe0_r0_35;
+  assign \$101  = popcount_pe0_r0_36 + popcount_pe0_r0_37;
+  assign \$102  = popcount_pe0_r0_38 + popcount_pe0_r0_39;
+  assign \$103  = popcount_pe0_r0_40 + popcount_pe0_r0_41;
+  assign \$104  = popcount_pe0_r0_42 + popcount_pe0_r0_43;
+  assign \$105  = popcount_pe0_r0_44 + popcount_pe0_r0_45;
+  assign \$106  = popcount_pe0_r0_46 + popcount_pe0_r0_47;
+  assign \$107  = popcount_pe0_r0_48 + popcount_pe0_r0_49;
+  assign \$108  = popcount_pe0_r0_50 + popcount_pe0_r0_51;
+  assign \$109  = popcount_pe0_r0_52 + popcount_pe0_r0_53;
+  assign \$110  = popcount_pe0_r0_54 + popcount_pe0_r0_55;
+  assign \$111  = popcount_pe0_r0_56 + popcount_pe0_r0_57;
+  assign \$112  = popcount_pe0_r0_58 + popcount_pe0_r0_59;
+  assign \$113  = popcount_pe0_r0_60 + popcount_pe0_r0_61;
+  assign \$114  = popcount_pe0_r0_62 + popcount_pe0_r0_63;
+  assign \$115  = popcount_pe0_r1_0 + popcount_pe0_r1_1;
+  assign \$116  = popcount_pe0_r1_2 + popcount_pe0_r1_3;
+  assign \$117  = \$115  + \$116 ;
+  assign \$118  = popcount_pe0_r1_4 + popcount_pe0_r1_5;
+  assign \$119  = popcount_pe0_r1_6 + popcount_pe0_r1_7;
+  assign \$120  = \$118  + \$119 ;
+  assign \$121  = popcount_pe0_r1_8 + popcount_pe0_r1_9;
+  assign \$122  = popcount_pe0_r1_10 + popcount_pe0_r1_11;
+  assign \$123  = \$121  + \$122 ;
+  assign \$124  = popcount_pe0_r1_12 + popcount_pe0_r1_13;
+  assign \$125  = popcount_pe0_r1_14 + popcount_pe0_r1_15;
+  assign \$126  = \$124  + \$125 ;
+  assign \$127  = popcount_pe0_r1_16 + popcount_pe0_r1_17;
+  assign \$128  = popcount_pe0_r1_18 + popcount_pe0_r1_19;
+  assign \$129  = \$127  + \$128 ;
+  assign \$130  = popcount_pe0_r1_20 + popcount_pe0_r1_21;
+  assign \$131  = popcount_pe0_r1_22 + popcount_pe0_r1_23;
+  assign \$132  = \$130  + \$131 ;
+  assign \$133  = popcount_pe0_r1_24 + popcount_pe0_r1_25;
+  assign \$134  = popcount_pe0_r1_26 + popcount_pe0_r1_27;
+  assign \$135  = \$133  + \$134 ;
+  assign \$136  = popcount_pe0_r1_28 + popcount_pe0_r1_29;
+  assign \$137  = popcount_pe0_r1_30 + popcount_pe0_r1_31;
+  assign \$138  = \$136  + \$137 ;
+  assign \$139  = popcount_pe0_r2_0 + popcount_pe0_r2_1;
+  assign \$140  = popcount_pe0_r2_2 + popcount_pe0_r2_3;
+  assign \$141  = popcount_pe0_r2_4 + popcount_pe0_r2_5;
+  assign \$142  = popcount_pe0_r2_6 + popcount_pe0_r2_7;
+  assign \$143  = nf == 7'h7f;
+  assign \$144  = nf + 1'h1;
+  assign \$145  = \$143  ? 8'h00 : \$144 ;
+  assign \$146  = nf == 7'h7f;
+  assign \$147  = weight_read__addr + 1'h1;
+  assign \$148  = \$146  ? 8'h00 : \$147 ;
+  assign \$149  = sf + 1'h1;
+  assign \$150  = weight_read__addr + 1'h1;
   always @(posedge clk)
-    acc_pe0 <= \$149 ;
+    pending <= \$151 ;
   always @(posedge clk)
-    o__payload <= \$150 ;
+    first_fold_s1 <= \$152 ;
   always @(posedge clk)
-    out_valid <= \$151 ;
+    payload_s1 <= \$153 ;
   always @(posedge clk)
-    sf <= \$152 ;
+    step_s1 <= \$154 ;
   always @(posedge clk)
-    nf <= \$153 ;
+    step_s2 <= \$155 ;
   always @(posedge clk)
-    weight_read__addr <= \$154 ;
+    step_s3 <= \$156 ;
+  always @(posedge clk)
+    step_s4 <= \$157 ;
+  always @(posedge clk)
+    step_s5 <= \$158 ;
+  always @(posedge clk)
+    first_synapse_s1 <= \$159 ;
+  always @(posedge clk)
+    first_synapse_s2 <= \$160 ;
+  always @(posedge clk)
+    first_synapse_s3 <= \$161 ;
+  always @(posedge clk)
+    first_synapse_s4 <= \$162 ;
+  always @(posedge clk)
+    first_synapse_s5 <= \$163 ;
+  always @(posedge clk)
+    output_s1 <= \$164 ;
+  always @(posedge clk)
+    output_s2 <= \$165 ;
+  always @(posedge clk)
+    output_s3 <= \$166 ;
+  always @(posedge clk)
+    output_s4 <= \$167 ;
+  always @(posedge clk)
+    output_s5 <= \$168 ;
+  always @(posedge clk)
+    \i__valid$42  <= \$169 ;
+  always @(posedge clk)
+    nf_s1 <= \$170 ;
+  always @(posedge clk)
+    nf_s2 <= \$171 ;
+  always @(posedge clk)
+    nf_s3 <= \$172 ;
+  always @(posedge clk)
+    nf_s4 <= \$173 ;
+  always @(posedge clk)
+    read__addr <= \$174 ;
+  always @(posedge clk)
+    popcount_pe0_r0_0 <= \$175 ;
+  always @(posedge clk)
+    popcount_pe0_r0_1 <= \$176 ;
+  always @(posedge clk)
+    popcount_pe0_r0_2 <= \$177 ;
+  always @(posedge clk)
+    popcount_pe0_r0_3 <= \$178 ;
+  always @(posedge clk)
+    popcount_pe0_r0_4 <= \$179 ;
+  always @(posedge clk)
+    popcount_pe0_r0_5 <= \$180 ;
+  always @(posedge clk)
+    popcount_pe0_r0_6 <= \$181 ;
+  always @(posedge clk)
+    popcount_pe0_r0_7 <= \$182 ;
+  always @(posedge clk)
+    popcount_pe0_r0_8 <= \$183 ;
+  always @(posedge clk)
+    popcount_pe0_r0_9 <= \$184 ;
+  always @(posedge clk)
+    popcount_pe0_r0_10 <= \$185 ;
+  always @(posedge clk)
+    popcount_pe0_r0_11 <= \$186 ;
+  always @(posedge clk)
+    popcount_pe0_r0_12 <= \$187 ;
+  always @(posedge clk)
+    popcount_pe0_r0_13 <= \$188 ;
+  always @(posedge clk)
+    popcount_pe0_r0_14 <= \$189 ;
+  always @(posedge clk)
+    popcount_pe0_r0_15 <= \$190 ;
+  always @(posedge clk)
+    popcount_pe0_r0_16 <= \$191 ;
+  always @(posedge clk)
+    popcount_pe0_r0_17 <= \$192 ;
+  always @(posedge clk)
+    popcount_pe0_r0_18 <= \$193 ;
+  always @(posedge clk)
+    popcount_pe0_r0_19 <= \$194 ;
+  always @(posedge clk)
+    popcount_pe0_r0_20 <= \$195 ;
+  always @(posedge clk)
+    popcount_pe0_r0_21 <= \$196 ;
+  always @(posedge clk)
+    popcount_pe0_r0_22 <= \$197 ;
+  always @(posedge clk)
+    popcount_pe0_r0_23 <= \$198 ;
+  always @(posedge clk)
+    popcount_pe0_r0_24 <= \$199 ;
+  always @(posedge clk)
+    popcount_pe0_r0_25 <= \$200 ;
+  always @(posedge clk)
+    popcount_pe0_r0_26 <= \$201 ;
+  always @(posedge clk)
+    popcount_pe0_r0_27 <= \$202 ;
+  always @(posedge clk)
+    popcount_pe0_r0_28 <= \$203 ;
+  always @(posedge clk)
+    popcount_pe0_r0_29 <= \$204 ;
+  always @(posedge clk)
+    popcount_pe0_r0_30 <= \$205 ;
+  always @(posedge clk)
+    popcount_pe0_r0_31 <= \$206 ;
+  always @(posedge clk)
+    popcount_pe0_r0_32 <= \$207 ;
+  always @(posedge clk)
+    popcount_pe0_r0_33 <= \$208 ;
+  always @(posedge clk)
+    popcount_pe0_r0_34 <= \$209 ;
+  always @(posedge clk)
+    popcount_pe0_r0_35 <= \$210 ;
+  always @(posedge clk)
+    popcount_pe0_r0_36 <= \$211 ;
+  always @(posedge clk)
+    popcount_pe0_r0_37 <= \$212 ;
+  always @(posedge clk)
+    popcount_pe0_r0_38 <= \$213 ;
+  always @(posedge clk)
+    popcount_pe0_r0_39 <= \$214 ;
+  always @(posedge clk)
+    popcount_pe0_r0_40 <= \$215 ;
+  always @(posedge clk)
+    popcount_pe0_r0_41 <= \$216 ;
+  always @(posedge clk)
+    popcount_pe0_r0_42 <= \$217 ;
+  always @(posedge clk)
+    popcount_pe0_r0_43 <= \$218 ;
+  always @(posedge clk)
+    popcount_pe0_r0_44 <= \$219 ;
+  always @(posedge clk)
+    popcount_pe0_r0_45 <= \$220 ;
+  always @(posedge clk)
+    popcount_pe0_r0_46 <= \$221 ;
+  always @(posedge clk)
+    popcount_pe0_r0_47 <= \$222 ;
+  always @(posedge clk)
+    popcount_pe0_r0_48 <= \$223 ;
+  always @(posedge clk)
+    popcount_pe0_r0_49 <= \$224 ;
+  always @(posedge clk)
+    popcount_pe0_r0_50 <= \$225 ;
+  always @(posedge clk)
+    popcount_pe0_r0_51 <= \$226 ;
+  always @(posedge clk)
+    popcount_pe0_r0_52 <= \$227 ;
+  always @(posedge clk)
+    popcount_pe0_r0_53 <= \$228 ;
+  always @(posedge clk)
+    popcount_pe0_r0_54 <= \$229 ;
+  always @(posedge clk)
+    popcount_pe0_r0_55 <= \$230 ;
+  always @(posedge clk)
+    popcount_pe0_r0_56 <= \$231 ;
+  always @(posedge clk)
+    popcount_pe0_r0_57 <= \$232 ;
+  always @(posedge clk)
+    popcount_pe0_r0_58 <= \$233 ;
+  always @(posedge clk)
+    popcount_pe0_r0_59 <= \$234 ;
+  always @(posedge clk)
+    popcount_pe0_r0_60 <= \$235 ;
+  always @(posedge clk)
+    popcount_pe0_r0_61 <= \$236 ;
+  always @(posedge clk)
+    popcount_pe0_r0_62 <= \$237 ;
+  always @(posedge clk)
+    popcount_pe0_r0_63 <= \$238 ;
+  always @(posedge clk)
+    popcount_pe0_r1_0 <= \$239 ;
+  always @(posedge clk)
+    popcount_pe0_r1_1 <= \$240 ;
+  always @(posedge clk)
+    popcount_pe0_r1_2 <= \$241 ;
+  always @(posedge clk)
+    popcount_pe0_r1_3 <= \$242 ;
+  always @(posedge clk)
+    popcount_pe0_r1_4 <= \$243 ;
+  always @(posedge clk)
+    popcount_pe0_r1_5 <= \$244 ;
+  always @(posedge clk)
+    popcount_pe0_r1_6 <= \$245 ;
+  always @(posedge clk)
+    popcount_pe0_r1_7 <= \$246 ;
+  always @(posedge clk)
+    popcount_pe0_r1_8 <= \$247 ;
+  always @(posedge clk)
+    popcount_pe0_r1_9 <= \$248 ;
+  always @(posedge clk)
+    popcount_pe0_r1_10 <= \$249 ;
+  always @(posedge clk)
+    popcount_pe0_r1_11 <= \$250 ;
+  always @(posedge clk)
+    popcount_pe0_r1_12 <= \$251 ;
+  always @(posedge clk)
+    popcount_pe0_r1_13 <= \$252 ;
+  always @(posedge clk)
+    popcount_pe0_r1_14 <= \$253 ;
+  always @(posedge clk)
+    popcount_pe0_r1_15 <= \$254 ;
+  always @(posedge clk)
+    popcount_pe0_r1_16 <= \$255 ;
+  always @(posedge clk)
+    popcount_pe0_r1_17 <= \$256 ;
+  always @(posedge clk)
+    popcount_pe0_r1_18 <= \$257 ;
+  always @(posedge clk)
+    popcount_pe0_r1_19 <= \$258 ;
+  always @(posedge clk)
+    popcount_pe0_r1_20 <= \$259 ;
+  always @(posedge clk)
+    popcount_pe0_r1_21 <= \$260 ;
+  always @(posedge clk)
+    popcount_pe0_r1_22 <= \$261 ;
+  always @(posedge clk)
+    popcount_pe0_r1_23 <= \$262 ;
+  always @(posedge clk)
+    popcount_pe0_r1_24 <= \$263 ;
+  always @(posedge clk)
+    popcount_pe0_r1_25 <= \$264 ;
+  always @(posedge clk)
+    popcount_pe0_r1_26 <= \$265 ;
+  always @(posedge clk)
+    popcount_pe0_r1_27 <= \$266 ;
+  always @(posedge clk)
+    popcount_pe0_r1_28 <= \$267 ;
+  always @(posedge clk)
+    popcount_pe0_r1_29 <= \$268 ;
+  always @(posedge clk)
+    popcount_pe0_r1_30 <= \$269 ;
+  always @(posedge clk)
+    popcount_pe0_r1_31 <= \$270 ;
+  always @(posedge clk)
+    popcount_pe0_r2_0 <= \$271 ;
+  always @(posedge clk)
+    popcount_pe0_r2_1 <= \$272 ;
+  always @(posedge clk)
+    popcount_pe0_r2_2 <= \$273 ;
+  always @(posedge clk)
+    popcount_pe0_r2_3 <= \$274 ;
+  always @(posedge clk)
+    popcount_pe0_r2_4 <= \$275 ;
+  always @(posedge clk)
+    popcount_pe0_r2_5 <= \$276 ;
+  always @(posedge clk)
+    popcount_pe0_r2_6 <= \$277 ;
+  always @(posedge clk)
+    popcount_pe0_r2_7 <= \$278 ;
+  always @(posedge clk)
+    popcount_pe0_r3_0 <= \$279 ;
+  always @(posedge clk)
+    popcount_pe0_r3_1 <= \$280 ;
+  always @(posedge clk)
+    popcount_pe0_r3_2 <= \$281 ;
+  always @(posedge clk)
+    popcount_pe0_r3_3 <= \$282 ;
+  always @(posedge clk)
+    acc_pe0 <= \$283 ;
+  always @(posedge clk)
+    total_pe0_s1 <= \$284 ;
+  always @(posedge clk)
+    sf <= \$285 ;
+  always @(posedge clk)
+    nf <= \$286 ;
+  always @(posedge clk)
+    weight_read__addr <= \$287 ;
+  \finn_top.l1.outputs  outputs (
+    .clk(clk),
+    .i__valid(\i__valid$42 ),
+    .o__payload(o__payload),
+    .o__ready(o__ready),
+    .o__valid(out_valid),
+    .rst(rst),
+    .write__data(out_pe0)
+  );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$149  = acc_pe0;
-    if (can_step) begin
-      \$149  = \$139 [8:0];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$151  = \$17 [3:0];
     if (rst) begin
-      \$149  = 9'h000;
+      \$151  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$150  = o__payload;
-    if (\$140 ) begin
-      \$150  = out_pe0;
-    end
-    if (rst) begin
-      \$150  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$151  = out_valid;
-    if (\$140 ) begin
-      \$151  = 1'h1;
-    end else if (o__ready) begin
-      \$151  = 1'h0;
-    end
-    if (rst) begin
-      \$151  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$152  = sf;
-    if (can_step) begin
-      (* full_case = 32'd1 *)
-      if (last_synapse) begin
-        \$152  = 1'h0;
-      end else begin
-        \$152  = \$147 [0];
-      end
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$152  = first_fold;
     if (rst) begin
       \$152  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$153  = nf;
-    if (can_step) begin
-      if (last_synapse) begin
-        \$153  = \$143 [6:0];
-      end
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$153  = buffer_write__data;
     if (rst) begin
-      \$153  = 7'h00;
+      \$153  = 128'h00000000000000000000000000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$154  = weight_read__addr;
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$154  = can_step;
+    if (rst) begin
+      \$154  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$155  = step_s1;
+    if (rst) begin
+      \$155  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$156  = step_s2;
+    if (rst) begin
+      \$156  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$157  = step_s3;
+    if (rst) begin
+      \$157  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$158  = step_s4;
+    if (rst) begin
+      \$158  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$159  = first_synapse;
+    if (rst) begin
+      \$159  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$160  = first_synapse_s1;
+    if (rst) begin
+      \$160  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$161  = first_synapse_s2;
+    if (rst) begin
+      \$161  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$162  = first_synapse_s3;
+    if (rst) begin
+      \$162  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$163  = first_synapse_s4;
+    if (rst) begin
+      \$163  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$164  = \$18 ;
+    if (rst) begin
+      \$164  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$165  = output_s1;
+    if (rst) begin
+      \$165  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$166  = output_s2;
+    if (rst) begin
+      \$166  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$167  = output_s3;
+    if (rst) begin
+      \$167  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$168  = output_s4;
+    if (rst) begin
+      \$168  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$169  = output_s5;
+    if (rst) begin
+      \$169  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$170  = nf;
+    if (rst) begin
+      \$170  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$171  = nf_s1;
+    if (rst) begin
+      \$171  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$172  = nf_s2;
+    if (rst) begin
+      \$172  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$173  = nf_s3;
+    if (rst) begin
+      \$173  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$174  = nf_s4;
+    if (rst) begin
+      \$174  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$175  = \$19 ;
+    if (rst) begin
+      \$175  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$176  = \$20 ;
+    if (rst) begin
+      \$176  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$177  = \$21 ;
+    if (rst) begin
+      \$177  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$178  = \$22 ;
+    if (rst) begin
+      \$178  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$179  = \$23 ;
+    if (rst) begin
+      \$179  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$180  = \$24 ;
+    if (rst) begin
+      \$180  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$181  = \$25 ;
+    if (rst) begin
+      \$181  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$182  = \$26 ;
+    if (rst) begin
+      \$182  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$183  = \$27 ;
+    if (rst) begin
+      \$183  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$184  = \$28 ;
+    if (rst) begin
+      \$184  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$185  = \$29 ;
+    if (rst) begin
+      \$185  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$186  = \$30 ;
+    if (rst) begin
+      \$186  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$187  = \$31 ;
+    if (rst) begin
+      \$187  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$188  = \$32 ;
+    if (rst) begin
+      \$188  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$189  = \$33 ;
+    if (rst) begin
+      \$189  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$190  = \$34 ;
+    if (rst) begin
+      \$190  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$191  = \$35 ;
+    if (rst) begin
+      \$191  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$192  = \$36 ;
+    if (rst) begin
+      \$192  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$193  = \$37 ;
+    if (rst) begin
+      \$193  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$194  = \$38 ;
+    if (rst) begin
+      \$194  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$195  = \$39 ;
+    if (rst) begin
+      \$195  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$196  = \$40 ;
+    if (rst) begin
+      \$196  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$197  = \$41 ;
+    if (rst) begin
+      \$197  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$198  = \$42 ;
+    if (rst) begin
+      \$198  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$199  = \$43 ;
+    if (rst) begin
+      \$199  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$200  = \$44 ;
+    if (rst) begin
+      \$200  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$201  = \$45 ;
+    if (rst) begin
+      \$201  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$202  = \$46 ;
+    if (rst) begin
+      \$202  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$203  = \$47 ;
+    if (rst) begin
+      \$203  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$204  = \$48 ;
+    if (rst) begin
+      \$204  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$205  = \$49 ;
+    if (rst) begin
+      \$205  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$206  = \$50 ;
+    if (rst) begin
+      \$206  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$207  = \$51 ;
+    if (rst) begin
+      \$207  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$208  = \$52 ;
+    if (rst) begin
+      \$208  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$209  = \$53 ;
+    if (rst) begin
+      \$209  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$210  = \$54 ;
+    if (rst) begin
+      \$210  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$211  = \$55 ;
+    if (rst) begin
+      \$211  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$212  = \$56 ;
+    if (rst) begin
+      \$212  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$213  = \$57 ;
+    if (rst) begin
+      \$213  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$214  = \$58 ;
+    if (rst) begin
+      \$214  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$215  = \$59 ;
+    if (rst) begin
+      \$215  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$216  = \$60 ;
+    if (rst) begin
+      \$216  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$217  = \$61 ;
+    if (rst) begin
+      \$217  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$218  = \$62 ;
+    if (rst) begin
+      \$218  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$219  = \$63 ;
+    if (rst) begin
+      \$219  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$220  = \$64 ;
+    if (rst) begin
+      \$220  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$221  = \$65 ;
+    if (rst) begin
+      \$221  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$222  = \$66 ;
+    if (rst) begin
+      \$222  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$223  = \$67 ;
+    if (rst) begin
+      \$223  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$224  = \$68 ;
+    if (rst) begin
+      \$224  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$225  = \$69 ;
+    if (rst) begin
+      \$225  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$226  = \$70 ;
+    if (rst) begin
+      \$226  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$227  = \$71 ;
+    if (rst) begin
+      \$227  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$228  = \$72 ;
+    if (rst) begin
+      \$228  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$229  = \$73 ;
+    if (rst) begin
+      \$229  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$230  = \$74 ;
+    if (rst) begin
+      \$230  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$231  = \$75 ;
+    if (rst) begin
+      \$231  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$232  = \$76 ;
+    if (rst) begin
+      \$232  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$233  = \$77 ;
+    if (rst) begin
+      \$233  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$234  = \$78 ;
+    if (rst) begin
+      \$234  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$235  = \$79 ;
+    if (rst) begin
+      \$235  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$236  = \$80 ;
+    if (rst) begin
+      \$236  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$237  = \$81 ;
+    if (rst) begin
+      \$237  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$238  = \$82 ;
+    if (rst) begin
+      \$238  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$239  = \$83 ;
+    if (rst) begin
+      \$239  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$240  = \$84 ;
+    if (rst) begin
+      \$240  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$241  = \$85 ;
+    if (rst) begin
+      \$241  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$242  = \$86 ;
+    if (rst) begin
+      \$242  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$243  = \$87 ;
+    if (rst) begin
+      \$243  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$244  = \$88 ;
+    if (rst) begin
+      \$244  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$245  = \$89 ;
+    if (rst) begin
+      \$245  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$246  = \$90 ;
+    if (rst) begin
+      \$246  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$247  = \$91 ;
+    if (rst) begin
+      \$247  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$248  = \$92 ;
+    if (rst) begin
+      \$248  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$249  = \$93 ;
+    if (rst) begin
+      \$249  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$250  = \$94 ;
+    if (rst) begin
+      \$250  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$251  = \$95 ;
+    if (rst) begin
+      \$251  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$252  = \$96 ;
+    if (rst) begin
+      \$252  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$253  = \$97 ;
+    if (rst) begin
+      \$253  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$254  = \$98 ;
+    if (rst) begin
+      \$254  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$255  = \$99 ;
+    if (rst) begin
+      \$255  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$256  = \$100 ;
+    if (rst) begin
+      \$256  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$257  = \$101 ;
+    if (rst) begin
+      \$257  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$258  = \$102 ;
+    if (rst) begin
+      \$258  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$259  = \$103 ;
+    if (rst) begin
+      \$259  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$260  = \$104 ;
+    if (rst) begin
+      \$260  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$261  = \$105 ;
+    if (rst) begin
+      \$261  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$262  = \$106 ;
+    if (rst) begin
+      \$262  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$263  = \$107 ;
+    if (rst) begin
+      \$263  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$264  = \$108 ;
+    if (rst) begin
+      \$264  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$265  = \$109 ;
+    if (rst) begin
+      \$265  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$266  = \$110 ;
+    if (rst) begin
+      \$266  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$267  = \$111 ;
+    if (rst) begin
+      \$267  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$268  = \$112 ;
+    if (rst) begin
+      \$268  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$269  = \$113 ;
+    if (rst) begin
+      \$269  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$270  = \$114 ;
+    if (rst) begin
+      \$270  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$271  = \$117 ;
+    if (rst) begin
+      \$271  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$272  = \$120 ;
+    if (rst) begin
+      \$272  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$273  = \$123 ;
+    if (rst) begin
+      \$273  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$274  = \$126 ;
+    if (rst) begin
+      \$274  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$275  = \$129 ;
+    if (rst) begin
+      \$275  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$276  = \$132 ;
+    if (rst) begin
+      \$276  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$277  = \$135 ;
+    if (rst) begin
+      \$277  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$278  = \$138 ;
+    if (rst) begin
+      \$278  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$279  = \$139 ;
+    if (rst) begin
+      \$279  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$280  = \$140 ;
+    if (rst) begin
+      \$280  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$281  = \$141 ;
+    if (rst) begin
+      \$281  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$282  = \$142 ;
+    if (rst) begin
+      \$282  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$283  = acc_pe0;
+    if (step_s5) begin
+      \$283  = \$14 [8:0];
+    end
+    if (rst) begin
+      \$283  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$284  = \$14 [8:0];
+    if (rst) begin
+      \$284  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$285  = sf;
     if (can_step) begin
       (* full_case = 32'd1 *)
       if (last_synapse) begin
-        \$154  = \$146 [6:0];
+        \$285  = 1'h0;
       end else begin
-        \$154  = \$148 [6:0];
+        \$285  = \$149 [0];
       end
     end
     if (rst) begin
-      \$154  = 7'h00;
+      \$285  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$286  = nf;
+    if (can_step) begin
+      if (last_synapse) begin
+        \$286  = \$145 [6:0];
+      end
+    end
+    if (rst) begin
+      \$286  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$287  = weight_read__addr;
+    if (can_step) begin
+      (* full_case = 32'd1 *)
+      if (last_synapse) begin
+        \$287  = \$148 [6:0];
+      end else begin
+        \$287  = \$150 [6:0];
+      end
+    end
+    if (rst) begin
+      \$287  = 7'h00;
     end
   end
   assign step = can_step;
-  assign o__valid = out_valid;
   assign buffer_write__addr = sf;
   assign i__payload = buffer_write__data;
   assign buffer_read__addr = sf;
   assign weight_addr = weight_read__addr;
-  assign total_pe0 = \$139 [8:0];
-  assign read__addr = nf;
-  assign out_register = o__payload;
-  assign \$4  = sf;
-  assign \$6  = sf;
+  assign total_pe0 = \$14 [8:0];
+  assign nf_s5 = read__addr;
+  assign \i__payload$41  = out_pe0;
+  assign output_s6 = \i__valid$42 ;
+  assign \o__payload$45  = o__payload;
+  assign o__valid = out_valid;
+  assign \o__valid$47  = out_valid;
+  assign \o__ready$48  = o__ready;
+  assign \$3  = sf;
+  assign \$5  = sf;
 endmodule
 
 (* generator = "Amaranth" *)
-module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, i__valid, buffer_write__data, o__payload, out_valid, o__ready);
-  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
+module \finn_top.l1.outputs (rst, write__data, o__valid, o__payload, o__ready, i__valid, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire \$1 ;
-  wire [1:0] \$10 ;
-  wire [1:0] \$11 ;
-  wire [2:0] \$12 ;
-  wire [1:0] \$13 ;
-  wire [1:0] \$14 ;
-  wire [2:0] \$15 ;
-  wire [3:0] \$16 ;
-  wire [5:0] \$17 ;
-  wire [6:0] \$18 ;
-  wire [9:0] \$19 ;
-  wire \$2 ;
-  wire \$20 ;
-  wire \$21 ;
-  wire [4:0] \$22 ;
-  wire [4:0] \$23 ;
-  wire \$24 ;
-  wire [8:0] \$25 ;
-  wire [8:0] \$26 ;
-  wire [4:0] \$27 ;
-  wire [8:0] \$28 ;
-  reg [8:0] \$29 ;
+  wire \$10 ;
+  wire [3:0] \$11 ;
+  wire [3:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg [2:0] \$14 ;
+  reg [2:0] \$15 ;
+  wire [4:0] \$2 ;
   wire \$3 ;
-  reg [8:0] \$30 ;
-  reg \$31 ;
-  reg [3:0] \$32 ;
-  reg [3:0] \$33 ;
-  reg [7:0] \$34 ;
-  wire \$4 ;
+  wire [5:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
-  wire \$7 ;
-  wire [7:0] \$8 ;
-  wire [8:0] \$9 ;
+  wire [3:0] \$7 ;
+  wire [3:0] \$8 ;
+  wire \$9 ;
+  input clk;
+  wire clk;
+  wire i__payload;
+  wire i__ready;
+  input i__valid;
+  wire i__valid;
+  reg [3:0] level = 4'h0;
+  output o__payload;
+  wire o__payload;
+  input o__ready;
+  wire o__ready;
+  output o__valid;
+  wire o__valid;
+  reg [2:0] read__addr = 3'h0;
+  wire read__data;
+  (* init = 3'h0 *)
+  wire [2:0] read_addr;
+  input rst;
+  wire rst;
+  reg [2:0] write__addr = 3'h0;
+  input write__data;
+  wire write__data;
+  wire write__en;
+  (* init = 3'h0 *)
+  wire [2:0] write_addr;
+  reg [0:0] storage [7:0];
+  initial begin
+    storage[0] = 1'h0;
+    storage[1] = 1'h0;
+    storage[2] = 1'h0;
+    storage[3] = 1'h0;
+    storage[4] = 1'h0;
+    storage[5] = 1'h0;
+    storage[6] = 1'h0;
+    storage[7] = 1'h0;
+  end
+  always @(posedge clk) begin
+    if (write__en)
+      storage[write__addr] <= write__data;
+  end
+  assign o__payload = storage[read__addr];
+  assign i__ready = level != 4'h8;
+  assign o__valid = | level;
+  assign write__en = i__valid & i__ready;
+  assign \$1  = i__valid & i__ready;
+  assign \$2  = level + \$1 ;
+  assign \$3  = o__valid & o__ready;
+  assign \$4  = \$2  - \$3 ;
+  assign \$5  = i__valid & i__ready;
+  assign \$6  = write__addr == 3'h7;
+  assign \$7  = write__addr + 1'h1;
+  assign \$8  = \$6  ? 4'h0 : \$7 ;
+  assign \$9  = o__valid & o__ready;
+  assign \$10  = read__addr == 3'h7;
+  assign \$11  = read__addr + 1'h1;
+  assign \$12  = \$10  ? 4'h0 : \$11 ;
+  always @(posedge clk)
+    level <= \$13 ;
+  always @(posedge clk)
+    write__addr <= \$14 ;
+  always @(posedge clk)
+    read__addr <= \$15 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$13  = \$4 [3:0];
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$14  = write__addr;
+    if (\$5 ) begin
+      \$14  = \$8 [2:0];
+    end
+    if (rst) begin
+      \$14  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$15  = read__addr;
+    if (\$9 ) begin
+      \$15  = \$12 [2:0];
+    end
+    if (rst) begin
+      \$15  = 3'h0;
+    end
+  end
+  assign write_addr = write__addr;
+  assign i__payload = write__data;
+  assign read_addr = read__addr;
+  assign read__data = o__payload;
+endmodule
+
+(* generator = "Amaranth" *)
+module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__payload, i__valid, buffer_write__data, o__ready);
+  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
+  wire \$1 ;
+  wire [5:0] \$10 ;
+  wire [6:0] \$11 ;
+  wire [9:0] \$12 ;
+  wire \$13 ;
+  wire [3:0] \$14 ;
+  wire [4:0] \$15 ;
+  wire \$16 ;
+  wire [1:0] \$17 ;
+  wire [1:0] \$18 ;
+  wire [1:0] \$19 ;
+  wire \$2 ;
+  wire [1:0] \$20 ;
+  wire [2:0] \$21 ;
+  wire [2:0] \$22 ;
+  wire \$23 ;
+  wire [4:0] \$24 ;
+  wire [4:0] \$25 ;
+  wire \$26 ;
+  wire [8:0] \$27 ;
+  wire [8:0] \$28 ;
+  wire [4:0] \$29 ;
+  wire \$3 ;
+  wire [8:0] \$30 ;
+  reg [2:0] \$31 ;
+  reg \$32 ;
+  reg [7:0] \$33 ;
+  reg \$34 ;
+  reg \$35 ;
+  reg \$36 ;
+  reg \$37 ;
+  reg \$38 ;
+  reg \$39 ;
+  wire \$4 ;
+  reg \$40 ;
+  reg \$41 ;
+  reg \$42 ;
+  reg [3:0] \$43 ;
+  reg [3:0] \$44 ;
+  reg [1:0] \$45 ;
+  reg [1:0] \$46 ;
+  reg [1:0] \$47 ;
+  reg [1:0] \$48 ;
+  reg [2:0] \$49 ;
+  wire \$5 ;
+  reg [2:0] \$50 ;
+  reg [8:0] \$51 ;
+  reg [3:0] \$52 ;
+  reg [3:0] \$53 ;
+  reg [7:0] \$54 ;
+  wire \$6 ;
+  wire [7:0] \$7 ;
+  wire [8:0] \$8 ;
+  wire [3:0] \$9 ;
   reg [8:0] acc_pe0 = 9'h000;
   wire [7:0] agree_pe0;
   wire [7:0] beat;
@@ -2809,33 +5244,57 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, i__valid, buffer_
   wire can_step;
   input clk;
   wire clk;
+  wire credit;
   wire first_fold;
+  reg first_fold_s1 = 1'h0;
   wire first_synapse;
+  reg first_synapse_s1 = 1'h0;
+  reg first_synapse_s2 = 1'h0;
+  reg first_synapse_s3 = 1'h0;
   wire [7:0] i__payload;
+  wire [8:0] \i__payload$34 ;
   output i__ready;
   wire i__ready;
   input i__valid;
   wire i__valid;
+  reg \i__valid$35  = 1'h0;
   output input_step;
   wire input_step;
   wire last_synapse;
   reg [3:0] nf = 4'h0;
+  reg [3:0] nf_s1 = 4'h0;
+  reg [3:0] nf_s2 = 4'h0;
   output [8:0] o__payload;
-  reg [8:0] o__payload = 9'h000;
+  wire [8:0] o__payload;
+  wire [8:0] \o__payload$38 ;
   input o__ready;
   wire o__ready;
-  (* init = 1'h0 *)
+  wire \o__ready$41 ;
   wire o__valid;
-  wire out_free;
-  (* init = 9'h000 *)
-  wire [8:0] out_register;
+  wire \o__valid$40 ;
   output out_valid;
-  reg out_valid = 1'h0;
+  wire out_valid;
+  reg output_s1 = 1'h0;
+  reg output_s2 = 1'h0;
+  (* init = 1'h0 *)
+  wire output_s3;
   wire output_step;
+  reg [7:0] payload_s1 = 8'h00;
+  reg [2:0] pending = 3'h0;
+  reg [1:0] popcount_pe0_r0_0 = 2'h0;
+  reg [1:0] popcount_pe0_r0_1 = 2'h0;
+  reg [1:0] popcount_pe0_r0_2 = 2'h0;
+  reg [1:0] popcount_pe0_r0_3 = 2'h0;
+  reg [2:0] popcount_pe0_r1_0 = 3'h0;
+  reg [2:0] popcount_pe0_r1_1 = 3'h0;
+  wire popped;
   input rst;
   wire rst;
   reg [3:0] sf = 4'h0;
   wire step;
+  reg step_s1 = 1'h0;
+  reg step_s2 = 1'h0;
+  reg step_s3 = 1'h0;
   wire [8:0] total_pe0;
   (* init = 8'h00 *)
   wire [7:0] weight_addr;
@@ -2864,7 +5323,11 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, i__valid, buffer_
     if (buffer_write__en)
       input_buffer[sf] <= buffer_write__data;
   end
-  assign buffer_read__data = input_buffer[sf];
+  reg [7:0] _0_;
+  always @(posedge clk) begin
+    _0_ <= input_buffer[sf];
+  end
+  assign buffer_read__data = _0_;
   reg [7:0] weights_pe0 [159:0];
   initial begin
     weights_pe0[0] = 8'h6c;
@@ -3028,138 +5491,422 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, i__valid, buffer_
     weights_pe0[158] = 8'h5a;
     weights_pe0[159] = 8'h13;
   end
-  assign weight_read__data = weights_pe0[weight_read__addr];
+  reg [7:0] _1_;
+  always @(posedge clk) begin
+    _1_ <= weights_pe0[weight_read__addr];
+  end
+  assign weight_read__data = _1_;
+  always @(posedge clk)
+    pending <= \$31 ;
+  always @(posedge clk)
+    first_fold_s1 <= \$32 ;
+  always @(posedge clk)
+    payload_s1 <= \$33 ;
+  always @(posedge clk)
+    step_s1 <= \$34 ;
+  always @(posedge clk)
+    step_s2 <= \$35 ;
+  always @(posedge clk)
+    step_s3 <= \$36 ;
+  always @(posedge clk)
+    first_synapse_s1 <= \$37 ;
+  always @(posedge clk)
+    first_synapse_s2 <= \$38 ;
+  always @(posedge clk)
+    first_synapse_s3 <= \$39 ;
+  always @(posedge clk)
+    output_s1 <= \$40 ;
+  always @(posedge clk)
+    output_s2 <= \$41 ;
+  always @(posedge clk)
+    \i__valid$35  <= \$42 ;
+  always @(posedge clk)
+    nf_s1 <= \$43 ;
+  always @(posedge clk)
+    nf_s2 <= \$44 ;
+  always @(posedge clk)
+    popcount_pe0_r0_0 <= \$45 ;
+  always @(posedge clk)
+    popcount_pe0_r0_1 <= \$46 ;
+  always @(posedge clk)
+    popcount_pe0_r0_2 <= \$47 ;
+  always @(posedge clk)
+    popcount_pe0_r0_3 <= \$48 ;
+  always @(posedge clk)
+    popcount_pe0_r1_0 <= \$49 ;
+  always @(posedge clk)
+    popcount_pe0_r1_1 <= \$50 ;
+  always @(posedge clk)
+    acc_pe0 <= \$51 ;
+  always @(posedge clk)
+    sf <= \$52 ;
+  always @(posedge clk)
+    nf <= \$53 ;
+  always @(posedge clk)
+    weight_read__addr <= \$54 ;
   assign first_fold = ! nf;
   assign last_synapse = sf == 4'hf;
-  assign \$1  = ~ out_valid;
-  assign out_free = \$1  | o__ready;
-  assign \$2  = ~ first_fold;
-  assign \$3  = \$2  | i__valid;
-  assign \$4  = ~ last_synapse;
-  assign \$5  = \$4  | out_free;
-  assign can_step = \$3  & \$5 ;
+  assign popped = out_valid & o__ready;
+  assign \$1  = ~ first_fold;
+  assign \$2  = \$1  | i__valid;
+  assign \$3  = ~ last_synapse;
+  assign \$4  = \$3  | credit;
+  assign can_step = \$2  & \$4 ;
+  assign credit = pending < 3'h5;
   assign input_step = can_step & first_fold;
   assign output_step = can_step & last_synapse;
-  assign \$6  = ~ last_synapse;
-  assign \$7  = \$6  | out_free;
-  assign i__ready = first_fold & \$7 ;
+  assign \$5  = ~ last_synapse;
+  assign \$6  = \$5  | credit;
+  assign i__ready = first_fold & \$6 ;
   assign buffer_write__en = can_step & first_fold;
-  assign beat = first_fold ? buffer_write__data : buffer_read__data;
+  assign beat = first_fold_s1 ? payload_s1 : buffer_read__data;
   assign first_synapse = ! sf;
-  assign \$8  = beat ^ weight_read__data;
-  assign agree_pe0 = ~ \$8 ;
-  assign \$9  = first_synapse ? 9'h000 : acc_pe0;
-  assign \$10  = agree_pe0[0] + agree_pe0[1];
-  assign \$11  = agree_pe0[2] + agree_pe0[3];
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = agree_pe0[4] + agree_pe0[5];
-  assign \$14  = agree_pe0[6] + agree_pe0[7];
-  assign \$15  = \$13  + \$14 ;
-  assign \$16  = \$12  + \$15 ;
-  assign \$17  = \$16  * 2'h2;
-  assign \$18  = \$17  - 4'h8;
-  assign \$19  = $signed(\$9 ) + $signed(\$18 );
-  assign \$20  = can_step & last_synapse;
-  assign \$21  = nf == 4'h9;
-  assign \$22  = nf + 1'h1;
-  assign \$23  = \$21  ? 5'h00 : \$22 ;
-  assign \$24  = nf == 4'h9;
-  assign \$25  = weight_read__addr + 1'h1;
-  assign \$26  = \$24  ? 9'h000 : \$25 ;
-  assign \$27  = sf + 1'h1;
-  assign \$28  = weight_read__addr + 1'h1;
-  always @(posedge clk)
-    acc_pe0 <= \$29 ;
-  always @(posedge clk)
-    o__payload <= \$30 ;
-  always @(posedge clk)
-    out_valid <= \$31 ;
-  always @(posedge clk)
-    sf <= \$32 ;
-  always @(posedge clk)
-    nf <= \$33 ;
-  always @(posedge clk)
-    weight_read__addr <= \$34 ;
+  assign \$7  = beat ^ weight_read__data;
+  assign agree_pe0 = ~ \$7 ;
+  assign \$8  = first_synapse_s3 ? 9'h000 : acc_pe0;
+  assign \$9  = popcount_pe0_r1_0 + popcount_pe0_r1_1;
+  assign \$10  = \$9  * 2'h2;
+  assign \$11  = \$10  - 4'h8;
+  assign \$12  = $signed(\$8 ) + $signed(\$11 );
+  assign \$13  = can_step & last_synapse;
+  assign \$14  = pending + \$13 ;
+  assign \$15  = \$14  - popped;
+  assign \$16  = can_step & last_synapse;
+  assign \$17  = agree_pe0[0] + agree_pe0[1];
+  assign \$18  = agree_pe0[2] + agree_pe0[3];
+  assign \$19  = agree_pe0[4] + agree_pe0[5];
+  assign \$20  = agree_pe0[6] + agree_pe0[7];
+  assign \$21  = popcount_pe0_r0_0 + popcount_pe0_r0_1;
+  assign \$22  = popcount_pe0_r0_2 + popcount_pe0_r0_3;
+  assign \$23  = nf == 4'h9;
+  assign \$24  = nf + 1'h1;
+  assign \$25  = \$23  ? 5'h00 : \$24 ;
+  assign \$26  = nf == 4'h9;
+  assign \$27  = weight_read__addr + 1'h1;
+  assign \$28  = \$26  ? 9'h000 : \$27 ;
+  assign \$29  = sf + 1'h1;
+  assign \$30  = weight_read__addr + 1'h1;
+  \finn_top.l2.outputs  outputs (
+    .clk(clk),
+    .i__valid(\i__valid$35 ),
+    .o__payload(o__payload),
+    .o__ready(o__ready),
+    .o__valid(out_valid),
+    .rst(rst),
+    .write__data(\$12 [8:0])
+  );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$29  = acc_pe0;
-    if (can_step) begin
-      \$29  = \$19 [8:0];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$31  = \$15 [2:0];
     if (rst) begin
-      \$29  = 9'h000;
+      \$31  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$30  = o__payload;
-    if (\$20 ) begin
-      \$30  = \$19 [8:0];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$32  = first_fold;
     if (rst) begin
-      \$30  = 9'h000;
+      \$32  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$31  = out_valid;
-    if (\$20 ) begin
-      \$31  = 1'h1;
-    end else if (o__ready) begin
-      \$31  = 1'h0;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$33  = buffer_write__data;
     if (rst) begin
-      \$31  = 1'h0;
+      \$33  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$32  = sf;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$34  = can_step;
+    if (rst) begin
+      \$34  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$35  = step_s1;
+    if (rst) begin
+      \$35  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$36  = step_s2;
+    if (rst) begin
+      \$36  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$37  = first_synapse;
+    if (rst) begin
+      \$37  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$38  = first_synapse_s1;
+    if (rst) begin
+      \$38  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$39  = first_synapse_s2;
+    if (rst) begin
+      \$39  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$40  = \$16 ;
+    if (rst) begin
+      \$40  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$41  = output_s1;
+    if (rst) begin
+      \$41  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$42  = output_s2;
+    if (rst) begin
+      \$42  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$43  = nf;
+    if (rst) begin
+      \$43  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$44  = nf_s1;
+    if (rst) begin
+      \$44  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$45  = \$17 ;
+    if (rst) begin
+      \$45  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$46  = \$18 ;
+    if (rst) begin
+      \$46  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$47  = \$19 ;
+    if (rst) begin
+      \$47  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$48  = \$20 ;
+    if (rst) begin
+      \$48  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$49  = \$21 ;
+    if (rst) begin
+      \$49  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$50  = \$22 ;
+    if (rst) begin
+      \$50  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$51  = acc_pe0;
+    if (step_s3) begin
+      \$51  = \$12 [8:0];
+    end
+    if (rst) begin
+      \$51  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$52  = sf;
     if (can_step) begin
       (* full_case = 32'd1 *)
       if (last_synapse) begin
-        \$32  = 4'h0;
+        \$52  = 4'h0;
       end else begin
-        \$32  = \$27 [3:0];
+        \$52  = \$29 [3:0];
       end
     end
     if (rst) begin
-      \$32  = 4'h0;
+      \$52  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$33  = nf;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$53  = nf;
     if (can_step) begin
       if (last_synapse) begin
-        \$33  = \$23 [3:0];
+        \$53  = \$25 [3:0];
       end
     end
     if (rst) begin
-      \$33  = 4'h0;
+      \$53  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$34  = weight_read__addr;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$54  = weight_read__addr;
     if (can_step) begin
       (* full_case = 32'd1 *)
       if (last_synapse) begin
-        \$34  = \$26 [7:0];
+        \$54  = \$28 [7:0];
       end else begin
-        \$34  = \$28 [7:0];
+        \$54  = \$30 [7:0];
       end
     end
     if (rst) begin
-      \$34  = 8'h00;
+      \$54  = 8'h00;
     end
   end
   assign step = can_step;
-  assign o__valid = out_valid;
   assign buffer_write__addr = sf;
   assign i__payload = buffer_write__data;
   assign buffer_read__addr = sf;
   assign weight_addr = weight_read__addr;
-  assign total_pe0 = \$19 [8:0];
-  assign out_register = o__payload;
+  assign total_pe0 = \$12 [8:0];
+  assign \i__payload$34  = \$12 [8:0];
+  assign output_s3 = \i__valid$35 ;
+  assign \o__payload$38  = o__payload;
+  assign o__valid = out_valid;
+  assign \o__valid$40  = out_valid;
+  assign \o__ready$41  = o__ready;
+endmodule
+
+(* generator = "Amaranth" *)
+module \finn_top.l2.outputs (clk, rst, write__data, o__valid, o__payload, i__valid, o__ready);
+  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire [3:0] \$11 ;
+  wire [3:0] \$12 ;
+  reg [2:0] \$13 ;
+  reg [2:0] \$14 ;
+  reg [2:0] \$15 ;
+  wire [3:0] \$2 ;
+  wire \$3 ;
+  wire [4:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire [3:0] \$7 ;
+  wire [3:0] \$8 ;
+  wire \$9 ;
+  input clk;
+  wire clk;
+  wire [8:0] i__payload;
+  wire i__ready;
+  input i__valid;
+  wire i__valid;
+  reg [2:0] level = 3'h0;
+  output [8:0] o__payload;
+  wire [8:0] o__payload;
+  input o__ready;
+  wire o__ready;
+  output o__valid;
+  wire o__valid;
+  reg [2:0] read__addr = 3'h0;
+  wire [8:0] read__data;
+  (* init = 3'h0 *)
+  wire [2:0] read_addr;
+  input rst;
+  wire rst;
+  reg [2:0] write__addr = 3'h0;
+  input [8:0] write__data;
+  wire [8:0] write__data;
+  wire write__en;
+  (* init = 3'h0 *)
+  wire [2:0] write_addr;
+  reg [8:0] storage [4:0];
+  initial begin
+    storage[0] = 9'h000;
+    storage[1] = 9'h000;
+    storage[2] = 9'h000;
+    storage[3] = 9'h000;
+    storage[4] = 9'h000;
+  end
+  always @(posedge clk) begin
+    if (write__en)
+      storage[write__addr] <= write__data;
+  end
+  assign o__payload = storage[read__addr];
+  assign i__ready = level != 3'h5;
+  assign o__valid = | level;
+  assign write__en = i__valid & i__ready;
+  assign \$1  = i__valid & i__ready;
+  assign \$2  = level + \$1 ;
+  assign \$3  = o__valid & o__ready;
+  assign \$4  = \$2  - \$3 ;
+  assign \$5  = i__valid & i__ready;
+  assign \$6  = write__addr == 3'h4;
+  assign \$7  = write__addr + 1'h1;
+  assign \$8  = \$6  ? 4'h0 : \$7 ;
+  assign \$9  = o__valid & o__ready;
+  assign \$10  = read__addr == 3'h4;
+  assign \$11  = read__addr + 1'h1;
+  assign \$12  = \$10  ? 4'h0 : \$11 ;
+  always @(posedge clk)
+    level <= \$13 ;
+  always @(posedge clk)
+    write__addr <= \$14 ;
+  always @(posedge clk)
+    read__addr <= \$15 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$13  = \$4 [2:0];
+    if (rst) begin
+      \$13  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$14  = write__addr;
+    if (\$5 ) begin
+      \$14  = \$8 [2:0];
+    end
+    if (rst) begin
+      \$14  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$15  = read__addr;
+    if (\$9 ) begin
+      \$15  = \$12 [2:0];
+    end
+    if (rst) begin
+      \$15  = 3'h0;
+    end
+  end
+  assign write_addr = write__addr;
+  assign i__payload = write__data;
+  assign read_addr = read__addr;
+  assign read__data = o__payload;
 endmodule
