@@ -101,6 +101,30 @@ def outer_ports(mapping: EIENetworkMapping, counters: EventCounterBank) -> dict:
     return ports
 
 
+
+def lowest_pending(m, pending, fields, widths):
+    """The leading-nonzero detector: the constant ``fields`` (a tuple per column) of the
+    lowest set bit of ``pending``, as one value of the concatenated ``widths`` (what it is
+    when no bit is set does not matter: nothing is broadcast then). A balanced tree of 2:1
+    selects, depth log2(columns), hierarchical as in EIE's; each node's output is a named
+    signal, so the Verilog grows linearly with the columns (an expression tree would be
+    re-emitted at every use)."""
+    nodes = [(pending[j], Cat(*(Const(value, width) for value, width in zip(row, widths))))
+             for j, row in enumerate(fields)]
+    level = 0
+    while len(nodes) > 1:
+        paired = []
+        for index in range(0, len(nodes) - 1, 2):
+            (low_any, low), (high_any, high) = nodes[index], nodes[index + 1]
+            any_set = Signal(name=f"lnzd_l{level}_{index // 2}_any")
+            chosen = Signal(sum(widths), name=f"lnzd_l{level}_{index // 2}")
+            m.d.comb += [any_set.eq(low_any | high_any), chosen.eq(Mux(low_any, low, high))]
+            paired.append((any_set, chosen))
+        if len(nodes) % 2:
+            paired.append(nodes[-1])
+        nodes, level = paired, level + 1
+    return nodes[0][1]
+
 class EIECore(wiring.Component):
     def __init__(self, mapping: EIENetworkMapping):
         self.mapping = mapping
@@ -133,9 +157,9 @@ class EIECore(wiring.Component):
         column = Signal(range(max(cols, 2)))
         bank = Signal(range(max(n, 2)))
         bank_row = Signal(range(max(mp.bank_rows, 2)))
-        for j in reversed(range(cols)):  # the lowest pending column wins
-            with m.If(pending[j]):
-                m.d.comb += [column.eq(j), bank.eq(j % n), bank_row.eq(j // n)]
+        m.d.comb += Cat(column, bank, bank_row).eq(
+            lowest_pending(m, pending, [(j, j % n, j // n) for j in range(cols)],
+                           [len(column), len(bank), len(bank_row)]))
         banks = [memory.Memory(shape=bits, depth=max(mp.bank_rows, 2), init=[])
                  for _ in range(n)]
         bank_reads = []
