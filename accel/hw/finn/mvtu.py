@@ -204,9 +204,7 @@ class MVTU(wiring.Component):
             with m.If(step_acc):
                 m.d.sync += accumulator.eq(total)
             compared = delayed(total, stages.compare, f"total_pe{p}")
-            results.append(self._activate(m, p, compared, nf_compare, threshold_width,
-                                          "comb" if stages.read + stages.compare == 0
-                                          else "sync"))
+            results.append(self._activate(m, p, compared, nf_compare, threshold_width, reads))
 
         result = Cat(*results)
         if depth == 0:  # one output register, filled by the step itself
