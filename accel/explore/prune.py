@@ -519,7 +519,7 @@ class _WeightFlow:
     def __init__(self, network: Network, data: PruneData, seed: int):
         from accel.train import retrain_parent
 
-        self.network, self.seed = network, seed
+        self.seed = seed
         self.prunable = [layer.name for layer in check_prunable(network)]
         self.final = _Member(network, network, data.x_train, data.y_train, None)
         parents = [None] * len(data.folds)

@@ -349,6 +349,15 @@ def load_folding(spec) -> dict:
     return folding
 
 
+def tree_cuts(terms: int, registers: int) -> list[int]:
+    """After which levels of a balanced adder tree over ``terms`` its ``registers`` pipeline
+    registers go (levels 1..depth; at least 1, so a one-term "tree" is delayed too), spread
+    evenly and rounded down: the first segment also holds the terms' own logic (input select,
+    sign)."""
+    depth = (terms - 1).bit_length()
+    return [max(1, min(depth, (k + 1) * depth // (registers + 1))) for k in range(registers)]
+
+
 def auto_pipeline(simd: int, thresholds: bool) -> int:
     """The default pipeline of an MVTU: registered memory reads, the threshold compare in its
     own stage, and a register every two levels of its SIMD-input adder tree (on an ECP5 that

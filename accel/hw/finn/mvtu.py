@@ -35,7 +35,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.hw.common.fifo import StreamFIFO
-from accel.hw.finn.mapping import Element, LayerMapping
+from accel.hw.finn.mapping import Element, LayerMapping, tree_cuts
 
 
 def _pack(values, bits: int) -> int:
@@ -49,16 +49,13 @@ def balanced_sum(terms, m=None, registers: int = 0, name: str = "sum"):
     """The sum of Amaranth values ``terms`` as a balanced tree of two-input adders, built level
     by level (so neither its logic depth nor Python's recursion grows with ``len(terms)``).
     Each term is used once, so nothing is emitted twice. With ``registers`` (and the module
-    ``m``), that many pipeline registers cut the tree, spread evenly over its levels (after
-    the last level where the tree has fewer levels than registers): the sum arrives
-    ``registers`` cycles later."""
+    ``m``), that many pipeline registers cut the tree where ``tree_cuts`` places them: the
+    sum arrives ``registers`` cycles later."""
     level = list(terms)
     if not level:
         level = [Const(0, 1)]
     depth = (len(level) - 1).bit_length()  # adder levels
-    # registers after level k (1..depth; at least 1 so a one-term "tree" is delayed too),
-    # rounded down: the first segment also holds the terms' own logic (input select, sign)
-    cuts = [max(1, min(depth, (k + 1) * depth // (registers + 1))) for k in range(registers)]
+    cuts = tree_cuts(len(level), registers)
     done = 0
 
     def cut(values, after):

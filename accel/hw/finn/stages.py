@@ -15,7 +15,7 @@ import numpy as np
 
 from accel.energy.model import EventSpec
 from accel.hw.finn.mapping import (FinnMapping, LayerMapping, PoolMapping, ThresholdMapping,
-                                   WindowMapping)
+                                   WindowMapping, tree_cuts)
 
 # MVTU
 WEIGHT_READ = "weight_mem.read"
@@ -299,8 +299,7 @@ def _pipeline_bits(stage: LayerMapping) -> int:
     a, w = stage.input, stage.weight
     term = 1 if a.bipolar and w.bipolar else (
         a.bits + 2 if w.bipolar else w.bits + 2 if a.bipolar else a.bits + w.bits)
-    depth = (stage.simd - 1).bit_length()
-    cuts = [max(1, min(depth, (k + 1) * depth // (stages.tree + 1))) for k in range(stages.tree)]
+    cuts = tree_cuts(stage.simd, stages.tree)
     tree = sum(stage.pe * -(-stage.simd // (1 << level)) * (term + level) for level in cuts)
     accumulate_at = stages.read + stages.tree
     control = 2 * accumulate_at + stage.pipeline + (accumulate_at + stages.compare
