@@ -1,4 +1,5 @@
-"""Blocks every architecture builds on: stream FIFO, event counter bank, test harnesses."""
+"""Blocks every architecture builds on: stream FIFO, memory placement, event counter bank, test
+harnesses."""
 
 import contextlib
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.errors import ConfigError
 from accel.hw.common import validating
+from accel.hw.common.memory import placed_memory
 
 
 def transfer(port) -> "Value":  # noqa: F821 - amaranth Value
@@ -56,7 +57,8 @@ class StreamFIFO(wiring.Component):
             m.d.comb += self.o.payload.eq(item)
             return m
 
-        m.submodules.storage = storage = memory.Memory(shape=self.shape, depth=self.depth, init=[])
+        m.submodules.storage = storage = placed_memory(shape=self.shape, depth=self.depth, init=[],
+                                                       writable=True, sync_read=False)
         write = storage.write_port()
         read = storage.read_port(domain="comb")
         write_addr = Signal(range(self.depth))

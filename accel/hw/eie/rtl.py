@@ -29,11 +29,12 @@
 from __future__ import annotations
 
 from amaranth import Array, Cat, Const, Module, Mux, ResetInserter, Signal, signed
-from amaranth.lib import memory, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.hw.common.counters import EventCounterBank
 from accel.hw.common.fifo import StreamFIFO
+from accel.hw.common.memory import placed_memory
 from accel.hw.eie.mapping import EIENetworkMapping, Requantize
 from accel.hw.eie.model import ENTRY_BITS, EVENTS, layer_event
 
@@ -160,7 +161,8 @@ class EIECore(wiring.Component):
         m.d.comb += Cat(column, bank, bank_row).eq(
             lowest_pending(m, pending, [(j, j % n, j // n) for j in range(cols)],
                            [len(column), len(bank), len(bank_row)]))
-        banks = [memory.Memory(shape=bits, depth=max(mp.bank_rows, 2), init=[])
+        banks = [placed_memory(shape=bits, depth=max(mp.bank_rows, 2), init=[], writable=True,
+                               sync_read=False)
                  for _ in range(n)]
         bank_reads = []
         for k, activations in enumerate(banks):
@@ -245,18 +247,19 @@ class EIECore(wiring.Component):
         mp = self.mapping
         pointers, entries, bases = pe_storage(mp, k)
         width = pointer_bits(mp)
-        even = memory.Memory(shape=width, depth=max(len(pointers[0::2]), 2),
-                             init=pointers[0::2])
-        odd = memory.Memory(shape=width, depth=max(len(pointers[1::2]), 2), init=pointers[1::2])
+        even = placed_memory(shape=width, depth=max(len(pointers[0::2]), 2),
+                             init=pointers[0::2], writable=False, sync_read=True)
+        odd = placed_memory(shape=width, depth=max(len(pointers[1::2]), 2),
+                            init=pointers[1::2], writable=False, sync_read=True)
         per_word = mp.entries_per_word
         words = [sum(entry << (ENTRY_BITS * j) for j, entry in
                      enumerate(entries[w:w + per_word]))
                  for w in range(0, len(entries), per_word)]
-        sparse = memory.Memory(shape=ENTRY_BITS * per_word, depth=max(len(words), 2),
-                               init=words)
+        sparse = placed_memory(shape=ENTRY_BITS * per_word, depth=max(len(words), 2),
+                               init=words, writable=False, sync_read=True)
         local_rows = max(mp.max_local_rows, 2)
-        accumulators = memory.Memory(shape=signed(mp.accumulator_bits), depth=local_rows,
-                                     init=[])
+        accumulators = placed_memory(shape=signed(mp.accumulator_bits), depth=local_rows,
+                                     init=[], writable=True, sync_read=False)
         m.submodules[f"pe{k}_pointers_even"] = even
         m.submodules[f"pe{k}_pointers_odd"] = odd
         m.submodules[f"pe{k}_sparse"] = sparse
@@ -355,8 +358,9 @@ class EIECore(wiring.Component):
                          readout_row.eq(address)]
             if not mp.requantize:
                 return
-            biases = memory.Memory(shape=signed(mp.accumulator_bits),
-                                   depth=max(len(bias_init), 2), init=bias_init)
+            biases = placed_memory(shape=signed(mp.accumulator_bits),
+                                   depth=max(len(bias_init), 2), init=bias_init,
+                                   writable=False, sync_read=False)
             m.submodules[f"pe{k}_bias"] = biases
             bias_read = biases.read_port(domain="comb")
             m.d.comb += bias_read.addr.eq(

@@ -31,10 +31,11 @@ trees built level by level (``balanced_sum``: depth log2(SIMD), no recursion on 
 from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.hw.common.fifo import StreamFIFO
+from accel.hw.common.memory import placed_memory
 from accel.hw.finn.mapping import Element, LayerMapping, tree_cuts
 
 
@@ -165,8 +166,9 @@ class MVTU(wiring.Component):
             return value
 
         # input buffer: written during the first fold, replayed by the others
-        m.submodules.input_buffer = input_buffer = memory.Memory(
-            shape=self.in_width, depth=max(sf_count, 2), init=[])
+        m.submodules.input_buffer = input_buffer = placed_memory(
+            shape=self.in_width, depth=max(sf_count, 2), init=[], writable=True,
+            sync_read=stages.read > 0)
         buffer_write = input_buffer.write_port()
         reads = "comb" if stages.read == 0 else "sync"  # registered reads: block-RAM friendly
         buffer_read = input_buffer.read_port(domain=reads)
@@ -188,9 +190,10 @@ class MVTU(wiring.Component):
         weight_addr = Signal(range(max(nf_count * sf_count, 2)))
         results = []
         for p in range(layer.pe):
-            weights = memory.Memory(shape=layer.simd * layer.weight.bits,
+            weights = placed_memory(shape=layer.simd * layer.weight.bits,
                                     depth=max(nf_count * sf_count, 2),
-                                    init=self.weight_words(p) + [0] * (nf_count * sf_count < 2))
+                                    init=self.weight_words(p) + [0] * (nf_count * sf_count < 2),
+                                    writable=False, sync_read=reads == "sync")
             m.submodules[f"weights_pe{p}"] = weights
             weight_read = weights.read_port(domain=reads)
             m.d.comb += weight_read.addr.eq(weight_addr)
@@ -258,9 +261,10 @@ class MVTU(wiring.Component):
         layer = self.layer
         if layer.thresholds is None:
             return total[:layer.output.bits]  # the raw accumulator's code
-        thresholds = memory.Memory(shape=layer.steps * threshold_width,
+        thresholds = placed_memory(shape=layer.steps * threshold_width,
                                    depth=max(layer.neuron_fold, 2),
-                                   init=self.threshold_words(p) + [0] * (layer.neuron_fold < 2))
+                                   init=self.threshold_words(p) + [0] * (layer.neuron_fold < 2),
+                                   writable=False, sync_read=domain == "sync")
         m.submodules[f"thresholds_pe{p}"] = thresholds
         read = thresholds.read_port(domain=domain)
         m.d.comb += read.addr.eq(nf)

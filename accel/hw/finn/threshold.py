@@ -7,9 +7,10 @@ output register is free, and its result is valid the next cycle. Mirrored in
 from __future__ import annotations
 
 from amaranth import Cat, Module, Mux, Signal
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from accel.hw.common.memory import placed_memory
 from accel.hw.finn.mapping import ThresholdMapping
 from accel.hw.finn.mvtu import _pack, balanced_sum
 
@@ -36,8 +37,9 @@ class ThresholdUnit(wiring.Component):
         s = self.spec
         groups, width = s.channel_beats, s.threshold_bits
         words = self.threshold_words()
-        m.submodules.thresholds = thresholds = memory.Memory(
-            shape=s.lanes * s.steps * width, depth=max(groups, 2), init=words + [0] * (groups < 2))
+        m.submodules.thresholds = thresholds = placed_memory(
+            shape=s.lanes * s.steps * width, depth=max(groups, 2), init=words + [0] * (groups < 2),
+            writable=False, sync_read=False)
         read = thresholds.read_port(domain="comb")
         group = Signal(range(max(groups, 2)))
         out_valid = Signal()

@@ -5,9 +5,10 @@ mirrored in ``accel.hw.finn.model``."""
 from __future__ import annotations
 
 from amaranth import Cat, Module, Mux, Signal, signed
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from accel.hw.common.memory import placed_memory
 from accel.hw.finn.mapping import PoolMapping, WindowMapping
 
 ROW_COUNTER_BITS = 32  # global row counts wrap after 2**32 rows, far beyond any simulation
@@ -38,8 +39,9 @@ class SlidingWindowUnit(wiring.Component):
         w = self.window
         beats, k, pad = w.channel_beats, w.kernel, w.padding
         slot_bits = (w.rows - 1).bit_length()
-        m.submodules.line_buffer = line_buffer = memory.Memory(
-            shape=len(self.i.payload), depth=w.rows * w.width * beats, init=[])
+        m.submodules.line_buffer = line_buffer = placed_memory(
+            shape=len(self.i.payload), depth=w.rows * w.width * beats, init=[], writable=True,
+            sync_read=False)
         write = line_buffer.write_port()
         read = line_buffer.read_port(domain="comb")
 
@@ -127,8 +129,9 @@ class MaxPoolUnit(wiring.Component):
         m = Module()
         p = self.pool
         k, beats, bits = p.kernel, p.channel_beats, p.element.bits
-        m.submodules.row_buffer = row_buffer = memory.Memory(
-            shape=len(self.i.payload), depth=max(p.out_width * beats, 2), init=[])
+        m.submodules.row_buffer = row_buffer = placed_memory(
+            shape=len(self.i.payload), depth=max(p.out_width * beats, 2), init=[],
+            writable=True, sync_read=False)
         write = row_buffer.write_port()
         read = row_buffer.read_port(domain="comb")
         y = Signal(range(max(p.height, 2)))

@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import memory, wiring
+from amaranth.lib import wiring
 
 from accel.hw.common.counters import EventCounterBank
+from accel.hw.common.memory import placed_memory
 from accel.hw.common.stream_harness import axi_stream_ports
 from accel.hw.yodann.mapping import (ROUNDING_CODES, YodaNNMapping, fill_rows, filter_words,
                                      passes, stripe_columns)
@@ -133,34 +134,39 @@ class YodaNNTop(wiring.Component):
         depth = max(mapping.buffer_values, 2)
         buffers = []
         for b in range(2):
-            mem = memory.Memory(shape=signed(out_bits), depth=depth, init=[])
+            # read by the filler (synchronously) and the unloader (combinationally)
+            mem = placed_memory(shape=signed(out_bits), depth=depth, init=[], writable=True,
+                                sync_read=False)
             m.submodules[f"act_buffer{b}"] = mem
             buffers.append(mem)
         buf_write = [mem.write_port() for mem in buffers]
         buf_fill = [mem.read_port() for mem in buffers]  # the filler: synchronous
         buf_unload = [mem.read_port(domain="comb") for mem in buffers]
         words = filter_words(mapping)
-        m.submodules.weight_mem = weight_mem = memory.Memory(
-            shape=n_out * taps, depth=max(len(words), 2), init=words)
+        m.submodules.weight_mem = weight_mem = placed_memory(
+            shape=n_out * taps, depth=max(len(words), 2), init=words, writable=False,
+            sync_read=True)
         weight_read = weight_mem.read_port()
-        m.submodules.filter_bank = filter_bank = memory.Memory(
-            shape=n_out * taps, depth=max(n_in, 2), init=[])
+        m.submodules.filter_bank = filter_bank = placed_memory(
+            shape=n_out * taps, depth=max(n_in, 2), init=[], writable=True, sync_read=True)
         filter_write, filter_read = filter_bank.write_port(), filter_bank.read_port()
         slots = []
         for s in range(km + 1):
-            mem = memory.Memory(shape=signed(ab), depth=config.w_max * n_in, init=[])
+            mem = placed_memory(shape=signed(ab), depth=config.w_max * n_in, init=[],
+                                writable=True, sync_read=True)
             m.submodules[f"image_mem{s}"] = mem
             slots.append((mem.write_port(), mem.read_port()))
         psum_depth = mapping.psum_words
         if psum_depth:
-            m.submodules.psum_mem = psum_mem = memory.Memory(
-                shape=n_out * acc_bits, depth=max(psum_depth, 2), init=[])
+            m.submodules.psum_mem = psum_mem = placed_memory(
+                shape=n_out * acc_bits, depth=max(psum_depth, 2), init=[], writable=True,
+                sync_read=True)
             psum_write, psum_read = psum_mem.write_port(), psum_mem.read_port()
         channel_bias = [int(b) for layer in layers for b in layer.bias]
         bias_table = _table(channel_bias, signed(acc_bits))
         pool_depth = config.w_max * n_out
-        m.submodules.pool_buffer = pool_mem = memory.Memory(
-            shape=signed(out_bits), depth=pool_depth, init=[])
+        m.submodules.pool_buffer = pool_mem = placed_memory(
+            shape=signed(out_bits), depth=pool_depth, init=[], writable=True, sync_read=False)
         pool_write, pool_read = pool_mem.write_port(), pool_mem.read_port(domain="comb")
 
         # ------------------------------------------------------------------ the program
@@ -519,8 +525,9 @@ class YodaNNTop(wiring.Component):
             # the threshold path: count the channel's thresholds the accumulator reaches
             field_bits = acc_bits + 1
             words = threshold_words(mapping, field_bits)
-            m.submodules.threshold_mem = threshold_mem = memory.Memory(
-                shape=steps * field_bits, depth=max(len(words), 2), init=words)
+            m.submodules.threshold_mem = threshold_mem = placed_memory(
+                shape=steps * field_bits, depth=max(len(words), 2), init=words,
+                writable=False, sync_read=False)
             threshold_read = threshold_mem.read_port(domain="comb")
             m.d.comb += threshold_read.addr.eq(p_threshold_base + drain)
             reached = [(p_steps > k) & (biased >= threshold_read.data.word_select(

@@ -971,6 +971,7 @@ module \finn_top.fifo0 (rst, o__ready, i__valid, i__ready, o__valid, o__payload,
   wire write__en;
   (* init = 1'h0 *)
   wire write_addr;
+  (* ram_style = "distributed" *)
   reg [127:0] storage [1:0];
   initial begin
     storage[0] = 128'h00000000000000000000000000000000;
@@ -1079,6 +1080,7 @@ module \finn_top.fifo1 (rst, o__ready, i__valid, i__ready, o__valid, o__payload,
   wire write__en;
   (* init = 4'h0 *)
   wire [3:0] write_addr;
+  (* ram_style = "distributed" *)
   reg [7:0] storage [15:0];
   initial begin
     storage[0] = 8'h00;
@@ -1560,6 +1562,7 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
   wire [6:0] weight_addr;
   reg [6:0] weight_read__addr = 7'h00;
   wire [63:0] weight_read__data;
+  (* ram_style = "distributed" *)
   reg [511:0] input_buffer [1:0];
   initial begin
     input_buffer[0] = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
@@ -1574,6 +1577,7 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
     _0_ <= input_buffer[sf];
   end
   assign buffer_read__data = _0_;
+  (* rom_style = "logic" *)
   reg [15:0] thresholds_pe0 [127:0];
   initial begin
     thresholds_pe0[0] = 16'hfc96;
@@ -1710,6 +1714,7 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
     _1_ <= thresholds_pe0[read__addr];
   end
   assign read__data = _1_;
+  (* rom_style = "block" *)
   reg [63:0] weights_pe0 [127:0];
   initial begin
     weights_pe0[0] = 64'hfdf381e0c3f30848;
@@ -2781,6 +2786,7 @@ module \finn_top.l0.outputs (rst, write__data, o__valid, o__payload, o__ready, i
   wire write__en;
   (* init = 3'h0 *)
   wire [2:0] write_addr;
+  (* ram_style = "distributed" *)
   reg [0:0] storage [6:0];
   initial begin
     storage[0] = 1'h0;
@@ -3329,6 +3335,7 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid
   wire [6:0] weight_addr;
   reg [6:0] weight_read__addr = 7'h00;
   wire [127:0] weight_read__data;
+  (* ram_style = "distributed" *)
   reg [127:0] input_buffer [1:0];
   initial begin
     input_buffer[0] = 128'h00000000000000000000000000000000;
@@ -3343,6 +3350,7 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid
     _0_ <= input_buffer[sf];
   end
   assign buffer_read__data = _0_;
+  (* rom_style = "logic" *)
   reg [9:0] thresholds_pe0 [127:0];
   initial begin
     thresholds_pe0[0] = 10'h000;
@@ -3479,6 +3487,7 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid
     _1_ <= thresholds_pe0[read__addr];
   end
   assign read__data = _1_;
+  (* rom_style = "block" *)
   reg [127:0] weights_pe0 [127:0];
   initial begin
     weights_pe0[0] = 128'h78b9b5f76bd59dc091e9a03273ba0a18;
@@ -5102,6 +5111,7 @@ module \finn_top.l1.outputs (rst, write__data, o__valid, o__payload, o__ready, i
   wire write__en;
   (* init = 3'h0 *)
   wire [2:0] write_addr;
+  (* ram_style = "distributed" *)
   reg [0:0] storage [7:0];
   initial begin
     storage[0] = 1'h0;
@@ -5300,6 +5310,7 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   wire [7:0] weight_addr;
   reg [7:0] weight_read__addr = 8'h00;
   wire [7:0] weight_read__data;
+  (* ram_style = "distributed" *)
   reg [7:0] input_buffer [15:0];
   initial begin
     input_buffer[0] = 8'h00;
@@ -5328,6 +5339,7 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
     _0_ <= input_buffer[sf];
   end
   assign buffer_read__data = _0_;
+  (* rom_style = "logic" *)
   reg [7:0] weights_pe0 [159:0];
   initial begin
     weights_pe0[0] = 8'h6c;
@@ -5844,6 +5856,7 @@ module \finn_top.l2.outputs (clk, rst, write__data, o__valid, o__payload, i__val
   wire write__en;
   (* init = 3'h0 *)
   wire [2:0] write_addr;
+  (* ram_style = "distributed" *)
   reg [8:0] storage [4:0];
   initial begin
     storage[0] = 9'h000;

@@ -9422,6 +9422,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   reg [5:0] x_pooled = 6'h00;
   reg [3:0] y = 4'h0;
   reg [3:0] y_pooled = 4'h0;
+  (* ram_style = "distributed" *)
   reg [19:0] act_buffer0 [2047:0];
   initial begin
     act_buffer0[0] = 20'h00000;
@@ -11483,6 +11484,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   assign m_axis_tdata = act_buffer0[count[10:0]];
   assign \$signature__data$89  = _0_;
+  (* ram_style = "distributed" *)
   reg [19:0] act_buffer1 [2047:0];
   initial begin
     act_buffer1[0] = 20'h00000;
@@ -13544,6 +13546,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   assign \$8759  = act_buffer1[11'h000];
   assign \$signature__data$90  = _1_;
+  (* ram_style = "block" *)
   reg [1567:0] filter_bank [31:0];
   initial begin
     filter_bank[0] = 1568'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
@@ -13588,6 +13591,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     _2_ <= filter_bank[c[4:0]];
   end
   assign filter_read__data = _2_;
+  (* ram_style = "block" *)
   reg [11:0] image_mem0 [1023:0];
   initial begin
     image_mem0[0] = 12'h000;
@@ -14624,6 +14628,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     _3_ <= image_mem0[\$62 [9:0]];
   end
   assign \$signature__data$146  = _3_;
+  (* ram_style = "block" *)
   reg [11:0] image_mem1 [1023:0];
   initial begin
     image_mem1[0] = 12'h000;
@@ -15660,6 +15665,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     _4_ <= image_mem1[\$64 [9:0]];
   end
   assign \$signature__data$147  = _4_;
+  (* ram_style = "block" *)
   reg [11:0] image_mem2 [1023:0];
   initial begin
     image_mem2[0] = 12'h000;
@@ -16696,6 +16702,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     _5_ <= image_mem2[\$66 [9:0]];
   end
   assign \$signature__data$148  = _5_;
+  (* ram_style = "block" *)
   reg [11:0] image_mem3 [1023:0];
   initial begin
     image_mem3[0] = 12'h000;
@@ -17732,6 +17739,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     _6_ <= image_mem3[\$68 [9:0]];
   end
   assign \$signature__data$149  = _6_;
+  (* ram_style = "block" *)
   reg [11:0] image_mem4 [1023:0];
   initial begin
     image_mem4[0] = 12'h000;
@@ -18768,6 +18776,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     _7_ <= image_mem4[\$70 [9:0]];
   end
   assign \$signature__data$150  = _7_;
+  (* ram_style = "block" *)
   reg [11:0] image_mem5 [1023:0];
   initial begin
     image_mem5[0] = 12'h000;
@@ -19804,6 +19813,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     _8_ <= image_mem5[\$72 [9:0]];
   end
   assign \$signature__data$151  = _8_;
+  (* ram_style = "block" *)
   reg [11:0] image_mem6 [1023:0];
   initial begin
     image_mem6[0] = 12'h000;
@@ -20840,6 +20850,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     _9_ <= image_mem6[\$74 [9:0]];
   end
   assign \$signature__data$152  = _9_;
+  (* ram_style = "block" *)
   reg [11:0] image_mem7 [1023:0];
   initial begin
     image_mem7[0] = 12'h000;
@@ -21876,6 +21887,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     _10_ <= image_mem7[\$76 [9:0]];
   end
   assign \$signature__data$153  = _10_;
+  (* ram_style = "distributed" *)
   reg [19:0] pool_buffer [1023:0];
   initial begin
     pool_buffer[0] = 20'h00000;
@@ -22908,6 +22920,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
       pool_buffer[\$8570 [9:0]] <= \$signature__data$443 ;
   end
   assign pool_read__data = pool_buffer[\$8568 [9:0]];
+  (* ram_style = "distributed" *)
   reg [671:0] psum_mem [1:0];
   initial begin
     psum_mem[0] = 672'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
@@ -22922,6 +22935,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     _11_ <= psum_mem[psum_read__addr];
   end
   assign psum_read__data = _11_;
+  (* rom_style = "block" *)
   reg [1567:0] weight_mem [160:0];
   initial begin
     weight_mem[0] = 1568'hfffffffbfbdffffffffff7e3fffffffff9fffffffffe3e7fffffffff9f7fffffffffbf9f7fffffffffff3fffffffeff7cffffffff9fbfffffffffaf3fffffffffe7efffffffffe3fffffffffff5fbf7fffffffeffe3fffffffcf9fffffffffe3cfffffffffffffd7fffffffffde3fffffffcfbfffffffffe7efbffffffff1e3fffffffffbf3fffffffffd7bf7fffffffe7dffffffffff3fffffffffffff1f7fffffffffefdfffffffe7dfeffffffff1ebc7fffffffffbf3fffffffffcf3ffffffffbf7bf;

@@ -1,0 +1,50 @@
+"""Where every memory of a generated design goes on an FPGA, decided here and not by the tools.
+
+Each memory is built by ``placed_memory``, which attaches yosys's ``ram_style`` (writable) or
+``rom_style`` (read only) attribute from one rule (``placement``):
+
+- ``block``: a block RAM (DP16KD on ECP5, RAMB18/36 on 7-series). Only memories whose every
+  read port is synchronous (a block RAM registers its read), and only from
+  ``BLOCK_RAM_MIN_BITS`` bits up: below that a block RAM would be mostly empty.
+- ``distributed``: LUT RAM (ECP5's DPR16X4, 7-series RAM32M/64M), every other writable memory,
+  however shallow: a 2-deep, 128-bit FIFO is 32 DPR16X4 against 256 flip-flops and 138 LUT4s
+  as registers (measured with yosys 0.70 on bnn-mlp).
+- ``logic``: LUTs, for read-only memories that cannot or should not be a block RAM (a ROM in
+  LUTs is a constant function of its address).
+
+The resource model (``accel.hw.resources``) counts block RAMs with the same rule and
+``dp16kd_blocks``, so its block-RAM figure is exact as long as yosys honours the attribute.
+"""
+
+from __future__ import annotations
+
+from math import ceil
+
+from amaranth.hdl import Shape
+from amaranth.lib import memory
+
+BLOCK_RAM_MIN_BITS = 4096  # below 4 kbit, under a quarter of an 18-kbit block would be used
+# ECP5 DP16KD (18 kbit) configurations, depth x width: yosys picks the one needing the fewest
+# blocks; 36 bits wide only as a simple dual port (one read and one write port, or a ROM).
+DP16KD_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+
+
+def placement(width: int, depth: int, *, writable: bool, sync_read: bool) -> str:
+    """``block``, ``distributed`` or ``logic`` for a memory of ``depth`` words of ``width``
+    bits (the rule of the module docstring)."""
+    if sync_read and width * depth >= BLOCK_RAM_MIN_BITS:
+        return "block"
+    return "distributed" if writable else "logic"
+
+
+def dp16kd_blocks(width: int, depth: int) -> int:
+    """ECP5 DP16KD blocks for one ``depth`` x ``width`` memory (the cheapest configuration)."""
+    return min(ceil(width / w) * ceil(depth / d) for d, w in DP16KD_SHAPES)
+
+
+def placed_memory(*, shape, depth: int, init, writable: bool, sync_read: bool) -> memory.Memory:
+    """An Amaranth memory carrying the placement attribute yosys reads."""
+    width = Shape.cast(shape).width
+    style = placement(width, depth, writable=writable, sync_read=sync_read)
+    key = "ram_style" if writable else "rom_style"
+    return memory.Memory(shape=shape, depth=depth, init=init, attrs={key: style})
