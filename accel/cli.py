@@ -277,6 +277,7 @@ def _evaluate(args, console, path: str) -> int:
                             f"{result.clock_mhz:g} MHz"
                             + ("" if args.clock_mhz != "synth" else f" ({clock_source})")),
              *arch.summary_rows(data),
+             *_resource_rows(data),
              (f"energy per inference ({'RTL counts' if checked else 'cycle model'})",
               f"{1e3 * data['energy_uj_per_inference']:.3f} nJ ({data['tech']})"),
              ("average power", f"{data['average_power_mw']:.2f} mW")]
@@ -292,6 +293,15 @@ def _evaluate(args, console, path: str) -> int:
     if args.json:
         write_json(args.json, data)
     return 0 if result.agrees in (True, None) else 1
+
+
+def _resource_rows(data: dict) -> list[tuple[str, str]]:
+    found = data.get("resources_ecp5")
+    if not found:
+        return []
+    t = found["total"]
+    return [("FPGA resources (resource model, ECP5, no counters)",
+             f"{t['lut']:,} LUT4, {t['ff']:,} FF, {t['lutram']:,} DPR16X4, {t['bram']:,} DP16KD")]
 
 
 def _simulate(args, console) -> int:

@@ -502,6 +502,12 @@ def test_nsga2_on_dask_and_the_finn_example(tmp_path):
                      out_dir=tmp_path / "f", progress=False)
     assert finn.computed == finn.total == 22 and finn.report["points_failed"] == 0
     assert finn.report["front"]
+    # the resource model's LUTs are an objective: the fully folded design, the smallest, is
+    # on the front, and no front point has fewer LUTs
+    luts = [entry["objectives"]["luts"] for entry in finn.report["front"]]
+    smallest = [entry for entry in finn.report["front"]
+                if entry["point"]["options"].get("target_fps") is None]
+    assert smallest and min(luts) == min(e["objectives"]["luts"] for e in smallest) > 0
 
 
 @pytest.mark.slow

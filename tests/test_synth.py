@@ -203,7 +203,7 @@ def test_xc7_synthesis_only(example_model, tmp_path, capsys):
 def test_yosys_failure_is_one_line_with_the_log(example_model, tmp_path, capsys, monkeypatch):
     model, folding = example_model
     monkeypatch.setattr(synth, "yosys_script",
-                        lambda *a: "read_verilog no-such-file.v\n")
+                        lambda *a, **k: "read_verilog no-such-file.v\n")
     err = _error_line(capsys, ["synth", "--arch", "finn", str(model), "--folding",
                                str(folding), "--target", "xc7", "-o", str(tmp_path / "out")])
     assert "yosys synth_xilinx failed" in err and "no-such-file.v" in err and "log: " in err

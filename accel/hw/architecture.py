@@ -243,6 +243,14 @@ class Architecture(ABC):
         """A configuration in a few words, for tables and charts (from a result's JSON)."""
         return ""
 
+    resource_model = False  # whether ``resources`` gives figures
+
+    def resources(self, mapping) -> dict | None:
+        """The resource model (``accel.hw.resources``): ECP5 resources per part of the design
+        without its event counters, ``{part: Resources}``; None where the architecture has no
+        model yet."""
+        return None
+
     @abstractmethod
     def size_estimate(self, mapping) -> dict[str, int]:
         """The design's size, from the mapping alone (nothing elaborated): ``storage_bits``,

@@ -14,6 +14,7 @@ import numpy as np
 from accel.energy.model import energy_fields
 from accel.errors import ConfigError
 from accel.hw.architecture import Architecture, RTLRun, Timing, check_clock, check_design_size
+from accel.hw.resources import total
 from accel.hw.result import SimResult
 from accel.nn import golden
 
@@ -42,6 +43,12 @@ def _result(arch: Architecture, mapping, *, source: str, model: str, frames: int
                             on_chip_bytes=on_chip_bytes, cycles_per_inference=cycles_per,
                             clock_mhz=clock_mhz, macs_per_inference=arch.macs(events_per)))
     result.extra.update(arch.summary(mapping, timing))
+    parts = arch.resources(mapping)
+    if parts is not None:  # the resource model's ECP5 figures, per part and in total
+        result.extra["resources_ecp5"] = {"total": total(parts).rounded(),
+                                          "parts": {name: part.rounded()
+                                                    for name, part in parts.items()}}
+        result.extra["lut_ecp5"] = result.extra["resources_ecp5"]["total"]["lut"]
     result.extra["config_label"] = arch.label(result.to_json())
     return result
 

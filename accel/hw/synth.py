@@ -313,8 +313,9 @@ def elaborate(arch, mapping, *, allow_large: bool = False) -> Design:
     return Design(arch.top_name, text, manifest, time.monotonic() - start)
 
 
-def yosys_script(chosen: Target, part: Part | None, top: str) -> str:
+def yosys_script(chosen: Target, part: Part | None, top: str, *, flatten: bool = True) -> str:
     extra = " -dsp" if chosen.name == "ice40" and part.name.startswith("up") else ""
+    extra += "" if flatten else " -noflatten"
     lines = [f"# accel synth --target {chosen.name}" + (f" --part {part.name}" if part else ""),
              f"read_verilog {top}.v",
              f"hierarchy -check -top {top}",
@@ -336,15 +337,19 @@ def pnr_command(chosen: Target, part: Part, exe: str, freq_mhz: float) -> list[s
 
 
 def run_flow(design: Design, chosen: Target, part: Part | None, *, pnr: bool,
-             freq_mhz: float, work: Path) -> dict:
+             freq_mhz: float, work: Path, flatten: bool = True) -> dict:
     """yosys (and nextpnr with ``pnr``) on ``design`` in the directory ``work``; the report.
-    A failed step is one ``ToolchainError`` naming the error and the kept log."""
+    A failed step is one ``ToolchainError`` naming the error and the kept log. Without
+    ``flatten`` (for the resource model's calibration) the hierarchy is kept and the report
+    also has each module's cells under ``"modules"``."""
+    if pnr and not flatten:
+        raise ConfigError("place and route needs a flattened netlist")
     pyosys_version = _require_pyosys()
     exe = pnr_version = None
     if pnr:
         exe, pnr_version = _nextpnr(chosen)
     (work / f"{design.top_name}.v").write_text(design.verilog)
-    (work / SCRIPT).write_text(yosys_script(chosen, part, design.top_name))
+    (work / SCRIPT).write_text(yosys_script(chosen, part, design.top_name, flatten=flatten))
     code, yosys_s = _run([sys.executable, "-c", _YOSYS_DRIVER, SCRIPT], work, work / YOSYS_LOG)
     if code != 0 or not (work / STATS).exists():
         kept = _keep_failed_log(work / YOSYS_LOG, f"{design.top_name}-{chosen.name}-yosys")
@@ -364,6 +369,12 @@ def run_flow(design: Design, chosen: Target, part: Part | None, *, pnr: bool,
                   "pyosys": pyosys_version},
         "seconds": {"generate": round(design.seconds, 2), "yosys": round(yosys_s, 2)},
     }
+    if not flatten:
+        modules = json.loads((work / STATS).read_text()).get("modules", {})
+        report["modules"] = {name.lstrip("\\"): {cell: int(n) for cell, n in
+                                                 entry.get("num_cells_by_type", {}).items()
+                                                 if cell != "$scopeinfo"}
+                             for name, entry in modules.items()}
     if pnr:
         code, pnr_s = _run(pnr_command(chosen, part, exe, freq_mhz), work, work / PNR_LOG)
         if code != 0 or not (work / PNR_REPORT).exists():

@@ -78,6 +78,13 @@ class FinnArchitecture(Architecture):
     def event_specs(self, mapping: FinnMapping) -> dict:
         return event_specs(mapping)
 
+    resource_model = True
+
+    def resources(self, mapping: FinnMapping) -> dict:
+        from accel.hw.finn.resources import resources
+
+        return resources(mapping)
+
     def size_estimate(self, mapping: FinnMapping) -> dict[str, int]:
         """Memories of every stage (weights, thresholds, input buffers, line and row buffers),
         FIFOs and counters; the widest beat, memory word and counter readout."""

@@ -1,0 +1,102 @@
+"""The resource model: an FPGA design's LUTs, flip-flops, LUT RAM and block RAM from its mapping,
+per stage, without elaborating it (FINN's per-layer LUT/BRAM estimates are the model for this).
+
+Targets ECP5 (the FPGA ``accel synth --pnr`` places and routes): LUT4, TRELLIS_FF, DPR16X4 LUT
+RAM and DP16KD block RAM as yosys ``synth_ecp5`` counts them. Memories are counted exactly:
+every generated memory is placed by ``accel.hw.common.memory.placement`` (an attribute yosys
+honours), so the model knows which are block RAM and how many blocks each takes. Logic is a
+linear function of structural counts (adder bits, compare bits, ROM bits in LUTs, stream
+widths, ...) whose coefficients were fitted to yosys's per-module counts
+(``synth_ecp5 -noflatten``) of calibration designs by ``benchmarks/resources.py --fit``; that
+script also prints the model's error against the flattened synthesis of each design.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import ceil
+
+from accel.hw.common.memory import dp16kd_blocks, placement
+
+KINDS = ("lut", "ff", "lutram", "bram")
+
+
+@dataclass
+class Resources:
+    """ECP5 resources of one part of a design (``features``: the structural counts the logic
+    coefficients multiply, kept for calibration)."""
+
+    lut: float = 0.0
+    ff: float = 0.0
+    lutram: int = 0
+    bram: int = 0
+    features: dict = field(default_factory=dict, repr=False)
+
+    def __add__(self, other: "Resources") -> "Resources":
+        features = dict(self.features)
+        for name, value in other.features.items():
+            features[name] = features.get(name, 0) + value
+        return Resources(self.lut + other.lut, self.ff + other.ff, self.lutram + other.lutram,
+                         self.bram + other.bram, features)
+
+    def rounded(self) -> dict[str, int]:
+        return {kind: int(round(getattr(self, kind))) for kind in KINDS}
+
+
+def total(parts: dict[str, Resources]) -> Resources:
+    out = Resources()
+    for part in parts.values():
+        out = out + part
+    return out
+
+
+def varying_bits(fields, bits: int) -> int:
+    """Distinct bit columns of a ROM: ``fields`` (words x fields) integers, each field
+    ``bits`` wide in two's complement. A constant column costs no logic and a column equal to
+    another (or to its complement) costs nothing more (yosys folds both), so a ROM in LUTs is
+    priced by these, not by its width: thresholds repeat their sign in their high bits."""
+    import numpy as np
+
+    values = np.asarray(fields, dtype=np.int64)
+    if values.size == 0 or len(values) < 2:
+        return 0
+    codes = values.reshape(len(values), -1) & ((1 << bits) - 1)
+    columns = ((codes[:, :, None] >> np.arange(bits)) & 1).reshape(len(values), -1).T
+    columns = columns ^ columns[:, :1]  # a column and its complement look alike
+    varying = columns[columns.any(axis=1)]
+    return len(np.unique(varying, axis=0))
+
+
+def memory_resources(width: int, depth: int, *, writable: bool, sync_read: bool,
+                     read_ports: int = 1, varying: int | None = None) -> Resources:
+    """One generated memory, placed as ``accel.hw.common.memory.placement`` places it: block
+    RAM blocks, LUT RAM cells (16 words x 4 bits each, one copy per read port), or for a ROM in
+    logic its LUT4 bits (``rom_lut_bits``: a LUT4 holds 16 words of one bit; of its
+    ``varying`` bit columns when given, see ``varying_bits``) for the logic coefficients. A
+    synchronous read out of LUT RAM adds its output register."""
+    where = placement(width, depth, writable=writable, sync_read=sync_read)
+    if where == "block":
+        return Resources(bram=dp16kd_blocks(width, depth))
+    if where == "distributed":
+        cells = ceil(width / 4) * ceil(depth / 16) * read_ports
+        return Resources(lutram=cells, ff=width * read_ports if sync_read else 0,
+                         features={"lutram_read_mux": width * read_ports * (ceil(depth / 16) - 1)})
+    return Resources(ff=width if sync_read else 0,
+                     features={"rom_lut_bits": (width if varying is None else varying)
+                               * ceil(depth / 16)})
+
+
+def apply(lut_coefficients: dict[str, float], ff_coefficients: dict[str, float],
+          part: Resources) -> Resources:
+    """``part`` with LUTs and flip-flops added from its features and the coefficients (a
+    feature without a coefficient costs nothing)."""
+    def cost(coefficients):
+        return sum(coefficients.get(name, 0.0) * value for name, value in part.features.items())
+
+    return Resources(part.lut + cost(lut_coefficients), part.ff + cost(ff_coefficients),
+                     part.lutram, part.bram, dict(part.features))
+
+
+def counter_bits(count: int) -> int:
+    """Bits of a counter over ``count`` values (at least one)."""
+    return max(count - 1, 1).bit_length()
