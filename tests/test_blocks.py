@@ -15,7 +15,7 @@ from accel.hw.eie.model import simulate_layer, simulate_network
 from accel.hw.eie.rtl import EIEHarness, requantized
 from accel.hw.finn.mapping import LayerMapping, PoolMapping, WindowMapping, map_network
 from accel.hw.finn.mvtu import MVTU, StreamWidthConverter
-from accel.hw.finn.window import MaxPoolUnit, SlidingWindowUnit
+from accel.hw.finn.window import MaxPoolUnit, SlidingWindowUnit, row_counter_bits
 from accel.nn import golden
 from accel.nn.ir import (Conv2d, DataType, Dense, Flatten, MaxPool2d, MultiThreshold, Network,
                          Quant, Relu)
@@ -265,7 +265,9 @@ def window_rule(swu: SlidingWindowUnit):
     (0, 1, 0, {}), (1, 1, 1, {}), (1, 2, 2, {}), (0, 2, 3, {}), (1, 2, 4, {"kernel": 2}),
     # padding > kernel: output rows wholly in the bottom padding once let the writer overwrite
     # the next frame's first row before it was read
-    (2, 1, 0, {"kernel": 1})])
+    (2, 1, 0, {"kernel": 1}),
+    # enough frames for the unit's wrapping row counters (7 bits here) to wrap
+    (1, 1, 0, {"frames": 22})])
 def test_sliding_window_emits_im2col(padding, simd, seed, geometry):
     # the first layers of tests/test_finn.py's small_cnn: a 3x3 conv of a 2x6x6 uint4 map
     conv = Conv2d("c0", weights=np.random.default_rng(3).integers(-2, 2, (4, 2, 3, 3)),
@@ -273,8 +275,12 @@ def test_sliding_window_emits_im2col(padding, simd, seed, geometry):
     network = Network("cnn", (1, 2, 6, 6), [Quant("q", bits=4, signed=False, scale=2**-4), conv])
     window = map_network(network, {"c0": {"simd": simd}}).stages[0]
     assert isinstance(window, WindowMapping) and window.simd == simd
+    geometry = dict(geometry)
+    frames = geometry.pop("frames", 2)
     window = replace(window, padding=padding, **geometry)  # geometries beyond the network's
-    frames, k, p, bits = 2, window.kernel, padding, window.element.bits
+    if frames > 2:
+        assert frames * window.height > 1 << row_counter_bits(window)
+    k, p, bits = window.kernel, padding, window.element.bits
     x = np.random.default_rng(seed).integers(0, 1 << bits, (frames, 6, 6, 2))  # NHWC
     padded = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
     im2col = np.lib.stride_tricks.sliding_window_view(padded, (k, k), axis=(1, 2))

@@ -11,7 +11,16 @@ from amaranth.lib.wiring import In, Out
 from accel.hw.common.memory import placed_memory
 from accel.hw.finn.mapping import PoolMapping, WindowMapping
 
-ROW_COUNTER_BITS = 32  # global row counts wrap after 2**32 rows, far beyond any simulation
+
+
+def row_counter_bits(window: WindowMapping) -> int:
+    """Width of the unit's global row counters, which wrap: the writer's row and the reader's
+    needed and lowest rows are never more than height + rows + padding + kernel apart (the
+    writer is held at ``rows`` above the reader's lowest row, the reader needs rows of at most
+    one frame ahead of it), so comparing their difference as a signed number of this many
+    bits is comparing the unbounded counts. Short counters keep the carry chains short."""
+    span = window.height + window.rows + window.padding + window.kernel
+    return max((4 * span).bit_length() + 1, window.rows.bit_length())
 
 
 class SlidingWindowUnit(wiring.Component):
@@ -45,25 +54,33 @@ class SlidingWindowUnit(wiring.Component):
         write = line_buffer.write_port()
         read = line_buffer.read_port(domain="comb")
 
-        write_row = Signal(ROW_COUNTER_BITS)
+        row_bits = row_counter_bits(w)
+        write_row = Signal(row_bits)  # global rows, modulo 2**row_bits
         write_x = Signal(range(max(w.width, 2)))
         write_beat = Signal(range(max(beats, 2)))
-        frame_row = Signal(ROW_COUNTER_BITS)  # global row of the current frame's row 0
+        frame_row = Signal(row_bits)  # global row of the current frame's row 0
         oy = Signal(range(max(w.out_height, 2)))
         ox = Signal(range(max(w.out_width, 2)))
         ky = Signal(range(max(k, 2)))
         kx = Signal(range(max(k, 2)))
         beat = Signal(range(max(beats, 2)))
 
-        iy = Signal(signed(ROW_COUNTER_BITS))
-        ix = Signal(signed(ROW_COUNTER_BITS))
+        def ahead(a, b):
+            """``a - b`` of two wrapping row counters, as the signed difference."""
+            difference = Signal(signed(row_bits))
+            m.d.comb += difference.eq((a - b)[:row_bits])
+            return difference
+
+        iy = Signal(signed((max(w.height, w.width) + pad + k).bit_length() + 1))
+        ix = Signal.like(iy)
         m.d.comb += [iy.eq(oy + ky - pad), ix.eq(ox + kx - pad)]
         padded = (iy < 0) | (iy >= w.height) | (ix < 0) | (ix >= w.width)
-        needed_row = Signal(ROW_COUNTER_BITS)
+        needed_row = Signal(row_bits)
         m.d.comb += needed_row.eq(frame_row + iy)
-        written = (write_row > needed_row) | ((write_row == needed_row) & (
+        row_written = ahead(write_row, needed_row)
+        written = (row_written > 0) | ((row_written == 0) & (
             (write_x > ix) | ((write_x == ix) & (write_beat > beat))))
-        lowest_row = Signal(ROW_COUNTER_BITS)
+        lowest_row = Signal(row_bits)
         offset = Mux(oy > pad, oy - pad, 0)
         if pad > k:
             # output rows wholly in the bottom padding need no row of this frame: the lowest
@@ -71,15 +88,16 @@ class SlidingWindowUnit(wiring.Component):
             # overwrite that row before it is read)
             offset = Mux(oy > pad + w.height, w.height, offset)
         m.d.comb += lowest_row.eq(frame_row + offset)
-        can_write = write_row < lowest_row + w.rows
+        can_write = ahead(write_row, lowest_row) < w.rows
 
         m.d.comb += [
             self.i.ready.eq(can_write),
-            write.addr.eq((write_row[:slot_bits] * w.width + write_x) * beats + write_beat),
+            write.addr.eq(_times((_times(write_row[:slot_bits], w.width) + write_x), beats)
+                          + write_beat),
             write.data.eq(self.i.payload),
             write.en.eq(self.i.valid & can_write),
-            read.addr.eq((needed_row[:slot_bits] * w.width + ix[:ROW_COUNTER_BITS - 1]) * beats
-                         + beat),
+            read.addr.eq(_times(_times(needed_row[:slot_bits], w.width)
+                                + ix.as_unsigned(), beats) + beat),
             self.o.valid.eq(padded | written),
             self.o.payload.eq(Mux(padded, 0, read.data)),
             self.write_step.eq(self.i.valid & can_write),
@@ -94,6 +112,14 @@ class SlidingWindowUnit(wiring.Component):
             with m.If(window_done & last_window):
                 m.d.sync += frame_row.eq(frame_row + w.height)
         return m
+
+
+def _times(value, constant: int):
+    """``value * constant`` as a sum of shifted copies of ``value``, one per set bit of the
+    constant: a multiplier block (yosys maps a constant product to one on ECP5) is slower than
+    these few adders and wastes a DSP."""
+    terms = [value << bit for bit in range(constant.bit_length()) if constant >> bit & 1]
+    return sum(terms[1:], terms[0]) if terms else value * 0
 
 
 def _advance(m, counters, carry_into=None):
