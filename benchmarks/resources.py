@@ -33,6 +33,18 @@ DESIGNS = [
     ("bnn-mlp 2/32, 4/32, 1/16", "finn", "bnn-mlp",
      {"folding": {"fc0": {"pe": 2, "simd": 32}, "fc1": {"pe": 4, "simd": 32},
                   "fc2": {"pe": 1, "simd": 16}}}, True),
+    ("bnn-mlp 2/32, 4/32, 1/16, pipeline 0", "finn", "bnn-mlp",
+     {"folding": {"fc0": {"pe": 2, "simd": 32}, "fc1": {"pe": 4, "simd": 32},
+                  "fc2": {"pe": 1, "simd": 16}}, "pipeline": 0}, True),
+    ("bnn-mlp 1/16, 1/128, 1/8", "finn", "bnn-mlp",
+     {"folding": {"fc0": {"pe": 1, "simd": 16}, "fc1": {"pe": 1, "simd": 128},
+                  "fc2": {"pe": 1, "simd": 8}}}, True),
+    ("bnn-mlp 2/64, 1/64, 1/8", "finn", "bnn-mlp",
+     {"folding": {"fc0": {"pe": 2, "simd": 64}, "fc1": {"pe": 1, "simd": 64},
+                  "fc2": {"pe": 1, "simd": 8}}}, True),
+    ("bnn-mlp 8/8, 4/32, 2/16", "finn", "bnn-mlp",
+     {"folding": {"fc0": {"pe": 8, "simd": 8}, "fc1": {"pe": 4, "simd": 32},
+                  "fc2": {"pe": 2, "simd": 16}}}, True),
     ("bnn-cnv 2e5 fps", "finn", "bnn-cnv", {"target_fps": 2e5}, True),
     ("bnn-cnv 2e5 fps, pipeline 0", "finn", "bnn-cnv", {"target_fps": 2e5, "pipeline": 0},
      True),
@@ -42,9 +54,30 @@ DESIGNS = [
      {"folding": {"fc0": {"pe": 4, "simd": 16}, "fc1": {"pe": 8, "simd": 16},
                   "fc2": {"pe": 2, "simd": 16}}}, False),
     ("bnn-cnv 5e4 fps", "finn", "bnn-cnv", {"target_fps": 5e4}, False),
+    ("EIE mlp-sparse, 1 PE", "eie", "mlp-sparse", {"pes": 1, "queue_depth": 8}, True),
+    ("EIE mlp-sparse, 2 PEs", "eie", "mlp-sparse", {"pes": 2, "queue_depth": 8}, True),
+    ("EIE mlp-sparse, 4 PEs (rtl/eie)", "eie", "mlp-sparse", {"pes": 4, "queue_depth": 8},
+     True),
+    ("EIE mlp-sparse, 8 PEs, queue 4", "eie", "mlp-sparse", {"pes": 8, "queue_depth": 4},
+     True),
+    ("EIE mlp-sparse, 16 PEs", "eie", "mlp-sparse", {"pes": 16, "queue_depth": 8}, True),
+    ("EIE mlp-sparse, 4 PEs, 32-bit sparse words", "eie", "mlp-sparse",
+     {"pes": 4, "queue_depth": 8, "sparse_word_bits": 32}, False),
+    ("EIE mlp-sparse, 8 PEs", "eie", "mlp-sparse", {"pes": 8, "queue_depth": 8}, False),
+    ("YodaNN 8x8 SoPs of 3x3", "yodann", "bwn-cnn", {"n_out": 8, "n_in": 8, "k_max": 3}, True),
+    ("YodaNN 16x16 SoPs of 3x3", "yodann", "bwn-cnn", {"n_out": 16, "n_in": 16, "k_max": 3},
+     False),
+    ("YodaNN 32x32 SoPs of 3x3", "yodann", "bwn-cnn", {"k_max": 3}, True),
+    ("YodaNN 16x32 SoPs of 5x5", "yodann", "bwn-cnn", {"n_out": 16, "k_max": 5}, True),
+    ("YodaNN 8x16 SoPs of 7x7", "yodann", "bwn-cnn", {"n_out": 8, "n_in": 16}, True),
+    ("YodaNN 32x32 SoPs of 7x7 (rtl/yodann)", "yodann", "bwn-cnn", {}, True),
+    ("YodaNN 32x16 SoPs of 5x5", "yodann", "bwn-cnn", {"n_in": 16, "k_max": 5}, False),
 ]
 KINDS = ("lut", "ff", "lutram", "bram")
-LIMIT = {"lut": 0.15, "bram": 0.0}  # the issue's bar: LUTs within 15 %, block RAM exact
+# rows weighted by 1 / target**RELATIVE: 1 minimizes relative errors, what the bar measures
+# (0.5, tried, fits large designs better and small ones worse: FINN 9.1 % vs 13.7 % largest
+# LUT error, YodaNN 21.9 % vs 17.9 %)
+RELATIVE = 1.0
 
 
 def configure(arch_name: str, model: str, options: dict):
@@ -85,17 +118,50 @@ def measured(cells: dict) -> dict:
 
 def fit(samples: list[tuple[dict, float, float]]) -> dict[str, float]:
     """Non-negative least squares of the targets on the features: ``(features, target,
-    weight)`` rows, each weighted by ``weight`` over the square root of its target (so small
-    modules count too)."""
+    weight)`` rows, each weighted by ``weight`` over its target (``RELATIVE``)."""
     from scipy.optimize import nnls
 
     names = sorted({name for features, _, _ in samples for name in features})
     a = np.array([[features.get(name, 0) for name in names] for features, _, _ in samples],
                  float)
     b = np.array([target for _, target, _ in samples], float)
-    weight = np.array([w for _, _, w in samples]) / np.sqrt(np.maximum(np.abs(b), 10))
+    weight = np.array([w for _, _, w in samples]) / np.maximum(np.abs(b), 10) ** RELATIVE
     solution, _ = nnls(a * weight[:, None], b * weight)
     return {name: round(float(c), 4) for name, c in zip(names, solution) if c > 1e-6}
+
+
+def fit_architecture(model, built, work: Path) -> None:
+    """Fit ``model``'s coefficients (``model.structural``) to yosys's counts of the calibration
+    designs in ``built`` and print them: per module where the stages are modules of the top
+    (FINN; synthesized again with the hierarchy kept), and always the flattened total, which
+    weighs as much as all of a design's modules together (yosys optimizes across them)."""
+    from accel.hw.resources import total
+
+    lut_samples, ff_samples = [], []
+    for label, arch, mapping, design, calibrate in built:
+        if not calibrate:
+            continue
+        parts = model.structural(mapping)
+        if arch.name == "finn":
+            per_part: dict[str, dict] = {}
+            for module, cells in synthesized(design, work, flatten=False)["modules"].items():
+                part = module_part(module)
+                if part is None:
+                    continue
+                counts = measured(cells)
+                into = per_part.setdefault(part, dict.fromkeys(KINDS, 0))
+                for kind in KINDS:
+                    into[kind] += counts[kind]
+            for name, part in parts.items():
+                got = per_part.get(name, dict.fromkeys(KINDS, 0))
+                lut_samples.append((part.features, got["lut"] - part.lut, 1.0))
+                ff_samples.append((part.features, got["ff"] - part.ff, 1.0))
+        whole, flat = total(parts), measured(synthesized(design, work, flatten=True)["cells"])
+        lut_samples.append((whole.features, flat["lut"] - whole.lut, len(parts)))
+        ff_samples.append((whole.features, flat["ff"] - whole.ff, len(parts)))
+        print(f"fitted on {label}: {len(parts)} parts")
+    print(f"{model.__name__}.LUT_COEFFICIENTS =", json.dumps(fit(lut_samples), indent=1))
+    print(f"{model.__name__}.FF_COEFFICIENTS =", json.dumps(fit(ff_samples), indent=1))
 
 
 def main():
@@ -104,10 +170,13 @@ def main():
     parser.add_argument("--record", help="write the measured totals to this JSON file")
     parser.add_argument("--work", default="build/resources")
     parser.add_argument("--only", help="designs whose label contains this")
+    parser.add_argument("--synth-only", action="store_true",
+                        help="only synthesize (fill --work), print nothing")
     args = parser.parse_args()
 
+    import importlib
+
     from accel.hw import synth
-    from accel.hw.finn import resources as finn_resources
     from accel.hw.resources import total
 
     work = Path(args.work)
@@ -119,35 +188,19 @@ def main():
         design = synth.elaborate(arch, mapping)
         built.append((label, arch, mapping, design, calibrate))
 
-    if args.fit:
-        lut_samples, ff_samples = [], []
+    if args.synth_only:
         for label, arch, mapping, design, calibrate in built:
-            if not calibrate:
-                continue
-            report = synthesized(design, work, flatten=False)
-            per_part: dict[str, dict] = {}
-            for module, cells in report["modules"].items():
-                part = module_part(module)
-                if part is None:
-                    continue
-                counts = measured(cells)
-                into = per_part.setdefault(part, dict.fromkeys(KINDS, 0))
-                for kind in KINDS:
-                    into[kind] += counts[kind]
-            parts = finn_resources.structural(mapping)
-            for name, part in parts.items():
-                got = per_part.get(name, dict.fromkeys(KINDS, 0))
-                lut_samples.append((part.features, got["lut"] - part.lut, 1.0))
-                ff_samples.append((part.features, got["ff"] - part.ff, 1.0))
-            # the whole design, flattened as accel synth runs it (yosys optimizes across the
-            # modules), weighted as much as all its modules together
-            whole, flat = total(parts), measured(synthesized(design, work, flatten=True)["cells"])
-            lut_samples.append((whole.features, flat["lut"] - whole.lut, len(parts)))
-            ff_samples.append((whole.features, flat["ff"] - whole.ff, len(parts)))
-            print(f"fitted on {label}: {len(parts)} parts and the flattened whole")
-        print("LUT_COEFFICIENTS =", json.dumps(fit(lut_samples), indent=1))
-        print("FF_COEFFICIENTS =", json.dumps(fit(ff_samples), indent=1))
+            synthesized(design, work, flatten=True)
+            print(f"synthesized {label}", flush=True)
         return
+
+    if args.fit:
+        for arch_name in dict.fromkeys(arch.name for _, arch, _, _, _ in built):
+            model = importlib.import_module(f"accel.hw.{arch_name}.resources")
+            fit_architecture(model, [entry for entry in built if entry[1].name == arch_name],
+                             work)
+        return
+
 
     from rich.console import Console
     from rich.table import Table
@@ -160,7 +213,7 @@ def main():
     for label, arch, mapping, design, calibrate in built:
         report = synthesized(design, work, flatten=True)
         got = measured(report["cells"])
-        estimate = total(finn_resources.resources(mapping)).rounded()
+        estimate = total(arch.resources(mapping)).rounded()
         cells = []
         for kind in KINDS:
             error = (estimate[kind] - got[kind]) / max(got[kind], 1)

@@ -66,7 +66,7 @@ OBJECTIVES = {
     "accuracy": ("accuracy", "max", "accuracy %", 100.0),
     "throughput": ("throughput_fps", "max", "inferences/s", 1.0),
     "power": ("average_power_mw", "min", "power mW", 1.0),
-    # the resource model's ECP5 LUT4s (accel.hw.resources); FINN only so far
+    # the resource model's ECP5 LUT4s (accel.hw.resources)
     "luts": ("lut_ecp5", "min", "LUT4 (ECP5 model)", 1.0),
 }
 DEFAULT_OBJECTIVES = ("energy", "latency", "accuracy")
@@ -400,7 +400,7 @@ def load_spec(path: str | Path) -> Spec:
             f.fail(f"objectives[{index}]", f"{name} is listed twice")
         if name == "luts" and not arch.resource_model:
             f.fail(f"objectives[{index}]", f"luts: {arch_name} has no resource model yet "
-                                           "(accel.hw.resources; FINN has one)")
+                                           "(accel.hw.resources)")
     search = _search(f, raw.get("search", {"method": "grid"}))
 
     from accel.nn import load

@@ -50,40 +50,41 @@ def total(parts: dict[str, Resources]) -> Resources:
     return out
 
 
-def varying_bits(fields, bits: int) -> int:
-    """Distinct bit columns of a ROM: ``fields`` (words x fields) integers, each field
-    ``bits`` wide in two's complement. A constant column costs no logic and a column equal to
-    another (or to its complement) costs nothing more (yosys folds both), so a ROM in LUTs is
-    priced by these, not by its width: thresholds repeat their sign in their high bits."""
+def rom_columns(fields, bits: int) -> tuple[int, int]:
+    """(stored, distinct) bit columns of a ROM: ``fields`` (words x fields) integers, each field
+    ``bits`` wide in two's complement. yosys drops a constant column (so a block RAM holds
+    only the ``stored`` ones) and builds a column equal to another, or to its complement, only
+    once in LUTs (so a ROM in logic costs its ``distinct`` ones): thresholds repeat their sign
+    in their high bits, unused taps are constant."""
     import numpy as np
 
     values = np.asarray(fields, dtype=np.int64)
     if values.size == 0 or len(values) < 2:
-        return 0
+        return 0, 0
     codes = values.reshape(len(values), -1) & ((1 << bits) - 1)
     columns = ((codes[:, :, None] >> np.arange(bits)) & 1).reshape(len(values), -1).T
     columns = columns ^ columns[:, :1]  # a column and its complement look alike
     varying = columns[columns.any(axis=1)]
-    return len(np.unique(varying, axis=0))
+    return len(varying), len(np.unique(varying, axis=0))
 
 
 def memory_resources(width: int, depth: int, *, writable: bool, sync_read: bool,
-                     read_ports: int = 1, varying: int | None = None) -> Resources:
+                     read_ports: int = 1, columns: tuple[int, int] | None = None) -> Resources:
     """One generated memory, placed as ``accel.hw.common.memory.placement`` places it: block
-    RAM blocks, LUT RAM cells (16 words x 4 bits each, one copy per read port), or for a ROM in
-    logic its LUT4 bits (``rom_lut_bits``: a LUT4 holds 16 words of one bit; of its
-    ``varying`` bit columns when given, see ``varying_bits``) for the logic coefficients. A
-    synchronous read out of LUT RAM adds its output register."""
+    RAM blocks (of its stored columns, given ``columns`` from ``rom_columns``), LUT RAM cells
+    (16 words x 4 bits each, one copy per read port), or for a ROM in logic its LUT4 bits
+    (``rom_lut_bits``: a LUT4 holds 16 words of one bit, of its distinct columns when given)
+    for the logic coefficients. A synchronous read out of LUT RAM adds its output register."""
     where = placement(width, depth, writable=writable, sync_read=sync_read)
+    stored, distinct = columns if columns is not None else (width, width)
     if where == "block":
-        return Resources(bram=dp16kd_blocks(width, depth))
+        return Resources(bram=dp16kd_blocks(stored, depth) if stored else 0)
     if where == "distributed":
         cells = ceil(width / 4) * ceil(depth / 16) * read_ports
         return Resources(lutram=cells, ff=width * read_ports if sync_read else 0,
                          features={"lutram_read_mux": width * read_ports * (ceil(depth / 16) - 1)})
     return Resources(ff=width if sync_read else 0,
-                     features={"rom_lut_bits": (width if varying is None else varying)
-                               * ceil(depth / 16)})
+                     features={"rom_lut_bits": distinct * ceil(depth / 16)})
 
 
 def apply(lut_coefficients: dict[str, float], ff_coefficients: dict[str, float],
@@ -100,3 +101,31 @@ def apply(lut_coefficients: dict[str, float], ff_coefficients: dict[str, float],
 def counter_bits(count: int) -> int:
     """Bits of a counter over ``count`` values (at least one)."""
     return max(count - 1, 1).bit_length()
+
+
+def tree_bits(terms: int, leaf_bits: int) -> int:
+    """Output bits of every two-input adder of a balanced tree over ``terms`` leaves of
+    ``leaf_bits`` bits, each level one bit wider (``accel.hw.finn.mvtu.balanced_sum``,
+    ``accel.hw.yodann.rtl._tree_sum``)."""
+    bits, width, level = 0, leaf_bits, terms
+    while level > 1:
+        width += 1
+        bits += (level // 2) * width
+        level = -(-level // 2)
+    return bits
+
+
+def prefixed(kind: str, features: dict) -> dict:
+    return {f"{kind}.{name}": value for name, value in features.items()}
+
+
+def fifo(width: int, depth: int) -> Resources:
+    """``accel.hw.common.fifo.StreamFIFO``: a register at depth 1, else LUT RAM with read and
+    write pointers and a fill level."""
+    control = {"stage": 1, "pointer_bits": 1 + counter_bits(depth + 1)}
+    if depth == 1:
+        return Resources(ff=width, features=prefixed("fifo", control))
+    storage = memory_resources(width, depth, writable=True, sync_read=False)
+    control["pointer_bits"] += 2 * counter_bits(depth)
+    return Resources(storage.lut, storage.ff, storage.lutram, storage.bram,
+                     prefixed("fifo", {**control, **storage.features}))

@@ -96,6 +96,13 @@ class EIEArchitecture(Architecture):
     def event_specs(self, mapping: EIENetworkMapping) -> dict:
         return event_specs(storage_of(mapping))
 
+    resource_model = True
+
+    def resources(self, mapping) -> dict:
+        from accel.hw.eie.resources import resources
+
+        return resources(mapping)
+
     def size_estimate(self, mapping: EIENetworkMapping) -> dict[str, int]:
         """Per PE: pointer banks, sparse-matrix words, accumulators, biases, the activation
         bank and queue, touched bits; the nonzero flags and counters; the widest of the

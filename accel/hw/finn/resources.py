@@ -9,42 +9,28 @@ from __future__ import annotations
 from accel.hw.finn.mapping import (FinnMapping, LayerMapping, PoolMapping, ThresholdMapping,
                                    WindowMapping)
 from accel.hw.finn.stages import clocked_bits, stage_names
-from accel.hw.resources import Resources, apply, counter_bits, memory_resources, \
-    varying_bits
+from accel.hw.resources import (Resources, apply, counter_bits, fifo, memory_resources,
+                                 prefixed, tree_bits, rom_columns)
 
 # Fitted by ``python benchmarks/resources.py --fit`` (non-negative least squares on the
 # per-module counts of synth_ecp5 -noflatten, yosys 0.70, of the designs it lists).
 LUT_COEFFICIENTS: dict[str, float] = {
-    "convert.counter_bits": 5.4092, "convert.gather_bits": 0.27,
-    "fifo.lutram_read_mux": 0.5151, "fifo.pointer_bits": 2.3245, "fifo.stage": 8.4158,
-    "mvtu.adder_bits": 0.6729, "mvtu.beat_bits": 2.8637, "mvtu.compare_bits": 0.3755,
-    "mvtu.counter_bits": 2.0588, "mvtu.negate_bits": 0.2327, "mvtu.popcount_bits": 0.0233,
-    "mvtu.rom_lut_bits": 0.3228, "mvtu.weight_rom_lut_bits": 2.1037,
-    "pool.counter_bits": 5.6943, "pool.lutram_read_mux": 8.5947, "swu.counter_bits": 8.6394,
-    "swu.lutram_read_mux": 1.4,
+    "convert.counter_bits": 5.3555, "fifo.lutram_read_mux": 1.0388,
+    "fifo.pointer_bits": 1.7778, "mvtu.adder_bits": 0.5965, "mvtu.beat_bits": 1.1749,
+    "mvtu.clocked_bits": 0.3661, "mvtu.counter_bits": 0.4682, "mvtu.lutram_read_mux": 0.5208,
+    "mvtu.negate_bits": 0.2626, "mvtu.popcount_bits": 0.4701, "mvtu.rom_lut_bits": 0.5988,
+    "mvtu.stage": 46.8374, "mvtu.weight_rom_integer_lane_bits": 0.8288,
+    "mvtu.weight_rom_lut_bits": 1.4175, "pool.compare_bits": 0.4674,
+    "pool.counter_bits": 8.3961, "swu.counter_bits": 8.3995, "swu.lutram_read_mux": 0.5004,
 }
 FF_COEFFICIENTS: dict[str, float] = {
-    "convert.counter_bits": 4.2528, "convert.gather_bits": 0.3449, "convert.stage": 4.7478,
-    "fifo.lutram_read_mux": 0.3208, "fifo.pointer_bits": 0.1614, "mvtu.adder_bits": 0.0712,
-    "mvtu.clocked_bits": 0.8013, "mvtu.lutram_read_mux": 0.2972, "mvtu.popcount_bits": 0.0352,
-    "mvtu.rom_lut_bits": 0.0466, "mvtu.stage": 15.2532, "pool.counter_bits": 3.636,
-    "pool.lutram_read_mux": 1.1686, "swu.counter_bits": 5.8983,
+    "convert.counter_bits": 0.9527, "convert.gather_bits": 1.0371,
+    "fifo.lutram_read_mux": 0.0262, "fifo.pointer_bits": 0.8954,
+    "mvtu.accumulator_bits": 0.0869, "mvtu.adder_bits": 0.0027, "mvtu.clocked_bits": 0.8172,
+    "mvtu.popcount_bits": 0.0034, "mvtu.rom_lut_bits": 0.04, "mvtu.stage": 2.3127,
+    "mvtu.weight_rom_lut_bits": 0.0034, "pool.compare_bits": 0.5679,
+    "pool.counter_bits": 3.4002, "swu.counter_bits": 1.7277, "swu.stage": 5.6234,
 }
-
-
-def _tree_bits(terms: int, leaf_bits: int) -> int:
-    """Output bits of every two-input adder of ``accel.hw.finn.mvtu.balanced_sum`` over
-    ``terms`` leaves of ``leaf_bits`` bits (each level one bit wider)."""
-    bits, width, level = 0, leaf_bits, terms
-    while level > 1:
-        width += 1
-        bits += (level // 2) * width
-        level = -(-level // 2)
-    return bits
-
-
-def _prefixed(kind: str, features: dict) -> dict:
-    return {f"{kind}.{name}": value for name, value in features.items()}
 
 
 def _mvtu(stage: LayerMapping) -> Resources:
@@ -59,23 +45,27 @@ def _mvtu(stage: LayerMapping) -> Resources:
     for p in range(pe):  # PE p holds output channels p, p + PE, ...
         lanes = codes[p::pe].reshape(nf * sf, simd)
         weights = memory_resources(simd * w.bits, max(nf * sf, 2), writable=False,
-                                   sync_read=sync, varying=varying_bits(lanes, w.bits))
-        # weights in LUTs feed the lanes directly: priced apart from the thresholds
-        weights.features = {f"weight_{name}": value for name, value in weights.features.items()}
+                                   sync_read=sync, columns=rom_columns(lanes, w.bits))
+        # weights in LUTs: priced apart from the thresholds; read combinationally into integer
+        # lanes, per input bit (yosys merges each weight bit's ROM with its x-or-minus-x select)
+        rom = weights.features.pop("rom_lut_bits", 0)
+        fused = not a.bipolar and not sync
+        lane = "weight_rom_integer_lane_bits" if fused else "weight_rom_lut_bits"
+        weights.features[lane] = rom * (a.bits if fused else 1)
         memories.append(weights)
         if stage.thresholds is not None:
             memories.append(memory_resources(
                 stage.steps * field_bits, max(nf, 2), writable=False, sync_read=sync,
-                varying=varying_bits(stage.thresholds[p::pe], field_bits)))
+                columns=rom_columns(stage.thresholds[p::pe], field_bits)))
     binary = a.bipolar and w.bipolar
     if binary:
-        popcount, adder, negate, multiply = _tree_bits(simd, 1), 0, 0, 0
+        popcount, adder, negate, multiply = tree_bits(simd, 1), 0, 0, 0
     elif w.bipolar or a.bipolar:
         term = (a.bits if w.bipolar else w.bits) + 1
-        popcount, adder, negate, multiply = 0, _tree_bits(simd, term), simd * term, 0
+        popcount, adder, negate, multiply = 0, tree_bits(simd, term), simd * term, 0
     else:
         term = a.bits + w.bits
-        popcount, adder, negate, multiply = 0, _tree_bits(simd, term), 0, simd * a.bits * w.bits
+        popcount, adder, negate, multiply = 0, tree_bits(simd, term), 0, simd * a.bits * w.bits
     features = {
         "stage": 1, "pe": pe, "popcount_bits": pe * popcount, "adder_bits": pe * adder,
         "negate_bits": pe * negate, "multiply_bits": pe * multiply,
@@ -85,25 +75,13 @@ def _mvtu(stage: LayerMapping) -> Resources:
         "counter_bits": counter_bits(nf) + counter_bits(sf) + counter_bits(nf * sf),
         "clocked_bits": clocked_bits(stage),
     }
-    out = Resources(features=_prefixed("mvtu", features))
+    out = Resources(features=prefixed("mvtu", features))
     for memory in memories:
         out = out + Resources(memory.lut, memory.ff, memory.lutram, memory.bram,
-                              _prefixed("mvtu", memory.features))
+                              prefixed("mvtu", memory.features))
     if stage.pipeline:
         out = out + fifo(pe * stage.output.bits, stage.output_slots)
     return out
-
-
-def fifo(width: int, depth: int) -> Resources:
-    """``accel.hw.common.fifo.StreamFIFO``: a register at depth 1, else LUT RAM with read and
-    write pointers and a fill level."""
-    control = {"stage": 1, "pointer_bits": 1 + counter_bits(depth + 1)}
-    if depth == 1:
-        return Resources(ff=width, features=_prefixed("fifo", control))
-    storage = memory_resources(width, depth, writable=True, sync_read=False)
-    control["pointer_bits"] += 2 * counter_bits(depth)
-    return Resources(storage.lut, storage.ff, storage.lutram, storage.bram,
-                     _prefixed("fifo", {**control, **storage.features}))
 
 
 def converter(element_bits: int, in_elements: int, out_elements: int) -> Resources:
@@ -113,11 +91,11 @@ def converter(element_bits: int, in_elements: int, out_elements: int) -> Resourc
         return Resources()
     if out_elements > in_elements:
         ratio = out_elements // in_elements
-        return Resources(features=_prefixed("convert", {
+        return Resources(features=prefixed("convert", {
             "stage": 1, "gather_bits": element_bits * out_elements,
             "counter_bits": counter_bits(ratio + 1)}))
     ratio = in_elements // out_elements
-    return Resources(features=_prefixed("convert", {
+    return Resources(features=prefixed("convert", {
         "stage": 1, "held_bits": element_bits * in_elements,
         "split_mux_bits": element_bits * out_elements * (ratio - 1),
         "counter_bits": counter_bits(ratio)}))
@@ -127,7 +105,7 @@ def _window(stage: WindowMapping) -> Resources:
     beat = stage.in_elements * stage.input.bits
     storage = memory_resources(beat, stage.rows * stage.width * stage.channel_beats,
                                writable=True, sync_read=False)
-    return Resources(storage.lut, storage.ff, storage.lutram, storage.bram, _prefixed("swu", {
+    return Resources(storage.lut, storage.ff, storage.lutram, storage.bram, prefixed("swu", {
         "stage": 1, "beat_bits": stage.out_elements * stage.output.bits,
         "counter_bits": counter_bits(stage.height) + counter_bits(stage.width)
         + counter_bits(stage.rows) + counter_bits(stage.channel_beats * stage.kernel ** 2),
@@ -138,7 +116,7 @@ def _pool(stage: PoolMapping) -> Resources:
     beat = stage.in_elements * stage.input.bits
     storage = memory_resources(beat, max(stage.out_width * stage.channel_beats, 2),
                                writable=True, sync_read=False)
-    return Resources(storage.lut, storage.ff, storage.lutram, storage.bram, _prefixed("pool", {
+    return Resources(storage.lut, storage.ff, storage.lutram, storage.bram, prefixed("pool", {
         "stage": 1, "compare_bits": beat,
         "counter_bits": counter_bits(stage.height) + counter_bits(stage.width),
         **storage.features}))
@@ -149,8 +127,8 @@ def _threshold(stage: ThresholdMapping) -> Resources:
     fields = stage.thresholds.reshape(stage.channel_beats, stage.lanes * stage.steps)
     storage = memory_resources(word, max(stage.channel_beats, 2), writable=False,
                                sync_read=False,
-                               varying=varying_bits(fields, stage.threshold_bits))
-    return Resources(storage.lut, storage.ff, storage.lutram, storage.bram, _prefixed("thr", {
+                               columns=rom_columns(fields, stage.threshold_bits))
+    return Resources(storage.lut, storage.ff, storage.lutram, storage.bram, prefixed("thr", {
         "stage": 1, "compare_bits": word, "beat_bits": stage.out_elements * stage.output.bits,
         **storage.features}))
 

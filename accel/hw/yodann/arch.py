@@ -77,6 +77,13 @@ class YodaNNArchitecture(Architecture):
     def event_specs(self, mapping: YodaNNMapping) -> dict:
         return event_specs(mapping)
 
+    resource_model = True
+
+    def resources(self, mapping) -> dict:
+        from accel.hw.yodann.resources import resources
+
+        return resources(mapping)
+
     def size_estimate(self, mapping: YodaNNMapping) -> dict[str, int]:
         """Activation buffers, weight memory, filter bank, image memory and bank, partial
         sums, pool row, summers and holding registers, counters; the widest of the filter

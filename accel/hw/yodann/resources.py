@@ -1,0 +1,81 @@
+"""YodaNN's resource model (``accel.hw.resources``): the structural counts of what
+``accel.hw.yodann.rtl`` generates, priced by coefficients fitted to yosys. The engine is one
+module, so the coefficients are fitted to flattened totals only; the parts reported are the SoP
+units, the channel summers and output stage, and the memories. Memories are exact; the output
+stage's multiplier is DSP blocks, not counted here."""
+
+from __future__ import annotations
+
+from accel.hw.resources import (Resources, apply, memory_resources, prefixed, tree_bits,
+                                rom_columns)
+from accel.hw.yodann.mapping import YodaNNMapping, filter_words
+from accel.hw.yodann.rtl import engine_widths, threshold_steps, threshold_words
+
+# Fitted by ``python benchmarks/resources.py --fit`` (non-negative least squares on the
+# flattened synth_ecp5 counts, yosys 0.70, of the YodaNN designs it lists).
+LUT_COEFFICIENTS: dict[str, float] = {
+    "memory.lutram_read_mux": 1.0513, "sop.tree_bits": 2.2179,
+    "summer.accumulator_bits": 5.1958,
+}
+FF_COEFFICIENTS: dict[str, float] = {
+    "summer.accumulator_bits": 6.4522, "summer.stage": 414.6824, "summer.window_bits": 1.49,
+}
+
+
+def structural(mapping: YodaNNMapping) -> dict[str, Resources]:
+    config, w = mapping.config, engine_widths(mapping)
+    km, n_in, n_out = config.k_max, config.n_in, config.n_out
+    ab, acc, out = w["activation"], w["acc"], w["out"]
+    taps = km * km
+    sops = Resources(features=prefixed("sop", {
+        # per unit: x or ~x per tap into a balanced tree, and the popcount of the carries
+        "select_bits": n_out * taps * ab,
+        "tree_bits": n_out * (tree_bits(taps, ab) + tree_bits(taps, 1)),
+        "result_bits": n_out * w["sop"],  # the registered results
+    }))
+    summers = Resources(features=prefixed("summer", {
+        "stage": 1,
+        "accumulator_bits": n_out * acc,
+        "window_bits": taps * ab,  # the image bank's shift registers and the tap selects
+    }))
+    words = filter_words(mapping)
+    # the weight memory's columns (yosys keeps all of the filter bank's, which it writes)
+    columns = rom_columns([[word >> (j * taps) & ((1 << taps) - 1) for j in range(n_out)]
+                           for word in words], taps)
+    # the activation buffers are LUT RAM (one read is combinational): one copy per read port
+    # yosys keeps, as wide as the bits it uses, the filler's (activation bits, registered) and
+    # the final buffer's unloader's (output words; the other buffer's is never read)
+    depth = max(mapping.buffer_values, 2)
+    final_buffer = len(mapping.layers) % 2
+    memory_parts = [
+        memory_resources(ab, depth, writable=True, sync_read=False)
+        + Resources(ff=ab)
+        + (memory_resources(out, depth, writable=True, sync_read=False)
+           if b == final_buffer else Resources())
+        for b in range(2)] + [
+        memory_resources(n_out * taps, max(len(words), 2), writable=False, sync_read=True,
+                         columns=columns),
+        memory_resources(n_out * taps, max(n_in, 2), writable=True, sync_read=True),
+        *[memory_resources(ab, config.w_max * n_in, writable=True, sync_read=True)
+          for _ in range(km + 1)],
+        memory_resources(out, config.w_max * n_out, writable=True, sync_read=False),
+    ]
+    if mapping.psum_words:
+        memory_parts.append(memory_resources(n_out * acc, max(mapping.psum_words, 2),
+                                             writable=True, sync_read=True))
+    steps = threshold_steps(mapping)
+    if steps:
+        field_bits = acc + 1
+        thresholds = threshold_words(mapping, field_bits)
+        memory_parts.append(memory_resources(steps * field_bits, max(len(thresholds), 2),
+                                             writable=False, sync_read=False))
+    memories = Resources()
+    for memory in memory_parts:
+        memories = memories + Resources(memory.lut, memory.ff, memory.lutram, memory.bram,
+                                        prefixed("memory", memory.features))
+    return {"sops": sops, "summers": summers, "memories": memories}
+
+
+def resources(mapping: YodaNNMapping) -> dict[str, Resources]:
+    return {name: apply(LUT_COEFFICIENTS, FF_COEFFICIENTS, part)
+            for name, part in structural(mapping).items()}
