@@ -4,11 +4,14 @@ and the error.
 
 Needs the ``accel[fpga]`` extra. Each design is synthesized once per Verilog hash and kept under
 ``--work`` (default ``build/resources``), so a rerun only synthesizes what changed.
-``--fit`` also synthesizes every calibration design with its hierarchy kept
-(``synth_ecp5 -noflatten``) and fits the model's coefficients to the per-module counts
-and to the flattened totals (non-negative least squares), printing them for
-``accel/hw/finn/resources.py``. ``--record FILE`` writes the measured totals with each design's
-Verilog hash (``tests/data/resources-ecp5.json`` is what the tests compare the model with).
+``--fit`` fits each architecture's coefficients to its calibration designs (non-negative
+least squares of relative errors): to the flattened totals, and for FINN, whose stages are
+modules of the top, also to the per-module counts of a synthesis with the hierarchy kept
+(``synth_ecp5 -noflatten``); it prints them for ``accel/hw/<arch>/resources.py``.
+``--record FILE`` writes the measured totals with each design's Verilog hash
+(``tests/data/resources-ecp5.json`` is what the tests compare the model with).
+``--synth-only`` fills ``--work`` and prints nothing. All 27 designs take about 25 minutes on
+two cores, YodaNN's paper engine 7 of them.
 Usage: python benchmarks/resources.py [--fit] [--record FILE] [--work DIR] [--only LABEL]
 """
 

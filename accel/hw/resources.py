@@ -6,9 +6,9 @@ RAM and DP16KD block RAM as yosys ``synth_ecp5`` counts them. Memories are count
 every generated memory is placed by ``accel.hw.common.memory.placement`` (an attribute yosys
 honours), so the model knows which are block RAM and how many blocks each takes. Logic is a
 linear function of structural counts (adder bits, compare bits, ROM bits in LUTs, stream
-widths, ...) whose coefficients were fitted to yosys's per-module counts
-(``synth_ecp5 -noflatten``) of calibration designs by ``benchmarks/resources.py --fit``; that
-script also prints the model's error against the flattened synthesis of each design.
+widths, ...) whose coefficients, per architecture, were fitted to yosys's counts of
+calibration designs by ``benchmarks/resources.py --fit``; that script also prints the model's
+error against the flattened synthesis of each design, fitted or held out.
 """
 
 from __future__ import annotations
@@ -81,8 +81,9 @@ def memory_resources(width: int, depth: int, *, writable: bool, sync_read: bool,
         return Resources(bram=dp16kd_blocks(stored, depth) if stored else 0)
     if where == "distributed":
         cells = ceil(width / 4) * ceil(depth / 16) * read_ports
+        read_mux = width * read_ports * (ceil(depth / 16) - 1)  # across the 16-word cells
         return Resources(lutram=cells, ff=width * read_ports if sync_read else 0,
-                         features={"lutram_read_mux": width * read_ports * (ceil(depth / 16) - 1)})
+                         features={"lutram_read_mux": read_mux})
     return Resources(ff=width if sync_read else 0,
                      features={"rom_lut_bits": distinct * ceil(depth / 16)})
 

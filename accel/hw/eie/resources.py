@@ -12,8 +12,10 @@ from accel.hw.eie.rtl import pe_storage, pointer_bits
 from accel.hw.resources import (Resources, apply, counter_bits, fifo, memory_resources,
                                 prefixed, rom_columns)
 
-# Fitted by ``python benchmarks/resources.py --fit`` (non-negative least squares on the
-# flattened synth_ecp5 counts, yosys 0.70, of the EIE designs it lists).
+# Fitted by ``python benchmarks/resources.py --fit`` (non-negative least squares, relative
+# error, on the flattened synth_ecp5 counts, yosys 0.70, of the EIE designs it lists: five
+# designs of one network, so the fit interpolates them exactly and only the held-out ones
+# measure it).
 LUT_COEFFICIENTS: dict[str, float] = {
     "control.lnzd_bits": 0.2272, "fifo.pointer_bits": 20.9106, "pe.entry_select_bits": 11.6418,
     "pe.lutram_read_mux": 6.7763, "pe.rom_lut_bits": 0.5809,

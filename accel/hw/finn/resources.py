@@ -12,8 +12,9 @@ from accel.hw.finn.stages import clocked_bits, stage_names
 from accel.hw.resources import (Resources, apply, counter_bits, fifo, memory_resources,
                                  prefixed, tree_bits, rom_columns)
 
-# Fitted by ``python benchmarks/resources.py --fit`` (non-negative least squares on the
-# per-module counts of synth_ecp5 -noflatten, yosys 0.70, of the designs it lists).
+# Fitted by ``python benchmarks/resources.py --fit`` (non-negative least squares, relative
+# error, on the per-module counts of synth_ecp5 -noflatten and the flattened totals, yosys 0.70,
+# of the FINN designs it lists).
 LUT_COEFFICIENTS: dict[str, float] = {
     "convert.counter_bits": 5.3555, "fifo.lutram_read_mux": 1.0388,
     "fifo.pointer_bits": 1.7778, "mvtu.adder_bits": 0.5965, "mvtu.beat_bits": 1.1749,

@@ -11,8 +11,8 @@ from accel.hw.resources import (Resources, apply, memory_resources, prefixed, tr
 from accel.hw.yodann.mapping import YodaNNMapping, filter_words
 from accel.hw.yodann.rtl import engine_widths, threshold_steps, threshold_words
 
-# Fitted by ``python benchmarks/resources.py --fit`` (non-negative least squares on the
-# flattened synth_ecp5 counts, yosys 0.70, of the YodaNN designs it lists).
+# Fitted by ``python benchmarks/resources.py --fit`` (non-negative least squares, relative
+# error, on the flattened synth_ecp5 counts, yosys 0.70, of the YodaNN designs it lists).
 LUT_COEFFICIENTS: dict[str, float] = {
     "memory.lutram_read_mux": 1.0513, "sop.tree_bits": 2.2179,
     "summer.accumulator_bits": 5.1958,
