@@ -97,8 +97,12 @@ def main():
         chosen, part = synth.check_request(name, None, pnr)
         start = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="finn-sfc-") as tmp:
-            report = synth.run_flow(design, chosen, part, pnr=pnr, freq_mhz=args.clock_mhz,
-                                    work=Path(tmp))
+            try:
+                report = synth.run_flow(design, chosen, part, pnr=pnr,
+                                        freq_mhz=args.clock_mhz, work=Path(tmp))
+            except ToolchainError as error:  # e.g. more block RAM than the part has
+                print(f"{name}: {error} ({time.monotonic() - start:.0f} s)")
+                continue
         if out:
             (out / f"synth-{name}.json").write_text(json.dumps(report, indent=1))
         resources = report["resources"]
