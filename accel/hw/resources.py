@@ -39,6 +39,12 @@ class Resources:
         return Resources(self.lut + other.lut, self.ff + other.ff, self.lutram + other.lutram,
                          self.bram + other.bram, features)
 
+    def under(self, kind: str, extra: dict | None = None) -> "Resources":
+        """The same resources with its features (and ``extra`` ones) named under ``kind``, the
+        stage kind whose coefficients price them."""
+        return Resources(self.lut, self.ff, self.lutram, self.bram,
+                         prefixed(kind, {**self.features, **(extra or {})}))
+
     def rounded(self) -> dict[str, int]:
         return {kind: int(round(getattr(self, kind))) for kind in KINDS}
 
@@ -128,5 +134,4 @@ def fifo(width: int, depth: int) -> Resources:
         return Resources(ff=width, features=prefixed("fifo", control))
     storage = memory_resources(width, depth, writable=True, sync_read=False)
     control["pointer_bits"] += 2 * counter_bits(depth)
-    return Resources(storage.lut, storage.ff, storage.lutram, storage.bram,
-                     prefixed("fifo", {**control, **storage.features}))
+    return storage.under("fifo", control)

@@ -25,11 +25,6 @@ FF_COEFFICIENTS: dict[str, float] = {
 }
 
 
-def _with(memory: Resources, kind: str) -> Resources:
-    return Resources(memory.lut, memory.ff, memory.lutram, memory.bram,
-                     prefixed(kind, memory.features))
-
-
 def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
     mp = mapping
     n, cols, bits = mp.num_pes, mp.max_cols, mp.activation_bits
@@ -43,8 +38,8 @@ def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
         "bank_select_bits": (n - 1) * bits,
     }))
     for _ in range(n):
-        control = control + _with(memory_resources(bits, max(mp.bank_rows, 2), writable=True,
-                                                   sync_read=False), "control")
+        control = control + memory_resources(bits, max(mp.bank_rows, 2), writable=True,
+                                                   sync_read=False).under("control")
     width = pointer_bits(mp)
     local_rows = max(mp.max_local_rows, 2)
     pes = Resources()
@@ -63,7 +58,7 @@ def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
             memory_resources(mp.accumulator_bits, local_rows, writable=True, sync_read=False),
         ]
         for memory in memories:
-            pes = pes + _with(memory, "pe")
+            pes = pes + memory.under("pe")
         pes = pes + Resources(features=prefixed("pe", {
             "stage": 1,
             # accumulate, bias, ReLU, rounding shift and saturation, the readout select

@@ -78,8 +78,7 @@ def _mvtu(stage: LayerMapping) -> Resources:
     }
     out = Resources(features=prefixed("mvtu", features))
     for memory in memories:
-        out = out + Resources(memory.lut, memory.ff, memory.lutram, memory.bram,
-                              prefixed("mvtu", memory.features))
+        out = out + memory.under("mvtu")
     if stage.pipeline:
         out = out + fifo(pe * stage.output.bits, stage.output_slots)
     return out
@@ -106,21 +105,21 @@ def _window(stage: WindowMapping) -> Resources:
     beat = stage.in_elements * stage.input.bits
     storage = memory_resources(beat, stage.rows * stage.width * stage.channel_beats,
                                writable=True, sync_read=False)
-    return Resources(storage.lut, storage.ff, storage.lutram, storage.bram, prefixed("swu", {
+    return storage.under("swu", {
         "stage": 1, "beat_bits": stage.out_elements * stage.output.bits,
         "counter_bits": counter_bits(stage.height) + counter_bits(stage.width)
         + counter_bits(stage.rows) + counter_bits(stage.channel_beats * stage.kernel ** 2),
-        **storage.features}))
+    })
 
 
 def _pool(stage: PoolMapping) -> Resources:
     beat = stage.in_elements * stage.input.bits
     storage = memory_resources(beat, max(stage.out_width * stage.channel_beats, 2),
                                writable=True, sync_read=False)
-    return Resources(storage.lut, storage.ff, storage.lutram, storage.bram, prefixed("pool", {
+    return storage.under("pool", {
         "stage": 1, "compare_bits": beat,
         "counter_bits": counter_bits(stage.height) + counter_bits(stage.width),
-        **storage.features}))
+    })
 
 
 def _threshold(stage: ThresholdMapping) -> Resources:
@@ -129,9 +128,9 @@ def _threshold(stage: ThresholdMapping) -> Resources:
     storage = memory_resources(word, max(stage.channel_beats, 2), writable=False,
                                sync_read=False,
                                columns=rom_columns(fields, stage.threshold_bits))
-    return Resources(storage.lut, storage.ff, storage.lutram, storage.bram, prefixed("thr", {
+    return storage.under("thr", {
         "stage": 1, "compare_bits": word, "beat_bits": stage.out_elements * stage.output.bits,
-        **storage.features}))
+    })
 
 
 _STAGE_MODELS = {LayerMapping: _mvtu, WindowMapping: _window, PoolMapping: _pool,

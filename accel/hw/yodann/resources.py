@@ -71,8 +71,7 @@ def structural(mapping: YodaNNMapping) -> dict[str, Resources]:
                                              writable=False, sync_read=False))
     memories = Resources()
     for memory in memory_parts:
-        memories = memories + Resources(memory.lut, memory.ff, memory.lutram, memory.bram,
-                                        prefixed("memory", memory.features))
+        memories = memories + memory.under("memory")
     return {"sops": sops, "summers": summers, "memories": memories}
 
 
