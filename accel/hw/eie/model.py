@@ -8,31 +8,36 @@ Microarchitecture modelled
 - N PEs; row i of the (outputs x inputs) matrix belongs to PE i mod N; each PE stores its rows
   in EIE's CSC format (``accel.compress.eie``): 8-bit entries, padding entries for gaps over
   15, ``entries_per_word`` entries per sparse-matrix SRAM word (8 for 64-bit words).
-- Central control: a leading-nonzero detector broadcasts one nonzero activation (j, a_j) per
-  cycle, in column order, to every PE's activation queue (depth ``queue_depth``). A broadcast
-  waits until every queue has a free slot; like ``StreamFIFO``, a full queue does not accept a
-  push in the cycle it pops. The first broadcast happens in cycle ``LNZD_LATENCY``.
+- Central control: a leading-nonzero detector selects one nonzero activation (j, a_j) per
+  cycle, in column order, from cycle ``FIRST_SELECT`` of a layer; ``BROADCAST_STAGES``
+  registers carry it to every PE's activation queue (depth ``queue_depth``), so the first push
+  is in cycle ``LNZD_LATENCY``. A column is selected only if every queue will have a free slot
+  for it whatever the PEs pop: fewer than depth items stored and in flight together. That
+  keeps the queues out of the detector's timing path; in the recurrence a freed slot takes a
+  push ``QUEUE_ROOM_LAG`` cycles after the pop that freed it.
 - PE front end: a PE pops the head of its queue into a one-column slot whose pointer pair is
   read from the even/odd banks (synchronous SRAM reads: the pair is there the next cycle). It
   pops when the slot is empty or is handed to the issue stage in the same cycle, and a pushed
-  column is at the queue's head in the cycle after its broadcast.
+  column is at the queue's head in the cycle after its push.
 - Issue stage: takes the slot's column once its previous column is done and issues one entry
   per cycle to the sparse-matrix SRAM (64-bit words, synchronous; a word is read for a column's
   first entry and whenever an entry starts a new word), so a column costs max(1, entries)
   cycles, one cycle for a column with no entries in this PE.
-- Execute stage, the cycle after issue: the entry is picked from the word, its row found from
-  the zero count, its codebook value multiplied by the activation and accumulated into the
-  destination row (a register file read and written in the same cycle, so consecutive entries
-  on one row need no bypass). ``PIPELINE_TAIL`` is this stage: a layer is done in the first
-  cycle in which every queue, slot and stage is empty.
+- Execute pipeline, ``PIPELINE_TAIL`` stages after issue (EIE's pipelined PE): the word is
+  registered; the entry is picked from it, its row found from the zero count and its codebook
+  value looked up; the product is formed while the destination accumulator is read; the sum is
+  written back. An entry hitting the row the entry before it is writing takes that sum through
+  a bypass. A layer is done in the first cycle in which every queue, slot and stage is empty.
+- Between layers, every PE requantizes one local row per cycle through ``WRITEBACK_LATENCY``
+  register stages (read, bias add, ReLU and rounding shift, saturation into the bank).
 
 Recurrences (column order t = 0, 1, ... over the nonzero activations; per PE k):
-    broadcast[t] = max(broadcast[t-1] + 1, max_k pop[k][t - depth] + 1)
+    broadcast[t] = max(broadcast[t-1] + 1, max_k pop[k][t - depth] + QUEUE_ROOM_LAG)
     pop[k][t]    = max(broadcast[t] + 1, start[k][t-1])
     start[k][t]  = max(pop[k][t] + 1, finish[k][t-1])
     finish[k][t] = start[k][t] + max(1, entries[k][column t])
     cycles       = max_k max_t (finish[k][t] + PIPELINE_TAIL if entries[k][column t] else
-                                finish[k][t])
+                                finish[k][t])      (FIRST_SELECT with no nonzero column)
 """
 
 from __future__ import annotations
@@ -44,8 +49,12 @@ import numpy as np
 from accel.compress.eie import EIEMatrix, encode_eie
 from accel.errors import ConfigError
 
-LNZD_LATENCY = 1
-PIPELINE_TAIL = 1
+FIRST_SELECT = 1  # the cycle of a layer in which the detector first selects a column
+BROADCAST_STAGES = 2  # registers from the detector's choice to the push into the queues
+LNZD_LATENCY = FIRST_SELECT + BROADCAST_STAGES  # the cycle of the first push
+QUEUE_ROOM_LAG = BROADCAST_STAGES + 1  # a slot popped in cycle c takes a push from c + this
+PIPELINE_TAIL = 4  # execute stages after issue: word, entry/row/codebook, product/read, sum
+WRITEBACK_LATENCY = 3  # register stages between a row's accumulator read and its bank write
 ENTRY_BITS = 8  # 4-bit codebook index, 4-bit zero count
 ENTRIES_PER_WORD = 8  # 64-bit sparse-matrix SRAM words
 # Every event the engine counts, per layer (``layer_event``), in the order of the RTL's bank.
@@ -120,7 +129,7 @@ def simulate_layer_batch(matrix: EIEMatrix, activations: np.ndarray, queue_depth
     costs = column_costs[columns.T]  # (T, V, N): steps outermost, so a block is contiguous
 
     # With cost >= 1 the recurrences are, per vector and PE (start[-1] = finish[-1] = 0):
-    #   broadcast[t] = max(broadcast[t-1] + 1, max_k pop[k][t-D] + 1)
+    #   broadcast[t] = max(broadcast[t-1] + 1, max_k pop[k][t-D] + QUEUE_ROOM_LAG)
     #   pop[t] = max(broadcast[t] + 1, start[t-1])
     #   start[t] = max(broadcast[t] + 2, start[t-1] + cost[t-1])
     # Broadcasts of D consecutive steps depend only on pops D steps back, so a block of D steps
@@ -136,7 +145,7 @@ def simulate_layer_batch(matrix: EIEMatrix, activations: np.ndarray, queue_depth
         t1 = min(t0 + depth, steps)
         span = np.arange(1, t1 - t0 + 1)[:, None]
         if t0 >= depth:
-            bounds = pop[t0 - depth:t1 - depth].max(axis=2) + 1 - span
+            bounds = pop[t0 - depth:t1 - depth].max(axis=2) + QUEUE_ROOM_LAG - span
             block = span + np.maximum(broadcast_before, np.maximum.accumulate(bounds, axis=0))
         else:
             block = span + broadcast_before
@@ -152,17 +161,16 @@ def simulate_layer_batch(matrix: EIEMatrix, activations: np.ndarray, queue_depth
         broadcast_before = block[-1]
         start_before = start[t1 - 1]
         finish_before = start_before + costs[t1 - 1]
-    # finish[t] = start[t] + cost[t] rises with t, so a PE drains after its last column
-    live = counts > 0
-    last = np.maximum(counts - 1, 0)
-    rows = np.arange(vectors)
+    # finish[t] = start[t] + cost[t] rises with t, so a PE drains after its last column or
+    # PIPELINE_TAIL cycles after its last column with entries, whichever is later
     if steps:
-        last_columns = columns[rows, last]
-        drained = start[last, rows] + costs[last, rows] \
-            + PIPELINE_TAIL * (column_entries[last_columns] > 0)
-        cycles = np.where(live, drained.max(axis=1), LNZD_LATENCY)
+        finish = start + costs
+        valid = (np.arange(steps)[:, None] < counts[None, :])[:, :, None]
+        has_entries = column_entries[columns.T] > 0  # (T, V, N)
+        drained = np.where(valid, finish + PIPELINE_TAIL * has_entries, 0).max(axis=0)
+        cycles = np.where(counts > 0, drained.max(axis=1), FIRST_SELECT)
     else:
-        cycles = np.full(vectors, LNZD_LATENCY, dtype=np.int64)
+        cycles = np.full(vectors, FIRST_SELECT, dtype=np.int64)
     taken = nonzero.astype(np.int64)
     busy = taken @ column_costs  # (V, N)
     total_entries = int((taken @ column_entries).sum())
@@ -176,7 +184,7 @@ def simulate_layer_batch(matrix: EIEMatrix, activations: np.ndarray, queue_depth
         "pe.sparse_sram.read": int((taken @ column_words).sum()),
         "pe.codebook.read": total_entries,
         "pe.mult.mac": total_entries,
-        # each entry reads and writes its destination accumulator (no bypass modelled yet)
+        # each entry reads and writes its destination accumulator (a bypassed read included)
         "pe.act_regfile.read": total_entries,
         "pe.act_regfile.write": total_entries,
         "pe.idle.cycle": int(cycles.sum() * n_pes - busy.sum()),
@@ -248,8 +256,9 @@ def simulate_network_batch(matrices: list[EIEMatrix], layer_inputs: list[np.ndar
     golden model's activations of layer l, since which columns are skipped depends on them).
 
     Between layer l and l+1: one cycle (the cycle in which layer l is found done; it clears the
-    nonzero flags), then ceil(rows_l / N) writeback cycles, in each of which every PE
-    requantizes one local row into its activation bank (``pe.act_bank.write``)."""
+    nonzero flags), then ceil(rows_l / N) writeback cycles, in each of which every PE reads one
+    local row for requantization into its activation bank (``pe.act_bank.write``), then
+    ``WRITEBACK_LATENCY`` cycles in which the last rows reach the banks."""
     batches = [simulate_layer_batch(matrix, inputs, queue_depth, entries_per_word)
                for matrix, inputs in zip(matrices, layer_inputs)]
     vectors = len(layer_inputs[0])
@@ -267,7 +276,7 @@ def _written_rows(matrices: list[EIEMatrix]) -> list[int]:
 
 
 def _between_layers(matrices: list[EIEMatrix]) -> int:
-    return len(matrices) - 1 + sum(_written_rows(matrices))
+    return (len(matrices) - 1) * (1 + WRITEBACK_LATENCY) + sum(_written_rows(matrices))
 
 
 def _network_events(matrices, layer_events: list[dict], vectors: int) -> dict[str, int]:

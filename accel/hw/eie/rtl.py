@@ -36,7 +36,8 @@ from accel.hw.common.counters import EventCounterBank
 from accel.hw.common.fifo import StreamFIFO
 from accel.hw.common.memory import placed_memory
 from accel.hw.eie.mapping import EIENetworkMapping, Requantize
-from accel.hw.eie.model import ENTRY_BITS, EVENTS, layer_event
+from accel.hw.eie.model import (BROADCAST_STAGES, ENTRY_BITS, EVENTS, WRITEBACK_LATENCY,
+                                layer_event)
 
 SINGLE = ("control.lnzd.broadcast",)
 
@@ -48,20 +49,27 @@ def event_declarations(mapping: EIENetworkMapping) -> dict[str, int]:
 
 def requantized(acc, bias, rule: Requantize):
     """bias, ReLU, shift right with round-half-to-even, saturate: the golden Quant of a
-    power-of-two scale ratio (see accel.nn.golden.round_rational)."""
-    total = acc + bias
+    power-of-two scale ratio (see accel.nn.golden.round_rational). The engine computes the
+    same in three register stages: the sum, then ``rounded``, then ``saturated``."""
+    return saturated(rounded(acc + bias, rule), rule)
+
+
+def rounded(total, rule: Requantize):
+    """ReLU, then the shift right with round-half-to-even."""
     relu = Mux(total < 0, 0, total) if rule.relu else total
     shift = rule.shift
     if shift == 0:
-        rounded = relu
-    else:
-        quotient = relu >> shift  # floor division by 2**shift
-        remainder = relu[:shift]
-        half = 1 << (shift - 1)
-        up = (remainder > half) | ((remainder == half) & quotient[0])
-        rounded = quotient + up
+        return relu
+    quotient = relu >> shift  # floor division by 2**shift
+    remainder = relu[:shift]
+    half = 1 << (shift - 1)
+    up = (remainder > half) | ((remainder == half) & quotient[0])
+    return quotient + up
+
+
+def saturated(value, rule: Requantize):
     lo, hi = rule.range
-    return Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded))
+    return Mux(value < lo, lo, Mux(value > hi, hi, value))
 
 
 def pe_storage(mapping: EIENetworkMapping, pe: int):
@@ -103,28 +111,28 @@ def outer_ports(mapping: EIENetworkMapping, counters: EventCounterBank) -> dict:
 
 
 
-def lowest_pending(m, pending, fields, widths):
-    """The leading-nonzero detector: the constant ``fields`` (a tuple per column) of the
-    lowest set bit of ``pending``, as one value of the concatenated ``widths`` (what it is
-    when no bit is set does not matter: nothing is broadcast then). A balanced tree of 2:1
-    selects, depth log2(columns), hierarchical as in EIE's; each node's output is a named
-    signal, so the Verilog grows linearly with the columns (an expression tree would be
-    re-emitted at every use)."""
-    nodes = [(pending[j], Cat(*(Const(value, width) for value, width in zip(row, widths))))
-             for j, row in enumerate(fields)]
-    level = 0
-    while len(nodes) > 1:
-        paired = []
-        for index in range(0, len(nodes) - 1, 2):
-            (low_any, low), (high_any, high) = nodes[index], nodes[index + 1]
-            any_set = Signal(name=f"lnzd_l{level}_{index // 2}_any")
-            chosen = Signal(sum(widths), name=f"lnzd_l{level}_{index // 2}")
-            m.d.comb += [any_set.eq(low_any | high_any), chosen.eq(Mux(low_any, low, high))]
-            paired.append((any_set, chosen))
-        if len(nodes) % 2:
-            paired.append(nodes[-1])
-        nodes, level = paired, level + 1
-    return nodes[0][1]
+LNZD_GROUP = 16  # columns per group of the leading-nonzero detector
+
+
+def lowest_pending(m, pending, group: int = LNZD_GROUP):
+    """The leading-nonzero detector: the lowest set bit of ``pending`` as a one-hot word (zero
+    when no bit is set). Hierarchical, as EIE's: each group of ``group`` columns finds its own
+    lowest bit and whether it has any, and the lowest group with any wins, so the path is two
+    short prefix-ORs side by side rather than a select chain as deep as the columns are many.
+    Every prefix is one reduction of a slice, so the Verilog grows linearly with the columns."""
+    width = len(pending)
+    groups = -(-width // group)
+    any_in = Signal(groups, name="lnzd_group_any")
+    m.d.comb += any_in.eq(Cat(*(pending[g * group:(g + 1) * group].any()
+                                for g in range(groups))))
+    winner = Signal(width, name="lnzd_winner")
+    for g in range(groups):
+        group_wins = any_in[g] & ~any_in[:g].any() if g else any_in[0]
+        for j in range(g * group, min((g + 1) * group, width)):
+            lowest = pending[j] & ~pending[g * group:j].any() if j > g * group else pending[j]
+            m.d.comb += winner[j].eq(lowest & group_wins)
+    return winner
+
 
 class EIECore(wiring.Component):
     def __init__(self, mapping: EIENetworkMapping):
@@ -150,20 +158,47 @@ class EIECore(wiring.Component):
         layer = Signal(range(max(len(mp.layers), 2)))
         started = Signal()
         sent = Signal(cols)
-        writing = Signal()  # the writeback phase between layers
-        row = Signal(range(max(mp.bank_rows, 2)))  # the row being written back
-        m.d.sync += started.eq(~writing)
+        writing = Signal()  # between layers: the rows are read for writeback
+        draining = Signal(range(WRITEBACK_LATENCY + 1))  # then the last rows reach the banks
+        between = Signal()
+        m.d.comb += between.eq(writing | (draining != 0))
+        row = Signal(range(max(mp.bank_rows, 2)))  # the row being read for writeback
+        m.d.sync += started.eq(~between)
 
-        pending = self.nonzero & ~sent
-        column = Signal(range(max(cols, 2)))
-        bank = Signal(range(max(n, 2)))
-        bank_row = Signal(range(max(mp.bank_rows, 2)))
-        m.d.comb += Cat(column, bank, bank_row).eq(
-            lowest_pending(m, pending, [(j, j % n, j // n) for j in range(cols)],
-                           [len(column), len(bank), len(bank_row)]))
+        pending = Signal(cols)
+        m.d.comb += pending.eq(self.nonzero & ~sent)
         banks = [placed_memory(shape=bits, depth=max(mp.bank_rows, 2), init=[], writable=True,
                                sync_read=False)
                  for _ in range(n)]
+        column = Signal(range(max(cols, 2)))
+        queues = [StreamFIFO(len(column) + bits, mp.queue_depth) for _ in range(n)]
+        # BROADCAST_STAGES registers between the detector and the queues: its one-hot choice,
+        # then (column, bank, bank row) encoded from it; the push reads the bank. A column is
+        # selected only if every queue has room for it and for those in flight even when no PE
+        # pops (model: QUEUE_ROOM_LAG), so no queue's ready is in the detector's loop.
+        assert BROADCAST_STAGES == 2, "the stages below are the one-hot choice and its encoding"
+        chosen = Signal(cols)
+        chosen_valid = Signal()
+        broadcast = Signal()  # the push of the encoded column
+        in_flight = chosen_valid.as_unsigned() + broadcast.as_unsigned()
+        room = Cat(*(q.level + in_flight < mp.queue_depth for q in queues)).all()
+        select = Signal()
+        m.d.comb += select.eq(started & ~between & room)
+        winner = lowest_pending(m, pending)
+        m.d.sync += [chosen.eq(winner), chosen_valid.eq(select & pending.any())]
+        with m.If(select):
+            m.d.sync += sent.eq(sent | winner)
+
+        def encoded(field):
+            """OR of the constant field values of the chosen bit (one-hot in, binary out)."""
+            values = [field(j) for j in range(cols)]
+            return Cat(*(Cat(*(chosen[j] for j in range(cols) if values[j] >> b & 1)).any()
+                         for b in range(max(max(values).bit_length(), 1))))
+
+        bank = Signal(range(max(n, 2)))
+        bank_row = Signal(range(max(mp.bank_rows, 2)))
+        m.d.sync += [broadcast.eq(chosen_valid), column.eq(encoded(lambda j: j)),
+                     bank.eq(encoded(lambda j: j % n)), bank_row.eq(encoded(lambda j: j // n))]
         bank_reads = []
         for k, activations in enumerate(banks):
             m.submodules[f"act_bank{k}"] = activations
@@ -171,13 +206,6 @@ class EIECore(wiring.Component):
             m.d.comb += read.addr.eq(bank_row)
             bank_reads.append(read.data)
         value = Array(bank_reads)[bank]
-
-        queues = [StreamFIFO(len(column) + bits, mp.queue_depth) for _ in range(n)]
-        broadcast = Signal()
-        m.d.comb += broadcast.eq(started & ~writing & pending.any()
-                                 & Cat(*(q.i.ready for q in queues)).all())
-        with m.If(broadcast):
-            m.d.sync += sent.eq(sent | (Const(1, cols) << column))
         for k, queue in enumerate(queues):
             m.submodules[f"queue{k}"] = queue
             m.d.comb += [queue.i.valid.eq(broadcast),
@@ -188,13 +216,14 @@ class EIECore(wiring.Component):
         executed = [pe["execute"] for pe in pes]
         queues_empty = Cat(*(q.level == 0 for q in queues)).all()
         layer_done = Signal()
-        m.d.comb += layer_done.eq(started & ~writing & ~pending.any() & queues_empty
-                                  & ~Cat(*(pe["active"] for pe in pes)).any())
+        m.d.comb += layer_done.eq(started & ~between & ~pending.any() & ~chosen_valid
+                                  & ~broadcast                                  & queues_empty & ~Cat(*(pe["active"] for pe in pes)).any())
         m.d.comb += self.done.eq(layer_done & (layer == last_layer))
         with m.If(~self.done):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
-        # between layers: clear the flags, then write the requantized rows back, one per cycle
+        # between layers: clear the flags, read the rows for writeback, one per cycle, then
+        # drain the requantization pipeline into the banks
         rows_written = Array(Const(mp.layers[index].local_rows - 1, len(row))
                              for index in range(len(mp.requantize) or 1))
         last_row = writing & (row == rows_written[layer])
@@ -204,18 +233,29 @@ class EIECore(wiring.Component):
         with m.If(writing):
             m.d.sync += row.eq(row + 1)
         with m.If(last_row):
-            m.d.sync += [writing.eq(0), layer.eq(layer + 1)]
+            m.d.sync += [writing.eq(0), draining.eq(WRITEBACK_LATENCY)]
+        with m.If(draining != 0):
+            m.d.sync += draining.eq(draining - 1)
+            with m.If(draining == 1):
+                m.d.sync += layer.eq(layer + 1)
+        # the requantized rows reach the banks WRITEBACK_LATENCY cycles after their reads
+        bank_write, bank_write_row = writing, row
+        for stage in range(WRITEBACK_LATENCY):
+            delayed = Signal(name=f"bank_write_{stage + 1}")
+            delayed_row = Signal.like(row, name=f"bank_write_row_{stage + 1}")
+            m.d.sync += [delayed.eq(bank_write), delayed_row.eq(bank_write_row)]
+            bank_write, bank_write_row = delayed, delayed_row
         for pe in pes:
             pe["writeback"](writing, row, last_row)
-        m.d.comb += [self.writeback_en.eq(writing), self.writeback_row.eq(row),
+        m.d.comb += [self.writeback_en.eq(bank_write), self.writeback_row.eq(bank_write_row),
                      self.writeback_nonzero.eq(Cat(*(pe["written"] != 0 for pe in pes)))]
 
         for k, activations in enumerate(banks):
             write = activations.write_port()
             loading = self.load_en & (self.load_bank == k)
-            m.d.comb += [write.en.eq(writing | loading),
-                         write.addr.eq(Mux(writing, row, self.load_row)),
-                         write.data.eq(Mux(writing, pes[k]["written"], self.load_data))]
+            m.d.comb += [write.en.eq(bank_write | loading),
+                         write.addr.eq(Mux(bank_write, bank_write_row, self.load_row)),
+                         write.data.eq(Mux(bank_write, pes[k]["written"], self.load_data))]
 
         def total(signals):
             return sum(s.as_unsigned() for s in signals)
@@ -232,7 +272,7 @@ class EIECore(wiring.Component):
             "pe.mult.mac": total(executed),
             "pe.act_regfile.read": total(executed),
             "pe.act_regfile.write": total(executed),
-            "pe.idle.cycle": Mux(layer_done | writing, 0, total(pe["idle"] for pe in pes)),
+            "pe.idle.cycle": Mux(layer_done | between, 0, total(pe["idle"] for pe in pes)),
         }
         assert set(counts) == set(EVENTS)
         for index in range(len(mp.layers)):
@@ -312,35 +352,66 @@ class EIECore(wiring.Component):
             m.d.sync += [remaining.eq(Mux(has_entries, end - start - 1, 0)),
                          pointer.eq(start + 1), held.eq(slot_value)]
 
-        # execute stage: pick the entry from its word, find its row, multiply, accumulate
-        execute = Signal(name=f"pe{k}_execute")
-        first = Signal(name=f"pe{k}_first")
-        offset = Signal(offset_bits, name=f"pe{k}_offset")
-        word_is_new = Signal(name=f"pe{k}_word_is_new")
-        factor = Signal(signed(mp.activation_bits), name=f"pe{k}_factor")
-        m.d.sync += [execute.eq(issue), first.eq(take), offset.eq(entry_address[:offset_bits]),
-                     word_is_new.eq(new_word), factor.eq(Mux(continuing, held, slot_value))]
-        word_held = Signal(len(word_read.data), name=f"pe{k}_word")
-        word = Mux(word_is_new, word_read.data, word_held)
-        with m.If(word_is_new):
-            m.d.sync += word_held.eq(word_read.data)
-        entry = word.word_select(offset, ENTRY_BITS)
+        # execute pipeline (PIPELINE_TAIL stages): x1 registers the word, x2 picks the entry,
+        # finds its row and looks up the codebook, x3 multiplies while reading the destination
+        # accumulator, x4 adds and writes it; no stage holds a memory read, an arithmetic step
+        # and a write in one cycle
+        def stage(name, value, shape=None):
+            register = Signal(shape if shape is not None else len(value), name=f"pe{k}_{name}")
+            m.d.sync += register.eq(value)
+            return register
+
+        x1_valid = stage("x1_valid", issue)
+        x1_first = stage("x1_first", take)
+        x1_offset = stage("x1_offset", entry_address[:offset_bits])
+        x1_word_is_new = stage("x1_word_is_new", new_word)
+        x1_factor = stage("x1_factor", Mux(continuing, held, slot_value),
+                          signed(mp.activation_bits))
+        word = Signal(len(word_read.data), name=f"pe{k}_word")
+        with m.If(x1_word_is_new):
+            m.d.sync += word.eq(word_read.data)
+        x2_valid = stage("x2_valid", x1_valid)
+        x2_first = stage("x2_first", x1_first)
+        x2_offset = stage("x2_offset", x1_offset)
+        x2_factor = stage("x2_factor", x1_factor, signed(mp.activation_bits))
+
+        entry = word.word_select(x2_offset, ENTRY_BITS)
         v, z = entry[:4], entry[4:]
         row_base = Signal(range(local_rows + 16), name=f"pe{k}_row_base")
         row = Signal.like(row_base, name=f"pe{k}_row")
-        m.d.comb += row.eq(Mux(first, 0, row_base) + z)
-
+        m.d.comb += row.eq(Mux(x2_first, 0, row_base) + z)
+        with m.If(x2_valid):
+            m.d.sync += row_base.eq(row + 1)
         codebooks = Array(Array(Const(int(c), signed(spec.weight_bits)) for c in spec.codebook)
                           for spec in mp.layers)
+        weight_bits = max(spec.weight_bits for spec in mp.layers)
+        x3_valid = stage("x3_valid", x2_valid)
+        x3_row = stage("x3_row", row, range(local_rows))
+        x3_weight = stage("x3_weight", codebooks[layer][v], signed(weight_bits))
+        x3_factor = stage("x3_factor", x2_factor, signed(mp.activation_bits))
+
         touched = Signal(local_rows, name=f"pe{k}_touched")
         address = Signal(range(local_rows), name=f"pe{k}_acc_address")
         stored = Mux(touched.bit_select(address, 1), acc_read.data, 0)
-        m.d.comb += [acc_read.addr.eq(address),
-                     acc_write.addr.eq(row),
-                     acc_write.en.eq(execute),
-                     acc_write.data.eq(stored + codebooks[layer][v] * factor)]
+        m.d.comb += acc_read.addr.eq(address)
+        accumulator = signed(mp.accumulator_bits)
+        x4_valid = stage("x4_valid", x3_valid)
+        x4_row = stage("x4_row", x3_row)
+        x4_product = stage("x4_product", x3_weight * x3_factor, accumulator)
+        x4_stored = stage("x4_stored", stored, accumulator)
+        # the entry ahead writes its row at the end of this cycle: a read of that row is stale
+        x4_bypass = stage("x4_bypass", x4_valid & (x4_row == x3_row))
+        with m.If(x3_valid):
+            m.d.sync += touched.bit_select(x3_row, 1).eq(1)
+
+        execute = x4_valid
+        last_sum = Signal(accumulator, name=f"pe{k}_last_sum")
+        total = Signal(accumulator, name=f"pe{k}_sum")
+        m.d.comb += [total.eq(Mux(x4_bypass, last_sum, x4_stored) + x4_product),
+                     acc_write.addr.eq(x4_row), acc_write.en.eq(execute),
+                     acc_write.data.eq(total)]
         with m.If(execute):
-            m.d.sync += [touched.bit_select(row, 1).eq(1), row_base.eq(row + 1)]
+            m.d.sync += last_sum.eq(total)
 
         bias_init, bias_bases = [], []
         for index in range(len(mp.requantize)):
@@ -350,29 +421,35 @@ class EIECore(wiring.Component):
             bias_init += [int(bias[r * mp.num_pes + k]) if r * mp.num_pes + k < spec.rows else 0
                           for r in range(spec.local_rows)]
         written = Signal(mp.activation_bits, name=f"pe{k}_written")
-        readout_row = Signal(range(local_rows), name=f"pe{k}_readout_row")
 
         def writeback(writing, wb_row, last_row):
-            m.d.comb += [address.eq(Mux(writing, wb_row,
-                                        Mux(execute, row, self.read_row))),
-                         readout_row.eq(address)]
+            """Read row ``wb_row`` while ``writing``; its requantized value is ``written``
+            WRITEBACK_LATENCY cycles later: read, bias add, ReLU and rounding, saturation."""
+            m.d.comb += address.eq(Mux(writing, wb_row, Mux(x3_valid, x3_row, self.read_row)))
             if not mp.requantize:
                 return
-            biases = placed_memory(shape=signed(mp.accumulator_bits),
-                                   depth=max(len(bias_init), 2), init=bias_init,
-                                   writable=False, sync_read=False)
+            biases = placed_memory(shape=accumulator, depth=max(len(bias_init), 2),
+                                   init=bias_init, writable=False, sync_read=False)
             m.submodules[f"pe{k}_bias"] = biases
             bias_read = biases.read_port(domain="comb")
             m.d.comb += bias_read.addr.eq(
                 wb_row + Array(Const(b, len(bias_read.addr)) for b in bias_bases)[layer])
-            rules = Array(requantized(stored, bias_read.data, rule)[:mp.activation_bits]
-                          for rule in mp.requantize)
-            m.d.comb += written.eq(rules[layer])
+            assert WRITEBACK_LATENCY == 3, "the stages below are w1, w2 and w3"
+            w1_acc = stage("w1_acc", stored, accumulator)
+            w1_bias = stage("w1_bias", bias_read.data, accumulator)
+            w2_total = stage("w2_total", w1_acc + w1_bias, signed(mp.accumulator_bits + 1))
+            w3_rounded = stage("w3_rounded",
+                               Array(rounded(w2_total, rule) for rule in mp.requantize)[layer],
+                               signed(mp.accumulator_bits + 2))
+            m.d.comb += written.eq(
+                Array(saturated(w3_rounded, rule)[:mp.activation_bits]
+                      for rule in mp.requantize)[layer])
             with m.If(last_row):
                 m.d.sync += touched.eq(0)
 
         return {"pop": pop, "execute": execute, "word_read": new_word,
-                "idle": ~take & ~continuing, "active": slot_valid | continuing | execute,
+                "idle": ~take & ~continuing,
+                "active": slot_valid | continuing | x1_valid | x2_valid | x3_valid | x4_valid,
                 "readout": stored, "written": written, "writeback": writeback}
 
 
