@@ -390,6 +390,7 @@ def run_eie(mapping: EIENetworkMapping, vector):
         for row in range(mapping.layers[-1].rows):
             ctx.set(dut.read_pe, row % n)
             ctx.set(dut.read_row, row // n)
+            await ctx.tick()  # the row address is registered
             value = ctx.get(dut.read_data)
             outputs.append(value - (1 << bits) if value >> (bits - 1) else value)
         result.update(counted=cycles, port=ctx.get(dut.cycles), outputs=np.array(outputs))

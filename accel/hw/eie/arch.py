@@ -160,8 +160,8 @@ class EIEArchitecture(Architecture):
                 "hold run low; load input activation j with load_bank = j mod num_pes, "
                 "load_row = j div num_pes, load_data (two's complement), load_en high for one "
                 "cycle each (zeros included: every column of the widest layer); raise run and "
-                "hold it; when done is high, output row i is read combinationally at "
-                "read_pe = i mod num_pes, read_row = i div num_pes (the last layer's "
+                "hold it; when done is high, output row i is on read_data one clock edge after "
+                "read_pe = i mod num_pes, read_row = i div num_pes are set (the last layer's "
                 "accumulator, before its bias); cycles counts the run; lower run before the "
                 "next input"),
             "final_bias": None if mapping.final_bias is None else

@@ -29,7 +29,8 @@ Microarchitecture modelled
   written back. An entry hitting the row the entry before it is writing takes that sum through
   a bypass. A layer is done in the first cycle in which every queue, slot and stage is empty.
 - Between layers, every PE requantizes one local row per cycle through ``WRITEBACK_LATENCY``
-  register stages (read, bias add, ReLU and rounding shift, saturation into the bank).
+  register stages (the read address, the read, the bias add, ReLU and the rounding shift, then
+  saturation into the bank).
 
 Recurrences (column order t = 0, 1, ... over the nonzero activations; per PE k):
     broadcast[t] = max(broadcast[t-1] + 1, max_k pop[k][t - depth] + QUEUE_ROOM_LAG)
@@ -54,7 +55,7 @@ BROADCAST_STAGES = 2  # registers from the detector's choice to the push into th
 LNZD_LATENCY = FIRST_SELECT + BROADCAST_STAGES  # the cycle of the first push
 QUEUE_ROOM_LAG = BROADCAST_STAGES + 1  # a slot popped in cycle c takes a push from c + this
 PIPELINE_TAIL = 4  # execute stages after issue: word, entry/row/codebook, product/read, sum
-WRITEBACK_LATENCY = 3  # register stages between a row's accumulator read and its bank write
+WRITEBACK_LATENCY = 4  # register stages from a row's turn to its bank write
 ENTRY_BITS = 8  # 4-bit codebook index, 4-bit zero count
 ENTRIES_PER_WORD = 8  # 64-bit sparse-matrix SRAM words
 # Every event the engine counts, per layer (``layer_event``), in the order of the RTL's bank.

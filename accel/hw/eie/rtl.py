@@ -3,27 +3,32 @@
 - Source activations: N banks (``amaranth.lib.memory``), column j in bank j mod N at row
   j // N, as EIE distributes them over its PEs, plus one nonzero flag per column (in the
   harness, outside the per-run reset).
-- Central control: a leading-nonzero detector (priority encoder over the nonzero, not yet sent
-  columns) reads the winner's bank and broadcasts one (column, value) per cycle to every PE's
-  activation queue, from the cycle after a layer starts, while every queue has room.
-- PE k, three stages (see the model for the timing):
+- Central control: a leading-nonzero detector (``lowest_pending``: the lowest nonzero, not yet
+  sent column, as a one-hot word, found group by group) selects one column per cycle from the
+  cycle after a layer starts, while every queue has room for it and for the columns in flight;
+  the choice is registered, encoded into (column, bank, bank row) and registered, then read
+  from its bank and pushed into every PE's activation queue (``BROADCAST_STAGES``).
+- PE k (see the model for the timing):
   front end: activation queue (``StreamFIFO``) -> a one-column slot, loaded while the column
   pointers are read from two synchronous SRAM banks (even and odd global column numbers, so
   that p_j and p_j+1 come out together);
   issue: one CSC entry address per cycle; a 64-bit word of 8 entries (4-bit codebook index v,
   4-bit zero count z) is read from the synchronous sparse-matrix SRAM for a column's first entry
   and whenever an entry starts a new word;
-  execute: the entry is picked from the word, its row found, the layer's 16-entry codebook
-  value multiplied by the activation and accumulated into the destination row, an accumulator
-  register file read and written in the same cycle (so consecutive entries on the same row
-  need no bypass). A row's first accumulation of a layer overwrites it (one "touched" bit per
-  row), so accumulators never need clearing.
-- A layer is done in the first cycle after its start in which nothing is pending, every queue
-  is empty and every PE is free. That cycle clears the nonzero flags; then, one local row per
-  cycle, every PE reads its accumulator, adds the bias, applies ReLU and the rounding shift and
-  writes the result into its activation bank (the next layer's source) and its nonzero flag.
-  The next layer starts in the cycle after the last row. ``done`` rises when the last layer is
-  done; ``cycles`` counts the cycles before it.
+  execute, four register stages (``PIPELINE_TAIL``): the word is registered; the entry is picked
+  from it, its row found and the layer's 16-entry codebook value looked up; the codebook value
+  is multiplied by the activation while the destination row of the accumulator register file
+  is read; the product is added and the sum written back. An entry whose row the entry ahead
+  of it writes in the same cycle takes that sum through a bypass instead of the stale read. A
+  row's first accumulation of a layer starts from zero (one "touched" bit per row), so
+  accumulators never need clearing.
+- A layer is done in the first cycle after its start in which nothing is pending or in flight,
+  every queue is empty and every PE is free. That cycle clears the nonzero flags; then, one
+  local row per cycle, every PE reads its accumulator and, ``WRITEBACK_LATENCY`` register stages
+  later (bias added; ReLU and the rounding shift; saturation), writes the result into its
+  activation bank (the next layer's source) and its nonzero flag. The next layer starts in the
+  cycle after the last row is written. ``done`` rises when the last layer is done; ``cycles``
+  counts the cycles before it.
 """
 
 from __future__ import annotations
@@ -246,7 +251,7 @@ class EIECore(wiring.Component):
             m.d.sync += [delayed.eq(bank_write), delayed_row.eq(bank_write_row)]
             bank_write, bank_write_row = delayed, delayed_row
         for pe in pes:
-            pe["writeback"](writing, row, last_row)
+            pe["writeback"](writing, row, draining == 1)
         m.d.comb += [self.writeback_en.eq(bank_write), self.writeback_row.eq(bank_write_row),
                      self.writeback_nonzero.eq(Cat(*(pe["written"] != 0 for pe in pes)))]
 
@@ -391,6 +396,8 @@ class EIECore(wiring.Component):
         x3_factor = stage("x3_factor", x2_factor, signed(mp.activation_bits))
 
         touched = Signal(local_rows, name=f"pe{k}_touched")
+        # the accumulator read address is a register (x3's row, the writeback row, the readout
+        # row, chosen a cycle ahead), so no select sits between it and the register file
         address = Signal(range(local_rows), name=f"pe{k}_acc_address")
         stored = Mux(touched.bit_select(address, 1), acc_read.data, 0)
         m.d.comb += acc_read.addr.eq(address)
@@ -422,10 +429,11 @@ class EIECore(wiring.Component):
                           for r in range(spec.local_rows)]
         written = Signal(mp.activation_bits, name=f"pe{k}_written")
 
-        def writeback(writing, wb_row, last_row):
+        def writeback(writing, wb_row, layer_end):
             """Read row ``wb_row`` while ``writing``; its requantized value is ``written``
-            WRITEBACK_LATENCY cycles later: read, bias add, ReLU and rounding, saturation."""
-            m.d.comb += address.eq(Mux(writing, wb_row, Mux(x3_valid, x3_row, self.read_row)))
+            WRITEBACK_LATENCY cycles later: the address register, the read, the bias add, ReLU
+            and rounding, then saturation."""
+            m.d.sync += address.eq(Mux(writing, wb_row, Mux(x2_valid, row, self.read_row)))
             if not mp.requantize:
                 return
             biases = placed_memory(shape=accumulator, depth=max(len(bias_init), 2),
@@ -434,9 +442,10 @@ class EIECore(wiring.Component):
             bias_read = biases.read_port(domain="comb")
             m.d.comb += bias_read.addr.eq(
                 wb_row + Array(Const(b, len(bias_read.addr)) for b in bias_bases)[layer])
-            assert WRITEBACK_LATENCY == 3, "the stages below are w1, w2 and w3"
+            assert WRITEBACK_LATENCY == 4, "the stages: address, then w1, w2 and w3"
             w1_acc = stage("w1_acc", stored, accumulator)
-            w1_bias = stage("w1_bias", bias_read.data, accumulator)
+            w1_bias = stage("w1_bias", stage("w0_bias", bias_read.data, accumulator),
+                            accumulator)
             w2_total = stage("w2_total", w1_acc + w1_bias, signed(mp.accumulator_bits + 1))
             w3_rounded = stage("w3_rounded",
                                Array(rounded(w2_total, rule) for rule in mp.requantize)[layer],
@@ -444,7 +453,7 @@ class EIECore(wiring.Component):
             m.d.comb += written.eq(
                 Array(saturated(w3_rounded, rule)[:mp.activation_bits]
                       for rule in mp.requantize)[layer])
-            with m.If(last_row):
+            with m.If(layer_end):
                 m.d.sync += touched.eq(0)
 
         return {"pop": pop, "execute": execute, "word_read": new_word,
@@ -456,7 +465,8 @@ class EIECore(wiring.Component):
 class EIEHarness(wiring.Component):
     """The engine with its nonzero flags: activations are loaded through a port (bank, row),
     then ``run`` starts the (reset-held) core; ``read_pe``/``read_row`` read the last layer's
-    accumulators once ``done``."""
+    accumulators once ``done`` (``read_data`` one clock edge after ``read_row`` is set: the
+    accumulator address is a register)."""
 
     def __init__(self, mapping: EIENetworkMapping):
         self.core = EIECore(mapping)

@@ -37,6 +37,7 @@ async def run_vectors(dut):
             for row in range(cfg["local_rows"]):
                 dut.read_pe.value = pe
                 dut.read_row.value = row
+                await RisingEdge(dut.clk)  # the row address is registered
                 await Timer(1, unit="ns")
                 accumulators.append(dut.read_data.value.to_signed())
         results.append({"accumulators": accumulators, "cycles": int(dut.cycles.value),
