@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from accel.compress.eie import encode_eie
 from accel.errors import ConfigError
-from accel.hw.eie.model import LNZD_LATENCY, PIPELINE_TAIL, simulate_layer, synthetic_layer
+from accel.hw.eie.model import (DONE_LATENCY, LNZD_LATENCY, PIPELINE_TAIL, simulate_layer,
+                                synthetic_layer)
 
 
 def test_one_pe_without_stalls_costs_its_entries():
@@ -19,7 +20,7 @@ def test_one_pe_without_stalls_costs_its_entries():
     timing = simulate_layer(matrix, np.array([7, 1, 2]), queue_depth=8)
     # broadcast t at LNZD_LATENCY + t; the PE pops column 0 one cycle after its broadcast and
     # starts it one cycle later (the pointer read); later pointer reads overlap the columns
-    assert timing.cycles == LNZD_LATENCY + 2 + (3 + 1 + 3) + PIPELINE_TAIL
+    assert timing.cycles == LNZD_LATENCY + 2 + (3 + 1 + 3) + PIPELINE_TAIL + DONE_LATENCY
     assert timing.events["pe.codebook.read"] == 3 + 0 + 3
     assert timing.events["control.lnzd.broadcast"] == 3
 

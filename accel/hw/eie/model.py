@@ -27,7 +27,8 @@ Microarchitecture modelled
   registered; the entry is picked from it, its row found from the zero count and its codebook
   value looked up; the product is formed while the destination accumulator is read; the sum is
   written back. An entry hitting the row the entry before it is writing takes that sum through
-  a bypass. A layer is done in the first cycle in which every queue, slot and stage is empty.
+  a bypass. A layer is done ``DONE_LATENCY`` cycles after the first cycle in which every
+  queue, slot and stage is empty.
 - Between layers, every PE requantizes one local row per cycle through ``WRITEBACK_LATENCY``
   register stages (the read address, the read, the bias add, ReLU and the rounding shift, then
   saturation into the bank).
@@ -39,6 +40,7 @@ Recurrences (column order t = 0, 1, ... over the nonzero activations; per PE k):
     finish[k][t] = start[k][t] + max(1, entries[k][column t])
     cycles       = max_k max_t (finish[k][t] + PIPELINE_TAIL if entries[k][column t] else
                                 finish[k][t])      (FIRST_SELECT with no nonzero column)
+                   + DONE_LATENCY
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ BROADCAST_STAGES = 2  # registers from the detector's choice to the push into th
 LNZD_LATENCY = FIRST_SELECT + BROADCAST_STAGES  # the cycle of the first push
 QUEUE_ROOM_LAG = BROADCAST_STAGES + 1  # a slot popped in cycle c takes a push from c + this
 PIPELINE_TAIL = 4  # execute stages after issue: word, entry/row/codebook, product/read, sum
+DONE_LATENCY = 1  # the done flag is registered: a layer is done a cycle after it drains
 WRITEBACK_LATENCY = 4  # register stages from a row's turn to its bank write
 ENTRY_BITS = 8  # 4-bit codebook index, 4-bit zero count
 ENTRIES_PER_WORD = 8  # 64-bit sparse-matrix SRAM words
@@ -169,9 +172,9 @@ def simulate_layer_batch(matrix: EIEMatrix, activations: np.ndarray, queue_depth
         valid = (np.arange(steps)[:, None] < counts[None, :])[:, :, None]
         has_entries = column_entries[columns.T] > 0  # (T, V, N)
         drained = np.where(valid, finish + PIPELINE_TAIL * has_entries, 0).max(axis=0)
-        cycles = np.where(counts > 0, drained.max(axis=1), FIRST_SELECT)
+        cycles = np.where(counts > 0, drained.max(axis=1), FIRST_SELECT) + DONE_LATENCY
     else:
-        cycles = np.full(vectors, FIRST_SELECT, dtype=np.int64)
+        cycles = np.full(vectors, FIRST_SELECT + DONE_LATENCY, dtype=np.int64)
     taken = nonzero.astype(np.int64)
     busy = taken @ column_costs  # (V, N)
     total_entries = int((taken @ column_entries).sum())

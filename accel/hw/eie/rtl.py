@@ -22,8 +22,8 @@
   of it writes in the same cycle takes that sum through a bypass instead of the stale read. A
   row's first accumulation of a layer starts from zero (one "touched" bit per row), so
   accumulators never need clearing.
-- A layer is done in the first cycle after its start in which nothing is pending or in flight,
-  every queue is empty and every PE is free. That cycle clears the nonzero flags; then, one
+- A layer is done in the cycle after the first in which nothing is pending or in flight, every
+  queue is empty and every PE is free. That cycle clears the nonzero flags; then, one
   local row per cycle, every PE reads its accumulator and, ``WRITEBACK_LATENCY`` register stages
   later (bias added; ReLU and the rounding shift; saturation), writes the result into its
   activation bank (the next layer's source) and its nonzero flag. The next layer starts in the
@@ -220,9 +220,14 @@ class EIECore(wiring.Component):
         pops = [pe["pop"] for pe in pes]
         executed = [pe["execute"] for pe in pes]
         queues_empty = Cat(*(q.level == 0 for q in queues)).all()
+        # a layer is done in the cycle after the first in which nothing is pending, in flight,
+        # queued or in a PE (the model's DONE_LATENCY): that state, once reached, lasts, and
+        # registering it keeps the wide AND over every PE out of the writeback's control
+        quiet = Signal()
+        m.d.sync += quiet.eq(started & ~between & ~pending.any() & ~chosen_valid & ~broadcast
+                             & queues_empty & ~Cat(*(pe["active"] for pe in pes)).any())
         layer_done = Signal()
-        m.d.comb += layer_done.eq(started & ~between & ~pending.any() & ~chosen_valid
-                                  & ~broadcast                                  & queues_empty & ~Cat(*(pe["active"] for pe in pes)).any())
+        m.d.comb += layer_done.eq(quiet & ~between)
         m.d.comb += self.done.eq(layer_done & (layer == last_layer))
         with m.If(~self.done):
             m.d.sync += self.cycles.eq(self.cycles + 1)
