@@ -139,6 +139,21 @@ def lowest_pending(m, pending, group: int = LNZD_GROUP):
     return winner
 
 
+class PointerPair:
+    """A column as the activation queues carry it: whether its global number (column plus the
+    layer's first pointer) is odd, and the addresses of its pointers p_j and p_j+1 in the even
+    and odd banks, (g + 1) // 2 and g // 2: computed once centrally, so no adder sits between a
+    queue's output and the pointer banks."""
+
+    def __init__(self, even_depth: int, odd_depth: int):
+        self.address_bits = ((even_depth - 1).bit_length(), (odd_depth - 1).bit_length())
+        self.width = 1 + sum(self.address_bits)
+
+    def fields(self, payload):
+        even_bits, odd_bits = self.address_bits
+        return payload[0], payload[1:1 + even_bits], payload[1 + even_bits:self.width]
+
+
 class EIECore(wiring.Component):
     def __init__(self, mapping: EIENetworkMapping):
         self.mapping = mapping
@@ -175,10 +190,13 @@ class EIECore(wiring.Component):
         banks = [placed_memory(shape=bits, depth=max(mp.bank_rows, 2), init=[], writable=True,
                                sync_read=False)
                  for _ in range(n)]
-        column = Signal(range(max(cols, 2)))
-        queues = [StreamFIFO(len(column) + bits, mp.queue_depth) for _ in range(n)]
+        # what a PE needs of a column: the addresses of its pointer pair in the even and odd
+        # banks (every PE stores cols + 1 pointers per layer, so the layers' bases are shared)
+        pointers, _, bases = pe_storage(mp, 0)
+        pair = PointerPair(max(-(-len(pointers) // 2), 2), max(len(pointers) // 2, 2))
+        queues = [StreamFIFO(pair.width + bits, mp.queue_depth) for _ in range(n)]
         # BROADCAST_STAGES registers between the detector and the queues: its one-hot choice,
-        # then (column, bank, bank row) encoded from it; the push reads the bank. A column is
+        # then (pointer pair, bank, bank row) encoded from it; the push reads the bank. A column is
         # selected only if every queue has room for it and for those in flight even when no PE
         # pops (model: QUEUE_ROOM_LAG), so no queue's ready is in the detector's loop.
         assert BROADCAST_STAGES == 2, "the stages below are the one-hot choice and its encoding"
@@ -200,9 +218,17 @@ class EIECore(wiring.Component):
             return Cat(*(Cat(*(chosen[j] for j in range(cols) if values[j] >> b & 1)).any()
                          for b in range(max(max(values).bit_length(), 1))))
 
+        def per_layer(field):
+            """``field`` of the chosen column's global number in the current layer."""
+            return Array(encoded(lambda j, base=base: field(j + base)) for base in bases)[layer]
+
         bank = Signal(range(max(n, 2)))
         bank_row = Signal(range(max(mp.bank_rows, 2)))
-        m.d.sync += [broadcast.eq(chosen_valid), column.eq(encoded(lambda j: j)),
+        column = Signal(pair.width)
+        m.d.sync += [broadcast.eq(chosen_valid),
+                     column.eq(Cat(per_layer(lambda g: g & 1).as_unsigned()[:1],
+                                   per_layer(lambda g: (g + 1) >> 1)[:pair.address_bits[0]],
+                                   per_layer(lambda g: g >> 1)[:pair.address_bits[1]])),
                      bank.eq(encoded(lambda j: j % n)), bank_row.eq(encoded(lambda j: j // n))]
         bank_reads = []
         for k, activations in enumerate(banks):
@@ -216,7 +242,7 @@ class EIECore(wiring.Component):
             m.d.comb += [queue.i.valid.eq(broadcast),
                          queue.i.payload.eq(Cat(column, value))]
 
-        pes = [self._pe(m, k, queue, len(column), layer) for k, queue in enumerate(queues)]
+        pes = [self._pe(m, k, queue, pair, layer) for k, queue in enumerate(queues)]
         pops = [pe["pop"] for pe in pes]
         executed = [pe["execute"] for pe in pes]
         queues_empty = Cat(*(q.level == 0 for q in queues)).all()
@@ -293,7 +319,7 @@ class EIECore(wiring.Component):
         m.d.comb += self.read_data.eq(Array(pe["readout"] for pe in pes)[self.read_pe])
         return m
 
-    def _pe(self, m, k, queue, column_bits, layer):
+    def _pe(self, m, k, queue, pair, layer):
         mp = self.mapping
         pointers, entries, bases = pe_storage(mp, k)
         width = pointer_bits(mp)
@@ -323,10 +349,8 @@ class EIECore(wiring.Component):
         acc_write = accumulators.write_port()
 
         # front end: pop the queue's head into the slot while its pointer pair is read
-        column = queue.o.payload[:column_bits]
-        value = queue.o.payload[column_bits:].as_signed()
-        global_column = Signal(range(max(len(pointers), 2)), name=f"pe{k}_global_column")
-        m.d.comb += global_column.eq(column + Array(Const(b) for b in bases)[layer])
+        column_odd, even_address, odd_address = pair.fields(queue.o.payload)
+        value = queue.o.payload[pair.width:].as_signed()
         slot_valid = Signal(name=f"pe{k}_slot_valid")
         slot_odd = Signal(name=f"pe{k}_slot_odd")
         slot_value = Signal(signed(mp.activation_bits), name=f"pe{k}_slot_value")
@@ -338,10 +362,9 @@ class EIECore(wiring.Component):
         pop = queue.o.valid & (~slot_valid | take)
         m.d.comb += [queue.o.ready.eq(~slot_valid | take),
                      even_read.en.eq(pop), odd_read.en.eq(pop),
-                     even_read.addr.eq((global_column + 1) >> 1),
-                     odd_read.addr.eq(global_column >> 1)]
+                     even_read.addr.eq(even_address), odd_read.addr.eq(odd_address)]
         with m.If(pop):
-            m.d.sync += [slot_valid.eq(1), slot_odd.eq(global_column[0]),
+            m.d.sync += [slot_valid.eq(1), slot_odd.eq(column_odd),
                          slot_value.eq(value)]
         with m.Elif(take):
             m.d.sync += slot_valid.eq(0)
