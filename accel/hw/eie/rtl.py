@@ -3,9 +3,9 @@
 - Source activations: N banks (``amaranth.lib.memory``), column j in bank j mod N at row
   j // N, as EIE distributes them over its PEs, plus one nonzero flag per column (in the
   harness, outside the per-run reset).
-- Central control: a leading-nonzero detector (``lowest_pending``: the lowest nonzero, not yet
-  sent column, as a one-hot word, found group by group) selects one column per cycle from the
-  cycle after a layer starts, while every queue has room for it and for the columns in flight;
+- Central control: a leading-nonzero detector (``LeadingNonzeroDetector``: the lowest nonzero,
+  not yet sent column, as a one-hot word, found group by group) selects one column per cycle
+  from the cycle after a layer starts, while every queue has room for it and for the columns in flight;
   the choice is registered, encoded into (column, bank, bank row) and registered, then read
   from its bank and pushed into every PE's activation queue (``BROADCAST_STAGES``).
 - PE k (see the model for the timing):
@@ -119,24 +119,43 @@ def outer_ports(mapping: EIENetworkMapping, counters: EventCounterBank) -> dict:
 LNZD_GROUP = 16  # columns per group of the leading-nonzero detector
 
 
-def lowest_pending(m, pending, group: int = LNZD_GROUP):
-    """The leading-nonzero detector: the lowest set bit of ``pending`` as a one-hot word (zero
-    when no bit is set). Hierarchical, as EIE's: each group of ``group`` columns finds its own
-    lowest bit and whether it has any, and the lowest group with any wins, so the path is two
-    short prefix-ORs side by side rather than a select chain as deep as the columns are many.
-    Every prefix is one reduction of a slice, so the Verilog grows linearly with the columns."""
-    width = len(pending)
-    groups = -(-width // group)
-    any_in = Signal(groups, name="lnzd_group_any")
-    m.d.comb += any_in.eq(Cat(*(pending[g * group:(g + 1) * group].any()
-                                for g in range(groups))))
-    winner = Signal(width, name="lnzd_winner")
-    for g in range(groups):
-        group_wins = any_in[g] & ~any_in[:g].any() if g else any_in[0]
-        for j in range(g * group, min((g + 1) * group, width)):
-            lowest = pending[j] & ~pending[g * group:j].any() if j > g * group else pending[j]
-            m.d.comb += winner[j].eq(lowest & group_wins)
-    return winner
+class LeadingNonzeroDetector:
+    """EIE's leading-nonzero detector, hierarchical: the columns not yet sent, in groups of
+    ``LNZD_GROUP``, as registers (``pending``, loaded from the nonzero flags as a layer starts)
+    with a register per group saying whether it has any. ``winner`` is the lowest pending
+    column as a one-hot word: the lowest group with any wins (a prefix-OR of the group flags),
+    and in each group its lowest column (a prefix-OR of the group's bits). Taking the winner
+    clears its bit and, if it was its group's only one, the group's flag, both computed from
+    the registers alone, so the select-and-clear loop is a few LUT levels for any width; every
+    prefix is one reduction of a slice, so the Verilog grows linearly with the columns."""
+
+    def __init__(self, m, columns: int, group: int = LNZD_GROUP):
+        self.pending = Signal(columns, name="lnzd_pending")
+        groups = -(-columns // group)
+        self.group_any = Signal(groups, name="lnzd_group_any")
+        self.winner = Signal(columns, name="lnzd_winner")
+        self._spans = [range(g * group, min((g + 1) * group, columns)) for g in range(groups)]
+        self._wins = Signal(groups, name="lnzd_group_wins")
+        self._more = Signal(groups, name="lnzd_group_more")  # more than one pending column
+        for g, span in enumerate(self._spans):
+            m.d.comb += self._wins[g].eq(self.group_any[g] & ~self.group_any[:g].any()
+                                         if g else self.group_any[0])
+            below = [self.pending[span.start:j].any() if j > span.start else Const(0)
+                     for j in span]
+            m.d.comb += [self.winner[j].eq(self.pending[j] & ~lower & self._wins[g])
+                         for j, lower in zip(span, below)]
+            m.d.comb += self._more[g].eq(Cat(*(self.pending[j] & lower
+                                               for j, lower in zip(span, below))).any())
+
+    def load(self, m, flags):
+        m.d.sync += [self.pending.eq(flags),
+                     self.group_any.eq(Cat(*(flags[span.start:span.stop].any()
+                                             for span in self._spans)))]
+
+    def take(self, m):
+        m.d.sync += [self.pending.eq(self.pending & ~self.winner),
+                     self.group_any.eq((self.group_any & ~self._wins)
+                                       | (self._wins & self._more))]
 
 
 class PointerPair:
@@ -177,7 +196,6 @@ class EIECore(wiring.Component):
 
         layer = Signal(range(max(len(mp.layers), 2)))
         started = Signal()
-        sent = Signal(cols)
         writing = Signal()  # between layers: the rows are read for writeback
         draining = Signal(range(WRITEBACK_LATENCY + 1))  # then the last rows reach the banks
         between = Signal()
@@ -185,8 +203,8 @@ class EIECore(wiring.Component):
         row = Signal(range(max(mp.bank_rows, 2)))  # the row being read for writeback
         m.d.sync += started.eq(~between)
 
-        pending = Signal(cols)
-        m.d.comb += pending.eq(self.nonzero & ~sent)
+        detector = LeadingNonzeroDetector(m, cols)
+        pending = detector.pending
         banks = [placed_memory(shape=bits, depth=max(mp.bank_rows, 2), init=[], writable=True,
                                sync_read=False)
                  for _ in range(n)]
@@ -207,10 +225,11 @@ class EIECore(wiring.Component):
         room = Cat(*(q.level + in_flight < mp.queue_depth for q in queues)).all()
         select = Signal()
         m.d.comb += select.eq(started & ~between & room)
-        winner = lowest_pending(m, pending)
-        m.d.sync += [chosen.eq(winner), chosen_valid.eq(select & pending.any())]
-        with m.If(select):
-            m.d.sync += sent.eq(sent | winner)
+        m.d.sync += [chosen.eq(detector.winner), chosen_valid.eq(select & pending.any())]
+        with m.If(~started):  # a layer's first cycle: the flags are final
+            detector.load(m, self.nonzero)
+        with m.Elif(select):
+            detector.take(m)
 
         def encoded(field):
             """OR of the constant field values of the chosen bit (one-hot in, binary out)."""
@@ -265,7 +284,7 @@ class EIECore(wiring.Component):
         last_row = writing & (row == rows_written[layer])
         m.d.comb += self.flags_clear.eq(layer_done & (layer != last_layer))
         with m.If(self.flags_clear):
-            m.d.sync += [writing.eq(1), row.eq(0), sent.eq(0)]
+            m.d.sync += [writing.eq(1), row.eq(0)]
         with m.If(writing):
             m.d.sync += row.eq(row + 1)
         with m.If(last_row):
