@@ -5,8 +5,8 @@
   harness, outside the per-run reset).
 - Central control: a leading-nonzero detector (``LeadingNonzeroDetector``: the lowest nonzero,
   not yet sent column, as a one-hot word, found group by group) selects one column per cycle
-  from the cycle after a layer starts, while every queue has room for it and for the columns in flight;
-  the choice is registered, encoded into (column, bank, bank row) and registered, then read
+  from the cycle after a layer starts, while every queue has room for it and for the columns
+  in flight; the choice is registered, encoded into (column, bank, bank row) and registered, then read
   from its bank and pushed into every PE's activation queue (``BROADCAST_STAGES``).
 - PE k (see the model for the timing):
   front end: activation queue (``StreamFIFO``) -> a one-column slot, loaded while the column
@@ -204,7 +204,8 @@ class EIECore(wiring.Component):
         m.d.sync += started.eq(~between)
 
         detector = LeadingNonzeroDetector(m, cols)
-        pending = detector.pending
+        any_pending = Signal()  # from the group flags: 16 times fewer inputs than the columns
+        m.d.comb += any_pending.eq(detector.group_any.any())
         banks = [placed_memory(shape=bits, depth=max(mp.bank_rows, 2), init=[], writable=True,
                                sync_read=False)
                  for _ in range(n)]
@@ -225,7 +226,7 @@ class EIECore(wiring.Component):
         room = Cat(*(q.level + in_flight < mp.queue_depth for q in queues)).all()
         select = Signal()
         m.d.comb += select.eq(started & ~between & room)
-        m.d.sync += [chosen.eq(detector.winner), chosen_valid.eq(select & pending.any())]
+        m.d.sync += [chosen.eq(detector.winner), chosen_valid.eq(select & any_pending)]
         with m.If(~started):  # a layer's first cycle: the flags are final
             detector.load(m, self.nonzero)
         with m.Elif(select):
@@ -269,7 +270,7 @@ class EIECore(wiring.Component):
         # queued or in a PE (the model's DONE_LATENCY): that state, once reached, lasts, and
         # registering it keeps the wide AND over every PE out of the writeback's control
         quiet = Signal()
-        m.d.sync += quiet.eq(started & ~between & ~pending.any() & ~chosen_valid & ~broadcast
+        m.d.sync += quiet.eq(started & ~between & ~any_pending & ~chosen_valid & ~broadcast
                              & queues_empty & ~Cat(*(pe["active"] for pe in pes)).any())
         layer_done = Signal()
         m.d.comb += layer_done.eq(quiet & ~between)
