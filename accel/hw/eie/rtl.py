@@ -377,7 +377,7 @@ class EIECore(wiring.Component):
         remaining = Signal(width, name=f"pe{k}_remaining")
         pointer = Signal(width, name=f"pe{k}_pointer")
         held = Signal(signed(mp.activation_bits), name=f"pe{k}_activation")
-        continuing = remaining != 0
+        continuing = Signal(name=f"pe{k}_continuing")  # remaining != 0, kept as a register
         take = slot_valid & ~continuing  # the issue stage takes the slot's column
         pop = queue.o.valid & (~slot_valid | take)
         m.d.comb += [queue.o.ready.eq(~slot_valid | take),
@@ -399,10 +399,14 @@ class EIECore(wiring.Component):
         new_word = issue & (~continuing | (entry_address[:offset_bits] == 0))
         m.d.comb += [word_read.en.eq(new_word),
                      word_read.addr.eq(entry_address >> offset_bits)]
+        entries = Signal(width + 1, name=f"pe{k}_entries")  # the column's (end >= start)
+        m.d.comb += entries.eq(end - start)
         with m.If(continuing):
-            m.d.sync += [remaining.eq(remaining - 1), pointer.eq(pointer + 1)]
+            m.d.sync += [remaining.eq(remaining - 1), pointer.eq(pointer + 1),
+                         continuing.eq(remaining != 1)]
         with m.Elif(take):
-            m.d.sync += [remaining.eq(Mux(has_entries, end - start - 1, 0)),
+            m.d.sync += [remaining.eq(Mux(has_entries, entries - 1, 0)),
+                         continuing.eq(entries > 1),
                          pointer.eq(start + 1), held.eq(slot_value)]
 
         # execute pipeline (PIPELINE_TAIL stages): x1 registers the word, x2 picks the entry,
