@@ -50,9 +50,11 @@ def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
                  for w in range(0, len(entries), per_word)] or [[0] * per_word]
         memories = [
             memory_resources(width, max(len(pointers[0::2]), 2), writable=False, sync_read=True,
-                             columns=rom_columns([[p] for p in pointers[0::2]], width)),
+                             columns=rom_columns([[p] for p in pointers[0::2]], width),
+                             timing_critical=True),
             memory_resources(width, max(len(pointers[1::2]), 2), writable=False, sync_read=True,
-                             columns=rom_columns([[p] for p in pointers[1::2]], width)),
+                             columns=rom_columns([[p] for p in pointers[1::2]], width),
+                             timing_critical=True),
             memory_resources(ENTRY_BITS * per_word, max(len(words), 2), writable=False,
                              sync_read=True, columns=rom_columns(words, ENTRY_BITS)),
             memory_resources(mp.accumulator_bits, local_rows, writable=True, sync_read=False),
