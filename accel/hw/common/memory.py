@@ -5,10 +5,7 @@ Each memory is built by ``placed_memory``, which attaches yosys's ``ram_style`` 
 
 - ``block``: a block RAM (DP16KD on ECP5, RAMB18/36 on 7-series). Only memories whose every
   read port is synchronous (a block RAM registers its read), and only from
-  ``BLOCK_RAM_MIN_BITS`` bits up (below that a block RAM would be mostly empty), unless the
-  generator marks the memory ``timing_critical``: its read address comes late in a cycle that
-  must close timing, where a ROM in LUTs would add its depth (a 226-word ROM is about six LUT
-  levels) and a block RAM adds nothing.
+  ``BLOCK_RAM_MIN_BITS`` bits up: below that a block RAM would be mostly empty.
 - ``distributed``: LUT RAM (ECP5's DPR16X4, 7-series RAM32M/64M), every other writable memory,
   however shallow: a 2-deep, 128-bit FIFO is 32 DPR16X4 against 256 flip-flops and 138 LUT4s
   as registers (measured with yosys 0.70 on bnn-mlp).
@@ -32,11 +29,10 @@ BLOCK_RAM_MIN_BITS = 4096  # below 4 kbit, under a quarter of an 18-kbit block w
 DP16KD_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 
 
-def placement(width: int, depth: int, *, writable: bool, sync_read: bool,
-              timing_critical: bool = False) -> str:
+def placement(width: int, depth: int, *, writable: bool, sync_read: bool) -> str:
     """``block``, ``distributed`` or ``logic`` for a memory of ``depth`` words of ``width``
     bits (the rule of the module docstring)."""
-    if sync_read and (timing_critical or width * depth >= BLOCK_RAM_MIN_BITS):
+    if sync_read and width * depth >= BLOCK_RAM_MIN_BITS:
         return "block"
     return "distributed" if writable else "logic"
 
@@ -46,11 +42,9 @@ def dp16kd_blocks(width: int, depth: int) -> int:
     return min(ceil(width / w) * ceil(depth / d) for d, w in DP16KD_SHAPES)
 
 
-def placed_memory(*, shape, depth: int, init, writable: bool, sync_read: bool,
-                  timing_critical: bool = False) -> memory.Memory:
+def placed_memory(*, shape, depth: int, init, writable: bool, sync_read: bool) -> memory.Memory:
     """An Amaranth memory carrying the placement attribute yosys reads."""
     width = Shape.cast(shape).width
-    style = placement(width, depth, writable=writable, sync_read=sync_read,
-                      timing_critical=timing_critical)
+    style = placement(width, depth, writable=writable, sync_read=sync_read)
     key = "ram_style" if writable else "rom_style"
     return memory.Memory(shape=shape, depth=depth, init=init, attrs={key: style})

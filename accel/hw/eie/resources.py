@@ -50,11 +50,9 @@ def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
                  for w in range(0, len(entries), per_word)] or [[0] * per_word]
         memories = [
             memory_resources(width, max(len(pointers[0::2]), 2), writable=False, sync_read=True,
-                             columns=rom_columns([[p] for p in pointers[0::2]], width),
-                             timing_critical=True),
+                             columns=rom_columns([[p] for p in pointers[0::2]], width)),
             memory_resources(width, max(len(pointers[1::2]), 2), writable=False, sync_read=True,
-                             columns=rom_columns([[p] for p in pointers[1::2]], width),
-                             timing_critical=True),
+                             columns=rom_columns([[p] for p in pointers[1::2]], width)),
             memory_resources(ENTRY_BITS * per_word, max(len(words), 2), writable=False,
                              sync_read=True, columns=rom_columns(words, ENTRY_BITS)),
             memory_resources(mp.accumulator_bits, local_rows, writable=True, sync_read=False),

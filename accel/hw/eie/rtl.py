@@ -343,14 +343,10 @@ class EIECore(wiring.Component):
         mp = self.mapping
         pointers, entries, bases = pe_storage(mp, k)
         width = pointer_bits(mp)
-        # the pointer banks are read at the address a queue's output carries: block RAM
-        # whatever their size (as LUT ROMs they were the critical path, about six levels)
         even = placed_memory(shape=width, depth=max(len(pointers[0::2]), 2),
-                             init=pointers[0::2], writable=False, sync_read=True,
-                             timing_critical=True)
+                             init=pointers[0::2], writable=False, sync_read=True)
         odd = placed_memory(shape=width, depth=max(len(pointers[1::2]), 2),
-                            init=pointers[1::2], writable=False, sync_read=True,
-                            timing_critical=True)
+                            init=pointers[1::2], writable=False, sync_read=True)
         per_word = mp.entries_per_word
         words = [sum(entry << (ENTRY_BITS * j) for j, entry in
                      enumerate(entries[w:w + per_word]))
