@@ -67,6 +67,7 @@ async def vectors_match_the_models(dut):
         for row in range(rows):
             dut.read_pe.value = row % pes
             dut.read_row.value = row // pes
+            await RisingEdge(dut.clk)  # the row address is registered
             await Timer(1, unit="ns")
             got.append(dut.read_data.value.to_signed())
         label = f"vector {index} (image {vector['image']})"
