@@ -8,7 +8,8 @@ Needs the ``accel[fpga]`` extra. Each design is synthesized once per Verilog has
 least squares of relative errors): to the flattened totals, and for FINN, whose stages are
 modules of the top, also to the per-module counts of a synthesis with the hierarchy kept
 (``synth_ecp5 -noflatten``); it prints them for ``accel/hw/<arch>/resources.py``.
-``--record FILE`` writes the measured totals with each design's Verilog hash
+``--record FILE`` writes the measured totals with each design's Verilog hash (with
+``--only``, into the records already there)
 (``tests/data/resources-ecp5.json`` is what the tests compare the model with).
 ``--synth-only`` fills ``--work`` and prints nothing. All 27 designs take about 25 minutes on
 two cores, YodaNN's paper engine 7 of them.
@@ -229,7 +230,10 @@ def main():
     print("largest error: " + ", ".join(f"{kind} {100 * worst[kind]:.1f} %" for kind in KINDS)
           + " (the bar: LUTs within 15 %, block RAM exact)")
     if args.record:
-        Path(args.record).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+        path = Path(args.record)
+        if args.only and path.exists():  # the other designs' records stay as they are
+            record = {**json.loads(path.read_text()), **record}
+        path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         print(f"wrote {args.record}")
 
 
