@@ -6,8 +6,9 @@
 - Central control: a leading-nonzero detector (``LeadingNonzeroDetector``: the lowest nonzero,
   not yet sent column, as a one-hot word, found group by group) selects one column per cycle
   from the cycle after a layer starts, while every queue has room for it and for the columns
-  in flight; the choice is registered, encoded into (column, bank, bank row) and registered, then read
-  from its bank and pushed into every PE's activation queue (``BROADCAST_STAGES``).
+  in flight; the one-hot choice is registered, encoded into the column's pointer-bank
+  addresses (``PointerPair``), bank and bank row and registered, then read from its bank and
+  pushed into every PE's activation queue (``BROADCAST_STAGES``).
 - PE k (see the model for the timing):
   front end: activation queue (``StreamFIFO``) -> a one-column slot, loaded while the column
   pointers are read from two synchronous SRAM banks (even and odd global column numbers, so
@@ -215,9 +216,9 @@ class EIECore(wiring.Component):
         pair = PointerPair(max(-(-len(pointers) // 2), 2), max(len(pointers) // 2, 2))
         queues = [StreamFIFO(pair.width + bits, mp.queue_depth) for _ in range(n)]
         # BROADCAST_STAGES registers between the detector and the queues: its one-hot choice,
-        # then (pointer pair, bank, bank row) encoded from it; the push reads the bank. A column is
-        # selected only if every queue has room for it and for those in flight even when no PE
-        # pops (model: QUEUE_ROOM_LAG), so no queue's ready is in the detector's loop.
+        # then (pointer pair, bank, bank row) encoded from it; the push reads the bank. A
+        # column is selected only if every queue has room for it and for those in flight even
+        # when no PE pops (model: QUEUE_ROOM_LAG), so no queue's ready is in the detector's loop.
         assert BROADCAST_STAGES == 2, "the stages below are the one-hot choice and its encoding"
         chosen = Signal(cols)
         chosen_valid = Signal()
@@ -341,7 +342,7 @@ class EIECore(wiring.Component):
 
     def _pe(self, m, k, queue, pair, layer):
         mp = self.mapping
-        pointers, entries, bases = pe_storage(mp, k)
+        pointers, entries, _ = pe_storage(mp, k)
         width = pointer_bits(mp)
         even = placed_memory(shape=width, depth=max(len(pointers[0::2]), 2),
                              init=pointers[0::2], writable=False, sync_read=True)
