@@ -349,7 +349,8 @@ def test_requantizer_equals_golden_relu_and_quant(shift, relu, bits, is_signed):
         total = golden.apply_layer(Relu("r"), total, in_type)
     quant = Quant("q", bits=bits, signed=is_signed, scale=2.0 ** (shift - 6), rounding="ROUND")
     expected = golden.apply_layer(quant, total, in_type)
-    # ``requantized`` alone, as the core instantiates it per PE on its accumulator and bias;
+    # ``requantized`` alone (``rounded`` then ``saturated``, the functions the core's writeback
+    # stages apply per PE to its accumulator and bias);
     # the engine holds activations signed, one bit wider for an unsigned Quant
     a, b = Signal(signed(acc_bits)), Signal(signed(acc_bits))
     out = Signal(signed(bits + (0 if is_signed else 1)))

@@ -28,8 +28,8 @@ FF_COEFFICIENTS: dict[str, float] = {
 def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
     mp = mapping
     n, cols, bits = mp.num_pes, mp.max_cols, mp.activation_bits
-    pointers, _, bases = pe_storage(mp, 0)
-    pair = PointerPair(max(-(-len(pointers) // 2), 2), max(len(pointers) // 2, 2))
+    layers = len(mp.layers)
+    pair = PointerPair.of(mp)
     groups = -(-cols // LNZD_GROUP)
     bank_bits, row_bits = counter_bits(n), counter_bits(mp.bank_rows)
     control = Resources(features=prefixed("control", {
@@ -37,7 +37,7 @@ def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
         # the detector's prefix-ORs: within each group, and over the groups
         "lnzd_bits": cols * (LNZD_GROUP - 1) // 2 + groups * (groups - 1) // 2,
         # the one-hot choice encoded (OR trees: about half the columns per output bit)
-        "encode_bits": cols * (len(bases) * pair.width + bank_bits + row_bits) // 2,
+        "encode_bits": cols * (layers * pair.width + bank_bits + row_bits) // 2,
         "bank_select_bits": (n - 1) * bits,
         # registers: pending columns and group flags, the one-hot choice, the encoded column,
         # the writeback row's delay line

@@ -169,6 +169,13 @@ class PointerPair:
         self.address_bits = ((even_depth - 1).bit_length(), (odd_depth - 1).bit_length())
         self.width = 1 + sum(self.address_bits)
 
+    @classmethod
+    def of(cls, mapping: EIENetworkMapping) -> "PointerPair":
+        """The pair for ``mapping``: every PE stores cols + 1 pointers per layer, so the
+        pointer banks, and the layers' first pointers, are the same in every PE."""
+        pointers = pe_storage(mapping, 0)[0]
+        return cls(max(-(-len(pointers) // 2), 2), max(len(pointers) // 2, 2))
+
     def fields(self, payload):
         even_bits, odd_bits = self.address_bits
         return payload[0], payload[1:1 + even_bits], payload[1 + even_bits:self.width]
@@ -211,9 +218,9 @@ class EIECore(wiring.Component):
                                sync_read=False)
                  for _ in range(n)]
         # what a PE needs of a column: the addresses of its pointer pair in the even and odd
-        # banks (every PE stores cols + 1 pointers per layer, so the layers' bases are shared)
-        pointers, _, bases = pe_storage(mp, 0)
-        pair = PointerPair(max(-(-len(pointers) // 2), 2), max(len(pointers) // 2, 2))
+        # banks, from the layer's first pointer (the same in every PE)
+        bases = pe_storage(mp, 0)[2]
+        pair = PointerPair.of(mp)
         queues = [StreamFIFO(pair.width + bits, mp.queue_depth) for _ in range(n)]
         # BROADCAST_STAGES registers between the detector and the queues: its one-hot choice,
         # then (pointer pair, bank, bank row) encoded from it; the push reads the bank. A
