@@ -19,7 +19,8 @@ from accel.hw.yodann import run
 from accel.hw.yodann.mapping import (MAX_SCALE_BITS, EngineConfig, YodaNNMapping,
                                      filter_word_count, map_network, passes, threshold_rows)
 from accel.hw.yodann.model import frame_timing
-from accel.hw.yodann.rtl import YodaNNTop, engine_widths, event_declarations, threshold_steps
+from accel.hw.yodann.rtl import (YodaNNTop, engine_widths, event_declarations,
+                                 pipeline_register_bits, threshold_steps)
 
 
 @dataclass(frozen=True)
@@ -206,9 +207,10 @@ def event_specs(mapping: YodaNNMapping) -> dict[str, EventSpec]:
                                                             "acc_bits": w["acc"]}),
         "pool.compare": EventSpec("compare", "compute", {"bits": w["out"]}),
         "engine.idle": EventSpec("free", "control"),
-        # the SoP result registers, channel summers and holding registers, every cycle
+        # the taps, the SoP trees' registers, channel summers, holding registers and the
+        # output stage's, every cycle
         "engine.pipeline.clock": EventSpec("clock", "compute", {
-            "bits": config.n_out * (w["sop"] + 2 * w["acc"])}),
+            "bits": pipeline_register_bits(mapping)}),
     }
     steps = threshold_steps(mapping)
     if steps:  # one word of a channel's thresholds per drained value, each compared with it

@@ -1,7 +1,8 @@
 """The YodaNN engine's cycle model: cycles and every event of ``accel.hw.yodann.rtl``, from
 the schedule alone, one image row at a time (the RTL's timing does not depend on the data).
 
-Within a pass, cycle 0 is its first cycle after the START cycle. Rows of the filler and of the
+Within a pass, cycle 0 is its first cycle after the START cycle (a FETCH cycle, which loads
+the pass's fields into their registers, precedes START). Rows of the filler and of the
 computer each begin with one cycle that checks the row may start (the RTL's WAIT), so:
   filler row r      checks at w_r, reads at w_r + 1 .. w_r + M (M = C x the stripe's image
                     columns), writes one cycle later; the computer sees it from w_r + M + 2.
@@ -12,9 +13,10 @@ computer each begin with one cycle that checks the row may start (the RTL's WAIT
                     cycle its last needed image row is visible, C + 1 when the filter bank is
                     loaded)
   end of the pass   the first cycle on which the computer is past its last row (two cycles
-                    after it) and the last pixel has left the channel summers (three cycles
-                    after its last SoP cycle) and, on a last input pass, the output stage has
-                    drained its channels.
+                    after it) and the last pixel has left the channel summers (3 + S cycles
+                    after its last SoP cycle, S: the taps register and the SoP tree's
+                    registers) and, on a last input pass, the output stage has drained its
+                    channels through its OUTPUT_STAGES registers.
 Per frame: the input beats (the first accepted before the frame starts counting idle), the
 passes (a START cycle each), the output beats.
 """
@@ -25,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from accel.hw.yodann.mapping import (YodaNNMapping, fill_rows, passes, stripe_columns)
-from accel.hw.yodann.rtl import event_declarations
+from accel.hw.yodann.rtl import OUTPUT_STAGES, event_declarations, sop_pipeline_registers
 
 
 @dataclass
@@ -67,8 +69,10 @@ def pass_timing(mapping: YodaNNMapping, step) -> PassTiming:
     extend_fill(fills - 1)
     last = row_check[-1]
     last_sop = last + L - (P - C)
-    end = max(last + L + 2, last_sop + 3 + (step.out_count if step.last else 0))
-    cycles = end + 1 + 1
+    sop_stages = 1 + sop_pipeline_registers(mapping.config.k_max)
+    drained = step.out_count + OUTPUT_STAGES if step.last else 0
+    end = max(last + L + 2, last_sop + 3 + sop_stages + drained)
+    cycles = end + 1 + 1 + 1  # the pass's last cycle, its START and its FETCH
 
     pixels = rows * cols_out
     compute = pixels * C

@@ -9,7 +9,8 @@ from __future__ import annotations
 from accel.hw.resources import (Resources, apply, memory_resources, prefixed, tree_bits,
                                 rom_columns)
 from accel.hw.yodann.mapping import YodaNNMapping, filter_words
-from accel.hw.yodann.rtl import engine_widths, threshold_steps, threshold_words
+from accel.hw.yodann.rtl import (engine_widths, pipeline_register_bits, threshold_steps,
+                                 threshold_words)
 
 # Fitted by ``python benchmarks/resources.py --fit`` (non-negative least squares, relative
 # error, on the flattened synth_ecp5 counts, yosys 0.70, of the YodaNN designs it lists).
@@ -32,34 +33,36 @@ def structural(mapping: YodaNNMapping) -> dict[str, Resources]:
         "select_bits": n_out * taps * ab,
         "tree_bits": n_out * (tree_bits(taps, ab) + tree_bits(taps, 1)),
         "result_bits": n_out * w["sop"],  # the registered results
+        # every compute pipeline register: taps, weights, tree stages, summers, output stage
+        "pipeline_bits": pipeline_register_bits(mapping),
     }))
     summers = Resources(features=prefixed("summer", {
         "stage": 1,
         "accumulator_bits": n_out * acc,
-        "window_bits": taps * ab,  # the image bank's shift registers and the tap selects
+        "window_bits": taps * ab,  # the tap selects
     }))
     words = filter_words(mapping)
     # the weight memory's columns (yosys keeps all of the filter bank's, which it writes)
     columns = rom_columns([[word >> (j * taps) & ((1 << taps) - 1) for j in range(n_out)]
                            for word in words], taps)
-    # the activation buffers are LUT RAM (one read is combinational): one copy per read port
-    # yosys keeps, as wide as the bits it uses, the filler's (activation bits, registered) and
-    # the final buffer's unloader's (output words; the other buffer's is never read)
+    # the activation buffers: one synchronous read port each (the filler's, then the
+    # unloader's), as wide as the bits read: the final buffer's output words, the other's
+    # activation bits
     depth = max(mapping.buffer_values, 2)
     final_buffer = len(mapping.layers) % 2
     memory_parts = [
-        memory_resources(ab, depth, writable=True, sync_read=False)
-        + Resources(ff=ab)
-        + (memory_resources(out, depth, writable=True, sync_read=False)
-           if b == final_buffer else Resources())
+        memory_resources(out if b == final_buffer else ab, depth, writable=True, sync_read=True)
         for b in range(2)] + [
         memory_resources(n_out * taps, max(len(words), 2), writable=False, sync_read=True,
                          columns=columns),
         memory_resources(n_out * taps, max(n_in, 2), writable=True, sync_read=True),
         *[memory_resources(ab, config.w_max * n_in, writable=True, sync_read=True)
           for _ in range(km + 1)],
-        memory_resources(out, config.w_max * n_out, writable=True, sync_read=False),
+        memory_resources(out, config.w_max * n_out, writable=True, sync_read=True),  # pool
     ]
+    if km > 1:  # the image bank: each channel's older window columns, rewritten in place
+        memory_parts.append(memory_resources(km * (km - 1) * ab, max(n_in, 2), writable=True,
+                                             sync_read=False))
     if mapping.psum_words:
         memory_parts.append(memory_resources(n_out * acc, max(mapping.psum_words, 2),
                                              writable=True, sync_read=True))
@@ -68,7 +71,7 @@ def structural(mapping: YodaNNMapping) -> dict[str, Resources]:
         field_bits = acc + 1
         thresholds = threshold_words(mapping, field_bits)
         memory_parts.append(memory_resources(steps * field_bits, max(len(thresholds), 2),
-                                             writable=False, sync_read=False))
+                                             writable=False, sync_read=True))
     memories = Resources()
     for memory in memory_parts:
         memories = memories + memory.under("memory")

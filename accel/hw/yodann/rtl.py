@@ -33,7 +33,7 @@ The cycle model (``accel.hw.yodann.model``) follows the same schedule.
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import wiring
 
 from accel.hw.common.counters import EventCounterBank
@@ -41,6 +41,12 @@ from accel.hw.common.memory import placed_memory
 from accel.hw.common.stream_harness import axi_stream_ports
 from accel.hw.yodann.mapping import (ROUNDING_CODES, YodaNNMapping, fill_rows, filter_words,
                                      passes, stripe_columns)
+
+
+# pipeline depths (the cycle model reads them): adder levels between the SoP tree's registers,
+# and the output stage's registers from the drain's channel select to the pool and buffer write
+SOP_LEVELS_PER_STAGE = 2
+OUTPUT_STAGES = 8
 
 
 def engine_widths(mapping: YodaNNMapping) -> dict[str, int]:
@@ -55,6 +61,26 @@ def engine_widths(mapping: YodaNNMapping) -> dict[str, int]:
     acc = max(worst.bit_length() + 1, sop)
     return {"activation": ab, "sop": sop, "acc": acc, "out": mapping.out_bits,
             "product": acc + 17}
+
+
+def pipeline_register_bits(mapping: YodaNNMapping) -> int:
+    """Flip-flops of the compute pipeline, clocked every cycle: the taps, the SoP trees'
+    registered partial sums and results, the channel summers, the holding registers and the
+    output stage's data registers (its control and address registers not counted)."""
+    config, w = mapping.config, engine_widths(mapping)
+    taps = config.k_max ** 2
+    partial_sums, terms = 0, taps + 1
+    for level in range(1, taps.bit_length()):  # the registered levels of a tree
+        terms = (terms + 1) // 2
+        if level % SOP_LEVELS_PER_STAGE == 0:
+            partial_sums += terms
+    output_stage = (2 * w["acc"] + (w["acc"] + 1)  # held and bias, biased
+                    + w["product"] + (w["product"] + 4) + w["product"]  # product, rounding
+                    + 6 * w["out"])  # the value (twice), the pool's word, the maxima written
+    return (taps * w["activation"]
+            + config.n_out * (taps + taps.bit_length())  # the weights and carry counts
+            + config.n_out * (partial_sums + 1) * w["sop"]
+            + 2 * config.n_out * w["acc"] + output_stage)
 
 
 def event_declarations(mapping: YodaNNMapping) -> dict[str, int]:
@@ -77,6 +103,101 @@ def event_declarations(mapping: YodaNNMapping) -> dict[str, int]:
     }
 
 
+def program_fields(mapping: YodaNNMapping) -> dict[str, tuple[list[int], Shape]]:
+    """The sequencer's program: per field, its value in every pass (``passes``) and its
+    shape (wide enough that no comparison with it is constant when every pass holds the
+    same value)."""
+    config, layers, program = mapping.config, mapping.layers, passes(mapping)
+    n_in, out_bits = config.n_in, engine_widths(mapping)["out"]
+    fields = {}
+
+    def field(name, values, shape=None):
+        values = [int(v) for v in values]
+        if shape is None:
+            magnitude = max(abs(v) for v in values + [255])
+            shape = signed(magnitude.bit_length() + 1) if min(values) < 0 \
+                else unsigned(magnitude.bit_length())
+        fields[name] = (values, shape)
+
+    def per_layer(attr):
+        return [attr(layers[p.layer]) for p in program]
+
+    field("in_count", (p.in_count for p in program))
+    field("in_base", (p.in_base for p in program))
+    field("out_count", (p.out_count for p in program))
+    field("out_base", (p.out_base for p in program))
+    field("first", (p.first for p in program))
+    field("last", (p.last for p in program))
+    field("weight_base", (p.weight_base for p in program))
+    field("bias_base", (p.bias_base for p in program))
+    field("source", (p.source for p in program))
+    field("pixel", (p.pixel_cycles() for p in program))
+    field("k", per_layer(lambda x: x.kernel))
+    field("pad", per_layer(lambda x: x.padding))
+    field("height", per_layer(lambda x: x.height))
+    field("width", per_layer(lambda x: x.width))
+    field("in_total", per_layer(lambda x: x.in_channels))
+    field("out_total", per_layer(lambda x: x.out_channels))
+    field("conv_rows", per_layer(lambda x: x.conv_height))
+    field("fill_rows", per_layer(fill_rows))
+    field("out_width", per_layer(lambda x: x.out_width))
+    field("pool", per_layer(lambda x: x.pool))
+    field("relu", per_layer(lambda x: x.relu))
+    requants = [layers[p.layer].requant for p in program]
+    wide = (1 << (out_bits - 1))
+    field("mult", [r.multiplier if r else 1 for r in requants])
+    field("shift", [r.shift if r else 0 for r in requants])
+    field("mode", [ROUNDING_CODES[r.rounding] if r else 0 for r in requants])
+    field("lo", [r.lo if r else -wide for r in requants], signed(out_bits + 1))
+    field("hi", [r.hi if r else wide - 1 for r in requants], signed(out_bits + 1))
+    field("out_cols", (p.stripe.out_cols for p in program))
+    field("pool_start", (p.stripe.out_start // layers[p.layer].pool for p in program))
+    field("col_first", (p.stripe.out_start - layers[p.layer].padding for p in program))
+    columns = [stripe_columns(layers[p.layer], p.stripe) for p in program]
+    field("col_lo", (lo for lo, _ in columns))
+    field("col_hi", (hi for _, hi in columns))
+    field("macs", (p.out_count * layers[p.layer].kernel ** 2 for p in program))
+    # the filler's address steps: its addresses are counters, not products of fields
+    field("fill_start", (p.in_base + lo * layers[p.layer].in_channels
+                         for p, (lo, _) in zip(program, columns)))
+    field("row_stride", per_layer(lambda x: x.width * x.in_channels))
+    field("col_skip", (layers[p.layer].in_channels - p.in_count + 1 for p in program))
+    field("image_start", ((lo - p.stripe.out_start + layers[p.layer].padding) * n_in
+                          for p, (lo, _) in zip(program, columns)))
+    field("image_skip", (n_in - p.in_count + 1 for p in program))
+    # the threshold path (0 steps: the layer scales instead)
+    bases, base = [], 0
+    for layer in layers:
+        bases.append(base)
+        base += layer.out_channels if layer.thresholds is not None else 0
+    field("steps", per_layer(lambda x: 0 if x.thresholds is None else x.thresholds.shape[1]))
+    field("threshold_base", (bases[p.layer] + p.out_base for p in program))
+    field("bipolar", per_layer(lambda x: x.bipolar_out))
+    field("offset", per_layer(lambda x: x.threshold_offset))
+    return fields
+
+
+def program_words(fields) -> tuple[int, list[int]]:
+    """The program ROM: its width and one word per pass, the fields packed from bit 0 in
+    ``program_fields``'s order."""
+    width = sum(Shape.cast(shape).width for _, shape in fields.values())
+    passes_ = len(next(iter(fields.values()))[0])
+    words = []
+    for step in range(passes_):
+        word, at = 0, 0
+        for values, shape in fields.values():
+            bits = Shape.cast(shape).width
+            word |= (values[step] & ((1 << bits) - 1)) << at
+            at += bits
+        words.append(word)
+    return width, words
+
+
+def bias_words(mapping: YodaNNMapping) -> list[int]:
+    """The bias memory: every layer's per-channel biases, in layer order."""
+    return [int(b) for layer in mapping.layers for b in layer.bias]
+
+
 def threshold_steps(mapping: YodaNNMapping) -> int:
     """The most thresholds per channel of any layer (0: no layer has thresholds)."""
     return max((layer.thresholds.shape[1] for layer in mapping.layers
@@ -97,10 +218,6 @@ def threshold_words(mapping: YodaNNMapping, field_bits: int) -> list[int]:
         for row in np.clip(layer.thresholds, lo, hi):
             words.append(sum((int(t) & mask) << (k * field_bits) for k, t in enumerate(row)))
     return words
-
-
-def _table(values, shape) -> Array:
-    return Array(Const(int(v), shape) for v in values)
 
 
 class YodaNNTop(wiring.Component):
@@ -134,14 +251,13 @@ class YodaNNTop(wiring.Component):
         depth = max(mapping.buffer_values, 2)
         buffers = []
         for b in range(2):
-            # read by the filler (synchronously) and the unloader (combinationally)
+            # one synchronous read port, the filler's during a pass, the unloader's after it
             mem = placed_memory(shape=signed(out_bits), depth=depth, init=[], writable=True,
-                                sync_read=False)
+                                sync_read=True)
             m.submodules[f"act_buffer{b}"] = mem
             buffers.append(mem)
         buf_write = [mem.write_port() for mem in buffers]
-        buf_fill = [mem.read_port() for mem in buffers]  # the filler: synchronous
-        buf_unload = [mem.read_port(domain="comb") for mem in buffers]
+        buf_read = [mem.read_port() for mem in buffers]
         words = filter_words(mapping)
         m.submodules.weight_mem = weight_mem = placed_memory(
             shape=n_out * taps, depth=max(len(words), 2), init=words, writable=False,
@@ -162,83 +278,78 @@ class YodaNNTop(wiring.Component):
                 shape=n_out * acc_bits, depth=max(psum_depth, 2), init=[], writable=True,
                 sync_read=True)
             psum_write, psum_read = psum_mem.write_port(), psum_mem.read_port()
-        channel_bias = [int(b) for layer in layers for b in layer.bias]
-        bias_table = _table(channel_bias, signed(acc_bits))
+        channel_bias = bias_words(mapping)
+        m.submodules.bias_rom = bias_rom = placed_memory(
+            shape=signed(acc_bits), depth=max(len(channel_bias), 2), init=channel_bias,
+            writable=False, sync_read=True)
+        bias_read = bias_rom.read_port()
         pool_depth = config.w_max * n_out
         m.submodules.pool_buffer = pool_mem = placed_memory(
-            shape=signed(out_bits), depth=pool_depth, init=[], writable=True, sync_read=False)
-        pool_write, pool_read = pool_mem.write_port(), pool_mem.read_port(domain="comb")
+            shape=signed(out_bits), depth=pool_depth, init=[], writable=True, sync_read=True)
+        pool_write, pool_read = pool_mem.write_port(), pool_mem.read_port()
 
         # ------------------------------------------------------------------ the program
+        # one ROM word per pass, read at the pass index: the FETCH cycle before START reads it
         index = Signal(range(max(n_pass, 2)))
-
-        def field(values, shape=None):
-            """One column of the program: this pass's value, as a named signal (wide enough
-            that no comparison with it is constant when every pass holds the same value)."""
-            values = [int(v) for v in values]
-            if shape is None:
-                magnitude = max(abs(v) for v in values + [255])
-                shape = signed(magnitude.bit_length() + 1) if min(values) < 0 \
-                    else unsigned(magnitude.bit_length())
-            column = Signal(shape, name=f"pass_field{len(fields)}")
-            fields.append(column)
-            m.d.comb += column.eq(_table(values, shape)[index])
-            return column
-
-        fields = []
-
-        def per_layer(attr):
-            return [attr(layers[p.layer]) for p in program]
-
-        p_in_count = field(p.in_count for p in program)
-        p_in_base = field(p.in_base for p in program)
-        p_out_count = field(p.out_count for p in program)
-        p_out_base = field(p.out_base for p in program)
-        p_first = field(p.first for p in program)
-        p_last = field(p.last for p in program)
-        p_weight_base = field(p.weight_base for p in program)
-        p_bias_base = field(p.bias_base for p in program)
-        p_source = field(p.source for p in program)
-        p_pixel = field(p.pixel_cycles() for p in program)
-        p_k = field(per_layer(lambda x: x.kernel))
-        p_pad = field(per_layer(lambda x: x.padding))
-        p_height = field(per_layer(lambda x: x.height))
-        p_width = field(per_layer(lambda x: x.width))
-        p_in_total = field(per_layer(lambda x: x.in_channels))
-        p_out_total = field(per_layer(lambda x: x.out_channels))
-        p_conv_rows = field(per_layer(lambda x: x.conv_height))
-        p_fill_rows = field(per_layer(fill_rows))
-        p_out_width = field(per_layer(lambda x: x.out_width))
-        p_pool = field(per_layer(lambda x: x.pool))
-        p_relu = field(per_layer(lambda x: x.relu))
-        requants = [layers[p.layer].requant for p in program]
-        wide = (1 << (out_bits - 1))
-        p_mult = field([r.multiplier if r else 1 for r in requants])
-        p_shift = field([r.shift if r else 0 for r in requants])
-        p_mode = field([ROUNDING_CODES[r.rounding] if r else 0 for r in requants])
-        p_lo = field([r.lo if r else -wide for r in requants], signed(out_bits + 1))
-        p_hi = field([r.hi if r else wide - 1 for r in requants], signed(out_bits + 1))
-        p_out_cols = field(p.stripe.out_cols for p in program)
-        p_pool_start = field(p.stripe.out_start // layers[p.layer].pool for p in program)
-        p_col_first = field(p.stripe.out_start - layers[p.layer].padding for p in program)
-        columns = [stripe_columns(layers[p.layer], p.stripe) for p in program]
-        p_col_lo = field(lo for lo, _ in columns)
-        p_col_hi = field(hi for _, hi in columns)
-        p_macs = field(p.out_count * layers[p.layer].kernel ** 2 for p in program)
-        # the threshold path (0 steps: the layer scales instead)
-        bases, base = [], 0
-        for layer in layers:
-            bases.append(base)
-            base += layer.out_channels if layer.thresholds is not None else 0
-        p_steps = field(per_layer(lambda x: 0 if x.thresholds is None else x.thresholds.shape[1]))
-        p_threshold_base = field(bases[p.layer] + p.out_base for p in program)
-        p_bipolar = field(per_layer(lambda x: x.bipolar_out))
-        p_offset = field(per_layer(lambda x: x.threshold_offset))
+        fields = program_fields(mapping)
+        program_width, program_init = program_words(fields)
+        m.submodules.program_rom = program_rom = placed_memory(
+            shape=program_width, depth=max(n_pass, 2), init=program_init, writable=False,
+            sync_read=True)
+        program_read = program_rom.read_port()
+        m.d.comb += program_read.addr.eq(index)
+        current, at = {}, 0
+        for name, (_, shape) in fields.items():
+            current[name] = Signal(shape, name=f"pass_{name}")
+            width = Shape.cast(shape).width
+            m.d.comb += current[name].eq(program_read.data[at:at + width])
+            at += width
+        p_in_count = current["in_count"]
+        p_in_base = current["in_base"]
+        p_out_count = current["out_count"]
+        p_out_base = current["out_base"]
+        p_first = current["first"]
+        p_last = current["last"]
+        p_weight_base = current["weight_base"]
+        p_bias_base = current["bias_base"]
+        p_source = current["source"]
+        p_pixel = current["pixel"]
+        p_k = current["k"]
+        p_pad = current["pad"]
+        p_height = current["height"]
+        p_width = current["width"]
+        p_in_total = current["in_total"]
+        p_out_total = current["out_total"]
+        p_conv_rows = current["conv_rows"]
+        p_fill_rows = current["fill_rows"]
+        p_out_width = current["out_width"]
+        p_pool = current["pool"]
+        p_relu = current["relu"]
+        p_mult = current["mult"]
+        p_shift = current["shift"]
+        p_mode = current["mode"]
+        p_lo = current["lo"]
+        p_hi = current["hi"]
+        p_out_cols = current["out_cols"]
+        p_pool_start = current["pool_start"]
+        p_col_first = current["col_first"]
+        p_col_lo = current["col_lo"]
+        p_col_hi = current["col_hi"]
+        p_macs = current["macs"]
+        p_fill_start = current["fill_start"]
+        p_row_stride = current["row_stride"]
+        p_col_skip = current["col_skip"]
+        p_image_start = current["image_start"]
+        p_image_skip = current["image_skip"]
+        p_steps = current["steps"]
+        p_threshold_base = current["threshold_base"]
+        p_bipolar = current["bipolar"]
+        p_offset = current["offset"]
         final_values = layers[-1].out_values
 
         # ------------------------------------------------------------------ top state
-        state = Signal(range(5))
-        IDLE, LOAD, START, RUN, UNLOAD = range(5)
+        state = Signal(range(6))
+        IDLE, LOAD, FETCH, START, RUN, UNLOAD = range(6)
         count = Signal(range(max(mapping.buffer_values, final_values, 2) + 1))
         in_values = mapping.layers[0].in_values
         m.d.comb += self.s_axis_tready.eq((state == IDLE) | (state == LOAD))
@@ -250,14 +361,17 @@ class YodaNNTop(wiring.Component):
             m.d.comb += [events["input.beat"].eq(1), events["act_buffer.write"].eq(1)]
             m.d.sync += count.eq(count + 1)
             with m.If(count == in_values - 1):
-                m.d.sync += [state.eq(START), index.eq(0), count.eq(0)]
+                m.d.sync += [state.eq(FETCH), index.eq(0), count.eq(0)]
             with m.Else():
                 m.d.sync += state.eq(LOAD)
         final_buffer = len(layers) % 2
-        m.d.comb += [buf_unload[final_buffer].addr.eq(count),
-                     self.m_axis_tdata.eq(buf_unload[final_buffer].data),
+        # the unloader reads ahead: the address of the value shown next cycle (count 0 from
+        # the last cycle of the last pass, when the filler is idle)
+        unload_fire = (state == UNLOAD) & self.m_axis_tready
+        unload_addr = Mux(unload_fire, count + 1, count)
+        m.d.comb += [self.m_axis_tdata.eq(buf_read[final_buffer].data),
                      self.m_axis_tvalid.eq(state == UNLOAD)]
-        with m.If((state == UNLOAD) & self.m_axis_tready):
+        with m.If(unload_fire):
             m.d.comb += [events["output.beat"].eq(1), events["act_buffer.read"].eq(1)]
             m.d.sync += count.eq(count + 1)
             with m.If(count == final_values - 1):
@@ -299,10 +413,16 @@ class YodaNNTop(wiring.Component):
         fw_last = Signal()
         fw_slot = Signal(range(km + 1))
         fw_addr = Signal(range(config.w_max * n_in))
-        source_data = Mux(p_source, buf_fill[1].data, buf_fill[0].data)
-        fill_addr = (f_row * p_width + f_col) * p_in_total + p_in_base + f_c
+        # the value (f_row, f_col, channel p_in_base + f_c) of the source buffer, and its
+        # image-memory address (f_col - p_col_first, f_c), kept as counters
+        address_bits = (4 * depth).bit_length()
+        f_row_base = Signal(address_bits)  # (f_row, p_col_lo, p_in_base)
+        f_addr = Signal(address_bits)
+        f_image_addr = Signal((2 * config.w_max * n_in).bit_length())
+        f_reading = Signal()
+        source_data = Mux(p_source, buf_read[1].data, buf_read[0].data)
         for b in range(2):
-            m.d.comb += buf_fill[b].addr.eq(fill_addr)
+            m.d.comb += buf_read[b].addr.eq(Mux(f_reading, f_addr, unload_addr))
         for s, (write, _) in enumerate(slots):
             m.d.comb += [write.addr.eq(fw_addr), write.data.eq(source_data[:ab]),
                          write.en.eq(fw_valid & (fw_slot == s))]
@@ -315,22 +435,28 @@ class YodaNNTop(wiring.Component):
         may_fill = (f_row + p_pad < p_k) | (rows_done + p_k >= f_row + p_pad)
         f_last_c = f_c == p_in_count - 1
         f_last_col = f_col == p_col_hi - 1
+        m.d.comb += f_reading.eq(running & (f_row < p_fill_rows) & f_active)
         with m.If(start):
-            m.d.sync += [f_row.eq(0), f_active.eq(0), f_slot.eq(0), rows_filled.eq(0)]
+            m.d.sync += [f_row.eq(0), f_active.eq(0), f_slot.eq(0), rows_filled.eq(0),
+                         f_row_base.eq(p_fill_start)]
         with m.Elif(running & (f_row < p_fill_rows)):
             with m.If(~f_active):
                 with m.If(may_fill):
-                    m.d.sync += [f_active.eq(1), f_col.eq(p_col_lo), f_c.eq(0)]
+                    m.d.sync += [f_active.eq(1), f_col.eq(p_col_lo), f_c.eq(0),
+                                 f_addr.eq(f_row_base), f_image_addr.eq(p_image_start)]
             with m.Else():
                 m.d.comb += events["act_buffer.read"].eq(1)
-                m.d.sync += [fw_valid.eq(1), fw_slot.eq(f_slot),
-                             fw_addr.eq((f_col - p_col_first) * n_in + f_c),
+                m.d.sync += [fw_valid.eq(1), fw_slot.eq(f_slot), fw_addr.eq(f_image_addr),
                              fw_last.eq(f_last_c & f_last_col)]
-                m.d.sync += f_c.eq(f_c + 1)
+                m.d.sync += [f_c.eq(f_c + 1), f_addr.eq(f_addr + 1),
+                             f_image_addr.eq(f_image_addr + 1)]
                 with m.If(f_last_c):
-                    m.d.sync += [f_c.eq(0), f_col.eq(f_col + 1)]
+                    m.d.sync += [f_c.eq(0), f_col.eq(f_col + 1),
+                                 f_addr.eq(f_addr + p_col_skip),
+                                 f_image_addr.eq(f_image_addr + p_image_skip)]
                     with m.If(f_last_col):
                         m.d.sync += [f_active.eq(0), f_row.eq(f_row + 1),
+                                     f_row_base.eq(f_row_base + p_row_stride),
                                      f_slot.eq(Mux(f_slot == p_k, 0, f_slot + 1))]
 
         # ------------------------------------------------------------------ computer
@@ -343,6 +469,7 @@ class YodaNNTop(wiring.Component):
         x_pooled = Signal(range(config.w_max + 1))
         shift_col = Signal(range(config.w_max + 1))  # local (padded) column shifted next
         c = Signal(range(n_in + 1))
+        pixel = Signal(range(max(mapping.psum_words, 2) + 1))  # y * out_cols + x, counted
         slot_base = Signal(range(km + 1))  # slot of image row y - padding
         phase = Signal(range(4))
         WAIT, PRE, PIX, TAIL = range(4)
@@ -355,7 +482,7 @@ class YodaNNTop(wiring.Component):
         with m.If(start):
             # the first image row's slot: row -padding is slot (-padding) mod (k + 1)
             m.d.sync += [y.eq(0), phase.eq(WAIT), rows_done.eq(0), y_phase.eq(0),
-                         y_pooled.eq(0),
+                         y_pooled.eq(0), pixel.eq(0),
                          slot_base.eq(Mux(p_pad == 0, 0, p_k + 1 - p_pad))]
         with m.Elif(running):
             with m.Switch(phase):
@@ -381,7 +508,7 @@ class YodaNNTop(wiring.Component):
                     with m.If(compute):
                         m.d.sync += c.eq(c + 1)
                     with m.If(pix_cycle == p_pixel - 1):
-                        m.d.sync += [pix_cycle.eq(0), c.eq(0), x.eq(x + 1),
+                        m.d.sync += [pix_cycle.eq(0), c.eq(0), x.eq(x + 1), pixel.eq(pixel + 1),
                                      shift_col.eq(shift_col + 1),
                                      x_phase.eq(Mux(x_phase == p_pool - 1, 0, x_phase + 1)),
                                      x_pooled.eq(x_pooled + (x_phase == p_pool - 1))]
@@ -412,7 +539,7 @@ class YodaNNTop(wiring.Component):
         with m.If((state != RUN) & (state != IDLE)):
             m.d.comb += events["engine.idle"].eq(1)
 
-        # stage 1 (read data): the new column, the window, the SoPs
+        # stage 1 (read data): the new column and the window, registered as the SoPs' taps
         s1_valid, s1_compute = Signal(), Signal()
         s1_c = Signal.like(c)
         s1_mask = Signal(km)
@@ -420,11 +547,10 @@ class YodaNNTop(wiring.Component):
         s1_first, s1_last = Signal(), Signal()
         s1_pixel = Signal(range(max(mapping.psum_words, 2)))
         s1_pool = Signal(len(Cat(y_phase, x_phase, y_pooled, x_pooled)))
-        pixel_index = y * p_out_cols + x
         m.d.sync += [s1_valid.eq(issue), s1_compute.eq(compute), s1_c.eq(c),
                      s1_mask.eq(read_mask), s1_slot_base.eq(slot_base),
                      s1_first.eq(c == 0), s1_last.eq(c == p_in_count - 1),
-                     s1_pixel.eq(pixel_index),
+                     s1_pixel.eq(pixel),
                      s1_pool.eq(Cat(y_phase, x_phase, y_pooled, x_pooled))]
         column = []
         slot_data = Array(read.data for _, read in slots)
@@ -435,54 +561,78 @@ class YodaNNTop(wiring.Component):
             value = Signal(signed(ab), name=f"new_col{i}")
             m.d.comb += value.eq(Mux(s1_mask[i], slot_data[slot], 0))
             column.append(value)
-        stored = Array(Signal(km * (km - 1) * ab, name=f"image_bank{ch}")
-                       for ch in range(n_in)) if km > 1 else None
         # window[i][j]: row i, column j (j = km - 1 the newest)
         window = [[None] * km for _ in range(km)]
         if km > 1:
-            old = stored[s1_c]
+            # the image bank: each channel's k_max - 1 older columns, a LUT RAM read and
+            # rewritten (shifted by the new column) in this stage, so a channel shifted on
+            # consecutive cycles reads its own last write
+            m.submodules.image_bank = image_bank = placed_memory(
+                shape=km * (km - 1) * ab, depth=max(n_in, 2), init=[], writable=True,
+                sync_read=False)
+            bank_read, bank_write = image_bank.read_port(domain="comb"), image_bank.write_port()
+            old = bank_read.data
             for i in range(km):
                 for j in range(km - 1):
                     window[i][j] = old.word_select(i * (km - 1) + j, ab).as_signed()
             shifted = Cat(*[Cat(*[window[i][j] for j in range(1, km - 1)], column[i])
                             for i in range(km)])
-            with m.If(s1_valid):
-                m.d.sync += stored[s1_c].eq(shifted)
+            m.d.comb += [bank_read.addr.eq(s1_c), bank_write.addr.eq(s1_c),
+                         bank_write.data.eq(shifted), bank_write.en.eq(s1_valid)]
         for i in range(km):
             window[i][km - 1] = column[i]
-        # silence the taps outside the k x k kernel: their operands stay zero
-        operands = []
+        # the taps register; those outside the k x k kernel stay zero
+        taps_regs = []
         for i in range(km):
             for j in range(km):
                 active = (i < p_k) & (j >= km - p_k)
-                operand = Signal(signed(ab), name=f"tap{i}_{j}")
-                m.d.comb += operand.eq(Mux(active & s1_compute, window[i][j], 0))
-                operands.append(operand)
-        weights = filter_read.data
-        sop_results = []
-        for unit in range(n_out):
-            bits = weights[unit * taps:(unit + 1) * taps]
-            terms = [Mux(bits[t], operands[t], ~operands[t]) for t in range(taps)]
-            carries = sum(~bits[t] for t in range(taps))
-            result = Signal(signed(w["sop"]), name=f"sop{unit}")
-            m.d.comb += result.eq(_tree_sum(terms) + Mux(s1_compute, carries, 0))
-            sop_results.append(result)
+                tap = Signal(signed(ab), name=f"tap{i}_{j}")
+                m.d.sync += tap.eq(Mux(active & s1_compute, window[i][j], 0))
+                taps_regs.append(tap)
         with m.If(s1_compute):
             m.d.comb += [events["filter_bank.read"].eq(1), events["sop.mac"].eq(p_macs),
                          events["sop.carry_popcount"].eq(p_out_count),
                          events["channel_summer.accumulate"].eq(p_out_count)]
+        # the filter bank's word (read at the issue stage's channel) is registered beside the
+        # taps, with each unit's carry count (the popcount of its zero weight bits)
+        m.d.comb += filter_read.addr.eq(c)
+        weights = Signal.like(filter_read.data)
+        m.d.sync += weights.eq(filter_read.data)
 
-        # stage 2: the channel summers
-        s2_valid, s2_first, s2_last = Signal(), Signal(), Signal()
-        s2_pixel = Signal.like(s1_pixel)
-        s2_pool = Signal.like(s1_pool)
+        # the SoP stages: taps against each unit's weights (x XOR ~w plus the popcount of the
+        # carries) in an adder tree cut by a register every SOP_LEVELS_PER_STAGE levels;
+        # the per-pixel bookkeeping travels beside it
+        sop_meta = Cat(s1_compute, s1_first, s1_last, s1_pixel, s1_pool)
+        registers = sop_pipeline_registers(km)
+        # meta of the taps stage, the tree's stages, the stage before the summers (its pixel
+        # is the partial-sum read address) and the summers'
+        meta = [sop_meta]
+        for stage in range(registers + 2):
+            delayed = Signal(len(sop_meta), name=f"sop_meta{stage}")
+            m.d.sync += delayed.eq(meta[-1])
+            meta.append(delayed)
+        meta_widths = (1, 1, 1, len(s1_pixel))
+        sop_results = []
+        for unit in range(n_out):
+            bits = weights[unit * taps:(unit + 1) * taps]
+            terms = [Mux(bits[t], taps_regs[t], ~taps_regs[t]) for t in range(taps)]
+            carries = Signal(range(taps + 1), name=f"carries{unit}")
+            word = filter_read.data[unit * taps:(unit + 1) * taps]
+            m.d.sync += carries.eq(Mux(s1_compute, _tree_sum([~word[t] for t in range(taps)]),
+                                       0))
+            result, inside = _pipelined_tree_sum(m, terms + [carries], signed(w["sop"]),
+                                                 f"sop{unit}")
+            assert inside == registers, "the meta delay line must match the tree"
+            sop_results.append(result)
+        pre_valid, pre_first, _, pre_pixel, _ = _slices(meta[-2], *meta_widths)
+        s2_valid, s2_first, s2_last, s2_pixel, s2_pool = _slices(meta[-1], *meta_widths)
         sop_reg = [Signal(signed(w["sop"]), name=f"sop_reg{u}") for u in range(n_out)]
-        m.d.sync += [s2_valid.eq(s1_compute), s2_first.eq(s1_first), s2_last.eq(s1_last),
-                     s2_pixel.eq(s1_pixel), s2_pool.eq(s1_pool)]
         m.d.sync += [reg.eq(val) for reg, val in zip(sop_reg, sop_results)]
+
+        # the channel summers
         if psum_depth:
-            m.d.comb += psum_read.addr.eq(s1_pixel)
-            with m.If(s1_compute & s1_first & ~p_first):
+            m.d.comb += psum_read.addr.eq(pre_pixel)
+            with m.If(pre_valid & pre_first & ~p_first):
                 m.d.comb += events["psum_mem.read"].eq(1)
         summers = [Signal(signed(acc_bits), name=f"summer{u}") for u in range(n_out)]
         sums = []
@@ -508,63 +658,119 @@ class YodaNNTop(wiring.Component):
                                      psum_write.data.eq(Cat(*sums)), psum_write.en.eq(1),
                                      events["psum_mem.write"].eq(1)]
 
-        # the output stage: one channel per cycle
-        held = Array(hold)[drain]
+        # the output stage: one channel per cycle enters a pipeline of OUTPUT_STAGES registers
+        # (select; bias; ReLU and scale; rounding, two steps; saturation; pool read, its
+        # register, the compare), whose last stage writes the pool memory or the buffer
+        out_valid = [Signal(name=f"out_valid{e}") for e in range(OUTPUT_STAGES + 1)]
+        out_channel = [Signal.like(drain, name=f"out_channel{e}")
+                       for e in range(OUTPUT_STAGES + 1)]
+        out_pool = [Signal.like(hold_pool, name=f"out_pool{e}") for e in range(OUTPUT_STAGES + 1)]
+        m.d.comb += [out_valid[0].eq(draining), out_channel[0].eq(drain),
+                     out_pool[0].eq(hold_pool)]
+        for e in range(OUTPUT_STAGES):
+            m.d.sync += [out_valid[e + 1].eq(out_valid[e]), out_channel[e + 1].eq(out_channel[e]),
+                         out_pool[e + 1].eq(out_pool[e])]
+        # stage 1: the held sum and the channel's bias
+        held = Signal(signed(acc_bits))
+        bias = Signal(signed(acc_bits))  # the bias memory's registered read
+        m.d.sync += held.eq(Array(hold)[drain])
+        m.d.comb += [bias_read.addr.eq(p_bias_base + drain), bias.eq(bias_read.data)]
+        # stage 2: biased
         biased = Signal(signed(acc_bits + 1))
-        m.d.comb += biased.eq(held + bias_table[p_bias_base + drain])
-        rectified = Signal(signed(acc_bits + 1))
-        m.d.comb += rectified.eq(Mux(p_relu & (biased < 0), 0, biased))
+        m.d.sync += biased.eq(held + bias)
+        # stage 3: ReLU and the fixed-point multiply
+        rectified = Mux(p_relu & (biased < 0), 0, biased)
         product = Signal(signed(w["product"]))
-        m.d.comb += product.eq(rectified * p_mult)
-        rounded = Signal(signed(w["product"]))
-        m.d.comb += rounded.eq(_round_shift(m, product, p_shift, p_mode, w["product"]))
+        m.d.sync += product.eq(rectified * p_mult)
+        # stages 4 and 5: rounding
+        rounded = _round_shift(m, product, p_shift, p_mode, w["product"])
+        # stage 6: saturation (or the threshold count)
         scaled = Mux(rounded < p_lo, p_lo, Mux(rounded > p_hi, p_hi, rounded))
         value = Signal(signed(out_bits))
         steps = threshold_steps(mapping)
         if steps:
-            # the threshold path: count the channel's thresholds the accumulator reaches
+            # the threshold path: count the channel's thresholds the biased sum reaches
             field_bits = acc_bits + 1
             words = threshold_words(mapping, field_bits)
             m.submodules.threshold_mem = threshold_mem = placed_memory(
                 shape=steps * field_bits, depth=max(len(words), 2), init=words,
-                writable=False, sync_read=False)
-            threshold_read = threshold_mem.read_port(domain="comb")
-            m.d.comb += threshold_read.addr.eq(p_threshold_base + drain)
-            reached = [(p_steps > k) & (biased >= threshold_read.data.word_select(
-                k, field_bits).as_signed()) for k in range(steps)]
+                writable=False, sync_read=True)
+            threshold_read = threshold_mem.read_port()
+            m.d.comb += threshold_read.addr.eq(p_threshold_base + out_channel[1])
+            reached = Signal(steps)  # the memory's word arrives beside ``biased``
+            m.d.sync += reached.eq(Cat(*[(p_steps > k) & (biased >= threshold_read.data.word_select(
+                k, field_bits).as_signed()) for k in range(steps)]))
             reached_count = Signal(range(steps + 1))
-            m.d.comb += reached_count.eq(sum(reached))
-            counted = Mux(p_bipolar, 2 * reached_count - 1, reached_count + p_offset)
-            m.d.comb += value.eq(Mux(p_steps != 0, counted, scaled))
+            m.d.sync += reached_count.eq(_tree_sum([reached[k] for k in range(steps)]))
+            counted = Signal(signed(out_bits))
+            m.d.sync += counted.eq(Mux(p_bipolar, 2 * reached_count - 1,
+                                       reached_count + p_offset))
+            m.d.sync += value.eq(Mux(p_steps != 0, counted, scaled))
             with m.If(draining & (p_steps != 0)):
                 m.d.comb += [events["threshold_mem.read"].eq(1),
                              events["output_stage.compare"].eq(p_steps)]
         else:
-            m.d.comb += value.eq(scaled)
-        # the pool unit: the running maximum of each open window of the current pool row
-        pool_row_phase, pool_col_phase = Signal.like(y_phase), Signal.like(x_phase)
-        pooled_row, pool_col = Signal.like(y_pooled), Signal.like(x_pooled)
-        m.d.comb += Cat(pool_row_phase, pool_col_phase, pooled_row, pool_col).eq(hold_pool)
-        m.d.comb += [pool_read.addr.eq(pool_col * n_out + drain),
-                     pool_write.addr.eq(pool_col * n_out + drain)]
-        opens = (pool_row_phase == 0) & (pool_col_phase == 0)
-        closes = (pool_row_phase == p_pool - 1) & (pool_col_phase == p_pool - 1)
-        best = Signal(signed(out_bits))
-        m.d.comb += best.eq(Mux(opens | (value > pool_read.data), value, pool_read.data))
-        dest_addr = ((pooled_row * p_out_width + p_pool_start + pool_col) * p_out_total
-                     + p_out_base + drain)
-        with m.If(draining):
+            m.d.sync += value.eq(scaled)
+        # the destination address, computed along the way
+        pool_widths = (len(y_phase), len(x_phase), len(y_pooled))
+        _, _, pooled_row1, pool_col1 = _slices(out_pool[1], *pool_widths)
+        dest_pixel = Signal(range(depth + 1))
+        m.d.sync += dest_pixel.eq(pooled_row1 * p_out_width + p_pool_start + pool_col1)
+        dest_first = Signal(range(2 * depth + n_out))
+        m.d.sync += dest_first.eq(dest_pixel * p_out_total + p_out_base)
+        dest_addr = Signal(range(2 * depth + n_out))
+        m.d.sync += dest_addr.eq(dest_first + out_channel[3])
+        last = OUTPUT_STAGES
+        dest_later = [dest_addr]  # stages 4 .. last
+        for e in range(5, last + 1):
+            delayed = Signal.like(dest_addr, name=f"dest_addr{e}")
+            m.d.sync += delayed.eq(dest_later[-1])
+            dest_later.append(delayed)
+        # the pool unit: the running maximum of each open window of the current pool row, in
+        # a memory read in stage last - 3 (its word registered in last - 2), compared in
+        # last - 1, written in the last; the three values ahead of the one read, not yet
+        # written when it was read, are forwarded
+        pool_phases = [_slices(out_pool[e], *pool_widths) for e in range(last - 3, last + 1)]
+        pool_addr = [Signal(range(pool_depth), name=f"pool_addr{e}")
+                     for e in range(last - 3, last + 1)]
+        _, _, _, pool_col_read = pool_phases[0]
+        m.d.comb += pool_addr[0].eq(pool_col_read * n_out + out_channel[last - 3])
+        m.d.sync += [later.eq(earlier) for earlier, later in zip(pool_addr, pool_addr[1:])]
+        m.d.comb += [pool_read.addr.eq(pool_addr[0]), pool_write.addr.eq(pool_addr[-1])]
+        pool_word = Signal.like(pool_read.data)
+        m.d.sync += pool_word.eq(pool_read.data)
+        # ahead[d - 1]: the value d stages ahead writes the address read; two cycles later,
+        # when the read value is compared, that value is ``written[d - 1]``
+        ahead = [Signal(name=f"pool_ahead{d}") for d in (1, 2, 3)]
+        ahead_later = [Signal(name=f"pool_ahead{d}_compare") for d in (1, 2, 3)]
+        m.d.sync += [flag.eq(out_valid[last - 3 + d] & (pool_addr[d] == pool_addr[0]))
+                     for d, flag in zip((1, 2, 3), ahead)]
+        m.d.sync += Cat(*ahead_later).eq(Cat(*ahead))
+        best = Signal(signed(out_bits))  # registered: the value the last stage writes
+        written = [best, Signal(signed(out_bits)), Signal(signed(out_bits))]
+        m.d.sync += [written[1].eq(written[0]), written[2].eq(written[1])]
+        pooled = Mux(ahead_later[0], written[0],
+                     Mux(ahead_later[1], written[1], Mux(ahead_later[2], written[2], pool_word)))
+        compare_row_phase, compare_col_phase, _, _ = pool_phases[2]
+        opens = (compare_row_phase == 0) & (compare_col_phase == 0)
+        compared = Signal(signed(out_bits))  # the value, beside the pool's word
+        m.d.sync += compared.eq(value)
+        m.d.sync += best.eq(Mux(opens | (compared > pooled), compared, pooled))
+        with m.If(out_valid[last - 1] & ~opens):
+            m.d.comb += events["pool.compare"].eq(1)
+        write_row_phase, write_col_phase, _, _ = pool_phases[3]
+        closes = (write_row_phase == p_pool - 1) & (write_col_phase == p_pool - 1)
+        with m.If(out_valid[last]):
             m.d.comb += [events["output_stage.scale"].eq(p_steps == 0),
                          pool_write.data.eq(best),
                          pool_write.en.eq(~closes)]
-            with m.If(~opens):
-                m.d.comb += events["pool.compare"].eq(1)
             with m.If(closes):
                 m.d.comb += events["act_buffer.write"].eq(1)
                 for b in range(2):
                     with m.If(p_source != b):
-                        m.d.comb += [buf_write[b].addr.eq(dest_addr),
+                        m.d.comb += [buf_write[b].addr.eq(dest_later[-1]),
                                      buf_write[b].data.eq(best), buf_write[b].en.eq(1)]
+        with m.If(draining):
             m.d.sync += drain.eq(drain + 1)
             with m.If(drain == p_out_count - 1):
                 m.d.sync += draining.eq(0)
@@ -575,16 +781,44 @@ class YodaNNTop(wiring.Component):
                          drain.eq(0), draining.eq(1)]
 
         # end of a pass: the computer is done and nothing is in flight
-        pass_done = running & (phase == TAIL) & ~s1_valid & ~s2_valid & ~draining \
-            & ~fw_valid
+        in_flight = Cat(s1_valid, *[bundle[0] for bundle in meta[1:]],
+                        *out_valid, fw_valid)
+        pass_done = running & (phase == TAIL) & (in_flight == 0)
         with m.If(start):
             m.d.sync += state.eq(RUN)
+        with m.If(FETCH == state):
+            m.d.sync += state.eq(START)
         with m.If(pass_done):
             with m.If(index == n_pass - 1):
                 m.d.sync += [state.eq(UNLOAD), count.eq(0)]
             with m.Else():
-                m.d.sync += [state.eq(START), index.eq(index + 1)]
+                m.d.sync += [state.eq(FETCH), index.eq(index + 1)]
         return m
+
+
+def sop_pipeline_registers(k_max: int) -> int:
+    """Registers inside a SoP unit's adder tree (k_max^2 taps and the carries' popcount),
+    one after every SOP_LEVELS_PER_STAGE levels that more levels follow."""
+    levels = (k_max * k_max).bit_length()  # ceil(log2(k_max^2 + 1))
+    return (levels - 1) // SOP_LEVELS_PER_STAGE
+
+
+def _pipelined_tree_sum(m, terms, shape, name):
+    """A balanced adder tree of ``terms`` whose partial sums are registered every
+    SOP_LEVELS_PER_STAGE levels (``sop_pipeline_registers`` of them); the last level is
+    combinational."""
+    level, depth, registers = list(terms), 0, 0
+    while len(level) > 1:
+        level = [level[i] + level[i + 1] if i + 1 < len(level) else level[i]
+                 for i in range(0, len(level), 2)]
+        depth += 1
+        if depth % SOP_LEVELS_PER_STAGE == 0 and len(level) > 1:
+            registered = [Signal(shape, name=f"{name}_level{depth}_{i}")
+                          for i in range(len(level))]
+            m.d.sync += [r.eq(v) for r, v in zip(registered, level)]
+            level = registered
+            registers += 1
+    return level[0], registers
 
 
 def _tree_sum(terms):
@@ -597,19 +831,21 @@ def _tree_sum(terms):
 
 
 def _round_shift(m, product, shift, mode, width):
-    """``round(product / 2**shift)`` by a rounding code (``mapping.ROUNDING_CODES``)."""
-    floor = Signal(signed(width), name="round_floor")
-    m.d.comb += floor.eq(product >> shift)
+    """``round(product / 2**shift)`` by a rounding code (``mapping.ROUNDING_CODES``), in two
+    register stages: the shift and the remainder's comparisons, then the increment."""
     mask = Signal(width, name="round_mask")
     m.d.comb += mask.eq((Const(1, width + 1) << shift) - 1)
     rest = Signal(width, name="round_rest")
     m.d.comb += rest.eq(product.as_unsigned() & mask)
     half = Signal(width + 1, name="round_half")
     m.d.comb += half.eq((Const(1, width + 2) << shift) >> 1)
-    above = Mux(shift == 0, 0, rest > half)
-    tie = Mux(shift == 0, 0, rest == half)
-    nonzero = rest != 0
-    negative = product < 0
+    floor = Signal(signed(width), name="round_floor")
+    above, tie, nonzero, negative = (Signal(name=f"round_{n}")
+                                     for n in ("above", "tie", "nonzero", "negative"))
+    m.d.sync += [floor.eq(product >> shift),
+                 above.eq(Mux(shift == 0, 0, rest > half)),
+                 tie.eq(Mux(shift == 0, 0, rest == half)),
+                 nonzero.eq(rest != 0), negative.eq(product < 0)]
     up = Signal(name="round_up")
     with m.Switch(mode):
         with m.Case(0):
@@ -626,4 +862,15 @@ def _round_shift(m, product, shift, mode, width):
             m.d.comb += up.eq(above | (tie & ~negative))
         with m.Case(6):
             m.d.comb += up.eq(above | (tie & negative))
-    return floor + up
+    rounded = Signal(signed(width), name="round_result")
+    m.d.sync += rounded.eq(floor + up)
+    return rounded
+
+
+def _slices(bundle, *widths):
+    """``bundle`` cut into fields of ``widths`` bits from bit 0, and the rest."""
+    parts, at = [], 0
+    for width in widths:
+        parts.append(bundle[at:at + width])
+        at += width
+    return [*parts, bundle[at:]]
