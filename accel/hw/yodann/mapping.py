@@ -38,6 +38,9 @@ from accel.nn.ir import (Conv2d, Dense, Flatten, MaxPool2d, MultiThreshold, Netw
                          Reshape)
 
 MAX_SCALE_BITS = 16  # the output stage's multiplier (alpha) width
+# cycles from the output stage's read of the pool memory to its write of the same value
+# (``accel.hw.yodann.rtl``: read, registered word, compare, write)
+POOL_READ_TO_WRITE = 3
 
 
 @dataclass(frozen=True)
@@ -380,10 +383,16 @@ class Pass:
     weight_base: int  # first filter word in the weight memory
     bias_base: int  # first output channel's entry in the bias/scale memory
     source: int  # activation buffer read (0 or 1); the other is written
+    pooled: bool = False  # the layer max-pools: its output stage keeps running maxima
 
     def pixel_cycles(self) -> int:
-        """P: an output pixel takes max(C, the output stage's drain of its channels)."""
-        return max(self.in_count, self.out_count) if self.last else self.in_count
+        """P: an output pixel takes max(C, the output stage's drain of its channels); on a
+        pooled layer also more than the pool memory's read-to-write distance, so a channel's
+        running maximum is written before the next pixel's value for it reads it."""
+        if not self.last:
+            return self.in_count
+        return max(self.in_count, self.out_count,
+                   POOL_READ_TO_WRITE + 1 if self.pooled else 1)
 
 
 def layer_filter_words(layer: EngineLayer, config: EngineConfig) -> int:
@@ -412,7 +421,7 @@ def passes(mapping: "YodaNNMapping") -> list[Pass]:
                                         k == 0, k == len(ranges) - 1,
                                         weight_base + out_base // config.n_out
                                         * layer.in_channels + in_base,
-                                        bias_base + out_base, index % 2))
+                                        bias_base + out_base, index % 2, layer.pool > 1))
         weight_base += layer_filter_words(layer, config)
         bias_base += layer.out_channels
     return program

@@ -39,14 +39,17 @@ from amaranth.lib import wiring
 from accel.hw.common.counters import EventCounterBank
 from accel.hw.common.memory import placed_memory
 from accel.hw.common.stream_harness import axi_stream_ports
-from accel.hw.yodann.mapping import (ROUNDING_CODES, YodaNNMapping, fill_rows, filter_words,
-                                     passes, stripe_columns)
+from accel.hw.yodann.mapping import (MAX_SCALE_BITS, POOL_READ_TO_WRITE, ROUNDING_CODES,
+                                     YodaNNMapping, fill_rows, filter_words, passes,
+                                     stripe_columns)
 
 
-# pipeline depths (the cycle model reads them): adder levels between the SoP tree's registers,
-# and the output stage's registers from the drain's channel select to the pool and buffer write
+# pipeline depths (the cycle model reads them): adder levels between the SoP tree's registers
+# (after its first level), and the output stage's registers from the drain's channel select to
+# the pool and buffer write
 SOP_LEVELS_PER_STAGE = 2
-OUTPUT_STAGES = 8
+OUTPUT_STAGES = 10
+DSP_LOW_BITS = 17  # an ECP5/7-series DSP multiplies 18 x 18 signed: 17 unsigned bits
 
 
 def engine_widths(mapping: YodaNNMapping) -> dict[str, int]:
@@ -72,11 +75,12 @@ def pipeline_register_bits(mapping: YodaNNMapping) -> int:
     partial_sums, terms = 0, taps + 1
     for level in range(1, taps.bit_length()):  # the registered levels of a tree
         terms = (terms + 1) // 2
-        if level % SOP_LEVELS_PER_STAGE == 0:
+        if _registered_level(level):
             partial_sums += terms
-    output_stage = (2 * w["acc"] + (w["acc"] + 1)  # held and bias, biased
-                    + w["product"] + (w["product"] + 4) + w["product"]  # product, rounding
-                    + 6 * w["out"])  # the value (twice), the pool's word, the maxima written
+    output_stage = (2 * w["acc"] + 2 * (w["acc"] + 1)  # held and bias, biased, rectified
+                    + 3 * w["product"]  # the two partial products, the product
+                    + (w["product"] + 4) + w["product"]  # rounding
+                    + 4 * w["out"])  # the value (twice), the pool's word, the maximum
     return (taps * w["activation"]
             + config.n_out * (taps + taps.bit_length())  # the weights and carry counts
             + config.n_out * (partial_sums + 1) * w["sop"]
@@ -659,8 +663,9 @@ class YodaNNTop(wiring.Component):
                                      events["psum_mem.write"].eq(1)]
 
         # the output stage: one channel per cycle enters a pipeline of OUTPUT_STAGES registers
-        # (select; bias; ReLU and scale; rounding, two steps; saturation; pool read, its
-        # register, the compare), whose last stage writes the pool memory or the buffer
+        # (select; bias; ReLU; two for the scale's multiply; two for rounding; saturation;
+        # pool read, its register, the compare), whose last stage writes the pool memory or
+        # the destination buffer
         out_valid = [Signal(name=f"out_valid{e}") for e in range(OUTPUT_STAGES + 1)]
         out_channel = [Signal.like(drain, name=f"out_channel{e}")
                        for e in range(OUTPUT_STAGES + 1)]
@@ -678,13 +683,24 @@ class YodaNNTop(wiring.Component):
         # stage 2: biased
         biased = Signal(signed(acc_bits + 1))
         m.d.sync += biased.eq(held + bias)
-        # stage 3: ReLU and the fixed-point multiply
-        rectified = Mux(p_relu & (biased < 0), 0, biased)
+        # stage 3: ReLU
+        rectified = Signal(signed(acc_bits + 1))
+        m.d.sync += rectified.eq(Mux(p_relu & (biased < 0), 0, biased))
+        # stages 4 and 5: the fixed-point multiply, as products that each fit a DSP's 18 x 18
+        # signed multiplier (a wider value's low 17 bits, unsigned, and the rest), then
+        # their sum
+        low_product = Signal(signed(DSP_LOW_BITS + 2 + MAX_SCALE_BITS))
+        high_product = Signal(signed(w["product"]))
+        if acc_bits + 1 <= DSP_LOW_BITS + 1:
+            m.d.sync += low_product.eq(rectified * p_mult)
+        else:
+            m.d.sync += [low_product.eq(rectified[:DSP_LOW_BITS] * p_mult),
+                         high_product.eq(rectified[DSP_LOW_BITS:].as_signed() * p_mult)]
         product = Signal(signed(w["product"]))
-        m.d.sync += product.eq(rectified * p_mult)
-        # stages 4 and 5: rounding
+        m.d.sync += product.eq((high_product << DSP_LOW_BITS) + low_product)
+        # stages 6 and 7: rounding
         rounded = _round_shift(m, product, p_shift, p_mode, w["product"])
-        # stage 6: saturation (or the threshold count)
+        # stage 8: saturation (or the threshold count)
         scaled = Mux(rounded < p_lo, p_lo, Mux(rounded > p_hi, p_hi, rounded))
         value = Signal(signed(out_bits))
         steps = threshold_steps(mapping)
@@ -698,14 +714,16 @@ class YodaNNTop(wiring.Component):
             threshold_read = threshold_mem.read_port()
             m.d.comb += threshold_read.addr.eq(p_threshold_base + out_channel[1])
             reached = Signal(steps)  # the memory's word arrives beside ``biased``
-            m.d.sync += reached.eq(Cat(*[(p_steps > k) & (biased >= threshold_read.data.word_select(
+            threshold = threshold_read.data.word_select
+            m.d.sync += reached.eq(Cat(*[(p_steps > k) & (biased >= threshold(
                 k, field_bits).as_signed()) for k in range(steps)]))
             reached_count = Signal(range(steps + 1))
             m.d.sync += reached_count.eq(_tree_sum([reached[k] for k in range(steps)]))
-            counted = Signal(signed(out_bits))
-            m.d.sync += counted.eq(Mux(p_bipolar, 2 * reached_count - 1,
-                                       reached_count + p_offset))
-            m.d.sync += value.eq(Mux(p_steps != 0, counted, scaled))
+            counted = [Signal(signed(out_bits), name=f"counted{e}") for e in range(5, 8)]
+            m.d.sync += counted[0].eq(Mux(p_bipolar, 2 * reached_count - 1,
+                                          reached_count + p_offset))
+            m.d.sync += [later.eq(earlier) for earlier, later in zip(counted, counted[1:])]
+            m.d.sync += value.eq(Mux(p_steps != 0, counted[-1], scaled))
             with m.If(draining & (p_steps != 0)):
                 m.d.comb += [events["threshold_mem.read"].eq(1),
                              events["output_stage.compare"].eq(p_steps)]
@@ -727,9 +745,10 @@ class YodaNNTop(wiring.Component):
             m.d.sync += delayed.eq(dest_later[-1])
             dest_later.append(delayed)
         # the pool unit: the running maximum of each open window of the current pool row, in
-        # a memory read in stage last - 3 (its word registered in last - 2), compared in
-        # last - 1, written in the last; the three values ahead of the one read, not yet
-        # written when it was read, are forwarded
+        # a memory read in stage last - 3, its word registered, compared with the value in
+        # last - 1 and written in the last: POOL_READ_TO_WRITE cycles, fewer than a pooled
+        # pixel takes (``Pass.pixel_cycles``), so every read sees the channel's last write
+        assert POOL_READ_TO_WRITE == 3
         pool_phases = [_slices(out_pool[e], *pool_widths) for e in range(last - 3, last + 1)]
         pool_addr = [Signal(range(pool_depth), name=f"pool_addr{e}")
                      for e in range(last - 3, last + 1)]
@@ -737,20 +756,9 @@ class YodaNNTop(wiring.Component):
         m.d.comb += pool_addr[0].eq(pool_col_read * n_out + out_channel[last - 3])
         m.d.sync += [later.eq(earlier) for earlier, later in zip(pool_addr, pool_addr[1:])]
         m.d.comb += [pool_read.addr.eq(pool_addr[0]), pool_write.addr.eq(pool_addr[-1])]
-        pool_word = Signal.like(pool_read.data)
-        m.d.sync += pool_word.eq(pool_read.data)
-        # ahead[d - 1]: the value d stages ahead writes the address read; two cycles later,
-        # when the read value is compared, that value is ``written[d - 1]``
-        ahead = [Signal(name=f"pool_ahead{d}") for d in (1, 2, 3)]
-        ahead_later = [Signal(name=f"pool_ahead{d}_compare") for d in (1, 2, 3)]
-        m.d.sync += [flag.eq(out_valid[last - 3 + d] & (pool_addr[d] == pool_addr[0]))
-                     for d, flag in zip((1, 2, 3), ahead)]
-        m.d.sync += Cat(*ahead_later).eq(Cat(*ahead))
+        pooled = Signal.like(pool_read.data)
+        m.d.sync += pooled.eq(pool_read.data)
         best = Signal(signed(out_bits))  # registered: the value the last stage writes
-        written = [best, Signal(signed(out_bits)), Signal(signed(out_bits))]
-        m.d.sync += [written[1].eq(written[0]), written[2].eq(written[1])]
-        pooled = Mux(ahead_later[0], written[0],
-                     Mux(ahead_later[1], written[1], Mux(ahead_later[2], written[2], pool_word)))
         compare_row_phase, compare_col_phase, _, _ = pool_phases[2]
         opens = (compare_row_phase == 0) & (compare_col_phase == 0)
         compared = Signal(signed(out_bits))  # the value, beside the pool's word
@@ -797,22 +805,26 @@ class YodaNNTop(wiring.Component):
 
 
 def sop_pipeline_registers(k_max: int) -> int:
-    """Registers inside a SoP unit's adder tree (k_max^2 taps and the carries' popcount),
-    one after every SOP_LEVELS_PER_STAGE levels that more levels follow."""
+    """Registers inside a SoP unit's adder tree (k_max^2 taps and the carries' popcount):
+    after its first level (the taps reach every unit, so their wires are long) and then every
+    SOP_LEVELS_PER_STAGE levels, where more levels follow."""
     levels = (k_max * k_max).bit_length()  # ceil(log2(k_max^2 + 1))
-    return (levels - 1) // SOP_LEVELS_PER_STAGE
+    return sum(1 for level in range(1, levels) if _registered_level(level))
+
+
+def _registered_level(level: int) -> bool:
+    return (level - 1) % SOP_LEVELS_PER_STAGE == 0
 
 
 def _pipelined_tree_sum(m, terms, shape, name):
-    """A balanced adder tree of ``terms`` whose partial sums are registered every
-    SOP_LEVELS_PER_STAGE levels (``sop_pipeline_registers`` of them); the last level is
-    combinational."""
+    """A balanced adder tree of ``terms`` whose partial sums are registered where
+    ``sop_pipeline_registers`` says; the last level is combinational."""
     level, depth, registers = list(terms), 0, 0
     while len(level) > 1:
         level = [level[i] + level[i + 1] if i + 1 < len(level) else level[i]
                  for i in range(0, len(level), 2)]
         depth += 1
-        if depth % SOP_LEVELS_PER_STAGE == 0 and len(level) > 1:
+        if _registered_level(depth) and len(level) > 1:
             registered = [Signal(shape, name=f"{name}_level{depth}_{i}")
                           for i in range(len(level))]
             m.d.sync += [r.eq(v) for r, v in zip(registered, level)]
