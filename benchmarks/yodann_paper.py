@@ -25,6 +25,9 @@ per channel, so both run a twin of bwn-cnn with 4-bit unsigned activations (scal
 on the training split, powers of two; the biases after them rescaled): ReLU + quantizer on
 YodaNN, the same function as thresholds (checked equal by the golden model) on FINN, folded
 for YodaNN's frame rate. Cycles per frame, energy per frame (45 nm), storage bits.
+The engine is built as an ASIC at YodaNN's clock would be: SoP trees without pipeline
+registers (``--sop-stage-levels 0``; the FPGA default cuts them every two levels, and those
+registers, clocked every cycle, would cost 20,672 flip-flops on the 7x7 engine).
 Usage: python benchmarks/yodann_paper.py [--model-only]
 """
 
@@ -45,6 +48,7 @@ PAPER_GOPS = {7: 1510, 5: 770, 3: 277}
 PAPER_UTILIZATION = {7: 1.00, 5: 0.51, 3: 0.18}
 PAPER_FJ_PER_OP = {1.2: 101.0, 0.6: 16.3}  # derived from 1.5 TOp/s at 153 mW; 61.2 TOp/s/W
 NOT_IN_PAPER_CORE = ("act_buffer", "weight_mem")  # what the paper's chip receives over I/O
+ASIC = architecture("yodann").Options(sop_stage_levels=0)  # the paper's engine, as an ASIC
 
 
 def layer_network(kernel: int, seed: int = 0) -> Network:
@@ -62,7 +66,7 @@ def layer_network(kernel: int, seed: int = 0) -> Network:
 def run(kernel: int, tech: str, clock_mhz: float, model_only: bool):
     arch = architecture("yodann")
     network = layer_network(kernel)
-    mapping = arch.configure(network, arch.Options(), clock_mhz=clock_mhz)
+    mapping = arch.configure(network, ASIC, clock_mhz=clock_mhz)
     inputs = np.random.default_rng(kernel).uniform(-4, 4, (1, 32, 32, 32))
     path = evaluate.estimate if model_only else evaluate.simulate
     result = path(arch, mapping, network, inputs, model=network.name, clock_mhz=clock_mhz,
@@ -130,8 +134,8 @@ def side_by_side() -> None:
     yodann, finn = architecture("yodann"), architecture("finn")
     fps = None
     for label, arch, network, options in (
-            ("YodaNN, paper engine (32x32 SoPs, 7x7)", yodann, twins[0], yodann.Options()),
-            ("YodaNN, 32x32 SoPs of 3x3", yodann, twins[0], yodann.Options(k_max=3)),
+            ("YodaNN, paper engine (32x32 SoPs, 7x7)", yodann, twins[0], ASIC),
+            ("YodaNN, 32x32 SoPs of 3x3", yodann, twins[0], replace(ASIC, k_max=3)),
             ("FINN, folded for YodaNN's frame rate", finn, twins[1], None)):
         if options is None:
             options = finn.Options(target_fps=fps)

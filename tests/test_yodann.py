@@ -139,19 +139,21 @@ def test_cli_estimates_bwn_cnn_on_the_paper_engine(tmp_path, capsys):
 
 def _simulate(network, config, frames=2, seed=5):
     options = YODANN.Options(config.n_out, config.n_in, config.k_max, config.w_max,
-                             config.activation_bits)
+                             config.activation_bits, config.sop_stage_levels)
     mapping = YODANN.configure(network, options, clock_mhz=100.0)
     inputs = np.random.default_rng(seed).uniform(-4, 4, (frames, *network.input_shape[1:]))
     return evaluate.simulate(YODANN, mapping, network, inputs, model=network.name,
                              clock_mhz=100.0)
 
 
-def test_every_tiling_path_is_bit_exact_with_events_equal_to_the_model():
+@pytest.mark.parametrize("sop_stage_levels", [2, 0, 1])
+def test_every_tiling_path_is_bit_exact_with_events_equal_to_the_model(sop_stage_levels):
     """Input and output passes, stripes, partial sums, pooling and a dense layer mapped as a
-    2x2 convolution, with rounding half up and no ReLU, on a 2 x 2 engine."""
+    2x2 convolution, with rounding half up and no ReLU, on a 2 x 2 engine; the SoP trees cut
+    every two levels (the default), not at all and at every level."""
     network = conv_network(channels=(3, 3), image=(6, 6), relu=False, rounding="HALF_UP",
                            pool=2, dense=3)
-    result = _simulate(network, EngineConfig(2, 2, 3, 4, 8))
+    result = _simulate(network, EngineConfig(2, 2, 3, 4, 8, sop_stage_levels))
     assert result.bit_exact and result.model_events_equal and result.agrees
 
 
@@ -174,7 +176,7 @@ def layers_and_engines(draw):
         threshold_steps=draw(st.sampled_from([7, 0, 0, 1])))
     config = EngineConfig(n_out=draw(st.integers(1, 4)), n_in=draw(st.integers(1, 4)),
                           k_max=k_max, w_max=draw(st.integers(kernel + pool - 1, 12)),
-                          activation_bits=8)
+                          activation_bits=8, sop_stage_levels=draw(st.integers(0, 3)))
     return network, config
 
 

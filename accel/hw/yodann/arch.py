@@ -16,11 +16,12 @@ from accel.energy.model import EventSpec
 from accel.hw.architecture import Architecture, RTLRun, Timing, option
 from accel.hw.common.counters import DEFAULT_COUNTER_WIDTH
 from accel.hw.yodann import run
+from accel.errors import ConfigError
 from accel.hw.yodann.mapping import (MAX_SCALE_BITS, EngineConfig, YodaNNMapping,
                                      filter_word_count, map_network, passes, threshold_rows)
 from accel.hw.yodann.model import frame_timing
 from accel.hw.yodann.rtl import (YodaNNTop, engine_widths, event_declarations,
-                                 pipeline_register_bits, threshold_steps)
+                                 pipeline_register_bits, threshold_steps, window_kernel)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class YodaNNOptions:
                         parse=int, metavar="W")
     activation_bits: int = option(12, help="activation width (two's complement)", parse=int,
                                   metavar="BITS")
+    sop_stage_levels: int = option(2, help="adder levels between the SoP trees' pipeline "
+                                   "registers (0: none; FPGA timing wants 2)", parse=int,
+                                   metavar="L")
 
 
 class YodaNNArchitecture(Architecture):
@@ -53,8 +57,11 @@ class YodaNNArchitecture(Architecture):
                   count_events: bool = True) -> YodaNNMapping:
         """The engine of ``options``; the clock only states times (the schedule does not
         depend on it)."""
+        if options.sop_stage_levels < 0:
+            raise ConfigError(f"--sop-stage-levels must be 0 or more, not "
+                              f"{options.sop_stage_levels}")
         config = EngineConfig(options.n_out, options.n_in, options.k_max, options.w_max,
-                              options.activation_bits)
+                              options.activation_bits, options.sop_stage_levels)
         return map_network(network, config, count_events=count_events)
 
     def rtl(self, mapping: YodaNNMapping) -> YodaNNTop:
@@ -90,12 +97,12 @@ class YodaNNArchitecture(Architecture):
         sums, pool row, summers and holding registers, counters; the widest of the filter
         word, the partial-sum word and the counter readout."""
         config, w = mapping.config, engine_widths(mapping)
-        taps = config.k_max ** 2
+        taps, window = config.k_max ** 2, window_kernel(mapping)
         filter_word = config.n_out * taps
         storage = (2 * mapping.buffer_values * w["out"]
                    + filter_word_count(mapping) * filter_word + config.n_in * filter_word
-                   + (config.k_max + 1) * config.w_max * config.n_in * w["activation"]
-                   + config.n_in * config.k_max * (config.k_max - 1) * w["activation"]
+                   + (window + 1) * config.w_max * config.n_in * w["activation"]
+                   + config.n_in * window * (window - 1) * w["activation"]
                    + mapping.psum_words * config.n_out * w["acc"]
                    + config.w_max * config.n_out * w["out"]
                    + config.n_out * (w["sop"] + 2 * w["acc"])
@@ -117,7 +124,8 @@ class YodaNNArchitecture(Architecture):
         return {
             "network": mapping.name,
             "engine": {"n_out": config.n_out, "n_in": config.n_in, "k_max": config.k_max,
-                       "w_max": config.w_max, "activation_bits": config.activation_bits},
+                       "w_max": config.w_max, "activation_bits": config.activation_bits,
+                       "sop_stage_levels": config.sop_stage_levels},
             "widths": engine_widths(mapping),
             "layers": [{"name": layer.name, "covers": layer.source_layers,
                         "in_channels": layer.in_channels, "out_channels": layer.out_channels,
@@ -180,9 +188,10 @@ def event_specs(mapping: YodaNNMapping) -> dict[str, EventSpec]:
                "width": filter_word}
     psums = {"capacity_bytes": max(mapping.psum_words, 1) * config.n_out * w["acc"] / 8,
              "width": config.n_out * w["acc"]}
+    kw = window_kernel(mapping)
     image = {"words": config.w_max * config.n_in, "width": w["activation"],
-             "instances": config.k_max + 1}
-    window = config.k_max * (config.k_max - 1) * w["activation"]
+             "instances": kw + 1}
+    window = kw * (kw - 1) * w["activation"]
     specs = {
         "input.beat": EventSpec("free", "control"),
         "output.beat": EventSpec("free", "control"),
@@ -195,7 +204,8 @@ def event_specs(mapping: YodaNNMapping) -> dict[str, EventSpec]:
                                                          "width": filter_word}),
         "image_mem.write": EventSpec("scm", "memory", image),
         "image_mem.read": EventSpec("scm", "memory", image),
-        # one channel's window advances a column: its k_max x (k_max - 1) registers load
+        # one channel's window advances a column: its kw x (kw - 1) registers load (kw: the
+        # network's largest kernel)
         "image_bank.shift": EventSpec("flops", "memory", {"bits": window}),
         "sop.mac": EventSpec("negate_add_lane", "compute", {
             "bits": w["activation"], "acc_bits": w["sop"], "simd": taps}),

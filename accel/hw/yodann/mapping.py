@@ -54,6 +54,9 @@ class EngineConfig:
     k_max: int = 7
     w_max: int = 32
     activation_bits: int = 12
+    # adder levels between the SoP trees' pipeline registers (after their first level; 0:
+    # no register inside a tree, as an ASIC at YodaNN's clock needs none)
+    sop_stage_levels: int = 2
 
 
 @dataclass(frozen=True)

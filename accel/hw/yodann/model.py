@@ -69,7 +69,7 @@ def pass_timing(mapping: YodaNNMapping, step) -> PassTiming:
     extend_fill(fills - 1)
     last = row_check[-1]
     last_sop = last + L - (P - C)
-    sop_stages = 1 + sop_pipeline_registers(mapping.config.k_max)
+    sop_stages = 1 + sop_pipeline_registers(mapping.config)
     drained = step.out_count + OUTPUT_STAGES if step.last else 0
     end = max(last + L + 2, last_sop + 3 + sop_stages + drained)
     cycles = end + 1 + 1 + 1  # the pass's last cycle, its START and its FETCH

@@ -9,17 +9,20 @@ from __future__ import annotations
 from accel.hw.resources import (Resources, apply, memory_resources, prefixed, tree_bits,
                                 rom_columns)
 from accel.hw.yodann.mapping import YodaNNMapping, filter_words
-from accel.hw.yodann.rtl import (engine_widths, pipeline_register_bits, threshold_steps,
-                                 threshold_words)
+from accel.hw.yodann.rtl import (bias_words, engine_widths, pipeline_register_bits,
+                                 program_fields, program_words, threshold_steps,
+                                 threshold_words, window_kernel)
 
 # Fitted by ``python benchmarks/resources.py --fit`` (non-negative least squares, relative
 # error, on the flattened synth_ecp5 counts, yosys 0.70, of the YodaNN designs it lists).
 LUT_COEFFICIENTS: dict[str, float] = {
-    "memory.lutram_read_mux": 1.0513, "sop.tree_bits": 2.2179,
-    "summer.accumulator_bits": 5.1958,
+    "memory.lutram_read_mux": 0.8186, "memory.rom_lut_bits": 0.6564,
+    "sop.pipeline_bits": 0.8317, "summer.accumulator_bits": 3.9909,
+    "summer.window_bits": 3.7606,
 }
 FF_COEFFICIENTS: dict[str, float] = {
-    "summer.accumulator_bits": 6.4522, "summer.stage": 414.6824, "summer.window_bits": 1.49,
+    "memory.lutram_read_mux": 0.2468, "sop.pipeline_bits": 0.7121,
+    "summer.accumulator_bits": 1.4021, "summer.window_bits": 7.8675,
 }
 
 
@@ -39,7 +42,7 @@ def structural(mapping: YodaNNMapping) -> dict[str, Resources]:
     summers = Resources(features=prefixed("summer", {
         "stage": 1,
         "accumulator_bits": n_out * acc,
-        "window_bits": taps * ab,  # the tap selects
+        "window_bits": window_kernel(mapping) ** 2 * ab,  # the live taps' selects
     }))
     words = filter_words(mapping)
     # the weight memory's columns (yosys keeps all of the filter bank's, which it writes)
@@ -57,11 +60,22 @@ def structural(mapping: YodaNNMapping) -> dict[str, Resources]:
                          columns=columns),
         memory_resources(n_out * taps, max(n_in, 2), writable=True, sync_read=True),
         *[memory_resources(ab, config.w_max * n_in, writable=True, sync_read=True)
-          for _ in range(km + 1)],
+          for _ in range(window_kernel(mapping) + 1)],
         memory_resources(out, config.w_max * n_out, writable=True, sync_read=True),  # pool
     ]
-    if km > 1:  # the image bank: each channel's older window columns, rewritten in place
-        memory_parts.append(memory_resources(km * (km - 1) * ab, max(n_in, 2), writable=True,
+    # the sequencer's program (its bit columns) and the bias memory, ROMs read synchronously
+    program_width, program = program_words(program_fields(mapping))
+    memory_parts.append(memory_resources(
+        program_width, max(len(program), 2), writable=False, sync_read=True,
+        columns=rom_columns([[word >> b & 1 for b in range(program_width)] for word in program],
+                            1)))
+    biases = bias_words(mapping)
+    memory_parts.append(memory_resources(acc, max(len(biases), 2), writable=False,
+                                         sync_read=True,
+                                         columns=rom_columns([[b] for b in biases], acc)))
+    kw = window_kernel(mapping)
+    if kw > 1:  # the image bank: each channel's older window columns, rewritten in place
+        memory_parts.append(memory_resources(kw * (kw - 1) * ab, max(n_in, 2), writable=True,
                                              sync_read=False))
     if mapping.psum_words:
         memory_parts.append(memory_resources(n_out * acc, max(mapping.psum_words, 2),

@@ -40,14 +40,12 @@ from accel.hw.common.counters import EventCounterBank
 from accel.hw.common.memory import placed_memory
 from accel.hw.common.stream_harness import axi_stream_ports
 from accel.hw.yodann.mapping import (MAX_SCALE_BITS, POOL_READ_TO_WRITE, ROUNDING_CODES,
-                                     YodaNNMapping, fill_rows, filter_words, passes,
+                                     EngineConfig, YodaNNMapping, fill_rows, filter_words, passes,
                                      stripe_columns)
 
 
-# pipeline depths (the cycle model reads them): adder levels between the SoP tree's registers
-# (after its first level), and the output stage's registers from the drain's channel select to
-# the pool and buffer write
-SOP_LEVELS_PER_STAGE = 2
+# the output stage's registers from the drain's channel select to the pool and buffer write
+# (the cycle model reads it; the SoP trees' depth is ``EngineConfig.sop_stage_levels``)
 OUTPUT_STAGES = 10
 DSP_LOW_BITS = 17  # an ECP5/7-series DSP multiplies 18 x 18 signed: 17 unsigned bits
 
@@ -75,7 +73,7 @@ def pipeline_register_bits(mapping: YodaNNMapping) -> int:
     partial_sums, terms = 0, taps + 1
     for level in range(1, taps.bit_length()):  # the registered levels of a tree
         terms = (terms + 1) // 2
-        if _registered_level(level):
+        if _registered_level(config, level):
             partial_sums += terms
     output_stage = (2 * w["acc"] + 2 * (w["acc"] + 1)  # held and bias, biased, rectified
                     + 3 * w["product"]  # the two partial products, the product
@@ -197,6 +195,12 @@ def program_words(fields) -> tuple[int, list[int]]:
     return width, words
 
 
+def window_kernel(mapping: YodaNNMapping) -> int:
+    """The image bank's window: the network's largest kernel (at most k_max); the SoP taps
+    beyond it are constant zeros."""
+    return max(layer.kernel for layer in mapping.layers)
+
+
 def bias_words(mapping: YodaNNMapping) -> list[int]:
     """The bias memory: every layer's per-channel biases, in layer order."""
     return [int(b) for layer in mapping.layers for b in layer.bias]
@@ -245,6 +249,7 @@ class YodaNNTop(wiring.Component):
         m.d.comb += [counters.increment(name).eq(sig) for name, sig in events.items()]
 
         km, n_in, n_out = config.k_max, config.n_in, config.n_out
+        kw = window_kernel(mapping)  # the image memory's and bank's rows
         ab, acc_bits, out_bits = w["activation"], w["acc"], w["out"]
         taps = km * km
         program = self.program
@@ -271,7 +276,7 @@ class YodaNNTop(wiring.Component):
             shape=n_out * taps, depth=max(n_in, 2), init=[], writable=True, sync_read=True)
         filter_write, filter_read = filter_bank.write_port(), filter_bank.read_port()
         slots = []
-        for s in range(km + 1):
+        for s in range(kw + 1):  # image rows: the largest kernel's and the one being filled
             mem = placed_memory(shape=signed(ab), depth=config.w_max * n_in, init=[],
                                 writable=True, sync_read=True)
             m.submodules[f"image_mem{s}"] = mem
@@ -411,11 +416,11 @@ class YodaNNTop(wiring.Component):
         f_row = Signal(range(max(l.height for l in layers) + 2))
         f_col = Signal(range(max(l.width for l in layers) + 1))
         f_c = Signal(range(n_in + 1))
-        f_slot = Signal(range(km + 1))
+        f_slot = Signal(range(kw + 1))
         f_active = Signal()  # RUN phase of a row (else waiting for it)
         fw_valid = Signal()
         fw_last = Signal()
-        fw_slot = Signal(range(km + 1))
+        fw_slot = Signal(range(kw + 1))
         fw_addr = Signal(range(config.w_max * n_in))
         # the value (f_row, f_col, channel p_in_base + f_c) of the source buffer, and its
         # image-memory address (f_col - p_col_first, f_c), kept as counters
@@ -474,7 +479,7 @@ class YodaNNTop(wiring.Component):
         shift_col = Signal(range(config.w_max + 1))  # local (padded) column shifted next
         c = Signal(range(n_in + 1))
         pixel = Signal(range(max(mapping.psum_words, 2) + 1))  # y * out_cols + x, counted
-        slot_base = Signal(range(km + 1))  # slot of image row y - padding
+        slot_base = Signal(range(kw + 1))  # slot of image row y - padding
         phase = Signal(range(4))
         WAIT, PRE, PIX, TAIL = range(4)
         pix_cycle = Signal(range(max(max(p.pixel_cycles() for p in program), 1) + 1))
@@ -558,32 +563,34 @@ class YodaNNTop(wiring.Component):
                      s1_pool.eq(Cat(y_phase, x_phase, y_pooled, x_pooled))]
         column = []
         slot_data = Array(read.data for _, read in slots)
-        for i in range(km):
-            slot = Signal(range(km + 1), name=f"row_slot{i}")
+        for i in range(kw):
+            slot = Signal(range(kw + 1), name=f"row_slot{i}")
             total = s1_slot_base + i
             m.d.comb += slot.eq(Mux(total > p_k, total - p_k - 1, total))
             value = Signal(signed(ab), name=f"new_col{i}")
             m.d.comb += value.eq(Mux(s1_mask[i], slot_data[slot], 0))
             column.append(value)
-        # window[i][j]: row i, column j (j = km - 1 the newest)
-        window = [[None] * km for _ in range(km)]
-        if km > 1:
-            # the image bank: each channel's k_max - 1 older columns, a LUT RAM read and
-            # rewritten (shifted by the new column) in this stage, so a channel shifted on
+        # window[i][j]: row i, column j (j = km - 1 the newest); only the network's largest
+        # kernel's rows and columns (kw) are kept, the others are zero
+        zero = Const(0, signed(ab))
+        window = [[zero] * km for _ in range(km)]
+        if kw > 1:
+            # the image bank: each channel's kw - 1 older columns of kw rows, a LUT RAM read
+            # and rewritten (shifted by the new column) in this stage, so a channel shifted on
             # consecutive cycles reads its own last write
             m.submodules.image_bank = image_bank = placed_memory(
-                shape=km * (km - 1) * ab, depth=max(n_in, 2), init=[], writable=True,
+                shape=kw * (kw - 1) * ab, depth=max(n_in, 2), init=[], writable=True,
                 sync_read=False)
             bank_read, bank_write = image_bank.read_port(domain="comb"), image_bank.write_port()
             old = bank_read.data
-            for i in range(km):
-                for j in range(km - 1):
-                    window[i][j] = old.word_select(i * (km - 1) + j, ab).as_signed()
-            shifted = Cat(*[Cat(*[window[i][j] for j in range(1, km - 1)], column[i])
-                            for i in range(km)])
+            for i in range(kw):
+                for jj in range(kw - 1):
+                    window[i][km - kw + jj] = old.word_select(i * (kw - 1) + jj, ab).as_signed()
+            shifted = Cat(*[Cat(*[window[i][j] for j in range(km - kw + 1, km - 1)], column[i])
+                            for i in range(kw)])
             m.d.comb += [bank_read.addr.eq(s1_c), bank_write.addr.eq(s1_c),
                          bank_write.data.eq(shifted), bank_write.en.eq(s1_valid)]
-        for i in range(km):
+        for i in range(kw):
             window[i][km - 1] = column[i]
         # the taps register; those outside the k x k kernel stay zero
         taps_regs = []
@@ -607,7 +614,7 @@ class YodaNNTop(wiring.Component):
         # carries) in an adder tree cut by a register every SOP_LEVELS_PER_STAGE levels;
         # the per-pixel bookkeeping travels beside it
         sop_meta = Cat(s1_compute, s1_first, s1_last, s1_pixel, s1_pool)
-        registers = sop_pipeline_registers(km)
+        registers = sop_pipeline_registers(config)
         # meta of the taps stage, the tree's stages, the stage before the summers (its pixel
         # is the partial-sum read address) and the summers'
         meta = [sop_meta]
@@ -624,8 +631,8 @@ class YodaNNTop(wiring.Component):
             word = filter_read.data[unit * taps:(unit + 1) * taps]
             m.d.sync += carries.eq(Mux(s1_compute, _tree_sum([~word[t] for t in range(taps)]),
                                        0))
-            result, inside = _pipelined_tree_sum(m, terms + [carries], signed(w["sop"]),
-                                                 f"sop{unit}")
+            result, inside = _pipelined_tree_sum(m, config, terms + [carries],
+                                                 signed(w["sop"]), f"sop{unit}")
             assert inside == registers, "the meta delay line must match the tree"
             sop_results.append(result)
         pre_valid, pre_first, _, pre_pixel, _ = _slices(meta[-2], *meta_widths)
@@ -804,19 +811,20 @@ class YodaNNTop(wiring.Component):
         return m
 
 
-def sop_pipeline_registers(k_max: int) -> int:
+def sop_pipeline_registers(config: EngineConfig) -> int:
     """Registers inside a SoP unit's adder tree (k_max^2 taps and the carries' popcount):
     after its first level (the taps reach every unit, so their wires are long) and then every
-    SOP_LEVELS_PER_STAGE levels, where more levels follow."""
-    levels = (k_max * k_max).bit_length()  # ceil(log2(k_max^2 + 1))
-    return sum(1 for level in range(1, levels) if _registered_level(level))
+    ``sop_stage_levels`` levels, where more levels follow."""
+    levels = (config.k_max ** 2).bit_length()  # ceil(log2(k_max^2 + 1))
+    return sum(1 for level in range(1, levels) if _registered_level(config, level))
 
 
-def _registered_level(level: int) -> bool:
-    return (level - 1) % SOP_LEVELS_PER_STAGE == 0
+def _registered_level(config: EngineConfig, level: int) -> bool:
+    every = config.sop_stage_levels
+    return every > 0 and (level - 1) % every == 0
 
 
-def _pipelined_tree_sum(m, terms, shape, name):
+def _pipelined_tree_sum(m, config, terms, shape, name):
     """A balanced adder tree of ``terms`` whose partial sums are registered where
     ``sop_pipeline_registers`` says; the last level is combinational."""
     level, depth, registers = list(terms), 0, 0
@@ -824,7 +832,7 @@ def _pipelined_tree_sum(m, terms, shape, name):
         level = [level[i] + level[i + 1] if i + 1 < len(level) else level[i]
                  for i in range(0, len(level), 2)]
         depth += 1
-        if _registered_level(depth) and len(level) > 1:
+        if _registered_level(config, depth) and len(level) > 1:
             registered = [Signal(shape, name=f"{name}_level{depth}_{i}")
                           for i in range(len(level))]
             m.d.sync += [r.eq(v) for r, v in zip(registered, level)]
