@@ -17,16 +17,21 @@ A pass runs three agents at once:
                  shifts k - 1 columns per input channel into the image bank (the prologue),
                  then each output pixel takes P cycles: C cycles that each shift one column of
                  one channel (k reads, one per row slot) and feed its k x k window to every
-                 SoP unit, then P - C idle cycles (P = max(C, the output channels drained)).
-Pipeline of a computer cycle: issue (image memory and filter bank read addresses), SoP (the
-window against every SoP unit's weights: sum of ``x XOR ~w`` plus the popcount of the carries,
-registered), channel summer (accumulate; the first channel starts from zero or from the
-partial sums of the earlier input passes; the last channel stores the partial sums or loads
-the output stage's holding register). The output stage drains the holding register one
-channel per cycle: bias, ReLU, fixed-point scale, rounding, saturation (or, for a layer with
-thresholds, the count of the channel's thresholds the accumulator reaches, one comparator per
-step), then the pool unit (running maxima of the open windows of the current pool row) and the
-destination buffer.
+                 SoP unit, then P - C idle cycles (P = max(C, the output channels drained),
+                 on a pooled layer at least POOL_READ_TO_WRITE + 1).
+Pipeline of a computer cycle: issue (image memory and filter bank read addresses), window
+(the new column and the image bank's older ones, registered as the taps, beside the filter
+word and each unit's carry count), the SoP trees (``x XOR ~w`` summed with the popcount of the
+carries, registered after the first adder level and then every ``sop_stage_levels`` levels,
+``sop_pipeline_registers``), the SoP result register, the channel summers (accumulate; the
+first channel starts from zero or from the partial sums of the earlier input passes; the last
+channel stores the partial sums or loads the output stage's holding register). The output
+stage drains the holding register one channel per cycle into OUTPUT_STAGES registers: bias,
+ReLU, fixed-point scale, rounding, saturation (or, for a layer with thresholds, the count of
+the channel's thresholds the biased sum reaches, one comparator per step), then the pool unit
+(running maxima of the open windows of the current pool row, in a memory read three cycles
+before it is written) and the destination buffer.
+The sequencer's program is a ROM read at the pass index in the FETCH cycle before START.
 The cycle model (``accel.hw.yodann.model``) follows the same schedule.
 """
 
