@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from accel.energy.model import EventSpec
+from accel.errors import ConfigError
 from accel.hw.architecture import Architecture, RTLRun, Timing, option
 from accel.hw.common.counters import DEFAULT_COUNTER_WIDTH
 from accel.hw.yodann import run
-from accel.errors import ConfigError
 from accel.hw.yodann.mapping import (MAX_SCALE_BITS, EngineConfig, YodaNNMapping,
                                      filter_word_count, map_network, passes, threshold_rows)
 from accel.hw.yodann.model import frame_timing
