@@ -75,11 +75,7 @@ def pipeline_register_bits(mapping: YodaNNMapping) -> int:
     output stage's data registers (its control and address registers not counted)."""
     config, w = mapping.config, engine_widths(mapping)
     taps = config.k_max ** 2
-    partial_sums, terms = 0, taps + 1
-    for level in range(1, taps.bit_length()):  # the registered levels of a tree
-        terms = (terms + 1) // 2
-        if _registered_level(config, level):
-            partial_sums += terms
+    partial_sums = sum(sop_tree_registers(config).values())
     output_stage = (2 * w["acc"] + 2 * (w["acc"] + 1)  # held and bias, biased, rectified
                     + 3 * w["product"]  # the two partial products, the product
                     + (w["product"] + 4) + w["product"]  # rounding
@@ -616,10 +612,11 @@ class YodaNNTop(wiring.Component):
         m.d.sync += weights.eq(filter_read.data)
 
         # the SoP stages: taps against each unit's weights (x XOR ~w plus the popcount of the
-        # carries) in an adder tree cut by a register every SOP_LEVELS_PER_STAGE levels;
-        # the per-pixel bookkeeping travels beside it
+        # carries) in an adder tree cut by registers (``sop_tree_registers``); the per-pixel
+        # bookkeeping travels beside it
         sop_meta = Cat(s1_compute, s1_first, s1_last, s1_pixel, s1_pool)
-        registers = sop_pipeline_registers(config)
+        tree_levels = sop_tree_registers(config)
+        registers = len(tree_levels)
         # meta of the taps stage, the tree's stages, the stage before the summers (its pixel
         # is the partial-sum read address) and the summers'
         meta = [sop_meta]
@@ -636,10 +633,8 @@ class YodaNNTop(wiring.Component):
             word = filter_read.data[unit * taps:(unit + 1) * taps]
             m.d.sync += carries.eq(Mux(s1_compute, _tree_sum([~word[t] for t in range(taps)]),
                                        0))
-            result, inside = _pipelined_tree_sum(m, config, terms + [carries],
-                                                 signed(w["sop"]), f"sop{unit}")
-            assert inside == registers, "the meta delay line must match the tree"
-            sop_results.append(result)
+            sop_results.append(_pipelined_tree_sum(m, tree_levels, terms + [carries],
+                                                   signed(w["sop"]), f"sop{unit}"))
         pre_valid, pre_first, _, pre_pixel, _ = _slices(meta[-2], *meta_widths)
         s2_valid, s2_first, s2_last, s2_pixel, s2_pool = _slices(meta[-1], *meta_widths)
         sop_reg = [Signal(signed(w["sop"]), name=f"sop_reg{u}") for u in range(n_out)]
@@ -675,9 +670,9 @@ class YodaNNTop(wiring.Component):
                                      events["psum_mem.write"].eq(1)]
 
         # the output stage: one channel per cycle enters a pipeline of OUTPUT_STAGES registers
-        # (select; bias; ReLU; two for the scale's multiply; two for rounding; saturation;
-        # pool read, its register, the compare), whose last stage writes the pool memory or
-        # the destination buffer
+        # (select; bias; ReLU; two for the scale's multiply; two for rounding; saturation,
+        # beside the pool memory's read; that word's register; the compare), whose last stage
+        # writes the pool memory or the destination buffer
         out_valid = [Signal(name=f"out_valid{e}") for e in range(OUTPUT_STAGES + 1)]
         out_channel = [Signal.like(drain, name=f"out_channel{e}")
                        for e in range(OUTPUT_STAGES + 1)]
@@ -816,34 +811,38 @@ class YodaNNTop(wiring.Component):
         return m
 
 
+def sop_tree_registers(config: EngineConfig) -> dict[int, int]:
+    """The registered levels of a SoP unit's adder tree (k_max^2 taps and the carries'
+    popcount), level -> its partial sums: after the first level (the taps reach every unit,
+    so their wires are long) and then every ``sop_stage_levels`` levels, where more levels
+    follow."""
+    every, terms, level, registered = config.sop_stage_levels, config.k_max ** 2 + 1, 0, {}
+    while terms > 1:
+        terms, level = (terms + 1) // 2, level + 1
+        if every > 0 and (level - 1) % every == 0 and terms > 1:
+            registered[level] = terms
+    return registered
+
+
 def sop_pipeline_registers(config: EngineConfig) -> int:
-    """Registers inside a SoP unit's adder tree (k_max^2 taps and the carries' popcount):
-    after its first level (the taps reach every unit, so their wires are long) and then every
-    ``sop_stage_levels`` levels, where more levels follow."""
-    levels = (config.k_max ** 2).bit_length()  # ceil(log2(k_max^2 + 1))
-    return sum(1 for level in range(1, levels) if _registered_level(config, level))
+    """Registers inside a SoP unit's adder tree (``sop_tree_registers``)."""
+    return len(sop_tree_registers(config))
 
 
-def _registered_level(config: EngineConfig, level: int) -> bool:
-    every = config.sop_stage_levels
-    return every > 0 and (level - 1) % every == 0
-
-
-def _pipelined_tree_sum(m, config, terms, shape, name):
-    """A balanced adder tree of ``terms`` whose partial sums are registered where
-    ``sop_pipeline_registers`` says; the last level is combinational."""
-    level, depth, registers = list(terms), 0, 0
+def _pipelined_tree_sum(m, registered_levels, terms, shape, name):
+    """A balanced adder tree of ``terms`` whose partial sums are registered after the levels
+    in ``registered_levels``; the last level is combinational."""
+    level, depth = list(terms), 0
     while len(level) > 1:
         level = [level[i] + level[i + 1] if i + 1 < len(level) else level[i]
                  for i in range(0, len(level), 2)]
         depth += 1
-        if _registered_level(config, depth) and len(level) > 1:
+        if depth in registered_levels:
             registered = [Signal(shape, name=f"{name}_level{depth}_{i}")
                           for i in range(len(level))]
             m.d.sync += [r.eq(v) for r, v in zip(registered, level)]
             level = registered
-            registers += 1
-    return level[0], registers
+    return level[0]
 
 
 def _tree_sum(terms):
