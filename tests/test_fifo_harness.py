@@ -28,11 +28,14 @@ def random_runs(seed, count):
     return runs
 
 
-@pytest.mark.parametrize("width,depth", [
-    (8, 1), (16, 2), pytest.param(16, 3, marks=pytest.mark.slow),
-    pytest.param(12, 8, marks=pytest.mark.slow)])
-def test_fifo_random_backpressure_matches_model(width, depth):
-    harness = FIFOHarness(width=width, depth=depth)
+@pytest.mark.parametrize("width,depth,registered_head", [
+    (8, 1, False), (16, 2, False), (16, 3, True),
+    pytest.param(16, 3, False, marks=pytest.mark.slow),
+    pytest.param(12, 8, False, marks=pytest.mark.slow),
+    pytest.param(12, 8, True, marks=pytest.mark.slow)])
+def test_fifo_random_backpressure_matches_model(width, depth, registered_head):
+    """A registered head changes no cycle: the same model holds with and without it."""
+    harness = FIFOHarness(width=width, depth=depth, registered_head=registered_head)
     verilog = to_verilog(harness, "fifo_harness")
     check_lint(verilog, "fifo_harness")
     runs = random_runs(seed=depth * 100 + width, count=25)

@@ -126,12 +126,15 @@ def prefixed(kind: str, features: dict) -> dict:
     return {f"{kind}.{name}": value for name, value in features.items()}
 
 
-def fifo(width: int, depth: int) -> Resources:
+def fifo(width: int, depth: int, registered_head: bool = False) -> Resources:
     """``accel.hw.common.fifo.StreamFIFO``: a register at depth 1, else LUT RAM with read and
-    write pointers and a fill level."""
+    write pointers and a fill level, and optionally a head register loaded from a 2:1 mux."""
     control = {"stage": 1, "pointer_bits": 1 + counter_bits(depth + 1)}
     if depth == 1:
         return Resources(ff=width, features=prefixed("fifo", control))
     storage = memory_resources(width, depth, writable=True, sync_read=False)
     control["pointer_bits"] += 2 * counter_bits(depth)
-    return storage.under("fifo", control)
+    fifo = storage.under("fifo", control)
+    if registered_head:  # a flip-flop and a 2:1 mux (one LUT4) per bit
+        fifo = fifo + Resources(lut=width, ff=width)
+    return fifo

@@ -26,14 +26,19 @@ class StreamFIFO(wiring.Component):
       ``o.ready`` (no combinational loop through a chain of FIFOs);
     - ``level`` is the number of stored items.
     Storage is a memory with an asynchronous read port (LUT RAM on FPGAs).
+
+    With ``registered_head`` the oldest item is held in a register (same timing): ``o.payload``
+    then leaves a flip-flop rather than the LUT RAM's read mux, for consumers that put more logic
+    behind it (EIE's pointer read). The storage is read one item ahead, into that register.
     """
 
-    def __init__(self, shape, depth: int):
+    def __init__(self, shape, depth: int, registered_head: bool = False):
         with validating(self):
             if not isinstance(depth, int) or depth < 1:
                 raise ConfigError(f"FIFO depth must be a positive integer, got {depth!r}")
         self.shape = shape
         self.depth = depth
+        self.registered_head = registered_head
         super().__init__({
             "i": In(stream.Signature(shape)),
             "o": Out(stream.Signature(shape)),
@@ -62,14 +67,23 @@ class StreamFIFO(wiring.Component):
         write = storage.write_port()
         read = storage.read_port(domain="comb")
         write_addr = Signal(range(self.depth))
-        read_addr = Signal(range(self.depth))
+        # the head's slot, or with a registered head the slot after it
+        read_addr = Signal(range(self.depth), init=int(self.registered_head))
         m.d.comb += [
             write.addr.eq(write_addr),
             write.data.eq(self.i.payload),
             write.en.eq(push),
             read.addr.eq(read_addr),
-            self.o.payload.eq(read.data),
         ]
+        if self.registered_head:
+            head = Signal.like(self.o.payload)
+            m.d.comb += self.o.payload.eq(head)
+            with m.If(pop & (self.level != 1)):  # the next item is already stored
+                m.d.sync += head.eq(read.data)
+            with m.Elif(push & (self.level == pop)):  # the FIFO is or becomes empty
+                m.d.sync += head.eq(self.i.payload)
+        else:
+            m.d.comb += self.o.payload.eq(read.data)
         last = self.depth - 1
         with m.If(push):
             m.d.sync += write_addr.eq(Mux(write_addr == last, 0, write_addr + 1))

@@ -61,10 +61,11 @@ class FIFOHarness(wiring.Component):
     clears the counters), then raise ``run``; ``done`` goes high once ``items`` items arrived.
     """
 
-    def __init__(self, width: int = 16, depth: int = 4, count_events: bool = True):
+    def __init__(self, width: int = 16, depth: int = 4, count_events: bool = True,
+                 registered_head: bool = False):
         self.width = width
         self.depth = depth
-        self.fifo = StreamFIFO(width, depth)
+        self.fifo = StreamFIFO(width, depth, registered_head=registered_head)
         self.counters = EventCounterBank(HARNESS_EVENTS, enabled=count_events)
         members = {
             "run": In(1),

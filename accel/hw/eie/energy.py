@@ -31,7 +31,7 @@ class PEStorage:
     sparse_bytes: float  # CSC entries of all layers
     sparse_word_bits: int  # one sparse-matrix SRAM read
     pointer_bank_entries: int  # per bank (even or odd)
-    pointer_bits: int
+    pointer_bits: int  # a pointer-bank word (accel's RTL adds its column's two flags)
     activation_rows: int  # source activations (one bank per PE)
     activation_bits: int
     accumulator_rows: int  # destination rows
@@ -50,7 +50,7 @@ EIE_PAPER_PE = PEStorage(num_pes=64, queue_depth=8, sparse_bytes=128 * 1024,
 
 def storage_of(mapping) -> PEStorage:
     """The memories of a generated engine (``EIENetworkMapping``), per PE (the largest PE)."""
-    from accel.hw.eie.rtl import pe_storage, pointer_bits
+    from accel.hw.eie.rtl import POINTER_FLAG_BITS, pe_storage, pointer_bits
 
     stored = [pe_storage(mapping, k) for k in range(mapping.num_pes)]
     return PEStorage(
@@ -58,7 +58,7 @@ def storage_of(mapping) -> PEStorage:
         sparse_bytes=max(len(entries) for _, entries, _ in stored) * ENTRY_BITS / 8,
         sparse_word_bits=mapping.entries_per_word * ENTRY_BITS,
         pointer_bank_entries=max(-(-len(pointers) // 2) for pointers, _, _ in stored),
-        pointer_bits=pointer_bits(mapping), activation_rows=mapping.bank_rows,
+        pointer_bits=pointer_bits(mapping) + POINTER_FLAG_BITS, activation_rows=mapping.bank_rows,
         activation_bits=mapping.activation_bits, accumulator_rows=mapping.max_local_rows,
         accumulator_bits=mapping.accumulator_bits,
         column_bits=max(mapping.max_cols - 1, 1).bit_length(), lnzd_inputs=mapping.max_cols,

@@ -53,7 +53,7 @@ from accel.compress.eie import EIEMatrix, encode_eie
 from accel.errors import ConfigError
 
 FIRST_SELECT = 1  # the cycle of a layer in which the detector first selects a column
-BROADCAST_STAGES = 2  # registers from the detector's choice to the push into the queues
+BROADCAST_STAGES = 3  # registers from the detector's choice to the push into the queues
 LNZD_LATENCY = FIRST_SELECT + BROADCAST_STAGES  # the cycle of the first push
 QUEUE_ROOM_LAG = BROADCAST_STAGES + 1  # a slot popped in cycle c takes a push from c + this
 PIPELINE_TAIL = 4  # execute stages after issue: word, entry/row/codebook, product/read, sum

@@ -9,7 +9,8 @@ from __future__ import annotations
 from accel.hw.eie.mapping import EIENetworkMapping
 from accel.hw.eie.model import ENTRY_BITS
 from accel.hw.eie.model import WRITEBACK_LATENCY
-from accel.hw.eie.rtl import LNZD_GROUP, PointerPair, pe_storage, pointer_bits
+from accel.hw.eie.rtl import (LNZD_GROUP, POINTER_FLAG_BITS, PointerPair, pe_storage,
+                              pointer_bits, pointer_words)
 from accel.hw.resources import (Resources, apply, counter_bits, fifo, memory_resources,
                                 prefixed, rom_columns)
 
@@ -18,30 +19,33 @@ from accel.hw.resources import (Resources, apply, counter_bits, fifo, memory_res
 # designs of one network; the features without a coefficient came out at zero, their cost
 # absorbed by the correlated ones, so only the held-out designs measure the fit).
 LUT_COEFFICIENTS: dict[str, float] = {
-    "pe.lutram_read_mux": 11.5355, "pe.pipeline_bits": 0.6154, "pe.rom_lut_bits": 2.3265,
+    "pe.lutram_read_mux": 10.0546, "pe.pipeline_bits": 0.2702, "pe.rom_lut_bits": 2.6023,
 }
 FF_COEFFICIENTS: dict[str, float] = {
-    "pe.lutram_read_mux": 1.986, "pe.pipeline_bits": 1.2961,
+    "pe.lutram_read_mux": 2.0152, "pe.pipeline_bits": 1.2264,
 }
 
 
 def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
     mp = mapping
     n, cols, bits = mp.num_pes, mp.max_cols, mp.activation_bits
-    layers = len(mp.layers)
     pair = PointerPair.of(mp)
     groups = -(-cols // LNZD_GROUP)
     bank_bits, row_bits = counter_bits(n), counter_bits(mp.bank_rows)
+    column_bits = counter_bits(cols)
     control = Resources(features=prefixed("control", {
         "stage": 1,
         # the detector's prefix-ORs: within each group, and over the groups
         "lnzd_bits": cols * (LNZD_GROUP - 1) // 2 + groups * (groups - 1) // 2,
-        # the one-hot choice encoded (OR trees: about half the columns per output bit)
-        "encode_bits": cols * (layers * pair.width + bank_bits + row_bits) // 2,
+        # the one-hot choice encoded into column, bank and bank row (OR trees: about half the
+        # columns per output bit), then the pointer pair's two adders
+        "encode_bits": cols * (column_bits + bank_bits + row_bits) // 2,
+        "adder_bits": 2 * pair.width,
         "bank_select_bits": (n - 1) * bits,
         # registers: pending columns and group flags, the one-hot choice, the encoded column,
-        # the writeback row's delay line
-        "pipeline_bits": 2 * cols + groups + pair.width + bank_bits + row_bits
+        # bank and row, the pointer pair and the bank's value, the writeback row's delay line
+        "pipeline_bits": 2 * cols + groups + column_bits + bank_bits + row_bits + pair.width
+        + bits
         + WRITEBACK_LATENCY * (1 + row_bits),
     }))
     for _ in range(n):
@@ -51,15 +55,21 @@ def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
     local_rows = max(mp.max_local_rows, 2)
     pes = Resources()
     for k in range(n):
-        pointers, entries, _ = pe_storage(mp, k)
+        _, entries, _ = pe_storage(mp, k)
+        pointers = pointer_words(mp, k)
+        pointer_word_bits = width + POINTER_FLAG_BITS
         per_word = mp.entries_per_word
         words = [entries[w:w + per_word] + [0] * (per_word - len(entries[w:w + per_word]))
                  for w in range(0, len(entries), per_word)] or [[0] * per_word]
         memories = [
-            memory_resources(width, max(len(pointers[0::2]), 2), writable=False, sync_read=True,
-                             columns=rom_columns([[p] for p in pointers[0::2]], width)),
-            memory_resources(width, max(len(pointers[1::2]), 2), writable=False, sync_read=True,
-                             columns=rom_columns([[p] for p in pointers[1::2]], width)),
+            memory_resources(pointer_word_bits, max(len(pointers[0::2]), 2), writable=False,
+                             sync_read=True,
+                             columns=rom_columns([[p] for p in pointers[0::2]],
+                                                 pointer_word_bits)),
+            memory_resources(pointer_word_bits, max(len(pointers[1::2]), 2), writable=False,
+                             sync_read=True,
+                             columns=rom_columns([[p] for p in pointers[1::2]],
+                                                 pointer_word_bits)),
             memory_resources(ENTRY_BITS * per_word, max(len(words), 2), writable=False,
                              sync_read=True, columns=rom_columns(words, ENTRY_BITS)),
             memory_resources(mp.accumulator_bits, local_rows, writable=True, sync_read=False),
@@ -87,7 +97,7 @@ def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
         }))
     queues = Resources()
     for _ in range(n):
-        queues = queues + fifo(pair.width + bits, mp.queue_depth)
+        queues = queues + fifo(pair.width + bits, mp.queue_depth, registered_head=True)
     return {"control": control, "pes": pes, "queues": queues}
 
 

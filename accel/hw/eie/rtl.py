@@ -6,13 +6,15 @@
 - Central control: a leading-nonzero detector (``LeadingNonzeroDetector``: the lowest nonzero,
   not yet sent column, as a one-hot word, found group by group) selects one column per cycle
   from the cycle after a layer starts, while every queue has room for it and for the columns
-  in flight; the one-hot choice is registered, encoded into the column's pointer-bank
-  addresses (``PointerPair``), bank and bank row and registered, then read from its bank and
-  pushed into every PE's activation queue (``BROADCAST_STAGES``).
+  in flight; the one-hot choice is registered, encoded into the column's number, bank and
+  bank row and registered, then turned into its pointer-bank addresses (``PointerPair``) while
+  its value is read from its bank, and pushed into every PE's activation queue
+  (``BROADCAST_STAGES``).
 - PE k (see the model for the timing):
-  front end: activation queue (``StreamFIFO``) -> a one-column slot, loaded while the column
-  pointers are read from two synchronous SRAM banks (even and odd global column numbers, so
-  that p_j and p_j+1 come out together);
+  front end: activation queue (``StreamFIFO`` with a registered head) -> a one-column slot,
+  loaded while the column pointers are read from two synchronous SRAM banks (even and odd
+  global column numbers, so that p_j and p_j+1 come out together; each pointer stored with
+  two flags of its column, ``pointer_words``);
   issue: one CSC entry address per cycle; a 64-bit word of 8 entries (4-bit codebook index v,
   4-bit zero count z) is read from the synchronous sparse-matrix SRAM for a column's first entry
   and whenever an entry starts a new word;
@@ -89,6 +91,24 @@ def pe_storage(mapping: EIENetworkMapping, pe: int):
         pointers += [int(p) + offset for p in spec.matrix.pointers[pe]]
         entries += [int(z) << 4 | int(v) for v, z in zip(spec.matrix.v[pe], spec.matrix.z[pe])]
     return pointers, entries, bases
+
+
+POINTER_FLAG_BITS = 2  # beside each pointer: its column has no entries; it has exactly one
+
+
+def pointer_words(mapping: EIENetworkMapping, pe: int) -> list[int]:
+    """PE ``pe``'s pointer-bank words: each pointer p_g with two flags of the column g it
+    starts (none of its entries in this PE; exactly one), computed here so that the issue stage
+    decides from flip-flops, not from a subtract of the pointer pair, whether a column has
+    entries and whether it continues. A layer's last pointer starts no column: flags 0."""
+    pointers, _, bases = pe_storage(mapping, pe)
+    width = pointer_bits(mapping)
+    ends = set(b - 1 for b in bases[1:]) | {len(pointers) - 1}
+    words = []
+    for g, pointer in enumerate(pointers):
+        count = None if g in ends else pointers[g + 1] - pointer
+        words.append(pointer | (count == 0) << width | (count == 1) << (width + 1))
+    return words
 
 
 def pointer_bits(mapping: EIENetworkMapping) -> int:
@@ -221,17 +241,30 @@ class EIECore(wiring.Component):
         # banks, from the layer's first pointer (the same in every PE)
         bases = pe_storage(mp, 0)[2]
         pair = PointerPair.of(mp)
-        queues = [StreamFIFO(pair.width + bits, mp.queue_depth) for _ in range(n)]
-        # BROADCAST_STAGES registers between the detector and the queues: its one-hot choice,
-        # then (pointer pair, bank, bank row) encoded from it; the push reads the bank. A
-        # column is selected only if every queue has room for it and for those in flight even
-        # when no PE pops (model: QUEUE_ROOM_LAG), so no queue's ready is in the detector's loop.
-        assert BROADCAST_STAGES == 2, "the stages below are the one-hot choice and its encoding"
+        # each queue's head is a register: a PE's pointer read is then a ROM behind a flip-flop
+        queues = [StreamFIFO(pair.width + bits, mp.queue_depth, registered_head=True)
+                  for _ in range(n)]
+        # BROADCAST_STAGES registers between the detector and the queues: its one-hot choice;
+        # the column number, bank and bank row encoded from it (OR trees, one-hot in); the
+        # pointer pair's addresses (two adders) and the bank's value, which the push carries.
+        # A column is selected only if every queue has room for it and for those in flight
+        # even when no PE pops (model: QUEUE_ROOM_LAG), so no queue's ready is in the
+        # detector's loop.
+        assert BROADCAST_STAGES == 3, "the stages below: choice, encoding, pointer pair"
         chosen = Signal(cols)
         chosen_valid = Signal()
+        located_valid = Signal()
         broadcast = Signal()  # the push of the encoded column
-        in_flight = chosen_valid.as_unsigned() + broadcast.as_unsigned()
-        room = Cat(*(q.level + in_flight < mp.queue_depth for q in queues)).all()
+        stage_valids = (chosen_valid, located_valid, broadcast)
+        # level + in flight < depth, as the in-flight count (0 to 3, from three flip-flops)
+        # selecting one of four compares of the level against constants: no adder between
+        # these registers and the detector's enables
+        in_flight = Signal(2)
+        m.d.comb += in_flight.eq(sum(valid.as_unsigned() for valid in stage_valids))
+        depth = mp.queue_depth
+        room = Cat(*(Array(q.level < depth - f if depth > f else Const(0)
+                           for f in range(len(stage_valids) + 1))[in_flight]
+                     for q in queues)).all()
         select = Signal()
         m.d.comb += select.eq(started & ~between & room)
         m.d.sync += [chosen.eq(detector.winner), chosen_valid.eq(select & any_pending)]
@@ -246,17 +279,10 @@ class EIECore(wiring.Component):
             return Cat(*(Cat(*(chosen[j] for j in range(cols) if values[j] >> b & 1)).any()
                          for b in range(max(max(values).bit_length(), 1))))
 
-        def per_layer(field):
-            """``field`` of the chosen column's global number in the current layer."""
-            return Array(encoded(lambda j, base=base: field(j + base)) for base in bases)[layer]
-
+        located = Signal(range(max(cols, 2)))
         bank = Signal(range(max(n, 2)))
         bank_row = Signal(range(max(mp.bank_rows, 2)))
-        column = Signal(pair.width)
-        m.d.sync += [broadcast.eq(chosen_valid),
-                     column.eq(Cat(per_layer(lambda g: g & 1).as_unsigned()[:1],
-                                   per_layer(lambda g: (g + 1) >> 1)[:pair.address_bits[0]],
-                                   per_layer(lambda g: g >> 1)[:pair.address_bits[1]])),
+        m.d.sync += [located_valid.eq(chosen_valid), located.eq(encoded(lambda j: j)),
                      bank.eq(encoded(lambda j: j % n)), bank_row.eq(encoded(lambda j: j // n))]
         bank_reads = []
         for k, activations in enumerate(banks):
@@ -264,7 +290,17 @@ class EIECore(wiring.Component):
             read = activations.read_port(domain="comb")
             m.d.comb += read.addr.eq(bank_row)
             bank_reads.append(read.data)
-        value = Array(bank_reads)[bank]
+        # the column's global number g = column + the layer's first pointer; its pointers
+        # p_g and p_g+1 sit at (g + 1) // 2 and g // 2 in the even and odd banks
+        base = Array(Const(b, range(max(bases) + 2)) for b in bases)[layer]
+        base_plus_one = Array(Const(b + 1, range(max(bases) + 2)) for b in bases)[layer]
+        column = Signal(pair.width)
+        value = Signal(bits)
+        m.d.sync += [broadcast.eq(located_valid),
+                     column.eq(Cat(located[0] ^ base[0],
+                                   ((located + base_plus_one) >> 1)[:pair.address_bits[0]],
+                                   ((located + base) >> 1)[:pair.address_bits[1]])),
+                     value.eq(Array(bank_reads)[bank])]
         for k, queue in enumerate(queues):
             m.submodules[f"queue{k}"] = queue
             m.d.comb += [queue.i.valid.eq(broadcast),
@@ -278,7 +314,7 @@ class EIECore(wiring.Component):
         # queued or in a PE (the model's DONE_LATENCY): that state, once reached, lasts, and
         # registering it keeps the wide AND over every PE out of the writeback's control
         quiet = Signal()
-        m.d.sync += quiet.eq(started & ~between & ~any_pending & ~chosen_valid & ~broadcast
+        m.d.sync += quiet.eq(started & ~between & ~any_pending & ~Cat(*stage_valids).any()
                              & queues_empty & ~Cat(*(pe["active"] for pe in pes)).any())
         layer_done = Signal()
         m.d.comb += layer_done.eq(quiet & ~between)
@@ -349,12 +385,13 @@ class EIECore(wiring.Component):
 
     def _pe(self, m, k, queue, pair, layer):
         mp = self.mapping
-        pointers, entries, _ = pe_storage(mp, k)
+        _, entries, _ = pe_storage(mp, k)
         width = pointer_bits(mp)
-        even = placed_memory(shape=width, depth=max(len(pointers[0::2]), 2),
-                             init=pointers[0::2], writable=False, sync_read=True)
-        odd = placed_memory(shape=width, depth=max(len(pointers[1::2]), 2),
-                            init=pointers[1::2], writable=False, sync_read=True)
+        words = pointer_words(mp, k)
+        even = placed_memory(shape=width + POINTER_FLAG_BITS, depth=max(len(words[0::2]), 2),
+                             init=words[0::2], writable=False, sync_read=True)
+        odd = placed_memory(shape=width + POINTER_FLAG_BITS, depth=max(len(words[1::2]), 2),
+                            init=words[1::2], writable=False, sync_read=True)
         per_word = mp.entries_per_word
         words = [sum(entry << (ENTRY_BITS * j) for j, entry in
                      enumerate(entries[w:w + per_word]))
@@ -398,23 +435,26 @@ class EIECore(wiring.Component):
             m.d.sync += slot_valid.eq(0)
 
         # issue stage: one entry per cycle to the sparse-matrix SRAM
-        start = Mux(slot_odd, odd_read.data, even_read.data)
-        end = Mux(slot_odd, even_read.data, odd_read.data)
-        has_entries = end != start
+        first = Mux(slot_odd, odd_read.data, even_read.data)  # p_g and its column's flags
+        start = first[:width]
+        end = Mux(slot_odd, even_read.data, odd_read.data)[:width]
+        has_entries = ~first[width]
+        more_than_one = has_entries & ~first[width + 1]
         issue = continuing | (take & has_entries)
         entry_address = Mux(continuing, pointer, start)
         offset_bits = (per_word - 1).bit_length()
         new_word = issue & (~continuing | (entry_address[:offset_bits] == 0))
         m.d.comb += [word_read.en.eq(new_word),
                      word_read.addr.eq(entry_address >> offset_bits)]
-        entries = Signal(width + 1, name=f"pe{k}_entries")  # the column's (end >= start)
-        m.d.comb += entries.eq(end - start)
+        # the column's entries after its first: end - start - 1 = end + ~start (mod 2**width)
+        after_first = Signal(width, name=f"pe{k}_after_first")
+        m.d.comb += after_first.eq(end + ~start)
         with m.If(continuing):
             m.d.sync += [remaining.eq(remaining - 1), pointer.eq(pointer + 1),
                          continuing.eq(remaining != 1)]
         with m.Elif(take):
-            m.d.sync += [remaining.eq(Mux(has_entries, entries - 1, 0)),
-                         continuing.eq(entries > 1),
+            m.d.sync += [remaining.eq(Mux(has_entries, after_first, 0)),
+                         continuing.eq(more_than_one),
                          pointer.eq(start + 1), held.eq(slot_value)]
 
         # execute pipeline (PIPELINE_TAIL stages): x1 registers the word, x2 picks the entry,
@@ -500,12 +540,15 @@ class EIECore(wiring.Component):
                                    init=bias_init, writable=False, sync_read=False)
             m.submodules[f"pe{k}_bias"] = biases
             bias_read = biases.read_port(domain="comb")
-            m.d.comb += bias_read.addr.eq(
-                wb_row + Array(Const(b, len(bias_read.addr)) for b in bias_bases)[layer])
+            # the bias address is registered beside the accumulator's, so the ROM is read from
+            # a flip-flop in the stage that reads the accumulator
+            m.d.comb += bias_read.addr.eq(stage(
+                "bias_address",
+                wb_row + Array(Const(b, len(bias_read.addr)) for b in bias_bases)[layer],
+                len(bias_read.addr)))
             assert WRITEBACK_LATENCY == 4, "the stages: address, then w1, w2 and w3"
             w1_acc = stage("w1_acc", stored, accumulator)
-            w1_bias = stage("w1_bias", stage("w0_bias", bias_read.data, accumulator),
-                            accumulator)
+            w1_bias = stage("w1_bias", bias_read.data, accumulator)
             w2_total = stage("w2_total", w1_acc + w1_bias, signed(mp.accumulator_bits + 1))
             w3_rounded = stage("w3_rounded",
                                Array(rounded(w2_total, rule) for rule in mp.requantize)[layer],
