@@ -203,8 +203,7 @@ def main():
             model = importlib.import_module(f"accel.hw.{arch_name}.resources")
             fit_architecture(model, [entry for entry in built if entry[1].name == arch_name],
                              work)
-        return
-
+        return  # the fit only: record with the new coefficients in a second run
 
     from rich.console import Console
     from rich.table import Table

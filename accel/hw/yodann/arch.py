@@ -18,7 +18,8 @@ from accel.hw.architecture import Architecture, RTLRun, Timing, option
 from accel.hw.common.counters import DEFAULT_COUNTER_WIDTH
 from accel.hw.yodann import run
 from accel.hw.yodann.mapping import (MAX_SCALE_BITS, EngineConfig, YodaNNMapping,
-                                     filter_word_count, map_network, passes, threshold_rows)
+                                     filter_word_bits, filter_word_count, map_network, passes,
+                                     threshold_rows)
 from accel.hw.yodann.model import frame_timing
 from accel.hw.yodann.rtl import (YodaNNTop, engine_widths, event_declarations,
                                  pipeline_register_bits, threshold_steps, window_kernel)
@@ -98,7 +99,7 @@ class YodaNNArchitecture(Architecture):
         word, the partial-sum word and the counter readout."""
         config, w = mapping.config, engine_widths(mapping)
         taps, window = config.k_max ** 2, window_kernel(mapping)
-        filter_word = config.n_out * taps
+        filter_word = filter_word_bits(config)
         storage = (2 * mapping.buffer_values * w["out"]
                    + filter_word_count(mapping) * filter_word + config.n_in * filter_word
                    + (window + 1) * config.w_max * config.n_in * w["activation"]
@@ -181,7 +182,7 @@ def event_specs(mapping: YodaNNMapping) -> dict[str, EventSpec]:
     are SRAM; the stream beats are the host's I/O (not priced here); idle cycles are free."""
     config, w = mapping.config, engine_widths(mapping)
     taps = config.k_max ** 2
-    filter_word = config.n_out * taps
+    filter_word = filter_word_bits(config)
     buffer = {"capacity_bytes": mapping.buffer_values * w["out"] / 8, "width": w["out"],
               "instances": 2}
     weights = {"capacity_bytes": max(filter_word_count(mapping), 1) * filter_word / 8,
@@ -209,7 +210,6 @@ def event_specs(mapping: YodaNNMapping) -> dict[str, EventSpec]:
         "image_bank.shift": EventSpec("flops", "memory", {"bits": window}),
         "sop.mac": EventSpec("negate_add_lane", "compute", {
             "bits": w["activation"], "acc_bits": w["sop"], "simd": taps}),
-        "sop.carry_popcount": EventSpec("popcount", "compute", {"bits": taps}),
         "channel_summer.accumulate": EventSpec("add", "compute", {"bits": w["acc"]}),
         "psum_mem.read": EventSpec("sram", "memory", psums),
         "psum_mem.write": EventSpec("sram", "memory", psums),

@@ -430,15 +430,29 @@ def passes(mapping: "YodaNNMapping") -> list[Pass]:
     return program
 
 
+def carry_count_bits(config: EngineConfig) -> int:
+    """Bits of a SoP unit's carry count (0 to k_max**2)."""
+    return (config.k_max ** 2).bit_length()
+
+
+def filter_word_bits(config: EngineConfig) -> int:
+    """A weight-memory and filter-bank word: every unit's taps, then every unit's carry count."""
+    return config.n_out * (config.k_max ** 2 + carry_count_bits(config))
+
+
 def filter_words(mapping: "YodaNNMapping") -> list[int]:
     """The weight memory: per layer, output-channel group and input channel, one word of
-    ``n_out`` x ``k_max**2`` bits; SoP j's taps in bits [j*k_max**2, (j+1)*k_max**2), tap
-    (row i, column jj) of a k x k kernel at i * k_max + (k_max - k + jj) (the image bank's
-    newest columns), bit 1 = +1. Unused taps and SoPs hold +1: with zero operands they add
-    nothing and raise no carry."""
+    ``filter_word_bits``: ``n_out`` x ``k_max**2`` weight bits, SoP j's taps in bits
+    [j*k_max**2, (j+1)*k_max**2), tap (row i, column jj) of a k x k kernel at
+    i * k_max + (k_max - k + jj) (the image bank's newest columns), bit 1 = +1; then SoP j's
+    carry count (its -1 weights: x * -1 = ~x + 1, so each adds a carry) in the
+    ``carry_count_bits`` from n_out * k_max**2 + j * carry_count_bits. Counting the carries here
+    keeps a popcount out of the path from the filter bank to the SoP trees. Unused taps and
+    SoPs hold +1: with zero operands they add nothing and raise no carry."""
     config = mapping.config
     km = config.k_max
     taps = km * km
+    count_base, count_bits = config.n_out * taps, carry_count_bits(config)
     words = []
     for layer in mapping.layers:
         k = layer.kernel
@@ -451,6 +465,7 @@ def filter_words(mapping: "YodaNNMapping") -> list[int]:
                         for jj in range(k):
                             if kernel[i, jj] < 0:
                                 word &= ~(1 << (j * taps + i * km + km - k + jj))
+                    word |= int((kernel < 0).sum()) << (count_base + j * count_bits)
                 words.append(word)
     return words
 

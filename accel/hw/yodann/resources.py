@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from accel.hw.resources import (Resources, apply, memory_resources, prefixed, tree_bits,
                                 rom_columns)
-from accel.hw.yodann.mapping import YodaNNMapping, filter_words
+from accel.hw.yodann.mapping import (YodaNNMapping, carry_count_bits, filter_word_bits,
+                                     filter_words)
 from accel.hw.yodann.rtl import (bias_words, engine_widths, pipeline_register_bits,
                                  program_fields, program_words, threshold_steps,
                                  threshold_words, window_kernel)
@@ -16,13 +17,12 @@ from accel.hw.yodann.rtl import (bias_words, engine_widths, pipeline_register_bi
 # Fitted by ``python benchmarks/resources.py --fit`` (non-negative least squares, relative
 # error, on the flattened synth_ecp5 counts, yosys 0.70, of the YodaNN designs it lists).
 LUT_COEFFICIENTS: dict[str, float] = {
-    "memory.lutram_read_mux": 0.8186, "memory.rom_lut_bits": 0.6564,
-    "sop.pipeline_bits": 0.8317, "summer.accumulator_bits": 3.9909,
-    "summer.window_bits": 3.7606,
+    "memory.lutram_read_mux": 0.9375, "memory.rom_lut_bits": 5.874,
+    "sop.pipeline_bits": 0.2798, "sop.tree_bits": 0.3676, "summer.accumulator_bits": 6.5393,
 }
 FF_COEFFICIENTS: dict[str, float] = {
-    "memory.lutram_read_mux": 0.2468, "sop.pipeline_bits": 0.7121,
-    "summer.accumulator_bits": 1.4021, "summer.window_bits": 7.8675,
+    "memory.lutram_read_mux": 0.1527, "sop.pipeline_bits": 0.7123,
+    "summer.accumulator_bits": 1.7567, "summer.window_bits": 7.9399,
 }
 
 
@@ -32,9 +32,9 @@ def structural(mapping: YodaNNMapping) -> dict[str, Resources]:
     ab, acc, out = w["activation"], w["acc"], w["out"]
     taps = km * km
     sops = Resources(features=prefixed("sop", {
-        # per unit: x or ~x per tap into a balanced tree, and the popcount of the carries
+        # per unit: x or ~x per tap into a balanced tree with the (stored) carry count
         "select_bits": n_out * taps * ab,
-        "tree_bits": n_out * (tree_bits(taps, ab) + tree_bits(taps, 1)),
+        "tree_bits": n_out * tree_bits(taps + 1, ab),
         "result_bits": n_out * w["sop"],  # the registered results
         # every compute pipeline register: taps, weights, tree stages, summers, output stage
         "pipeline_bits": pipeline_register_bits(mapping),
@@ -46,8 +46,12 @@ def structural(mapping: YodaNNMapping) -> dict[str, Resources]:
     }))
     words = filter_words(mapping)
     # the weight memory's columns (yosys keeps all of the filter bank's, which it writes)
-    columns = rom_columns([[word >> (j * taps) & ((1 << taps) - 1) for j in range(n_out)]
-                           for word in words], taps)
+    count_base, count_bits = n_out * taps, carry_count_bits(config)
+    weight_columns = rom_columns([[word >> (j * taps) & ((1 << taps) - 1) for j in range(n_out)]
+                                  for word in words], taps)
+    count_columns = rom_columns([[word >> (count_base + j * count_bits) & ((1 << count_bits) - 1)
+                                  for j in range(n_out)] for word in words], count_bits)
+    columns = tuple(w + c for w, c in zip(weight_columns, count_columns))
     # the activation buffers: one synchronous read port each (the filler's, then the
     # unloader's), as wide as the bits read: the final buffer's output words, the other's
     # activation bits
@@ -56,9 +60,9 @@ def structural(mapping: YodaNNMapping) -> dict[str, Resources]:
     memory_parts = [
         memory_resources(out if b == final_buffer else ab, depth, writable=True, sync_read=True)
         for b in range(2)] + [
-        memory_resources(n_out * taps, max(len(words), 2), writable=False, sync_read=True,
-                         columns=columns),
-        memory_resources(n_out * taps, max(n_in, 2), writable=True, sync_read=True),
+        memory_resources(filter_word_bits(config), max(len(words), 2), writable=False,
+                         sync_read=True, columns=columns),
+        memory_resources(filter_word_bits(config), max(n_in, 2), writable=True, sync_read=True),
         *[memory_resources(ab, config.w_max * n_in, writable=True, sync_read=True)
           for _ in range(window_kernel(mapping) + 1)],
         memory_resources(out, config.w_max * n_out, writable=True, sync_read=True),  # pool

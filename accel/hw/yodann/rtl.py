@@ -21,8 +21,8 @@ A pass runs three agents at once:
                  on a pooled layer at least POOL_READ_TO_WRITE + 1).
 Pipeline of a computer cycle: issue (image memory and filter bank read addresses), window
 (the new column and the image bank's older ones, registered as the taps, beside the filter
-word and each unit's carry count), the SoP trees (``x XOR ~w`` summed with the popcount of the
-carries, registered after the first adder level and then every ``sop_stage_levels`` levels,
+word and each unit's carry count, stored in the word), the SoP trees (``x XOR ~w`` summed with
+the carry count, registered after the first adder level and then every ``sop_stage_levels`` levels,
 ``sop_pipeline_registers``), the SoP result register, the channel summers (accumulate; the
 first channel starts from zero or from the partial sums of the earlier input passes; the last
 channel stores the partial sums or loads the output stage's holding register). The output
@@ -45,8 +45,8 @@ from accel.hw.common.counters import EventCounterBank
 from accel.hw.common.memory import placed_memory
 from accel.hw.common.stream_harness import axi_stream_ports
 from accel.hw.yodann.mapping import (MAX_SCALE_BITS, POOL_READ_TO_WRITE, ROUNDING_CODES,
-                                     EngineConfig, YodaNNMapping, fill_rows, filter_words, passes,
-                                     stripe_columns)
+                                     EngineConfig, YodaNNMapping, carry_count_bits, fill_rows,
+                                     filter_word_bits, filter_words, passes, stripe_columns)
 
 
 # the output stage's registers from the drain's channel select to the pool and buffer write
@@ -95,7 +95,7 @@ def event_declarations(mapping: YodaNNMapping) -> dict[str, int]:
         "act_buffer.read": 1, "act_buffer.write": 1,
         "weight_mem.read": 1, "filter_bank.write": 1, "filter_bank.read": 1,
         "image_mem.write": 1, "image_mem.read": config.k_max, "image_bank.shift": 1,
-        "sop.mac": config.n_out * taps, "sop.carry_popcount": config.n_out,
+        "sop.mac": config.n_out * taps,
         "channel_summer.accumulate": config.n_out,
         "psum_mem.read": 1, "psum_mem.write": 1,
         "output_stage.scale": 1, "pool.compare": 1,
@@ -270,11 +270,12 @@ class YodaNNTop(wiring.Component):
         buf_read = [mem.read_port() for mem in buffers]
         words = filter_words(mapping)
         m.submodules.weight_mem = weight_mem = placed_memory(
-            shape=n_out * taps, depth=max(len(words), 2), init=words, writable=False,
+            shape=filter_word_bits(config), depth=max(len(words), 2), init=words, writable=False,
             sync_read=True)
         weight_read = weight_mem.read_port()
         m.submodules.filter_bank = filter_bank = placed_memory(
-            shape=n_out * taps, depth=max(n_in, 2), init=[], writable=True, sync_read=True)
+            shape=filter_word_bits(config), depth=max(n_in, 2), init=[], writable=True,
+            sync_read=True)
         filter_write, filter_read = filter_bank.write_port(), filter_bank.read_port()
         slots = []
         for s in range(kw + 1):  # image rows: the largest kernel's and the one being filled
@@ -603,16 +604,16 @@ class YodaNNTop(wiring.Component):
                 taps_regs.append(tap)
         with m.If(s1_compute):
             m.d.comb += [events["filter_bank.read"].eq(1), events["sop.mac"].eq(p_macs),
-                         events["sop.carry_popcount"].eq(p_out_count),
                          events["channel_summer.accumulate"].eq(p_out_count)]
         # the filter bank's word (read at the issue stage's channel) is registered beside the
-        # taps, with each unit's carry count (the popcount of its zero weight bits)
+        # taps, with each unit's carry count (stored in the word, ``filter_words``)
         m.d.comb += filter_read.addr.eq(c)
-        weights = Signal.like(filter_read.data)
-        m.d.sync += weights.eq(filter_read.data)
+        count_base, count_bits = n_out * taps, carry_count_bits(config)
+        weights = Signal(count_base)
+        m.d.sync += weights.eq(filter_read.data[:count_base])
 
-        # the SoP stages: taps against each unit's weights (x XOR ~w plus the popcount of the
-        # carries) in an adder tree cut by registers (``sop_tree_registers``); the per-pixel
+        # the SoP stages: taps against each unit's weights (x XOR ~w plus the unit's carry
+        # count) in an adder tree cut by registers (``sop_tree_registers``); the per-pixel
         # bookkeeping travels beside it
         sop_meta = Cat(s1_compute, s1_first, s1_last, s1_pixel, s1_pool)
         tree_levels = sop_tree_registers(config)
@@ -629,10 +630,10 @@ class YodaNNTop(wiring.Component):
         for unit in range(n_out):
             bits = weights[unit * taps:(unit + 1) * taps]
             terms = [Mux(bits[t], taps_regs[t], ~taps_regs[t]) for t in range(taps)]
-            carries = Signal(range(taps + 1), name=f"carries{unit}")
-            word = filter_read.data[unit * taps:(unit + 1) * taps]
-            m.d.sync += carries.eq(Mux(s1_compute, _tree_sum([~word[t] for t in range(taps)]),
-                                       0))
+            carries = Signal(count_bits, name=f"carries{unit}")
+            stored = filter_read.data[count_base + unit * count_bits:
+                                      count_base + (unit + 1) * count_bits]
+            m.d.sync += carries.eq(Mux(s1_compute, stored, 0))
             sop_results.append(_pipelined_tree_sum(m, tree_levels, terms + [carries],
                                                    signed(w["sop"]), f"sop{unit}"))
         pre_valid, pre_first, _, pre_pixel, _ = _slices(meta[-2], *meta_widths)
