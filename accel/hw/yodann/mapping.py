@@ -440,19 +440,24 @@ def filter_word_bits(config: EngineConfig) -> int:
     return config.n_out * (config.k_max ** 2 + carry_count_bits(config))
 
 
+def carry_count_field(config: EngineConfig, unit: int) -> slice:
+    """Where SoP ``unit``'s carry count lies in a filter word (after every unit's taps)."""
+    start = config.n_out * config.k_max ** 2 + unit * carry_count_bits(config)
+    return slice(start, start + carry_count_bits(config))
+
+
 def filter_words(mapping: "YodaNNMapping") -> list[int]:
     """The weight memory: per layer, output-channel group and input channel, one word of
     ``filter_word_bits``: ``n_out`` x ``k_max**2`` weight bits, SoP j's taps in bits
     [j*k_max**2, (j+1)*k_max**2), tap (row i, column jj) of a k x k kernel at
     i * k_max + (k_max - k + jj) (the image bank's newest columns), bit 1 = +1; then SoP j's
-    carry count (its -1 weights: x * -1 = ~x + 1, so each adds a carry) in the
-    ``carry_count_bits`` from n_out * k_max**2 + j * carry_count_bits. Counting the carries here
+    carry count (its -1 weights: x * -1 = ~x + 1, so each adds a carry) in
+    ``carry_count_field``. Counting the carries here
     keeps a popcount out of the path from the filter bank to the SoP trees. Unused taps and
     SoPs hold +1: with zero operands they add nothing and raise no carry."""
     config = mapping.config
     km = config.k_max
     taps = km * km
-    count_base, count_bits = config.n_out * taps, carry_count_bits(config)
     words = []
     for layer in mapping.layers:
         k = layer.kernel
@@ -465,7 +470,7 @@ def filter_words(mapping: "YodaNNMapping") -> list[int]:
                         for jj in range(k):
                             if kernel[i, jj] < 0:
                                 word &= ~(1 << (j * taps + i * km + km - k + jj))
-                    word |= int((kernel < 0).sum()) << (count_base + j * count_bits)
+                    word |= int((kernel < 0).sum()) << carry_count_field(config, j).start
                 words.append(word)
     return words
 

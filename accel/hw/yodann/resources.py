@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from accel.hw.resources import (Resources, apply, memory_resources, prefixed, tree_bits,
                                 rom_columns)
-from accel.hw.yodann.mapping import (YodaNNMapping, carry_count_bits, filter_word_bits,
-                                     filter_words)
+from accel.hw.yodann.mapping import (YodaNNMapping, carry_count_bits, carry_count_field,
+                                     filter_word_bits, filter_words)
 from accel.hw.yodann.rtl import (bias_words, engine_widths, pipeline_register_bits,
                                  program_fields, program_words, threshold_steps,
                                  threshold_words, window_kernel)
@@ -46,11 +46,12 @@ def structural(mapping: YodaNNMapping) -> dict[str, Resources]:
     }))
     words = filter_words(mapping)
     # the weight memory's columns (yosys keeps all of the filter bank's, which it writes)
-    count_base, count_bits = n_out * taps, carry_count_bits(config)
+    count_bits = carry_count_bits(config)
     weight_columns = rom_columns([[word >> (j * taps) & ((1 << taps) - 1) for j in range(n_out)]
                                   for word in words], taps)
-    count_columns = rom_columns([[word >> (count_base + j * count_bits) & ((1 << count_bits) - 1)
-                                  for j in range(n_out)] for word in words], count_bits)
+    count_columns = rom_columns([[word >> carry_count_field(config, j).start
+                                  & ((1 << count_bits) - 1) for j in range(n_out)]
+                                 for word in words], count_bits)
     columns = tuple(w + c for w, c in zip(weight_columns, count_columns))
     # the activation buffers: one synchronous read port each (the filler's, then the
     # unloader's), as wide as the bits read: the final buffer's output words, the other's

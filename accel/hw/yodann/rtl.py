@@ -45,8 +45,9 @@ from accel.hw.common.counters import EventCounterBank
 from accel.hw.common.memory import placed_memory
 from accel.hw.common.stream_harness import axi_stream_ports
 from accel.hw.yodann.mapping import (MAX_SCALE_BITS, POOL_READ_TO_WRITE, ROUNDING_CODES,
-                                     EngineConfig, YodaNNMapping, carry_count_bits, fill_rows,
-                                     filter_word_bits, filter_words, passes, stripe_columns)
+                                     EngineConfig, YodaNNMapping, carry_count_bits,
+                                     carry_count_field, fill_rows, filter_word_bits,
+                                     filter_words, passes, stripe_columns)
 
 
 # the output stage's registers from the drain's channel select to the pool and buffer write
@@ -608,9 +609,8 @@ class YodaNNTop(wiring.Component):
         # the filter bank's word (read at the issue stage's channel) is registered beside the
         # taps, with each unit's carry count (stored in the word, ``filter_words``)
         m.d.comb += filter_read.addr.eq(c)
-        count_base, count_bits = n_out * taps, carry_count_bits(config)
-        weights = Signal(count_base)
-        m.d.sync += weights.eq(filter_read.data[:count_base])
+        weights = Signal(n_out * taps)
+        m.d.sync += weights.eq(filter_read.data[:n_out * taps])
 
         # the SoP stages: taps against each unit's weights (x XOR ~w plus the unit's carry
         # count) in an adder tree cut by registers (``sop_tree_registers``); the per-pixel
@@ -630,9 +630,8 @@ class YodaNNTop(wiring.Component):
         for unit in range(n_out):
             bits = weights[unit * taps:(unit + 1) * taps]
             terms = [Mux(bits[t], taps_regs[t], ~taps_regs[t]) for t in range(taps)]
-            carries = Signal(count_bits, name=f"carries{unit}")
-            stored = filter_read.data[count_base + unit * count_bits:
-                                      count_base + (unit + 1) * count_bits]
+            carries = Signal(carry_count_bits(config), name=f"carries{unit}")
+            stored = filter_read.data[carry_count_field(config, unit)]
             m.d.sync += carries.eq(Mux(s1_compute, stored, 0))
             sop_results.append(_pipelined_tree_sum(m, tree_levels, terms + [carries],
                                                    signed(w["sop"]), f"sop{unit}"))
