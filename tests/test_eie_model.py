@@ -18,9 +18,9 @@ def test_one_pe_without_stalls_costs_its_entries():
     dense[35, 2] = 4  # 35 zeros above it: two padding entries, then the entry
     matrix = encode_eie(dense, 1)
     timing = simulate_layer(matrix, np.array([7, 1, 2]), queue_depth=8)
-    # broadcast t at LNZD_LATENCY + t; the PE pops column 0 one cycle after its broadcast and
-    # starts it one cycle later (the pointer read); later pointer reads overlap the columns
-    assert timing.cycles == LNZD_LATENCY + 2 + (3 + 1 + 3) + PIPELINE_TAIL + DONE_LATENCY
+    # broadcast t at LNZD_LATENCY + t (its pointers read on the way); the PE takes column 0
+    # from its queue's head the cycle after its push, the later columns as each finishes
+    assert timing.cycles == LNZD_LATENCY + 1 + (3 + 1 + 3) + PIPELINE_TAIL + DONE_LATENCY
     assert timing.events["pe.codebook.read"] == 3 + 0 + 3
     assert timing.events["control.lnzd.broadcast"] == 3
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from accel.hw.common.memory import BLOCK_RAM_MIN_BITS, dp16kd_blocks, placement
+from accel.hw.common.memory import (BLOCK_RAM_MIN_BITS, WEIGHT_BLOCK_RAM_MIN_BITS, dp16kd_blocks,
+                                     placement)
 from accel.hw.resources import memory_resources, total
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,11 @@ def test_placement_rule():
     small = BLOCK_RAM_MIN_BITS // 8 - 1
     assert placement(8, small, writable=True, sync_read=True) == "distributed"
     assert placement(8, small, writable=False, sync_read=True) == "logic"
+    # a network's weights go to block RAM from a lower threshold, still only read registered
+    assert placement(8, small, writable=False, sync_read=True, weights=True) == "block"
+    assert placement(8, small, writable=False, sync_read=False, weights=True) == "logic"
+    tiny = WEIGHT_BLOCK_RAM_MIN_BITS // 8 - 1
+    assert placement(8, tiny, writable=False, sync_read=True, weights=True) == "logic"
 
 
 @pytest.mark.parametrize("width, depth, blocks", [

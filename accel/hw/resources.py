@@ -75,13 +75,14 @@ def rom_columns(fields, bits: int) -> tuple[int, int]:
 
 
 def memory_resources(width: int, depth: int, *, writable: bool, sync_read: bool,
-                     read_ports: int = 1, columns: tuple[int, int] | None = None) -> Resources:
+                     weights: bool = False, read_ports: int = 1,
+                     columns: tuple[int, int] | None = None) -> Resources:
     """One generated memory, placed as ``accel.hw.common.memory.placement`` places it: block
     RAM blocks (of its stored columns, given ``columns`` from ``rom_columns``), LUT RAM cells
     (16 words x 4 bits each, one copy per read port), or for a ROM in logic its LUT4 bits
     (``rom_lut_bits``: a LUT4 holds 16 words of one bit, of its distinct columns when given)
     for the logic coefficients. A synchronous read out of LUT RAM adds its output register."""
-    where = placement(width, depth, writable=writable, sync_read=sync_read)
+    where = placement(width, depth, writable=writable, sync_read=sync_read, weights=weights)
     stored, distinct = columns if columns is not None else (width, width)
     if where == "block":
         return Resources(bram=dp16kd_blocks(stored, depth) if stored else 0)

@@ -5,7 +5,14 @@ Each memory is built by ``placed_memory``, which attaches yosys's ``ram_style`` 
 
 - ``block``: a block RAM (DP16KD on ECP5, RAMB18/36 on 7-series). Only memories whose every
   read port is synchronous (a block RAM registers its read), and only from
-  ``BLOCK_RAM_MIN_BITS`` bits up: below that a block RAM would be mostly empty.
+  ``BLOCK_RAM_MIN_BITS`` bits up: below that a block RAM would be mostly empty. Memories that
+  store a network's weights (FINN's weight memories, EIE's sparse matrix and column pointers,
+  YodaNN's filter store; not YodaNN's filter bank, a few words as wide as the SoP array,
+  written as a layer starts) from ``WEIGHT_BLOCK_RAM_MIN_BITS``: the datapath reads them
+  every cycle, and as LUTs their read mux trees grow with their depth and sit on its critical
+  paths. On EIE at 16 PEs (1.7 to 4 kbit per memory) moving them to 54 DP16KD took 22,365
+  LUT4 to 14,895 and the post-route clock from 103.9 to 119.4 MHz (ECP5, yosys 0.70,
+  nextpnr 0.11, before its pointer reads moved ahead of the queues).
 - ``distributed``: LUT RAM (ECP5's DPR16X4, 7-series RAM32M/64M), every other writable memory,
   however shallow: a 2-deep, 128-bit FIFO is 32 DPR16X4 against 256 flip-flops and 138 LUT4s
   as registers (measured with yosys 0.70 on bnn-mlp).
@@ -24,15 +31,18 @@ from amaranth.hdl import Shape
 from amaranth.lib import memory
 
 BLOCK_RAM_MIN_BITS = 4096  # below 4 kbit, under a quarter of an 18-kbit block would be used
+WEIGHT_BLOCK_RAM_MIN_BITS = 1024  # weights: from an eighteenth of a block
 # ECP5 DP16KD (18 kbit) configurations, depth x width: yosys picks the one needing the fewest
 # blocks; 36 bits wide only as a simple dual port (one read and one write port, or a ROM).
 DP16KD_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 
 
-def placement(width: int, depth: int, *, writable: bool, sync_read: bool) -> str:
+def placement(width: int, depth: int, *, writable: bool, sync_read: bool,
+              weights: bool = False) -> str:
     """``block``, ``distributed`` or ``logic`` for a memory of ``depth`` words of ``width``
-    bits (the rule of the module docstring)."""
-    if sync_read and width * depth >= BLOCK_RAM_MIN_BITS:
+    bits, holding a network's weights or not (the rule of the module docstring)."""
+    threshold = WEIGHT_BLOCK_RAM_MIN_BITS if weights else BLOCK_RAM_MIN_BITS
+    if sync_read and width * depth >= threshold:
         return "block"
     return "distributed" if writable else "logic"
 
@@ -42,9 +52,10 @@ def dp16kd_blocks(width: int, depth: int) -> int:
     return min(ceil(width / w) * ceil(depth / d) for d, w in DP16KD_SHAPES)
 
 
-def placed_memory(*, shape, depth: int, init, writable: bool, sync_read: bool) -> memory.Memory:
+def placed_memory(*, shape, depth: int, init, writable: bool, sync_read: bool,
+                  weights: bool = False) -> memory.Memory:
     """An Amaranth memory carrying the placement attribute yosys reads."""
     width = Shape.cast(shape).width
-    style = placement(width, depth, writable=writable, sync_read=sync_read)
+    style = placement(width, depth, writable=writable, sync_read=sync_read, weights=weights)
     key = "ram_style" if writable else "rom_style"
     return memory.Memory(shape=shape, depth=depth, init=init, attrs={key: style})

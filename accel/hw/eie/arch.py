@@ -116,12 +116,12 @@ class EIEArchitecture(Architecture):
                 pointers[k] += len(spec.matrix.pointers[k])
         pointer_width = max(16, max(entries).bit_length())
         local_rows = max(mapping.max_local_rows, 2)
-        column_bits = max(mapping.max_cols - 1, 1).bit_length()
         acc, act = mapping.accumulator_bits, mapping.activation_bits
+        queued = 2 * pointer_width + 2 + act  # a queued column: its pointers, flags, value
         word = per_word * ENTRY_BITS
         per_pe = [pointers[k] * pointer_width + -(-entries[k] // per_word) * word
                   + local_rows * (2 * acc + 1) * len(mapping.layers)  # accumulators, biases
-                  + max(mapping.bank_rows, 2) * act + mapping.queue_depth * (column_bits + act)
+                  + max(mapping.bank_rows, 2) * act + mapping.queue_depth * queued
                   for k in range(n)]
         events = event_declarations(mapping)
         counters = DEFAULT_COUNTER_WIDTH * len(events) if mapping.count_events else 0

@@ -5,15 +5,17 @@ A PE's memories are priced at their real sizes: those of a generated engine
 SRAM read 64 bits at a time, 32 KB of 16-bit pointers in two banks, 64 x 16-bit source and
 destination activation register files, an 8-entry queue, 64 PEs).
 
-Besides the counted events, each PE declares the flip-flops its pipeline clocks every cycle
-(``clock`` specs, priced per cycle, busy or idle), counted from accel's PE RTL
-(``accel/hw/eie/rtl.py``) and attributed to the unit they belong to, as the EIE paper's per-unit
-power split does: the front end's slot and column counters to the pointer read, the held
-sparse-matrix word and the execute stage's flags to the sparse-matrix read, the held
-activation and the factor to the arithmetic, the accumulators' touched flags and row base to
-the activation read/write, the queue's level and addresses to the queue. The register files,
-the queue's slots and the SRAMs are written one row at a time (their clocks gated to the row
-written), so their clock is in their write energy.
+Besides the counted events, each PE declares the flip-flops it clocks every cycle (``clock``
+specs, priced per cycle, busy or idle), counted from accel's RTL (``accel/hw/eie/rtl.py``,
+``pe_register_bits``) and attributed to the unit they belong to, as the EIE paper's per-unit
+power split does: the issue stage's entry pointer, count and held activation to the pointer
+read; the held sparse-matrix word and the entry offsets to the sparse-matrix read; the
+activation through the execute stages, the codebook value, the product and the bypass sum to
+the arithmetic; the accumulators' touched flags, row base, rows, address and the writeback's
+stages to the activation read/write; the queue's level, addresses and head register to the
+queue. The central control's registers (the detector, the broadcast stages) are one more
+``clock`` spec. The register files, the queue's slots and the SRAMs are written one row at a
+time (their clocks gated to the row written), so their clock is in their write energy.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from accel.energy.model import EventSpec, component_of
-from accel.hw.eie.model import ENTRIES_PER_WORD, ENTRY_BITS, layer_event
+from accel.hw.eie.model import ENTRIES_PER_WORD, ENTRY_BITS, WRITEBACK_LATENCY, layer_event
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,8 @@ class PEStorage:
     activation_bits: int
     accumulator_rows: int  # destination rows
     accumulator_bits: int
-    column_bits: int
+    queue_entry_bits: int  # the paper's queue holds a column's index and value
+    weight_bits: int  # a codebook value
     lnzd_inputs: int  # activations the leading-nonzero detector looks at
     layers: int = 0  # a network's events are counted per layer (l0.pe..., l1.pe...)
 
@@ -45,12 +48,12 @@ EIE_PAPER_PE = PEStorage(num_pes=64, queue_depth=8, sparse_bytes=128 * 1024,
                          sparse_word_bits=ENTRIES_PER_WORD * ENTRY_BITS,
                          pointer_bank_entries=8 * 1024, pointer_bits=16, activation_rows=64,
                          activation_bits=16, accumulator_rows=64, accumulator_bits=16,
-                         column_bits=16, lnzd_inputs=64)
+                         queue_entry_bits=16 + 16, weight_bits=16, lnzd_inputs=64)
 
 
 def storage_of(mapping) -> PEStorage:
     """The memories of a generated engine (``EIENetworkMapping``), per PE (the largest PE)."""
-    from accel.hw.eie.rtl import POINTER_FLAG_BITS, pe_storage, pointer_bits
+    from accel.hw.eie.rtl import POINTER_FLAG_BITS, QueuedColumn, pe_storage, pointer_bits
 
     stored = [pe_storage(mapping, k) for k in range(mapping.num_pes)]
     return PEStorage(
@@ -61,7 +64,9 @@ def storage_of(mapping) -> PEStorage:
         pointer_bits=pointer_bits(mapping) + POINTER_FLAG_BITS, activation_rows=mapping.bank_rows,
         activation_bits=mapping.activation_bits, accumulator_rows=mapping.max_local_rows,
         accumulator_bits=mapping.accumulator_bits,
-        column_bits=max(mapping.max_cols - 1, 1).bit_length(), lnzd_inputs=mapping.max_cols,
+        # accel's queues hold a column's pointer pair (read as it is pushed) and its value
+        queue_entry_bits=QueuedColumn(mapping).width,
+        weight_bits=max(spec.weight_bits for spec in mapping.layers), lnzd_inputs=mapping.max_cols,
         layers=len(mapping.layers))
 
 
@@ -80,26 +85,62 @@ def event_specs(storage: PEStorage = EIE_PAPER_PE) -> dict[str, EventSpec]:
 
 
 def clock_specs(storage: PEStorage) -> dict[str, EventSpec]:
-    """The flip-flops each PE clocks every cycle, by unit (see the module documentation)."""
-    entries_per_word = max(storage.sparse_word_bits // ENTRY_BITS, 1)
-    offset_bits = (entries_per_word - 1).bit_length()
+    """The flip-flops clocked every cycle: each PE's by unit (``pe_register_bits``), and the
+    central control's once (see the module documentation)."""
+    groups = {"pe.pointer_stage": "memory", "pe.sparse_stage": "memory",
+              "pe.arith_stage": "compute", "pe.act_stage": "memory", "pe.act_queue": "queues"}
+    specs = {f"{unit}.clock": EventSpec("clock", groups[unit], {"bits": count,
+                                                                "instances": storage.num_pes})
+             for unit, count in pe_register_bits(storage).items()}
+    specs["control.broadcast.clock"] = EventSpec("clock", "control",
+                                                 {"bits": control_register_bits(storage)})
+    return specs
+
+
+def pe_register_bits(storage: PEStorage) -> dict[str, int]:
+    """One PE's flip-flops in accel's RTL (``accel/hw/eie/rtl.py``), by unit."""
+    act, acc = storage.activation_bits, storage.accumulator_bits
+    offset_bits = (max(storage.sparse_word_bits // ENTRY_BITS, 1) - 1).bit_length()
+    row_bits = max(storage.accumulator_rows - 1, 1).bit_length()
     row_base_bits = (storage.accumulator_rows + 15).bit_length()
-    queue_bits = storage.queue_depth.bit_length() + 2 * max(storage.queue_depth - 1,
-                                                            1).bit_length()
-    bits = {
-        "pe.pointer_stage": ("memory", 2 + storage.activation_bits + 2 * storage.pointer_bits),
-        "pe.sparse_stage": ("memory", storage.sparse_word_bits + offset_bits + 3),
-        "pe.arith_stage": ("compute", 2 * storage.activation_bits),
-        "pe.act_stage": ("memory", storage.accumulator_rows + row_base_bits),
-        "pe.act_queue": ("queues", queue_bits),
+    queue_pointers = storage.queue_depth.bit_length() + 2 * max(storage.queue_depth - 1,
+                                                                1).bit_length()
+    return {
+        # the issue stage's entry pointer, entries left, held activation and `continuing`,
+        # and the parity that orders a column's pointer pair as it is queued
+        "pe.pointer_stage": 2 * storage.pointer_bits + act + 2,
+        # the held word; x1's and x2's entry offset and flags
+        "pe.sparse_stage": storage.sparse_word_bits + 2 * offset_bits + 5,
+        # the activation through x1..x3, the codebook value, the product, the bypass sum,
+        # x3's and x4's valid flags
+        "pe.arith_stage": 3 * act + storage.weight_bits + 2 * acc + 2,
+        # the touched flags and row base; x3's and x4's rows, the accumulator address, the
+        # value read and the bypass flag; the writeback's bias address, accumulator and bias,
+        # sum, rounded and saturated values
+        "pe.act_stage": (storage.accumulator_rows + row_base_bits + 3 * row_bits + acc + 1
+                         + row_bits + 2 * acc + (acc + 1) + (acc + 2) + act),
+        # the level, read and write addresses and the head register
+        "pe.act_queue": queue_pointers + storage.queue_entry_bits,
     }
-    return {f"{unit}.clock": EventSpec("clock", group, {"bits": count,
-                                                         "instances": storage.num_pes})
-            for unit, (group, count) in bits.items()}
+
+
+def control_register_bits(storage: PEStorage) -> int:
+    """The central control's flip-flops in accel's RTL: the detector's pending columns and
+    group flags, the one-hot choice, the encoded column (number, bank, bank row: about three
+    column numbers), the pointer pair's addresses, the value and the pushed value, the stages'
+    valid flags, the room flag, each queue's copied level, and the writeback's row delay line."""
+    from accel.hw.eie.rtl import LNZD_GROUP
+
+    cols = storage.lnzd_inputs
+    column_bits = max(cols - 1, 1).bit_length()
+    level_bits = storage.queue_depth.bit_length()
+    row_bits = max(storage.activation_rows - 1, 1).bit_length()
+    return (2 * cols + -(-cols // LNZD_GROUP) + 4 * column_bits + 2 * storage.activation_bits
+            + 6 + storage.num_pes * level_bits + WRITEBACK_LATENCY * (1 + row_bits))
 
 
 def physical_event_specs(storage: PEStorage) -> dict[str, EventSpec]:
-    entry = storage.activation_bits + storage.column_bits  # a queue entry: value and column
+    entry = storage.queue_entry_bits
     queue = {"capacity_bytes": storage.queue_depth * entry / 8, "width": entry}
     pointer_bank = {"capacity_bytes": storage.pointer_bank_entries * storage.pointer_bits / 8,
                     "width": storage.pointer_bits, "instances": storage.num_pes}

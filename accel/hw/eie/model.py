@@ -10,17 +10,17 @@ Microarchitecture modelled
   15, ``entries_per_word`` entries per sparse-matrix SRAM word (8 for 64-bit words).
 - Central control: a leading-nonzero detector selects one nonzero activation (j, a_j) per
   cycle, in column order, from cycle ``FIRST_SELECT`` of a layer; ``BROADCAST_STAGES``
-  registers carry it to every PE's activation queue (depth ``queue_depth``), so the first push
-  is in cycle ``LNZD_LATENCY``. A column is selected only if every queue will have a free slot
-  for it whatever the PEs pop: fewer than depth items stored and in flight together. That
-  keeps the queues out of the detector's timing path; in the recurrence a freed slot takes a
-  push ``QUEUE_ROOM_LAG`` cycles after the pop that freed it.
-- PE front end: a PE pops the head of its queue into a one-column slot whose pointer pair is
-  read from the even/odd banks (synchronous SRAM reads: the pair is there the next cycle). It
-  pops when the slot is empty or is handed to the issue stage in the same cycle, and a pushed
-  column is at the queue's head in the cycle after its push.
-- Issue stage: takes the slot's column once its previous column is done and issues one entry
-  per cycle to the sparse-matrix SRAM (64-bit words, synchronous; a word is read for a column's
+  registers carry it to every PE's activation queue (depth ``queue_depth``), the last of them
+  each PE's read of the column's pointer pair from its even/odd banks (synchronous SRAM reads,
+  p_j and p_j+1 together), which the queue holds with the value, so the first push is in cycle
+  ``LNZD_LATENCY``. A column is selected only if every queue will have a free slot for it
+  whatever the PEs pop: fewer than depth items stored and in flight together, as a register
+  decided a cycle ahead from registered copies of the queues' levels. That keeps the queues
+  out of the detector's timing path; in the recurrence a freed slot takes a push
+  ``QUEUE_ROOM_LAG`` cycles after the pop that freed it.
+- Issue stage: takes (pops) the column at its queue's head once its previous column is done
+  (a pushed column is at the head in the cycle after its push) and issues one entry per cycle
+  to the sparse-matrix SRAM (64-bit words, synchronous; a word is read for a column's
   first entry and whenever an entry starts a new word), so a column costs max(1, entries)
   cycles, one cycle for a column with no entries in this PE.
 - Execute pipeline, ``PIPELINE_TAIL`` stages after issue (EIE's pipelined PE): the word is
@@ -28,15 +28,14 @@ Microarchitecture modelled
   value looked up; the product is formed while the destination accumulator is read; the sum is
   written back. An entry hitting the row the entry before it is writing takes that sum through
   a bypass. A layer is done ``DONE_LATENCY`` cycles after the first cycle in which every
-  queue, slot and stage is empty.
+  queue and stage is empty.
 - Between layers, every PE requantizes one local row per cycle through ``WRITEBACK_LATENCY``
-  register stages (the read address, the read, the bias add, ReLU and the rounding shift, then
-  saturation into the bank).
+  register stages (the read address, the read, the bias add, ReLU and the rounding shift,
+  saturation), then into the bank.
 
 Recurrences (column order t = 0, 1, ... over the nonzero activations; per PE k):
     broadcast[t] = max(broadcast[t-1] + 1, max_k pop[k][t - depth] + QUEUE_ROOM_LAG)
-    pop[k][t]    = max(broadcast[t] + 1, start[k][t-1])
-    start[k][t]  = max(pop[k][t] + 1, finish[k][t-1])
+    pop[k][t]    = start[k][t] = max(broadcast[t] + 1, finish[k][t-1])
     finish[k][t] = start[k][t] + max(1, entries[k][column t])
     cycles       = max_k max_t (finish[k][t] + PIPELINE_TAIL if entries[k][column t] else
                                 finish[k][t])      (FIRST_SELECT with no nonzero column)
@@ -53,12 +52,14 @@ from accel.compress.eie import EIEMatrix, encode_eie
 from accel.errors import ConfigError
 
 FIRST_SELECT = 1  # the cycle of a layer in which the detector first selects a column
-BROADCAST_STAGES = 3  # registers from the detector's choice to the push into the queues
+BROADCAST_STAGES = 4  # registers from the detector's choice to the push into the queues
 LNZD_LATENCY = FIRST_SELECT + BROADCAST_STAGES  # the cycle of the first push
-QUEUE_ROOM_LAG = BROADCAST_STAGES + 1  # a slot popped in cycle c takes a push from c + this
+# a slot popped in cycle c is in the queue's level in c + 1, its registered copy in c + 2,
+# the room register in c + 3 (a selection then)
+QUEUE_ROOM_LAG = BROADCAST_STAGES + 3  # and so a push from c + this
 PIPELINE_TAIL = 4  # execute stages after issue: word, entry/row/codebook, product/read, sum
 DONE_LATENCY = 1  # the done flag is registered: a layer is done a cycle after it drains
-WRITEBACK_LATENCY = 4  # register stages from a row's turn to its bank write
+WRITEBACK_LATENCY = 5  # register stages from a row's turn to its bank write
 ENTRY_BITS = 8  # 4-bit codebook index, 4-bit zero count
 ENTRIES_PER_WORD = 8  # 64-bit sparse-matrix SRAM words
 # Every event the engine counts, per layer (``layer_event``), in the order of the RTL's bank.
@@ -134,14 +135,12 @@ def simulate_layer_batch(matrix: EIEMatrix, activations: np.ndarray, queue_depth
 
     # With cost >= 1 the recurrences are, per vector and PE (start[-1] = finish[-1] = 0):
     #   broadcast[t] = max(broadcast[t-1] + 1, max_k pop[k][t-D] + QUEUE_ROOM_LAG)
-    #   pop[t] = max(broadcast[t] + 1, start[t-1])
-    #   start[t] = max(broadcast[t] + 2, start[t-1] + cost[t-1])
+    #   pop[t] = start[t] = max(broadcast[t] + 1, start[t-1] + cost[t-1])
     # Broadcasts of D consecutive steps depend only on pops D steps back, so a block of D steps
     # is two running maxima (broadcast, then start), not D sequential steps. Steps past a
     # vector's last column compute values nothing valid reads (valid steps are a prefix).
     depth = queue_depth
     start = np.empty((steps, vectors, n_pes), dtype=np.int64)
-    pop = np.empty((steps, vectors, n_pes), dtype=np.int64)
     broadcast_before = np.full(vectors, LNZD_LATENCY - 1, dtype=np.int64)
     start_before = np.zeros((vectors, n_pes), dtype=np.int64)
     finish_before = np.zeros((vectors, n_pes), dtype=np.int64)
@@ -149,19 +148,17 @@ def simulate_layer_batch(matrix: EIEMatrix, activations: np.ndarray, queue_depth
         t1 = min(t0 + depth, steps)
         span = np.arange(1, t1 - t0 + 1)[:, None]
         if t0 >= depth:
-            bounds = pop[t0 - depth:t1 - depth].max(axis=2) + QUEUE_ROOM_LAG - span
+            bounds = start[t0 - depth:t1 - depth].max(axis=2) + QUEUE_ROOM_LAG - span
             block = span + np.maximum(broadcast_before, np.maximum.accumulate(bounds, axis=0))
         else:
             block = span + broadcast_before
-        # start: gaps cost[t-1] (the first from the carried finish), bounds broadcast + 2
+        # start: gaps cost[t-1] (the first from the carried finish), bounds broadcast + 1
         gaps = np.empty((t1 - t0, vectors, n_pes), dtype=np.int64)
         gaps[0] = finish_before - start_before
         gaps[1:] = costs[t0:t1 - 1]
         total = np.cumsum(gaps, axis=0)
         start[t0:t1] = total + np.maximum(
-            start_before, np.maximum.accumulate(block[:, :, None] + 2 - total, axis=0))
-        pop[t0] = np.maximum(block[0][:, None] + 1, start_before)
-        pop[t0 + 1:t1] = np.maximum(block[1:, :, None] + 1, start[t0:t1 - 1])
+            start_before, np.maximum.accumulate(block[:, :, None] + 1 - total, axis=0))
         broadcast_before = block[-1]
         start_before = start[t1 - 1]
         finish_before = start_before + costs[t1 - 1]

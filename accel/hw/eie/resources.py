@@ -6,11 +6,11 @@ Memories are exact; the multiplier of each PE is a DSP block, not counted here."
 
 from __future__ import annotations
 
+from accel.hw.eie.energy import control_register_bits, pe_register_bits, storage_of
 from accel.hw.eie.mapping import EIENetworkMapping
 from accel.hw.eie.model import ENTRY_BITS
-from accel.hw.eie.model import WRITEBACK_LATENCY
-from accel.hw.eie.rtl import (LNZD_GROUP, POINTER_FLAG_BITS, PointerPair, pe_storage,
-                              pointer_bits, pointer_words)
+from accel.hw.eie.rtl import (LNZD_GROUP, POINTER_FLAG_BITS, PointerPair, QueuedColumn,
+                              pe_storage, pointer_bits, pointer_words)
 from accel.hw.resources import (Resources, apply, counter_bits, fifo, memory_resources,
                                 prefixed, rom_columns)
 
@@ -30,6 +30,11 @@ def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
     mp = mapping
     n, cols, bits = mp.num_pes, mp.max_cols, mp.activation_bits
     pair = PointerPair.of(mp)
+    queued = QueuedColumn(mp)
+    storage = storage_of(mp)
+    # a PE's flip-flops but its queue's (``fifo`` counts those)
+    registers = sum(bits for unit, bits in pe_register_bits(storage).items()
+                    if unit != "pe.act_queue")
     groups = -(-cols // LNZD_GROUP)
     bank_bits, row_bits = counter_bits(n), counter_bits(mp.bank_rows)
     column_bits = counter_bits(cols)
@@ -42,11 +47,7 @@ def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
         "encode_bits": cols * (column_bits + bank_bits + row_bits) // 2,
         "adder_bits": 2 * pair.width,
         "bank_select_bits": (n - 1) * bits,
-        # registers: pending columns and group flags, the one-hot choice, the encoded column,
-        # bank and row, the pointer pair and the bank's value, the writeback row's delay line
-        "pipeline_bits": 2 * cols + groups + column_bits + bank_bits + row_bits + pair.width
-        + bits
-        + WRITEBACK_LATENCY * (1 + row_bits),
+        "register_bits": control_register_bits(storage),
     }))
     for _ in range(n):
         control = control + memory_resources(bits, max(mp.bank_rows, 2), writable=True,
@@ -63,32 +64,23 @@ def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
                  for w in range(0, len(entries), per_word)] or [[0] * per_word]
         memories = [
             memory_resources(pointer_word_bits, max(len(pointers[0::2]), 2), writable=False,
-                             sync_read=True,
+                             sync_read=True, weights=True,
                              columns=rom_columns([[p] for p in pointers[0::2]],
                                                  pointer_word_bits)),
             memory_resources(pointer_word_bits, max(len(pointers[1::2]), 2), writable=False,
-                             sync_read=True,
+                             sync_read=True, weights=True,
                              columns=rom_columns([[p] for p in pointers[1::2]],
                                                  pointer_word_bits)),
             memory_resources(ENTRY_BITS * per_word, max(len(words), 2), writable=False,
-                             sync_read=True, columns=rom_columns(words, ENTRY_BITS)),
+                             sync_read=True, weights=True,
+                             columns=rom_columns(words, ENTRY_BITS)),
             memory_resources(mp.accumulator_bits, local_rows, writable=True, sync_read=False),
         ]
         for memory in memories:
             pes = pes + memory.under("pe")
-        offset_bits = (per_word - 1).bit_length()
-        row_bits_pe = counter_bits(local_rows)
-        acc = mp.accumulator_bits
-        weight_bits = max(spec.weight_bits for spec in mp.layers)
-        pipeline = ((3 + offset_bits + bits) + (2 + offset_bits + bits)
-                    + (1 + row_bits_pe + weight_bits + bits) + row_bits_pe
-                    + (2 + row_bits_pe + 2 * acc) + acc + 1
-                    + (5 * acc + 3 if mp.requantize else 0))
         pes = pes + Resources(features=prefixed("pe", {
             "stage": 1,
-            # x1..x4 of the execute pipeline, the accumulator address, the bypass sum and
-            # the writeback's stages
-            "pipeline_bits": pipeline,
+            "register_bits": registers,
             # accumulate, bias, ReLU, rounding shift and saturation, the readout select
             "accumulator_bits": mp.accumulator_bits,
             "entry_select_bits": ENTRY_BITS * (per_word - 1),
@@ -97,7 +89,7 @@ def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
         }))
     queues = Resources()
     for _ in range(n):
-        queues = queues + fifo(pair.width + bits, mp.queue_depth, registered_head=True)
+        queues = queues + fifo(queued.width, mp.queue_depth, registered_head=True)
     return {"control": control, "pes": pes, "queues": queues}
 
 

@@ -180,10 +180,10 @@ class LeadingNonzeroDetector:
 
 
 class PointerPair:
-    """A column as the activation queues carry it: whether its global number (column plus the
-    layer's first pointer) is odd, and the addresses of its pointers p_j and p_j+1 in the even
-    and odd banks, (g + 1) // 2 and g // 2: computed once centrally, so no adder sits between a
-    queue's output and the pointer banks."""
+    """A column's pointer-bank addresses: whether its global number g (column plus the layer's
+    first pointer) is odd, and the addresses of its pointers p_g and p_g+1 in the even and odd
+    banks, (g + 1) // 2 and g // 2, computed once centrally, so no adder sits before a PE's
+    pointer banks."""
 
     def __init__(self, even_depth: int, odd_depth: int):
         self.address_bits = ((even_depth - 1).bit_length(), (odd_depth - 1).bit_length())
@@ -199,6 +199,24 @@ class PointerPair:
     def fields(self, payload):
         even_bits, odd_bits = self.address_bits
         return payload[0], payload[1:1 + even_bits], payload[1 + even_bits:self.width]
+
+
+class QueuedColumn:
+    """A column as a PE's activation queue holds it: its first pointer p_g with the column's
+    flags (``pointer_words``), its end p_g+1, and its activation. The pointers are read into
+    the queue as the column is pushed, so the issue stage works from the queue's head register
+    and no block-RAM read sits in front of its logic."""
+
+    def __init__(self, mapping: EIENetworkMapping):
+        self.pointer_bits = pointer_bits(mapping)
+        self.first_bits = self.pointer_bits + POINTER_FLAG_BITS
+        self.width = self.first_bits + self.pointer_bits + mapping.activation_bits
+
+    def fields(self, payload):
+        """(first pointer word, end pointer, activation as signed)."""
+        end_at = self.first_bits + self.pointer_bits
+        return (payload[:self.first_bits], payload[self.first_bits:end_at],
+                payload[end_at:self.width].as_signed())
 
 
 class EIECore(wiring.Component):
@@ -241,32 +259,49 @@ class EIECore(wiring.Component):
         # banks, from the layer's first pointer (the same in every PE)
         bases = pe_storage(mp, 0)[2]
         pair = PointerPair.of(mp)
-        # each queue's head is a register: a PE's pointer read is then a ROM behind a flip-flop
-        queues = [StreamFIFO(pair.width + bits, mp.queue_depth, registered_head=True)
+        queued = QueuedColumn(mp)
+        # each queue's head is a register: the issue stage's logic starts at a flip-flop
+        queues = [StreamFIFO(queued.width, mp.queue_depth, registered_head=True)
                   for _ in range(n)]
         # BROADCAST_STAGES registers between the detector and the queues: its one-hot choice;
         # the column number, bank and bank row encoded from it (OR trees, one-hot in); the
-        # pointer pair's addresses (two adders) and the bank's value, which the push carries.
-        # A column is selected only if every queue has room for it and for those in flight
-        # even when no PE pops (model: QUEUE_ROOM_LAG), so no queue's ready is in the
-        # detector's loop.
-        assert BROADCAST_STAGES == 3, "the stages below: choice, encoding, pointer pair"
+        # pointer pair's addresses (two adders) and the bank's value; every PE's pointer pair
+        # read from its banks (synchronous block-RAM reads), which the push carries with the
+        # value. A column is selected only if every queue has room for it and for those in
+        # flight even when no PE pops, so no queue's ready is in the detector's loop; and that
+        # room is a register decided a cycle ahead from a registered copy of each queue's
+        # level, so no path runs between the PEs' queues and the detector's enables and a
+        # queue's level stays beside its PE (model: QUEUE_ROOM_LAG).
+        assert BROADCAST_STAGES == 4, "the stages below: choice, encoding, pair, pointers"
         chosen = Signal(cols)
         chosen_valid = Signal()
         located_valid = Signal()
-        broadcast = Signal()  # the push of the encoded column
-        stage_valids = (chosen_valid, located_valid, broadcast)
-        # level + in flight < depth, as the in-flight count (0 to 3, from three flip-flops)
-        # selecting one of four compares of the level against constants: no adder between
-        # these registers and the detector's enables
-        in_flight = Signal(2)
-        m.d.comb += in_flight.eq(sum(valid.as_unsigned() for valid in stage_valids))
+        addressed = Signal()  # the pointer pair's addresses: the pointer banks are read
+        broadcast = Signal()  # the push of the column's pointers and value
+        stage_valids = (chosen_valid, located_valid, addressed, broadcast)
+        pushed = Signal()  # last cycle's push: in the queues' levels, not yet in the copies
+        m.d.sync += pushed.eq(broadcast)
+        counted = (*stage_valids, pushed)
+        seen_levels = [Signal.like(q.level, name=f"queue{k}_level_seen")
+                       for k, q in enumerate(queues)]
+        m.d.sync += [seen.eq(q.level) for seen, q in zip(seen_levels, queues)]
+        # seen level + in flight (+ this cycle's selection) < depth, as the in-flight count
+        # (from five flip-flops) selecting one of the compares of the level against
+        # constants: no adder between these registers and the room register
+        in_flight = Signal(range(len(counted) + 1))
+        m.d.comb += in_flight.eq(sum(valid.as_unsigned() for valid in counted))
         depth = mp.queue_depth
-        room = Cat(*(Array(q.level < depth - f if depth > f else Const(0)
-                           for f in range(len(stage_valids) + 1))[in_flight]
-                     for q in queues)).all()
+
+        def room_for(extra):
+            return Cat(*(Array(seen < depth - f - extra if depth > f + extra else Const(0)
+                               for f in range(len(counted) + 1))[in_flight]
+                         for seen in seen_levels)).all()
+
+        room = Signal()  # every queue has room for a selection in this cycle
         select = Signal()
         m.d.comb += select.eq(started & ~between & room)
+        # next cycle's level + in flight is at most this cycle's + this cycle's selection
+        m.d.sync += room.eq(Mux(select, room_for(1), room_for(0)))
         m.d.sync += [chosen.eq(detector.winner), chosen_valid.eq(select & any_pending)]
         with m.If(~started):  # a layer's first cycle: the flags are final
             detector.load(m, self.nonzero)
@@ -296,17 +331,20 @@ class EIECore(wiring.Component):
         base_plus_one = Array(Const(b + 1, range(max(bases) + 2)) for b in bases)[layer]
         column = Signal(pair.width)
         value = Signal(bits)
-        m.d.sync += [broadcast.eq(located_valid),
+        m.d.sync += [addressed.eq(located_valid),
                      column.eq(Cat(located[0] ^ base[0],
                                    ((located + base_plus_one) >> 1)[:pair.address_bits[0]],
                                    ((located + base) >> 1)[:pair.address_bits[1]])),
                      value.eq(Array(bank_reads)[bank])]
+        pushed_value = Signal(bits)
+        m.d.sync += [broadcast.eq(addressed), pushed_value.eq(value)]
         for k, queue in enumerate(queues):
             m.submodules[f"queue{k}"] = queue
+            first, end = self._pointer_pair(m, k, pair, column, addressed)
             m.d.comb += [queue.i.valid.eq(broadcast),
-                         queue.i.payload.eq(Cat(column, value))]
+                         queue.i.payload.eq(Cat(first, end, pushed_value))]
 
-        pes = [self._pe(m, k, queue, pair, layer) for k, queue in enumerate(queues)]
+        pes = [self._pe(m, k, queue, queued, layer) for k, queue in enumerate(queues)]
         pops = [pe["pop"] for pe in pes]
         executed = [pe["execute"] for pe in pes]
         queues_empty = Cat(*(q.level == 0 for q in queues)).all()
@@ -365,8 +403,8 @@ class EIECore(wiring.Component):
             "pe.act_bank.write": Mux(writing, n, 0),
             "pe.act_queue.push": broadcast * n,
             "pe.act_queue.pop": total(pops),
-            "pe.pointer_even.read": total(pops),
-            "pe.pointer_odd.read": total(pops),
+            "pe.pointer_even.read": addressed * n,
+            "pe.pointer_odd.read": addressed * n,
             "pe.sparse_sram.read": total(pe["word_read"] for pe in pes),
             "pe.codebook.read": total(executed),
             "pe.mult.mac": total(executed),
@@ -383,61 +421,60 @@ class EIECore(wiring.Component):
         m.d.comb += self.read_data.eq(Array(pe["readout"] for pe in pes)[self.read_pe])
         return m
 
-    def _pe(self, m, k, queue, pair, layer):
+    def _pointer_pair(self, m, k, pair, column, addressed):
+        """PE ``k``'s pointer banks read at ``column``'s addresses while ``addressed``: the
+        column's first pointer word (with its flags) and its end pointer, the cycle after."""
         mp = self.mapping
-        _, entries, _ = pe_storage(mp, k)
         width = pointer_bits(mp)
         words = pointer_words(mp, k)
         even = placed_memory(shape=width + POINTER_FLAG_BITS, depth=max(len(words[0::2]), 2),
-                             init=words[0::2], writable=False, sync_read=True)
+                             init=words[0::2], writable=False, sync_read=True, weights=True)
         odd = placed_memory(shape=width + POINTER_FLAG_BITS, depth=max(len(words[1::2]), 2),
-                            init=words[1::2], writable=False, sync_read=True)
+                            init=words[1::2], writable=False, sync_read=True, weights=True)
+        m.submodules[f"pe{k}_pointers_even"] = even
+        m.submodules[f"pe{k}_pointers_odd"] = odd
+        even_read = even.read_port()
+        odd_read = odd.read_port()
+        column_odd, even_address, odd_address = pair.fields(column)
+        m.d.comb += [even_read.en.eq(addressed), odd_read.en.eq(addressed),
+                     even_read.addr.eq(even_address), odd_read.addr.eq(odd_address)]
+        # the parity beside the reads, a flip-flop per PE (its select drives every data bit)
+        read_odd = Signal(name=f"pe{k}_pointers_odd_first")
+        m.d.sync += read_odd.eq(column_odd)
+        return (Mux(read_odd, odd_read.data, even_read.data),
+                Mux(read_odd, even_read.data, odd_read.data)[:width])
+
+    def _pe(self, m, k, queue, queued, layer):
+        mp = self.mapping
+        _, entries, _ = pe_storage(mp, k)
+        width = queued.pointer_bits
         per_word = mp.entries_per_word
         words = [sum(entry << (ENTRY_BITS * j) for j, entry in
                      enumerate(entries[w:w + per_word]))
                  for w in range(0, len(entries), per_word)]
         sparse = placed_memory(shape=ENTRY_BITS * per_word, depth=max(len(words), 2),
-                               init=words, writable=False, sync_read=True)
+                               init=words, writable=False, sync_read=True, weights=True)
         local_rows = max(mp.max_local_rows, 2)
         accumulators = placed_memory(shape=signed(mp.accumulator_bits), depth=local_rows,
                                      init=[], writable=True, sync_read=False)
-        m.submodules[f"pe{k}_pointers_even"] = even
-        m.submodules[f"pe{k}_pointers_odd"] = odd
         m.submodules[f"pe{k}_sparse"] = sparse
         m.submodules[f"pe{k}_accumulators"] = accumulators
-        # SRAMs (pointers, sparse matrix) read synchronously; the accumulator register file is
-        # read combinationally and written at the clock edge
-        even_read = even.read_port()
-        odd_read = odd.read_port()
+        # the sparse-matrix SRAM is read synchronously; the accumulator register file is read
+        # combinationally and written at the clock edge
         word_read = sparse.read_port()
         acc_read = accumulators.read_port(domain="comb")
         acc_write = accumulators.write_port()
 
-        # front end: pop the queue's head into the slot while its pointer pair is read
-        column_odd, even_address, odd_address = pair.fields(queue.o.payload)
-        value = queue.o.payload[pair.width:].as_signed()
-        slot_valid = Signal(name=f"pe{k}_slot_valid")
-        slot_odd = Signal(name=f"pe{k}_slot_odd")
-        slot_value = Signal(signed(mp.activation_bits), name=f"pe{k}_slot_value")
+        # issue stage: takes the column at its queue's head once the previous one is done
+        # (the pop), then one entry per cycle to the sparse-matrix SRAM
+        first, end, head_value = queued.fields(queue.o.payload)
+        start = first[:width]
         remaining = Signal(width, name=f"pe{k}_remaining")
         pointer = Signal(width, name=f"pe{k}_pointer")
         held = Signal(signed(mp.activation_bits), name=f"pe{k}_activation")
         continuing = Signal(name=f"pe{k}_continuing")  # remaining != 0, kept as a register
-        take = slot_valid & ~continuing  # the issue stage takes the slot's column
-        pop = queue.o.valid & (~slot_valid | take)
-        m.d.comb += [queue.o.ready.eq(~slot_valid | take),
-                     even_read.en.eq(pop), odd_read.en.eq(pop),
-                     even_read.addr.eq(even_address), odd_read.addr.eq(odd_address)]
-        with m.If(pop):
-            m.d.sync += [slot_valid.eq(1), slot_odd.eq(column_odd),
-                         slot_value.eq(value)]
-        with m.Elif(take):
-            m.d.sync += slot_valid.eq(0)
-
-        # issue stage: one entry per cycle to the sparse-matrix SRAM
-        first = Mux(slot_odd, odd_read.data, even_read.data)  # p_g and its column's flags
-        start = first[:width]
-        end = Mux(slot_odd, even_read.data, odd_read.data)[:width]
+        take = queue.o.valid & ~continuing
+        m.d.comb += queue.o.ready.eq(~continuing)
         has_entries = ~first[width]
         more_than_one = has_entries & ~first[width + 1]
         issue = continuing | (take & has_entries)
@@ -455,7 +492,7 @@ class EIECore(wiring.Component):
         with m.Elif(take):
             m.d.sync += [remaining.eq(Mux(has_entries, after_first, 0)),
                          continuing.eq(more_than_one),
-                         pointer.eq(start + 1), held.eq(slot_value)]
+                         pointer.eq(start + 1), held.eq(head_value)]
 
         # execute pipeline (PIPELINE_TAIL stages): x1 registers the word, x2 picks the entry,
         # finds its row and looks up the codebook, x3 multiplies while reading the destination
@@ -470,7 +507,7 @@ class EIECore(wiring.Component):
         x1_first = stage("x1_first", take)
         x1_offset = stage("x1_offset", entry_address[:offset_bits])
         x1_word_is_new = stage("x1_word_is_new", new_word)
-        x1_factor = stage("x1_factor", Mux(continuing, held, slot_value),
+        x1_factor = stage("x1_factor", Mux(continuing, held, head_value),
                           signed(mp.activation_bits))
         word = Signal(len(word_read.data), name=f"pe{k}_word")
         with m.If(x1_word_is_new):
@@ -532,8 +569,10 @@ class EIECore(wiring.Component):
         def writeback(writing, wb_row, layer_end):
             """Read row ``wb_row`` while ``writing``; its requantized value is ``written``
             WRITEBACK_LATENCY cycles later: the address register, the read, the bias add, ReLU
-            and rounding, then saturation."""
-            m.d.sync += address.eq(Mux(writing, wb_row, Mux(x2_valid, row, self.read_row)))
+            and rounding, saturation."""
+            # x2 is never valid while writing or reading out (a layer is done only once every
+            # stage is empty), so x2's row adder meets a single 2:1 select
+            m.d.sync += address.eq(Mux(x2_valid, row, Mux(writing, wb_row, self.read_row)))
             if not mp.requantize:
                 return
             biases = placed_memory(shape=accumulator, depth=max(len(bias_init), 2),
@@ -546,22 +585,24 @@ class EIECore(wiring.Component):
                 "bias_address",
                 wb_row + Array(Const(b, len(bias_read.addr)) for b in bias_bases)[layer],
                 len(bias_read.addr)))
-            assert WRITEBACK_LATENCY == 4, "the stages: address, then w1, w2 and w3"
+            assert WRITEBACK_LATENCY == 5, "the stages: address, then w1, w2, w3 and w4"
             w1_acc = stage("w1_acc", stored, accumulator)
             w1_bias = stage("w1_bias", bias_read.data, accumulator)
             w2_total = stage("w2_total", w1_acc + w1_bias, signed(mp.accumulator_bits + 1))
             w3_rounded = stage("w3_rounded",
                                Array(rounded(w2_total, rule) for rule in mp.requantize)[layer],
                                signed(mp.accumulator_bits + 2))
-            m.d.comb += written.eq(
-                Array(saturated(w3_rounded, rule)[:mp.activation_bits]
-                      for rule in mp.requantize)[layer])
+            # saturated into a register of its own: the bank's write data and the nonzero
+            # flag (written != 0) start at a flip-flop, not after the saturating compares
+            m.d.comb += written.eq(stage(
+                "w4_saturated", Array(saturated(w3_rounded, rule)[:mp.activation_bits]
+                                      for rule in mp.requantize)[layer], mp.activation_bits))
             with m.If(layer_end):
                 m.d.sync += touched.eq(0)
 
-        return {"pop": pop, "execute": execute, "word_read": new_word,
+        return {"pop": take, "execute": execute, "word_read": new_word,
                 "idle": ~take & ~continuing,
-                "active": slot_valid | continuing | x1_valid | x2_valid | x3_valid | x4_valid,
+                "active": continuing | x1_valid | x2_valid | x3_valid | x4_valid,
                 "readout": stored, "written": written, "writeback": writeback}
 
 

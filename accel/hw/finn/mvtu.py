@@ -193,7 +193,7 @@ class MVTU(wiring.Component):
             weights = placed_memory(shape=layer.simd * layer.weight.bits,
                                     depth=max(nf_count * sf_count, 2),
                                     init=self.weight_words(p) + [0] * (nf_count * sf_count < 2),
-                                    writable=False, sync_read=reads == "sync")
+                                    writable=False, sync_read=reads == "sync", weights=True)
             m.submodules[f"weights_pe{p}"] = weights
             weight_read = weights.read_port(domain=reads)
             m.d.comb += weight_read.addr.eq(weight_addr)

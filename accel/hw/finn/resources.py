@@ -46,7 +46,8 @@ def _mvtu(stage: LayerMapping) -> Resources:
     for p in range(pe):  # PE p holds output channels p, p + PE, ...
         lanes = codes[p::pe].reshape(nf * sf, simd)
         weights = memory_resources(simd * w.bits, max(nf * sf, 2), writable=False,
-                                   sync_read=sync, columns=rom_columns(lanes, w.bits))
+                                   sync_read=sync, weights=True,
+                                   columns=rom_columns(lanes, w.bits))
         # weights in LUTs: priced apart from the thresholds; read combinationally into integer
         # lanes, per input bit (yosys merges each weight bit's ROM with its x-or-minus-x select)
         rom = weights.features.pop("rom_lut_bits", 0)

@@ -62,7 +62,7 @@ def structural(mapping: YodaNNMapping) -> dict[str, Resources]:
         memory_resources(out if b == final_buffer else ab, depth, writable=True, sync_read=True)
         for b in range(2)] + [
         memory_resources(filter_word_bits(config), max(len(words), 2), writable=False,
-                         sync_read=True, columns=columns),
+                         sync_read=True, weights=True, columns=columns),
         memory_resources(filter_word_bits(config), max(n_in, 2), writable=True, sync_read=True),
         *[memory_resources(ab, config.w_max * n_in, writable=True, sync_read=True)
           for _ in range(window_kernel(mapping) + 1)],

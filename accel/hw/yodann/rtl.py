@@ -272,7 +272,7 @@ class YodaNNTop(wiring.Component):
         words = filter_words(mapping)
         m.submodules.weight_mem = weight_mem = placed_memory(
             shape=filter_word_bits(config), depth=max(len(words), 2), init=words, writable=False,
-            sync_read=True)
+            sync_read=True, weights=True)
         weight_read = weight_mem.read_port()
         m.submodules.filter_bank = filter_bank = placed_memory(
             shape=filter_word_bits(config), depth=max(n_in, 2), init=[], writable=True,

@@ -5339,7 +5339,7 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
     _0_ <= input_buffer[sf];
   end
   assign buffer_read__data = _0_;
-  (* rom_style = "logic" *)
+  (* rom_style = "block" *)
   reg [7:0] weights_pe0 [159:0];
   initial begin
     weights_pe0[0] = 8'h6c;
