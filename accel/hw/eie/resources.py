@@ -19,10 +19,12 @@ from accel.hw.resources import (Resources, apply, counter_bits, fifo, memory_res
 # designs of one network; the features without a coefficient came out at zero, their cost
 # absorbed by the correlated ones, so only the held-out designs measure the fit).
 LUT_COEFFICIENTS: dict[str, float] = {
-    "pe.lutram_read_mux": 10.0546, "pe.pipeline_bits": 0.2702, "pe.rom_lut_bits": 2.6023,
+    "control.bank_select_bits": 4.146, "control.encode_bits": 2.5028,
+    "fifo.pointer_bits": 40.7524,
 }
 FF_COEFFICIENTS: dict[str, float] = {
-    "pe.lutram_read_mux": 2.0152, "pe.pipeline_bits": 1.2264,
+    "control.encode_bits": 0.0052, "fifo.pointer_bits": 0.9308, "pe.lutram_read_mux": 1.601,
+    "pe.register_bits": 0.9506,
 }
 
 
