@@ -120,8 +120,9 @@ def test_eie_simulate_json_contract(tmp_path, small_sparse_mlp):
     assert data["events"]["l1.pe.act_bank.write"] == 4 * 4
     assert data["events"]["l2.pe.act_bank.write"] == 0  # the last layer is read out, not written
     assert data["energy_uj_per_inference"] == data["model_energy_uj_per_inference"] > 0
-    # the layers' events, and the PEs' registers clocked every cycle whatever layer runs
-    assert set(data["energy_by_layer_uj"]) == {"l0", "l1", "l2", "pe"}
+    # the layers' events, and the PEs' and the central control's registers clocked every
+    # cycle whatever layer runs
+    assert set(data["energy_by_layer_uj"]) == {"l0", "l1", "l2", "pe", "control"}
     assert "pe.sparse_sram" in data["energy_by_component_uj"]
     macs = sum(data["events"][f"l{i}.pe.mult.mac"] for i in range(3))
     assert data["pj_per_mac"] == pytest.approx(1e6 * data["energy_uj_per_inference"] / macs)
