@@ -184,8 +184,11 @@ def test_stale_temporaries_are_removed_but_not_a_live_build(fresh_cache, fake_co
 
 # ------------------------------------------------------------- killed builds
 
+# The child takes Ctrl-C as an interactive process does, even when the test runs where SIGINT
+# is ignored and children inherit that (a shell's background job: the test would then fail).
 BUILD_SCRIPT = textwrap.dedent("""
-    import sys
+    import signal, sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from accel.sim import runner
     runner.build(open(sys.argv[1]).read(), "stream_fifo", hdl_clock=None)
 """)
