@@ -12,8 +12,8 @@ from accel.hw.common.counters import DEFAULT_COUNTER_WIDTH
 from accel.hw.eie.energy import event_specs, storage_of
 from accel.hw.eie.mapping import EIENetworkMapping, map_network
 from accel.hw.eie.model import ENTRIES_PER_WORD, ENTRY_BITS
-from accel.hw.eie.rtl import EIEHarness, EIEVectorLoader, event_declarations, pe_storage, \
-    pointer_bits
+from accel.hw.eie.rtl import (POINTER_FLAG_BITS, EIEHarness, EIEVectorLoader,
+                              event_declarations, pe_storage, pointer_bits)
 from accel.hw.eie.run import model_timing, network_layer_inputs, run_rtl
 from accel.nn import golden
 
@@ -117,7 +117,8 @@ class EIEArchitecture(Architecture):
         pointer_width = max(16, max(entries).bit_length())
         local_rows = max(mapping.max_local_rows, 2)
         acc, act = mapping.accumulator_bits, mapping.activation_bits
-        queued = 2 * pointer_width + 2 + act  # a queued column: its pointers, flags, value
+        # a queued column (``QueuedColumn``, without its pe_storage pass): pointers, flags, value
+        queued = 2 * pointer_width + POINTER_FLAG_BITS + act
         word = per_word * ENTRY_BITS
         per_pe = [pointers[k] * pointer_width + -(-entries[k] // per_word) * word
                   + local_rows * (2 * acc + 1) * len(mapping.layers)  # accumulators, biases
