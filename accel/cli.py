@@ -187,7 +187,7 @@ def _synth(args, console) -> int:
         synthesize
     from accel.io import check_output_directory
 
-    check_request(args.target, args.part, args.pnr)
+    check_request(args.target, args.part, args.pnr, args.seed)
     arch, _, mapping = _configure(args)  # options and size first, then the output directory
     check_output_directory(args.output, "-o", owned=output_file)
     record = configuration_record(args.model, args.arch, options_from_args(arch.Options, args))
@@ -195,9 +195,12 @@ def _synth(args, console) -> int:
         report = synthesize(arch, mapping, Path(args.output), target_name=args.target,
                             part=args.part, pnr=args.pnr, freq_mhz=args.clock_mhz,
                             configuration=record, allow_large=args.allow_large_design,
-                            progress=status.update)
+                            progress=status.update,
+                            **({} if args.seed is None else {"seed": args.seed}))
     table = Table(title=f"accel synth --arch {args.arch} {args.model} --target {args.target}"
-                        + (" --pnr" if args.pnr else "") + " (no event counters)")
+                        + (" --pnr" if args.pnr else "")
+                        + ("" if args.seed is None else f" --seed {args.seed}")
+                        + " (no event counters)")
     table.add_column("")
     table.add_column("", overflow="fold")
     for row in describe(report):
@@ -720,6 +723,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     synth.add_argument("--part", help="the device (ecp5: e.g. LFE5U-45F; ice40: e.g. up5k)")
     synth.add_argument("--pnr", action="store_true",
                        help="also place and route (ecp5, ice40): Fmax and the critical path")
+    synth.add_argument("--seed", type=int, metavar="N",
+                       help="with --pnr: nextpnr's placement seed (default 1; Fmax varies by "
+                            "about 5 MHz from seed to seed, and a large design that does not "
+                            "finish routing with one may with another)")
     synth.add_argument("-o", "--output", required=True,
                        help="output directory: Verilog, manifest, synth.json, yosys script "
                             "and log (written whole or not at all)")

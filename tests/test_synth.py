@@ -72,6 +72,10 @@ def test_bad_targets_parts_and_clocks_are_one_line_errors(capsys, tmp_path, exam
         capsys, ["estimate", "--arch", "finn", str(model), "--synth-report", "x.json"])
     assert "not a number of MHz or 'synth'" in _error_line(
         capsys, ["estimate", "--arch", "finn", str(model), "--clock-mhz", "fast"])
+    assert "placement seed: it needs --pnr" in _error_line(
+        capsys, base + ["--target", "ecp5", "--seed", "2"])
+    assert "a non-negative integer" in _error_line(
+        capsys, base + ["--target", "ecp5", "--pnr", "--seed", "-1"])
     assert not (tmp_path / "out").exists()
 
 
@@ -124,6 +128,14 @@ def test_nextpnr_report_summary():
     assert summary["utilization"] == {"TRELLIS_FF": {"used": 3, "available": 10}}
 
 
+def test_pnr_command_places_with_the_seed_asked_for():
+    chosen, part = synth.check_request("ecp5", None, True, 7)
+    command = synth.pnr_command(chosen, part, "nextpnr-ecp5", 200.0, 7)
+    assert command[command.index("--seed") + 1] == "7"
+    default = synth.pnr_command(chosen, part, "nextpnr-ecp5", 200.0)
+    assert default[default.index("--seed") + 1] == str(synth.DEFAULT_PNR_SEED)
+
+
 @pytest.fixture(scope="module")
 def ecp5_run(example_model, tmp_path_factory, synth_cache):
     """accel synth --target ecp5 --pnr on the example (once for the module)."""
@@ -157,6 +169,7 @@ def test_synth_ecp5_pnr_report_and_manifest(ecp5_run):
         "ecp5", "LFE5UM5G-85F", "CABGA381")
     pnr = report["pnr"]
     assert pnr["out_of_context"] and pnr["clock"] == "clk" and 10 < pnr["fmax_mhz"] < 1000
+    assert pnr["seed"] == synth.DEFAULT_PNR_SEED
     path = pnr["critical_path"]
     assert path["from"] and path["to"] and path["delay_ns"] > 0 and path["logic_levels"] > 0
     assert pnr["utilization"]["TRELLIS_FF"]["used"] == res["ff"]
@@ -173,6 +186,18 @@ def test_synth_ecp5_pnr_report_and_manifest(ecp5_run):
                  "nextpnr-report.json"):
         assert (ecp5_run / name).is_file(), name
     assert not [p for p in ecp5_run.parent.iterdir() if p.name.startswith(".")]
+
+
+@needs_tools
+def test_synth_places_with_the_seed_asked_for(example_model, tmp_path, capsys, monkeypatch):
+    model, folding = example_model
+    monkeypatch.setenv("ACCEL_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "seed3"
+    assert main(["synth", "--arch", "finn", str(model), "--folding", str(folding),
+                 "--target", "ecp5", "--pnr", "--seed", "3", "-o", str(out)]) == 0
+    assert "placement seed 3" in " ".join(capsys.readouterr().out.replace("│", " ").split())
+    report = json.loads((out / "synth.json").read_text())
+    assert report["pnr"]["seed"] == 3 and report["pnr"]["fmax_mhz"] > 10
 
 
 @needs_tools

@@ -52,6 +52,9 @@ PNR_LOG = "nextpnr.log"
 PNR_REPORT = "nextpnr-report.json"
 REPORT_FORMAT = 1
 INSTALL_HINT = 'pip install -e ".[fpga]" (in the accel checkout) installs them'
+# nextpnr's placement seed unless --seed says otherwise: one routing result differs from the next
+# by about +-5 MHz, and a large design that does not converge with one seed may with another
+DEFAULT_PNR_SEED = 1
 SYNTH_CACHE = "synth"  # under accel.sim.cache.cache_root(): reports of --clock-mhz synth runs
 
 
@@ -134,9 +137,16 @@ def target(name: str) -> Target:
     return TARGETS[name]
 
 
-def check_request(target_name: str, part: str | None, pnr: bool) -> tuple[Target, Part | None]:
-    """The target and part asked for, refused in one line when unknown or impossible."""
+def check_request(target_name: str, part: str | None, pnr: bool,
+                  seed: int | None = None) -> tuple[Target, Part | None]:
+    """The target and part asked for, refused in one line when unknown or impossible (and the
+    placement seed, which only place and route takes)."""
     chosen = target(target_name)
+    if seed is not None and (not pnr or isinstance(seed, bool) or not isinstance(seed, int)
+                             or seed < 0):
+        raise ConfigError(f"--seed {seed}: nextpnr's placement seed, a non-negative integer "
+                          "used with --pnr" if pnr else
+                          f"--seed {seed} is nextpnr's placement seed: it needs --pnr")
     if pnr and chosen.pnr_module is None:
         raise ConfigError(f"--pnr: there is no open place and route for {chosen.family} "
                           f"({chosen.name}); accel synth --target {chosen.name} is synthesis "
@@ -325,10 +335,11 @@ def yosys_script(chosen: Target, part: Part | None, top: str, *, flatten: bool =
     return "\n".join(lines) + "\n"
 
 
-def pnr_command(chosen: Target, part: Part, exe: str, freq_mhz: float) -> list[str]:
+def pnr_command(chosen: Target, part: Part, exe: str, freq_mhz: float,
+                seed: int = DEFAULT_PNR_SEED) -> list[str]:
     cmd = [exe, part.flag, "--package", part.package, "--json", NETLIST,
            "--report", PNR_REPORT, "--timing-allow-fail", "--freq", f"{freq_mhz:g}",
-           "--seed", "1"]
+           "--seed", str(seed)]
     if chosen.name == "ecp5":
         cmd.append("--out-of-context")
     else:
@@ -337,8 +348,10 @@ def pnr_command(chosen: Target, part: Part, exe: str, freq_mhz: float) -> list[s
 
 
 def run_flow(design: Design, chosen: Target, part: Part | None, *, pnr: bool,
-             freq_mhz: float, work: Path, flatten: bool = True) -> dict:
-    """yosys (and nextpnr with ``pnr``) on ``design`` in the directory ``work``; the report.
+             freq_mhz: float, work: Path, flatten: bool = True,
+             seed: int = DEFAULT_PNR_SEED) -> dict:
+    """yosys (and nextpnr with ``pnr``, placing with ``seed``) on ``design`` in the directory
+    ``work``; the report.
     A failed step is one ``ToolchainError`` naming the error and the kept log. Without
     ``flatten`` (for the resource model's calibration) the hierarchy is kept and the report
     also has each module's cells under ``"modules"``."""
@@ -376,7 +389,8 @@ def run_flow(design: Design, chosen: Target, part: Part | None, *, pnr: bool,
                                                  if cell != "$scopeinfo"}
                              for name, entry in modules.items()}
     if pnr:
-        code, pnr_s = _run(pnr_command(chosen, part, exe, freq_mhz), work, work / PNR_LOG)
+        code, pnr_s = _run(pnr_command(chosen, part, exe, freq_mhz, seed), work,
+                           work / PNR_LOG)
         if code != 0 or not (work / PNR_REPORT).exists():
             kept = _keep_failed_log(work / PNR_LOG, f"{design.top_name}-{chosen.name}-nextpnr")
             raise ToolchainError(f"nextpnr ({chosen.pnr_script}) failed on {design.top_name} "
@@ -385,7 +399,7 @@ def run_flow(design: Design, chosen: Target, part: Part | None, *, pnr: bool,
         summary = _pnr_summary(json.loads((work / PNR_REPORT).read_text()))
         report["pnr"] = {"device": part.name, "package": part.package,
                          "out_of_context": chosen.name == "ecp5", "target_mhz": freq_mhz,
-                         "seed": 1, **summary}
+                         "seed": seed, **summary}
         report["tools"]["nextpnr"] = _nextpnr_version(exe) or pnr_version
         report["tools"][chosen.pnr_script] = pnr_version
         report["seconds"]["nextpnr"] = round(pnr_s, 2)
@@ -411,7 +425,7 @@ def output_file(name: str) -> bool:
 
 def synthesize(arch, mapping, out_dir: Path, *, target_name: str, part: str | None,
                pnr: bool, freq_mhz: float, configuration: dict,
-               allow_large: bool = False, progress=None) -> dict:
+               allow_large: bool = False, progress=None, seed: int = DEFAULT_PNR_SEED) -> dict:
     """``accel synth``: the design elaborated, synthesized (and placed and routed), and the
     directory ``out_dir`` written whole (Verilog, manifest with the report under ``"synth"``,
     yosys script and log, yosys's stat JSON, with ``pnr`` the netlist and nextpnr's log and
@@ -433,7 +447,8 @@ def synthesize(arch, mapping, out_dir: Path, *, target_name: str, part: str | No
         say(f"yosys {chosen.synth_command.split()[0]} on {design.top_name} "
             + (f"then nextpnr on {chosen_part.name} " if pnr else "") + "(minutes for large "
             "designs)")
-        report = run_flow(design, chosen, chosen_part, pnr=pnr, freq_mhz=freq_mhz, work=work)
+        report = run_flow(design, chosen, chosen_part, pnr=pnr, freq_mhz=freq_mhz, work=work,
+                          seed=seed)
         report = {**report, "design": configuration}
         manifest = {**design.manifest, "synth": report}
         files = [(f"{design.top_name}.v", design.verilog),
@@ -573,7 +588,8 @@ def describe(report: dict) -> list[tuple[str, str]]:
     if pnr:
         fmax = pnr["fmax_mhz"]
         rows.append((f"Fmax ({pnr['clock']}, post-PnR)",
-                     "-" if fmax is None else f"{fmax:.1f} MHz (target {pnr['target_mhz']:g})"))
+                     "-" if fmax is None else f"{fmax:.1f} MHz (target {pnr['target_mhz']:g}"
+                     + (f", placement seed {pnr['seed']})" if "seed" in pnr else ")")))
         path = pnr.get("critical_path")
         if path:
             rows.append(("critical path", f"{path['from']} -> {path['to']}, "

@@ -7,7 +7,7 @@ Each memory is built by ``placed_memory``, which attaches yosys's ``ram_style`` 
   read port is synchronous (a block RAM registers its read), and only from
   ``BLOCK_RAM_MIN_BITS`` bits up: below that a block RAM would be mostly empty. Memories that
   store a network's weights (FINN's weight memories, EIE's sparse matrix and column pointers,
-  YodaNN's filter store; not YodaNN's filter bank, a few words as wide as the SoP array,
+  YodaNN's filter and bias stores; not YodaNN's filter bank, a few words as wide as the SoP array,
   written as a layer starts) from ``WEIGHT_BLOCK_RAM_MIN_BITS``: the datapath reads them
   every cycle, and as LUTs their read mux trees grow with their depth and sit on its critical
   paths. On EIE at 16 PEs (1.7 to 4 kbit per memory) moving them to 54 DP16KD took 22,365

@@ -17,12 +17,12 @@ from accel.hw.yodann.rtl import (bias_words, engine_widths, pipeline_register_bi
 # Fitted by ``python benchmarks/resources.py --fit`` (non-negative least squares, relative
 # error, on the flattened synth_ecp5 counts, yosys 0.70, of the YodaNN designs it lists).
 LUT_COEFFICIENTS: dict[str, float] = {
-    "memory.lutram_read_mux": 0.9375, "memory.rom_lut_bits": 5.874,
-    "sop.pipeline_bits": 0.2798, "sop.tree_bits": 0.3676, "summer.accumulator_bits": 6.5393,
+    "memory.lutram_read_mux": 0.9452, "sop.pipeline_bits": 0.332, "sop.tree_bits": 0.3123,
+    "summer.accumulator_bits": 6.6393, "summer.window_bits": 4.3762,
 }
 FF_COEFFICIENTS: dict[str, float] = {
-    "memory.lutram_read_mux": 0.1527, "sop.pipeline_bits": 0.7123,
-    "summer.accumulator_bits": 1.7567, "summer.window_bits": 7.9399,
+    "memory.lutram_read_mux": 0.1514, "sop.pipeline_bits": 0.7123,
+    "summer.accumulator_bits": 1.7552, "summer.window_bits": 8.1553,
 }
 
 
@@ -68,7 +68,8 @@ def structural(mapping: YodaNNMapping) -> dict[str, Resources]:
           for _ in range(window_kernel(mapping) + 1)],
         memory_resources(out, config.w_max * n_out, writable=True, sync_read=True),  # pool
     ]
-    # the sequencer's program (its bit columns) and the bias memory, ROMs read synchronously
+    # the sequencer's program (its bit columns) and the bias memory (a network's parameters,
+    # placed as weights), ROMs read synchronously
     program_width, program = program_words(program_fields(mapping))
     memory_parts.append(memory_resources(
         program_width, max(len(program), 2), writable=False, sync_read=True,
@@ -76,7 +77,7 @@ def structural(mapping: YodaNNMapping) -> dict[str, Resources]:
                             1)))
     biases = bias_words(mapping)
     memory_parts.append(memory_resources(acc, max(len(biases), 2), writable=False,
-                                         sync_read=True,
+                                         sync_read=True, weights=True,
                                          columns=rom_columns([[b] for b in biases], acc)))
     kw = window_kernel(mapping)
     if kw > 1:  # the image bank: each channel's older window columns, rewritten in place

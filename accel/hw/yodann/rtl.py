@@ -293,7 +293,7 @@ class YodaNNTop(wiring.Component):
         channel_bias = bias_words(mapping)
         m.submodules.bias_rom = bias_rom = placed_memory(
             shape=signed(acc_bits), depth=max(len(channel_bias), 2), init=channel_bias,
-            writable=False, sync_read=True)
+            writable=False, sync_read=True, weights=True)
         bias_read = bias_rom.read_port()
         pool_depth = config.w_max * n_out
         m.submodules.pool_buffer = pool_mem = placed_memory(
@@ -487,14 +487,19 @@ class YodaNNTop(wiring.Component):
         WAIT, PRE, PIX, TAIL = range(4)
         pix_cycle = Signal(range(max(max(p.pixel_cycles() for p in program), 1) + 1))
         pre_left = Signal(range(km * n_in + 1))
+        # the image rows output row y reads up to, a register set whenever y is: computed from
+        # y in the wait's condition it put two adders and two compares before the counters
         need = Signal(range(max(l.height for l in layers) + km + 2))
-        m.d.comb += need.eq(Mux(y + p_k > p_fill_rows + p_pad, p_fill_rows, y + p_k - p_pad))
+
+        def rows_needed(row):
+            return Mux(row + p_k > p_fill_rows + p_pad, p_fill_rows, row + p_k - p_pad)
+
         issue = Signal()  # a column shift this cycle
         compute = Signal()  # ... that also feeds the SoPs
         with m.If(start):
             # the first image row's slot: row -padding is slot (-padding) mod (k + 1)
-            m.d.sync += [y.eq(0), phase.eq(WAIT), rows_done.eq(0), y_phase.eq(0),
-                         y_pooled.eq(0), pixel.eq(0),
+            m.d.sync += [y.eq(0), need.eq(rows_needed(0)), phase.eq(WAIT), rows_done.eq(0),
+                         y_phase.eq(0), y_pooled.eq(0), pixel.eq(0),
                          slot_base.eq(Mux(p_pad == 0, 0, p_k + 1 - p_pad))]
         with m.Elif(running):
             with m.Switch(phase):
@@ -525,7 +530,8 @@ class YodaNNTop(wiring.Component):
                                      x_phase.eq(Mux(x_phase == p_pool - 1, 0, x_phase + 1)),
                                      x_pooled.eq(x_pooled + (x_phase == p_pool - 1))]
                         with m.If(x == p_out_cols - 1):
-                            m.d.sync += [phase.eq(WAIT), y.eq(y + 1), rows_done.eq(rows_done + 1),
+                            m.d.sync += [phase.eq(WAIT), y.eq(y + 1), need.eq(rows_needed(y + 1)),
+                                         rows_done.eq(rows_done + 1),
                                          slot_base.eq(Mux(slot_base == p_k, 0, slot_base + 1)),
                                          y_phase.eq(Mux(y_phase == p_pool - 1, 0, y_phase + 1)),
                                          y_pooled.eq(y_pooled + (y_phase == p_pool - 1))]
@@ -636,7 +642,7 @@ class YodaNNTop(wiring.Component):
             sop_results.append(_pipelined_tree_sum(m, tree_levels, terms + [carries],
                                                    signed(w["sop"]), f"sop{unit}"))
         pre_valid, pre_first, _, pre_pixel, _ = _slices(meta[-2], *meta_widths)
-        s2_valid, s2_first, s2_last, s2_pixel, s2_pool = _slices(meta[-1], *meta_widths)
+        s2_valid, _, s2_last, s2_pixel, s2_pool = _slices(meta[-1], *meta_widths)
         sop_reg = [Signal(signed(w["sop"]), name=f"sop_reg{u}") for u in range(n_out)]
         m.d.sync += [reg.eq(val) for reg, val in zip(sop_reg, sop_results)]
 
@@ -646,16 +652,25 @@ class YodaNNTop(wiring.Component):
             with m.If(pre_valid & pre_first & ~p_first):
                 m.d.comb += events["psum_mem.read"].eq(1)
         summers = [Signal(signed(acc_bits), name=f"summer{u}") for u in range(n_out)]
+        # where a pixel's first channel starts, decided a cycle ahead: the two flags drive
+        # every summer's input bit, so no gate between the program register and that fan-out
+        start_from_zero, start_from_psums = Signal(), Signal()
+        m.d.sync += [start_from_zero.eq(pre_first & p_first),
+                     start_from_psums.eq(pre_first & ~p_first)]
         sums = []
         for u in range(n_out):
             init = psum_read.data.word_select(u, acc_bits).as_signed() if psum_depth else 0
-            base = Mux(s2_first, Mux(p_first, 0, init), summers[u])
+            base = Mux(start_from_zero, 0, Mux(start_from_psums, init, summers[u]))
             total = Signal(signed(acc_bits), name=f"summer_next{u}")
             m.d.comb += total.eq(base + sop_reg[u])
             sums.append(total)
+        # the holding register shifts one channel towards hold0 per drain cycle, so the output
+        # stage reads hold0 and no channel select (an n_out-way mux) sits in its first stage
         hold = [Signal(signed(acc_bits), name=f"hold{u}") for u in range(n_out)]
         hold_pool = Signal.like(s1_pool)
         drain = Signal(range(n_out + 1))
+        # the bias memory's address, counted beside ``drain`` (p_bias_base + drain, registered)
+        bias_addr = Signal.like(bias_read.addr)
         draining = Signal()
         load_hold = Signal()  # the last channel of a pixel: its sums to the output stage
         with m.If(s2_valid):
@@ -685,8 +700,8 @@ class YodaNNTop(wiring.Component):
         # stage 1: the held sum and the channel's bias
         held = Signal(signed(acc_bits))
         bias = Signal(signed(acc_bits))  # the bias memory's registered read
-        m.d.sync += held.eq(Array(hold)[drain])
-        m.d.comb += [bias_read.addr.eq(p_bias_base + drain), bias.eq(bias_read.data)]
+        m.d.sync += held.eq(hold[0])
+        m.d.comb += [bias_read.addr.eq(bias_addr), bias.eq(bias_read.data)]
         # stage 2: biased
         biased = Signal(signed(acc_bits + 1))
         m.d.sync += biased.eq(held + bias)
@@ -786,14 +801,15 @@ class YodaNNTop(wiring.Component):
                         m.d.comb += [buf_write[b].addr.eq(dest_later[-1]),
                                      buf_write[b].data.eq(best), buf_write[b].en.eq(1)]
         with m.If(draining):
-            m.d.sync += drain.eq(drain + 1)
+            m.d.sync += [drain.eq(drain + 1), bias_addr.eq(bias_addr + 1),
+                         *[h.eq(later) for h, later in zip(hold, hold[1:])]]
             with m.If(drain == p_out_count - 1):
                 m.d.sync += draining.eq(0)
 
         # after the drain's updates: a pixel may load the register on the drain's last cycle
         with m.If(load_hold):
             m.d.sync += [*[h.eq(t) for h, t in zip(hold, sums)], hold_pool.eq(s2_pool),
-                         drain.eq(0), draining.eq(1)]
+                         drain.eq(0), bias_addr.eq(p_bias_base), draining.eq(1)]
 
         # end of a pass: the computer is done and nothing is in flight
         in_flight = Cat(s1_valid, *[bundle[0] for bundle in meta[1:]],
