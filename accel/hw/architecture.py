@@ -41,7 +41,8 @@ from accel.errors import ConfigError
 def option(default=None, *, help: str, parse=str,  # noqa: A002 - argparse's word
            metavar: str | None = None):
     """A field of an architecture's options dataclass; its flag is ``--`` + the field name with
-    dashes, ``parse`` turns the flag's text into the value (int, float, str)."""
+    dashes, ``parse`` turns the flag's text into the value (int, float, str; ``bool``: a flag
+    that takes no value and sets True)."""
     return field(default=default, metadata={"help": help, "parse": parse, "metavar": metavar})
 
 
@@ -56,6 +57,10 @@ def add_options(parser: argparse.ArgumentParser, options_type: type, title: str)
     group = parser.add_argument_group(title)
     flags = option_flags(options_type)
     for item in dataclasses.fields(options_type):
+        if item.metadata["parse"] is bool:  # unset stays None: the dataclass default holds
+            group.add_argument(flags[item.name], dest=f"arch_{item.name}", action="store_true",
+                               default=None, help=item.metadata["help"])
+            continue
         default = "" if item.default is None else f" (default {item.default})"
         group.add_argument(flags[item.name], dest=f"arch_{item.name}",
                            type=item.metadata["parse"], metavar=item.metadata["metavar"],

@@ -21,7 +21,8 @@ one), ``run`` (hold high for the run; low resets the top and the counts), ``beat
 ``beats_out``, ``frame_beats_out`` (beats of the run, output beats of one frame),
 ``valid_threshold``, ``ready_threshold``, ``source_seed``, ``sink_seed``, ``done`` (all output
 beats arrived), ``cycles``, ``frame0_cycles``, ``read_addr/read_data`` (output beat,
-combinational), ``event_counts``.
+combinational), ``event_counts``; and the top's parameter port (``param_addr/data/en``, loadable
+weights), passed through and written before the frames.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from accel.errors import ConfigError, SimulationError
 from accel.hw.common.harness import ALWAYS, check_seed, xorshift32_hw
 
 TESTBENCH = "accel.sim.tb.stream_tb"
+PARAMETER_PORT = ("param_addr", "param_data", "param_en")  # a top's, with loadable weights
 
 
 def axi_stream_ports(in_width: int, out_width: int, counters) -> dict:
@@ -99,6 +101,8 @@ class StreamHarness(wiring.Component):
         }
         if "event_counts" in top.signature.members:
             members["event_counts"] = Out(len(top.event_counts))
+        self.parameter_port = [name for name in PARAMETER_PORT if name in top.signature.members]
+        members.update({name: In(len(getattr(top, name))) for name in self.parameter_port})
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -168,15 +172,20 @@ class StreamHarness(wiring.Component):
                 m.d.sync += self.frame0_cycles.eq(self.frame0_cycles + 1)
         if "event_counts" in self.signature.members:
             m.d.comb += self.event_counts.eq(top.event_counts)
+        m.d.comb += [getattr(top, name).eq(getattr(self, name)) for name in self.parameter_port]
         return m
 
 
 def run_stream_harness(harness: StreamHarness, name: str, beats: list[int], beats_out: int,
                        frame_beats_out: int, *, max_cycles: int,
-                       stimulus: "Stimulus | None" = None) -> dict:
+                       stimulus: "Stimulus | None" = None,
+                       parameter_writes: list[tuple[int, int]] = ()) -> dict:
     """Lint, build (cached) and run ``harness`` as Verilog module ``name`` on input ``beats``
-    (whole frames) with ``stimulus`` (default: full rate); returns the output beats,
-    ``cycles``, ``frame0_cycles``, decoded ``events`` and the simulation's wall ``seconds``."""
+    (whole frames) with ``stimulus`` (default: full rate), after ``parameter_writes``
+    (address, data) through the top's parameter port; returns the output beats, ``cycles``,
+    ``frame0_cycles``, decoded ``events`` and the simulation's wall ``seconds``."""
+    if parameter_writes and not harness.parameter_port:
+        raise ConfigError("parameter writes given, but the design has no parameter port")
     from accel.hw.verilog import to_verilog
     from accel.sim import runner
     from accel.sim.lint import check_lint
@@ -190,7 +199,7 @@ def run_stream_harness(harness: StreamHarness, name: str, beats: list[int], beat
     result = runner.run(runner.build(verilog, name), TESTBENCH, inputs={
         "frames": frames, "frame_beats": per, "beats_in": len(beats), "beats_out": beats_out,
         "frame_beats_out": frame_beats_out, "max_cycles": max_cycles,
-        **stimulus.ports()})
+        "parameter_writes": [list(write) for write in parameter_writes], **stimulus.ports()})
     got = result.outputs
     if len(got["outputs"]) != beats_out:
         raise SimulationError(f"expected {beats_out} output beats, got {len(got['outputs'])}")

@@ -31,6 +31,11 @@ class FinnOptions:
              "more cut the adder tree; each adds a cycle of latency, none of throughput "
              "(default: per MVTU, reads, compare and a register every two adder levels)",
         parse=int, metavar="N")
+    loadable_weights: bool = option(
+        False, help="weight and threshold memories writable through a parameter port "
+                    "(param_addr/data/en), so a network of the same shape and types runs "
+                    "without resynthesis; accumulators are sized for any weights of the type",
+        parse=bool)
 
 
 class FinnArchitecture(Architecture):
@@ -55,8 +60,12 @@ class FinnArchitecture(Architecture):
         if options.target_fps is not None:
             check_positive("--target-fps", options.target_fps)
             folding = auto_fold(network, options.target_fps, clock_mhz)
+        if not isinstance(options.loadable_weights, bool):
+            raise ConfigError(f"loadable_weights is true or false, got "
+                              f"{options.loadable_weights!r}")
         return map_network(network, folding, count_events=count_events,
-                           pipeline=options.pipeline)
+                           pipeline=options.pipeline,
+                           loadable_weights=options.loadable_weights)
 
     def rtl(self, mapping: FinnMapping) -> FinnTop:
         return FinnTop(mapping)
@@ -134,6 +143,8 @@ class FinnArchitecture(Architecture):
             "element k of a beat in bits [k*bits, (k+1)*bits); bipolar elements are one bit "
             "(1 = +1); signed elements are two's complement")
         manifest["events"] = list(event_declarations(mapping)) if mapping.count_events else []
+        if mapping.loadable_weights:
+            manifest["parameter_port"] = top.layout.manifest()
         if mapping.count_events:
             manifest["event_counter_width"] = top.counters.width
         return manifest

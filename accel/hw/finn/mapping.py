@@ -22,6 +22,14 @@ from accel.nn.ir import (BipolarQuant, Conv2d, DataType, Dense, Flatten, MaxPool
                          MultiThreshold, Network, Quant, Reshape, int_bits_for_range)
 
 
+def pack_codes(codes, bits: int) -> int:
+    """One memory word or stream beat: code k in bits [k*bits, (k+1)*bits)."""
+    word = 0
+    for k, code in enumerate(codes):
+        word |= (int(code) & ((1 << bits) - 1)) << (k * bits)
+    return word
+
+
 @dataclass(frozen=True)
 class Element:
     """How one stream element is encoded: ``bits`` wide, signed two's complement or not, or
@@ -268,6 +276,9 @@ class FinnMapping:
     count_events: bool = True
     host_layers: int = 0  # the network's leading layers the host computes (host_layers)
     input_nchw: bool = False  # the host streams its 4-D NCHW result pixel by pixel (NHWC)
+    # weight and threshold memories writable through the top's parameter port
+    # (``accel.hw.finn.loading``), accumulators sized for any weights of the weight type
+    loadable_weights: bool = False
 
     @property
     def layers(self) -> list[LayerMapping]:
@@ -367,14 +378,17 @@ def auto_pipeline(simd: int, thresholds: bool) -> int:
 
 
 def map_network(network: Network, folding=None, fifo_depths=None,
-                count_events: bool = True, pipeline: int | None = None) -> FinnMapping:
+                count_events: bool = True, pipeline: int | None = None,
+                loadable_weights: bool = False) -> FinnMapping:
     """Validate that ``network`` fits the FINN architecture and fix every parameter.
 
     Dense layers (with their MultiThreshold) become MVTUs; a Conv2d becomes a sliding-window
     unit feeding an MVTU with MW = K*K*Cin over OH*OW vectors; a MaxPool2d becomes a pooling
     stage. Feature maps stream pixel by pixel in NHWC order, so a Flatten before a dense layer
     only permutes that layer's weight columns. Every MVTU gets ``pipeline`` registers after
-    its issuing step (``LayerMapping.pipeline_stages``; None: ``auto_pipeline`` per MVTU)."""
+    its issuing step (``LayerMapping.pipeline_stages``; None: ``auto_pipeline`` per MVTU).
+    With ``loadable_weights`` the parameters can be replaced at run time, so an accumulator is
+    sized for every weight its type allows, not only for this network's weights."""
     if pipeline is not None and (isinstance(pipeline, bool) or not isinstance(pipeline, int)
                                  or not 0 <= pipeline <= MAX_PIPELINE):
         raise ConfigError(f"the MVTU pipeline takes 0 to {MAX_PIPELINE} registers, got "
@@ -475,6 +489,9 @@ def map_network(network: Network, folding=None, fifo_depths=None,
         channels_first = isinstance(layer, Conv2d)
         mh, mw = weights.shape
         acc_type = types[index + 1][1]
+        if loadable_weights:
+            acc_type = _any_weights_accumulator_type(mw, in_type, layer.weight_type,
+                                                     acc_type.scale)
         thresholds, out_offset, out_type = None, 0, acc_type
         if index + 1 < len(layers) and isinstance(layers[index + 1], MultiThreshold):
             act: MultiThreshold = layers[index + 1]
@@ -517,7 +534,21 @@ def map_network(network: Network, folding=None, fifo_depths=None,
     if len(depths) != len(stages) - 1 or any(d < 1 for d in depths):
         raise ConfigError(f"need {len(stages) - 1} positive FIFO depths, got {depths}")
     return FinnMapping(network.name, stages, depths, count_events,
-                       host_layers=host_layers(network), input_nchw=input_nchw)
+                       host_layers=host_layers(network), input_nchw=input_nchw,
+                       loadable_weights=loadable_weights)
+
+
+def _any_weights_accumulator_type(inputs: int, in_type: DataType, weight_type: DataType,
+                                  scale: float) -> DataType:
+    """The narrowest accumulator for a dot product of ``inputs`` terms of any input and any
+    weight of their types (no bias: FINN folds biases into thresholds)."""
+    corners = [x * w for x in (min(in_type.min_int, 0), max(in_type.max_int, 0))
+               for w in (weight_type.min_int, weight_type.max_int)]
+    acc = int_bits_for_range(inputs * min(corners), inputs * max(corners))
+    if acc.bits > golden.MAX_EXACT_BITS:
+        raise ConfigError(f"a loadable {inputs}-input layer needs a {acc.bits}-bit accumulator; "
+                          f"the golden model computes at most {golden.MAX_EXACT_BITS} bits exactly")
+    return DataType(acc.bits, acc.signed, scale)
 
 
 def host_layers(network: Network) -> int:

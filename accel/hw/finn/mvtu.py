@@ -36,14 +36,9 @@ from amaranth.lib.wiring import In, Out
 
 from accel.hw.common.fifo import StreamFIFO
 from accel.hw.common.memory import placed_memory
+from accel.hw.finn.loading import (ParameterLayout, ParameterMemory, connect_parameter_write,
+                                   threshold_words, weight_words)
 from accel.hw.finn.mapping import Element, LayerMapping, tree_cuts
-
-
-def _pack(values, bits: int) -> int:
-    word = 0
-    for k, value in enumerate(values):
-        word |= (int(value) & ((1 << bits) - 1)) << (k * bits)
-    return word
 
 
 def balanced_sum(terms, m=None, registers: int = 0, name: str = "sum"):
@@ -89,10 +84,14 @@ def _element_value(code, element: Element):
 
 class MVTU(wiring.Component):
     """One folded dense layer; ``step``, ``input_step`` and ``output_step`` are the strobes the
-    top counts events with."""
+    top counts events with. With a parameter ``layout`` (loadable weights), ``memories`` are
+    its entries for this layer and the unit takes the parameter port."""
 
-    def __init__(self, layer: LayerMapping):
+    def __init__(self, layer: LayerMapping, layout: ParameterLayout | None = None,
+                 memories: tuple[ParameterMemory, ...] = ()):
         self.layer = layer
+        self.layout = layout
+        self.parameter_memories = {entry.name.rsplit(".", 1)[1]: entry for entry in memories}
         self.in_width = layer.simd * layer.input.bits
         self.out_width = layer.pe * layer.output.bits
         super().__init__({
@@ -101,25 +100,17 @@ class MVTU(wiring.Component):
             "step": Out(1),
             "input_step": Out(1),
             "output_step": Out(1),
+            **(layout.port_members() if layout else {}),
         })
 
-    def weight_words(self, pe: int) -> list[int]:
-        """Contents of PE ``pe``'s weight memory: word nf*SF + sf holds the SIMD weights of
-        output channel nf*PE + pe for input elements sf*SIMD .. sf*SIMD + SIMD - 1."""
-        layer = self.layer
-        words = []
-        codes = layer.weight.encode(layer.weights)
-        for nf in range(layer.neuron_fold):
-            row = codes[nf * layer.pe + pe]
-            for sf in range(layer.synapse_fold):
-                words.append(_pack(row[sf * layer.simd:(sf + 1) * layer.simd], layer.weight.bits))
-        return words
-
-    def threshold_words(self, pe: int) -> list[int]:
-        layer = self.layer
-        width = layer.register_bits + 1
-        return [_pack(layer.thresholds[nf * layer.pe + pe], width)
-                for nf in range(layer.neuron_fold)]
+    def _parameter_memory(self, m, name: str, **kwargs):
+        """A weight or threshold memory, writable through the parameter port if loadable."""
+        loadable = self.layout is not None
+        memory = placed_memory(writable=loadable, **kwargs)
+        m.submodules[name] = memory
+        if loadable:
+            connect_parameter_write(m, memory, self, self.parameter_memories[name], self.layout)
+        return memory
 
     def elaborate(self, platform):
         m = Module()
@@ -190,11 +181,11 @@ class MVTU(wiring.Component):
         weight_addr = Signal(range(max(nf_count * sf_count, 2)))
         results = []
         for p in range(layer.pe):
-            weights = placed_memory(shape=layer.simd * layer.weight.bits,
-                                    depth=max(nf_count * sf_count, 2),
-                                    init=self.weight_words(p) + [0] * (nf_count * sf_count < 2),
-                                    writable=False, sync_read=reads == "sync", weights=True)
-            m.submodules[f"weights_pe{p}"] = weights
+            weights = self._parameter_memory(
+                m, f"weights_pe{p}", shape=layer.simd * layer.weight.bits,
+                depth=max(nf_count * sf_count, 2),
+                init=weight_words(layer, p) + [0] * (nf_count * sf_count < 2),
+                sync_read=reads == "sync", weights=True)
             weight_read = weights.read_port(domain=reads)
             m.d.comb += weight_read.addr.eq(weight_addr)
             partial = self._dot(m, p, beat, weight_read.data, stages.tree)
@@ -261,11 +252,11 @@ class MVTU(wiring.Component):
         layer = self.layer
         if layer.thresholds is None:
             return total[:layer.output.bits]  # the raw accumulator's code
-        thresholds = placed_memory(shape=layer.steps * threshold_width,
-                                   depth=max(layer.neuron_fold, 2),
-                                   init=self.threshold_words(p) + [0] * (layer.neuron_fold < 2),
-                                   writable=False, sync_read=domain == "sync")
-        m.submodules[f"thresholds_pe{p}"] = thresholds
+        thresholds = self._parameter_memory(
+            m, f"thresholds_pe{p}", shape=layer.steps * threshold_width,
+            depth=max(layer.neuron_fold, 2),
+            init=threshold_words(layer, p) + [0] * (layer.neuron_fold < 2),
+            sync_read=domain == "sync")
         read = thresholds.read_port(domain=domain)
         m.d.comb += read.addr.eq(nf)
         row = read.data

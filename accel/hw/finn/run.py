@@ -7,8 +7,8 @@ import numpy as np
 
 from accel.hw.architecture import RTLRun
 from accel.hw.common.stream_harness import Stimulus, run_stream_harness
-from accel.hw.finn.mapping import FinnMapping, host_layers
-from accel.hw.finn.mvtu import _pack
+from accel.hw.finn.loading import load_words
+from accel.hw.finn.mapping import FinnMapping, host_layers, pack_codes
 from accel.hw.finn.top import FinnTop
 from accel.hw.verilog import to_verilog
 from accel.nn import golden
@@ -43,7 +43,7 @@ def input_beats(mapping: FinnMapping, values: np.ndarray) -> list[int]:
         values = values.transpose(0, 2, 3, 1)
     codes = first.input.encode(values.reshape(len(values), -1))
     lanes = first.in_elements
-    return [_pack(frame[b * lanes:(b + 1) * lanes], first.input.bits)
+    return [pack_codes(frame[b * lanes:(b + 1) * lanes], first.input.bits)
             for frame in codes for b in range(len(frame) // lanes)]
 
 
@@ -58,12 +58,15 @@ def decode_outputs(mapping: FinnMapping, beats: list[int], frames: int) -> np.nd
 def run_rtl(mapping: FinnMapping, network: Network, inputs: np.ndarray, harness,
             *, max_cycles: int, stimulus: Stimulus | None = None) -> RTLRun:
     """Simulate ``inputs`` (as the network takes them) through ``harness`` in Verilator, the
-    source and sink driven by ``stimulus`` (default: full rate)."""
+    source and sink driven by ``stimulus`` (default: full rate). A design with loadable
+    weights first gets ``network``'s parameters through its parameter port (so it may have
+    been built for another network of the same shape and types)."""
     frames = len(inputs)
     last = mapping.stages[-1]
+    writes = load_words(mapping, network) if mapping.loadable_weights else []
     got = run_stream_harness(harness, HARNESS_NAME,
                              input_beats(mapping, stream_inputs(network, inputs)),
                              last.beats_out * frames, last.beats_out, max_cycles=max_cycles,
-                             stimulus=stimulus)
+                             stimulus=stimulus, parameter_writes=writes)
     return RTLRun(decode_outputs(mapping, got["outputs"], frames), got["cycles"],
                   got["frame0_cycles"], got["events"], got["seconds"])

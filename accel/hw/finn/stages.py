@@ -42,10 +42,11 @@ class MVTUKind:
     prefix = "l"
     manifest_kind = "mvtu"
 
-    def block(self, spec: LayerMapping):
+    def block(self, spec: LayerMapping, layout=None, memories=()):
+        """The RTL block; with a parameter layout (loadable weights), its memories' entries."""
         from accel.hw.finn.mvtu import MVTU
 
-        return MVTU(spec)
+        return MVTU(spec, layout, memories)
 
     def events(self, spec: LayerMapping) -> dict[str, int]:
         """Action -> the largest increment in one cycle."""
@@ -208,10 +209,10 @@ class ThresholdKind:
     prefix = "thr"
     manifest_kind = "thresholding"
 
-    def block(self, spec: ThresholdMapping):
+    def block(self, spec: ThresholdMapping, layout=None, memories=()):
         from accel.hw.finn.threshold import ThresholdUnit
 
-        return ThresholdUnit(spec)
+        return ThresholdUnit(spec, layout, memories)
 
     def events(self, spec: ThresholdMapping) -> dict[str, int]:
         return {THRESHOLD_READ: 1, THRESHOLD_COMPARE: spec.lanes * spec.steps}

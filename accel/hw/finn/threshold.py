@@ -11,35 +11,40 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.hw.common.memory import placed_memory
+from accel.hw.finn.loading import (ParameterLayout, ParameterMemory, connect_parameter_write,
+                                   stage_threshold_words)
 from accel.hw.finn.mapping import ThresholdMapping
-from accel.hw.finn.mvtu import _pack, balanced_sum
+from accel.hw.finn.mvtu import balanced_sum
 
 
 class ThresholdUnit(wiring.Component):
     """``lanes`` elements per beat; channel group g (of channels // lanes) reads row g of the
-    threshold memory: per lane, ``steps`` thresholds of ``threshold_bits`` (signed)."""
+    threshold memory: per lane, ``steps`` thresholds of ``threshold_bits`` (signed). With a
+    parameter ``layout`` (loadable weights), the memory is written through the parameter port
+    (``memories``: its one entry)."""
 
-    def __init__(self, spec: ThresholdMapping):
+    def __init__(self, spec: ThresholdMapping, layout: ParameterLayout | None = None,
+                 memories: tuple[ParameterMemory, ...] = ()):
         self.spec = spec
+        self.layout = layout
+        self.parameter_memories = memories
         super().__init__({
             "i": In(stream.Signature(spec.lanes * spec.element.bits)),
             "o": Out(stream.Signature(spec.lanes * spec.out_element.bits)),
             "step": Out(1),  # a beat was taken (one threshold row read, lanes x steps compares)
+            **(layout.port_members() if layout else {}),
         })
-
-    def threshold_words(self) -> list[int]:
-        s = self.spec
-        return [_pack(s.thresholds[g * s.lanes:(g + 1) * s.lanes].ravel(), s.threshold_bits)
-                for g in range(s.channel_beats)]
 
     def elaborate(self, platform):
         m = Module()
         s = self.spec
         groups, width = s.channel_beats, s.threshold_bits
-        words = self.threshold_words()
+        words = stage_threshold_words(s)
         m.submodules.thresholds = thresholds = placed_memory(
             shape=s.lanes * s.steps * width, depth=max(groups, 2), init=words + [0] * (groups < 2),
-            writable=False, sync_read=False)
+            writable=self.layout is not None, sync_read=False)
+        if self.layout is not None:
+            connect_parameter_write(m, thresholds, self, self.parameter_memories[0], self.layout)
         read = thresholds.read_port(domain="comb")
         group = Signal(range(max(groups, 2)))
         out_valid = Signal()

@@ -3,12 +3,13 @@ port names, event counters) and the simulation harness around it."""
 
 from __future__ import annotations
 
-from amaranth import Module
+from amaranth import Module, Signal
 from amaranth.lib import wiring
 
 from accel.hw.common.counters import EventCounterBank
 from accel.hw.common.fifo import StreamFIFO, transfer
 from accel.hw.common.stream_harness import StreamHarness, axi_stream_ports
+from accel.hw.finn.loading import parameter_layout
 from accel.hw.finn.mapping import FinnMapping
 from accel.hw.finn.mvtu import StreamWidthConverter
 from accel.hw.finn.stages import event_declarations, fifo_name, kind_of, stage_names
@@ -16,15 +17,23 @@ from accel.hw.finn.stages import event_declarations, fifo_name, kind_of, stage_n
 
 class FinnTop(wiring.Component):
     """AXI-Stream in (``s_axis_*``: beats of the first stage's input) and out (``m_axis_*``: PE
-    raw accumulators of the last layer per beat)."""
+    raw accumulators of the last layer per beat); with loadable weights, the parameter port
+    (``param_*``, ``accel.hw.finn.loading``)."""
 
     def __init__(self, mapping: FinnMapping):
         self.mapping = mapping
-        self.stages = [kind_of(stage).block(stage) for stage in mapping.stages]
+        self.layout = parameter_layout(mapping) if mapping.loadable_weights else None
+        self.stages = []
+        for position, stage in enumerate(mapping.stages):
+            memories = self.layout.of_stage(position) if self.layout else ()
+            kind = kind_of(stage)
+            self.stages.append(kind.block(stage, self.layout, memories) if memories
+                               else kind.block(stage))
         self.counters = EventCounterBank(event_declarations(mapping), enabled=mapping.count_events)
         self.in_width = len(self.stages[0].i.payload)
         self.out_width = len(self.stages[-1].o.payload)
-        super().__init__(axi_stream_ports(self.in_width, self.out_width, self.counters))
+        super().__init__({**axi_stream_ports(self.in_width, self.out_width, self.counters),
+                          **(self.layout.port_members() if self.layout else {})})
 
     def elaborate(self, platform):
         m = Module()
@@ -59,6 +68,16 @@ class FinnTop(wiring.Component):
                 m.d.comb += counters.increment(f"{name}.{action}").eq(strobe)
         if self.counters.enabled:
             m.d.comb += [counters.clear.eq(0), self.event_counts.eq(counters.counts)]
+        if self.layout:
+            # registered once here (so the port's fan-out to every memory starts at a
+            # flip-flop), without a reset: words land while the datapath is held in reset
+            port = {name: Signal.like(getattr(self, name), name=f"{name}_q", reset_less=True)
+                    for name in ("param_addr", "param_data", "param_en")}
+            m.d.sync += [register.eq(getattr(self, name)) for name, register in port.items()]
+            for stage in self.stages:
+                if "param_en" in stage.signature.members:
+                    m.d.comb += [getattr(stage, name).eq(register)
+                                 for name, register in port.items()]
         return m
 
 
