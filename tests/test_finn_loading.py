@@ -110,3 +110,28 @@ def test_a_network_that_does_not_fit_the_design_is_refused(other, message):
 def test_a_fixed_design_has_no_parameter_port():
     with pytest.raises(ConfigError, match="no parameter port"):
         load_words(map_network(cnn(3), FOLDING), cnn(4))
+
+
+def test_generate_lists_the_parameter_port_and_its_writes(tmp_path):
+    """``accel generate --loadable-weights``: the port in the Verilog (lint-clean) and the
+    manifest, with the writes that load the generated network, as ``load_words`` gives them."""
+    import json
+
+    from accel.hw.reference import configure
+    from accel.nn import load
+    from accel.sim.lint import check_lint
+    from tests.conftest import run_cli
+    from tests.test_cli_nn import BREVITAS
+
+    result = run_cli("generate", "--arch", "finn", BREVITAS, "--target-fps", "1e5",
+                     "--loadable-weights", "--no-counters", "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "out" / "finn_top.json").read_text())
+    port = manifest["parameter_port"]
+    assert manifest["ports"]["param_addr"] == port["addr_bits"]
+    assert manifest["ports"]["param_data"] == port["data_bits"]
+    network = load(BREVITAS)
+    _, design = configure("finn", network, {"target_fps": 1e5, "loadable_weights": True},
+                          count_events=False)
+    assert [(int(a, 16), int(d, 16)) for a, d in port["writes"]] == load_words(design, network)
+    check_lint(tmp_path / "out" / "finn_top.v", "finn_top")

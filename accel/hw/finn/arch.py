@@ -10,6 +10,7 @@ from accel.errors import ConfigError
 from accel.hw.architecture import Architecture, RTLRun, Timing, check_positive, option
 from accel.hw.common.counters import DEFAULT_COUNTER_WIDTH
 from accel.hw.common.stream_harness import harness_capacity
+from accel.hw.finn.loading import parameter_writes
 from accel.hw.finn.mapping import (FinnMapping, LayerMapping, PoolMapping, ThresholdMapping,
                                    WindowMapping, auto_fold, map_network)
 from accel.hw.finn.model import simulate
@@ -144,7 +145,10 @@ class FinnArchitecture(Architecture):
             "(1 = +1); signed elements are two's complement")
         manifest["events"] = list(event_declarations(mapping)) if mapping.count_events else []
         if mapping.loadable_weights:
-            manifest["parameter_port"] = top.layout.manifest()
+            # the writes that load this network, hex: a retrained network of the same shape
+            # and types generated with the same options lists its own
+            manifest["parameter_port"] = {**top.layout.manifest(), "writes": [
+                [f"{address:x}", f"{data:x}"] for address, data in parameter_writes(mapping)]}
         if mapping.count_events:
             manifest["event_counter_width"] = top.counters.width
         return manifest

@@ -12,8 +12,9 @@ packed as the generator packs its initial contents. Load between frames: a frame
 may read a memory either side of a write, so its result is undefined. Loading is not part of
 an inference: it counts no event and the cycle model does not time it.
 
-``parameter_words`` lists a network's words in this order; ``load_words`` checks that a network
-fits a design (same stages, shapes and types) and gives the (address, data) writes.
+``parameter_words`` lists a network's words in this order, ``parameter_writes`` the port's
+(address, data) writes; ``load_words`` checks that a network fits a design (same stages,
+shapes and types) and gives its writes.
 """
 
 from __future__ import annotations
@@ -170,7 +171,13 @@ def load_words(design: FinnMapping, network) -> list[tuple[int, int]]:
         if _hardware_shape(built) != _hardware_shape(wanted):
             raise ConfigError(f"network {network.name}: stage {wanted.name} does not fit the "
                               f"design's {built.name} (shape, folding or types differ)")
-    layout = parameter_layout(design)
+    return parameter_writes(mapping)
+
+
+def parameter_writes(mapping: FinnMapping) -> list[tuple[int, int]]:
+    """The parameter port's (address, data) writes of the mapping's own network, memory by
+    memory (what ``accel generate --loadable-weights`` lists in the manifest)."""
+    layout = parameter_layout(mapping)
     writes = []
     for memory, words in zip(layout.memories, parameter_words(mapping)):
         writes += [(memory.index << layout.word_bits | address, word)

@@ -6,6 +6,7 @@ flip-flops. Memories are exact (``memory_resources``)."""
 
 from __future__ import annotations
 
+from accel.hw.finn.loading import parameter_layout
 from accel.hw.finn.mapping import (FinnMapping, LayerMapping, PoolMapping, ThresholdMapping,
                                    WindowMapping)
 from accel.hw.finn.stages import clocked_bits, stage_names
@@ -34,7 +35,7 @@ FF_COEFFICIENTS: dict[str, float] = {
 }
 
 
-def _mvtu(stage: LayerMapping) -> Resources:
+def _mvtu(stage: LayerMapping, loadable: bool) -> Resources:
     a, w, pe, simd = stage.input, stage.weight, stage.pe, stage.simd
     stages = stage.pipeline_stages
     sync = stages.read > 0
@@ -45,9 +46,9 @@ def _mvtu(stage: LayerMapping) -> Resources:
     memories = [memory_resources(in_width, max(sf, 2), writable=True, sync_read=sync)]
     for p in range(pe):  # PE p holds output channels p, p + PE, ...
         lanes = codes[p::pe].reshape(nf * sf, simd)
-        weights = memory_resources(simd * w.bits, max(nf * sf, 2), writable=False,
+        weights = memory_resources(simd * w.bits, max(nf * sf, 2), writable=loadable,
                                    sync_read=sync, weights=True,
-                                   columns=rom_columns(lanes, w.bits))
+                                   columns=None if loadable else rom_columns(lanes, w.bits))
         # weights in LUTs: priced apart from the thresholds; read combinationally into integer
         # lanes, per input bit (yosys merges each weight bit's ROM with its x-or-minus-x select)
         rom = weights.features.pop("rom_lut_bits", 0)
@@ -57,8 +58,8 @@ def _mvtu(stage: LayerMapping) -> Resources:
         memories.append(weights)
         if stage.thresholds is not None:
             memories.append(memory_resources(
-                stage.steps * field_bits, max(nf, 2), writable=False, sync_read=sync,
-                columns=rom_columns(stage.thresholds[p::pe], field_bits)))
+                stage.steps * field_bits, max(nf, 2), writable=loadable, sync_read=sync,
+                columns=None if loadable else rom_columns(stage.thresholds[p::pe], field_bits)))
     binary = a.bipolar and w.bipolar
     if binary:
         popcount, adder, negate, multiply = tree_bits(simd, 1), 0, 0, 0
@@ -102,7 +103,7 @@ def converter(element_bits: int, in_elements: int, out_elements: int) -> Resourc
         "counter_bits": counter_bits(ratio)}))
 
 
-def _window(stage: WindowMapping) -> Resources:
+def _window(stage: WindowMapping, loadable: bool) -> Resources:
     beat = stage.in_elements * stage.input.bits
     storage = memory_resources(beat, stage.rows * stage.width * stage.channel_beats,
                                writable=True, sync_read=False)
@@ -113,7 +114,7 @@ def _window(stage: WindowMapping) -> Resources:
     })
 
 
-def _pool(stage: PoolMapping) -> Resources:
+def _pool(stage: PoolMapping, loadable: bool) -> Resources:
     beat = stage.in_elements * stage.input.bits
     storage = memory_resources(beat, max(stage.out_width * stage.channel_beats, 2),
                                writable=True, sync_read=False)
@@ -123,12 +124,13 @@ def _pool(stage: PoolMapping) -> Resources:
     })
 
 
-def _threshold(stage: ThresholdMapping) -> Resources:
+def _threshold(stage: ThresholdMapping, loadable: bool) -> Resources:
     word = stage.lanes * stage.steps * stage.threshold_bits
     fields = stage.thresholds.reshape(stage.channel_beats, stage.lanes * stage.steps)
-    storage = memory_resources(word, max(stage.channel_beats, 2), writable=False,
+    storage = memory_resources(word, max(stage.channel_beats, 2), writable=loadable,
                                sync_read=False,
-                               columns=rom_columns(fields, stage.threshold_bits))
+                               columns=None if loadable else rom_columns(fields,
+                                                                         stage.threshold_bits))
     return storage.under("thr", {
         "stage": 1, "compare_bits": word, "beat_bits": stage.out_elements * stage.output.bits,
     })
@@ -140,10 +142,16 @@ _STAGE_MODELS = {LayerMapping: _mvtu, WindowMapping: _window, PoolMapping: _pool
 
 def structural(mapping: FinnMapping) -> dict[str, Resources]:
     """Per module of the top (``l0``, ``swu0``, ..., ``convert0``, ``fifo0``, ...): exact
-    memories and the features the coefficients price. An MVTU's output FIFO is part of it."""
+    memories and the features the coefficients price. An MVTU's output FIFO is part of it.
+    With loadable weights the parameter memories are RAMs holding every column, and
+    ``param`` is the port's register (its write decoders are not priced)."""
     stages = mapping.stages
-    parts = {name: _STAGE_MODELS[type(stage)](stage)
+    loadable = mapping.loadable_weights
+    parts = {name: _STAGE_MODELS[type(stage)](stage, loadable)
              for name, stage in zip(stage_names(mapping), stages)}
+    if loadable:
+        layout = parameter_layout(mapping)
+        parts["param"] = Resources(ff=layout.addr_bits + layout.data_bits + 1)
     for k, (before, after) in enumerate(zip(stages, stages[1:])):
         parts[f"convert{k}"] = converter(before.output.bits, before.out_elements,
                                          after.in_elements)
