@@ -11,7 +11,7 @@ modules of the top, also to the per-module counts of a synthesis with the hierar
 ``--record FILE`` writes the measured totals with each design's Verilog hash (with
 ``--only``, into the records already there)
 (``tests/data/resources-ecp5.json`` is what the tests compare the model with).
-``--synth-only`` fills ``--work`` and prints nothing. All 29 designs take about 26 minutes on
+``--synth-only`` fills ``--work`` and prints nothing. All 31 designs take about 27 minutes on
 two cores, YodaNN's paper engine 7 of them.
 Usage: python benchmarks/resources.py [--fit] [--record FILE] [--work DIR] [--only LABEL]
 """
@@ -53,16 +53,21 @@ DESIGNS = [
     ("bnn-cnv 2e5 fps, pipeline 0", "finn", "bnn-cnv", {"target_fps": 2e5, "pipeline": 0},
      True),
     ("bnn-cnv fully folded", "finn", "bnn-cnv", {}, True),
+    ("bnn-mlp reference folding, loadable weights", "finn", "bnn-mlp",
+     {"folding": {"fc0": {"pe": 1, "simd": 64}, "fc1": {"pe": 1, "simd": 128},
+                  "fc2": {"pe": 1, "simd": 8}}, "loadable_weights": True}, True),
+    ("bnn-cnv 2e5 fps, loadable weights", "finn", "bnn-cnv",
+     {"target_fps": 2e5, "loadable_weights": True}, True),
     # held out of the fit
     ("bnn-mlp medium folding", "finn", "bnn-mlp",
      {"folding": {"fc0": {"pe": 4, "simd": 16}, "fc1": {"pe": 8, "simd": 16},
                   "fc2": {"pe": 2, "simd": 16}}}, False),
     ("bnn-cnv 5e4 fps", "finn", "bnn-cnv", {"target_fps": 5e4}, False),
-    ("bnn-mlp reference folding, loadable weights", "finn", "bnn-mlp",
-     {"folding": {"fc0": {"pe": 1, "simd": 64}, "fc1": {"pe": 1, "simd": 128},
-                  "fc2": {"pe": 1, "simd": 8}}, "loadable_weights": True}, False),
-    ("bnn-cnv 2e5 fps, loadable weights", "finn", "bnn-cnv",
-     {"target_fps": 2e5, "loadable_weights": True}, False),
+    ("bnn-mlp medium folding, loadable weights", "finn", "bnn-mlp",
+     {"folding": {"fc0": {"pe": 4, "simd": 16}, "fc1": {"pe": 8, "simd": 16},
+                  "fc2": {"pe": 2, "simd": 16}}, "loadable_weights": True}, False),
+    ("bnn-cnv 5e4 fps, loadable weights", "finn", "bnn-cnv",
+     {"target_fps": 5e4, "loadable_weights": True}, False),
     ("EIE mlp-sparse, 1 PE", "eie", "mlp-sparse", {"pes": 1, "queue_depth": 8}, True),
     ("EIE mlp-sparse, 2 PEs", "eie", "mlp-sparse", {"pes": 2, "queue_depth": 8}, True),
     ("EIE mlp-sparse, 4 PEs (rtl/eie)", "eie", "mlp-sparse", {"pes": 4, "queue_depth": 8},

@@ -98,14 +98,9 @@ def test_every_design_of_the_benchmark_is_recorded(designs):
     assert set(_recorded()) == set(designs)
 
 
-# Designs the model misses the 15 % LUT bar on (model / yosys LUT4, yosys 0.70). strict: a
+# Designs the model misses the 15 % LUT bar on (model / yosys LUT4, yosys 0.70): none. strict: a
 # design listed here that the model meets fails, so the list only shrinks.
-LUT_MISSES: dict[str, str] = {
-    "bnn-cnv 2e5 fps, loadable weights":
-        "1,860 / 2,438 (-23.7 %): a loadable design's memories are exact, but its datapath is "
-        "priced as a fixed design's (no term for compares against stored, not constant, "
-        "thresholds or for the write decoders; none of the fitted designs has them)",
-}
+LUT_MISSES: dict[str, str] = {}
 
 
 _ESTIMATES: dict[str, dict] = {}  # label -> the model's totals, computed once per session

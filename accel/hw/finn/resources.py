@@ -17,21 +17,21 @@ from accel.hw.resources import (Resources, apply, counter_bits, fifo, memory_res
 # error, on the per-module counts of synth_ecp5 -noflatten and the flattened totals, yosys 0.70,
 # of the FINN designs it lists).
 LUT_COEFFICIENTS: dict[str, float] = {
-    "convert.counter_bits": 5.3555, "fifo.lutram_read_mux": 1.0388,
-    "fifo.pointer_bits": 1.7778, "mvtu.adder_bits": 0.5965, "mvtu.beat_bits": 1.1749,
-    "mvtu.clocked_bits": 0.3661, "mvtu.counter_bits": 0.4682, "mvtu.lutram_read_mux": 0.5208,
-    "mvtu.negate_bits": 0.2626, "mvtu.popcount_bits": 0.4701, "mvtu.rom_lut_bits": 0.5988,
-    "mvtu.stage": 46.8374, "mvtu.weight_rom_integer_lane_bits": 0.8288,
-    "mvtu.weight_rom_lut_bits": 1.4175, "pool.compare_bits": 0.4674,
-    "pool.counter_bits": 8.3961, "swu.counter_bits": 8.3995, "swu.lutram_read_mux": 0.5004,
+    "convert.counter_bits": 5.09, "fifo.lutram_read_mux": 1.0324, "fifo.pointer_bits": 1.7604,
+    "mvtu.accumulator_bits": 0.345, "mvtu.adder_bits": 0.2993, "mvtu.beat_bits": 1.4693,
+    "mvtu.counter_bits": 2.5975, "mvtu.lutram_read_mux": 0.4956, "mvtu.negate_bits": 0.9841,
+    "mvtu.parameter_bits": 0.7351, "mvtu.popcount_bits": 1.0467, "mvtu.rom_lut_bits": 0.2685,
+    "mvtu.stage": 11.3974, "mvtu.weight_rom_integer_lane_bits": 0.7788,
+    "mvtu.weight_rom_lut_bits": 1.1541, "pool.compare_bits": 0.6456, "pool.counter_bits": 8.1527,
+    "swu.beat_bits": 0.5414, "swu.counter_bits": 8.4611, "swu.lutram_read_mux": 0.0258,
 }
 FF_COEFFICIENTS: dict[str, float] = {
-    "convert.counter_bits": 0.9527, "convert.gather_bits": 1.0371,
-    "fifo.lutram_read_mux": 0.0262, "fifo.pointer_bits": 0.8954,
-    "mvtu.accumulator_bits": 0.0869, "mvtu.adder_bits": 0.0027, "mvtu.clocked_bits": 0.8172,
-    "mvtu.popcount_bits": 0.0034, "mvtu.rom_lut_bits": 0.04, "mvtu.stage": 2.3127,
-    "mvtu.weight_rom_lut_bits": 0.0034, "pool.compare_bits": 0.5679,
-    "pool.counter_bits": 3.4002, "swu.counter_bits": 1.7277, "swu.stage": 5.6234,
+    "convert.counter_bits": 0.8446, "convert.gather_bits": 1.0466, "convert.stage": 0.2744,
+    "fifo.lutram_read_mux": 0.0315, "fifo.pointer_bits": 0.8557, "mvtu.clocked_bits": 0.8398,
+    "mvtu.compare_bits": 0.0108, "mvtu.lutram_read_mux": 0.6838, "mvtu.negate_bits": 0.0139,
+    "mvtu.parameter_bits": 0.3767, "mvtu.weight_rom_lut_bits": 0.0142, "pool.compare_bits": 0.7014,
+    "pool.counter_bits": 3.1902, "swu.beat_bits": 0.0274, "swu.counter_bits": 0.9802,
+    "swu.stage": 14.1367,
 }
 
 
@@ -78,6 +78,8 @@ def _mvtu(stage: LayerMapping, loadable: bool) -> Resources:
         "counter_bits": counter_bits(nf) + counter_bits(sf) + counter_bits(nf * sf),
         "clocked_bits": clocked_bits(stage),
     }
+    if loadable:  # the parameter memories' bits: their write side, all columns live
+        features["parameter_bits"] = pe * (simd * w.bits + stage.steps * field_bits)
     out = Resources(features=prefixed("mvtu", features))
     for memory in memories:
         out = out + memory.under("mvtu")
@@ -133,6 +135,7 @@ def _threshold(stage: ThresholdMapping, loadable: bool) -> Resources:
                                                                          stage.threshold_bits))
     return storage.under("thr", {
         "stage": 1, "compare_bits": word, "beat_bits": stage.out_elements * stage.output.bits,
+        **({"parameter_bits": word} if loadable else {}),
     })
 
 
@@ -144,7 +147,7 @@ def structural(mapping: FinnMapping) -> dict[str, Resources]:
     """Per module of the top (``l0``, ``swu0``, ..., ``convert0``, ``fifo0``, ...): exact
     memories and the features the coefficients price. An MVTU's output FIFO is part of it.
     With loadable weights the parameter memories are RAMs holding every column, and
-    ``param`` is the port's register (its write decoders are not priced)."""
+    ``param`` is the port's register; the write side is priced per parameter bit."""
     stages = mapping.stages
     loadable = mapping.loadable_weights
     parts = {name: _STAGE_MODELS[type(stage)](stage, loadable)
