@@ -27,7 +27,7 @@ YodaNN, the same function as thresholds (checked equal by the golden model) on F
 for YodaNN's frame rate. Cycles per frame, energy per frame (45 nm), storage bits.
 The engine is built as an ASIC at YodaNN's clock would be: SoP trees without pipeline
 registers (``--sop-stage-levels 0``; the FPGA default cuts them every two levels, and those
-registers, clocked every cycle, would cost 20,672 flip-flops on the 7x7 engine).
+registers, clocked every cycle, would cost 22,436 flip-flops on the 7x7 engine).
 Usage: python benchmarks/yodann_paper.py [--model-only]
 """
 

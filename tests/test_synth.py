@@ -272,3 +272,35 @@ def test_clock_mhz_synth(ecp5_run, example_model, capsys, tmp_path, monkeypatch)
     assert measured["clock_mhz"] == fmax and "measured now" in measured["clock_source"]
     again, _ = run("--clock-mhz", "synth")
     assert "cached" in again["clock_source"]
+
+
+@needs_tools
+@pytest.mark.parametrize("keep", [True, False])
+def test_registers_declared_keep_survive_as_copies(tmp_path, keep):
+    """Copies of a register on purpose (YodaNN's taps, one per group of SoP units) stay
+    copies: yosys merges identical flip-flops unless their cells carry ``keep``, which the
+    script sets from the Verilog's attribute; without the attribute they merge (so the test
+    can tell)."""
+    from amaranth import Module, Signal
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    from accel.hw.verilog import to_verilog
+
+    class Copies(wiring.Component):
+        a: In(8)
+        y0: Out(8)
+        y1: Out(8)
+
+        def elaborate(self, platform):
+            m = Module()
+            for copy, out in enumerate((self.y0, self.y1)):
+                register = Signal(8, name=f"copy{copy}", attrs={"keep": 1} if keep else {})
+                m.d.sync += register.eq(self.a)
+                m.d.comb += out.eq(register)
+            return m
+
+    design = synth.Design("copies", to_verilog(Copies(), "copies"), {}, 0.0)
+    chosen, part = synth.check_request("ecp5", None, False)
+    report = synth.run_flow(design, chosen, part, pnr=False, freq_mhz=200.0, work=tmp_path)
+    assert report["resources"]["ff"] == (16 if keep else 8)

@@ -329,6 +329,10 @@ def yosys_script(chosen: Target, part: Part | None, top: str, *, flatten: bool =
     lines = [f"# accel synth --target {chosen.name}" + (f" --part {part.name}" if part else ""),
              f"read_verilog {top}.v",
              f"hierarchy -check -top {top}",
+             # registers declared (* keep *) are copies on purpose (a fan-out split into
+             # groups): yosys keeps the wires but merges the flip-flops unless they carry it
+             "proc",
+             "setattr -set keep 1 a:keep %ci1 t:$dff %i",
              f"{chosen.synth_command} -top {top}{extra}"
              + (f" -json {NETLIST}" if chosen.pnr_module else ""),
              f"tee -q -o {STATS} stat -json"]

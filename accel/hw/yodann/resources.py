@@ -17,12 +17,11 @@ from accel.hw.yodann.rtl import (bias_words, engine_widths, pipeline_register_bi
 # Fitted by ``python benchmarks/resources.py --fit`` (non-negative least squares, relative
 # error, on the flattened synth_ecp5 counts, yosys 0.70, of the YodaNN designs it lists).
 LUT_COEFFICIENTS: dict[str, float] = {
-    "memory.lutram_read_mux": 0.9452, "sop.pipeline_bits": 0.332, "sop.tree_bits": 0.3123,
-    "summer.accumulator_bits": 6.6393, "summer.window_bits": 4.3762,
+    "memory.lutram_read_mux": 0.7549, "sop.pipeline_bits": 0.2321, "sop.tree_bits": 0.425,
+    "summer.accumulator_bits": 6.6517, "summer.window_bits": 7.2892,
 }
 FF_COEFFICIENTS: dict[str, float] = {
-    "memory.lutram_read_mux": 0.1514, "sop.pipeline_bits": 0.7123,
-    "summer.accumulator_bits": 1.7552, "summer.window_bits": 8.1553,
+    "sop.pipeline_bits": 0.7423, "summer.accumulator_bits": 1.3525, "summer.window_bits": 9.47,
 }
 
 

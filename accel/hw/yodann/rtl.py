@@ -54,6 +54,15 @@ from accel.hw.yodann.mapping import (MAX_SCALE_BITS, POOL_READ_TO_WRITE, ROUNDIN
 # (the cycle model reads it; the SoP trees' depth is ``EngineConfig.sop_stage_levels``)
 OUTPUT_STAGES = 10
 DSP_LOW_BITS = 17  # an ECP5/7-series DSP multiplies 18 x 18 signed: 17 unsigned bits
+# SoP units one copy of the taps register drives when the SoP trees are cut for an FPGA: one
+# register for all 32 units of the paper engine put 5.4 ns of route on its critical path (ECP5)
+TAP_COPY_UNITS = 8
+
+
+def tap_copies(config: EngineConfig) -> int:
+    """Copies of the taps register, each driving ``TAP_COPY_UNITS`` SoP units (one for uncut,
+    ASIC-style trees). The copies carry ``keep`` so that synthesis does not merge them."""
+    return -(-config.n_out // TAP_COPY_UNITS) if config.sop_stage_levels > 0 else 1
 
 
 def engine_widths(mapping: YodaNNMapping) -> dict[str, int]:
@@ -81,7 +90,7 @@ def pipeline_register_bits(mapping: YodaNNMapping) -> int:
                     + 3 * w["product"]  # the two partial products, the product
                     + (w["product"] + 4) + w["product"]  # rounding
                     + 4 * w["out"])  # the value (twice), the pool's word, the maximum
-    return (taps * w["activation"]
+    return (tap_copies(config) * window_kernel(mapping) ** 2 * w["activation"]  # live taps
             + config.n_out * (taps + taps.bit_length())  # the weights and carry counts
             + config.n_out * (partial_sums + 1) * w["sop"]
             + 2 * config.n_out * w["acc"] + output_stage)
@@ -397,14 +406,18 @@ class YodaNNTop(wiring.Component):
         load_valid = Signal()
         load_slot = Signal(range(max(n_in, 2)))
         filter_ready = Signal()
-        m.d.comb += [weight_read.addr.eq(p_weight_base + load_c),
+        # the weight memory's address, counted beside ``load_c`` (p_weight_base + load_c,
+        # registered: the adder in front of the memory's many blocks was a critical path)
+        weight_addr = Signal.like(weight_read.addr)
+        m.d.comb += [weight_read.addr.eq(weight_addr),
                      filter_write.addr.eq(load_slot), filter_write.data.eq(weight_read.data),
                      filter_write.en.eq(load_valid)]
         m.d.sync += [load_valid.eq(0)]
         with m.If(start):
-            m.d.sync += [load_c.eq(0), filter_ready.eq(0)]
+            m.d.sync += [load_c.eq(0), weight_addr.eq(p_weight_base), filter_ready.eq(0)]
         with m.Elif(running & (load_c < p_in_count)):
-            m.d.sync += [load_c.eq(load_c + 1), load_valid.eq(1), load_slot.eq(load_c)]
+            m.d.sync += [load_c.eq(load_c + 1), weight_addr.eq(weight_addr + 1),
+                         load_valid.eq(1), load_slot.eq(load_c)]
             m.d.comb += events["weight_mem.read"].eq(1)
         with m.If(load_valid):
             m.d.comb += events["filter_bank.write"].eq(1)
@@ -601,14 +614,22 @@ class YodaNNTop(wiring.Component):
                          bank_write.data.eq(shifted), bank_write.en.eq(s1_valid)]
         for i in range(kw):
             window[i][km - 1] = column[i]
-        # the taps register; those outside the k x k kernel stay zero
-        taps_regs = []
+        # the taps register, in copies that each drive a group of units; the taps outside
+        # the k x k kernel are zero, those outside the network's largest kernel constants
+        copies = tap_copies(config)
+        taps_regs = [[] for _ in range(copies)]  # per copy, per tap (row-major)
         for i in range(km):
             for j in range(km):
                 active = (i < p_k) & (j >= km - p_k)
-                tap = Signal(signed(ab), name=f"tap{i}_{j}")
-                m.d.sync += tap.eq(Mux(active & s1_compute, window[i][j], 0))
-                taps_regs.append(tap)
+                for copy, regs in enumerate(taps_regs):
+                    if window[i][j] is zero:
+                        regs.append(zero)
+                        continue
+                    tap = Signal(signed(ab), name=f"tap{i}_{j}" + (f"_copy{copy}" if copies > 1
+                                                                   else ""),
+                                 attrs={"keep": 1} if copies > 1 else {})
+                    m.d.sync += tap.eq(Mux(active & s1_compute, window[i][j], 0))
+                    regs.append(tap)
         with m.If(s1_compute):
             m.d.comb += [events["filter_bank.read"].eq(1), events["sop.mac"].eq(p_macs),
                          events["channel_summer.accumulate"].eq(p_out_count)]
@@ -635,7 +656,8 @@ class YodaNNTop(wiring.Component):
         sop_results = []
         for unit in range(n_out):
             bits = weights[unit * taps:(unit + 1) * taps]
-            terms = [Mux(bits[t], taps_regs[t], ~taps_regs[t]) for t in range(taps)]
+            unit_taps = taps_regs[unit // TAP_COPY_UNITS if copies > 1 else 0]
+            terms = [Mux(bits[t], unit_taps[t], ~unit_taps[t]) for t in range(taps)]
             carries = Signal(carry_count_bits(config), name=f"carries{unit}")
             stored = filter_read.data[carry_count_field(config, unit)]
             m.d.sync += carries.eq(Mux(s1_compute, stored, 0))
@@ -751,18 +773,22 @@ class YodaNNTop(wiring.Component):
                              events["output_stage.compare"].eq(p_steps)]
         else:
             m.d.sync += value.eq(scaled)
-        # the destination address, computed along the way
+        # the destination address, computed along the way, each multiply in a stage of its own
+        # (a multiply and two adds in one stage measured 122.1 MHz, seed 2)
         pool_widths = (len(y_phase), len(x_phase), len(y_pooled))
-        _, _, pooled_row1, pool_col1 = _slices(out_pool[1], *pool_widths)
+        _, _, pooled_row1, _ = _slices(out_pool[1], *pool_widths)
+        _, _, _, pool_col2 = _slices(out_pool[2], *pool_widths)
+        row_first = Signal(range(depth + 1))
+        m.d.sync += row_first.eq(pooled_row1 * p_out_width)
         dest_pixel = Signal(range(depth + 1))
-        m.d.sync += dest_pixel.eq(pooled_row1 * p_out_width + p_pool_start + pool_col1)
-        dest_first = Signal(range(2 * depth + n_out))
-        m.d.sync += dest_first.eq(dest_pixel * p_out_total + p_out_base)
+        m.d.sync += dest_pixel.eq(row_first + p_pool_start + pool_col2)
+        dest_scaled = Signal(range(2 * depth + n_out))
+        m.d.sync += dest_scaled.eq(dest_pixel * p_out_total)
         dest_addr = Signal(range(2 * depth + n_out))
-        m.d.sync += dest_addr.eq(dest_first + out_channel[3])
+        m.d.sync += dest_addr.eq(dest_scaled + p_out_base + out_channel[4])
         last = OUTPUT_STAGES
-        dest_later = [dest_addr]  # stages 4 .. last
-        for e in range(5, last + 1):
+        dest_later = [dest_addr]  # stages 5 .. last
+        for e in range(6, last + 1):
             delayed = Signal.like(dest_addr, name=f"dest_addr{e}")
             m.d.sync += delayed.eq(dest_later[-1])
             dest_later.append(delayed)
@@ -872,20 +898,22 @@ def _tree_sum(terms):
 
 def _round_shift(m, product, shift, mode, width):
     """``round(product / 2**shift)`` by a rounding code (``mapping.ROUNDING_CODES``), in two
-    register stages: the shift and the remainder's comparisons, then the increment."""
-    mask = Signal(width, name="round_mask")
-    m.d.comb += mask.eq((Const(1, width + 1) << shift) - 1)
-    rest = Signal(width, name="round_rest")
-    m.d.comb += rest.eq(product.as_unsigned() & mask)
-    half = Signal(width + 1, name="round_half")
-    m.d.comb += half.eq((Const(1, width + 2) << shift) >> 1)
+    register stages: the shift and the remainder's comparisons, then the increment. The
+    remainder's comparisons with a half are its top bit (bit shift - 1) and whether any bit
+    below it is set: decoders of ``shift`` and an OR tree, no subtract or compare (two carry
+    chains of the product's width, 7.5 ns on ECP5, were a critical path)."""
+    guard = Signal(name="round_guard")  # the remainder's top bit
+    m.d.comb += guard.eq(((product.as_unsigned() << 1) >> shift)[0])  # 0 for shift 0
+    below = Signal(width, name="round_below")  # the bits under it
+    m.d.comb += below.eq(Cat(*[shift > k + 1 for k in range(width)]))
+    sticky = Signal(name="round_sticky")
+    m.d.comb += sticky.eq((product.as_unsigned() & below) != 0)
     floor = Signal(signed(width), name="round_floor")
     above, tie, nonzero, negative = (Signal(name=f"round_{n}")
                                      for n in ("above", "tie", "nonzero", "negative"))
     m.d.sync += [floor.eq(product >> shift),
-                 above.eq(Mux(shift == 0, 0, rest > half)),
-                 tie.eq(Mux(shift == 0, 0, rest == half)),
-                 nonzero.eq(rest != 0), negative.eq(product < 0)]
+                 above.eq(guard & sticky), tie.eq(guard & ~sticky),
+                 nonzero.eq(guard | sticky), negative.eq(product < 0)]
     up = Signal(name="round_up")
     with m.Switch(mode):
         with m.Case(0):
