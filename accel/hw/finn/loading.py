@@ -66,27 +66,28 @@ class ParameterLayout:
                               "width": m.width} for m in self.memories]}
 
 
-def _stage_memories(stage) -> list[tuple[str, int, int]]:
-    """(name, depth, width) of a stage's parameter memories, in address order, as built."""
+def _stage_memories(stage) -> list[tuple[str, int, int, list[int]]]:
+    """(name, depth, width, words) of a stage's parameter memories, in address order, as the
+    generator builds them (the one place that order is decided)."""
     if isinstance(stage, LayerMapping):
         depth = max(stage.neuron_fold * stage.synapse_fold, 2)
-        memories = [(f"{stage.name}.weights_pe{p}", depth, stage.simd * stage.weight.bits)
-                    for p in range(stage.pe)]
+        memories = [(f"{stage.name}.weights_pe{p}", depth, stage.simd * stage.weight.bits,
+                     weight_words(stage, p)) for p in range(stage.pe)]
         if stage.thresholds is not None:
             row = stage.steps * (stage.register_bits + 1)
-            memories += [(f"{stage.name}.thresholds_pe{p}", max(stage.neuron_fold, 2), row)
-                         for p in range(stage.pe)]
+            memories += [(f"{stage.name}.thresholds_pe{p}", max(stage.neuron_fold, 2), row,
+                          threshold_words(stage, p)) for p in range(stage.pe)]
         return memories
     if isinstance(stage, ThresholdMapping):
         return [(f"{stage.name}.thresholds", max(stage.channel_beats, 2),
-                 stage.lanes * stage.steps * stage.threshold_bits)]
+                 stage.lanes * stage.steps * stage.threshold_bits, stage_threshold_words(stage))]
     return []
 
 
 def parameter_layout(mapping: FinnMapping) -> ParameterLayout:
     memories = []
     for position, stage in enumerate(mapping.stages):
-        for name, depth, width in _stage_memories(stage):
+        for name, depth, width, _ in _stage_memories(stage):
             memories.append(ParameterMemory(name, position, len(memories), depth, width))
     if not memories:
         raise ConfigError(f"network {mapping.network}: no weight or threshold memory to load")
@@ -125,15 +126,7 @@ def stage_threshold_words(spec: ThresholdMapping) -> list[int]:
 
 def parameter_words(mapping: FinnMapping) -> list[list[int]]:
     """Per memory of ``parameter_layout(mapping)``, its words for the mapping's network."""
-    words = []
-    for stage in mapping.stages:
-        if isinstance(stage, LayerMapping):
-            words += [weight_words(stage, p) for p in range(stage.pe)]
-            if stage.thresholds is not None:
-                words += [threshold_words(stage, p) for p in range(stage.pe)]
-        elif isinstance(stage, ThresholdMapping):
-            words.append(stage_threshold_words(stage))
-    return words
+    return [words for stage in mapping.stages for *_, words in _stage_memories(stage)]
 
 
 def folding_of(mapping: FinnMapping) -> dict:
