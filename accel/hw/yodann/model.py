@@ -14,9 +14,10 @@ computer each begin with one cycle that checks the row may start (the RTL's WAIT
                     loaded)
   end of the pass   the first cycle on which the computer is past its last row (two cycles
                     after it) and the last pixel has left the channel summers (3 + S cycles
-                    after its last SoP cycle, S: the taps register and the SoP tree's
-                    registers) and, on a last input pass, the output stage has drained its
-                    channels through its OUTPUT_STAGES registers.
+                    after its last SoP cycle, S: WINDOW_STAGES, the new column's and the
+                    taps' registers, and the SoP tree's registers) and, on a last input
+                    pass, the output stage has drained its channels through its
+                    OUTPUT_STAGES registers.
 Per frame: the input beats (the first accepted before the frame starts counting idle), the
 passes (a START cycle each), the output beats.
 """
@@ -27,7 +28,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from accel.hw.yodann.mapping import (YodaNNMapping, fill_rows, passes, stripe_columns)
-from accel.hw.yodann.rtl import OUTPUT_STAGES, event_declarations, sop_pipeline_registers
+from accel.hw.yodann.rtl import (OUTPUT_STAGES, WINDOW_STAGES, event_declarations,
+                                 sop_pipeline_registers)
 
 
 @dataclass
@@ -69,7 +71,7 @@ def pass_timing(mapping: YodaNNMapping, step) -> PassTiming:
     extend_fill(fills - 1)
     last = row_check[-1]
     last_sop = last + L - (P - C)
-    sop_stages = 1 + sop_pipeline_registers(mapping.config)
+    sop_stages = WINDOW_STAGES + sop_pipeline_registers(mapping.config)
     drained = step.out_count + OUTPUT_STAGES if step.last else 0
     end = max(last + L + 2, last_sop + 3 + sop_stages + drained)
     cycles = end + 1 + 1 + 1  # the pass's last cycle, its START and its FETCH

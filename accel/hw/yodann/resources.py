@@ -17,11 +17,11 @@ from accel.hw.yodann.rtl import (bias_words, engine_widths, pipeline_register_bi
 # Fitted by ``python benchmarks/resources.py --fit`` (non-negative least squares, relative
 # error, on the flattened synth_ecp5 counts, yosys 0.70, of the YodaNN designs it lists).
 LUT_COEFFICIENTS: dict[str, float] = {
-    "memory.lutram_read_mux": 0.7549, "sop.pipeline_bits": 0.2321, "sop.tree_bits": 0.425,
-    "summer.accumulator_bits": 6.6517, "summer.window_bits": 7.2892,
+    "memory.lutram_read_mux": 0.8375, "sop.pipeline_bits": 0.3086, "sop.tree_bits": 0.3478,
+    "summer.accumulator_bits": 6.4447, "summer.window_bits": 5.9467,
 }
 FF_COEFFICIENTS: dict[str, float] = {
-    "sop.pipeline_bits": 0.7423, "summer.accumulator_bits": 1.3525, "summer.window_bits": 9.47,
+    "sop.pipeline_bits": 0.7415, "summer.accumulator_bits": 1.3217, "summer.window_bits": 9.8518,
 }
 
 

@@ -19,18 +19,19 @@ A pass runs three agents at once:
                  one channel (k reads, one per row slot) and feed its k x k window to every
                  SoP unit, then P - C idle cycles (P = max(C, the output channels drained),
                  on a pooled layer at least POOL_READ_TO_WRITE + 1).
-Pipeline of a computer cycle: issue (image memory and filter bank read addresses), window
-(the new column and the image bank's older ones, registered as the taps, beside the filter
-word and each unit's carry count, stored in the word), the SoP trees (``x XOR ~w`` summed with
-the carry count, registered after the first adder level and then every ``sop_stage_levels`` levels,
-``sop_pipeline_registers``), the SoP result register, the channel summers (accumulate; the
-first channel starts from zero or from the partial sums of the earlier input passes; the last
-channel stores the partial sums or loads the output stage's holding register). The output
-stage drains the holding register one channel per cycle into OUTPUT_STAGES registers: bias,
-ReLU, fixed-point scale, rounding, saturation (or, for a layer with thresholds, the count of
-the channel's thresholds the biased sum reaches, one comparator per step), then the pool unit
-(running maxima of the open windows of the current pool row, in a memory read three cycles
-before it is written) and the destination buffer.
+Pipeline of a computer cycle: issue (image memory read addresses), the new column (registered;
+the filter bank read), window (the new column and the image bank's older ones, registered as
+the taps, beside the filter word and each unit's carry count, stored in the word), the SoP
+trees (``x XOR ~w`` summed with the carry count, registered after the first adder level and
+then every ``sop_stage_levels`` levels, ``sop_pipeline_registers``), the SoP result register,
+the channel summers (accumulate; the first channel starts from zero or from the partial sums
+of the earlier input passes; the last channel stores the partial sums or loads the output
+stage's holding register). The output stage drains the holding register one channel per
+cycle into OUTPUT_STAGES registers: bias, ReLU, fixed-point scale, rounding, saturation (or,
+for a layer with thresholds, the count of the channel's thresholds the biased sum reaches,
+one comparator per step), then the pool unit (running maxima of the open windows of the
+current pool row, in a memory read three cycles before it is written) and the destination
+buffer.
 The sequencer's program is a ROM read at the pass index in the FETCH cycle before START.
 The cycle model (``accel.hw.yodann.model``) follows the same schedule.
 """
@@ -53,6 +54,9 @@ from accel.hw.yodann.mapping import (MAX_SCALE_BITS, POOL_READ_TO_WRITE, ROUNDIN
 # the output stage's registers from the drain's channel select to the pool and buffer write
 # (the cycle model reads it; the SoP trees' depth is ``EngineConfig.sop_stage_levels``)
 OUTPUT_STAGES = 10
+# the registers from the image memory's read data to the SoP trees: the new column, the taps
+# (the cycle model reads it)
+WINDOW_STAGES = 2
 DSP_LOW_BITS = 17  # an ECP5/7-series DSP multiplies 18 x 18 signed: 17 unsigned bits
 # SoP units one copy of the taps register drives when the SoP trees are cut for an FPGA: one
 # register for all 32 units of the paper engine put 5.4 ns of route on its critical path (ECP5)
@@ -80,7 +84,8 @@ def engine_widths(mapping: YodaNNMapping) -> dict[str, int]:
 
 
 def pipeline_register_bits(mapping: YodaNNMapping) -> int:
-    """Flip-flops of the compute pipeline, clocked every cycle: the taps, the SoP trees'
+    """Flip-flops of the compute pipeline, clocked every cycle: the new column, the taps,
+    the SoP trees'
     registered partial sums and results, the channel summers, the holding registers and the
     output stage's data registers (its control and address registers not counted)."""
     config, w = mapping.config, engine_widths(mapping)
@@ -90,7 +95,8 @@ def pipeline_register_bits(mapping: YodaNNMapping) -> int:
                     + 3 * w["product"]  # the two partial products, the product
                     + (w["product"] + 4) + w["product"]  # rounding
                     + 4 * w["out"])  # the value (twice), the pool's word, the maximum
-    return (tap_copies(config) * window_kernel(mapping) ** 2 * w["activation"]  # live taps
+    return (window_kernel(mapping) * w["activation"]  # the new column
+            + tap_copies(config) * window_kernel(mapping) ** 2 * w["activation"]  # live taps
             + config.n_out * (taps + taps.bit_length())  # the weights and carry counts
             + config.n_out * (partial_sums + 1) * w["sop"]
             + 2 * config.n_out * w["acc"] + output_stage)
@@ -136,15 +142,19 @@ def program_fields(mapping: YodaNNMapping) -> dict[str, tuple[list[int], Shape]]
         return [attr(layers[p.layer]) for p in program]
 
     field("in_count", (p.in_count for p in program))
+    # a count's last value, stored: a compare with a field minus one put the subtract's carry
+    # chain in front of the counter (the pooled-column counter's 10 levels, 138.9 MHz seed 2)
+    field("in_last", (p.in_count - 1 for p in program))
     field("in_base", (p.in_base for p in program))
     field("out_count", (p.out_count for p in program))
+    field("out_count_last", (p.out_count - 1 for p in program))
     field("out_base", (p.out_base for p in program))
     field("first", (p.first for p in program))
     field("last", (p.last for p in program))
     field("weight_base", (p.weight_base for p in program))
     field("bias_base", (p.bias_base for p in program))
     field("source", (p.source for p in program))
-    field("pixel", (p.pixel_cycles() for p in program))
+    field("pixel_last", (p.pixel_cycles() - 1 for p in program))
     field("k", per_layer(lambda x: x.kernel))
     field("pad", per_layer(lambda x: x.padding))
     field("height", per_layer(lambda x: x.height))
@@ -154,7 +164,7 @@ def program_fields(mapping: YodaNNMapping) -> dict[str, tuple[list[int], Shape]]
     field("conv_rows", per_layer(lambda x: x.conv_height))
     field("fill_rows", per_layer(fill_rows))
     field("out_width", per_layer(lambda x: x.out_width))
-    field("pool", per_layer(lambda x: x.pool))
+    field("pool_last", per_layer(lambda x: x.pool - 1))
     field("relu", per_layer(lambda x: x.relu))
     requants = [layers[p.layer].requant for p in program]
     wide = (1 << (out_bits - 1))
@@ -163,13 +173,14 @@ def program_fields(mapping: YodaNNMapping) -> dict[str, tuple[list[int], Shape]]
     field("mode", [ROUNDING_CODES[r.rounding] if r else 0 for r in requants])
     field("lo", [r.lo if r else -wide for r in requants], signed(out_bits + 1))
     field("hi", [r.hi if r else wide - 1 for r in requants], signed(out_bits + 1))
-    field("out_cols", (p.stripe.out_cols for p in program))
+    field("out_cols_last", (p.stripe.out_cols - 1 for p in program))
     field("pool_start", (p.stripe.out_start // layers[p.layer].pool for p in program))
     field("col_first", (p.stripe.out_start - layers[p.layer].padding for p in program))
     columns = [stripe_columns(layers[p.layer], p.stripe) for p in program]
     field("col_lo", (lo for lo, _ in columns))
-    field("col_hi", (hi for _, hi in columns))
+    field("col_hi_last", (hi - 1 for _, hi in columns))
     field("macs", (p.out_count * layers[p.layer].kernel ** 2 for p in program))
+    field("prologue", ((layers[p.layer].kernel - 1) * p.in_count for p in program))
     # the filler's address steps: its addresses are counters, not products of fields
     field("fill_start", (p.in_base + lo * layers[p.layer].in_channels
                          for p, (lo, _) in zip(program, columns)))
@@ -326,15 +337,17 @@ class YodaNNTop(wiring.Component):
             m.d.comb += current[name].eq(program_read.data[at:at + width])
             at += width
         p_in_count = current["in_count"]
+        p_in_last = current["in_last"]
         p_in_base = current["in_base"]
         p_out_count = current["out_count"]
+        p_out_count_last = current["out_count_last"]
         p_out_base = current["out_base"]
         p_first = current["first"]
         p_last = current["last"]
         p_weight_base = current["weight_base"]
         p_bias_base = current["bias_base"]
         p_source = current["source"]
-        p_pixel = current["pixel"]
+        p_pixel_last = current["pixel_last"]
         p_k = current["k"]
         p_pad = current["pad"]
         p_height = current["height"]
@@ -344,19 +357,20 @@ class YodaNNTop(wiring.Component):
         p_conv_rows = current["conv_rows"]
         p_fill_rows = current["fill_rows"]
         p_out_width = current["out_width"]
-        p_pool = current["pool"]
+        p_pool_last = current["pool_last"]
         p_relu = current["relu"]
         p_mult = current["mult"]
         p_shift = current["shift"]
         p_mode = current["mode"]
         p_lo = current["lo"]
         p_hi = current["hi"]
-        p_out_cols = current["out_cols"]
+        p_out_cols_last = current["out_cols_last"]
         p_pool_start = current["pool_start"]
         p_col_first = current["col_first"]
         p_col_lo = current["col_lo"]
-        p_col_hi = current["col_hi"]
+        p_col_hi_last = current["col_hi_last"]
         p_macs = current["macs"]
+        p_prologue = current["prologue"]
         p_fill_start = current["fill_start"]
         p_row_stride = current["row_stride"]
         p_col_skip = current["col_skip"]
@@ -421,7 +435,7 @@ class YodaNNTop(wiring.Component):
             m.d.comb += events["weight_mem.read"].eq(1)
         with m.If(load_valid):
             m.d.comb += events["filter_bank.write"].eq(1)
-            with m.If(load_slot == p_in_count - 1):
+            with m.If(load_slot == p_in_last):
                 m.d.sync += filter_ready.eq(1)
 
         # ------------------------------------------------------------------ row bookkeeping
@@ -458,8 +472,8 @@ class YodaNNTop(wiring.Component):
                 m.d.sync += rows_filled.eq(rows_filled + 1)
         # row r overwrites row r - k - 1, last read by output row r - k - 1 + padding
         may_fill = (f_row + p_pad < p_k) | (rows_done + p_k >= f_row + p_pad)
-        f_last_c = f_c == p_in_count - 1
-        f_last_col = f_col == p_col_hi - 1
+        f_last_c = f_c == p_in_last
+        f_last_col = f_col == p_col_hi_last
         m.d.comb += f_reading.eq(running & (f_row < p_fill_rows) & f_active)
         with m.If(start):
             m.d.sync += [f_row.eq(0), f_active.eq(0), f_slot.eq(0), rows_filled.eq(0),
@@ -520,14 +534,14 @@ class YodaNNTop(wiring.Component):
                     with m.If(filter_ready & (rows_filled >= need) & (y < p_conv_rows)):
                         m.d.sync += [shift_col.eq(0), c.eq(0), x.eq(0), pix_cycle.eq(0),
                                      x_phase.eq(0), x_pooled.eq(0),
-                                     pre_left.eq((p_k - 1) * p_in_count),
+                                     pre_left.eq(p_prologue),
                                      phase.eq(Mux(p_k == 1, PIX, PRE))]
                     with m.Elif(y == p_conv_rows):
                         m.d.sync += phase.eq(TAIL)
                 with m.Case(PRE):
                     m.d.comb += issue.eq(1)
                     m.d.sync += [pre_left.eq(pre_left - 1), c.eq(c + 1)]
-                    with m.If(c == p_in_count - 1):
+                    with m.If(c == p_in_last):
                         m.d.sync += [c.eq(0), shift_col.eq(shift_col + 1)]
                     with m.If(pre_left == 1):
                         m.d.sync += phase.eq(PIX)
@@ -537,20 +551,19 @@ class YodaNNTop(wiring.Component):
                     m.d.sync += pix_cycle.eq(pix_cycle + 1)
                     with m.If(compute):
                         m.d.sync += c.eq(c + 1)
-                    with m.If(pix_cycle == p_pixel - 1):
+                    with m.If(pix_cycle == p_pixel_last):
                         m.d.sync += [pix_cycle.eq(0), c.eq(0), x.eq(x + 1), pixel.eq(pixel + 1),
                                      shift_col.eq(shift_col + 1),
-                                     x_phase.eq(Mux(x_phase == p_pool - 1, 0, x_phase + 1)),
-                                     x_pooled.eq(x_pooled + (x_phase == p_pool - 1))]
-                        with m.If(x == p_out_cols - 1):
+                                     x_phase.eq(Mux(x_phase == p_pool_last, 0, x_phase + 1)),
+                                     x_pooled.eq(x_pooled + (x_phase == p_pool_last))]
+                        with m.If(x == p_out_cols_last):
                             m.d.sync += [phase.eq(WAIT), y.eq(y + 1), need.eq(rows_needed(y + 1)),
                                          rows_done.eq(rows_done + 1),
                                          slot_base.eq(Mux(slot_base == p_k, 0, slot_base + 1)),
-                                         y_phase.eq(Mux(y_phase == p_pool - 1, 0, y_phase + 1)),
-                                         y_pooled.eq(y_pooled + (y_phase == p_pool - 1))]
+                                         y_phase.eq(Mux(y_phase == p_pool_last, 0, y_phase + 1)),
+                                         y_pooled.eq(y_pooled + (y_phase == p_pool_last))]
 
         # issue stage: addresses; the column's validity per window row
-        m.d.comb += filter_read.addr.eq(c)
         for _, read in slots:
             m.d.comb += read.addr.eq(shift_col * n_in + c)
         image_col = Signal(signed(len(shift_col) + len(p_col_first) + 1))  # may be negative
@@ -570,7 +583,10 @@ class YodaNNTop(wiring.Component):
         with m.If((state != RUN) & (state != IDLE)):
             m.d.comb += events["engine.idle"].eq(1)
 
-        # stage 1 (read data): the new column and the window, registered as the SoPs' taps
+        # stage 1 (read data): the new column out of the image memory, registered; stage 2
+        # (window): the new column and the image bank's older ones, registered as the SoPs'
+        # taps. The column's register keeps each image memory's block RAM read off the image
+        # bank's write (5 levels at 148.4 MHz on ECP5 without it)
         s1_valid, s1_compute = Signal(), Signal()
         s1_c = Signal.like(c)
         s1_mask = Signal(km)
@@ -580,7 +596,7 @@ class YodaNNTop(wiring.Component):
         s1_pool = Signal(len(Cat(y_phase, x_phase, y_pooled, x_pooled)))
         m.d.sync += [s1_valid.eq(issue), s1_compute.eq(compute), s1_c.eq(c),
                      s1_mask.eq(read_mask), s1_slot_base.eq(slot_base),
-                     s1_first.eq(c == 0), s1_last.eq(c == p_in_count - 1),
+                     s1_first.eq(c == 0), s1_last.eq(c == p_in_last),
                      s1_pixel.eq(pixel),
                      s1_pool.eq(Cat(y_phase, x_phase, y_pooled, x_pooled))]
         column = []
@@ -590,8 +606,16 @@ class YodaNNTop(wiring.Component):
             total = s1_slot_base + i
             m.d.comb += slot.eq(Mux(total > p_k, total - p_k - 1, total))
             value = Signal(signed(ab), name=f"new_col{i}")
-            m.d.comb += value.eq(Mux(s1_mask[i], slot_data[slot], 0))
+            m.d.sync += value.eq(Mux(s1_mask[i], slot_data[slot], 0))
             column.append(value)
+        col_valid, col_compute = Signal(), Signal()
+        col_c = Signal.like(c)
+        col_first, col_last = Signal(), Signal()
+        col_pixel = Signal.like(s1_pixel)
+        col_pool = Signal.like(s1_pool)
+        m.d.sync += [col_valid.eq(s1_valid), col_compute.eq(s1_compute), col_c.eq(s1_c),
+                     col_first.eq(s1_first), col_last.eq(s1_last), col_pixel.eq(s1_pixel),
+                     col_pool.eq(s1_pool)]
         # window[i][j]: row i, column j (j = km - 1 the newest); only the network's largest
         # kernel's rows and columns (kw) are kept, the others are zero
         zero = Const(0, signed(ab))
@@ -610,8 +634,8 @@ class YodaNNTop(wiring.Component):
                     window[i][km - kw + jj] = old.word_select(i * (kw - 1) + jj, ab).as_signed()
             shifted = Cat(*[Cat(*[window[i][j] for j in range(km - kw + 1, km - 1)], column[i])
                             for i in range(kw)])
-            m.d.comb += [bank_read.addr.eq(s1_c), bank_write.addr.eq(s1_c),
-                         bank_write.data.eq(shifted), bank_write.en.eq(s1_valid)]
+            m.d.comb += [bank_read.addr.eq(col_c), bank_write.addr.eq(col_c),
+                         bank_write.data.eq(shifted), bank_write.en.eq(col_valid)]
         for i in range(kw):
             window[i][km - 1] = column[i]
         # the taps register, in copies that each drive a group of units; the taps outside
@@ -628,21 +652,21 @@ class YodaNNTop(wiring.Component):
                     tap = Signal(signed(ab), name=f"tap{i}_{j}" + (f"_copy{copy}" if copies > 1
                                                                    else ""),
                                  attrs={"keep": 1} if copies > 1 else {})
-                    m.d.sync += tap.eq(Mux(active & s1_compute, window[i][j], 0))
+                    m.d.sync += tap.eq(Mux(active & col_compute, window[i][j], 0))
                     regs.append(tap)
-        with m.If(s1_compute):
+        with m.If(col_compute):
             m.d.comb += [events["filter_bank.read"].eq(1), events["sop.mac"].eq(p_macs),
                          events["channel_summer.accumulate"].eq(p_out_count)]
-        # the filter bank's word (read at the issue stage's channel) is registered beside the
-        # taps, with each unit's carry count (stored in the word, ``filter_words``)
-        m.d.comb += filter_read.addr.eq(c)
+        # the filter bank's word (read at stage 1's channel) is registered beside the taps,
+        # with each unit's carry count (stored in the word, ``filter_words``)
+        m.d.comb += filter_read.addr.eq(s1_c)
         weights = Signal(n_out * taps)
         m.d.sync += weights.eq(filter_read.data[:n_out * taps])
 
         # the SoP stages: taps against each unit's weights (x XOR ~w plus the unit's carry
         # count) in an adder tree cut by registers (``sop_tree_registers``); the per-pixel
         # bookkeeping travels beside it
-        sop_meta = Cat(s1_compute, s1_first, s1_last, s1_pixel, s1_pool)
+        sop_meta = Cat(col_compute, col_first, col_last, col_pixel, col_pool)
         tree_levels = sop_tree_registers(config)
         registers = len(tree_levels)
         # meta of the taps stage, the tree's stages, the stage before the summers (its pixel
@@ -660,10 +684,10 @@ class YodaNNTop(wiring.Component):
             terms = [Mux(bits[t], unit_taps[t], ~unit_taps[t]) for t in range(taps)]
             carries = Signal(carry_count_bits(config), name=f"carries{unit}")
             stored = filter_read.data[carry_count_field(config, unit)]
-            m.d.sync += carries.eq(Mux(s1_compute, stored, 0))
+            m.d.sync += carries.eq(Mux(col_compute, stored, 0))
             sop_results.append(_pipelined_tree_sum(m, tree_levels, terms + [carries],
                                                    signed(w["sop"]), f"sop{unit}"))
-        pre_valid, pre_first, _, pre_pixel, _ = _slices(meta[-2], *meta_widths)
+        pre_valid, pre_first, pre_last, pre_pixel, _ = _slices(meta[-2], *meta_widths)
         s2_valid, _, s2_last, s2_pixel, s2_pool = _slices(meta[-1], *meta_widths)
         sop_reg = [Signal(signed(w["sop"]), name=f"sop_reg{u}") for u in range(n_out)]
         m.d.sync += [reg.eq(val) for reg, val in zip(sop_reg, sop_results)]
@@ -674,15 +698,30 @@ class YodaNNTop(wiring.Component):
             with m.If(pre_valid & pre_first & ~p_first):
                 m.d.comb += events["psum_mem.read"].eq(1)
         summers = [Signal(signed(acc_bits), name=f"summer{u}") for u in range(n_out)]
+
+        def unit_flags(name):
+            """A flag that drives every unit's summer or holding register, as flip-flops that
+            each drive the units of one copy of the taps register: one flip-flop for the 32
+            units of the paper engine put 2.8 ns of route on its critical path (152.2 MHz,
+            ECP5, seed 1)."""
+            if copies == 1:
+                return [Signal(name=name)]
+            return [Signal(name=f"{name}_copy{g}", attrs={"keep": 1}) for g in range(copies)]
+
+        def unit_flag(flags, unit):
+            return flags[unit // TAP_COPY_UNITS if copies > 1 else 0]
+
         # where a pixel's first channel starts, decided a cycle ahead: the two flags drive
         # every summer's input bit, so no gate between the program register and that fan-out
-        start_from_zero, start_from_psums = Signal(), Signal()
-        m.d.sync += [start_from_zero.eq(pre_first & p_first),
-                     start_from_psums.eq(pre_first & ~p_first)]
+        start_from_zero, start_from_psums = unit_flags("start_from_zero"), \
+            unit_flags("start_from_psums")
+        m.d.sync += [*[flag.eq(pre_first & p_first) for flag in start_from_zero],
+                     *[flag.eq(pre_first & ~p_first) for flag in start_from_psums]]
         sums = []
         for u in range(n_out):
             init = psum_read.data.word_select(u, acc_bits).as_signed() if psum_depth else 0
-            base = Mux(start_from_zero, 0, Mux(start_from_psums, init, summers[u]))
+            base = Mux(unit_flag(start_from_zero, u), 0,
+                       Mux(unit_flag(start_from_psums, u), init, summers[u]))
             total = Signal(signed(acc_bits), name=f"summer_next{u}")
             m.d.comb += total.eq(base + sop_reg[u])
             sums.append(total)
@@ -693,15 +732,20 @@ class YodaNNTop(wiring.Component):
         drain = Signal(range(n_out + 1))
         # the bias memory's address, counted beside ``drain`` (p_bias_base + drain, registered)
         bias_addr = Signal.like(bias_read.addr)
-        draining = Signal()
-        load_hold = Signal()  # the last channel of a pixel: its sums to the output stage
+        # the drain's two flags, each a flip-flop for the drain's counters and the output
+        # stage and copies for the holding registers (``unit_flags``): the last channel of a
+        # pixel of a last input pass loads its sums into the holding register (decided a
+        # cycle ahead, so no program field in front of the fan-out: 144.6 MHz, seed 2, with
+        # it), and the holding register shifts while draining
+        draining, load_hold = Signal(), Signal()
+        unit_draining, unit_load_hold = unit_flags("draining"), unit_flags("load_hold")
+        m.d.sync += [flag.eq(pre_valid & pre_last & p_last) for flag in [load_hold,
+                                                                          *unit_load_hold]]
         with m.If(s2_valid):
             m.d.sync += [s.eq(t) for s, t in zip(summers, sums)]
             with m.If(s2_last):
-                with m.If(p_last):
-                    m.d.comb += load_hold.eq(1)
                 if psum_depth:
-                    with m.Else():
+                    with m.If(p_last == 0):
                         m.d.comb += [psum_write.addr.eq(s2_pixel),
                                      psum_write.data.eq(Cat(*sums)), psum_write.en.eq(1),
                                      events["psum_mem.write"].eq(1)]
@@ -815,7 +859,7 @@ class YodaNNTop(wiring.Component):
         with m.If(out_valid[last - 1] & ~opens):
             m.d.comb += events["pool.compare"].eq(1)
         write_row_phase, write_col_phase, _, _ = pool_phases[3]
-        closes = (write_row_phase == p_pool - 1) & (write_col_phase == p_pool - 1)
+        closes = (write_row_phase == p_pool_last) & (write_col_phase == p_pool_last)
         with m.If(out_valid[last]):
             m.d.comb += [events["output_stage.scale"].eq(p_steps == 0),
                          pool_write.data.eq(best),
@@ -827,18 +871,25 @@ class YodaNNTop(wiring.Component):
                         m.d.comb += [buf_write[b].addr.eq(dest_later[-1]),
                                      buf_write[b].data.eq(best), buf_write[b].en.eq(1)]
         with m.If(draining):
-            m.d.sync += [drain.eq(drain + 1), bias_addr.eq(bias_addr + 1),
-                         *[h.eq(later) for h, later in zip(hold, hold[1:])]]
-            with m.If(drain == p_out_count - 1):
-                m.d.sync += draining.eq(0)
+            m.d.sync += [drain.eq(drain + 1), bias_addr.eq(bias_addr + 1)]
+        with m.If(drain == p_out_count_last):
+            m.d.sync += [flag.eq(0) for flag in [draining, *unit_draining]]
+        for u, h in enumerate(hold[:-1]):
+            with m.If(unit_flag(unit_draining, u)):
+                m.d.sync += h.eq(hold[u + 1])
 
         # after the drain's updates: a pixel may load the register on the drain's last cycle
         with m.If(load_hold):
-            m.d.sync += [*[h.eq(t) for h, t in zip(hold, sums)], hold_pool.eq(s2_pool),
-                         drain.eq(0), bias_addr.eq(p_bias_base), draining.eq(1)]
+            m.d.sync += [hold_pool.eq(s2_pool), drain.eq(0), bias_addr.eq(p_bias_base)]
+        for flag in [draining, *unit_draining]:
+            with m.If(load_hold):
+                m.d.sync += flag.eq(1)
+        for u, (h, total) in enumerate(zip(hold, sums)):
+            with m.If(unit_flag(unit_load_hold, u)):
+                m.d.sync += h.eq(total)
 
         # end of a pass: the computer is done and nothing is in flight
-        in_flight = Cat(s1_valid, *[bundle[0] for bundle in meta[1:]],
+        in_flight = Cat(s1_valid, col_valid, *[bundle[0] for bundle in meta[1:]],
                         *out_valid, fw_valid)
         pass_done = running & (phase == TAIL) & (in_flight == 0)
         with m.If(start):
