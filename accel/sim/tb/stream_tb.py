@@ -1,7 +1,7 @@
-"""Runs a stream harness (``accel.hw.common.stream_harness.StreamHarness``): the parameter
-writes, if any (one word per cycle: loading is set-up, not the run), one write per frame (the
-harness's loader stores its beats in hardware), one run with no Python per cycle, then reads
-back the output beats, the cycle counts and the event counters."""
+"""Runs a stream harness (``accel.hw.common.stream_harness.StreamHarness``): one write per
+batch of parameter writes, if any, and one per frame (the harness's loaders write them in
+hardware, a word or a beat per cycle), one run with no Python per cycle, then reads back the
+output beats, the cycle counts and the event counters."""
 
 import cocotb
 from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
@@ -15,16 +15,16 @@ async def run_frames(dut):
     tbio.start_clock(dut.clk)
     dut.run.value = 0
     dut.frame_start.value = 0
-    if hasattr(dut, "param_en"):
-        dut.param_en.value = 0
+    if hasattr(dut, "param_batch_start"):
+        dut.param_batch_start.value = 0
     await tbio.reset(dut)
-    for address, data in cfg.get("parameter_writes", []):
-        dut.param_addr.value = address
-        dut.param_data.value = data
-        dut.param_en.value = 1
+    for size, batch in cfg["parameter_batches"]:
+        dut.param_batch.value = batch
+        dut.param_batch_size.value = size
+        dut.param_batch_start.value = 1
         await RisingEdge(dut.clk)
-    if cfg.get("parameter_writes"):
-        dut.param_en.value = 0
+        dut.param_batch_start.value = 0
+        await ClockCycles(dut.clk, size)
     for frame in cfg["frames"]:
         dut.frame_data.value = frame
         dut.frame_start.value = 1
