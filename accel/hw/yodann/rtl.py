@@ -85,9 +85,9 @@ def engine_widths(mapping: YodaNNMapping) -> dict[str, int]:
 
 def pipeline_register_bits(mapping: YodaNNMapping) -> int:
     """Flip-flops of the compute pipeline, clocked every cycle: the new column, the taps,
-    the SoP trees'
-    registered partial sums and results, the channel summers, the holding registers and the
-    output stage's data registers (its control and address registers not counted)."""
+    the SoP trees' registered partial sums and results, the channel summers, the holding
+    registers and the output stage's data registers (its control and address registers, and
+    the copies of the control flags, not counted)."""
     config, w = mapping.config, engine_widths(mapping)
     taps = config.k_max ** 2
     partial_sums = sum(sop_tree_registers(config).values())
