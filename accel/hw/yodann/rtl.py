@@ -641,6 +641,11 @@ class YodaNNTop(wiring.Component):
         # the taps register, in copies that each drive a group of units; the taps outside
         # the k x k kernel are zero, those outside the network's largest kernel constants
         copies = tap_copies(config)
+
+        def copy_of(unit):
+            """The copy of the taps register (and of the summers' flags) ``unit`` reads."""
+            return unit // TAP_COPY_UNITS if copies > 1 else 0
+
         taps_regs = [[] for _ in range(copies)]  # per copy, per tap (row-major)
         for i in range(km):
             for j in range(km):
@@ -680,7 +685,7 @@ class YodaNNTop(wiring.Component):
         sop_results = []
         for unit in range(n_out):
             bits = weights[unit * taps:(unit + 1) * taps]
-            unit_taps = taps_regs[unit // TAP_COPY_UNITS if copies > 1 else 0]
+            unit_taps = taps_regs[copy_of(unit)]
             terms = [Mux(bits[t], unit_taps[t], ~unit_taps[t]) for t in range(taps)]
             carries = Signal(carry_count_bits(config), name=f"carries{unit}")
             stored = filter_read.data[carry_count_field(config, unit)]
@@ -708,9 +713,6 @@ class YodaNNTop(wiring.Component):
                 return [Signal(name=name)]
             return [Signal(name=f"{name}_copy{g}", attrs={"keep": 1}) for g in range(copies)]
 
-        def unit_flag(flags, unit):
-            return flags[unit // TAP_COPY_UNITS if copies > 1 else 0]
-
         # where a pixel's first channel starts, decided a cycle ahead: the two flags drive
         # every summer's input bit, so no gate between the program register and that fan-out
         start_from_zero, start_from_psums = unit_flags("start_from_zero"), \
@@ -720,8 +722,8 @@ class YodaNNTop(wiring.Component):
         sums = []
         for u in range(n_out):
             init = psum_read.data.word_select(u, acc_bits).as_signed() if psum_depth else 0
-            base = Mux(unit_flag(start_from_zero, u), 0,
-                       Mux(unit_flag(start_from_psums, u), init, summers[u]))
+            base = Mux(start_from_zero[copy_of(u)], 0,
+                       Mux(start_from_psums[copy_of(u)], init, summers[u]))
             total = Signal(signed(acc_bits), name=f"summer_next{u}")
             m.d.comb += total.eq(base + sop_reg[u])
             sums.append(total)
@@ -875,17 +877,15 @@ class YodaNNTop(wiring.Component):
         with m.If(drain == p_out_count_last):
             m.d.sync += [flag.eq(0) for flag in [draining, *unit_draining]]
         for u, h in enumerate(hold[:-1]):
-            with m.If(unit_flag(unit_draining, u)):
+            with m.If(unit_draining[copy_of(u)]):
                 m.d.sync += h.eq(hold[u + 1])
 
         # after the drain's updates: a pixel may load the register on the drain's last cycle
         with m.If(load_hold):
-            m.d.sync += [hold_pool.eq(s2_pool), drain.eq(0), bias_addr.eq(p_bias_base)]
-        for flag in [draining, *unit_draining]:
-            with m.If(load_hold):
-                m.d.sync += flag.eq(1)
+            m.d.sync += [hold_pool.eq(s2_pool), drain.eq(0), bias_addr.eq(p_bias_base),
+                         *[flag.eq(1) for flag in [draining, *unit_draining]]]
         for u, (h, total) in enumerate(zip(hold, sums)):
-            with m.If(unit_flag(unit_load_hold, u)):
+            with m.If(unit_load_hold[copy_of(u)]):
                 m.d.sync += h.eq(total)
 
         # end of a pass: the computer is done and nothing is in flight
