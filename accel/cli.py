@@ -195,11 +195,12 @@ def _synth(args, console) -> int:
         report = synthesize(arch, mapping, Path(args.output), target_name=args.target,
                             part=args.part, pnr=args.pnr, freq_mhz=args.clock_mhz,
                             configuration=record, allow_large=args.allow_large_design,
-                            progress=status.update,
+                            progress=status.update, floorplan=not args.no_floorplan,
                             **({} if args.seed is None else {"seed": args.seed}))
     table = Table(title=f"accel synth --arch {args.arch} {args.model} --target {args.target}"
                         + (" --pnr" if args.pnr else "")
                         + ("" if args.seed is None else f" --seed {args.seed}")
+                        + (" --no-floorplan" if args.no_floorplan else "")
                         + " (no event counters)")
     table.add_column("")
     table.add_column("", overflow="fold")
@@ -727,6 +728,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                        help="with --pnr: nextpnr's placement seed (default 1; Fmax varies by "
                             "about 5 MHz from seed to seed, and a large design that does not "
                             "finish routing with one may with another)")
+    synth.add_argument("--no-floorplan", action="store_true",
+                       help="with --pnr on ECP5: leave every block RAM to nextpnr's placer "
+                            "(by default each PE's block RAMs of an EIE design are fixed to "
+                            "adjacent sites, the PEs spread over the die)")
     synth.add_argument("-o", "--output", required=True,
                        help="output directory: Verilog, manifest, synth.json, yosys script "
                             "and log (written whole or not at all)")

@@ -170,6 +170,7 @@ def test_synth_ecp5_pnr_report_and_manifest(ecp5_run):
     pnr = report["pnr"]
     assert pnr["out_of_context"] and pnr["clock"] == "clk" and 10 < pnr["fmax_mhz"] < 1000
     assert pnr["seed"] == synth.DEFAULT_PNR_SEED
+    assert pnr["floorplan"] is None  # FINN declares no block-RAM groups
     path = pnr["critical_path"]
     assert path["from"] and path["to"] and path["delay_ns"] > 0 and path["logic_levels"] > 0
     assert pnr["utilization"]["TRELLIS_FF"]["used"] == res["ff"]
@@ -304,3 +305,85 @@ def test_registers_declared_keep_survive_as_copies(tmp_path, keep):
     chosen, part = synth.check_request("ecp5", None, False)
     report = synth.run_flow(design, chosen, part, pnr=False, freq_mhz=200.0, work=tmp_path)
     assert report["resources"]["ff"] == (16 if keep else 8)
+
+
+def test_block_ram_groups_are_planned_as_a_grid_of_adjacent_sites():
+    chosen, part = synth.check_request("ecp5", None, True)
+    rows = synth.block_ram_sites(part)
+    assert [len(row) for row in rows] == [52] * 4  # the 85k die's 208 DP16KDs
+    positions = {bel: (r, i) for r, row in enumerate(rows) for i, (_, bel) in enumerate(row)}
+    plan = synth.plan_block_ram_groups([4] * 16, rows)
+    assert len({bel for group in plan for bel in group}) == 64
+    for g, group in enumerate(plan):
+        row, first = positions[group[0]]
+        assert [positions[bel] for bel in group] == [(row, first + i) for i in range(4)]
+        assert row == g // 4  # four PEs per row of sites, serpentine: g and g + 1 neighbours
+    lefts = [positions[group[0]][1] for group in plan]
+    assert lefts[:4] == sorted(lefts[:4]) and lefts[4:8] == sorted(lefts[4:8], reverse=True)
+    assert lefts[3] == lefts[4]
+    assert synth.plan_block_ram_groups([5] * 48, rows) is None  # 12 x 5 a row: more than 52
+    assert synth.plan_block_ram_groups([], rows) == []
+    assert synth.block_ram_sites(synth.TARGETS["ecp5"].part("LFE5U-45F")) is None
+
+
+def test_block_ram_groups_become_bel_attributes(tmp_path):
+    chosen, part = synth.check_request("ecp5", None, True)
+    names = ["core.pe0_sparse.0.0", "core.pe0_pointers.0.0", "core.pe1_sparse.0.0",
+             "core.pe10_sparse.0.0", "core.other.0.0"]
+    cells = {name: {"type": "DP16KD", "attributes": {}} for name in names}
+    cells["core.pe1_x"] = {"type": "LUT4", "attributes": {}}
+    netlist = tmp_path / "netlist.json"
+    netlist.write_text(json.dumps({"modules": {"top": {"cells": cells}}}))
+    planned = synth.place_block_ram_groups(netlist, ("pe0_", "pe1_", "pe2_", "pe10_"), part)
+    assert planned["applied"] and list(planned["groups"]) == ["pe0_", "pe1_", "pe10_"]
+    written = json.loads(netlist.read_text())["modules"]["top"]["cells"]
+    bels = {name: cell["attributes"].get("BEL") for name, cell in written.items()}
+    assert bels["core.pe0_pointers.0.0"] == planned["groups"]["pe0_"][0]  # sorted by name
+    assert bels["core.pe0_sparse.0.0"] == planned["groups"]["pe0_"][1]
+    assert [bels["core.pe1_sparse.0.0"]] == planned["groups"]["pe1_"]
+    assert [bels["core.pe10_sparse.0.0"]] == planned["groups"]["pe10_"]
+    assert bels["core.other.0.0"] is None and bels["core.pe1_x"] is None
+    assert synth.place_block_ram_groups(netlist, (), part) is None
+    other = synth.TARGETS["ecp5"].part("LFE5U-45F")
+    assert synth.place_block_ram_groups(netlist, ("pe0_",), other)["applied"] is False
+
+
+@needs_tools
+def test_nextpnr_places_each_eie_pe_block_rams_where_planned(tmp_path):
+    """mlp-sparse on 2 PEs (each PE's pointer banks and sparse matrix in DP16KDs): accel synth
+    fixes them, and nextpnr's placement (written out here with --write) keeps them there."""
+    import subprocess
+
+    out = tmp_path / "eie2"
+    assert main(["synth", "--arch", "eie", "mlp-sparse", "--pes", "2", "--target", "ecp5",
+                 "--pnr", "-o", str(out)]) == 0
+    planned = json.loads((out / "synth.json").read_text())["pnr"]["floorplan"]
+    assert planned["applied"] and list(planned["groups"]) == ["pe0_", "pe1_"]
+    chosen, part = synth.check_request("ecp5", None, True)
+    exe, _ = synth._nextpnr(chosen)
+    work = tmp_path / "placed"
+    work.mkdir()
+    (work / "netlist.json").write_bytes((out / "netlist.json").read_bytes())
+    subprocess.run([exe, part.flag, "--package", part.package, "--json", "netlist.json",
+                    "--out-of-context", "--no-route", "--write", "placed.json"],
+                   cwd=work, check=True, capture_output=True)
+    cells = [cell for module in json.loads((work / "placed.json").read_text())["modules"].values()
+             for cell in module["cells"].values() if cell["type"] == "DP16KD"]
+    placed = sorted(cell["attributes"]["NEXTPNR_BEL"] for cell in cells)
+    assert placed == sorted(bel for group in planned["groups"].values() for bel in group)
+
+
+def test_no_floorplan_reaches_the_flow(example_model, tmp_path, monkeypatch):
+    model, folding = example_model
+    asked = []
+
+    def fake_synthesize(arch, mapping, out_dir, **kwargs):
+        asked.append(kwargs["floorplan"])
+        return {"resources": {}, "tools": {}, "seconds": {}}
+
+    monkeypatch.setattr(synth, "synthesize", fake_synthesize)
+    monkeypatch.setattr(synth, "describe", lambda report: [])
+    for flag, expected in (([], True), (["--no-floorplan"], False)):
+        assert main(["synth", "--arch", "finn", str(model), "--folding", str(folding),
+                     "--target", "ecp5", "--pnr", *flag, "-o", str(tmp_path / "out")]) == 0
+        assert asked.pop() is expected

@@ -256,6 +256,13 @@ class Architecture(ABC):
         model yet."""
         return None
 
+    def block_ram_groups(self, mapping) -> list[str]:
+        """Memories an FPGA flow should place together, a group per processing element that
+        has block RAMs of its own: each group a prefix of its memories' names. ``accel synth``
+        fixes each group's block RAMs to adjacent sites, the groups spread over the die
+        (``accel.hw.synth.place_block_ram_groups``). None by default."""
+        return []
+
     @abstractmethod
     def size_estimate(self, mapping) -> dict[str, int]:
         """The design's size, from the mapping alone (nothing elaborated): ``storage_bits``,

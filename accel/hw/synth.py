@@ -293,6 +293,86 @@ def _pnr_summary(report: dict) -> dict:
     return summary
 
 
+# --------------------------------------------------------------------------------- floorplan
+# The DP16KD sites of the ECP5 85k die (LFE5U-85F, LFE5UM-85F, LFE5UM5G-85F) as nextpnr-ecp5
+# names them (found by placing 208 DP16KDs with nextpnr-ecp5 0.11): four rows at these y, each
+# of 13 runs of four sites two tiles apart, EBR0 to EBR3, from these x
+ECP5_85K_BLOCK_RAM_ROWS = (22, 46, 70, 82)
+ECP5_85K_BLOCK_RAM_RUNS = (4, 13, 22, 31, 40, 49, 58, 69, 78, 87, 96, 105, 114)
+
+
+def block_ram_sites(part: Part) -> list[list[tuple[int, str]]] | None:
+    """The block-RAM sites of ``part`` as rows of (x, nextpnr BEL name), left to right; None
+    for a part whose sites accel does not know."""
+    if not part.name.startswith("LFE5") or not part.name.endswith("-85F"):
+        return None
+    return [[(x + 2 * i, f"X{x + 2 * i}/Y{y}/EBR{i}")
+             for x in ECP5_85K_BLOCK_RAM_RUNS for i in range(4)]
+            for y in ECP5_85K_BLOCK_RAM_ROWS]
+
+
+def plan_block_ram_groups(sizes: list[int],
+                          rows: list[list[tuple[int, str]]]) -> list[list[str]] | None:
+    """Sites for groups of block RAMs, ``sizes[g]`` blocks in group g: the groups as a grid
+    over the die, as many grid rows as rows of sites, consecutive groups neighbours (a
+    serpentine); each group's blocks adjacent, in the sites nearest its cell's centre. None if
+    the groups do not fit that way."""
+    if not sizes:
+        return []
+    per_row = -(-len(sizes) // len(rows))
+    left = min(x for row in rows for x, _ in row)
+    right = max(x for row in rows for x, _ in row)
+    plan = []
+    for g, size in enumerate(sizes):
+        r, q = divmod(g, per_row)
+        row = rows[r]
+        if size > len(row):
+            return None
+        q = per_row - 1 - q if r % 2 else q
+        centre = left + (q + 0.5) * (right - left) / per_row
+        start = min(range(len(row) - size + 1),
+                    key=lambda i: abs(sum(x for x, _ in row[i:i + size]) / size - centre))
+        plan.append([bel for _, bel in row[start:start + size]])
+    sites = [bel for group in plan for bel in group]
+    return plan if len(set(sites)) == len(sites) else None
+
+
+def place_block_ram_groups(netlist: Path, groups: tuple[str, ...], part: Part) -> dict | None:
+    """Fix the block RAMs of each group (the DP16KDs with a hierarchy level of their name
+    starting with one of ``groups``) to sites of their own (``plan_block_ram_groups``), as
+    nextpnr's ``BEL`` attribute in the netlist ``netlist``, rewritten. nextpnr's placers leave
+    such cells where they are and place the logic around them: without it, on EIE at 16 PEs,
+    a PE's four block RAMs could land in different rows of the die, its logic strung out
+    between them. The plan for the report; None without groups."""
+    if not groups:
+        return None
+    rows = block_ram_sites(part)
+    if rows is None:
+        return {"applied": False, "why": f"accel knows the block-RAM sites of the 85k parts "
+                                         f"only, not of {part.name}"}
+    data = json.loads(netlist.read_text())
+    members: dict[str, list[dict]] = {group: [] for group in groups}
+    for module in data["modules"].values():
+        for name, cell in sorted(module.get("cells", {}).items()):
+            if cell["type"] != "DP16KD":
+                continue
+            group = next((g for g in groups if any(level.startswith(g)
+                                                   for level in name.split("."))), None)
+            if group is not None:
+                members[group].append(cell)
+    members = {group: cells for group, cells in members.items() if cells}
+    plan = plan_block_ram_groups([len(cells) for cells in members.values()], rows)
+    if plan is None:
+        return {"applied": False, "why": f"{len(members)} groups of up to "
+                                         f"{max(map(len, members.values()))} block RAMs do not "
+                                         f"fit {part.name}'s rows as a grid"}
+    for cells, sites in zip(members.values(), plan):
+        for cell, site in zip(cells, sites):
+            cell.setdefault("attributes", {})["BEL"] = site
+    netlist.write_text(json.dumps(data))
+    return {"applied": True, "groups": dict(zip(members, plan))}
+
+
 # ------------------------------------------------------------------------------------- flows
 
 @dataclass
@@ -303,6 +383,8 @@ class Design:
     verilog: str
     manifest: dict
     seconds: float
+    # memories to be placed together (``Architecture.block_ram_groups``): name prefixes
+    block_ram_groups: tuple[str, ...] = ()
 
     @property
     def sha256(self) -> str:
@@ -320,7 +402,8 @@ def elaborate(arch, mapping, *, allow_large: bool = False) -> Design:
     text = verilog.to_verilog(top, arch.top_name)
     manifest = {"arch": arch.name, "top": arch.top_name, **arch.manifest(mapping, top),
                 "ports": port_widths(top)}
-    return Design(arch.top_name, text, manifest, time.monotonic() - start)
+    return Design(arch.top_name, text, manifest, time.monotonic() - start,
+                  tuple(arch.block_ram_groups(mapping)))
 
 
 def yosys_script(chosen: Target, part: Part | None, top: str, *, flatten: bool = True) -> str:
@@ -353,9 +436,10 @@ def pnr_command(chosen: Target, part: Part, exe: str, freq_mhz: float,
 
 def run_flow(design: Design, chosen: Target, part: Part | None, *, pnr: bool,
              freq_mhz: float, work: Path, flatten: bool = True,
-             seed: int = DEFAULT_PNR_SEED) -> dict:
-    """yosys (and nextpnr with ``pnr``, placing with ``seed``) on ``design`` in the directory
-    ``work``; the report.
+             seed: int = DEFAULT_PNR_SEED, floorplan: bool = True) -> dict:
+    """yosys (and nextpnr with ``pnr``, placing with ``seed`` and, with ``floorplan``, the
+    design's block-RAM groups in sites of their own: ``place_block_ram_groups``) on ``design``
+    in the directory ``work``; the report.
     A failed step is one ``ToolchainError`` naming the error and the kept log. Without
     ``flatten`` (for the resource model's calibration) the hierarchy is kept and the report
     also has each module's cells under ``"modules"``."""
@@ -393,6 +477,8 @@ def run_flow(design: Design, chosen: Target, part: Part | None, *, pnr: bool,
                                                  if cell != "$scopeinfo"}
                              for name, entry in modules.items()}
     if pnr:
+        planned = (place_block_ram_groups(work / NETLIST, design.block_ram_groups, part)
+                   if floorplan and chosen.name == "ecp5" else None)
         code, pnr_s = _run(pnr_command(chosen, part, exe, freq_mhz, seed), work,
                            work / PNR_LOG)
         if code != 0 or not (work / PNR_REPORT).exists():
@@ -403,7 +489,7 @@ def run_flow(design: Design, chosen: Target, part: Part | None, *, pnr: bool,
         summary = _pnr_summary(json.loads((work / PNR_REPORT).read_text()))
         report["pnr"] = {"device": part.name, "package": part.package,
                          "out_of_context": chosen.name == "ecp5", "target_mhz": freq_mhz,
-                         "seed": seed, **summary}
+                         "seed": seed, "floorplan": planned, **summary}
         report["tools"]["nextpnr"] = _nextpnr_version(exe) or pnr_version
         report["tools"][chosen.pnr_script] = pnr_version
         report["seconds"]["nextpnr"] = round(pnr_s, 2)
@@ -429,7 +515,8 @@ def output_file(name: str) -> bool:
 
 def synthesize(arch, mapping, out_dir: Path, *, target_name: str, part: str | None,
                pnr: bool, freq_mhz: float, configuration: dict,
-               allow_large: bool = False, progress=None, seed: int = DEFAULT_PNR_SEED) -> dict:
+               allow_large: bool = False, progress=None, seed: int = DEFAULT_PNR_SEED,
+               floorplan: bool = True) -> dict:
     """``accel synth``: the design elaborated, synthesized (and placed and routed), and the
     directory ``out_dir`` written whole (Verilog, manifest with the report under ``"synth"``,
     yosys script and log, yosys's stat JSON, with ``pnr`` the netlist and nextpnr's log and
@@ -452,7 +539,7 @@ def synthesize(arch, mapping, out_dir: Path, *, target_name: str, part: str | No
             + (f"then nextpnr on {chosen_part.name} " if pnr else "") + "(minutes for large "
             "designs)")
         report = run_flow(design, chosen, chosen_part, pnr=pnr, freq_mhz=freq_mhz, work=work,
-                          seed=seed)
+                          seed=seed, floorplan=floorplan)
         report = {**report, "design": configuration}
         manifest = {**design.manifest, "synth": report}
         files = [(f"{design.top_name}.v", design.verilog),
@@ -462,7 +549,7 @@ def synthesize(arch, mapping, out_dir: Path, *, target_name: str, part: str | No
             if (work / name).exists():
                 files.append((name, (work / name).read_bytes()))
         write_directory(out_dir, files, owned=output_file)
-    if pnr and (chosen.name, chosen_part.name) == ("ecp5", chosen.default_part):
+    if pnr and floorplan and (chosen.name, chosen_part.name) == ("ecp5", chosen.default_part):
         _remember(design, chosen, chosen_part, freq_mhz, report)  # for --clock-mhz synth
     return report
 
@@ -599,6 +686,11 @@ def describe(report: dict) -> list[tuple[str, str]]:
             rows.append(("critical path", f"{path['from']} -> {path['to']}, "
                                           f"{path['delay_ns']:.2f} ns, "
                                           f"{path['logic_levels']} logic levels"))
+        planned = pnr.get("floorplan")
+        if planned:
+            rows.append(("floorplan", f"{len(planned['groups'])} groups of block RAMs fixed "
+                                      "to sites of their own" if planned["applied"]
+                         else f"none: {planned['why']}"))
         used = [f"{kind} {entry['used']:,}/{entry['available']:,}" for kind, entry in
                 pnr["utilization"].items()]
         if used:

@@ -103,6 +103,11 @@ class EIEArchitecture(Architecture):
 
         return resources(mapping)
 
+    def block_ram_groups(self, mapping: EIENetworkMapping) -> list[str]:
+        """Each PE's pointer banks and sparse-matrix SRAM (``pe{k}_``): a PE's logic sits
+        between them, so apart they string it out across the die."""
+        return [f"pe{k}_" for k in range(mapping.num_pes)]
+
     def size_estimate(self, mapping: EIENetworkMapping) -> dict[str, int]:
         """Per PE: pointer banks, sparse-matrix words, accumulators, biases, the activation
         bank and queue, touched bits; the nonzero flags and counters; the widest of the
