@@ -105,10 +105,15 @@ def pe_register_bits(storage: PEStorage) -> dict[str, int]:
     row_base_bits = (storage.accumulator_rows + 15).bit_length()
     queue_pointers = storage.queue_depth.bit_length() + 2 * max(storage.queue_depth - 1,
                                                                 1).bit_length()
+    pair_bits = 1 + 2 * max(storage.pointer_bank_entries - 1, 1).bit_length()
+    layer_bits = max(storage.layers - 1, 1).bit_length()
+    bank_row_bits = max(storage.activation_rows - 1, 1).bit_length()
     return {
         # the issue stage's entry pointer, entries left, held activation and `continuing`,
-        # and the parity that orders a column's pointer pair as it is queued
-        "pe.pointer_stage": 2 * storage.pointer_bits + act + 2,
+        # and the parity that orders a column's pointer pair as it is queued; the PE's
+        # copies of the broadcast (the pointer pair's addresses, their valid, the push and
+        # its value)
+        "pe.pointer_stage": 2 * storage.pointer_bits + act + 2 + pair_bits + 2 + act,
         # the held word; x1's and x2's entry offset and flags
         "pe.sparse_stage": storage.sparse_word_bits + 2 * offset_bits + 5,
         # the activation through x1..x3, the codebook value, the product, the bypass sum,
@@ -116,27 +121,29 @@ def pe_register_bits(storage: PEStorage) -> dict[str, int]:
         "pe.arith_stage": 3 * act + storage.weight_bits + 2 * acc + 2,
         # the touched flags and row base; x3's and x4's rows, the accumulator address, the
         # value read and the bypass flag; the writeback's bias address, accumulator and bias,
-        # sum, rounded and saturated values
+        # sum, rounded and saturated values; the PE's copies of the layer sequencing (layer,
+        # writing, the row written, the layer's end) and its quiet flag
         "pe.act_stage": (storage.accumulator_rows + row_base_bits + 3 * row_bits + acc + 1
-                         + row_bits + 2 * acc + (acc + 1) + (acc + 2) + act),
-        # the level, read and write addresses and the head register
-        "pe.act_queue": queue_pointers + storage.queue_entry_bits,
+                         + row_bits + 2 * acc + (acc + 1) + (acc + 2) + act
+                         + layer_bits + 1 + bank_row_bits + 1 + 1),
+        # the level (also as a thermometer code), read and write addresses, the head register
+        "pe.act_queue": queue_pointers + storage.queue_depth + storage.queue_entry_bits,
     }
 
 
 def control_register_bits(storage: PEStorage) -> int:
     """The central control's flip-flops in accel's RTL: the detector's pending columns and
     group flags, the one-hot choice, the encoded column (number, bank, bank row: about three
-    column numbers), the pointer pair's addresses, the value and the pushed value, the stages'
-    valid flags, the room flag, each queue's copied level, and the writeback's row delay line."""
+    column numbers), the pointer pair's addresses, the value and its relay, the stages' valid
+    flags, the room flag, the quiet flags, each queue's copied level (a thermometer code) and
+    the writeback's row delay line."""
     from accel.hw.eie.rtl import LNZD_GROUP
 
     cols = storage.lnzd_inputs
     column_bits = max(cols - 1, 1).bit_length()
-    level_bits = storage.queue_depth.bit_length()
     row_bits = max(storage.activation_rows - 1, 1).bit_length()
     return (2 * cols + -(-cols // LNZD_GROUP) + 4 * column_bits + 2 * storage.activation_bits
-            + 6 + storage.num_pes * level_bits + WRITEBACK_LATENCY * (1 + row_bits))
+            + 8 + storage.num_pes * storage.queue_depth + WRITEBACK_LATENCY * (1 + row_bits))
 
 
 def physical_event_specs(storage: PEStorage) -> dict[str, EventSpec]:

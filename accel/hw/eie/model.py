@@ -10,9 +10,10 @@ Microarchitecture modelled
   15, ``entries_per_word`` entries per sparse-matrix SRAM word (8 for 64-bit words).
 - Central control: a leading-nonzero detector selects one nonzero activation (j, a_j) per
   cycle, in column order, from cycle ``FIRST_SELECT`` of a layer; ``BROADCAST_STAGES``
-  registers carry it to every PE's activation queue (depth ``queue_depth``), the last of them
-  each PE's read of the column's pointer pair from its even/odd banks (synchronous SRAM reads,
-  p_j and p_j+1 together), which the queue holds with the value, so the first push is in cycle
+  registers carry it to every PE's activation queue (depth ``queue_depth``), one of them a
+  relay to a copy beside each PE, the last of them each PE's read of the column's pointer
+  pair from its even/odd banks (synchronous SRAM reads, p_j and p_j+1 together), which the
+  queue holds with the value, so the first push is in cycle
   ``LNZD_LATENCY``. A column is selected only if every queue will have a free slot for it
   whatever the PEs pop: fewer than depth items stored and in flight together, as a register
   decided a cycle ahead from registered copies of the queues' levels. That keeps the queues
@@ -52,13 +53,14 @@ from accel.compress.eie import EIEMatrix, encode_eie
 from accel.errors import ConfigError
 
 FIRST_SELECT = 1  # the cycle of a layer in which the detector first selects a column
-BROADCAST_STAGES = 4  # registers from the detector's choice to the push into the queues
+BROADCAST_STAGES = 5  # registers from the detector's choice to the push into the queues
 LNZD_LATENCY = FIRST_SELECT + BROADCAST_STAGES  # the cycle of the first push
 # a slot popped in cycle c is in the queue's level in c + 1, its registered copy in c + 2,
 # the room register in c + 3 (a selection then)
 QUEUE_ROOM_LAG = BROADCAST_STAGES + 3  # and so a push from c + this
 PIPELINE_TAIL = 4  # execute stages after issue: word, entry/row/codebook, product/read, sum
-DONE_LATENCY = 1  # the done flag is registered: a layer is done a cycle after it drains
+DONE_LATENCY = 2  # a layer is done two cycles after it drains: each PE's part registered, then
+# their AND (so no path crosses the die from a PE's logic to the control)
 WRITEBACK_LATENCY = 5  # register stages from a row's turn to its bank write
 ENTRY_BITS = 8  # 4-bit codebook index, 4-bit zero count
 ENTRIES_PER_WORD = 8  # 64-bit sparse-matrix SRAM words

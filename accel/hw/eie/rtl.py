@@ -8,8 +8,13 @@
   from the cycle after a layer starts, while every queue has room for it and for the columns
   in flight; the one-hot choice is registered, encoded into the column's number, bank and
   bank row and registered, then turned into its pointer-bank addresses (``PointerPair``) while
-  its value is read from its bank, and pushed into every PE's activation queue
-  (``BROADCAST_STAGES``).
+  its value is read from its bank, relayed to a copy beside every PE and pushed into every
+  PE's activation queue (``BROADCAST_STAGES``).
+- Across the die: on an FPGA the PEs spread over the die with their block RAMs (``accel
+  synth`` places each PE's together), so no path runs from control logic across the die into
+  a PE's logic or back. Each PE reads the broadcast, the layer and the writeback's control
+  from copies of its own (``per_pe``); it reports its queue's level as a registered
+  thermometer code and its quiet state as a registered flag, which the control combines.
 - PE k (see the model for the timing):
   front end: activation queue (``StreamFIFO`` with a registered head) -> a one-column slot,
   loaded while the column pointers are read from two synchronous SRAM banks (even and odd
@@ -25,8 +30,8 @@
   of it writes in the same cycle takes that sum through a bypass instead of the stale read. A
   row's first accumulation of a layer starts from zero (one "touched" bit per row), so
   accumulators never need clearing.
-- A layer is done in the cycle after the first in which nothing is pending or in flight, every
-  queue is empty and every PE is free. That cycle clears the nonzero flags; then, one
+- A layer is done ``DONE_LATENCY`` cycles after the first in which nothing is pending or in
+  flight, every queue is empty and every PE is free. That cycle clears the nonzero flags; then, one
   local row per cycle, every PE reads its accumulator and, ``WRITEBACK_LATENCY`` register stages
   later (bias added; ReLU and the rounding shift; saturation), writes the result into its
   activation bank (the next layer's source) and its nonzero flag. The next layer starts in the
@@ -44,8 +49,8 @@ from accel.hw.common.counters import EventCounterBank
 from accel.hw.common.fifo import StreamFIFO
 from accel.hw.common.memory import placed_memory
 from accel.hw.eie.mapping import EIENetworkMapping, Requantize
-from accel.hw.eie.model import (BROADCAST_STAGES, ENTRY_BITS, EVENTS, WRITEBACK_LATENCY,
-                                layer_event)
+from accel.hw.eie.model import (BROADCAST_STAGES, DONE_LATENCY, ENTRY_BITS, EVENTS,
+                                WRITEBACK_LATENCY, layer_event)
 
 SINGLE = ("control.lnzd.broadcast",)
 
@@ -240,14 +245,31 @@ class EIECore(wiring.Component):
         last_layer = len(mp.layers) - 1
         m.submodules.counters = counters = self.counters
 
-        layer = Signal(range(max(len(mp.layers), 2)))
+        # (``keep``: the central registers that every PE has a copy of (``per_pe``) stay
+        # central, not merged into one PE's copy)
+        layer = Signal(range(max(len(mp.layers), 2)), attrs={"keep": 1})
         started = Signal()
-        writing = Signal()  # between layers: the rows are read for writeback
+        writing = Signal(attrs={"keep": 1})  # between layers: the rows are read for writeback
         draining = Signal(range(WRITEBACK_LATENCY + 1))  # then the last rows reach the banks
         between = Signal()
         m.d.comb += between.eq(writing | (draining != 0))
-        row = Signal(range(max(mp.bank_rows, 2)))  # the row being read for writeback
+        row = Signal(range(max(mp.bank_rows, 2)), attrs={"keep": 1})  # read for writeback
         m.d.sync += started.eq(~between)
+        # the layer sequencing as next values (assigned below), so that every PE can have its
+        # own copies of what it reads of it (``per_pe``)
+        layer_next, writing_next = Signal.like(layer), Signal()
+        row_next, draining_next = Signal.like(row), Signal.like(draining)
+        m.d.sync += [layer.eq(layer_next), writing.eq(writing_next), row.eq(row_next),
+                     draining.eq(draining_next)]
+
+        def per_pe(name, next_value, shape):
+            """A register per PE loaded with ``next_value``: each PE reads a control signal
+            from its own flip-flop, which the placer puts beside it, so a control register
+            drives flip-flops across the die and never logic (``keep`` stops synthesis from
+            merging the copies back into one)."""
+            copies = [Signal(shape, name=f"pe{k}_{name}", attrs={"keep": 1}) for k in range(n)]
+            m.d.sync += [copy.eq(next_value) for copy in copies]
+            return copies
 
         detector = LeadingNonzeroDetector(m, cols)
         any_pending = Signal()  # from the group flags: 16 times fewer inputs than the columns
@@ -265,37 +287,46 @@ class EIECore(wiring.Component):
                   for _ in range(n)]
         # BROADCAST_STAGES registers between the detector and the queues: its one-hot choice;
         # the column number, bank and bank row encoded from it (OR trees, one-hot in); the
-        # pointer pair's addresses (two adders) and the bank's value; every PE's pointer pair
-        # read from its banks (synchronous block-RAM reads), which the push carries with the
-        # value. A column is selected only if every queue has room for it and for those in
-        # flight even when no PE pops, so no queue's ready is in the detector's loop; and that
-        # room is a register decided a cycle ahead from a registered copy of each queue's
-        # level, so no path runs between the PEs' queues and the detector's enables and a
-        # queue's level stays beside its PE (model: QUEUE_ROOM_LAG).
-        assert BROADCAST_STAGES == 4, "the stages below: choice, encoding, pair, pointers"
+        # pointer pair's addresses (two adders) and the bank's value; both relayed to a copy
+        # beside every PE (flip-flop to flip-flop across the die, no logic); every PE's
+        # pointer pair read from its banks (synchronous block-RAM reads), which the push
+        # carries with the value. A column is selected only if every queue has room for it
+        # and for those in flight even when no PE pops, so no queue's ready is in the
+        # detector's loop; and that room is a register decided a cycle ahead from a
+        # registered copy of each queue's level, so no path runs between the PEs' queues and
+        # the detector's enables and a queue's level stays beside its PE (model:
+        # QUEUE_ROOM_LAG).
+        assert BROADCAST_STAGES == 5, "the stages below: choice, encoding, pair, relay, pointers"
         chosen = Signal(cols)
         chosen_valid = Signal()
         located_valid = Signal()
-        addressed = Signal()  # the pointer pair's addresses: the pointer banks are read
+        addressed = Signal()  # the pointer pair's addresses and the value
+        relayed = Signal()  # their copies beside the PEs: the pointer banks are read
         broadcast = Signal()  # the push of the column's pointers and value
-        stage_valids = (chosen_valid, located_valid, addressed, broadcast)
+        stage_valids = (chosen_valid, located_valid, addressed, relayed, broadcast)
         pushed = Signal()  # last cycle's push: in the queues' levels, not yet in the copies
         m.d.sync += pushed.eq(broadcast)
         counted = (*stage_valids, pushed)
-        seen_levels = [Signal.like(q.level, name=f"queue{k}_level_seen")
-                       for k, q in enumerate(queues)]
-        m.d.sync += [seen.eq(q.level) for seen, q in zip(seen_levels, queues)]
-        # seen level + in flight (+ this cycle's selection) < depth, as the in-flight count
-        # (from five flip-flops) selecting one of the compares of the level against
-        # constants: no adder between these registers and the room register
+        depth = mp.queue_depth
+        # each queue's level also kept beside it as a thermometer code (bit i: level > i,
+        # shifted up by a push, down by a pop: ``fills``, assigned below), of which the control
+        # reads a registered copy, so that "the fullest queue holds more than i" is an OR over
+        # the copies and no logic of a queue's level is shared across the die
+        fills = [Signal(depth, name=f"queue{k}_fill") for k in range(n)]
+        seen_fills = [Signal(depth, name=f"queue{k}_fill_seen") for k in range(n)]
+        m.d.sync += [seen.eq(fill) for seen, fill in zip(seen_fills, fills)]
+        fullest_over = Signal(depth)
+        m.d.comb += fullest_over.eq(Cat(*(Cat(*(seen[i] for seen in seen_fills)).any()
+                                          for i in range(depth))))
+        # every seen level + in flight (+ this cycle's selection) < depth: the fullest is not
+        # over depth - 1 - in flight (- 1), one of its bits picked by the in-flight count
+        # (from six flip-flops); no adder or compare between these registers and the room's
         in_flight = Signal(range(len(counted) + 1))
         m.d.comb += in_flight.eq(sum(valid.as_unsigned() for valid in counted))
-        depth = mp.queue_depth
 
         def room_for(extra):
-            return Cat(*(Array(seen < depth - f - extra if depth > f + extra else Const(0)
-                               for f in range(len(counted) + 1))[in_flight]
-                         for seen in seen_levels)).all()
+            return Array(~fullest_over[depth - 1 - f - extra] if depth > f + extra
+                         else Const(0) for f in range(len(counted) + 1))[in_flight]
 
         room = Signal()  # every queue has room for a selection in this cycle
         select = Signal()
@@ -331,29 +362,49 @@ class EIECore(wiring.Component):
         base_plus_one = Array(Const(b + 1, range(max(bases) + 2)) for b in bases)[layer]
         column = Signal(pair.width)
         value = Signal(bits)
-        m.d.sync += [addressed.eq(located_valid),
+        m.d.sync += [addressed.eq(located_valid), relayed.eq(addressed), broadcast.eq(relayed),
                      column.eq(Cat(located[0] ^ base[0],
                                    ((located + base_plus_one) >> 1)[:pair.address_bits[0]],
                                    ((located + base) >> 1)[:pair.address_bits[1]])),
                      value.eq(Array(bank_reads)[bank])]
-        pushed_value = Signal(bits)
-        m.d.sync += [broadcast.eq(addressed), pushed_value.eq(value)]
+        # the last two stages as a copy per PE (the central valids count what is in flight)
+        columns = per_pe("column", column, pair.width)
+        relayed_copies = per_pe("relayed", addressed, 1)
+        relayed_value = Signal(bits)
+        m.d.sync += relayed_value.eq(value)
+        pushed_values = per_pe("pushed_value", relayed_value, bits)
         for k, queue in enumerate(queues):
             m.submodules[f"queue{k}"] = queue
-            first, end = self._pointer_pair(m, k, pair, column, addressed)
-            m.d.comb += [queue.i.valid.eq(broadcast),
-                         queue.i.payload.eq(Cat(first, end, pushed_value))]
+            first, end = self._pointer_pair(m, k, pair, columns[k], relayed_copies[k])
+            pe_broadcast = Signal(name=f"pe{k}_broadcast")
+            m.d.sync += pe_broadcast.eq(relayed_copies[k])
+            m.d.comb += [queue.i.valid.eq(pe_broadcast),
+                         queue.i.payload.eq(Cat(first, end, pushed_values[k]))]
 
-        pes = [self._pe(m, k, queue, queued, layer) for k, queue in enumerate(queues)]
+        layers = per_pe("layer", layer_next, layer.shape())
+        pes = [self._pe(m, k, queue, queued, layers[k]) for k, queue in enumerate(queues)]
         pops = [pe["pop"] for pe in pes]
         executed = [pe["execute"] for pe in pes]
-        queues_empty = Cat(*(q.level == 0 for q in queues)).all()
-        # a layer is done in the cycle after the first in which nothing is pending, in flight,
-        # queued or in a PE (the model's DONE_LATENCY): that state, once reached, lasts, and
-        # registering it keeps the wide AND over every PE out of the writeback's control
+        # a layer is done two cycles after the first in which nothing is pending, in flight,
+        # queued or in a PE (the model's DONE_LATENCY): that state, once reached, lasts. Each
+        # PE registers its own part (its queue empty, nothing issuing or executing) beside it
+        # and the control its part, so the AND over them all starts at flip-flops and no path
+        # runs from a PE's logic across the die to the writeback's control
+        assert DONE_LATENCY == 2, "the stages below: the parts, then their AND"
+        parts_quiet = [Signal(name=f"pe{k}_quiet") for k in range(n)]
+        for fill, part, queue, pe in zip(fills, parts_quiet, queues, pes):
+            push = queue.i.valid & queue.i.ready
+            popped = queue.o.valid & queue.o.ready
+            with m.If(push & ~popped):
+                m.d.sync += fill.eq(Cat(Const(1, 1), fill[:-1]))
+            with m.Elif(popped & ~push):
+                m.d.sync += fill.eq(fill[1:])
+            m.d.sync += part.eq(~fill[0] & ~pe["active"])
+        control_quiet = Signal()
+        m.d.sync += control_quiet.eq(started & ~between & ~any_pending
+                                     & ~Cat(*stage_valids).any())
         quiet = Signal()
-        m.d.sync += quiet.eq(started & ~between & ~any_pending & ~Cat(*stage_valids).any()
-                             & queues_empty & ~Cat(*(pe["active"] for pe in pes)).any())
+        m.d.sync += quiet.eq(control_quiet & Cat(*parts_quiet).all())
         layer_done = Signal()
         m.d.comb += layer_done.eq(quiet & ~between)
         m.d.comb += self.done.eq(layer_done & (layer == last_layer))
@@ -366,16 +417,14 @@ class EIECore(wiring.Component):
                              for index in range(len(mp.requantize) or 1))
         last_row = writing & (row == rows_written[layer])
         m.d.comb += self.flags_clear.eq(layer_done & (layer != last_layer))
-        with m.If(self.flags_clear):
-            m.d.sync += [writing.eq(1), row.eq(0)]
-        with m.If(writing):
-            m.d.sync += row.eq(row + 1)
-        with m.If(last_row):
-            m.d.sync += [writing.eq(0), draining.eq(WRITEBACK_LATENCY)]
-        with m.If(draining != 0):
-            m.d.sync += draining.eq(draining - 1)
-            with m.If(draining == 1):
-                m.d.sync += layer.eq(layer + 1)
+        # (a layer is done only outside the writeback, and its last row is read while writing)
+        m.d.comb += [
+            writing_next.eq(Mux(last_row, 0, writing | self.flags_clear)),
+            row_next.eq(Mux(writing, row + 1, Mux(self.flags_clear, 0, row))),
+            draining_next.eq(Mux(last_row, WRITEBACK_LATENCY,
+                                 Mux(draining != 0, draining - 1, 0))),
+            layer_next.eq(Mux(draining == 1, layer + 1, layer)),
+        ]
         # the requantized rows reach the banks WRITEBACK_LATENCY cycles after their reads
         bank_write, bank_write_row = writing, row
         for stage in range(WRITEBACK_LATENCY):
@@ -383,8 +432,11 @@ class EIECore(wiring.Component):
             delayed_row = Signal.like(row, name=f"bank_write_row_{stage + 1}")
             m.d.sync += [delayed.eq(bank_write), delayed_row.eq(bank_write_row)]
             bank_write, bank_write_row = delayed, delayed_row
-        for pe in pes:
-            pe["writeback"](writing, row, draining == 1)
+        for pe, pe_writing, pe_row, layer_end in zip(
+                pes, per_pe("writing", writing_next, 1),
+                per_pe("writeback_row", row_next, row.shape()),
+                per_pe("layer_end", draining_next == 1, 1)):
+            pe["writeback"](pe_writing, pe_row, layer_end)
         m.d.comb += [self.writeback_en.eq(bank_write), self.writeback_row.eq(bank_write_row),
                      self.writeback_nonzero.eq(Cat(*(pe["written"] != 0 for pe in pes)))]
 
