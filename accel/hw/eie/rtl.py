@@ -367,7 +367,7 @@ class EIECore(wiring.Component):
                                    ((located + base_plus_one) >> 1)[:pair.address_bits[0]],
                                    ((located + base) >> 1)[:pair.address_bits[1]])),
                      value.eq(Array(bank_reads)[bank])]
-        # the last two stages as a copy per PE (the central valids count what is in flight)
+        # the relay and the push as copies per PE (the central valids count what is in flight)
         columns = per_pe("column", column, pair.width)
         relayed_copies = per_pe("relayed", addressed, 1)
         relayed_value = Signal(bits)
