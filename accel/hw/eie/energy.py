@@ -126,8 +126,9 @@ def pe_register_bits(storage: PEStorage) -> dict[str, int]:
         "pe.act_stage": (storage.accumulator_rows + row_base_bits + 3 * row_bits + acc + 1
                          + row_bits + 2 * acc + (acc + 1) + (acc + 2) + act
                          + layer_bits + 1 + bank_row_bits + 1 + 1),
-        # the level (also as a thermometer code), read and write addresses, the head register
-        "pe.act_queue": queue_pointers + storage.queue_depth + storage.queue_entry_bits,
+        # the level, read and write addresses, the head register and the registered pop
+        # that the control's copy of the level follows
+        "pe.act_queue": queue_pointers + 1 + storage.queue_entry_bits,
     }
 
 

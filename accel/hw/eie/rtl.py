@@ -13,8 +13,8 @@
 - Across the die: on an FPGA the PEs spread over the die with their block RAMs (``accel
   synth`` places each PE's together), so no path runs from control logic across the die into
   a PE's logic or back. Each PE reads the broadcast, the layer and the writeback's control
-  from copies of its own (``per_pe``); it reports its queue's level as a registered
-  thermometer code and its quiet state as a registered flag, which the control combines.
+  from copies of its own (``per_pe``); it reports its queue's pops and its quiet state as
+  registered flags, which the control combines.
 - PE k (see the model for the timing):
   front end: activation queue (``StreamFIFO`` with a registered head) -> a one-column slot,
   loaded while the column pointers are read from two synchronous SRAM banks (even and odd
@@ -308,13 +308,19 @@ class EIECore(wiring.Component):
         m.d.sync += pushed.eq(broadcast)
         counted = (*stage_valids, pushed)
         depth = mp.queue_depth
-        # each queue's level also kept beside it as a thermometer code (bit i: level > i,
-        # shifted up by a push, down by a pop: ``fills``, assigned below), of which the control
-        # reads a registered copy, so that "the fullest queue holds more than i" is an OR over
-        # the copies and no logic of a queue's level is shared across the die
-        fills = [Signal(depth, name=f"queue{k}_fill") for k in range(n)]
+        # the control's copy of each queue's level, as a thermometer code (bit i: level > i),
+        # one cycle behind the level: shifted up by last cycle's push (``pushed``, the same in
+        # every queue) and down by the queue's last pop, which its PE registers beside it
+        # (``popped``, assigned below). So "the fullest queue holds more than i" is an OR over
+        # the copies, and the only path from a PE to them leaves a flip-flop: no logic of a
+        # queue's level is shared across the die
         seen_fills = [Signal(depth, name=f"queue{k}_fill_seen") for k in range(n)]
-        m.d.sync += [seen.eq(fill) for seen, fill in zip(seen_fills, fills)]
+        popped = [Signal(name=f"pe{k}_popped", attrs={"keep": 1}) for k in range(n)]
+        for seen, pop in zip(seen_fills, popped):
+            with m.If(pushed & ~pop):
+                m.d.sync += seen.eq(Cat(Const(1, 1), seen[:-1]))
+            with m.Elif(pop & ~pushed):
+                m.d.sync += seen.eq(seen[1:])
         fullest_over = Signal(depth)
         m.d.comb += fullest_over.eq(Cat(*(Cat(*(seen[i] for seen in seen_fills)).any()
                                           for i in range(depth))))
@@ -392,14 +398,9 @@ class EIECore(wiring.Component):
         # runs from a PE's logic across the die to the writeback's control
         assert DONE_LATENCY == 2, "the stages below: the parts, then their AND"
         parts_quiet = [Signal(name=f"pe{k}_quiet") for k in range(n)]
-        for fill, part, queue, pe in zip(fills, parts_quiet, queues, pes):
-            push = queue.i.valid & queue.i.ready
-            popped = queue.o.valid & queue.o.ready
-            with m.If(push & ~popped):
-                m.d.sync += fill.eq(Cat(Const(1, 1), fill[:-1]))
-            with m.Elif(popped & ~push):
-                m.d.sync += fill.eq(fill[1:])
-            m.d.sync += part.eq(~fill[0] & ~pe["active"])
+        for pop, part, queue, pe in zip(popped, parts_quiet, queues, pes):
+            m.d.sync += [pop.eq(queue.o.valid & queue.o.ready),
+                         part.eq(~queue.o.valid & ~pe["active"])]
         control_quiet = Signal()
         m.d.sync += control_quiet.eq(started & ~between & ~any_pending
                                      & ~Cat(*stage_valids).any())
