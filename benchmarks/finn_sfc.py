@@ -8,8 +8,14 @@ SFC-max rate, 12.3 M frames/s at 200 MHz (16 cycles per frame).
 Prints the generation time and the Verilog size (bytes, lines, assign statements), then with
 ``--synth`` (needs the ``accel[fpga]`` extra) yosys ``synth_xilinx`` LUTs against FINN's
 published 91,131 for SFC-max, and with ``--pnr`` also ECP5 synthesis and nextpnr's Fmax against
-the 200 MHz the frame rate needs. A synthesis of this size takes many minutes on two cores.
-Usage: python benchmarks/finn_sfc.py [--synth] [--pnr] [--fps F] [--clock-mhz C] [-o DIR]
+the 200 MHz the frame rate needs. The whole SFC-max needs more LUTs than the largest ECP5 (the
+LFE5UM5G-85F's 83,640 LUT4), so ``--layers`` places and routes each of its layers alone
+(the input quantizer, the layer's MVTU and its threshold, with the layer's folding): their
+lowest Fmax bounds the whole design's from above, since the layers are separate dataflow
+stages joined by FIFOs but would share one die. A synthesis of this size takes many minutes on
+two cores.
+Usage: python benchmarks/finn_sfc.py [--synth] [--pnr] [--layers [fc0 ...]] [--fps F]
+       [--clock-mhz C] [-o DIR]
 """
 
 from __future__ import annotations
@@ -47,6 +53,21 @@ def sfc_network(widths=SFC_WIDTHS, seed: int = 0) -> Network:
     return Network("sfc", (1, widths[0]), layers)
 
 
+def layer_networks(network: Network) -> list[Network]:
+    """Each dense layer of ``network`` (as ``sfc_network`` builds it) as a network of its own:
+    a bipolar input quantizer, the layer and, where it has one, its threshold."""
+    layers = network.layers
+    alone = []
+    for position, layer in enumerate(layers):
+        if not isinstance(layer, Dense):
+            continue
+        after = layers[position + 1:position + 2]
+        kept = [layer] + [t for t in after if isinstance(t, MultiThreshold)]
+        alone.append(Network(f"{network.name}-{layer.name}", (1, layer.weights.shape[1]),
+                             [BipolarQuant("quant_in"), *kept]))
+    return alone
+
+
 def verilog_size(text: str) -> dict:
     return {"bytes": len(text), "lines": text.count("\n"), "assigns": text.count("  assign ")}
 
@@ -58,6 +79,9 @@ def main():
     parser.add_argument("--synth", action="store_true", help="yosys synth_xilinx (xc7) LUTs")
     parser.add_argument("--pnr", action="store_true",
                         help="also synth_ecp5 and nextpnr-ecp5 (LFE5UM5G-85F) for Fmax")
+    parser.add_argument("--layers", nargs="*", metavar="LAYER",
+                        help="place and route each layer (or the ones named: fc0 ... fc3) "
+                        "alone on ECP5 (LFE5UM5G-85F) for Fmax")
     parser.add_argument("-o", "--output", help="directory for the Verilog and the reports")
     args = parser.parse_args()
 
@@ -65,6 +89,11 @@ def main():
     from accel.hw.finn.mapping import auto_fold, map_network
 
     network = sfc_network()
+    alone_networks = {alone.layers[1].name: alone for alone in layer_networks(network)}
+    unknown = sorted(set(args.layers or ()) - set(alone_networks))
+    if unknown:
+        parser.error(f"no layer {', '.join(unknown)} in SFC (its layers: "
+                     f"{', '.join(alone_networks)})")
     folding = auto_fold(network, args.fps, args.clock_mhz)
     mapping = map_network(network, folding, count_events=False)
     print(f"SFC {'-'.join(map(str, SFC_WIDTHS))} at {args.fps:g} frames/s, "
@@ -85,35 +114,64 @@ def main():
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{design.top_name}.v").write_text(design.verilog)
-    if not (args.synth or args.pnr):
+    if not (args.synth or args.pnr or args.layers is not None):
         return
     try:
         synth._require_pyosys()
     except ToolchainError as error:  # the accel[fpga] extra is missing
         print(f"synthesis skipped: {error}")
         return
-    targets = [("xc7", False)] + ([("ecp5", True)] if args.pnr else [])
+    targets = (([("xc7", False)] if args.synth else [])
+               + ([("ecp5", True)] if args.pnr else []))
     for name, pnr in targets:
-        chosen, part = synth.check_request(name, None, pnr)
-        start = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="finn-sfc-") as tmp:
-            try:
-                report = synth.run_flow(design, chosen, part, pnr=pnr,
-                                        freq_mhz=args.clock_mhz, work=Path(tmp))
-            except ToolchainError as error:  # e.g. more block RAM than the part has
-                print(f"{name}: {error} ({time.monotonic() - start:.0f} s)")
-                continue
-        if out:
-            (out / f"synth-{name}.json").write_text(json.dumps(report, indent=1))
-        resources = report["resources"]
-        print(f"{name}: {json.dumps(resources)} ({time.monotonic() - start:.0f} s)")
+        report = run(synth, design, name, pnr, args.clock_mhz, out, name)
+        if report is None:
+            continue
         if name == "xc7":
-            luts = resources.get("lut", 0)
+            luts = report["resources"].get("lut", 0)
             print(f"  LUTs {luts:,} vs FINN SFC-max {FINN_SFC_MAX_LUTS:,} "
                   f"({luts / FINN_SFC_MAX_LUTS:.2f}x)")
         if report["pnr"]:
             fmax = report["pnr"].get("fmax_mhz")
             print(f"  ECP5 Fmax {fmax} MHz vs the {args.clock_mhz:g} MHz the frame rate needs")
+    if args.layers is None:
+        return
+    fmaxes = {}
+    for layer, alone in alone_networks.items():
+        if args.layers and layer not in args.layers:
+            continue
+        part_mapping = map_network(alone, {layer: folding[layer]}, count_events=False)
+        part_design = synth.elaborate(ARCHITECTURE, part_mapping, allow_large=True)
+        report = run(synth, part_design, "ecp5", True, args.clock_mhz, out, f"ecp5-{layer}")
+        if report is not None:
+            fmaxes[layer] = report["pnr"].get("fmax_mhz")
+            path = report["pnr"].get("critical_path") or {}
+            print(f"  {layer} alone: ECP5 Fmax {fmaxes[layer]} MHz, critical path "
+                  f"{path.get('from')} -> {path.get('to')}")
+    if fmaxes:
+        slowest = min(fmaxes, key=lambda layer: fmaxes[layer] or 0.0)
+        print(f"layers placed alone: lowest ECP5 Fmax {fmaxes[slowest]} MHz ({slowest}; an "
+              f"upper bound for the whole design) vs the {args.clock_mhz:g} MHz the frame "
+              "rate needs")
+
+
+def run(synth, design, target: str, pnr: bool, clock_mhz: float, out: Path | None,
+        label: str) -> dict | None:
+    """yosys (and nextpnr) on ``design``; the report, printed and kept in ``out``, or None
+    (printed) where a tool fails, e.g. on a design larger than the part."""
+    chosen, part = synth.check_request(target, None, pnr)
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="finn-sfc-") as tmp:
+        try:
+            report = synth.run_flow(design, chosen, part, pnr=pnr, freq_mhz=clock_mhz,
+                                    work=Path(tmp))
+        except ToolchainError as error:
+            print(f"{label}: {error} ({time.monotonic() - start:.0f} s)")
+            return None
+    if out:
+        (out / f"synth-{label}.json").write_text(json.dumps(report, indent=1))
+    print(f"{label}: {json.dumps(report['resources'])} ({time.monotonic() - start:.0f} s)")
+    return report
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from accel.hw.finn.mapping import map_network
 from accel.hw.finn.run import generate_verilog
 from accel.nn import DataType, Dense, Network, Quant
 from accel.sim.lint import check_lint
-from benchmarks.finn_sfc import sfc_network, verilog_size
+from benchmarks.finn_sfc import layer_networks, sfc_network, verilog_size
 
 
 def _size(network, pe: int, simd: int) -> dict:
@@ -47,3 +47,23 @@ def test_deep_popcount_generates(kind):
     verilog = generate_verilog(mapping)
     assert "agree_pe0" in verilog if kind == "xnor_popcount" else "acc_pe0" in verilog
     check_lint(verilog, "finn_top")
+
+
+def test_sfc_layers_alone_keep_their_layer_and_folding():
+    """``finn_sfc.py --layers`` places each SFC layer alone: the same dense layer and threshold
+    behind an input quantizer, mapped with the layer's folding in the whole network."""
+    from accel.hw.finn.mapping import auto_fold
+
+    network = sfc_network(widths=(64, 32, 16, 10), seed=3)
+    folding = auto_fold(network, 1e6, 100.0)
+    whole = {layer.name: layer for layer in map_network(network, folding).layers}
+    alone = layer_networks(network)
+    assert [a.layers[1].name for a in alone] == ["fc0", "fc1", "fc2"]
+    for a in alone:
+        name = a.layers[1].name
+        assert any(a.layers[1] is layer for layer in network.layers)
+        assert [type(layer).__name__ for layer in a.layers] == (
+            ["BipolarQuant", "Dense"] + (["MultiThreshold"] if name != "fc2" else []))
+        (mapped,) = map_network(a, {name: folding[name]}).layers
+        assert (mapped.pe, mapped.simd, mapped.cycles_per_frame) == (
+            whole[name].pe, whole[name].simd, whole[name].cycles_per_frame)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from accel.hw.common.memory import (BLOCK_RAM_MIN_BITS, WEIGHT_BLOCK_RAM_MIN_BITS, dp16kd_blocks,
-                                     placement)
+from accel.hw.common.memory import (BLOCK_RAM_MIN_BITS, LUT_WORDS, WEIGHT_BLOCK_RAM_MIN_BITS,
+                                    dp16kd_blocks, placement)
 from accel.hw.resources import memory_resources, total
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +45,13 @@ def test_placement_rule():
     assert placement(8, small, writable=False, sync_read=False, weights=True) == "logic"
     tiny = WEIGHT_BLOCK_RAM_MIN_BITS // 8 - 1
     assert placement(8, tiny, writable=False, sync_read=True, weights=True) == "logic"
+    # a wide and shallow ROM (SFC-max's first layer, 784 bits x 16 words per PE: 22 blocks of
+    # 18 kbit, or one LUT4 per bit): LUTs, however many bits; one word deeper, a block RAM
+    assert placement(784, LUT_WORDS, writable=False, sync_read=True, weights=True) == "logic"
+    assert placement(784, LUT_WORDS, writable=False, sync_read=True) == "logic"
+    assert placement(784, LUT_WORDS, writable=True, sync_read=True) == "block"
+    assert placement(784, LUT_WORDS + 1, writable=False, sync_read=True,
+                     weights=True) == "block"
 
 
 @pytest.mark.parametrize("width, depth, blocks", [
