@@ -8,8 +8,9 @@ SFC-max rate, 12.3 M frames/s at 200 MHz (16 cycles per frame).
 Prints the generation time and the Verilog size (bytes, lines, assign statements), then with
 ``--synth`` (needs the ``accel[fpga]`` extra) yosys ``synth_xilinx`` LUTs against FINN's
 published 91,131 for SFC-max, and with ``--pnr`` also ECP5 synthesis and nextpnr's Fmax against
-the 200 MHz the frame rate needs. The whole SFC-max needs more LUTs than the largest ECP5 (the
-LFE5UM5G-85F's 83,640 LUT4), so ``--layers`` places and routes each of its layers alone
+the 200 MHz the frame rate needs. The whole SFC-max needs more LUT slots than the largest ECP5
+(83,105 LUT4 and 5,086 two-slot carry cells against the LFE5UM5G-85F's 83,640 with yosys
+0.70), so ``--layers`` places and routes each of its layers alone
 (the input quantizer, the layer's MVTU and its threshold, with the layer's folding): their
 lowest Fmax bounds the whole design's from above, since the layers are separate dataflow
 stages joined by FIFOs but would share one die. A synthesis of this size takes many minutes on
