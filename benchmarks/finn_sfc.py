@@ -125,7 +125,7 @@ def main():
     targets = (([("xc7", False)] if args.synth else [])
                + ([("ecp5", True)] if args.pnr else []))
     for name, pnr in targets:
-        report = run(synth, design, name, pnr, args.clock_mhz, out, name)
+        report = run(design, name, pnr, args.clock_mhz, out, name)
         if report is None:
             continue
         if name == "xc7":
@@ -143,7 +143,7 @@ def main():
             continue
         part_mapping = map_network(alone, {layer: folding[layer]}, count_events=False)
         part_design = synth.elaborate(ARCHITECTURE, part_mapping, allow_large=True)
-        report = run(synth, part_design, "ecp5", True, args.clock_mhz, out, f"ecp5-{layer}")
+        report = run(part_design, "ecp5", True, args.clock_mhz, out, f"ecp5-{layer}")
         if report is not None:
             fmaxes[layer] = report["pnr"].get("fmax_mhz")
             path = report["pnr"].get("critical_path") or {}
@@ -156,10 +156,12 @@ def main():
               "rate needs")
 
 
-def run(synth, design, target: str, pnr: bool, clock_mhz: float, out: Path | None,
+def run(design, target: str, pnr: bool, clock_mhz: float, out: Path | None,
         label: str) -> dict | None:
     """yosys (and nextpnr) on ``design``; the report, printed and kept in ``out``, or None
     (printed) where a tool fails, e.g. on a design larger than the part."""
+    from accel.hw import synth
+
     chosen, part = synth.check_request(target, None, pnr)
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="finn-sfc-") as tmp:
