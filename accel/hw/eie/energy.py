@@ -9,11 +9,11 @@ Besides the counted events, each PE declares the flip-flops it clocks every cycl
 specs, priced per cycle, busy or idle), counted from accel's RTL (``accel/hw/eie/rtl.py``,
 ``pe_register_bits``) and attributed to the unit they belong to, as the EIE paper's per-unit
 power split does: the issue stage's entry pointer, count and held activation to the pointer
-read; the held sparse-matrix word and the entry offsets to the sparse-matrix read; the
-activation through the execute stages, the codebook value, the product and the bypass sum to
-the arithmetic; the accumulators' touched flags, row base, rows, address and the writeback's
-stages to the activation read/write; the queue's level, addresses and head register to the
-queue. The central control's registers (the detector, the broadcast stages) are one more
+read; the held sparse-matrix word, the entry offsets and the entry picked to the sparse-matrix
+read; the activation through the execute stages, the codebook value, the product and the bypass
+sum to the arithmetic; the accumulators' touched flags, row base, rows, address and the
+writeback's stages to the activation read/write; the queue's level, addresses and head register
+to the queue. The central control's registers (the detector, the broadcast stages) are one more
 ``clock`` spec. The register files, the queue's slots and the SRAMs are written one row at a
 time (their clocks gated to the row written), so their clock is in their write energy.
 """
@@ -114,12 +114,12 @@ def pe_register_bits(storage: PEStorage) -> dict[str, int]:
         # copies of the broadcast (the pointer pair's addresses, their valid, the push and
         # its value)
         "pe.pointer_stage": 2 * storage.pointer_bits + act + 2 + pair_bits + 2 + act,
-        # the held word; x1's and x2's entry offset and flags
-        "pe.sparse_stage": storage.sparse_word_bits + 2 * offset_bits + 5,
-        # the activation through x1..x3, the codebook value, the product, the bypass sum,
-        # x3's and x4's valid flags
-        "pe.arith_stage": 3 * act + storage.weight_bits + 2 * acc + 2,
-        # the touched flags and row base; x3's and x4's rows, the accumulator address, the
+        # the held word; x1's and x2's entry offset and flags; the entry picked, x3's first flag
+        "pe.sparse_stage": storage.sparse_word_bits + 2 * offset_bits + 5 + ENTRY_BITS + 1,
+        # the activation through x1..x4, the codebook value, the product, the bypass sum,
+        # x3's, x4's and x5's valid flags
+        "pe.arith_stage": 4 * act + storage.weight_bits + 2 * acc + 3,
+        # the touched flags and row base; x4's and x5's rows, the accumulator address, the
         # value read and the bypass flag; the writeback's bias address, accumulator and bias,
         # sum, rounded and saturated values; the PE's copies of the layer sequencing (layer,
         # writing, the row written, the layer's end) and its quiet flag

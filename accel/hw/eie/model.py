@@ -25,10 +25,10 @@ Microarchitecture modelled
   first entry and whenever an entry starts a new word), so a column costs max(1, entries)
   cycles, one cycle for a column with no entries in this PE.
 - Execute pipeline, ``PIPELINE_TAIL`` stages after issue (EIE's pipelined PE): the word is
-  registered; the entry is picked from it, its row found from the zero count and its codebook
-  value looked up; the product is formed while the destination accumulator is read; the sum is
-  written back. An entry hitting the row the entry before it is writing takes that sum through
-  a bypass. A layer is done ``DONE_LATENCY`` cycles after the first cycle in which every
+  registered; the entry is picked from it; its row is found from the zero count and its
+  codebook value looked up; the product is formed while the destination accumulator is read;
+  the sum is written back. An entry hitting the row the entry before it is writing takes that
+  sum through a bypass. A layer is done ``DONE_LATENCY`` cycles after the first cycle in which every
   queue and stage is empty.
 - Between layers, every PE requantizes one local row per cycle through ``WRITEBACK_LATENCY``
   register stages (the read address, the read, the bias add, ReLU and the rounding shift,
@@ -58,7 +58,8 @@ LNZD_LATENCY = FIRST_SELECT + BROADCAST_STAGES  # the cycle of the first push
 # a slot popped in cycle c is in the queue's level in c + 1, its registered copy in c + 2,
 # the room register in c + 3 (a selection then)
 QUEUE_ROOM_LAG = BROADCAST_STAGES + 3  # and so a push from c + this
-PIPELINE_TAIL = 4  # execute stages after issue: word, entry/row/codebook, product/read, sum
+PIPELINE_TAIL = 5  # execute stages after issue: word, entry, row/codebook, product/read, sum
+# (the entry select and the codebook lookup in one stage was the critical path at 16 PEs)
 DONE_LATENCY = 2  # a layer is done two cycles after it drains: each PE's part registered, then
 # their AND (so no path crosses the die from a PE's logic to the control)
 WRITEBACK_LATENCY = 5  # register stages from a row's turn to its bank write

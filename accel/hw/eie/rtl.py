@@ -23,8 +23,8 @@
   issue: one CSC entry address per cycle; a 64-bit word of 8 entries (4-bit codebook index v,
   4-bit zero count z) is read from the synchronous sparse-matrix SRAM for a column's first entry
   and whenever an entry starts a new word;
-  execute, four register stages (``PIPELINE_TAIL``): the word is registered; the entry is picked
-  from it, its row found and the layer's 16-entry codebook value looked up; the codebook value
+  execute, five register stages (``PIPELINE_TAIL``): the word is registered; the entry is picked
+  from it; its row is found and the layer's 16-entry codebook value looked up; the codebook value
   is multiplied by the activation while the destination row of the accumulator register file
   is read; the product is added and the sum written back. An entry whose row the entry ahead
   of it writes in the same cycle takes that sum through a bypass instead of the stale read. A
@@ -548,9 +548,9 @@ class EIECore(wiring.Component):
                          pointer.eq(start + 1), held.eq(head_value)]
 
         # execute pipeline (PIPELINE_TAIL stages): x1 registers the word, x2 picks the entry,
-        # finds its row and looks up the codebook, x3 multiplies while reading the destination
-        # accumulator, x4 adds and writes it; no stage holds a memory read, an arithmetic step
-        # and a write in one cycle
+        # x3 finds its row and looks up the codebook, x4 multiplies while reading the
+        # destination accumulator, x5 adds and writes it; no stage holds a memory read, an
+        # arithmetic step and a write in one cycle, nor the entry select and the codebook
         def stage(name, value, shape=None):
             register = Signal(shape if shape is not None else len(value), name=f"pe{k}_{name}")
             m.d.sync += register.eq(value)
@@ -570,42 +570,46 @@ class EIECore(wiring.Component):
         x2_offset = stage("x2_offset", x1_offset)
         x2_factor = stage("x2_factor", x1_factor, signed(mp.activation_bits))
 
-        entry = word.word_select(x2_offset, ENTRY_BITS)
-        v, z = entry[:4], entry[4:]
+        x3_valid = stage("x3_valid", x2_valid)
+        x3_first = stage("x3_first", x2_first)
+        x3_entry = stage("x3_entry", word.word_select(x2_offset, ENTRY_BITS))
+        x3_factor = stage("x3_factor", x2_factor, signed(mp.activation_bits))
+
+        v, z = x3_entry[:4], x3_entry[4:]
         row_base = Signal(range(local_rows + 16), name=f"pe{k}_row_base")
         row = Signal.like(row_base, name=f"pe{k}_row")
-        m.d.comb += row.eq(Mux(x2_first, 0, row_base) + z)
-        with m.If(x2_valid):
+        m.d.comb += row.eq(Mux(x3_first, 0, row_base) + z)
+        with m.If(x3_valid):
             m.d.sync += row_base.eq(row + 1)
         codebooks = Array(Array(Const(int(c), signed(spec.weight_bits)) for c in spec.codebook)
                           for spec in mp.layers)
         weight_bits = max(spec.weight_bits for spec in mp.layers)
-        x3_valid = stage("x3_valid", x2_valid)
-        x3_row = stage("x3_row", row, range(local_rows))
-        x3_weight = stage("x3_weight", codebooks[layer][v], signed(weight_bits))
-        x3_factor = stage("x3_factor", x2_factor, signed(mp.activation_bits))
+        x4_valid = stage("x4_valid", x3_valid)
+        x4_row = stage("x4_row", row, range(local_rows))
+        x4_weight = stage("x4_weight", codebooks[layer][v], signed(weight_bits))
+        x4_factor = stage("x4_factor", x3_factor, signed(mp.activation_bits))
 
         touched = Signal(local_rows, name=f"pe{k}_touched")
-        # the accumulator read address is a register (x3's row, the writeback row, the readout
+        # the accumulator read address is a register (x4's row, the writeback row, the readout
         # row, chosen a cycle ahead), so no select sits between it and the register file
         address = Signal(range(local_rows), name=f"pe{k}_acc_address")
         stored = Mux(touched.bit_select(address, 1), acc_read.data, 0)
         m.d.comb += acc_read.addr.eq(address)
         accumulator = signed(mp.accumulator_bits)
-        x4_valid = stage("x4_valid", x3_valid)
-        x4_row = stage("x4_row", x3_row)
-        x4_product = stage("x4_product", x3_weight * x3_factor, accumulator)
-        x4_stored = stage("x4_stored", stored, accumulator)
+        x5_valid = stage("x5_valid", x4_valid)
+        x5_row = stage("x5_row", x4_row)
+        x5_product = stage("x5_product", x4_weight * x4_factor, accumulator)
+        x5_stored = stage("x5_stored", stored, accumulator)
         # the entry ahead writes its row at the end of this cycle: a read of that row is stale
-        x4_bypass = stage("x4_bypass", x4_valid & (x4_row == x3_row))
-        with m.If(x3_valid):
-            m.d.sync += touched.bit_select(x3_row, 1).eq(1)
+        x5_bypass = stage("x5_bypass", x5_valid & (x5_row == x4_row))
+        with m.If(x4_valid):
+            m.d.sync += touched.bit_select(x4_row, 1).eq(1)
 
-        execute = x4_valid
+        execute = x5_valid
         last_sum = Signal(accumulator, name=f"pe{k}_last_sum")
         total = Signal(accumulator, name=f"pe{k}_sum")
-        m.d.comb += [total.eq(Mux(x4_bypass, last_sum, x4_stored) + x4_product),
-                     acc_write.addr.eq(x4_row), acc_write.en.eq(execute),
+        m.d.comb += [total.eq(Mux(x5_bypass, last_sum, x5_stored) + x5_product),
+                     acc_write.addr.eq(x5_row), acc_write.en.eq(execute),
                      acc_write.data.eq(total)]
         with m.If(execute):
             m.d.sync += last_sum.eq(total)
@@ -623,9 +627,9 @@ class EIECore(wiring.Component):
             """Read row ``wb_row`` while ``writing``; its requantized value is ``written``
             WRITEBACK_LATENCY cycles later: the address register, the read, the bias add, ReLU
             and rounding, saturation."""
-            # x2 is never valid while writing or reading out (a layer is done only once every
-            # stage is empty), so x2's row adder meets a single 2:1 select
-            m.d.sync += address.eq(Mux(x2_valid, row, Mux(writing, wb_row, self.read_row)))
+            # x3 is never valid while writing or reading out (a layer is done only once every
+            # stage is empty), so x3's row adder meets a single 2:1 select
+            m.d.sync += address.eq(Mux(x3_valid, row, Mux(writing, wb_row, self.read_row)))
             if not mp.requantize:
                 return
             biases = placed_memory(shape=accumulator, depth=max(len(bias_init), 2),
@@ -655,7 +659,7 @@ class EIECore(wiring.Component):
 
         return {"pop": take, "execute": execute, "word_read": new_word,
                 "idle": ~take & ~continuing,
-                "active": continuing | x1_valid | x2_valid | x3_valid | x4_valid,
+                "active": continuing | x1_valid | x2_valid | x3_valid | x4_valid | x5_valid,
                 "readout": stored, "written": written, "writeback": writeback}
 
 
