@@ -1,6 +1,8 @@
 """FINN-style dataflow: mapping rules, the cycle model against FINN's formula, and the RTL in
 Verilator against the golden model and the cycle model."""
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -233,6 +235,25 @@ def test_small_cnn_in_verilator(padding, folding, pipeline):
     network = small_cnn(padding)
     mapping = map_network(network, folding, pipeline=pipeline)
     inputs = np.random.default_rng(11).random((4, 2, 6, 6)).astype(np.float32)
+    assert equal_to_model(run_on_rtl(mapping, network, inputs))
+
+
+@pytest.mark.parametrize("pipeline", [0, 3])
+def test_per_pe_weight_address_copies_in_verilator(monkeypatch, pipeline):
+    """Layers whose PEs' weight words exceed ``ADDRESS_FANOUT_BITS`` (lowered here so that a
+    small network has them) read each PE's weights through its own copy of the address, kept
+    apart from the others for synthesis; bit-exact, cycles and events equal to the model."""
+    import accel.hw.finn.mapping as finn_mapping
+
+    monkeypatch.setattr(finn_mapping, "ADDRESS_FANOUT_BITS", 2)
+    folding = {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 4, "simd": 2}, "d": {"pe": 1, "simd": 2}}
+    network = small_cnn(1)
+    mapping = map_network(network, folding, pipeline=pipeline)
+    assert [layer.weight_address_registers for layer in mapping.layers] == [2, 4, 1]
+    verilog = generate_verilog(mapping)
+    kept = re.findall(r"\(\* keep = 32'd1 \*\)\n  reg \[4:0\] \\?weight_read__addr", verilog)
+    assert len(kept) == 2 + 4  # every PE's address port of c0 and c1 is a kept register
+    inputs = np.random.default_rng(12).random((3, 2, 6, 6)).astype(np.float32)
     assert equal_to_model(run_on_rtl(mapping, network, inputs))
 
 

@@ -62,7 +62,8 @@ def hidden_outputs(model: BinaryMLP, x: np.ndarray) -> list[np.ndarray]:
     from accel.train.models import INPUT_BITS_BNN, INPUT_SCALE_BNN, quantize_input
 
     model.eval()
-    h = quantize_input(torch.from_numpy(np.asarray(x, dtype=np.float32)), INPUT_BITS_BNN,
+    # a copy: torch.from_numpy warns on a read-only array (a memory-mapped dataset's)
+    h = quantize_input(torch.from_numpy(np.array(x, dtype=np.float32)), INPUT_BITS_BNN,
                        INPUT_SCALE_BNN, signed=False)
     outputs = []
     for linear, norm in zip(model.linears, model.norms):

@@ -70,6 +70,15 @@ class Element:
         return codes
 
 
+# Weight-word bits (over all PEs) one address register may drive. nextpnr does not replicate
+# registers: SFC-max's second layer (16 PEs x 256 one-bit lanes, 16-word LUT ROMs) put 4,096
+# LUTs on each address bit, and placed and routed alone on ECP5 it reached 110.5 MHz with that
+# net as its critical path; with a copy per PE, 155.8 MHz, +164 LUT4 (yosys 0.70, nextpnr 0.11).
+# The resource records' designs drive at most 256; the "wide" foldings of bnn-mlp and bnn-cnv
+# 2,048.
+ADDRESS_FANOUT_BITS = 1024
+
+
 @dataclass(frozen=True)
 class PipelineStages:
     """An MVTU's pipeline registers after the issuing step: ``read`` (1: registered weight,
@@ -118,6 +127,14 @@ class LayerMapping:
             return PipelineStages(0, 0, 0)
         compare = int(self.thresholds is not None and self.pipeline >= 2)
         return PipelineStages(1, self.pipeline - 1 - compare, compare)
+
+    @property
+    def weight_address_registers(self) -> int:
+        """Registers holding the weight memories' address: one, or one beside each PE's memory
+        once the PEs' weight words together exceed ``ADDRESS_FANOUT_BITS`` bits (each bit of a
+        LUT-ROM word is a LUT on every address bit)."""
+        wide = self.pe * self.simd * self.weight.bits > ADDRESS_FANOUT_BITS
+        return self.pe if wide else 1
 
     @property
     def register_bits(self) -> int:

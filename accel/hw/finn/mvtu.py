@@ -178,7 +178,12 @@ class MVTU(wiring.Component):
         last_out = delayed(can_step & last_synapse, depth, "output")
         nf_compare = delayed(nf, accumulate_at + stages.compare - stages.read, "nf")
 
+        # the weight address, read by every PE's memory; with many PEs
+        # (``weight_address_registers``) each memory's address port is a register of its own
+        # instead, loaded with the same next address (``keep``: synthesis would merge them back
+        # into one; the one above then merges into one of them)
         weight_addr = Signal(range(max(nf_count * sf_count, 2)))
+        copies = []
         results = []
         for p in range(layer.pe):
             weights = self._parameter_memory(
@@ -187,7 +192,11 @@ class MVTU(wiring.Component):
                 init=weight_words(layer, p) + [0] * (nf_count * sf_count < 2),
                 sync_read=reads == "sync", weights=True)
             weight_read = weights.read_port(domain=reads)
-            m.d.comb += weight_read.addr.eq(weight_addr)
+            if layer.weight_address_registers > 1:
+                weight_read.addr.attrs["keep"] = 1
+                copies.append(weight_read.addr)
+            else:
+                m.d.comb += weight_read.addr.eq(weight_addr)
             partial = self._dot(m, p, beat, weight_read.data, stages.tree)
             accumulator = Signal(acc_shape, name=f"acc_pe{p}")
             total = Signal(acc_shape, name=f"total_pe{p}")
@@ -215,9 +224,11 @@ class MVTU(wiring.Component):
             with m.If(last_synapse):
                 m.d.sync += sf.eq(0)
                 m.d.sync += nf.eq(Mux(nf == nf_count - 1, 0, nf + 1))
-                m.d.sync += weight_addr.eq(Mux(nf == nf_count - 1, 0, weight_addr + 1))
+                m.d.sync += [address.eq(Mux(nf == nf_count - 1, 0, weight_addr + 1))
+                             for address in [weight_addr, *copies]]
             with m.Else():
-                m.d.sync += [sf.eq(sf + 1), weight_addr.eq(weight_addr + 1)]
+                m.d.sync += [sf.eq(sf + 1)] + [address.eq(weight_addr + 1)
+                                               for address in [weight_addr, *copies]]
         return m
 
     def _dot(self, m, p, beat, weight_word, registers: int):

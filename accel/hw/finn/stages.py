@@ -312,15 +312,16 @@ def _pipeline_bits(stage: LayerMapping) -> int:
 
 def clocked_bits(stage) -> int:
     """Flip-flops a stage clocks every cycle (priced per cycle, busy or idle): an MVTU's
-    accumulators, output register, fold counters, weight address and pipeline registers
-    (accel/hw/finn/mvtu.py);
-    a max-pool's or thresholding stage's output register and valid flag. Not counted: the
-    sliding-window unit's and max-pool's position counters and the width converters (tens of
-    bits each); memories and FIFOs are written a row at a time (their clock is in the write)."""
+    accumulators, output register, fold counters, weight address (or a copy per PE) and pipeline
+    registers (accel/hw/finn/mvtu.py); a max-pool's or thresholding stage's output register and
+    valid flag. Not counted: the sliding-window unit's and max-pool's position counters and the
+    width converters (tens of bits each); memories and FIFOs are written a row at a time (their
+    clock is in the write)."""
     if isinstance(stage, LayerMapping):
         nf, sf = stage.neuron_fold, stage.synapse_fold
         return (stage.pe * (stage.register_bits + stage.output.bits) + _counter_bits(nf)
-                + _counter_bits(sf) + _counter_bits(nf * sf) + 1 + _pipeline_bits(stage))
+                + _counter_bits(sf) + stage.weight_address_registers * _counter_bits(nf * sf)
+                + 1 + _pipeline_bits(stage))
     if isinstance(stage, (PoolMapping, ThresholdMapping)):
         return stage.out_elements * stage.output.bits + 1
     return 0
