@@ -120,11 +120,12 @@ def pe_register_bits(storage: PEStorage) -> dict[str, int]:
         # x3's, x4's and x5's valid flags
         "pe.arith_stage": 4 * act + storage.weight_bits + 2 * acc + 3,
         # the touched flags and row base; x4's and x5's rows, the accumulator address, the
-        # value read and the bypass flag; the writeback's bias address, accumulator and bias,
-        # sum, rounded and saturated values; the PE's copies of the layer sequencing (layer,
-        # writing, the row written, the layer's end) and its quiet flag
-        "pe.act_stage": (storage.accumulator_rows + row_base_bits + 3 * row_bits + acc + 1
-                         + row_bits + 2 * acc + (acc + 1) + (acc + 2) + act
+        # value read and its touched flag, the bypass flag; the writeback's bias address, sum,
+        # rounded and saturated values (the bias read's register is the ROM's); the PE's copies
+        # of the layer sequencing (layer, writing, the row written, the layer's end) and its
+        # quiet flag
+        "pe.act_stage": (storage.accumulator_rows + row_base_bits + 3 * row_bits + acc + 2
+                         + row_bits + (acc + 1) + (acc + 2) + act
                          + layer_bits + 1 + bank_row_bits + 1 + 1),
         # the level, read and write addresses, the head register and the registered pop
         # that the control's copy of the level follows

@@ -10,7 +10,7 @@ from accel.hw.eie.energy import control_register_bits, pe_register_bits, storage
 from accel.hw.eie.mapping import EIENetworkMapping
 from accel.hw.eie.model import ENTRY_BITS
 from accel.hw.eie.rtl import (LNZD_GROUP, POINTER_FLAG_BITS, PointerPair, QueuedColumn,
-                              pe_storage, pointer_bits, pointer_words)
+                              bias_words, pe_storage, pointer_bits, pointer_words)
 from accel.hw.resources import (Resources, apply, counter_bits, fifo, memory_resources,
                                 prefixed, rom_columns)
 
@@ -19,11 +19,11 @@ from accel.hw.resources import (Resources, apply, counter_bits, fifo, memory_res
 # designs of one network; the features without a coefficient came out at zero, their cost
 # absorbed by the correlated ones, so only the held-out designs measure the fit).
 LUT_COEFFICIENTS: dict[str, float] = {
-    "control.bank_select_bits": 9.4404, "control.encode_bits": 2.5823,
-    "fifo.pointer_bits": 32.4734,
+    "control.bank_select_bits": 14.4744, "control.encode_bits": 2.0697,
+    "fifo.pointer_bits": 7.9175, "pe.entry_select_bits": 1.6471, "pe.rom_lut_bits": 2.2225,
 }
 FF_COEFFICIENTS: dict[str, float] = {
-    "fifo.pointer_bits": 1.8039, "pe.lutram_read_mux": 1.6215, "pe.register_bits": 0.9587,
+    "fifo.pointer_bits": 1.9954, "pe.lutram_read_mux": 1.6102, "pe.register_bits": 1.0207,
 }
 
 
@@ -77,6 +77,11 @@ def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
                              columns=rom_columns(words, ENTRY_BITS)),
             memory_resources(mp.accumulator_bits, local_rows, writable=True, sync_read=False),
         ]
+        biases, _ = bias_words(mp, k)
+        if mp.requantize:
+            memories.append(memory_resources(
+                mp.accumulator_bits, max(len(biases), 2), writable=False, sync_read=True,
+                columns=rom_columns([[b] for b in biases], mp.accumulator_bits)))
         for memory in memories:
             pes = pes + memory.under("pe")
         pes = pes + Resources(features=prefixed("pe", {

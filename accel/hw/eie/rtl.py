@@ -101,6 +101,17 @@ def pe_storage(mapping: EIENetworkMapping, pe: int):
 POINTER_FLAG_BITS = 2  # beside each pointer: its column has no entries; it has exactly one
 
 
+def bias_words(mapping: EIENetworkMapping, pe: int) -> tuple[list[int], list[int]]:
+    """PE ``pe``'s bias ROM: each requantized layer's biases of the PE's local rows, in layer
+    order, and where each layer's start."""
+    words, bases = [], []
+    for spec, rule in zip(mapping.layers, mapping.requantize):
+        bases.append(len(words))
+        words += [int(rule.bias[r * mapping.num_pes + pe])
+                  if r * mapping.num_pes + pe < spec.rows else 0 for r in range(spec.local_rows)]
+    return words, bases
+
+
 def pointer_words(mapping: EIENetworkMapping, pe: int) -> list[int]:
     """PE ``pe``'s pointer-bank words: each pointer p_g with two flags of the column g it
     starts (none of its entries in this PE; exactly one), computed here so that the issue stage
@@ -593,13 +604,17 @@ class EIECore(wiring.Component):
         # the accumulator read address is a register (x4's row, the writeback row, the readout
         # row, chosen a cycle ahead), so no select sits between it and the register file
         address = Signal(range(local_rows), name=f"pe{k}_acc_address")
-        stored = Mux(touched.bit_select(address, 1), acc_read.data, 0)
         m.d.comb += acc_read.addr.eq(address)
         accumulator = signed(mp.accumulator_bits)
+        # the value read and its row's touched flag are registered apart (for x5 and for the
+        # writeback's w1): an untouched row reads as zero after the register, in the LUT that
+        # selects x5's bypass or in front of w2's adder, so x4 holds the register-file read only
+        read_value = stage("acc_read_value", acc_read.data, accumulator)
+        read_touched = stage("acc_read_touched", touched.bit_select(address, 1))
+        stored = Mux(read_touched, read_value, 0)
         x5_valid = stage("x5_valid", x4_valid)
         x5_row = stage("x5_row", x4_row)
         x5_product = stage("x5_product", x4_weight * x4_factor, accumulator)
-        x5_stored = stage("x5_stored", stored, accumulator)
         # the entry ahead writes its row at the end of this cycle: a read of that row is stale
         x5_bypass = stage("x5_bypass", x5_valid & (x5_row == x4_row))
         with m.If(x4_valid):
@@ -608,19 +623,13 @@ class EIECore(wiring.Component):
         execute = x5_valid
         last_sum = Signal(accumulator, name=f"pe{k}_last_sum")
         total = Signal(accumulator, name=f"pe{k}_sum")
-        m.d.comb += [total.eq(Mux(x5_bypass, last_sum, x5_stored) + x5_product),
+        m.d.comb += [total.eq(Mux(x5_bypass, last_sum, stored) + x5_product),
                      acc_write.addr.eq(x5_row), acc_write.en.eq(execute),
                      acc_write.data.eq(total)]
         with m.If(execute):
             m.d.sync += last_sum.eq(total)
 
-        bias_init, bias_bases = [], []
-        for index in range(len(mp.requantize)):
-            spec = mp.layers[index]
-            bias_bases.append(len(bias_init))
-            bias = mp.requantize[index].bias
-            bias_init += [int(bias[r * mp.num_pes + k]) if r * mp.num_pes + k < spec.rows else 0
-                          for r in range(spec.local_rows)]
+        bias_init, bias_bases = bias_words(mp, k)
         written = Signal(mp.activation_bits, name=f"pe{k}_written")
 
         def writeback(writing, wb_row, layer_end):
@@ -633,19 +642,19 @@ class EIECore(wiring.Component):
             if not mp.requantize:
                 return
             biases = placed_memory(shape=accumulator, depth=max(len(bias_init), 2),
-                                   init=bias_init, writable=False, sync_read=False)
+                                   init=bias_init, writable=False, sync_read=True)
             m.submodules[f"pe{k}_bias"] = biases
-            bias_read = biases.read_port(domain="comb")
-            # the bias address is registered beside the accumulator's, so the ROM is read from
-            # a flip-flop in the stage that reads the accumulator
+            bias_read = biases.read_port()
+            # the bias address is registered beside the accumulator's, and the ROM's read is
+            # registered (w1's bias), so its read (a block RAM's from 4 kbit: the 1-PE engine's
+            # 384 words) is all that the stage reading the accumulator holds
             m.d.comb += bias_read.addr.eq(stage(
                 "bias_address",
                 wb_row + Array(Const(b, len(bias_read.addr)) for b in bias_bases)[layer],
                 len(bias_read.addr)))
             assert WRITEBACK_LATENCY == 5, "the stages: address, then w1, w2, w3 and w4"
-            w1_acc = stage("w1_acc", stored, accumulator)
-            w1_bias = stage("w1_bias", bias_read.data, accumulator)
-            w2_total = stage("w2_total", w1_acc + w1_bias, signed(mp.accumulator_bits + 1))
+            w2_total = stage("w2_total", stored + bias_read.data,
+                             signed(mp.accumulator_bits + 1))
             w3_rounded = stage("w3_rounded",
                                Array(rounded(w2_total, rule) for rule in mp.requantize)[layer],
                                signed(mp.accumulator_bits + 2))
@@ -660,7 +669,8 @@ class EIECore(wiring.Component):
         return {"pop": take, "execute": execute, "word_read": new_word,
                 "idle": ~take & ~continuing,
                 "active": continuing | x1_valid | x2_valid | x3_valid | x4_valid | x5_valid,
-                "readout": stored, "written": written, "writeback": writeback}
+                "readout": Mux(touched.bit_select(address, 1), acc_read.data, 0),
+                "written": written, "writeback": writeback}
 
 
 class EIEHarness(wiring.Component):
