@@ -103,7 +103,7 @@ POINTER_FLAG_BITS = 2  # beside each pointer: its column has no entries; it has 
 
 def bias_words(mapping: EIENetworkMapping, pe: int) -> tuple[list[int], list[int]]:
     """PE ``pe``'s bias ROM: each requantized layer's biases of the PE's local rows, in layer
-    order, and where each layer's start."""
+    order, and where each layer's biases start."""
     words, bases = [], []
     for spec, rule in zip(mapping.layers, mapping.requantize):
         bases.append(len(words))
