@@ -147,8 +147,7 @@ class FinnArchitecture(Architecture):
         if mapping.loadable_weights:
             # the writes that load this network, hex: a retrained network of the same shape
             # and types generated with the same options lists its own
-            manifest["parameter_port"] = {**top.layout.manifest(), "writes": [
-                [f"{address:x}", f"{data:x}"] for address, data in parameter_writes(mapping)]}
+            manifest["parameter_port"] = top.layout.manifest(parameter_writes(mapping))
         if mapping.count_events:
             manifest["event_counter_width"] = top.counters.width
         return manifest

@@ -19,51 +19,10 @@ shapes and types) and gives its writes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from amaranth.lib.wiring import In
-
 from accel.errors import ConfigError
+from accel.hw.common.parameters import ParameterLayout
 from accel.hw.finn.mapping import (FinnMapping, LayerMapping, ThresholdMapping, map_network,
                                    pack_codes)
-
-
-@dataclass(frozen=True)
-class ParameterMemory:
-    """One writable parameter memory: ``index`` in the address map, ``stage`` its position in
-    ``FinnMapping.stages``, ``depth`` words of ``width`` bits as built."""
-
-    name: str
-    stage: int
-    index: int
-    depth: int
-    width: int
-
-
-@dataclass(frozen=True)
-class ParameterLayout:
-    memories: tuple[ParameterMemory, ...]
-    word_bits: int  # the word address inside a memory
-    index_bits: int  # the memory index above it
-    data_bits: int  # the widest memory word
-
-    @property
-    def addr_bits(self) -> int:
-        return self.word_bits + self.index_bits
-
-    def of_stage(self, stage: int) -> tuple[ParameterMemory, ...]:
-        return tuple(memory for memory in self.memories if memory.stage == stage)
-
-    def port_members(self) -> dict:
-        """The parameter port, as members of a ``wiring.Signature`` (all inputs)."""
-        return {"param_addr": In(self.addr_bits), "param_data": In(self.data_bits),
-                "param_en": In(1)}
-
-    def manifest(self) -> dict:
-        return {"addr_bits": self.addr_bits, "word_bits": self.word_bits,
-                "data_bits": self.data_bits,
-                "memories": [{"name": m.name, "index": m.index, "depth": m.depth,
-                              "width": m.width} for m in self.memories]}
 
 
 def _stage_memories(stage) -> list[tuple[str, int, int, list[int]]]:
@@ -85,16 +44,10 @@ def _stage_memories(stage) -> list[tuple[str, int, int, list[int]]]:
 
 
 def parameter_layout(mapping: FinnMapping) -> ParameterLayout:
-    memories = []
-    for position, stage in enumerate(mapping.stages):
-        for name, depth, width, _ in _stage_memories(stage):
-            memories.append(ParameterMemory(name, position, len(memories), depth, width))
-    if not memories:
-        raise ConfigError(f"network {mapping.network}: no weight or threshold memory to load")
-    return ParameterLayout(
-        tuple(memories), word_bits=max((m.depth - 1).bit_length() for m in memories),
-        index_bits=max(1, (len(memories) - 1).bit_length()),
-        data_bits=max(m.width for m in memories))
+    return ParameterLayout.of(
+        f"network {mapping.network}",
+        [(name, position, depth, width) for position, stage in enumerate(mapping.stages)
+         for name, depth, width, _ in _stage_memories(stage)])
 
 
 def weight_words(layer: LayerMapping, pe: int) -> list[int]:
@@ -170,19 +123,4 @@ def load_words(design: FinnMapping, network) -> list[tuple[int, int]]:
 def parameter_writes(mapping: FinnMapping) -> list[tuple[int, int]]:
     """The parameter port's (address, data) writes of the mapping's own network, memory by
     memory (what ``accel generate --loadable-weights`` lists in the manifest)."""
-    layout = parameter_layout(mapping)
-    writes = []
-    for memory, words in zip(layout.memories, parameter_words(mapping)):
-        writes += [(memory.index << layout.word_bits | address, word)
-                   for address, word in enumerate(words)]
-    return writes
-
-
-def connect_parameter_write(m, memory, block, entry: ParameterMemory,
-                            layout: ParameterLayout) -> None:
-    """Give ``memory`` (an Amaranth memory of ``block``) a write port on the parameter port."""
-    write = memory.write_port()
-    selected = block.param_addr[layout.word_bits:] == entry.index
-    m.d.comb += [write.addr.eq(block.param_addr[:layout.word_bits]),
-                 write.data.eq(block.param_data[:entry.width]),
-                 write.en.eq(block.param_en & selected)]
+    return parameter_layout(mapping).writes(parameter_words(mapping))

@@ -36,8 +36,9 @@ from amaranth.lib.wiring import In, Out
 
 from accel.hw.common.fifo import StreamFIFO
 from accel.hw.common.memory import placed_memory
-from accel.hw.finn.loading import (ParameterLayout, ParameterMemory, connect_parameter_write,
-                                   threshold_words, weight_words)
+from accel.hw.common.parameters import (ParameterLayout, ParameterMemory,
+                                        connect_parameter_write)
+from accel.hw.finn.loading import threshold_words, weight_words
 from accel.hw.finn.mapping import Element, LayerMapping, tree_cuts
 
 

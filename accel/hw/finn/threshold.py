@@ -11,8 +11,9 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.hw.common.memory import placed_memory
-from accel.hw.finn.loading import (ParameterLayout, ParameterMemory, connect_parameter_write,
-                                   stage_threshold_words)
+from accel.hw.common.parameters import (ParameterLayout, ParameterMemory,
+                                        connect_parameter_write)
+from accel.hw.finn.loading import stage_threshold_words
 from accel.hw.finn.mapping import ThresholdMapping
 from accel.hw.finn.mvtu import balanced_sum
 

@@ -3,11 +3,12 @@ port names, event counters) and the simulation harness around it."""
 
 from __future__ import annotations
 
-from amaranth import Module, Signal
+from amaranth import Module
 from amaranth.lib import wiring
 
 from accel.hw.common.counters import EventCounterBank
 from accel.hw.common.fifo import StreamFIFO, transfer
+from accel.hw.common.parameters import registered_port
 from accel.hw.common.stream_harness import StreamHarness, axi_stream_ports
 from accel.hw.finn.loading import parameter_layout
 from accel.hw.finn.mapping import FinnMapping
@@ -69,11 +70,7 @@ class FinnTop(wiring.Component):
         if self.counters.enabled:
             m.d.comb += [counters.clear.eq(0), self.event_counts.eq(counters.counts)]
         if self.layout:
-            # registered once here (so the port's fan-out to every memory starts at a
-            # flip-flop), without a reset: words land while the datapath is held in reset
-            port = {name: Signal.like(getattr(self, name), name=f"{name}_q", reset_less=True)
-                    for name in ("param_addr", "param_data", "param_en")}
-            m.d.sync += [register.eq(getattr(self, name)) for name, register in port.items()]
+            port = registered_port(m, self)
             for stage in self.stages:
                 if "param_en" in stage.signature.members:
                     m.d.comb += [getattr(stage, name).eq(register)

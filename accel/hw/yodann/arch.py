@@ -17,6 +17,7 @@ from accel.errors import ConfigError
 from accel.hw.architecture import Architecture, RTLRun, Timing, option
 from accel.hw.common.counters import DEFAULT_COUNTER_WIDTH
 from accel.hw.yodann import run
+from accel.hw.yodann.loading import parameter_writes
 from accel.hw.yodann.mapping import (MAX_SCALE_BITS, EngineConfig, YodaNNMapping,
                                      filter_word_bits, filter_word_count, map_network, passes,
                                      threshold_rows)
@@ -40,6 +41,11 @@ class YodaNNOptions:
     sop_stage_levels: int = option(2, help="adder levels between the SoP trees' pipeline "
                                    "registers (0: none; FPGA timing wants 2)", parse=int,
                                    metavar="L")
+    loadable_weights: bool = option(
+        False, help="weight, bias, threshold and program memories writable through a "
+                    "parameter port (param_addr/data/en), so a network of the same shape runs "
+                    "without resynthesis (its scales may differ; its accumulator no wider)",
+        parse=bool)
 
 
 class YodaNNArchitecture(Architecture):
@@ -61,9 +67,13 @@ class YodaNNArchitecture(Architecture):
         if options.sop_stage_levels < 0:
             raise ConfigError(f"--sop-stage-levels must be 0 or more, not "
                               f"{options.sop_stage_levels}")
+        if not isinstance(options.loadable_weights, bool):
+            raise ConfigError(f"loadable_weights is true or false, got "
+                              f"{options.loadable_weights!r}")
         config = EngineConfig(options.n_out, options.n_in, options.k_max, options.w_max,
                               options.activation_bits, options.sop_stage_levels)
-        return map_network(network, config, count_events=count_events)
+        return map_network(network, config, count_events=count_events,
+                           loadable_weights=options.loadable_weights)
 
     def rtl(self, mapping: YodaNNMapping) -> YodaNNTop:
         return YodaNNTop(mapping)
@@ -148,6 +158,9 @@ class YodaNNArchitecture(Architecture):
                 "beat, pixel by pixel (channels inner), two's complement"),
             "events": list(event_declarations(mapping)) if mapping.count_events else [],
             **({"event_counter_width": top.counters.width} if mapping.count_events else {}),
+            # the writes that load this network, hex (``accel.hw.yodann.loading``)
+            **({"parameter_port": top.layout.manifest(parameter_writes(mapping))}
+               if mapping.loadable_weights else {}),
         }
 
     def summary(self, mapping: YodaNNMapping, timing: Timing) -> dict:

@@ -147,6 +147,9 @@ class YodaNNMapping:
     output_shape: tuple[int, ...]  # the golden model's final tensor, per frame
     output_hwc: bool  # the engine writes the final tensor pixel by pixel: reorder it
     count_events: bool = True
+    # weight, bias, threshold and program memories writable through a parameter port
+    # (``accel.hw.yodann.loading``)
+    loadable_weights: bool = False
 
     @property
     def buffer_values(self) -> int:
@@ -209,8 +212,8 @@ def _requant(name: str, quant: Quant, in_scale: float) -> Requant:
     return Requant(ratio.numerator, shift, quant.rounding.upper(), lo, hi)
 
 
-def map_network(network: Network, config: EngineConfig, *,
-                count_events: bool = True) -> YodaNNMapping:
+def map_network(network: Network, config: EngineConfig, *, count_events: bool = True,
+                loadable_weights: bool = False) -> YodaNNMapping:
     """Group ``network`` into engine layers (see the module documentation) and check that
     each fits ``config``."""
     _check_config(config)
@@ -341,7 +344,7 @@ def map_network(network: Network, config: EngineConfig, *,
         raise ConfigError(f"network {network.name}: no convolution or dense layer to run")
     final = types[-1][0]
     return YodaNNMapping(network.name, config, engine_layers, input_shape, tuple(final[1:]),
-                         len(final) == 4, count_events)
+                         len(final) == 4, count_events, loadable_weights)
 
 
 def _check_activation(name: str, dtype, config: EngineConfig) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from accel.hw.resources import (Resources, apply, memory_resources, prefixed, tree_bits,
                                 rom_columns)
+from accel.hw.yodann.loading import parameter_layout
 from accel.hw.yodann.mapping import (YodaNNMapping, carry_count_bits, carry_count_field,
                                      filter_word_bits, filter_words)
 from accel.hw.yodann.rtl import (bias_words, engine_widths, pipeline_register_bits,
@@ -52,6 +53,8 @@ def structural(mapping: YodaNNMapping) -> dict[str, Resources]:
                                   & ((1 << count_bits) - 1) for j in range(n_out)]
                                  for word in words], count_bits)
     columns = tuple(w + c for w, c in zip(weight_columns, count_columns))
+    # loadable: the parameter memories are RAMs with a write port, every column live
+    loadable = mapping.loadable_weights
     # the activation buffers: one synchronous read port each (the filler's, then the
     # unloader's), as wide as the bits read: the final buffer's output words, the other's
     # activation bits
@@ -60,8 +63,8 @@ def structural(mapping: YodaNNMapping) -> dict[str, Resources]:
     memory_parts = [
         memory_resources(out if b == final_buffer else ab, depth, writable=True, sync_read=True)
         for b in range(2)] + [
-        memory_resources(filter_word_bits(config), max(len(words), 2), writable=False,
-                         sync_read=True, weights=True, columns=columns),
+        memory_resources(filter_word_bits(config), max(len(words), 2), writable=loadable,
+                         sync_read=True, weights=True, columns=None if loadable else columns),
         memory_resources(filter_word_bits(config), max(n_in, 2), writable=True, sync_read=True),
         *[memory_resources(ab, config.w_max * n_in, writable=True, sync_read=True)
           for _ in range(window_kernel(mapping) + 1)],
@@ -71,13 +74,13 @@ def structural(mapping: YodaNNMapping) -> dict[str, Resources]:
     # placed as weights), ROMs read synchronously
     program_width, program = program_words(program_fields(mapping))
     memory_parts.append(memory_resources(
-        program_width, max(len(program), 2), writable=False, sync_read=True,
-        columns=rom_columns([[word >> b & 1 for b in range(program_width)] for word in program],
-                            1)))
+        program_width, max(len(program), 2), writable=loadable, sync_read=True,
+        columns=None if loadable else rom_columns(
+            [[word >> b & 1 for b in range(program_width)] for word in program], 1)))
     biases = bias_words(mapping)
-    memory_parts.append(memory_resources(acc, max(len(biases), 2), writable=False,
-                                         sync_read=True, weights=True,
-                                         columns=rom_columns([[b] for b in biases], acc)))
+    memory_parts.append(memory_resources(
+        acc, max(len(biases), 2), writable=loadable, sync_read=True, weights=True,
+        columns=None if loadable else rom_columns([[b] for b in biases], acc)))
     kw = window_kernel(mapping)
     if kw > 1:  # the image bank: each channel's older window columns, rewritten in place
         memory_parts.append(memory_resources(kw * (kw - 1) * ab, max(n_in, 2), writable=True,
@@ -90,11 +93,15 @@ def structural(mapping: YodaNNMapping) -> dict[str, Resources]:
         field_bits = acc + 1
         thresholds = threshold_words(mapping, field_bits)
         memory_parts.append(memory_resources(steps * field_bits, max(len(thresholds), 2),
-                                             writable=False, sync_read=True))
+                                             writable=loadable, sync_read=True))
     memories = Resources()
     for memory in memory_parts:
         memories = memories + memory.under("memory")
-    return {"sops": sops, "summers": summers, "memories": memories}
+    parts = {"sops": sops, "summers": summers, "memories": memories}
+    if loadable:  # the parameter port's register (no coefficient prices the write side)
+        layout = parameter_layout(mapping)
+        parts["param"] = Resources(ff=layout.addr_bits + layout.data_bits + 1)
+    return parts
 
 
 def resources(mapping: YodaNNMapping) -> dict[str, Resources]:

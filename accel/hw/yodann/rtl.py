@@ -44,6 +44,7 @@ from amaranth.lib import wiring
 
 from accel.hw.common.counters import EventCounterBank
 from accel.hw.common.memory import placed_memory
+from accel.hw.common.parameters import connect_parameter_write, registered_port
 from accel.hw.common.stream_harness import axi_stream_ports
 from accel.hw.yodann.mapping import (MAX_SCALE_BITS, POOL_READ_TO_WRITE, ROUNDING_CODES,
                                      EngineConfig, YodaNNMapping, carry_count_bits,
@@ -168,7 +169,9 @@ def program_fields(mapping: YodaNNMapping) -> dict[str, tuple[list[int], Shape]]
     field("relu", per_layer(lambda x: x.relu))
     requants = [layers[p.layer].requant for p in program]
     wide = (1 << (out_bits - 1))
-    field("mult", [r.multiplier if r else 1 for r in requants])
+    # loadable: any multiplier the output stage takes, whatever the network's own
+    field("mult", [r.multiplier if r else 1 for r in requants],
+          unsigned(MAX_SCALE_BITS) if mapping.loadable_weights else None)
     field("shift", [r.shift if r else 0 for r in requants])
     field("mode", [ROUNDING_CODES[r.rounding] if r else 0 for r in requants])
     field("lo", [r.lo if r else -wide for r in requants], signed(out_bits + 1))
@@ -251,14 +254,31 @@ def threshold_words(mapping: YodaNNMapping, field_bits: int) -> list[int]:
 
 
 class YodaNNTop(wiring.Component):
+    """AXI-Stream in (one activation per beat) and out (one output value per beat); with
+    loadable weights, the parameter port (``param_*``, ``accel.hw.yodann.loading``)."""
+
     def __init__(self, mapping: YodaNNMapping):
+        # the loading module reads this module's word layouts, so it is imported here
+        from accel.hw.yodann.loading import parameter_layout
+
         self.mapping = mapping
         self.widths = engine_widths(mapping)
         self.program = passes(mapping)
         self.counters = EventCounterBank(event_declarations(mapping),
                                          enabled=mapping.count_events)
-        super().__init__(axi_stream_ports(self.widths["activation"], self.widths["out"],
-                                          self.counters))
+        self.layout = parameter_layout(mapping) if mapping.loadable_weights else None
+        super().__init__({**axi_stream_ports(self.widths["activation"], self.widths["out"],
+                                             self.counters),
+                          **(self.layout.port_members() if self.layout else {})})
+
+    def _parameter_memory(self, m, name: str, port, **kwargs):
+        """A weight-like memory (``accel.hw.yodann.loading``), writable through the parameter
+        port ``port`` (registered) if the design is loadable."""
+        memory = placed_memory(writable=self.layout is not None, **kwargs)
+        m.submodules[name] = memory
+        if self.layout is not None:
+            connect_parameter_write(m, memory, port, self.layout.named(name), self.layout)
+        return memory
 
     def elaborate(self, platform):  # noqa: C901 - one sequencer, read top to bottom
         m = Module()
@@ -290,9 +310,10 @@ class YodaNNTop(wiring.Component):
         buf_write = [mem.write_port() for mem in buffers]
         buf_read = [mem.read_port() for mem in buffers]
         words = filter_words(mapping)
-        m.submodules.weight_mem = weight_mem = placed_memory(
-            shape=filter_word_bits(config), depth=max(len(words), 2), init=words, writable=False,
-            sync_read=True, weights=True)
+        port = registered_port(m, self) if self.layout else None
+        weight_mem = self._parameter_memory(
+            m, "weight_mem", port, shape=filter_word_bits(config), depth=max(len(words), 2),
+            init=words, sync_read=True, weights=True)
         weight_read = weight_mem.read_port()
         m.submodules.filter_bank = filter_bank = placed_memory(
             shape=filter_word_bits(config), depth=max(n_in, 2), init=[], writable=True,
@@ -311,9 +332,9 @@ class YodaNNTop(wiring.Component):
                 sync_read=True)
             psum_write, psum_read = psum_mem.write_port(), psum_mem.read_port()
         channel_bias = bias_words(mapping)
-        m.submodules.bias_rom = bias_rom = placed_memory(
-            shape=signed(acc_bits), depth=max(len(channel_bias), 2), init=channel_bias,
-            writable=False, sync_read=True, weights=True)
+        bias_rom = self._parameter_memory(
+            m, "bias_rom", port, shape=signed(acc_bits), depth=max(len(channel_bias), 2),
+            init=channel_bias, sync_read=True, weights=True)
         bias_read = bias_rom.read_port()
         pool_depth = config.w_max * n_out
         m.submodules.pool_buffer = pool_mem = placed_memory(
@@ -325,9 +346,9 @@ class YodaNNTop(wiring.Component):
         index = Signal(range(max(n_pass, 2)))
         fields = program_fields(mapping)
         program_width, program_init = program_words(fields)
-        m.submodules.program_rom = program_rom = placed_memory(
-            shape=program_width, depth=max(n_pass, 2), init=program_init, writable=False,
-            sync_read=True)
+        program_rom = self._parameter_memory(
+            m, "program_rom", port, shape=program_width, depth=max(n_pass, 2),
+            init=program_init, sync_read=True)
         program_read = program_rom.read_port()
         m.d.comb += program_read.addr.eq(index)
         current, at = {}, 0
@@ -798,9 +819,9 @@ class YodaNNTop(wiring.Component):
             # the threshold path: count the channel's thresholds the biased sum reaches
             field_bits = acc_bits + 1
             words = threshold_words(mapping, field_bits)
-            m.submodules.threshold_mem = threshold_mem = placed_memory(
-                shape=steps * field_bits, depth=max(len(words), 2), init=words,
-                writable=False, sync_read=True)
+            threshold_mem = self._parameter_memory(
+                m, "threshold_mem", port, shape=steps * field_bits, depth=max(len(words), 2),
+                init=words, sync_read=True)
             threshold_read = threshold_mem.read_port()
             m.d.comb += threshold_read.addr.eq(p_threshold_base + out_channel[1])
             reached = Signal(steps)  # the memory's word arrives beside ``biased``

@@ -8,6 +8,7 @@ import numpy as np
 from accel.hw.architecture import RTLRun
 from accel.hw.common.stream_harness import (StreamHarness, Stimulus, harness_capacity,
                                              run_stream_harness)
+from accel.hw.yodann.loading import load_words
 from accel.hw.yodann.mapping import YodaNNMapping
 from accel.nn import golden
 from accel.nn.ir import Network
@@ -62,9 +63,11 @@ def run_rtl(mapping: YodaNNMapping, network: Network, inputs: np.ndarray, harnes
             *, max_cycles: int, stimulus: Stimulus | None = None) -> RTLRun:
     frames = len(inputs)
     per_frame = mapping.layers[-1].out_values
+    # a loadable design first gets ``network``'s parameters (it may be built for another)
+    writes = load_words(mapping, network) if mapping.loadable_weights else []
     got = run_stream_harness(harness_top, HARNESS_NAME,
                              input_beats(mapping, engine_inputs(network, inputs)),
                              per_frame * frames, per_frame, max_cycles=max_cycles,
-                             stimulus=stimulus)
+                             stimulus=stimulus, parameter_writes=writes)
     return RTLRun(decode_outputs(mapping, got["outputs"], frames), got["cycles"],
                   got["frame0_cycles"], got["events"], got["seconds"])
