@@ -53,12 +53,12 @@ def test_an_engine_runs_another_network_after_loading_its_parameters(built_for, 
 
 
 def test_the_address_map_and_the_writes():
-    """Weights, biases, thresholds, program, in that order; one write per word, the scale
-    fields as wide as the output stage's multiplier takes, whatever the network's own."""
+    """Weights, biases, thresholds, the program's scale fields, in that order; one write per
+    word, the multiplier as wide as the output stage takes, whatever the network's own."""
     design = map_network(thresholded(0), ENGINE, loadable_weights=True)
     layout = parameter_layout(design)
     assert [m.name for m in layout.memories] == ["weight_mem", "bias_rom", "threshold_mem",
-                                                 "program_rom"]
+                                                 "scale_mem"]
     writes = load_words(design, thresholded(1))
     assert len(writes) == len({address for address, _ in writes})
     assert len(writes) == (filter_word_count(design) + 2 + threshold_rows(design)

@@ -1,10 +1,11 @@
 """Run-time loadable parameters for the YodaNN engine (``YodaNNMapping.loadable_weights``):
 the weight memory, the bias memory, the threshold memory (if a layer has thresholds) and the
-sequencer's program (whose scale fields, multiplier, shift and rounding mode, are a network's
-parameters) get write ports on one parameter port (``accel.hw.common.parameters``), so a
-retrained network of the same shape runs on the same bitstream.
+scale memory (the sequencer program's scale fields, ``SCALE_FIELDS``: multiplier, shift and
+rounding mode per pass, which a loadable engine keeps apart from its program ROM) get write
+ports on one parameter port (``accel.hw.common.parameters``), so a retrained network of the
+same shape runs on the same bitstream.
 
-Memories in address order: ``weight_mem``, ``bias_rom``, ``threshold_mem``, ``program_rom``;
+Memories in address order: ``weight_mem``, ``bias_rom``, ``threshold_mem``, ``scale_mem``;
 words packed as the generator packs their initial contents, in the design's widths. A network
 fits a design when its program differs from the design's only in the scale fields (so the
 layers' shapes, kernels, padding, pooling, activations and output types are the same), each
@@ -21,22 +22,17 @@ from amaranth import Shape
 from accel.errors import ConfigError
 from accel.hw.common.parameters import ParameterLayout
 from accel.hw.yodann.mapping import YodaNNMapping, filter_word_bits, filter_words, map_network
-from accel.hw.yodann.rtl import (bias_words, engine_widths, program_fields, program_words,
-                                 threshold_steps, threshold_words)
-
-# the program's fields a network's values set; every other field is its shape
-SCALE_FIELDS = ("mult", "shift", "mode")
-
+from accel.hw.yodann.rtl import (SCALE_FIELDS, bias_words, engine_widths, program_fields,
+                                 program_words, threshold_steps, threshold_words)
 
 def _memories(design: YodaNNMapping, source: YodaNNMapping):
     """(name, depth, width, words) of ``design``'s parameter memories holding ``source``'s
     parameters (``source`` fits ``design``), in address order."""
     acc = engine_widths(design)["acc"]
     weights, biases = filter_words(source), bias_words(source)
-    shapes = program_fields(design)
-    fields = {name: (values, shapes[name][1])
-              for name, (values, _) in program_fields(source).items()}
-    program_width, program = program_words(fields)
+    shapes, values = program_fields(design), program_fields(source)
+    scale_width, scales = program_words({name: (values[name][0], shapes[name][1])
+                                         for name in SCALE_FIELDS})
     memories = [("weight_mem", max(len(weights), 2), filter_word_bits(design.config), weights),
                 ("bias_rom", max(len(biases), 2), acc, biases)]
     steps = threshold_steps(design)
@@ -44,7 +40,7 @@ def _memories(design: YodaNNMapping, source: YodaNNMapping):
         thresholds = threshold_words(source, acc + 1)
         memories.append(("threshold_mem", max(len(thresholds), 2), steps * (acc + 1),
                          thresholds))
-    memories.append(("program_rom", max(len(program), 2), program_width, program))
+    memories.append(("scale_mem", max(len(scales), 2), scale_width, scales))
     return memories
 
 

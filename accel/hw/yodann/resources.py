@@ -11,7 +11,7 @@ from accel.hw.resources import (Resources, apply, memory_resources, prefixed, tr
 from accel.hw.yodann.loading import parameter_layout
 from accel.hw.yodann.mapping import (YodaNNMapping, carry_count_bits, carry_count_field,
                                      filter_word_bits, filter_words)
-from accel.hw.yodann.rtl import (bias_words, engine_widths, pipeline_register_bits,
+from accel.hw.yodann.rtl import (SCALE_FIELDS, bias_words, engine_widths, pipeline_register_bits,
                                  program_fields, program_words, threshold_steps,
                                  threshold_words, window_kernel)
 
@@ -72,11 +72,17 @@ def structural(mapping: YodaNNMapping) -> dict[str, Resources]:
     ]
     # the sequencer's program (its bit columns) and the bias memory (a network's parameters,
     # placed as weights), ROMs read synchronously
-    program_width, program = program_words(program_fields(mapping))
+    fields = program_fields(mapping)
+    scales = {name: fields.pop(name) for name in SCALE_FIELDS} if loadable else {}
+    program_width, program = program_words(fields)
     memory_parts.append(memory_resources(
-        program_width, max(len(program), 2), writable=loadable, sync_read=True,
-        columns=None if loadable else rom_columns(
-            [[word >> b & 1 for b in range(program_width)] for word in program], 1)))
+        program_width, max(len(program), 2), writable=False, sync_read=True,
+        columns=rom_columns([[word >> b & 1 for b in range(program_width)] for word in program],
+                            1)))
+    if scales:  # loadable: the scale fields in a writable memory of their own
+        scale_width, scale_words = program_words(scales)
+        memory_parts.append(memory_resources(scale_width, max(len(scale_words), 2),
+                                             writable=True, sync_read=True))
     biases = bias_words(mapping)
     memory_parts.append(memory_resources(
         acc, max(len(biases), 2), writable=loadable, sync_read=True, weights=True,

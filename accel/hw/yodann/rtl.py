@@ -204,6 +204,11 @@ def program_fields(mapping: YodaNNMapping) -> dict[str, tuple[list[int], Shape]]
     return fields
 
 
+# the program's fields a network's values set (its output stages' scales); every other field
+# is its shape. A loadable engine keeps them in a memory of their own (``scale_mem``)
+SCALE_FIELDS = ("mult", "shift", "mode")
+
+
 def program_words(fields) -> tuple[int, list[int]]:
     """The program ROM: its width and one word per pass, the fields packed from bit 0 in
     ``program_fields``'s order."""
@@ -345,18 +350,29 @@ class YodaNNTop(wiring.Component):
         # one ROM word per pass, read at the pass index: the FETCH cycle before START reads it
         index = Signal(range(max(n_pass, 2)))
         fields = program_fields(mapping)
+        # loadable: the scale fields in a memory of their own, written through the parameter
+        # port; the rest stays a ROM, so synthesis still folds its constant columns away
+        scales = {name: fields.pop(name) for name in SCALE_FIELDS} if self.layout else {}
         program_width, program_init = program_words(fields)
-        program_rom = self._parameter_memory(
-            m, "program_rom", port, shape=program_width, depth=max(n_pass, 2),
-            init=program_init, sync_read=True)
-        program_read = program_rom.read_port()
-        m.d.comb += program_read.addr.eq(index)
-        current, at = {}, 0
-        for name, (_, shape) in fields.items():
-            current[name] = Signal(shape, name=f"pass_{name}")
-            width = Shape.cast(shape).width
-            m.d.comb += current[name].eq(program_read.data[at:at + width])
-            at += width
+        m.submodules.program_rom = program_rom = placed_memory(
+            shape=program_width, depth=max(n_pass, 2), init=program_init, writable=False,
+            sync_read=True)
+        reads = [(program_rom.read_port(), fields)]
+        if scales:
+            scale_width, scale_init = program_words(scales)
+            scale_mem = self._parameter_memory(m, "scale_mem", port, shape=scale_width,
+                                               depth=max(n_pass, 2), init=scale_init,
+                                               sync_read=True)
+            reads.append((scale_mem.read_port(), scales))
+        current = {}
+        for read, part in reads:
+            m.d.comb += read.addr.eq(index)
+            at = 0
+            for name, (_, shape) in part.items():
+                current[name] = Signal(shape, name=f"pass_{name}")
+                width = Shape.cast(shape).width
+                m.d.comb += current[name].eq(read.data[at:at + width])
+                at += width
         p_in_count = current["in_count"]
         p_in_last = current["in_last"]
         p_in_base = current["in_base"]
