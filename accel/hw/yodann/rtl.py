@@ -357,13 +357,15 @@ class YodaNNTop(wiring.Component):
         m.submodules.program_rom = program_rom = placed_memory(
             shape=program_width, depth=max(n_pass, 2), init=program_init, writable=False,
             sync_read=True)
-        reads = [(program_rom.read_port(), fields)]
+        program_read = program_rom.read_port()  # (the port's name is the variable's)
+        reads = [(program_read, fields)]
         if scales:
             scale_width, scale_init = program_words(scales)
             scale_mem = self._parameter_memory(m, "scale_mem", port, shape=scale_width,
                                                depth=max(n_pass, 2), init=scale_init,
                                                sync_read=True)
-            reads.append((scale_mem.read_port(), scales))
+            scale_read = scale_mem.read_port()
+            reads.append((scale_read, scales))
         current = {}
         for read, part in reads:
             m.d.comb += read.addr.eq(index)
