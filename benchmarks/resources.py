@@ -11,7 +11,7 @@ modules of the top, also to the per-module counts of a synthesis with the hierar
 ``--record FILE`` writes the measured totals with each design's Verilog hash (with
 ``--only``, into the records already there)
 (``tests/data/resources-ecp5.json`` is what the tests compare the model with).
-``--synth-only`` fills ``--work`` and prints nothing. All 31 designs take about 27 minutes on
+``--synth-only`` fills ``--work`` and prints nothing. All 32 designs take about 28 minutes on
 two cores, YodaNN's paper engine 7 of them.
 Usage: python benchmarks/resources.py [--fit] [--record FILE] [--work DIR] [--only LABEL]
 """
@@ -86,6 +86,8 @@ DESIGNS = [
     ("YodaNN 8x16 SoPs of 7x7", "yodann", "bwn-cnn", {"n_out": 8, "n_in": 16}, True),
     ("YodaNN 32x32 SoPs of 7x7 (rtl/yodann)", "yodann", "bwn-cnn", {}, True),
     ("YodaNN 32x16 SoPs of 5x5", "yodann", "bwn-cnn", {"n_in": 16, "k_max": 5}, False),
+    ("YodaNN 32x32 SoPs of 3x3, loadable weights", "yodann", "bwn-cnn",
+     {"k_max": 3, "loadable_weights": True}, False),
 ]
 KINDS = ("lut", "ff", "lutram", "bram")
 # rows weighted by 1 / target**RELATIVE: 1 minimizes relative errors, what the bar measures

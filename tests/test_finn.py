@@ -336,3 +336,31 @@ def test_float_network_is_rejected():
                                       weight_type=DataType.float32())])
     with pytest.raises(ConfigError, match="quantized input"):
         map_network(net)
+
+
+@given(terms=st.integers(1, 4096), registers=st.integers(1, 16), tail=st.integers(0, 2))
+def test_tree_cuts_spread_the_tree_with_its_head_and_tail_evenly(terms, registers, tail):
+    """The pipeline registers of an adder tree, counted with one level of the terms' own logic
+    before it and the ``tail`` levels after it: no segment is longer than an even share
+    (rounded up), except what cannot be cut (the head with the first level, the tail with the
+    last), and the cuts are in order within the tree."""
+    from math import ceil
+
+    from accel.hw.finn.mapping import tree_cuts
+
+    depth = (terms - 1).bit_length()
+    cuts = tree_cuts(terms, registers, tail)
+    assert len(cuts) == registers and cuts == sorted(cuts)
+    assert all(1 <= cut <= max(depth, 1) for cut in cuts)
+    bounds = [0, *cuts, max(depth, cuts[-1])]
+    segments = [after - before for before, after in zip(bounds, bounds[1:])]
+    segments[0] += 1
+    segments[-1] += tail
+    assert max(segments) <= max(ceil((1 + depth + tail) / (registers + 1)), 2, tail + 1)
+
+
+def test_sfc_widths_cut_two_levels_a_segment_with_the_offset_and_accumulate_last():
+    from accel.hw.finn.mapping import tree_cuts
+
+    assert tree_cuts(256, 4, tail=2) == [1, 3, 5, 7]  # SFC's hidden layers, bipolar
+    assert tree_cuts(784, 5, tail=2) == [1, 3, 5, 7, 9]  # its first

@@ -119,6 +119,13 @@ class LayerMapping:
         return 1 if self.pipeline == 0 else self.pipeline + 2
 
     @property
+    def tree_tail(self) -> int:
+        """Adder levels after the dot product's tree in its last pipeline segment
+        (``tree_cuts``): the accumulate, and for an XNOR-popcount its offset (2 * count -
+        SIMD)."""
+        return 2 if self.input.bipolar and self.weight.bipolar else 1
+
+    @property
     def pipeline_stages(self) -> PipelineStages:
         """Where the ``pipeline`` registers go: first the memory reads (registered, so block
         RAM can hold weights and thresholds), then (with thresholds, from 2) the threshold
@@ -377,13 +384,20 @@ def load_folding(spec) -> dict:
     return folding
 
 
-def tree_cuts(terms: int, registers: int) -> list[int]:
+def tree_cuts(terms: int, registers: int, tail: int = 0) -> list[int]:
     """After which levels of a balanced adder tree over ``terms`` its ``registers`` pipeline
-    registers go (levels 1..depth; at least 1, so a one-term "tree" is delayed too), spread
-    evenly and rounded down: the first segment also holds the terms' own logic (input select,
-    sign)."""
+    registers go (levels 1..depth; at least 1, so a one-term "tree" is delayed too): spread
+    evenly, rounded down, over the tree's levels with one level of the terms' own logic before
+    them (input select, XNOR, sign) and ``tail`` levels after them that share the last segment
+    (an MVTU's accumulate, and a bipolar dot product's offset). Counting the tail keeps the
+    rounding's slack off the last segment: at SIMD 256, bipolar, four registers cut after
+    levels 1, 3, 5, 7 (two levels per segment, the last three with its tail), where spreading
+    over the tree alone cut after 1, 3, 4, 6 and left levels 7, 8, the offset and the
+    accumulate in one cycle (SFC-max's fc2 on ECP5: 146.5 MHz, critical there)."""
     depth = (terms - 1).bit_length()
-    return [max(1, min(depth, (k + 1) * depth // (registers + 1))) for k in range(registers)]
+    levels = 1 + depth + tail
+    return [max(1, min(depth, (k + 1) * levels // (registers + 1) - 1))
+            for k in range(registers)]
 
 
 def auto_pipeline(simd: int, thresholds: bool) -> int:

@@ -42,17 +42,17 @@ from accel.hw.finn.loading import threshold_words, weight_words
 from accel.hw.finn.mapping import Element, LayerMapping, tree_cuts
 
 
-def balanced_sum(terms, m=None, registers: int = 0, name: str = "sum"):
+def balanced_sum(terms, m=None, registers: int = 0, name: str = "sum", tail: int = 0):
     """The sum of Amaranth values ``terms`` as a balanced tree of two-input adders, built level
     by level (so neither its logic depth nor Python's recursion grows with ``len(terms)``).
     Each term is used once, so nothing is emitted twice. With ``registers`` (and the module
-    ``m``), that many pipeline registers cut the tree where ``tree_cuts`` places them: the
-    sum arrives ``registers`` cycles later."""
+    ``m``), that many pipeline registers cut the tree where ``tree_cuts`` places them (the
+    sum's user adds ``tail`` levels after it): the sum arrives ``registers`` cycles later."""
     level = list(terms)
     if not level:
         level = [Const(0, 1)]
     depth = (len(level) - 1).bit_length()  # adder levels
-    cuts = tree_cuts(len(level), registers)
+    cuts = tree_cuts(len(level), registers, tail)
     done = 0
 
     def cut(values, after):
@@ -241,7 +241,7 @@ class MVTU(wiring.Component):
             agree = Signal(layer.simd, name=f"agree_pe{p}")
             m.d.comb += agree.eq(~(beat[:layer.simd] ^ weight_word[:layer.simd]))
             popcount = balanced_sum((agree[k].as_unsigned() for k in range(layer.simd)),
-                                    m, registers, f"popcount_pe{p}")
+                                    m, registers, f"popcount_pe{p}", layer.tree_tail)
             return (popcount * 2 - layer.simd).as_signed()
         terms = []
         for k in range(layer.simd):
@@ -255,7 +255,7 @@ class MVTU(wiring.Component):
                 terms.append(Mux(x[0], value, -value))
             else:
                 terms.append(_element_value(x, a) * _element_value(wk, w))
-        return balanced_sum(terms, m, registers, f"dot_pe{p}")
+        return balanced_sum(terms, m, registers, f"dot_pe{p}", layer.tree_tail)
 
     def _activate(self, m, p, total, nf, threshold_width, domain: str):
         """The PE's output element: thresholded count (+ offset) or the raw accumulator. The

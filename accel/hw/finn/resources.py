@@ -17,21 +17,20 @@ from accel.hw.resources import (Resources, apply, counter_bits, fifo, memory_res
 # error, on the per-module counts of synth_ecp5 -noflatten and the flattened totals, yosys 0.70,
 # of the FINN designs it lists).
 LUT_COEFFICIENTS: dict[str, float] = {
-    "convert.counter_bits": 5.09, "fifo.lutram_read_mux": 1.0324, "fifo.pointer_bits": 1.7604,
-    "mvtu.accumulator_bits": 0.345, "mvtu.adder_bits": 0.2993, "mvtu.beat_bits": 1.4693,
-    "mvtu.counter_bits": 2.5975, "mvtu.lutram_read_mux": 0.4956, "mvtu.negate_bits": 0.9841,
-    "mvtu.parameter_bits": 0.7351, "mvtu.popcount_bits": 1.0467, "mvtu.rom_lut_bits": 0.2685,
-    "mvtu.stage": 11.3974, "mvtu.weight_rom_integer_lane_bits": 0.7788,
-    "mvtu.weight_rom_lut_bits": 1.1541, "pool.compare_bits": 0.6456, "pool.counter_bits": 8.1527,
-    "swu.beat_bits": 0.5414, "swu.counter_bits": 8.4611, "swu.lutram_read_mux": 0.0258,
+    "convert.counter_bits": 5.0822, "fifo.lutram_read_mux": 1.0359, "fifo.pointer_bits": 1.7593,
+    "mvtu.accumulator_bits": 0.1797, "mvtu.beat_bits": 1.7248, "mvtu.counter_bits": 3.1869,
+    "mvtu.lutram_read_mux": 0.3524, "mvtu.negate_bits": 1.2394, "mvtu.parameter_bits": 0.7278,
+    "mvtu.popcount_bits": 1.0633, "mvtu.rom_lut_bits": 0.2316,
+    "mvtu.weight_rom_integer_lane_bits": 0.7698, "mvtu.weight_rom_lut_bits": 1.1512,
+    "pool.compare_bits": 0.6611, "pool.counter_bits": 8.1324, "swu.beat_bits": 0.581,
+    "swu.counter_bits": 8.2418, "swu.stage": 2.6372,
 }
 FF_COEFFICIENTS: dict[str, float] = {
-    "convert.counter_bits": 0.8446, "convert.gather_bits": 1.0466, "convert.stage": 0.2744,
-    "fifo.lutram_read_mux": 0.0315, "fifo.pointer_bits": 0.8557, "mvtu.clocked_bits": 0.8398,
-    "mvtu.compare_bits": 0.0108, "mvtu.lutram_read_mux": 0.6838, "mvtu.negate_bits": 0.0139,
-    "mvtu.parameter_bits": 0.3767, "mvtu.weight_rom_lut_bits": 0.0142, "pool.compare_bits": 0.7014,
-    "pool.counter_bits": 3.1902, "swu.beat_bits": 0.0274, "swu.counter_bits": 0.9802,
-    "swu.stage": 14.1367,
+    "convert.counter_bits": 0.9033, "convert.gather_bits": 1.0439, "convert.stage": 0.0942,
+    "fifo.lutram_read_mux": 0.0326, "fifo.pointer_bits": 0.85, "mvtu.clocked_bits": 0.8241,
+    "mvtu.lutram_read_mux": 0.8085, "mvtu.negate_bits": 0.0157, "mvtu.parameter_bits": 0.3564,
+    "mvtu.weight_rom_lut_bits": 0.0167, "pool.compare_bits": 0.6699, "pool.counter_bits": 3.224,
+    "swu.beat_bits": 0.0211, "swu.counter_bits": 1.1125, "swu.stage": 12.5061,
 }
 
 

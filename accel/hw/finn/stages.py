@@ -300,7 +300,7 @@ def _pipeline_bits(stage: LayerMapping) -> int:
     a, w = stage.input, stage.weight
     term = 1 if a.bipolar and w.bipolar else (
         a.bits + 2 if w.bipolar else w.bits + 2 if a.bipolar else a.bits + w.bits)
-    cuts = tree_cuts(stage.simd, stages.tree)
+    cuts = tree_cuts(stage.simd, stages.tree, stage.tree_tail)
     tree = sum(stage.pe * -(-stage.simd // (1 << level)) * (term + level) for level in cuts)
     accumulate_at = stages.read + stages.tree
     control = 2 * accumulate_at + stage.pipeline + (accumulate_at + stages.compare

@@ -1163,122 +1163,122 @@ endmodule
 module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__ready, out_valid, o__payload, o__ready, buffer_write__data);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
-  wire [14:0] \$10 ;
-  wire [9:0] \$100 ;
+  wire \$10 ;
+  wire [8:0] \$100 ;
   wire [8:0] \$101 ;
   wire [8:0] \$102 ;
-  wire [8:0] \$103 ;
+  wire [9:0] \$103 ;
   wire [8:0] \$104 ;
-  wire [9:0] \$105 ;
+  wire [8:0] \$105 ;
   wire [8:0] \$106 ;
   wire [8:0] \$107 ;
-  wire [8:0] \$108 ;
+  wire [9:0] \$108 ;
   wire [8:0] \$109 ;
-  wire [15:0] \$11 ;
-  wire [9:0] \$110 ;
+  wire [3:0] \$11 ;
+  wire [8:0] \$110 ;
   wire [8:0] \$111 ;
   wire [8:0] \$112 ;
-  wire [8:0] \$113 ;
+  wire [9:0] \$113 ;
   wire [8:0] \$114 ;
-  wire [9:0] \$115 ;
+  wire [8:0] \$115 ;
   wire [8:0] \$116 ;
   wire [8:0] \$117 ;
-  wire [8:0] \$118 ;
+  wire [9:0] \$118 ;
   wire [8:0] \$119 ;
-  wire \$12 ;
-  wire [9:0] \$120 ;
+  wire [4:0] \$12 ;
+  wire [8:0] \$120 ;
   wire [8:0] \$121 ;
   wire [8:0] \$122 ;
-  wire [8:0] \$123 ;
+  wire [9:0] \$123 ;
   wire [8:0] \$124 ;
-  wire [9:0] \$125 ;
+  wire [8:0] \$125 ;
   wire [8:0] \$126 ;
   wire [8:0] \$127 ;
-  wire [8:0] \$128 ;
+  wire [9:0] \$128 ;
   wire [8:0] \$129 ;
-  wire [3:0] \$13 ;
-  wire [9:0] \$130 ;
+  wire \$13 ;
+  wire [8:0] \$130 ;
   wire [8:0] \$131 ;
   wire [8:0] \$132 ;
-  wire [8:0] \$133 ;
+  wire [9:0] \$133 ;
   wire [8:0] \$134 ;
-  wire [9:0] \$135 ;
+  wire [8:0] \$135 ;
   wire [8:0] \$136 ;
   wire [8:0] \$137 ;
-  wire [8:0] \$138 ;
+  wire [9:0] \$138 ;
   wire [8:0] \$139 ;
-  wire [4:0] \$14 ;
-  wire [9:0] \$140 ;
+  wire [8:0] \$14 ;
+  wire [8:0] \$140 ;
   wire [8:0] \$141 ;
   wire [8:0] \$142 ;
-  wire [8:0] \$143 ;
+  wire [9:0] \$143 ;
   wire [8:0] \$144 ;
-  wire [9:0] \$145 ;
+  wire [8:0] \$145 ;
   wire [8:0] \$146 ;
   wire [8:0] \$147 ;
-  wire [8:0] \$148 ;
+  wire [9:0] \$148 ;
   wire [8:0] \$149 ;
-  wire \$15 ;
-  wire [9:0] \$150 ;
+  wire [8:0] \$15 ;
+  wire [8:0] \$150 ;
   wire [8:0] \$151 ;
   wire [8:0] \$152 ;
-  wire [8:0] \$153 ;
+  wire [9:0] \$153 ;
   wire [8:0] \$154 ;
-  wire [9:0] \$155 ;
+  wire [8:0] \$155 ;
   wire [8:0] \$156 ;
   wire [8:0] \$157 ;
-  wire [8:0] \$158 ;
+  wire [9:0] \$158 ;
   wire [8:0] \$159 ;
   wire [8:0] \$16 ;
-  wire [9:0] \$160 ;
+  wire [8:0] \$160 ;
   wire [8:0] \$161 ;
   wire [8:0] \$162 ;
-  wire [8:0] \$163 ;
+  wire [9:0] \$163 ;
   wire [8:0] \$164 ;
-  wire [9:0] \$165 ;
+  wire [8:0] \$165 ;
   wire [8:0] \$166 ;
   wire [8:0] \$167 ;
-  wire [8:0] \$168 ;
+  wire [9:0] \$168 ;
   wire [8:0] \$169 ;
   wire [8:0] \$17 ;
-  wire [9:0] \$170 ;
+  wire [8:0] \$170 ;
   wire [8:0] \$171 ;
   wire [8:0] \$172 ;
-  wire [8:0] \$173 ;
-  wire [8:0] \$174 ;
-  wire [9:0] \$175 ;
-  wire [10:0] \$176 ;
+  wire [9:0] \$173 ;
+  wire [10:0] \$174 ;
+  wire [10:0] \$175 ;
+  wire [11:0] \$176 ;
   wire [10:0] \$177 ;
-  wire [11:0] \$178 ;
-  wire [10:0] \$179 ;
-  wire [8:0] \$18 ;
+  wire [10:0] \$178 ;
+  wire [11:0] \$179 ;
+  wire [9:0] \$18 ;
   wire [10:0] \$180 ;
-  wire [11:0] \$181 ;
-  wire [10:0] \$182 ;
+  wire [10:0] \$181 ;
+  wire [11:0] \$182 ;
   wire [10:0] \$183 ;
-  wire [11:0] \$184 ;
-  wire [10:0] \$185 ;
+  wire [10:0] \$184 ;
+  wire [11:0] \$185 ;
   wire [10:0] \$186 ;
-  wire [11:0] \$187 ;
-  wire [10:0] \$188 ;
+  wire [10:0] \$187 ;
+  wire [11:0] \$188 ;
   wire [10:0] \$189 ;
   wire [8:0] \$19 ;
-  wire [11:0] \$190 ;
-  wire [10:0] \$191 ;
+  wire [10:0] \$190 ;
+  wire [11:0] \$191 ;
   wire [10:0] \$192 ;
-  wire [11:0] \$193 ;
-  wire [10:0] \$194 ;
+  wire [10:0] \$193 ;
+  wire [11:0] \$194 ;
   wire [10:0] \$195 ;
-  wire [11:0] \$196 ;
-  wire [10:0] \$197 ;
-  wire [10:0] \$198 ;
-  wire [11:0] \$199 ;
+  wire [10:0] \$196 ;
+  wire [11:0] \$197 ;
+  wire [12:0] \$198 ;
+  wire [12:0] \$199 ;
   wire \$2 ;
-  wire [9:0] \$20 ;
-  wire [12:0] \$200 ;
+  wire [8:0] \$20 ;
+  wire [13:0] \$200 ;
   wire [12:0] \$201 ;
   wire [12:0] \$202 ;
-  wire [12:0] \$203 ;
+  wire [13:0] \$203 ;
   wire \$204 ;
   wire [7:0] \$205 ;
   wire [7:0] \$206 ;
@@ -1307,7 +1307,7 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
   reg \$227 ;
   reg [6:0] \$228 ;
   reg [6:0] \$229 ;
-  wire [8:0] \$23 ;
+  wire [9:0] \$23 ;
   reg [6:0] \$230 ;
   reg [6:0] \$231 ;
   reg [9:0] \$232 ;
@@ -1329,7 +1329,7 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
   reg [9:0] \$247 ;
   reg [9:0] \$248 ;
   reg [9:0] \$249 ;
-  wire [9:0] \$25 ;
+  wire [8:0] \$25 ;
   reg [9:0] \$250 ;
   reg [9:0] \$251 ;
   reg [9:0] \$252 ;
@@ -1354,93 +1354,91 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
   wire [8:0] \$27 ;
   reg [11:0] \$270 ;
   reg [11:0] \$271 ;
-  reg [12:0] \$272 ;
-  reg [12:0] \$273 ;
-  reg [12:0] \$274 ;
-  reg [12:0] \$275 ;
-  reg [14:0] \$276 ;
-  reg [14:0] \$277 ;
-  reg \$278 ;
-  reg [6:0] \$279 ;
-  wire [8:0] \$28 ;
-  reg [6:0] \$280 ;
+  reg [13:0] \$272 ;
+  reg [13:0] \$273 ;
+  reg [14:0] \$274 ;
+  reg [14:0] \$275 ;
+  reg \$276 ;
+  reg [6:0] \$277 ;
+  reg [6:0] \$278 ;
+  wire [9:0] \$28 ;
   wire [8:0] \$29 ;
   wire \$3 ;
-  wire [9:0] \$30 ;
+  wire [8:0] \$30 ;
   wire [8:0] \$31 ;
   wire [8:0] \$32 ;
-  wire [8:0] \$33 ;
+  wire [9:0] \$33 ;
   wire [8:0] \$34 ;
-  wire [9:0] \$35 ;
+  wire [8:0] \$35 ;
   wire [8:0] \$36 ;
   wire [8:0] \$37 ;
-  wire [8:0] \$38 ;
+  wire [9:0] \$38 ;
   wire [8:0] \$39 ;
   wire \$4 ;
-  wire [9:0] \$40 ;
+  wire [8:0] \$40 ;
   wire [8:0] \$41 ;
   wire [8:0] \$42 ;
-  wire [8:0] \$43 ;
+  wire [9:0] \$43 ;
   wire [8:0] \$44 ;
-  wire [9:0] \$45 ;
+  wire [8:0] \$45 ;
   wire [8:0] \$46 ;
   wire [8:0] \$47 ;
-  wire [8:0] \$48 ;
+  wire [9:0] \$48 ;
   wire [8:0] \$49 ;
   wire \$5 ;
-  wire [9:0] \$50 ;
+  wire [8:0] \$50 ;
   wire [8:0] \$51 ;
   wire [8:0] \$52 ;
-  wire [8:0] \$53 ;
+  wire [9:0] \$53 ;
   wire [8:0] \$54 ;
-  wire [9:0] \$55 ;
+  wire [8:0] \$55 ;
   wire [8:0] \$56 ;
   wire [8:0] \$57 ;
-  wire [8:0] \$58 ;
+  wire [9:0] \$58 ;
   wire [8:0] \$59 ;
   wire \$6 ;
-  wire [9:0] \$60 ;
+  wire [8:0] \$60 ;
   wire [8:0] \$61 ;
   wire [8:0] \$62 ;
-  wire [8:0] \$63 ;
+  wire [9:0] \$63 ;
   wire [8:0] \$64 ;
-  wire [9:0] \$65 ;
+  wire [8:0] \$65 ;
   wire [8:0] \$66 ;
   wire [8:0] \$67 ;
-  wire [8:0] \$68 ;
+  wire [9:0] \$68 ;
   wire [8:0] \$69 ;
   wire [14:0] \$7 ;
-  wire [9:0] \$70 ;
+  wire [8:0] \$70 ;
   wire [8:0] \$71 ;
   wire [8:0] \$72 ;
-  wire [8:0] \$73 ;
+  wire [9:0] \$73 ;
   wire [8:0] \$74 ;
-  wire [9:0] \$75 ;
+  wire [8:0] \$75 ;
   wire [8:0] \$76 ;
   wire [8:0] \$77 ;
-  wire [8:0] \$78 ;
+  wire [9:0] \$78 ;
   wire [8:0] \$79 ;
-  wire [13:0] \$8 ;
-  wire [9:0] \$80 ;
+  wire [14:0] \$8 ;
+  wire [8:0] \$80 ;
   wire [8:0] \$81 ;
   wire [8:0] \$82 ;
-  wire [8:0] \$83 ;
+  wire [9:0] \$83 ;
   wire [8:0] \$84 ;
-  wire [9:0] \$85 ;
+  wire [8:0] \$85 ;
   wire [8:0] \$86 ;
   wire [8:0] \$87 ;
-  wire [8:0] \$88 ;
+  wire [9:0] \$88 ;
   wire [8:0] \$89 ;
-  wire [13:0] \$9 ;
-  wire [9:0] \$90 ;
+  wire [15:0] \$9 ;
+  wire [8:0] \$90 ;
   wire [8:0] \$91 ;
   wire [8:0] \$92 ;
-  wire [8:0] \$93 ;
+  wire [9:0] \$93 ;
   wire [8:0] \$94 ;
-  wire [9:0] \$95 ;
+  wire [8:0] \$95 ;
   wire [8:0] \$96 ;
   wire [8:0] \$97 ;
-  wire [8:0] \$98 ;
+  wire [9:0] \$98 ;
   wire [8:0] \$99 ;
   reg [14:0] acc_pe0 = 15'h0000;
   wire [511:0] beat;
@@ -1497,10 +1495,8 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
   reg [11:0] dot_pe0_r1_5 = 12'h000;
   reg [11:0] dot_pe0_r1_6 = 12'h000;
   reg [11:0] dot_pe0_r1_7 = 12'h000;
-  reg [12:0] dot_pe0_r2_0 = 13'h0000;
-  reg [12:0] dot_pe0_r2_1 = 13'h0000;
-  reg [12:0] dot_pe0_r2_2 = 13'h0000;
-  reg [12:0] dot_pe0_r2_3 = 13'h0000;
+  reg [13:0] dot_pe0_r2_0 = 14'h0000;
+  reg [13:0] dot_pe0_r2_1 = 14'h0000;
   wire first_fold;
   reg first_fold_s1 = 1'h0;
   wire first_synapse;
@@ -1509,12 +1505,12 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
   reg first_synapse_s3 = 1'h0;
   reg first_synapse_s4 = 1'h0;
   wire [511:0] i__payload;
-  wire \i__payload$39 ;
+  wire \i__payload$37 ;
   output i__ready;
   wire i__ready;
   input i__valid;
   wire i__valid;
-  reg \i__valid$40  = 1'h0;
+  reg \i__valid$38  = 1'h0;
   output input_step;
   wire input_step;
   wire last_synapse;
@@ -1526,12 +1522,12 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
   wire [6:0] nf_s4;
   output o__payload;
   wire o__payload;
-  wire \o__payload$43 ;
+  wire \o__payload$41 ;
   input o__ready;
   wire o__ready;
-  wire \o__ready$46 ;
+  wire \o__ready$44 ;
   wire o__valid;
-  wire \o__valid$45 ;
+  wire \o__valid$43 ;
   wire out_pe0;
   output out_valid;
   wire out_valid;
@@ -1868,202 +1864,202 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
   assign first_synapse = ! sf;
   assign \$7  = first_synapse_s4 ? 15'h0000 : acc_pe0;
   assign \$8  = $signed(dot_pe0_r2_0) + $signed(dot_pe0_r2_1);
-  assign \$9  = $signed(dot_pe0_r2_2) + $signed(dot_pe0_r2_3);
-  assign \$10  = $signed(\$8 ) + $signed(\$9 );
-  assign \$11  = $signed(\$7 ) + $signed(\$10 );
+  assign \$9  = $signed(\$7 ) + $signed(\$8 );
   assign out_pe0 = $signed(total_pe0_s1) >= $signed(read__data);
-  assign \$12  = can_step & last_synapse;
-  assign \$13  = pending + \$12 ;
-  assign \$14  = \$13  - popped;
-  assign \$15  = can_step & last_synapse;
-  assign \$16  = - beat[7:0];
-  assign \$17  = weight_read__data[0] ? { 1'h0, beat[7:0] } : \$16 ;
-  assign \$18  = - beat[15:8];
-  assign \$19  = weight_read__data[1] ? { 1'h0, beat[15:8] } : \$18 ;
-  assign \$20  = $signed(\$17 ) + $signed(\$19 );
-  assign \$21  = - beat[23:16];
-  assign \$22  = weight_read__data[2] ? { 1'h0, beat[23:16] } : \$21 ;
-  assign \$23  = - beat[31:24];
-  assign \$24  = weight_read__data[3] ? { 1'h0, beat[31:24] } : \$23 ;
-  assign \$25  = $signed(\$22 ) + $signed(\$24 );
-  assign \$26  = - beat[39:32];
-  assign \$27  = weight_read__data[4] ? { 1'h0, beat[39:32] } : \$26 ;
-  assign \$28  = - beat[47:40];
-  assign \$29  = weight_read__data[5] ? { 1'h0, beat[47:40] } : \$28 ;
-  assign \$30  = $signed(\$27 ) + $signed(\$29 );
-  assign \$31  = - beat[55:48];
-  assign \$32  = weight_read__data[6] ? { 1'h0, beat[55:48] } : \$31 ;
-  assign \$33  = - beat[63:56];
-  assign \$34  = weight_read__data[7] ? { 1'h0, beat[63:56] } : \$33 ;
-  assign \$35  = $signed(\$32 ) + $signed(\$34 );
-  assign \$36  = - beat[71:64];
-  assign \$37  = weight_read__data[8] ? { 1'h0, beat[71:64] } : \$36 ;
-  assign \$38  = - beat[79:72];
-  assign \$39  = weight_read__data[9] ? { 1'h0, beat[79:72] } : \$38 ;
-  assign \$40  = $signed(\$37 ) + $signed(\$39 );
-  assign \$41  = - beat[87:80];
-  assign \$42  = weight_read__data[10] ? { 1'h0, beat[87:80] } : \$41 ;
-  assign \$43  = - beat[95:88];
-  assign \$44  = weight_read__data[11] ? { 1'h0, beat[95:88] } : \$43 ;
-  assign \$45  = $signed(\$42 ) + $signed(\$44 );
-  assign \$46  = - beat[103:96];
-  assign \$47  = weight_read__data[12] ? { 1'h0, beat[103:96] } : \$46 ;
-  assign \$48  = - beat[111:104];
-  assign \$49  = weight_read__data[13] ? { 1'h0, beat[111:104] } : \$48 ;
-  assign \$50  = $signed(\$47 ) + $signed(\$49 );
-  assign \$51  = - beat[119:112];
-  assign \$52  = weight_read__data[14] ? { 1'h0, beat[119:112] } : \$51 ;
-  assign \$53  = - beat[127:120];
-  assign \$54  = weight_read__data[15] ? { 1'h0, beat[127:120] } : \$53 ;
-  assign \$55  = $signed(\$52 ) + $signed(\$54 );
-  assign \$56  = - beat[135:128];
-  assign \$57  = weight_read__data[16] ? { 1'h0, beat[135:128] } : \$56 ;
-  assign \$58  = - beat[143:136];
-  assign \$59  = weight_read__data[17] ? { 1'h0, beat[143:136] } : \$58 ;
-  assign \$60  = $signed(\$57 ) + $signed(\$59 );
-  assign \$61  = - beat[151:144];
-  assign \$62  = weight_read__data[18] ? { 1'h0, beat[151:144] } : \$61 ;
-  assign \$63  = - beat[159:152];
-  assign \$64  = weight_read__data[19] ? { 1'h0, beat[159:152] } : \$63 ;
-  assign \$65  = $signed(\$62 ) + $signed(\$64 );
-  assign \$66  = - beat[167:160];
-  assign \$67  = weight_read__data[20] ? { 1'h0, beat[167:160] } : \$66 ;
-  assign \$68  = - beat[175:168];
-  assign \$69  = weight_read__data[21] ? { 1'h0, beat[175:168] } : \$68 ;
-  assign \$70  = $signed(\$67 ) + $signed(\$69 );
-  assign \$71  = - beat[183:176];
-  assign \$72  = weight_read__data[22] ? { 1'h0, beat[183:176] } : \$71 ;
-  assign \$73  = - beat[191:184];
-  assign \$74  = weight_read__data[23] ? { 1'h0, beat[191:184] } : \$73 ;
-  assign \$75  = $signed(\$72 ) + $signed(\$74 );
-  assign \$76  = - beat[199:192];
-  assign \$77  = weight_read__data[24] ? { 1'h0, beat[199:192] } : \$76 ;
-  assign \$78  = - beat[207:200];
-  assign \$79  = weight_read__data[25] ? { 1'h0, beat[207:200] } : \$78 ;
-  assign \$80  = $signed(\$77 ) + $signed(\$79 );
-  assign \$81  = - beat[215:208];
-  assign \$82  = weight_read__data[26] ? { 1'h0, beat[215:208] } : \$81 ;
-  assign \$83  = - beat[223:216];
-  assign \$84  = weight_read__data[27] ? { 1'h0, beat[223:216] } : \$83 ;
-  assign \$85  = $signed(\$82 ) + $signed(\$84 );
-  assign \$86  = - beat[231:224];
-  assign \$87  = weight_read__data[28] ? { 1'h0, beat[231:224] } : \$86 ;
-  assign \$88  = - beat[239:232];
-  assign \$89  = weight_read__data[29] ? { 1'h0, beat[239:232] } : \$88 ;
-  assign \$90  = $signed(\$87 ) + $signed(\$89 );
-  assign \$91  = - beat[247:240];
-  assign \$92  = weight_read__data[30] ? { 1'h0, beat[247:240] } : \$91 ;
-  assign \$93  = - beat[255:248];
-  assign \$94  = weight_read__data[31] ? { 1'h0, beat[255:248] } : \$93 ;
-  assign \$95  = $signed(\$92 ) + $signed(\$94 );
-  assign \$96  = - beat[263:256];
-  assign \$97  = weight_read__data[32] ? { 1'h0, beat[263:256] } : \$96 ;
-  assign \$98  = - beat[271:264];
-  assign \$99  = weight_read__data[33] ? { 1'h0, beat[271:264] } : \$98 ;
-  assign \$100  = $signed(\$97 ) + $signed(\$99 );
-  assign \$101  = - beat[279:272];
-  assign \$102  = weight_read__data[34] ? { 1'h0, beat[279:272] } : \$101 ;
-  assign \$103  = - beat[287:280];
-  assign \$104  = weight_read__data[35] ? { 1'h0, beat[287:280] } : \$103 ;
-  assign \$105  = $signed(\$102 ) + $signed(\$104 );
-  assign \$106  = - beat[295:288];
-  assign \$107  = weight_read__data[36] ? { 1'h0, beat[295:288] } : \$106 ;
-  assign \$108  = - beat[303:296];
-  assign \$109  = weight_read__data[37] ? { 1'h0, beat[303:296] } : \$108 ;
-  assign \$110  = $signed(\$107 ) + $signed(\$109 );
-  assign \$111  = - beat[311:304];
-  assign \$112  = weight_read__data[38] ? { 1'h0, beat[311:304] } : \$111 ;
-  assign \$113  = - beat[319:312];
-  assign \$114  = weight_read__data[39] ? { 1'h0, beat[319:312] } : \$113 ;
-  assign \$115  = $signed(\$112 ) + $signed(\$114 );
-  assign \$116  = - beat[327:320];
-  assign \$117  = weight_read__data[40] ? { 1'h0, beat[327:320] } : \$116 ;
-  assign \$118  = - beat[335:328];
-  assign \$119  = weight_read__data[41] ? { 1'h0, beat[335:328] } : \$118 ;
-  assign \$120  = $signed(\$117 ) + $signed(\$119 );
-  assign \$121  = - beat[343:336];
-  assign \$122  = weight_read__data[42] ? { 1'h0, beat[343:336] } : \$121 ;
-  assign \$123  = - beat[351:344];
-  assign \$124  = weight_read__data[43] ? { 1'h0, beat[351:344] } : \$123 ;
-  assign \$125  = $signed(\$122 ) + $signed(\$124 );
-  assign \$126  = - beat[359:352];
-  assign \$127  = weight_read__data[44] ? { 1'h0, beat[359:352] } : \$126 ;
-  assign \$128  = - beat[367:360];
-  assign \$129  = weight_read__data[45] ? { 1'h0, beat[367:360] } : \$128 ;
-  assign \$130  = $signed(\$127 ) + $signed(\$129 );
-  assign \$131  = - beat[375:368];
-  assign \$132  = weight_read__data[46] ? { 1'h0, beat[375:368] } : \$131 ;
-  assign \$133  = - beat[383:376];
-  assign \$134  = weight_read__data[47] ? { 1'h0, beat[383:376] } : \$133 ;
-  assign \$135  = $signed(\$132 ) + $signed(\$134 );
-  assign \$136  = - beat[391:384];
-  assign \$137  = weight_read__data[48] ? { 1'h0, beat[391:384] } : \$136 ;
-  assign \$138  = - beat[399:392];
-  assign \$139  = weight_read__data[49] ? { 1'h0, beat[399:392] } : \$138 ;
-  assign \$140  = $signed(\$137 ) + $signed(\$139 );
-  assign \$141  = - beat[407:400];
-  assign \$142  = weight_read__data[50] ? { 1'h0, beat[407:400] } : \$141 ;
-  assign \$143  = - beat[415:408];
-  assign \$144  = weight_read__data[51] ? { 1'h0, beat[415:408] } : \$143 ;
-  assign \$145  = $signed(\$142 ) + $signed(\$144 );
-  assign \$146  = - beat[423:416];
-  assign \$147  = weight_read__data[52] ? { 1'h0, beat[423:416] } : \$146 ;
-  assign \$148  = - beat[431:424];
-  assign \$149  = weight_read__data[53] ? { 1'h0, beat[431:424] } : \$148 ;
-  assign \$150  = $signed(\$147 ) + $signed(\$149 );
-  assign \$151  = - beat[439:432];
-  assign \$152  = weight_read__data[54] ? { 1'h0, beat[439:432] } : \$151 ;
-  assign \$153  = - beat[447:440];
-  assign \$154  = weight_read__data[55] ? { 1'h0, beat[447:440] } : \$153 ;
-  assign \$155  = $signed(\$152 ) + $signed(\$154 );
-  assign \$156  = - beat[455:448];
-  assign \$157  = weight_read__data[56] ? { 1'h0, beat[455:448] } : \$156 ;
-  assign \$158  = - beat[463:456];
-  assign \$159  = weight_read__data[57] ? { 1'h0, beat[463:456] } : \$158 ;
-  assign \$160  = $signed(\$157 ) + $signed(\$159 );
-  assign \$161  = - beat[471:464];
-  assign \$162  = weight_read__data[58] ? { 1'h0, beat[471:464] } : \$161 ;
-  assign \$163  = - beat[479:472];
-  assign \$164  = weight_read__data[59] ? { 1'h0, beat[479:472] } : \$163 ;
-  assign \$165  = $signed(\$162 ) + $signed(\$164 );
-  assign \$166  = - beat[487:480];
-  assign \$167  = weight_read__data[60] ? { 1'h0, beat[487:480] } : \$166 ;
-  assign \$168  = - beat[495:488];
-  assign \$169  = weight_read__data[61] ? { 1'h0, beat[495:488] } : \$168 ;
-  assign \$170  = $signed(\$167 ) + $signed(\$169 );
-  assign \$171  = - beat[503:496];
-  assign \$172  = weight_read__data[62] ? { 1'h0, beat[503:496] } : \$171 ;
-  assign \$173  = - beat[511:504];
-  assign \$174  = weight_read__data[63] ? { 1'h0, beat[511:504] } : \$173 ;
-  assign \$175  = $signed(\$172 ) + $signed(\$174 );
-  assign \$176  = $signed(dot_pe0_r0_0) + $signed(dot_pe0_r0_1);
-  assign \$177  = $signed(dot_pe0_r0_2) + $signed(dot_pe0_r0_3);
-  assign \$178  = $signed(\$176 ) + $signed(\$177 );
-  assign \$179  = $signed(dot_pe0_r0_4) + $signed(dot_pe0_r0_5);
-  assign \$180  = $signed(dot_pe0_r0_6) + $signed(dot_pe0_r0_7);
-  assign \$181  = $signed(\$179 ) + $signed(\$180 );
-  assign \$182  = $signed(dot_pe0_r0_8) + $signed(dot_pe0_r0_9);
-  assign \$183  = $signed(dot_pe0_r0_10) + $signed(dot_pe0_r0_11);
-  assign \$184  = $signed(\$182 ) + $signed(\$183 );
-  assign \$185  = $signed(dot_pe0_r0_12) + $signed(dot_pe0_r0_13);
-  assign \$186  = $signed(dot_pe0_r0_14) + $signed(dot_pe0_r0_15);
-  assign \$187  = $signed(\$185 ) + $signed(\$186 );
-  assign \$188  = $signed(dot_pe0_r0_16) + $signed(dot_pe0_r0_17);
-  assign \$189  = $signed(dot_pe0_r0_18) + $signed(dot_pe0_r0_19);
-  assign \$190  = $signed(\$188 ) + $signed(\$189 );
-  assign \$191  = $signed(dot_pe0_r0_20) + $signed(dot_pe0_r0_21);
-  assign \$192  = $signed(dot_pe0_r0_22) + $signed(dot_pe0_r0_23);
-  assign \$193  = $signed(\$191 ) + $signed(\$192 );
-  assign \$194  = $signed(dot_pe0_r0_24) + $signed(dot_pe0_r0_25);
-  assign \$195  = $signed(dot_pe0_r0_26) + $signed(dot_pe0_r0_27);
-  assign \$196  = $signed(\$194 ) + $signed(\$195 );
-  assign \$197  = $signed(dot_pe0_r0_28) + $signed(dot_pe0_r0_29);
-  assign \$198  = $signed(dot_pe0_r0_30) + $signed(dot_pe0_r0_31);
-  assign \$199  = $signed(\$197 ) + $signed(\$198 );
-  assign \$200  = $signed(dot_pe0_r1_0) + $signed(dot_pe0_r1_1);
-  assign \$201  = $signed(dot_pe0_r1_2) + $signed(dot_pe0_r1_3);
-  assign \$202  = $signed(dot_pe0_r1_4) + $signed(dot_pe0_r1_5);
-  assign \$203  = $signed(dot_pe0_r1_6) + $signed(dot_pe0_r1_7);
+  assign \$10  = can_step & last_synapse;
+  assign \$11  = pending + \$10 ;
+  assign \$12  = \$11  - popped;
+  assign \$13  = can_step & last_synapse;
+  assign \$14  = - beat[7:0];
+  assign \$15  = weight_read__data[0] ? { 1'h0, beat[7:0] } : \$14 ;
+  assign \$16  = - beat[15:8];
+  assign \$17  = weight_read__data[1] ? { 1'h0, beat[15:8] } : \$16 ;
+  assign \$18  = $signed(\$15 ) + $signed(\$17 );
+  assign \$19  = - beat[23:16];
+  assign \$20  = weight_read__data[2] ? { 1'h0, beat[23:16] } : \$19 ;
+  assign \$21  = - beat[31:24];
+  assign \$22  = weight_read__data[3] ? { 1'h0, beat[31:24] } : \$21 ;
+  assign \$23  = $signed(\$20 ) + $signed(\$22 );
+  assign \$24  = - beat[39:32];
+  assign \$25  = weight_read__data[4] ? { 1'h0, beat[39:32] } : \$24 ;
+  assign \$26  = - beat[47:40];
+  assign \$27  = weight_read__data[5] ? { 1'h0, beat[47:40] } : \$26 ;
+  assign \$28  = $signed(\$25 ) + $signed(\$27 );
+  assign \$29  = - beat[55:48];
+  assign \$30  = weight_read__data[6] ? { 1'h0, beat[55:48] } : \$29 ;
+  assign \$31  = - beat[63:56];
+  assign \$32  = weight_read__data[7] ? { 1'h0, beat[63:56] } : \$31 ;
+  assign \$33  = $signed(\$30 ) + $signed(\$32 );
+  assign \$34  = - beat[71:64];
+  assign \$35  = weight_read__data[8] ? { 1'h0, beat[71:64] } : \$34 ;
+  assign \$36  = - beat[79:72];
+  assign \$37  = weight_read__data[9] ? { 1'h0, beat[79:72] } : \$36 ;
+  assign \$38  = $signed(\$35 ) + $signed(\$37 );
+  assign \$39  = - beat[87:80];
+  assign \$40  = weight_read__data[10] ? { 1'h0, beat[87:80] } : \$39 ;
+  assign \$41  = - beat[95:88];
+  assign \$42  = weight_read__data[11] ? { 1'h0, beat[95:88] } : \$41 ;
+  assign \$43  = $signed(\$40 ) + $signed(\$42 );
+  assign \$44  = - beat[103:96];
+  assign \$45  = weight_read__data[12] ? { 1'h0, beat[103:96] } : \$44 ;
+  assign \$46  = - beat[111:104];
+  assign \$47  = weight_read__data[13] ? { 1'h0, beat[111:104] } : \$46 ;
+  assign \$48  = $signed(\$45 ) + $signed(\$47 );
+  assign \$49  = - beat[119:112];
+  assign \$50  = weight_read__data[14] ? { 1'h0, beat[119:112] } : \$49 ;
+  assign \$51  = - beat[127:120];
+  assign \$52  = weight_read__data[15] ? { 1'h0, beat[127:120] } : \$51 ;
+  assign \$53  = $signed(\$50 ) + $signed(\$52 );
+  assign \$54  = - beat[135:128];
+  assign \$55  = weight_read__data[16] ? { 1'h0, beat[135:128] } : \$54 ;
+  assign \$56  = - beat[143:136];
+  assign \$57  = weight_read__data[17] ? { 1'h0, beat[143:136] } : \$56 ;
+  assign \$58  = $signed(\$55 ) + $signed(\$57 );
+  assign \$59  = - beat[151:144];
+  assign \$60  = weight_read__data[18] ? { 1'h0, beat[151:144] } : \$59 ;
+  assign \$61  = - beat[159:152];
+  assign \$62  = weight_read__data[19] ? { 1'h0, beat[159:152] } : \$61 ;
+  assign \$63  = $signed(\$60 ) + $signed(\$62 );
+  assign \$64  = - beat[167:160];
+  assign \$65  = weight_read__data[20] ? { 1'h0, beat[167:160] } : \$64 ;
+  assign \$66  = - beat[175:168];
+  assign \$67  = weight_read__data[21] ? { 1'h0, beat[175:168] } : \$66 ;
+  assign \$68  = $signed(\$65 ) + $signed(\$67 );
+  assign \$69  = - beat[183:176];
+  assign \$70  = weight_read__data[22] ? { 1'h0, beat[183:176] } : \$69 ;
+  assign \$71  = - beat[191:184];
+  assign \$72  = weight_read__data[23] ? { 1'h0, beat[191:184] } : \$71 ;
+  assign \$73  = $signed(\$70 ) + $signed(\$72 );
+  assign \$74  = - beat[199:192];
+  assign \$75  = weight_read__data[24] ? { 1'h0, beat[199:192] } : \$74 ;
+  assign \$76  = - beat[207:200];
+  assign \$77  = weight_read__data[25] ? { 1'h0, beat[207:200] } : \$76 ;
+  assign \$78  = $signed(\$75 ) + $signed(\$77 );
+  assign \$79  = - beat[215:208];
+  assign \$80  = weight_read__data[26] ? { 1'h0, beat[215:208] } : \$79 ;
+  assign \$81  = - beat[223:216];
+  assign \$82  = weight_read__data[27] ? { 1'h0, beat[223:216] } : \$81 ;
+  assign \$83  = $signed(\$80 ) + $signed(\$82 );
+  assign \$84  = - beat[231:224];
+  assign \$85  = weight_read__data[28] ? { 1'h0, beat[231:224] } : \$84 ;
+  assign \$86  = - beat[239:232];
+  assign \$87  = weight_read__data[29] ? { 1'h0, beat[239:232] } : \$86 ;
+  assign \$88  = $signed(\$85 ) + $signed(\$87 );
+  assign \$89  = - beat[247:240];
+  assign \$90  = weight_read__data[30] ? { 1'h0, beat[247:240] } : \$89 ;
+  assign \$91  = - beat[255:248];
+  assign \$92  = weight_read__data[31] ? { 1'h0, beat[255:248] } : \$91 ;
+  assign \$93  = $signed(\$90 ) + $signed(\$92 );
+  assign \$94  = - beat[263:256];
+  assign \$95  = weight_read__data[32] ? { 1'h0, beat[263:256] } : \$94 ;
+  assign \$96  = - beat[271:264];
+  assign \$97  = weight_read__data[33] ? { 1'h0, beat[271:264] } : \$96 ;
+  assign \$98  = $signed(\$95 ) + $signed(\$97 );
+  assign \$99  = - beat[279:272];
+  assign \$100  = weight_read__data[34] ? { 1'h0, beat[279:272] } : \$99 ;
+  assign \$101  = - beat[287:280];
+  assign \$102  = weight_read__data[35] ? { 1'h0, beat[287:280] } : \$101 ;
+  assign \$103  = $signed(\$100 ) + $signed(\$102 );
+  assign \$104  = - beat[295:288];
+  assign \$105  = weight_read__data[36] ? { 1'h0, beat[295:288] } : \$104 ;
+  assign \$106  = - beat[303:296];
+  assign \$107  = weight_read__data[37] ? { 1'h0, beat[303:296] } : \$106 ;
+  assign \$108  = $signed(\$105 ) + $signed(\$107 );
+  assign \$109  = - beat[311:304];
+  assign \$110  = weight_read__data[38] ? { 1'h0, beat[311:304] } : \$109 ;
+  assign \$111  = - beat[319:312];
+  assign \$112  = weight_read__data[39] ? { 1'h0, beat[319:312] } : \$111 ;
+  assign \$113  = $signed(\$110 ) + $signed(\$112 );
+  assign \$114  = - beat[327:320];
+  assign \$115  = weight_read__data[40] ? { 1'h0, beat[327:320] } : \$114 ;
+  assign \$116  = - beat[335:328];
+  assign \$117  = weight_read__data[41] ? { 1'h0, beat[335:328] } : \$116 ;
+  assign \$118  = $signed(\$115 ) + $signed(\$117 );
+  assign \$119  = - beat[343:336];
+  assign \$120  = weight_read__data[42] ? { 1'h0, beat[343:336] } : \$119 ;
+  assign \$121  = - beat[351:344];
+  assign \$122  = weight_read__data[43] ? { 1'h0, beat[351:344] } : \$121 ;
+  assign \$123  = $signed(\$120 ) + $signed(\$122 );
+  assign \$124  = - beat[359:352];
+  assign \$125  = weight_read__data[44] ? { 1'h0, beat[359:352] } : \$124 ;
+  assign \$126  = - beat[367:360];
+  assign \$127  = weight_read__data[45] ? { 1'h0, beat[367:360] } : \$126 ;
+  assign \$128  = $signed(\$125 ) + $signed(\$127 );
+  assign \$129  = - beat[375:368];
+  assign \$130  = weight_read__data[46] ? { 1'h0, beat[375:368] } : \$129 ;
+  assign \$131  = - beat[383:376];
+  assign \$132  = weight_read__data[47] ? { 1'h0, beat[383:376] } : \$131 ;
+  assign \$133  = $signed(\$130 ) + $signed(\$132 );
+  assign \$134  = - beat[391:384];
+  assign \$135  = weight_read__data[48] ? { 1'h0, beat[391:384] } : \$134 ;
+  assign \$136  = - beat[399:392];
+  assign \$137  = weight_read__data[49] ? { 1'h0, beat[399:392] } : \$136 ;
+  assign \$138  = $signed(\$135 ) + $signed(\$137 );
+  assign \$139  = - beat[407:400];
+  assign \$140  = weight_read__data[50] ? { 1'h0, beat[407:400] } : \$139 ;
+  assign \$141  = - beat[415:408];
+  assign \$142  = weight_read__data[51] ? { 1'h0, beat[415:408] } : \$141 ;
+  assign \$143  = $signed(\$140 ) + $signed(\$142 );
+  assign \$144  = - beat[423:416];
+  assign \$145  = weight_read__data[52] ? { 1'h0, beat[423:416] } : \$144 ;
+  assign \$146  = - beat[431:424];
+  assign \$147  = weight_read__data[53] ? { 1'h0, beat[431:424] } : \$146 ;
+  assign \$148  = $signed(\$145 ) + $signed(\$147 );
+  assign \$149  = - beat[439:432];
+  assign \$150  = weight_read__data[54] ? { 1'h0, beat[439:432] } : \$149 ;
+  assign \$151  = - beat[447:440];
+  assign \$152  = weight_read__data[55] ? { 1'h0, beat[447:440] } : \$151 ;
+  assign \$153  = $signed(\$150 ) + $signed(\$152 );
+  assign \$154  = - beat[455:448];
+  assign \$155  = weight_read__data[56] ? { 1'h0, beat[455:448] } : \$154 ;
+  assign \$156  = - beat[463:456];
+  assign \$157  = weight_read__data[57] ? { 1'h0, beat[463:456] } : \$156 ;
+  assign \$158  = $signed(\$155 ) + $signed(\$157 );
+  assign \$159  = - beat[471:464];
+  assign \$160  = weight_read__data[58] ? { 1'h0, beat[471:464] } : \$159 ;
+  assign \$161  = - beat[479:472];
+  assign \$162  = weight_read__data[59] ? { 1'h0, beat[479:472] } : \$161 ;
+  assign \$163  = $signed(\$160 ) + $signed(\$162 );
+  assign \$164  = - beat[487:480];
+  assign \$165  = weight_read__data[60] ? { 1'h0, beat[487:480] } : \$164 ;
+  assign \$166  = - beat[495:488];
+  assign \$167  = weight_read__data[61] ? { 1'h0, beat[495:488] } : \$166 ;
+  assign \$168  = $signed(\$165 ) + $signed(\$167 );
+  assign \$169  = - beat[503:496];
+  assign \$170  = weight_read__data[62] ? { 1'h0, beat[503:496] } : \$169 ;
+  assign \$171  = - beat[511:504];
+  assign \$172  = weight_read__data[63] ? { 1'h0, beat[511:504] } : \$171 ;
+  assign \$173  = $signed(\$170 ) + $signed(\$172 );
+  assign \$174  = $signed(dot_pe0_r0_0) + $signed(dot_pe0_r0_1);
+  assign \$175  = $signed(dot_pe0_r0_2) + $signed(dot_pe0_r0_3);
+  assign \$176  = $signed(\$174 ) + $signed(\$175 );
+  assign \$177  = $signed(dot_pe0_r0_4) + $signed(dot_pe0_r0_5);
+  assign \$178  = $signed(dot_pe0_r0_6) + $signed(dot_pe0_r0_7);
+  assign \$179  = $signed(\$177 ) + $signed(\$178 );
+  assign \$180  = $signed(dot_pe0_r0_8) + $signed(dot_pe0_r0_9);
+  assign \$181  = $signed(dot_pe0_r0_10) + $signed(dot_pe0_r0_11);
+  assign \$182  = $signed(\$180 ) + $signed(\$181 );
+  assign \$183  = $signed(dot_pe0_r0_12) + $signed(dot_pe0_r0_13);
+  assign \$184  = $signed(dot_pe0_r0_14) + $signed(dot_pe0_r0_15);
+  assign \$185  = $signed(\$183 ) + $signed(\$184 );
+  assign \$186  = $signed(dot_pe0_r0_16) + $signed(dot_pe0_r0_17);
+  assign \$187  = $signed(dot_pe0_r0_18) + $signed(dot_pe0_r0_19);
+  assign \$188  = $signed(\$186 ) + $signed(\$187 );
+  assign \$189  = $signed(dot_pe0_r0_20) + $signed(dot_pe0_r0_21);
+  assign \$190  = $signed(dot_pe0_r0_22) + $signed(dot_pe0_r0_23);
+  assign \$191  = $signed(\$189 ) + $signed(\$190 );
+  assign \$192  = $signed(dot_pe0_r0_24) + $signed(dot_pe0_r0_25);
+  assign \$193  = $signed(dot_pe0_r0_26) + $signed(dot_pe0_r0_27);
+  assign \$194  = $signed(\$192 ) + $signed(\$193 );
+  assign \$195  = $signed(dot_pe0_r0_28) + $signed(dot_pe0_r0_29);
+  assign \$196  = $signed(dot_pe0_r0_30) + $signed(dot_pe0_r0_31);
+  assign \$197  = $signed(\$195 ) + $signed(\$196 );
+  assign \$198  = $signed(dot_pe0_r1_0) + $signed(dot_pe0_r1_1);
+  assign \$199  = $signed(dot_pe0_r1_2) + $signed(dot_pe0_r1_3);
+  assign \$200  = $signed(\$198 ) + $signed(\$199 );
+  assign \$201  = $signed(dot_pe0_r1_4) + $signed(dot_pe0_r1_5);
+  assign \$202  = $signed(dot_pe0_r1_6) + $signed(dot_pe0_r1_7);
+  assign \$203  = $signed(\$201 ) + $signed(\$202 );
   assign \$204  = nf == 7'h7f;
   assign \$205  = nf + 1'h1;
   assign \$206  = \$204  ? 8'h00 : \$205 ;
@@ -2103,7 +2099,7 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
   always @(posedge clk)
     output_s4 <= \$226 ;
   always @(posedge clk)
-    \i__valid$40  <= \$227 ;
+    \i__valid$38  <= \$227 ;
   always @(posedge clk)
     nf_s1 <= \$228 ;
   always @(posedge clk)
@@ -2197,22 +2193,18 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
   always @(posedge clk)
     dot_pe0_r2_1 <= \$273 ;
   always @(posedge clk)
-    dot_pe0_r2_2 <= \$274 ;
+    acc_pe0 <= \$274 ;
   always @(posedge clk)
-    dot_pe0_r2_3 <= \$275 ;
+    total_pe0_s1 <= \$275 ;
   always @(posedge clk)
-    acc_pe0 <= \$276 ;
+    sf <= \$276 ;
   always @(posedge clk)
-    total_pe0_s1 <= \$277 ;
+    nf <= \$277 ;
   always @(posedge clk)
-    sf <= \$278 ;
-  always @(posedge clk)
-    nf <= \$279 ;
-  always @(posedge clk)
-    weight_read__addr <= \$280 ;
+    weight_read__addr <= \$278 ;
   \finn_top.l0.outputs  outputs (
     .clk(clk),
-    .i__valid(\i__valid$40 ),
+    .i__valid(\i__valid$38 ),
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(out_valid),
@@ -2221,7 +2213,7 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$212  = \$14 [2:0];
+    \$212  = \$12 [2:0];
     if (rst) begin
       \$212  = 3'h0;
     end
@@ -2298,7 +2290,7 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$223  = \$15 ;
+    \$223  = \$13 ;
     if (rst) begin
       \$223  = 1'h0;
     end
@@ -2361,280 +2353,280 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$232  = \$20 ;
+    \$232  = \$18 ;
     if (rst) begin
       \$232  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$233  = \$25 ;
+    \$233  = \$23 ;
     if (rst) begin
       \$233  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$234  = \$30 ;
+    \$234  = \$28 ;
     if (rst) begin
       \$234  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$235  = \$35 ;
+    \$235  = \$33 ;
     if (rst) begin
       \$235  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$236  = \$40 ;
+    \$236  = \$38 ;
     if (rst) begin
       \$236  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$237  = \$45 ;
+    \$237  = \$43 ;
     if (rst) begin
       \$237  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$238  = \$50 ;
+    \$238  = \$48 ;
     if (rst) begin
       \$238  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$239  = \$55 ;
+    \$239  = \$53 ;
     if (rst) begin
       \$239  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$240  = \$60 ;
+    \$240  = \$58 ;
     if (rst) begin
       \$240  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$241  = \$65 ;
+    \$241  = \$63 ;
     if (rst) begin
       \$241  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$242  = \$70 ;
+    \$242  = \$68 ;
     if (rst) begin
       \$242  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$243  = \$75 ;
+    \$243  = \$73 ;
     if (rst) begin
       \$243  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$244  = \$80 ;
+    \$244  = \$78 ;
     if (rst) begin
       \$244  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$245  = \$85 ;
+    \$245  = \$83 ;
     if (rst) begin
       \$245  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$246  = \$90 ;
+    \$246  = \$88 ;
     if (rst) begin
       \$246  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$247  = \$95 ;
+    \$247  = \$93 ;
     if (rst) begin
       \$247  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$248  = \$100 ;
+    \$248  = \$98 ;
     if (rst) begin
       \$248  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$249  = \$105 ;
+    \$249  = \$103 ;
     if (rst) begin
       \$249  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$250  = \$110 ;
+    \$250  = \$108 ;
     if (rst) begin
       \$250  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$251  = \$115 ;
+    \$251  = \$113 ;
     if (rst) begin
       \$251  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$252  = \$120 ;
+    \$252  = \$118 ;
     if (rst) begin
       \$252  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$253  = \$125 ;
+    \$253  = \$123 ;
     if (rst) begin
       \$253  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$254  = \$130 ;
+    \$254  = \$128 ;
     if (rst) begin
       \$254  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$255  = \$135 ;
+    \$255  = \$133 ;
     if (rst) begin
       \$255  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$256  = \$140 ;
+    \$256  = \$138 ;
     if (rst) begin
       \$256  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$257  = \$145 ;
+    \$257  = \$143 ;
     if (rst) begin
       \$257  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$258  = \$150 ;
+    \$258  = \$148 ;
     if (rst) begin
       \$258  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$259  = \$155 ;
+    \$259  = \$153 ;
     if (rst) begin
       \$259  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$260  = \$160 ;
+    \$260  = \$158 ;
     if (rst) begin
       \$260  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$261  = \$165 ;
+    \$261  = \$163 ;
     if (rst) begin
       \$261  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$262  = \$170 ;
+    \$262  = \$168 ;
     if (rst) begin
       \$262  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$263  = \$175 ;
+    \$263  = \$173 ;
     if (rst) begin
       \$263  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$264  = \$178 ;
+    \$264  = \$176 ;
     if (rst) begin
       \$264  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$265  = \$181 ;
+    \$265  = \$179 ;
     if (rst) begin
       \$265  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$266  = \$184 ;
+    \$266  = \$182 ;
     if (rst) begin
       \$266  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$267  = \$187 ;
+    \$267  = \$185 ;
     if (rst) begin
       \$267  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$268  = \$190 ;
+    \$268  = \$188 ;
     if (rst) begin
       \$268  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$269  = \$193 ;
+    \$269  = \$191 ;
     if (rst) begin
       \$269  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$270  = \$196 ;
+    \$270  = \$194 ;
     if (rst) begin
       \$270  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$271  = \$199 ;
+    \$271  = \$197 ;
     if (rst) begin
       \$271  = 12'h000;
     end
@@ -2643,87 +2635,73 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$272  = \$200 ;
     if (rst) begin
-      \$272  = 13'h0000;
+      \$272  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$273  = \$201 ;
+    \$273  = \$203 ;
     if (rst) begin
-      \$273  = 13'h0000;
+      \$273  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$274  = \$202 ;
-    if (rst) begin
-      \$274  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$275  = \$203 ;
-    if (rst) begin
-      \$275  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$276  = acc_pe0;
+    \$274  = acc_pe0;
     if (step_s4) begin
-      \$276  = \$11 [14:0];
+      \$274  = \$9 [14:0];
     end
     if (rst) begin
-      \$276  = 15'h0000;
+      \$274  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$277  = \$11 [14:0];
+    \$275  = \$9 [14:0];
     if (rst) begin
-      \$277  = 15'h0000;
+      \$275  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$278  = sf;
+    \$276  = sf;
     if (can_step) begin
       (* full_case = 32'd1 *)
       if (last_synapse) begin
-        \$278  = 1'h0;
+        \$276  = 1'h0;
       end else begin
-        \$278  = \$210 [0];
+        \$276  = \$210 [0];
       end
     end
     if (rst) begin
-      \$278  = 1'h0;
+      \$276  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$279  = nf;
+    \$277  = nf;
     if (can_step) begin
       if (last_synapse) begin
-        \$279  = \$206 [6:0];
+        \$277  = \$206 [6:0];
       end
     end
     if (rst) begin
-      \$279  = 7'h00;
+      \$277  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$280  = weight_read__addr;
+    \$278  = weight_read__addr;
     if (can_step) begin
       (* full_case = 32'd1 *)
       if (last_synapse) begin
-        \$280  = \$209 [6:0];
+        \$278  = \$209 [6:0];
       end else begin
-        \$280  = \$211 [6:0];
+        \$278  = \$211 [6:0];
       end
     end
     if (rst) begin
-      \$280  = 7'h00;
+      \$278  = 7'h00;
     end
   end
   assign step = can_step;
@@ -2731,14 +2709,14 @@ module \finn_top.l0 (i__valid, clk, rst, can_step, input_step, output_step, i__r
   assign i__payload = buffer_write__data;
   assign buffer_read__addr = sf;
   assign weight_addr = weight_read__addr;
-  assign total_pe0 = \$11 [14:0];
+  assign total_pe0 = \$9 [14:0];
   assign nf_s4 = read__addr;
-  assign \i__payload$39  = out_pe0;
-  assign output_s5 = \i__valid$40 ;
-  assign \o__payload$43  = o__payload;
+  assign \i__payload$37  = out_pe0;
+  assign output_s5 = \i__valid$38 ;
+  assign \o__payload$41  = o__payload;
   assign o__valid = out_valid;
-  assign \o__valid$45  = out_valid;
-  assign \o__ready$46  = o__ready;
+  assign \o__valid$43  = out_valid;
+  assign \o__ready$44  = o__ready;
   assign \$3  = sf;
   assign \$5  = sf;
 endmodule
@@ -2860,54 +2838,54 @@ endmodule
 module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid, o__payload, i__valid, buffer_write__data, o__ready, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire \$1 ;
-  wire [6:0] \$10 ;
-  wire [2:0] \$100 ;
+  wire [10:0] \$10 ;
+  wire [3:0] \$100 ;
   wire [2:0] \$101 ;
   wire [2:0] \$102 ;
-  wire [2:0] \$103 ;
+  wire [3:0] \$103 ;
   wire [2:0] \$104 ;
   wire [2:0] \$105 ;
-  wire [2:0] \$106 ;
+  wire [3:0] \$106 ;
   wire [2:0] \$107 ;
   wire [2:0] \$108 ;
-  wire [2:0] \$109 ;
-  wire [7:0] \$11 ;
+  wire [3:0] \$109 ;
+  wire [11:0] \$11 ;
   wire [2:0] \$110 ;
   wire [2:0] \$111 ;
-  wire [2:0] \$112 ;
+  wire [3:0] \$112 ;
   wire [2:0] \$113 ;
   wire [2:0] \$114 ;
   wire [3:0] \$115 ;
-  wire [3:0] \$116 ;
-  wire [4:0] \$117 ;
+  wire [2:0] \$116 ;
+  wire [2:0] \$117 ;
   wire [3:0] \$118 ;
-  wire [3:0] \$119 ;
-  wire [9:0] \$12 ;
-  wire [4:0] \$120 ;
+  wire [2:0] \$119 ;
+  wire \$12 ;
+  wire [2:0] \$120 ;
   wire [3:0] \$121 ;
-  wire [3:0] \$122 ;
-  wire [4:0] \$123 ;
+  wire [2:0] \$122 ;
+  wire [2:0] \$123 ;
   wire [3:0] \$124 ;
-  wire [3:0] \$125 ;
-  wire [4:0] \$126 ;
+  wire [2:0] \$125 ;
+  wire [2:0] \$126 ;
   wire [3:0] \$127 ;
-  wire [3:0] \$128 ;
+  wire [4:0] \$128 ;
   wire [4:0] \$129 ;
-  wire [10:0] \$13 ;
-  wire [3:0] \$130 ;
-  wire [3:0] \$131 ;
+  wire [4:0] \$13 ;
+  wire [5:0] \$130 ;
+  wire [4:0] \$131 ;
   wire [4:0] \$132 ;
-  wire [3:0] \$133 ;
-  wire [3:0] \$134 ;
+  wire [5:0] \$133 ;
+  wire [4:0] \$134 ;
   wire [4:0] \$135 ;
-  wire [3:0] \$136 ;
-  wire [3:0] \$137 ;
+  wire [5:0] \$136 ;
+  wire [4:0] \$137 ;
   wire [4:0] \$138 ;
   wire [5:0] \$139 ;
-  wire [11:0] \$14 ;
-  wire [5:0] \$140 ;
-  wire [5:0] \$141 ;
-  wire [5:0] \$142 ;
+  wire [5:0] \$14 ;
+  wire [6:0] \$140 ;
+  wire [6:0] \$141 ;
+  wire [7:0] \$142 ;
   wire \$143 ;
   wire [7:0] \$144 ;
   wire [7:0] \$145 ;
@@ -2926,7 +2904,7 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid
   reg \$157 ;
   reg \$158 ;
   reg \$159 ;
-  wire [4:0] \$16 ;
+  wire [1:0] \$16 ;
   reg \$160 ;
   reg \$161 ;
   reg \$162 ;
@@ -2937,7 +2915,7 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid
   reg \$167 ;
   reg \$168 ;
   reg \$169 ;
-  wire [5:0] \$17 ;
+  wire [1:0] \$17 ;
   reg [6:0] \$170 ;
   reg [6:0] \$171 ;
   reg [6:0] \$172 ;
@@ -2948,7 +2926,7 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid
   reg [1:0] \$177 ;
   reg [1:0] \$178 ;
   reg [1:0] \$179 ;
-  wire \$18 ;
+  wire [1:0] \$18 ;
   reg [1:0] \$180 ;
   reg [1:0] \$181 ;
   reg [1:0] \$182 ;
@@ -3014,60 +2992,37 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid
   reg [1:0] \$236 ;
   reg [1:0] \$237 ;
   reg [1:0] \$238 ;
-  reg [2:0] \$239 ;
+  reg [3:0] \$239 ;
   wire [1:0] \$24 ;
-  reg [2:0] \$240 ;
-  reg [2:0] \$241 ;
-  reg [2:0] \$242 ;
-  reg [2:0] \$243 ;
-  reg [2:0] \$244 ;
-  reg [2:0] \$245 ;
-  reg [2:0] \$246 ;
-  reg [2:0] \$247 ;
-  reg [2:0] \$248 ;
-  reg [2:0] \$249 ;
+  reg [3:0] \$240 ;
+  reg [3:0] \$241 ;
+  reg [3:0] \$242 ;
+  reg [3:0] \$243 ;
+  reg [3:0] \$244 ;
+  reg [3:0] \$245 ;
+  reg [3:0] \$246 ;
+  reg [3:0] \$247 ;
+  reg [3:0] \$248 ;
+  reg [3:0] \$249 ;
   wire [1:0] \$25 ;
-  reg [2:0] \$250 ;
-  reg [2:0] \$251 ;
-  reg [2:0] \$252 ;
-  reg [2:0] \$253 ;
-  reg [2:0] \$254 ;
-  reg [2:0] \$255 ;
-  reg [2:0] \$256 ;
-  reg [2:0] \$257 ;
-  reg [2:0] \$258 ;
-  reg [2:0] \$259 ;
+  reg [3:0] \$250 ;
+  reg [3:0] \$251 ;
+  reg [3:0] \$252 ;
+  reg [3:0] \$253 ;
+  reg [3:0] \$254 ;
+  reg [5:0] \$255 ;
+  reg [5:0] \$256 ;
+  reg [5:0] \$257 ;
+  reg [5:0] \$258 ;
+  reg [7:0] \$259 ;
   wire [1:0] \$26 ;
-  reg [2:0] \$260 ;
-  reg [2:0] \$261 ;
-  reg [2:0] \$262 ;
-  reg [2:0] \$263 ;
-  reg [2:0] \$264 ;
-  reg [2:0] \$265 ;
-  reg [2:0] \$266 ;
-  reg [2:0] \$267 ;
-  reg [2:0] \$268 ;
-  reg [2:0] \$269 ;
+  reg [8:0] \$260 ;
+  reg [8:0] \$261 ;
+  reg \$262 ;
+  reg [6:0] \$263 ;
+  reg [6:0] \$264 ;
   wire [1:0] \$27 ;
-  reg [2:0] \$270 ;
-  reg [4:0] \$271 ;
-  reg [4:0] \$272 ;
-  reg [4:0] \$273 ;
-  reg [4:0] \$274 ;
-  reg [4:0] \$275 ;
-  reg [4:0] \$276 ;
-  reg [4:0] \$277 ;
-  reg [4:0] \$278 ;
-  reg [5:0] \$279 ;
   wire [1:0] \$28 ;
-  reg [5:0] \$280 ;
-  reg [5:0] \$281 ;
-  reg [5:0] \$282 ;
-  reg [8:0] \$283 ;
-  reg [8:0] \$284 ;
-  reg \$285 ;
-  reg [6:0] \$286 ;
-  reg [6:0] \$287 ;
   wire [1:0] \$29 ;
   wire \$3 ;
   wire [1:0] \$30 ;
@@ -3125,25 +3080,25 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid
   wire [1:0] \$78 ;
   wire [1:0] \$79 ;
   wire [8:0] \$8 ;
-  wire [1:0] \$80 ;
-  wire [1:0] \$81 ;
-  wire [1:0] \$82 ;
+  wire [2:0] \$80 ;
+  wire [2:0] \$81 ;
+  wire [3:0] \$82 ;
   wire [2:0] \$83 ;
   wire [2:0] \$84 ;
-  wire [2:0] \$85 ;
+  wire [3:0] \$85 ;
   wire [2:0] \$86 ;
   wire [2:0] \$87 ;
-  wire [2:0] \$88 ;
+  wire [3:0] \$88 ;
   wire [2:0] \$89 ;
-  wire [6:0] \$9 ;
+  wire [9:0] \$9 ;
   wire [2:0] \$90 ;
-  wire [2:0] \$91 ;
+  wire [3:0] \$91 ;
   wire [2:0] \$92 ;
   wire [2:0] \$93 ;
-  wire [2:0] \$94 ;
+  wire [3:0] \$94 ;
   wire [2:0] \$95 ;
   wire [2:0] \$96 ;
-  wire [2:0] \$97 ;
+  wire [3:0] \$97 ;
   wire [2:0] \$98 ;
   wire [2:0] \$99 ;
   reg [8:0] acc_pe0 = 9'h000;
@@ -3171,12 +3126,12 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid
   reg first_synapse_s4 = 1'h0;
   reg first_synapse_s5 = 1'h0;
   wire [127:0] i__payload;
-  wire \i__payload$41 ;
+  wire \i__payload$38 ;
   output i__ready;
   wire i__ready;
   input i__valid;
   wire i__valid;
-  reg \i__valid$42  = 1'h0;
+  reg \i__valid$39  = 1'h0;
   output input_step;
   wire input_step;
   wire last_synapse;
@@ -3189,12 +3144,12 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid
   wire [6:0] nf_s5;
   output o__payload;
   wire o__payload;
-  wire \o__payload$45 ;
+  wire \o__payload$42 ;
   input o__ready;
   wire o__ready;
-  wire \o__ready$48 ;
+  wire \o__ready$45 ;
   wire o__valid;
-  wire \o__valid$47 ;
+  wire \o__valid$44 ;
   wire out_pe0;
   output out_valid;
   wire out_valid;
@@ -3273,50 +3228,27 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid
   reg [1:0] popcount_pe0_r0_7 = 2'h0;
   reg [1:0] popcount_pe0_r0_8 = 2'h0;
   reg [1:0] popcount_pe0_r0_9 = 2'h0;
-  reg [2:0] popcount_pe0_r1_0 = 3'h0;
-  reg [2:0] popcount_pe0_r1_1 = 3'h0;
-  reg [2:0] popcount_pe0_r1_10 = 3'h0;
-  reg [2:0] popcount_pe0_r1_11 = 3'h0;
-  reg [2:0] popcount_pe0_r1_12 = 3'h0;
-  reg [2:0] popcount_pe0_r1_13 = 3'h0;
-  reg [2:0] popcount_pe0_r1_14 = 3'h0;
-  reg [2:0] popcount_pe0_r1_15 = 3'h0;
-  reg [2:0] popcount_pe0_r1_16 = 3'h0;
-  reg [2:0] popcount_pe0_r1_17 = 3'h0;
-  reg [2:0] popcount_pe0_r1_18 = 3'h0;
-  reg [2:0] popcount_pe0_r1_19 = 3'h0;
-  reg [2:0] popcount_pe0_r1_2 = 3'h0;
-  reg [2:0] popcount_pe0_r1_20 = 3'h0;
-  reg [2:0] popcount_pe0_r1_21 = 3'h0;
-  reg [2:0] popcount_pe0_r1_22 = 3'h0;
-  reg [2:0] popcount_pe0_r1_23 = 3'h0;
-  reg [2:0] popcount_pe0_r1_24 = 3'h0;
-  reg [2:0] popcount_pe0_r1_25 = 3'h0;
-  reg [2:0] popcount_pe0_r1_26 = 3'h0;
-  reg [2:0] popcount_pe0_r1_27 = 3'h0;
-  reg [2:0] popcount_pe0_r1_28 = 3'h0;
-  reg [2:0] popcount_pe0_r1_29 = 3'h0;
-  reg [2:0] popcount_pe0_r1_3 = 3'h0;
-  reg [2:0] popcount_pe0_r1_30 = 3'h0;
-  reg [2:0] popcount_pe0_r1_31 = 3'h0;
-  reg [2:0] popcount_pe0_r1_4 = 3'h0;
-  reg [2:0] popcount_pe0_r1_5 = 3'h0;
-  reg [2:0] popcount_pe0_r1_6 = 3'h0;
-  reg [2:0] popcount_pe0_r1_7 = 3'h0;
-  reg [2:0] popcount_pe0_r1_8 = 3'h0;
-  reg [2:0] popcount_pe0_r1_9 = 3'h0;
-  reg [4:0] popcount_pe0_r2_0 = 5'h00;
-  reg [4:0] popcount_pe0_r2_1 = 5'h00;
-  reg [4:0] popcount_pe0_r2_2 = 5'h00;
-  reg [4:0] popcount_pe0_r2_3 = 5'h00;
-  reg [4:0] popcount_pe0_r2_4 = 5'h00;
-  reg [4:0] popcount_pe0_r2_5 = 5'h00;
-  reg [4:0] popcount_pe0_r2_6 = 5'h00;
-  reg [4:0] popcount_pe0_r2_7 = 5'h00;
-  reg [5:0] popcount_pe0_r3_0 = 6'h00;
-  reg [5:0] popcount_pe0_r3_1 = 6'h00;
-  reg [5:0] popcount_pe0_r3_2 = 6'h00;
-  reg [5:0] popcount_pe0_r3_3 = 6'h00;
+  reg [3:0] popcount_pe0_r1_0 = 4'h0;
+  reg [3:0] popcount_pe0_r1_1 = 4'h0;
+  reg [3:0] popcount_pe0_r1_10 = 4'h0;
+  reg [3:0] popcount_pe0_r1_11 = 4'h0;
+  reg [3:0] popcount_pe0_r1_12 = 4'h0;
+  reg [3:0] popcount_pe0_r1_13 = 4'h0;
+  reg [3:0] popcount_pe0_r1_14 = 4'h0;
+  reg [3:0] popcount_pe0_r1_15 = 4'h0;
+  reg [3:0] popcount_pe0_r1_2 = 4'h0;
+  reg [3:0] popcount_pe0_r1_3 = 4'h0;
+  reg [3:0] popcount_pe0_r1_4 = 4'h0;
+  reg [3:0] popcount_pe0_r1_5 = 4'h0;
+  reg [3:0] popcount_pe0_r1_6 = 4'h0;
+  reg [3:0] popcount_pe0_r1_7 = 4'h0;
+  reg [3:0] popcount_pe0_r1_8 = 4'h0;
+  reg [3:0] popcount_pe0_r1_9 = 4'h0;
+  reg [5:0] popcount_pe0_r2_0 = 6'h00;
+  reg [5:0] popcount_pe0_r2_1 = 6'h00;
+  reg [5:0] popcount_pe0_r2_2 = 6'h00;
+  reg [5:0] popcount_pe0_r2_3 = 6'h00;
+  reg [7:0] popcount_pe0_r3_0 = 8'h00;
   wire popped;
   reg [6:0] read__addr = 7'h00;
   wire [9:0] read__data;
@@ -3642,141 +3574,141 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid
   assign \$7  = beat ^ weight_read__data;
   assign agree_pe0 = ~ \$7 ;
   assign \$8  = first_synapse_s5 ? 9'h000 : acc_pe0;
-  assign \$9  = popcount_pe0_r3_0 + popcount_pe0_r3_1;
-  assign \$10  = popcount_pe0_r3_2 + popcount_pe0_r3_3;
-  assign \$11  = \$9  + \$10 ;
-  assign \$12  = \$11  * 2'h2;
-  assign \$13  = \$12  - 8'h80;
-  assign \$14  = $signed(\$8 ) + $signed(\$13 );
+  assign \$9  = popcount_pe0_r3_0 * 2'h2;
+  assign \$10  = \$9  - 8'h80;
+  assign \$11  = $signed(\$8 ) + $signed(\$10 );
   assign out_pe0 = $signed(total_pe0_s1) >= $signed(read__data);
+  assign \$12  = can_step & last_synapse;
+  assign \$13  = pending + \$12 ;
+  assign \$14  = \$13  - popped;
   assign \$15  = can_step & last_synapse;
-  assign \$16  = pending + \$15 ;
-  assign \$17  = \$16  - popped;
-  assign \$18  = can_step & last_synapse;
-  assign \$19  = agree_pe0[0] + agree_pe0[1];
-  assign \$20  = agree_pe0[2] + agree_pe0[3];
-  assign \$21  = agree_pe0[4] + agree_pe0[5];
-  assign \$22  = agree_pe0[6] + agree_pe0[7];
-  assign \$23  = agree_pe0[8] + agree_pe0[9];
-  assign \$24  = agree_pe0[10] + agree_pe0[11];
-  assign \$25  = agree_pe0[12] + agree_pe0[13];
-  assign \$26  = agree_pe0[14] + agree_pe0[15];
-  assign \$27  = agree_pe0[16] + agree_pe0[17];
-  assign \$28  = agree_pe0[18] + agree_pe0[19];
-  assign \$29  = agree_pe0[20] + agree_pe0[21];
-  assign \$30  = agree_pe0[22] + agree_pe0[23];
-  assign \$31  = agree_pe0[24] + agree_pe0[25];
-  assign \$32  = agree_pe0[26] + agree_pe0[27];
-  assign \$33  = agree_pe0[28] + agree_pe0[29];
-  assign \$34  = agree_pe0[30] + agree_pe0[31];
-  assign \$35  = agree_pe0[32] + agree_pe0[33];
-  assign \$36  = agree_pe0[34] + agree_pe0[35];
-  assign \$37  = agree_pe0[36] + agree_pe0[37];
-  assign \$38  = agree_pe0[38] + agree_pe0[39];
-  assign \$39  = agree_pe0[40] + agree_pe0[41];
-  assign \$40  = agree_pe0[42] + agree_pe0[43];
-  assign \$41  = agree_pe0[44] + agree_pe0[45];
-  assign \$42  = agree_pe0[46] + agree_pe0[47];
-  assign \$43  = agree_pe0[48] + agree_pe0[49];
-  assign \$44  = agree_pe0[50] + agree_pe0[51];
-  assign \$45  = agree_pe0[52] + agree_pe0[53];
-  assign \$46  = agree_pe0[54] + agree_pe0[55];
-  assign \$47  = agree_pe0[56] + agree_pe0[57];
-  assign \$48  = agree_pe0[58] + agree_pe0[59];
-  assign \$49  = agree_pe0[60] + agree_pe0[61];
-  assign \$50  = agree_pe0[62] + agree_pe0[63];
-  assign \$51  = agree_pe0[64] + agree_pe0[65];
-  assign \$52  = agree_pe0[66] + agree_pe0[67];
-  assign \$53  = agree_pe0[68] + agree_pe0[69];
-  assign \$54  = agree_pe0[70] + agree_pe0[71];
-  assign \$55  = agree_pe0[72] + agree_pe0[73];
-  assign \$56  = agree_pe0[74] + agree_pe0[75];
-  assign \$57  = agree_pe0[76] + agree_pe0[77];
-  assign \$58  = agree_pe0[78] + agree_pe0[79];
-  assign \$59  = agree_pe0[80] + agree_pe0[81];
-  assign \$60  = agree_pe0[82] + agree_pe0[83];
-  assign \$61  = agree_pe0[84] + agree_pe0[85];
-  assign \$62  = agree_pe0[86] + agree_pe0[87];
-  assign \$63  = agree_pe0[88] + agree_pe0[89];
-  assign \$64  = agree_pe0[90] + agree_pe0[91];
-  assign \$65  = agree_pe0[92] + agree_pe0[93];
-  assign \$66  = agree_pe0[94] + agree_pe0[95];
-  assign \$67  = agree_pe0[96] + agree_pe0[97];
-  assign \$68  = agree_pe0[98] + agree_pe0[99];
-  assign \$69  = agree_pe0[100] + agree_pe0[101];
-  assign \$70  = agree_pe0[102] + agree_pe0[103];
-  assign \$71  = agree_pe0[104] + agree_pe0[105];
-  assign \$72  = agree_pe0[106] + agree_pe0[107];
-  assign \$73  = agree_pe0[108] + agree_pe0[109];
-  assign \$74  = agree_pe0[110] + agree_pe0[111];
-  assign \$75  = agree_pe0[112] + agree_pe0[113];
-  assign \$76  = agree_pe0[114] + agree_pe0[115];
-  assign \$77  = agree_pe0[116] + agree_pe0[117];
-  assign \$78  = agree_pe0[118] + agree_pe0[119];
-  assign \$79  = agree_pe0[120] + agree_pe0[121];
-  assign \$80  = agree_pe0[122] + agree_pe0[123];
-  assign \$81  = agree_pe0[124] + agree_pe0[125];
-  assign \$82  = agree_pe0[126] + agree_pe0[127];
-  assign \$83  = popcount_pe0_r0_0 + popcount_pe0_r0_1;
-  assign \$84  = popcount_pe0_r0_2 + popcount_pe0_r0_3;
-  assign \$85  = popcount_pe0_r0_4 + popcount_pe0_r0_5;
-  assign \$86  = popcount_pe0_r0_6 + popcount_pe0_r0_7;
-  assign \$87  = popcount_pe0_r0_8 + popcount_pe0_r0_9;
-  assign \$88  = popcount_pe0_r0_10 + popcount_pe0_r0_11;
+  assign \$16  = agree_pe0[0] + agree_pe0[1];
+  assign \$17  = agree_pe0[2] + agree_pe0[3];
+  assign \$18  = agree_pe0[4] + agree_pe0[5];
+  assign \$19  = agree_pe0[6] + agree_pe0[7];
+  assign \$20  = agree_pe0[8] + agree_pe0[9];
+  assign \$21  = agree_pe0[10] + agree_pe0[11];
+  assign \$22  = agree_pe0[12] + agree_pe0[13];
+  assign \$23  = agree_pe0[14] + agree_pe0[15];
+  assign \$24  = agree_pe0[16] + agree_pe0[17];
+  assign \$25  = agree_pe0[18] + agree_pe0[19];
+  assign \$26  = agree_pe0[20] + agree_pe0[21];
+  assign \$27  = agree_pe0[22] + agree_pe0[23];
+  assign \$28  = agree_pe0[24] + agree_pe0[25];
+  assign \$29  = agree_pe0[26] + agree_pe0[27];
+  assign \$30  = agree_pe0[28] + agree_pe0[29];
+  assign \$31  = agree_pe0[30] + agree_pe0[31];
+  assign \$32  = agree_pe0[32] + agree_pe0[33];
+  assign \$33  = agree_pe0[34] + agree_pe0[35];
+  assign \$34  = agree_pe0[36] + agree_pe0[37];
+  assign \$35  = agree_pe0[38] + agree_pe0[39];
+  assign \$36  = agree_pe0[40] + agree_pe0[41];
+  assign \$37  = agree_pe0[42] + agree_pe0[43];
+  assign \$38  = agree_pe0[44] + agree_pe0[45];
+  assign \$39  = agree_pe0[46] + agree_pe0[47];
+  assign \$40  = agree_pe0[48] + agree_pe0[49];
+  assign \$41  = agree_pe0[50] + agree_pe0[51];
+  assign \$42  = agree_pe0[52] + agree_pe0[53];
+  assign \$43  = agree_pe0[54] + agree_pe0[55];
+  assign \$44  = agree_pe0[56] + agree_pe0[57];
+  assign \$45  = agree_pe0[58] + agree_pe0[59];
+  assign \$46  = agree_pe0[60] + agree_pe0[61];
+  assign \$47  = agree_pe0[62] + agree_pe0[63];
+  assign \$48  = agree_pe0[64] + agree_pe0[65];
+  assign \$49  = agree_pe0[66] + agree_pe0[67];
+  assign \$50  = agree_pe0[68] + agree_pe0[69];
+  assign \$51  = agree_pe0[70] + agree_pe0[71];
+  assign \$52  = agree_pe0[72] + agree_pe0[73];
+  assign \$53  = agree_pe0[74] + agree_pe0[75];
+  assign \$54  = agree_pe0[76] + agree_pe0[77];
+  assign \$55  = agree_pe0[78] + agree_pe0[79];
+  assign \$56  = agree_pe0[80] + agree_pe0[81];
+  assign \$57  = agree_pe0[82] + agree_pe0[83];
+  assign \$58  = agree_pe0[84] + agree_pe0[85];
+  assign \$59  = agree_pe0[86] + agree_pe0[87];
+  assign \$60  = agree_pe0[88] + agree_pe0[89];
+  assign \$61  = agree_pe0[90] + agree_pe0[91];
+  assign \$62  = agree_pe0[92] + agree_pe0[93];
+  assign \$63  = agree_pe0[94] + agree_pe0[95];
+  assign \$64  = agree_pe0[96] + agree_pe0[97];
+  assign \$65  = agree_pe0[98] + agree_pe0[99];
+  assign \$66  = agree_pe0[100] + agree_pe0[101];
+  assign \$67  = agree_pe0[102] + agree_pe0[103];
+  assign \$68  = agree_pe0[104] + agree_pe0[105];
+  assign \$69  = agree_pe0[106] + agree_pe0[107];
+  assign \$70  = agree_pe0[108] + agree_pe0[109];
+  assign \$71  = agree_pe0[110] + agree_pe0[111];
+  assign \$72  = agree_pe0[112] + agree_pe0[113];
+  assign \$73  = agree_pe0[114] + agree_pe0[115];
+  assign \$74  = agree_pe0[116] + agree_pe0[117];
+  assign \$75  = agree_pe0[118] + agree_pe0[119];
+  assign \$76  = agree_pe0[120] + agree_pe0[121];
+  assign \$77  = agree_pe0[122] + agree_pe0[123];
+  assign \$78  = agree_pe0[124] + agree_pe0[125];
+  assign \$79  = agree_pe0[126] + agree_pe0[127];
+  assign \$80  = popcount_pe0_r0_0 + popcount_pe0_r0_1;
+  assign \$81  = popcount_pe0_r0_2 + popcount_pe0_r0_3;
+  assign \$82  = \$80  + \$81 ;
+  assign \$83  = popcount_pe0_r0_4 + popcount_pe0_r0_5;
+  assign \$84  = popcount_pe0_r0_6 + popcount_pe0_r0_7;
+  assign \$85  = \$83  + \$84 ;
+  assign \$86  = popcount_pe0_r0_8 + popcount_pe0_r0_9;
+  assign \$87  = popcount_pe0_r0_10 + popcount_pe0_r0_11;
+  assign \$88  = \$86  + \$87 ;
   assign \$89  = popcount_pe0_r0_12 + popcount_pe0_r0_13;
   assign \$90  = popcount_pe0_r0_14 + popcount_pe0_r0_15;
-  assign \$91  = popcount_pe0_r0_16 + popcount_pe0_r0_17;
-  assign \$92  = popcount_pe0_r0_18 + popcount_pe0_r0_19;
-  assign \$93  = popcount_pe0_r0_20 + popcount_pe0_r0_21;
-  assign \$94  = popcount_pe0_r0_22 + popcount_pe0_r0_23;
-  assign \$95  = popcount_pe0_r0_24 + popcount_pe0_r0_25;
-  assign \$96  = popcount_pe0_r0_26 + popcount_pe0_r0_27;
-  assign \$97  = popcount_pe0_r0_28 + popcount_pe0_r0_29;
-  assign \$98  = popcount_pe0_r0_30 + popcount_pe0_r0_31;
-  assign \$99  = popcount_pe0_r0_32 + popcount_pe0_r0_33;
-  assign \$100  = popcount_pe0_r0_34 + popcount_pe0_r0_35;
-  assign \$101  = popcount_pe0_r0_36 + popcount_pe0_r0_37;
-  assign \$102  = popcount_pe0_r0_38 + popcount_pe0_r0_39;
-  assign \$103  = popcount_pe0_r0_40 + popcount_pe0_r0_41;
-  assign \$104  = popcount_pe0_r0_42 + popcount_pe0_r0_43;
-  assign \$105  = popcount_pe0_r0_44 + popcount_pe0_r0_45;
-  assign \$106  = popcount_pe0_r0_46 + popcount_pe0_r0_47;
-  assign \$107  = popcount_pe0_r0_48 + popcount_pe0_r0_49;
-  assign \$108  = popcount_pe0_r0_50 + popcount_pe0_r0_51;
-  assign \$109  = popcount_pe0_r0_52 + popcount_pe0_r0_53;
-  assign \$110  = popcount_pe0_r0_54 + popcount_pe0_r0_55;
-  assign \$111  = popcount_pe0_r0_56 + popcount_pe0_r0_57;
-  assign \$112  = popcount_pe0_r0_58 + popcount_pe0_r0_59;
-  assign \$113  = popcount_pe0_r0_60 + popcount_pe0_r0_61;
-  assign \$114  = popcount_pe0_r0_62 + popcount_pe0_r0_63;
-  assign \$115  = popcount_pe0_r1_0 + popcount_pe0_r1_1;
-  assign \$116  = popcount_pe0_r1_2 + popcount_pe0_r1_3;
-  assign \$117  = \$115  + \$116 ;
-  assign \$118  = popcount_pe0_r1_4 + popcount_pe0_r1_5;
-  assign \$119  = popcount_pe0_r1_6 + popcount_pe0_r1_7;
-  assign \$120  = \$118  + \$119 ;
-  assign \$121  = popcount_pe0_r1_8 + popcount_pe0_r1_9;
-  assign \$122  = popcount_pe0_r1_10 + popcount_pe0_r1_11;
-  assign \$123  = \$121  + \$122 ;
-  assign \$124  = popcount_pe0_r1_12 + popcount_pe0_r1_13;
-  assign \$125  = popcount_pe0_r1_14 + popcount_pe0_r1_15;
-  assign \$126  = \$124  + \$125 ;
-  assign \$127  = popcount_pe0_r1_16 + popcount_pe0_r1_17;
-  assign \$128  = popcount_pe0_r1_18 + popcount_pe0_r1_19;
-  assign \$129  = \$127  + \$128 ;
-  assign \$130  = popcount_pe0_r1_20 + popcount_pe0_r1_21;
-  assign \$131  = popcount_pe0_r1_22 + popcount_pe0_r1_23;
-  assign \$132  = \$130  + \$131 ;
-  assign \$133  = popcount_pe0_r1_24 + popcount_pe0_r1_25;
-  assign \$134  = popcount_pe0_r1_26 + popcount_pe0_r1_27;
-  assign \$135  = \$133  + \$134 ;
-  assign \$136  = popcount_pe0_r1_28 + popcount_pe0_r1_29;
-  assign \$137  = popcount_pe0_r1_30 + popcount_pe0_r1_31;
-  assign \$138  = \$136  + \$137 ;
-  assign \$139  = popcount_pe0_r2_0 + popcount_pe0_r2_1;
-  assign \$140  = popcount_pe0_r2_2 + popcount_pe0_r2_3;
-  assign \$141  = popcount_pe0_r2_4 + popcount_pe0_r2_5;
-  assign \$142  = popcount_pe0_r2_6 + popcount_pe0_r2_7;
+  assign \$91  = \$89  + \$90 ;
+  assign \$92  = popcount_pe0_r0_16 + popcount_pe0_r0_17;
+  assign \$93  = popcount_pe0_r0_18 + popcount_pe0_r0_19;
+  assign \$94  = \$92  + \$93 ;
+  assign \$95  = popcount_pe0_r0_20 + popcount_pe0_r0_21;
+  assign \$96  = popcount_pe0_r0_22 + popcount_pe0_r0_23;
+  assign \$97  = \$95  + \$96 ;
+  assign \$98  = popcount_pe0_r0_24 + popcount_pe0_r0_25;
+  assign \$99  = popcount_pe0_r0_26 + popcount_pe0_r0_27;
+  assign \$100  = \$98  + \$99 ;
+  assign \$101  = popcount_pe0_r0_28 + popcount_pe0_r0_29;
+  assign \$102  = popcount_pe0_r0_30 + popcount_pe0_r0_31;
+  assign \$103  = \$101  + \$102 ;
+  assign \$104  = popcount_pe0_r0_32 + popcount_pe0_r0_33;
+  assign \$105  = popcount_pe0_r0_34 + popcount_pe0_r0_35;
+  assign \$106  = \$104  + \$105 ;
+  assign \$107  = popcount_pe0_r0_36 + popcount_pe0_r0_37;
+  assign \$108  = popcount_pe0_r0_38 + popcount_pe0_r0_39;
+  assign \$109  = \$107  + \$108 ;
+  assign \$110  = popcount_pe0_r0_40 + popcount_pe0_r0_41;
+  assign \$111  = popcount_pe0_r0_42 + popcount_pe0_r0_43;
+  assign \$112  = \$110  + \$111 ;
+  assign \$113  = popcount_pe0_r0_44 + popcount_pe0_r0_45;
+  assign \$114  = popcount_pe0_r0_46 + popcount_pe0_r0_47;
+  assign \$115  = \$113  + \$114 ;
+  assign \$116  = popcount_pe0_r0_48 + popcount_pe0_r0_49;
+  assign \$117  = popcount_pe0_r0_50 + popcount_pe0_r0_51;
+  assign \$118  = \$116  + \$117 ;
+  assign \$119  = popcount_pe0_r0_52 + popcount_pe0_r0_53;
+  assign \$120  = popcount_pe0_r0_54 + popcount_pe0_r0_55;
+  assign \$121  = \$119  + \$120 ;
+  assign \$122  = popcount_pe0_r0_56 + popcount_pe0_r0_57;
+  assign \$123  = popcount_pe0_r0_58 + popcount_pe0_r0_59;
+  assign \$124  = \$122  + \$123 ;
+  assign \$125  = popcount_pe0_r0_60 + popcount_pe0_r0_61;
+  assign \$126  = popcount_pe0_r0_62 + popcount_pe0_r0_63;
+  assign \$127  = \$125  + \$126 ;
+  assign \$128  = popcount_pe0_r1_0 + popcount_pe0_r1_1;
+  assign \$129  = popcount_pe0_r1_2 + popcount_pe0_r1_3;
+  assign \$130  = \$128  + \$129 ;
+  assign \$131  = popcount_pe0_r1_4 + popcount_pe0_r1_5;
+  assign \$132  = popcount_pe0_r1_6 + popcount_pe0_r1_7;
+  assign \$133  = \$131  + \$132 ;
+  assign \$134  = popcount_pe0_r1_8 + popcount_pe0_r1_9;
+  assign \$135  = popcount_pe0_r1_10 + popcount_pe0_r1_11;
+  assign \$136  = \$134  + \$135 ;
+  assign \$137  = popcount_pe0_r1_12 + popcount_pe0_r1_13;
+  assign \$138  = popcount_pe0_r1_14 + popcount_pe0_r1_15;
+  assign \$139  = \$137  + \$138 ;
+  assign \$140  = popcount_pe0_r2_0 + popcount_pe0_r2_1;
+  assign \$141  = popcount_pe0_r2_2 + popcount_pe0_r2_3;
+  assign \$142  = \$140  + \$141 ;
   assign \$143  = nf == 7'h7f;
   assign \$144  = nf + 1'h1;
   assign \$145  = \$143  ? 8'h00 : \$144 ;
@@ -3822,7 +3754,7 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid
   always @(posedge clk)
     output_s5 <= \$168 ;
   always @(posedge clk)
-    \i__valid$42  <= \$169 ;
+    \i__valid$39  <= \$169 ;
   always @(posedge clk)
     nf_s1 <= \$170 ;
   always @(posedge clk)
@@ -3994,74 +3926,28 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid
   always @(posedge clk)
     popcount_pe0_r1_15 <= \$254 ;
   always @(posedge clk)
-    popcount_pe0_r1_16 <= \$255 ;
+    popcount_pe0_r2_0 <= \$255 ;
   always @(posedge clk)
-    popcount_pe0_r1_17 <= \$256 ;
+    popcount_pe0_r2_1 <= \$256 ;
   always @(posedge clk)
-    popcount_pe0_r1_18 <= \$257 ;
+    popcount_pe0_r2_2 <= \$257 ;
   always @(posedge clk)
-    popcount_pe0_r1_19 <= \$258 ;
+    popcount_pe0_r2_3 <= \$258 ;
   always @(posedge clk)
-    popcount_pe0_r1_20 <= \$259 ;
+    popcount_pe0_r3_0 <= \$259 ;
   always @(posedge clk)
-    popcount_pe0_r1_21 <= \$260 ;
+    acc_pe0 <= \$260 ;
   always @(posedge clk)
-    popcount_pe0_r1_22 <= \$261 ;
+    total_pe0_s1 <= \$261 ;
   always @(posedge clk)
-    popcount_pe0_r1_23 <= \$262 ;
+    sf <= \$262 ;
   always @(posedge clk)
-    popcount_pe0_r1_24 <= \$263 ;
+    nf <= \$263 ;
   always @(posedge clk)
-    popcount_pe0_r1_25 <= \$264 ;
-  always @(posedge clk)
-    popcount_pe0_r1_26 <= \$265 ;
-  always @(posedge clk)
-    popcount_pe0_r1_27 <= \$266 ;
-  always @(posedge clk)
-    popcount_pe0_r1_28 <= \$267 ;
-  always @(posedge clk)
-    popcount_pe0_r1_29 <= \$268 ;
-  always @(posedge clk)
-    popcount_pe0_r1_30 <= \$269 ;
-  always @(posedge clk)
-    popcount_pe0_r1_31 <= \$270 ;
-  always @(posedge clk)
-    popcount_pe0_r2_0 <= \$271 ;
-  always @(posedge clk)
-    popcount_pe0_r2_1 <= \$272 ;
-  always @(posedge clk)
-    popcount_pe0_r2_2 <= \$273 ;
-  always @(posedge clk)
-    popcount_pe0_r2_3 <= \$274 ;
-  always @(posedge clk)
-    popcount_pe0_r2_4 <= \$275 ;
-  always @(posedge clk)
-    popcount_pe0_r2_5 <= \$276 ;
-  always @(posedge clk)
-    popcount_pe0_r2_6 <= \$277 ;
-  always @(posedge clk)
-    popcount_pe0_r2_7 <= \$278 ;
-  always @(posedge clk)
-    popcount_pe0_r3_0 <= \$279 ;
-  always @(posedge clk)
-    popcount_pe0_r3_1 <= \$280 ;
-  always @(posedge clk)
-    popcount_pe0_r3_2 <= \$281 ;
-  always @(posedge clk)
-    popcount_pe0_r3_3 <= \$282 ;
-  always @(posedge clk)
-    acc_pe0 <= \$283 ;
-  always @(posedge clk)
-    total_pe0_s1 <= \$284 ;
-  always @(posedge clk)
-    sf <= \$285 ;
-  always @(posedge clk)
-    nf <= \$286 ;
-  always @(posedge clk)
-    weight_read__addr <= \$287 ;
+    weight_read__addr <= \$264 ;
   \finn_top.l1.outputs  outputs (
     .clk(clk),
-    .i__valid(\i__valid$42 ),
+    .i__valid(\i__valid$39 ),
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(out_valid),
@@ -4070,7 +3956,7 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$151  = \$17 [3:0];
+    \$151  = \$14 [3:0];
     if (rst) begin
       \$151  = 4'h0;
     end
@@ -4161,7 +4047,7 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$164  = \$18 ;
+    \$164  = \$15 ;
     if (rst) begin
       \$164  = 1'h0;
     end
@@ -4238,817 +4124,656 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$175  = \$19 ;
+    \$175  = \$16 ;
     if (rst) begin
       \$175  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$176  = \$20 ;
+    \$176  = \$17 ;
     if (rst) begin
       \$176  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$177  = \$21 ;
+    \$177  = \$18 ;
     if (rst) begin
       \$177  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$178  = \$22 ;
+    \$178  = \$19 ;
     if (rst) begin
       \$178  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$179  = \$23 ;
+    \$179  = \$20 ;
     if (rst) begin
       \$179  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$180  = \$24 ;
+    \$180  = \$21 ;
     if (rst) begin
       \$180  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$181  = \$25 ;
+    \$181  = \$22 ;
     if (rst) begin
       \$181  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$182  = \$26 ;
+    \$182  = \$23 ;
     if (rst) begin
       \$182  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$183  = \$27 ;
+    \$183  = \$24 ;
     if (rst) begin
       \$183  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$184  = \$28 ;
+    \$184  = \$25 ;
     if (rst) begin
       \$184  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$185  = \$29 ;
+    \$185  = \$26 ;
     if (rst) begin
       \$185  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$186  = \$30 ;
+    \$186  = \$27 ;
     if (rst) begin
       \$186  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$187  = \$31 ;
+    \$187  = \$28 ;
     if (rst) begin
       \$187  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$188  = \$32 ;
+    \$188  = \$29 ;
     if (rst) begin
       \$188  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$189  = \$33 ;
+    \$189  = \$30 ;
     if (rst) begin
       \$189  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$190  = \$34 ;
+    \$190  = \$31 ;
     if (rst) begin
       \$190  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$191  = \$35 ;
+    \$191  = \$32 ;
     if (rst) begin
       \$191  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$192  = \$36 ;
+    \$192  = \$33 ;
     if (rst) begin
       \$192  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$193  = \$37 ;
+    \$193  = \$34 ;
     if (rst) begin
       \$193  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$194  = \$38 ;
+    \$194  = \$35 ;
     if (rst) begin
       \$194  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$195  = \$39 ;
+    \$195  = \$36 ;
     if (rst) begin
       \$195  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$196  = \$40 ;
+    \$196  = \$37 ;
     if (rst) begin
       \$196  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$197  = \$41 ;
+    \$197  = \$38 ;
     if (rst) begin
       \$197  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$198  = \$42 ;
+    \$198  = \$39 ;
     if (rst) begin
       \$198  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$199  = \$43 ;
+    \$199  = \$40 ;
     if (rst) begin
       \$199  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$200  = \$44 ;
+    \$200  = \$41 ;
     if (rst) begin
       \$200  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$201  = \$45 ;
+    \$201  = \$42 ;
     if (rst) begin
       \$201  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$202  = \$46 ;
+    \$202  = \$43 ;
     if (rst) begin
       \$202  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$203  = \$47 ;
+    \$203  = \$44 ;
     if (rst) begin
       \$203  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$204  = \$48 ;
+    \$204  = \$45 ;
     if (rst) begin
       \$204  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$205  = \$49 ;
+    \$205  = \$46 ;
     if (rst) begin
       \$205  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$206  = \$50 ;
+    \$206  = \$47 ;
     if (rst) begin
       \$206  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$207  = \$51 ;
+    \$207  = \$48 ;
     if (rst) begin
       \$207  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$208  = \$52 ;
+    \$208  = \$49 ;
     if (rst) begin
       \$208  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$209  = \$53 ;
+    \$209  = \$50 ;
     if (rst) begin
       \$209  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$210  = \$54 ;
+    \$210  = \$51 ;
     if (rst) begin
       \$210  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$211  = \$55 ;
+    \$211  = \$52 ;
     if (rst) begin
       \$211  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$212  = \$56 ;
+    \$212  = \$53 ;
     if (rst) begin
       \$212  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$213  = \$57 ;
+    \$213  = \$54 ;
     if (rst) begin
       \$213  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$214  = \$58 ;
+    \$214  = \$55 ;
     if (rst) begin
       \$214  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$215  = \$59 ;
+    \$215  = \$56 ;
     if (rst) begin
       \$215  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$216  = \$60 ;
+    \$216  = \$57 ;
     if (rst) begin
       \$216  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$217  = \$61 ;
+    \$217  = \$58 ;
     if (rst) begin
       \$217  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$218  = \$62 ;
+    \$218  = \$59 ;
     if (rst) begin
       \$218  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$219  = \$63 ;
+    \$219  = \$60 ;
     if (rst) begin
       \$219  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$220  = \$64 ;
+    \$220  = \$61 ;
     if (rst) begin
       \$220  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$221  = \$65 ;
+    \$221  = \$62 ;
     if (rst) begin
       \$221  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$222  = \$66 ;
+    \$222  = \$63 ;
     if (rst) begin
       \$222  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$223  = \$67 ;
+    \$223  = \$64 ;
     if (rst) begin
       \$223  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$224  = \$68 ;
+    \$224  = \$65 ;
     if (rst) begin
       \$224  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$225  = \$69 ;
+    \$225  = \$66 ;
     if (rst) begin
       \$225  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$226  = \$70 ;
+    \$226  = \$67 ;
     if (rst) begin
       \$226  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$227  = \$71 ;
+    \$227  = \$68 ;
     if (rst) begin
       \$227  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$228  = \$72 ;
+    \$228  = \$69 ;
     if (rst) begin
       \$228  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$229  = \$73 ;
+    \$229  = \$70 ;
     if (rst) begin
       \$229  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$230  = \$74 ;
+    \$230  = \$71 ;
     if (rst) begin
       \$230  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$231  = \$75 ;
+    \$231  = \$72 ;
     if (rst) begin
       \$231  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$232  = \$76 ;
+    \$232  = \$73 ;
     if (rst) begin
       \$232  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$233  = \$77 ;
+    \$233  = \$74 ;
     if (rst) begin
       \$233  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$234  = \$78 ;
+    \$234  = \$75 ;
     if (rst) begin
       \$234  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$235  = \$79 ;
+    \$235  = \$76 ;
     if (rst) begin
       \$235  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$236  = \$80 ;
+    \$236  = \$77 ;
     if (rst) begin
       \$236  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$237  = \$81 ;
+    \$237  = \$78 ;
     if (rst) begin
       \$237  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$238  = \$82 ;
+    \$238  = \$79 ;
     if (rst) begin
       \$238  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$239  = \$83 ;
+    \$239  = \$82 ;
     if (rst) begin
-      \$239  = 3'h0;
+      \$239  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$240  = \$84 ;
+    \$240  = \$85 ;
     if (rst) begin
-      \$240  = 3'h0;
+      \$240  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$241  = \$85 ;
+    \$241  = \$88 ;
     if (rst) begin
-      \$241  = 3'h0;
+      \$241  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$242  = \$86 ;
+    \$242  = \$91 ;
     if (rst) begin
-      \$242  = 3'h0;
+      \$242  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$243  = \$87 ;
+    \$243  = \$94 ;
     if (rst) begin
-      \$243  = 3'h0;
+      \$243  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$244  = \$88 ;
+    \$244  = \$97 ;
     if (rst) begin
-      \$244  = 3'h0;
+      \$244  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$245  = \$89 ;
+    \$245  = \$100 ;
     if (rst) begin
-      \$245  = 3'h0;
+      \$245  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$246  = \$90 ;
+    \$246  = \$103 ;
     if (rst) begin
-      \$246  = 3'h0;
+      \$246  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$247  = \$91 ;
+    \$247  = \$106 ;
     if (rst) begin
-      \$247  = 3'h0;
+      \$247  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$248  = \$92 ;
+    \$248  = \$109 ;
     if (rst) begin
-      \$248  = 3'h0;
+      \$248  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$249  = \$93 ;
+    \$249  = \$112 ;
     if (rst) begin
-      \$249  = 3'h0;
+      \$249  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$250  = \$94 ;
+    \$250  = \$115 ;
     if (rst) begin
-      \$250  = 3'h0;
+      \$250  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$251  = \$95 ;
+    \$251  = \$118 ;
     if (rst) begin
-      \$251  = 3'h0;
+      \$251  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$252  = \$96 ;
+    \$252  = \$121 ;
     if (rst) begin
-      \$252  = 3'h0;
+      \$252  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$253  = \$97 ;
+    \$253  = \$124 ;
     if (rst) begin
-      \$253  = 3'h0;
+      \$253  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$254  = \$98 ;
+    \$254  = \$127 ;
     if (rst) begin
-      \$254  = 3'h0;
+      \$254  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$255  = \$99 ;
+    \$255  = \$130 ;
     if (rst) begin
-      \$255  = 3'h0;
+      \$255  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$256  = \$100 ;
+    \$256  = \$133 ;
     if (rst) begin
-      \$256  = 3'h0;
+      \$256  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$257  = \$101 ;
+    \$257  = \$136 ;
     if (rst) begin
-      \$257  = 3'h0;
+      \$257  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$258  = \$102 ;
+    \$258  = \$139 ;
     if (rst) begin
-      \$258  = 3'h0;
+      \$258  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$259  = \$103 ;
+    \$259  = \$142 ;
     if (rst) begin
-      \$259  = 3'h0;
+      \$259  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$260  = \$104 ;
-    if (rst) begin
-      \$260  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$261  = \$105 ;
-    if (rst) begin
-      \$261  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$262  = \$106 ;
-    if (rst) begin
-      \$262  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$263  = \$107 ;
-    if (rst) begin
-      \$263  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$264  = \$108 ;
-    if (rst) begin
-      \$264  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$265  = \$109 ;
-    if (rst) begin
-      \$265  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$266  = \$110 ;
-    if (rst) begin
-      \$266  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$267  = \$111 ;
-    if (rst) begin
-      \$267  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$268  = \$112 ;
-    if (rst) begin
-      \$268  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$269  = \$113 ;
-    if (rst) begin
-      \$269  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$270  = \$114 ;
-    if (rst) begin
-      \$270  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$271  = \$117 ;
-    if (rst) begin
-      \$271  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$272  = \$120 ;
-    if (rst) begin
-      \$272  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$273  = \$123 ;
-    if (rst) begin
-      \$273  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$274  = \$126 ;
-    if (rst) begin
-      \$274  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$275  = \$129 ;
-    if (rst) begin
-      \$275  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$276  = \$132 ;
-    if (rst) begin
-      \$276  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$277  = \$135 ;
-    if (rst) begin
-      \$277  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$278  = \$138 ;
-    if (rst) begin
-      \$278  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$279  = \$139 ;
-    if (rst) begin
-      \$279  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$280  = \$140 ;
-    if (rst) begin
-      \$280  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$281  = \$141 ;
-    if (rst) begin
-      \$281  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$282  = \$142 ;
-    if (rst) begin
-      \$282  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$283  = acc_pe0;
+    \$260  = acc_pe0;
     if (step_s5) begin
-      \$283  = \$14 [8:0];
+      \$260  = \$11 [8:0];
     end
     if (rst) begin
-      \$283  = 9'h000;
+      \$260  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$284  = \$14 [8:0];
+    \$261  = \$11 [8:0];
     if (rst) begin
-      \$284  = 9'h000;
+      \$261  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$285  = sf;
+    \$262  = sf;
     if (can_step) begin
       (* full_case = 32'd1 *)
       if (last_synapse) begin
-        \$285  = 1'h0;
+        \$262  = 1'h0;
       end else begin
-        \$285  = \$149 [0];
+        \$262  = \$149 [0];
       end
     end
     if (rst) begin
-      \$285  = 1'h0;
+      \$262  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$286  = nf;
+    \$263  = nf;
     if (can_step) begin
       if (last_synapse) begin
-        \$286  = \$145 [6:0];
+        \$263  = \$145 [6:0];
       end
     end
     if (rst) begin
-      \$286  = 7'h00;
+      \$263  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$287  = weight_read__addr;
+    \$264  = weight_read__addr;
     if (can_step) begin
       (* full_case = 32'd1 *)
       if (last_synapse) begin
-        \$287  = \$148 [6:0];
+        \$264  = \$148 [6:0];
       end else begin
-        \$287  = \$150 [6:0];
+        \$264  = \$150 [6:0];
       end
     end
     if (rst) begin
-      \$287  = 7'h00;
+      \$264  = 7'h00;
     end
   end
   assign step = can_step;
@@ -5056,14 +4781,14 @@ module \finn_top.l1 (rst, can_step, input_step, output_step, i__ready, out_valid
   assign i__payload = buffer_write__data;
   assign buffer_read__addr = sf;
   assign weight_addr = weight_read__addr;
-  assign total_pe0 = \$14 [8:0];
+  assign total_pe0 = \$11 [8:0];
   assign nf_s5 = read__addr;
-  assign \i__payload$41  = out_pe0;
-  assign output_s6 = \i__valid$42 ;
-  assign \o__payload$45  = o__payload;
+  assign \i__payload$38  = out_pe0;
+  assign output_s6 = \i__valid$39 ;
+  assign \o__payload$42  = o__payload;
   assign o__valid = out_valid;
-  assign \o__valid$47  = out_valid;
-  assign \o__ready$48  = o__ready;
+  assign \o__valid$44  = out_valid;
+  assign \o__ready$45  = o__ready;
   assign \$3  = sf;
   assign \$5  = sf;
 endmodule
@@ -5186,20 +4911,20 @@ endmodule
 module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__payload, i__valid, buffer_write__data, o__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
-  wire [6:0] \$11 ;
-  wire [9:0] \$12 ;
-  wire \$13 ;
-  wire [3:0] \$14 ;
-  wire [4:0] \$15 ;
-  wire \$16 ;
+  wire [6:0] \$10 ;
+  wire [9:0] \$11 ;
+  wire \$12 ;
+  wire [3:0] \$13 ;
+  wire [4:0] \$14 ;
+  wire \$15 ;
+  wire [1:0] \$16 ;
   wire [1:0] \$17 ;
   wire [1:0] \$18 ;
   wire [1:0] \$19 ;
   wire \$2 ;
-  wire [1:0] \$20 ;
+  wire [2:0] \$20 ;
   wire [2:0] \$21 ;
-  wire [2:0] \$22 ;
+  wire [3:0] \$22 ;
   wire \$23 ;
   wire [4:0] \$24 ;
   wire [4:0] \$25 ;
@@ -5228,17 +4953,16 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   reg [1:0] \$46 ;
   reg [1:0] \$47 ;
   reg [1:0] \$48 ;
-  reg [2:0] \$49 ;
+  reg [3:0] \$49 ;
   wire \$5 ;
-  reg [2:0] \$50 ;
-  reg [8:0] \$51 ;
+  reg [8:0] \$50 ;
+  reg [3:0] \$51 ;
   reg [3:0] \$52 ;
-  reg [3:0] \$53 ;
-  reg [7:0] \$54 ;
+  reg [7:0] \$53 ;
   wire \$6 ;
   wire [7:0] \$7 ;
   wire [8:0] \$8 ;
-  wire [3:0] \$9 ;
+  wire [5:0] \$9 ;
   reg [8:0] acc_pe0 = 9'h000;
   wire [7:0] agree_pe0;
   wire [7:0] beat;
@@ -5262,12 +4986,12 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   reg first_synapse_s2 = 1'h0;
   reg first_synapse_s3 = 1'h0;
   wire [7:0] i__payload;
-  wire [8:0] \i__payload$34 ;
+  wire [8:0] \i__payload$33 ;
   output i__ready;
   wire i__ready;
   input i__valid;
   wire i__valid;
-  reg \i__valid$35  = 1'h0;
+  reg \i__valid$34  = 1'h0;
   output input_step;
   wire input_step;
   wire last_synapse;
@@ -5276,12 +5000,12 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   reg [3:0] nf_s2 = 4'h0;
   output [8:0] o__payload;
   wire [8:0] o__payload;
-  wire [8:0] \o__payload$38 ;
+  wire [8:0] \o__payload$37 ;
   input o__ready;
   wire o__ready;
-  wire \o__ready$41 ;
+  wire \o__ready$40 ;
   wire o__valid;
-  wire \o__valid$40 ;
+  wire \o__valid$39 ;
   output out_valid;
   wire out_valid;
   reg output_s1 = 1'h0;
@@ -5295,8 +5019,7 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   reg [1:0] popcount_pe0_r0_1 = 2'h0;
   reg [1:0] popcount_pe0_r0_2 = 2'h0;
   reg [1:0] popcount_pe0_r0_3 = 2'h0;
-  reg [2:0] popcount_pe0_r1_0 = 3'h0;
-  reg [2:0] popcount_pe0_r1_1 = 3'h0;
+  reg [3:0] popcount_pe0_r1_0 = 4'h0;
   wire popped;
   input rst;
   wire rst;
@@ -5531,7 +5254,7 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   always @(posedge clk)
     output_s2 <= \$41 ;
   always @(posedge clk)
-    \i__valid$35  <= \$42 ;
+    \i__valid$34  <= \$42 ;
   always @(posedge clk)
     nf_s1 <= \$43 ;
   always @(posedge clk)
@@ -5547,15 +5270,13 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   always @(posedge clk)
     popcount_pe0_r1_0 <= \$49 ;
   always @(posedge clk)
-    popcount_pe0_r1_1 <= \$50 ;
+    acc_pe0 <= \$50 ;
   always @(posedge clk)
-    acc_pe0 <= \$51 ;
+    sf <= \$51 ;
   always @(posedge clk)
-    sf <= \$52 ;
+    nf <= \$52 ;
   always @(posedge clk)
-    nf <= \$53 ;
-  always @(posedge clk)
-    weight_read__addr <= \$54 ;
+    weight_read__addr <= \$53 ;
   assign first_fold = ! nf;
   assign last_synapse = sf == 4'hf;
   assign popped = out_valid & o__ready;
@@ -5576,20 +5297,20 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   assign \$7  = beat ^ weight_read__data;
   assign agree_pe0 = ~ \$7 ;
   assign \$8  = first_synapse_s3 ? 9'h000 : acc_pe0;
-  assign \$9  = popcount_pe0_r1_0 + popcount_pe0_r1_1;
-  assign \$10  = \$9  * 2'h2;
-  assign \$11  = \$10  - 4'h8;
-  assign \$12  = $signed(\$8 ) + $signed(\$11 );
-  assign \$13  = can_step & last_synapse;
-  assign \$14  = pending + \$13 ;
-  assign \$15  = \$14  - popped;
-  assign \$16  = can_step & last_synapse;
-  assign \$17  = agree_pe0[0] + agree_pe0[1];
-  assign \$18  = agree_pe0[2] + agree_pe0[3];
-  assign \$19  = agree_pe0[4] + agree_pe0[5];
-  assign \$20  = agree_pe0[6] + agree_pe0[7];
-  assign \$21  = popcount_pe0_r0_0 + popcount_pe0_r0_1;
-  assign \$22  = popcount_pe0_r0_2 + popcount_pe0_r0_3;
+  assign \$9  = popcount_pe0_r1_0 * 2'h2;
+  assign \$10  = \$9  - 4'h8;
+  assign \$11  = $signed(\$8 ) + $signed(\$10 );
+  assign \$12  = can_step & last_synapse;
+  assign \$13  = pending + \$12 ;
+  assign \$14  = \$13  - popped;
+  assign \$15  = can_step & last_synapse;
+  assign \$16  = agree_pe0[0] + agree_pe0[1];
+  assign \$17  = agree_pe0[2] + agree_pe0[3];
+  assign \$18  = agree_pe0[4] + agree_pe0[5];
+  assign \$19  = agree_pe0[6] + agree_pe0[7];
+  assign \$20  = popcount_pe0_r0_0 + popcount_pe0_r0_1;
+  assign \$21  = popcount_pe0_r0_2 + popcount_pe0_r0_3;
+  assign \$22  = \$20  + \$21 ;
   assign \$23  = nf == 4'h9;
   assign \$24  = nf + 1'h1;
   assign \$25  = \$23  ? 5'h00 : \$24 ;
@@ -5600,16 +5321,16 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   assign \$30  = weight_read__addr + 1'h1;
   \finn_top.l2.outputs  outputs (
     .clk(clk),
-    .i__valid(\i__valid$35 ),
+    .i__valid(\i__valid$34 ),
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(out_valid),
     .rst(rst),
-    .write__data(\$12 [8:0])
+    .write__data(\$11 [8:0])
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$31  = \$15 [2:0];
+    \$31  = \$14 [2:0];
     if (rst) begin
       \$31  = 3'h0;
     end
@@ -5672,7 +5393,7 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$40  = \$16 ;
+    \$40  = \$15 ;
     if (rst) begin
       \$40  = 1'h0;
     end
@@ -5707,65 +5428,70 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$45  = \$17 ;
+    \$45  = \$16 ;
     if (rst) begin
       \$45  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$46  = \$18 ;
+    \$46  = \$17 ;
     if (rst) begin
       \$46  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$47  = \$19 ;
+    \$47  = \$18 ;
     if (rst) begin
       \$47  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$48  = \$20 ;
+    \$48  = \$19 ;
     if (rst) begin
       \$48  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$49  = \$21 ;
+    \$49  = \$22 ;
     if (rst) begin
-      \$49  = 3'h0;
+      \$49  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$50  = \$22 ;
-    if (rst) begin
-      \$50  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$51  = acc_pe0;
+    \$50  = acc_pe0;
     if (step_s3) begin
-      \$51  = \$12 [8:0];
+      \$50  = \$11 [8:0];
     end
     if (rst) begin
-      \$51  = 9'h000;
+      \$50  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$52  = sf;
+    \$51  = sf;
     if (can_step) begin
       (* full_case = 32'd1 *)
       if (last_synapse) begin
-        \$52  = 4'h0;
+        \$51  = 4'h0;
       end else begin
-        \$52  = \$29 [3:0];
+        \$51  = \$29 [3:0];
+      end
+    end
+    if (rst) begin
+      \$51  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$52  = nf;
+    if (can_step) begin
+      if (last_synapse) begin
+        \$52  = \$25 [3:0];
       end
     end
     if (rst) begin
@@ -5774,29 +5500,17 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$53  = nf;
-    if (can_step) begin
-      if (last_synapse) begin
-        \$53  = \$25 [3:0];
-      end
-    end
-    if (rst) begin
-      \$53  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$54  = weight_read__addr;
+    \$53  = weight_read__addr;
     if (can_step) begin
       (* full_case = 32'd1 *)
       if (last_synapse) begin
-        \$54  = \$28 [7:0];
+        \$53  = \$28 [7:0];
       end else begin
-        \$54  = \$30 [7:0];
+        \$53  = \$30 [7:0];
       end
     end
     if (rst) begin
-      \$54  = 8'h00;
+      \$53  = 8'h00;
     end
   end
   assign step = can_step;
@@ -5804,13 +5518,13 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   assign i__payload = buffer_write__data;
   assign buffer_read__addr = sf;
   assign weight_addr = weight_read__addr;
-  assign total_pe0 = \$12 [8:0];
-  assign \i__payload$34  = \$12 [8:0];
-  assign output_s3 = \i__valid$35 ;
-  assign \o__payload$38  = o__payload;
+  assign total_pe0 = \$11 [8:0];
+  assign \i__payload$33  = \$11 [8:0];
+  assign output_s3 = \i__valid$34 ;
+  assign \o__payload$37  = o__payload;
   assign o__valid = out_valid;
-  assign \o__valid$40  = out_valid;
-  assign \o__ready$41  = o__ready;
+  assign \o__valid$39  = out_valid;
+  assign \o__ready$40  = o__ready;
 endmodule
 
 (* generator = "Amaranth" *)
