@@ -99,13 +99,18 @@ def registered_port(m, top) -> dict[str, Signal]:
     return port
 
 
-def connect_parameter_write(m, memory, port, entry: ParameterMemory,
+def port_signals(component) -> dict[str, Signal]:
+    """A component's own parameter port (its ``param_*`` members), as ``registered_port``
+    gives a registered one."""
+    return {name: getattr(component, name) for name in PORT_NAMES}
+
+
+def connect_parameter_write(m, memory, port: dict, entry: ParameterMemory,
                             layout: ParameterLayout) -> None:
-    """Give ``memory`` (an Amaranth memory) a write port on the parameter port ``port`` (an
-    object or a mapping with ``param_addr``, ``param_data`` and ``param_en``)."""
-    get = port.__getitem__ if isinstance(port, dict) else lambda name: getattr(port, name)
+    """Give ``memory`` (an Amaranth memory) a write port on the parameter port ``port``
+    (``port_signals`` or ``registered_port``)."""
     write = memory.write_port()
-    selected = get("param_addr")[layout.word_bits:] == entry.index
-    m.d.comb += [write.addr.eq(get("param_addr")[:layout.word_bits]),
-                 write.data.eq(get("param_data")[:entry.width]),
-                 write.en.eq(get("param_en") & selected)]
+    selected = port["param_addr"][layout.word_bits:] == entry.index
+    m.d.comb += [write.addr.eq(port["param_addr"][:layout.word_bits]),
+                 write.data.eq(port["param_data"][:entry.width]),
+                 write.en.eq(port["param_en"] & selected)]

@@ -37,7 +37,7 @@ from amaranth.lib.wiring import In, Out
 from accel.hw.common.fifo import StreamFIFO
 from accel.hw.common.memory import placed_memory
 from accel.hw.common.parameters import (ParameterLayout, ParameterMemory,
-                                        connect_parameter_write)
+                                        connect_parameter_write, port_signals)
 from accel.hw.finn.loading import threshold_words, weight_words
 from accel.hw.finn.mapping import Element, LayerMapping, tree_cuts
 
@@ -110,7 +110,8 @@ class MVTU(wiring.Component):
         memory = placed_memory(writable=loadable, **kwargs)
         m.submodules[name] = memory
         if loadable:
-            connect_parameter_write(m, memory, self, self.parameter_memories[name], self.layout)
+            connect_parameter_write(m, memory, port_signals(self),
+                                    self.parameter_memories[name], self.layout)
         return memory
 
     def elaborate(self, platform):

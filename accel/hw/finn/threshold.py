@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 
 from accel.hw.common.memory import placed_memory
 from accel.hw.common.parameters import (ParameterLayout, ParameterMemory,
-                                        connect_parameter_write)
+                                        connect_parameter_write, port_signals)
 from accel.hw.finn.loading import stage_threshold_words
 from accel.hw.finn.mapping import ThresholdMapping
 from accel.hw.finn.mvtu import balanced_sum
@@ -45,7 +45,8 @@ class ThresholdUnit(wiring.Component):
             shape=s.lanes * s.steps * width, depth=max(groups, 2), init=words + [0] * (groups < 2),
             writable=self.layout is not None, sync_read=False)
         if self.layout is not None:
-            connect_parameter_write(m, thresholds, self, self.parameter_memories[0], self.layout)
+            connect_parameter_write(m, thresholds, port_signals(self),
+                                    self.parameter_memories[0], self.layout)
         read = thresholds.read_port(domain="comb")
         group = Signal(range(max(groups, 2)))
         out_valid = Signal()

@@ -42,7 +42,7 @@ class YodaNNOptions:
                                    "registers (0: none; FPGA timing wants 2)", parse=int,
                                    metavar="L")
     loadable_weights: bool = option(
-        False, help="weight, bias, threshold and program memories writable through a "
+        False, help="weight, bias, threshold and scale memories writable through a "
                     "parameter port (param_addr/data/en), so a network of the same shape runs "
                     "without resynthesis (its scales may differ; its accumulator no wider)",
         parse=bool)
