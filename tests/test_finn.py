@@ -238,21 +238,29 @@ def test_small_cnn_in_verilator(padding, folding, pipeline):
     assert equal_to_model(run_on_rtl(mapping, network, inputs))
 
 
-@pytest.mark.parametrize("pipeline", [0, 3])
-def test_per_pe_weight_address_copies_in_verilator(monkeypatch, pipeline):
+@pytest.mark.parametrize("pipeline,copy_bits", [(0, 256), (3, 256), (3, 2)])
+def test_per_pe_weight_address_copies_in_verilator(monkeypatch, pipeline, copy_bits):
     """Layers whose PEs' weight words exceed ``ADDRESS_FANOUT_BITS`` (lowered here so that a
     small network has them) read each PE's weights through its own copy of the address, kept
-    apart from the others for synthesis; bit-exact, cycles and events equal to the model."""
+    apart from the others for synthesis, and a PE's LUT-ROM word wider than
+    ``ADDRESS_COPY_BITS`` (lowered to 2 in one case) through one read port, with its own
+    address copy, per slice; bit-exact, cycles and events equal to the model."""
     import accel.hw.finn.mapping as finn_mapping
 
     monkeypatch.setattr(finn_mapping, "ADDRESS_FANOUT_BITS", 2)
+    monkeypatch.setattr(finn_mapping, "ADDRESS_COPY_BITS", copy_bits)
     folding = {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 4, "simd": 2}, "d": {"pe": 1, "simd": 2}}
     network = small_cnn(1)
     mapping = map_network(network, folding, pipeline=pipeline)
-    assert [layer.weight_address_registers for layer in mapping.layers] == [2, 4, 1]
+    words = [layer.simd * layer.weight.bits for layer in mapping.layers]
+    ports = [-(-word // copy_bits) for word in words[:2]]
+    assert ports == ([1, 1] if copy_bits == 256 else [2, 2])
+    assert [layer.weight_read_ports for layer in mapping.layers] == ports + [1]
+    assert [layer.weight_address_registers for layer in mapping.layers] == \
+        [2 * ports[0], 4 * ports[1], 1]
     verilog = generate_verilog(mapping)
     kept = re.findall(r"\(\* keep = 32'd1 \*\)\n  reg \[4:0\] \\?weight_read__addr", verilog)
-    assert len(kept) == 2 + 4  # every PE's address port of c0 and c1 is a kept register
+    assert len(kept) == 2 * ports[0] + 4 * ports[1]  # every address port of c0 and c1
     inputs = np.random.default_rng(12).random((3, 2, 6, 6)).astype(np.float32)
     assert equal_to_model(run_on_rtl(mapping, network, inputs))
 

@@ -77,6 +77,11 @@ class Element:
 # The resource records' designs drive at most 256; the "wide" foldings of bnn-mlp and bnn-cnv
 # 2,048.
 ADDRESS_FANOUT_BITS = 1024
+# A PE's weight word in LUT ROM wider than this gets one read port per slice of at most this
+# many bits, each with its own address register (``LayerMapping.weight_read_ports``): SFC-max's
+# first layer (784 bits per PE) with one copy per PE placed and routed alone at 134.4 MHz, its
+# critical path a copy's route to its 784 ROM LUTs (7.2 of 7.4 ns).
+ADDRESS_COPY_BITS = 256
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,7 @@ class LayerMapping:
     thresholds: np.ndarray | None = field(repr=False, default=None)
     out_offset: int = 0
     pipeline: int = 0  # cycles a step's result takes beyond the next (``pipeline_stages``)
+    loadable: bool = False  # weights and thresholds writable (``FinnMapping.loadable_weights``)
 
     @property
     def output_slots(self) -> int:
@@ -141,7 +147,23 @@ class LayerMapping:
         once the PEs' weight words together exceed ``ADDRESS_FANOUT_BITS`` bits (each bit of a
         LUT-ROM word is a LUT on every address bit)."""
         wide = self.pe * self.simd * self.weight.bits > ADDRESS_FANOUT_BITS
-        return self.pe if wide else 1
+        return self.pe * self.weight_read_ports if wide else 1
+
+    @property
+    def weight_read_ports(self) -> int:
+        """Read ports of each PE's weight memory: one, or, where the PEs' address registers are
+        copied and the memory is a ROM in LUTs, one per ``ADDRESS_COPY_BITS`` of its word, each
+        port's slice of the word used (synthesis drops the LUTs of the rest, so the slices cost
+        no more LUTs than one port)."""
+        from accel.hw.common.memory import placement
+
+        word = self.simd * self.weight.bits
+        in_luts = placement(word, max(self.neuron_fold * self.synapse_fold, 2),
+                            writable=self.loadable, sync_read=self.pipeline > 0,
+                            weights=True) == "logic"
+        if self.pe * word <= ADDRESS_FANOUT_BITS or not in_luts:
+            return 1
+        return -(-word // ADDRESS_COPY_BITS)
 
     @property
     def register_bits(self) -> int:
@@ -551,7 +573,7 @@ def map_network(network: Network, folding=None, fifo_depths=None,
             output=Element.of(out_type if thresholds is not None else acc_type),
             weights=weights.astype(np.int64), thresholds=thresholds, out_offset=out_offset,
             pipeline=auto_pipeline(simd, thresholds is not None) if pipeline is None
-            else pipeline))
+            else pipeline, loadable=loadable_weights))
     if not isinstance(stages[-1], (LayerMapping, ThresholdMapping)):
         raise ConfigError(f"network {network.name}: the last layer must be dense, conv or "
                           "thresholds")

@@ -193,13 +193,23 @@ class MVTU(wiring.Component):
                 depth=max(nf_count * sf_count, 2),
                 init=weight_words(layer, p) + [0] * (nf_count * sf_count < 2),
                 sync_read=reads == "sync", weights=True)
-            weight_read = weights.read_port(domain=reads)
+            ports = []
+            for _ in range(layer.weight_read_ports):
+                weight_read = weights.read_port(domain=reads)  # (named after the variable)
+                ports.append(weight_read)
             if layer.weight_address_registers > 1:
-                weight_read.addr.attrs["keep"] = 1
-                copies.append(weight_read.addr)
+                for port in ports:
+                    port.addr.attrs["keep"] = 1
+                    copies.append(port.addr)
             else:
                 m.d.comb += weight_read.addr.eq(weight_addr)
-            partial = self._dot(m, p, beat, weight_read.data, stages.tree)
+            word = weight_read.data
+            if len(ports) > 1:  # each port's slice of the word
+                width = layer.simd * layer.weight.bits
+                step = -(-width // len(ports))
+                word = Cat(*(port.data[start:start + step]
+                             for port, start in zip(ports, range(0, width, step))))
+            partial = self._dot(m, p, beat, word, stages.tree)
             accumulator = Signal(acc_shape, name=f"acc_pe{p}")
             total = Signal(acc_shape, name=f"total_pe{p}")
             m.d.comb += total.eq(Mux(first_acc, 0, accumulator) + partial)
