@@ -191,8 +191,9 @@ class YodaNNArchitecture(Architecture):
 
 def event_specs(mapping: YodaNNMapping) -> dict[str, EventSpec]:
     """What each counted event is physically. The image memory, image bank and filter bank are
-    latch arrays (SCM), as in YodaNN; the activation buffers, weight memory and partial sums
-    are SRAM; the stream beats are the host's I/O (not priced here); idle cycles are free."""
+    latch arrays (SCM), as in YodaNN; the activation buffers, weight memory, bias memory and
+    partial sums are SRAM; the stream beats are the host's I/O (not priced here); idle cycles
+    are free."""
     config, w = mapping.config, engine_widths(mapping)
     taps = config.k_max ** 2
     filter_word = filter_word_bits(config)
@@ -226,6 +227,10 @@ def event_specs(mapping: YodaNNMapping) -> dict[str, EventSpec]:
         "channel_summer.accumulate": EventSpec("add", "compute", {"bits": w["acc"]}),
         "psum_mem.read": EventSpec("sram", "memory", psums),
         "psum_mem.write": EventSpec("sram", "memory", psums),
+        # one channel's bias per drained value (every layer's biases, ``bias_words``)
+        "bias_mem.read": EventSpec("sram", "memory", {
+            "capacity_bytes": max(sum(layer.out_channels for layer in mapping.layers), 1)
+            * w["acc"] / 8, "width": w["acc"]}),
         "output_stage.scale": EventSpec("mac", "compute", {"bits": MAX_SCALE_BITS,
                                                             "acc_bits": w["acc"]}),
         "pool.compare": EventSpec("compare", "compute", {"bits": w["out"]}),

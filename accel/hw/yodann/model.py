@@ -91,6 +91,7 @@ def pass_timing(mapping: YodaNNMapping, step) -> PassTiming:
         events["psum_mem.read"] = pixels
     if step.last:
         windows = (rows // layer.pool) * (cols_out // layer.pool)
+        events["bias_mem.read"] = pixels * step.out_count  # one per drained channel
         if layer.thresholds is None:
             events["output_stage.scale"] = pixels * step.out_count
         else:

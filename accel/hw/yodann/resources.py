@@ -18,8 +18,8 @@ from accel.hw.yodann.rtl import (SCALE_FIELDS, bias_words, engine_widths, pipeli
 # Fitted by ``python benchmarks/resources.py --fit`` (non-negative least squares, relative
 # error, on the flattened synth_ecp5 counts, yosys 0.70, of the YodaNN designs it lists).
 LUT_COEFFICIENTS: dict[str, float] = {
-    "memory.lutram_read_mux": 0.8375, "sop.pipeline_bits": 0.3086, "sop.tree_bits": 0.3478,
-    "summer.accumulator_bits": 6.4447, "summer.window_bits": 5.9467,
+    "memory.lutram_read_mux": 0.6892, "sop.pipeline_bits": 0.232, "sop.tree_bits": 0.4241,
+    "summer.accumulator_bits": 6.6805, "summer.window_bits": 6.9014,
 }
 FF_COEFFICIENTS: dict[str, float] = {
     "sop.pipeline_bits": 0.7415, "summer.accumulator_bits": 1.3217, "summer.window_bits": 9.8518,

@@ -115,7 +115,7 @@ def event_declarations(mapping: YodaNNMapping) -> dict[str, int]:
         "sop.mac": config.n_out * taps,
         "channel_summer.accumulate": config.n_out,
         "psum_mem.read": 1, "psum_mem.write": 1,
-        "output_stage.scale": 1, "pool.compare": 1,
+        "bias_mem.read": 1, "output_stage.scale": 1, "pool.compare": 1,
         "engine.idle": 1,
         # layers whose output stage compares with thresholds instead of scaling
         **({"threshold_mem.read": 1, "output_stage.compare": threshold_steps(mapping)}
@@ -911,8 +911,9 @@ class YodaNNTop(wiring.Component):
                     with m.If(p_source != b):
                         m.d.comb += [buf_write[b].addr.eq(dest_later[-1]),
                                      buf_write[b].data.eq(best), buf_write[b].en.eq(1)]
-        with m.If(draining):
+        with m.If(draining):  # one channel's bias read (the address runs with the drain)
             m.d.sync += [drain.eq(drain + 1), bias_addr.eq(bias_addr + 1)]
+            m.d.comb += events["bias_mem.read"].eq(1)
         with m.If(drain == p_out_count_last):
             m.d.sync += [flag.eq(0) for flag in [draining, *unit_draining]]
         for u, h in enumerate(hold[:-1]):

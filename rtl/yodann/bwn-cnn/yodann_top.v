@@ -6858,55 +6858,55 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   (* init = 1'h0 *)
   wire \$signal ;
   (* init = 1'h0 *)
-  wire \$signal$261 ;
-  reg \$signal$307  = 1'h0;
-  reg \$signal$315  = 1'h0;
-  reg \$signal$318  = 1'h0;
-  reg \$signal$326  = 1'h0;
+  wire \$signal$262 ;
+  reg \$signal$308  = 1'h0;
+  reg \$signal$316  = 1'h0;
+  reg \$signal$319  = 1'h0;
+  reg \$signal$327  = 1'h0;
   reg [10:0] \$signature__addr ;
   (* init = 10'h000 *)
-  wire [9:0] \$signature__addr$101 ;
+  wire [9:0] \$signature__addr$102 ;
   (* init = 10'h000 *)
-  wire [9:0] \$signature__addr$104 ;
+  wire [9:0] \$signature__addr$105 ;
   (* init = 10'h000 *)
-  wire [9:0] \$signature__addr$107 ;
-  wire [9:0] \$signature__addr$116 ;
-  wire [9:0] \$signature__addr$119 ;
+  wire [9:0] \$signature__addr$108 ;
+  wire [9:0] \$signature__addr$117 ;
   wire [9:0] \$signature__addr$120 ;
   wire [9:0] \$signature__addr$121 ;
-  wire [4:0] \$signature__addr$136 ;
-  reg \$signature__addr$257 ;
-  reg [9:0] \$signature__addr$284  = 10'h000;
-  reg [10:0] \$signature__addr$294 ;
-  reg [4:0] \$signature__addr$83  = 5'h00;
-  wire [10:0] \$signature__addr$90 ;
-  wire [10:0] \$signature__addr$93 ;
-  reg [9:0] \$signature__addr$94  = 10'h000;
+  wire [9:0] \$signature__addr$122 ;
+  wire [4:0] \$signature__addr$137 ;
+  reg \$signature__addr$258 ;
+  reg [9:0] \$signature__addr$285  = 10'h000;
+  reg [10:0] \$signature__addr$295 ;
+  reg [4:0] \$signature__addr$84  = 5'h00;
+  wire [10:0] \$signature__addr$91 ;
+  wire [10:0] \$signature__addr$94 ;
+  reg [9:0] \$signature__addr$95  = 10'h000;
   reg [19:0] \$signature__data ;
-  wire [11:0] \$signature__data$102 ;
-  wire [11:0] \$signature__data$105 ;
-  wire [11:0] \$signature__data$108 ;
-  wire [71:0] \$signature__data$140 ;
-  reg [671:0] \$signature__data$258 ;
-  reg [19:0] \$signature__data$289 ;
-  reg [19:0] \$signature__data$295 ;
-  wire [11:0] \$signature__data$322 ;
+  wire [11:0] \$signature__data$103 ;
+  wire [11:0] \$signature__data$106 ;
+  wire [11:0] \$signature__data$109 ;
+  wire [71:0] \$signature__data$141 ;
+  reg [671:0] \$signature__data$259 ;
+  reg [19:0] \$signature__data$290 ;
+  reg [19:0] \$signature__data$296 ;
   wire [11:0] \$signature__data$323 ;
   wire [11:0] \$signature__data$324 ;
   wire [11:0] \$signature__data$325 ;
-  wire [19:0] \$signature__data$80 ;
-  wire [1759:0] \$signature__data$85 ;
-  wire [11:0] \$signature__data$96 ;
-  wire [19:0] \$signature__data$97 ;
+  wire [11:0] \$signature__data$326 ;
+  wire [19:0] \$signature__data$81 ;
+  wire [1759:0] \$signature__data$86 ;
+  wire [11:0] \$signature__data$97 ;
+  wire [19:0] \$signature__data$98 ;
   reg \$signature__en ;
-  wire \$signature__en$103 ;
-  wire \$signature__en$106 ;
-  wire \$signature__en$109 ;
-  reg \$signature__en$259 ;
-  reg \$signature__en$291 ;
-  reg \$signature__en$296 ;
-  reg \$signature__en$87  = 1'h0;
-  wire \$signature__en$98 ;
+  wire \$signature__en$104 ;
+  wire \$signature__en$107 ;
+  wire \$signature__en$110 ;
+  reg \$signature__en$260 ;
+  reg \$signature__en$292 ;
+  reg \$signature__en$297 ;
+  reg \$signature__en$88  = 1'h0;
+  wire \$signature__en$99 ;
   wire [4:0] bank_write__addr;
   wire [71:0] bank_write__data;
   reg bank_write__en = 1'h0;
@@ -6960,7 +6960,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   reg [19:0] compared = 20'h00000;
   reg compute;
   reg [11:0] count = 12'h000;
-  wire [815:0] counts;
+  wire [863:0] counts;
   reg [12:0] dest_addr = 13'h0000;
   reg [12:0] dest_addr10 = 13'h0000;
   reg [12:0] dest_addr6 = 13'h0000;
@@ -6981,6 +6981,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   reg draining_copy3 = 1'h0;
   reg ev_act_buffer_read;
   reg ev_act_buffer_write;
+  reg ev_bias_mem_read;
   reg [5:0] ev_channel_summer_accumulate;
   reg ev_engine_idle;
   reg ev_filter_bank_read;
@@ -6996,8 +6997,8 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   reg ev_psum_mem_write;
   reg [10:0] ev_sop_mac;
   reg ev_weight_mem_read;
-  output [815:0] event_counts;
-  wire [815:0] event_counts;
+  output [863:0] event_counts;
+  wire [863:0] event_counts;
   reg f_active = 1'h0;
   reg [13:0] f_addr = 14'h0000;
   reg [5:0] f_c = 6'h00;
@@ -7059,7 +7060,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   wire [5:0] image_row4;
   wire [5:0] image_row5;
   wire [5:0] image_row6;
-  wire [33:0] increments;
+  wire [34:0] increments;
   (* init = 3'h0 *)
   wire [2:0] index;
   reg issue;
@@ -12620,14 +12621,14 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     act_buffer1[2047] = 20'h00000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$296 )
-      act_buffer1[\$signature__addr$294 ] <= \$signature__data$295 ;
+    if (\$signature__en$297 )
+      act_buffer1[\$signature__addr$295 ] <= \$signature__data$296 ;
   end
   reg [19:0] _1_;
   always @(posedge clk) begin
     _1_ <= act_buffer1[\$20 [10:0]];
   end
-  assign \$signature__data$97  = _1_;
+  assign \$signature__data$98  = _1_;
   (* rom_style = "block" *)
   reg [20:0] bias_rom [137:0];
   initial begin
@@ -12812,8 +12813,8 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     filter_bank[31] = 1760'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$87 )
-      filter_bank[\$signature__addr$83 ] <= \$signature__data$85 ;
+    if (\$signature__en$88 )
+      filter_bank[\$signature__addr$84 ] <= \$signature__data$86 ;
   end
   reg [1759:0] _3_;
   always @(posedge clk) begin
@@ -12858,9 +12859,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @(posedge clk) begin
     if (bank_write__en)
-      image_bank[col_c[4:0]] <= { new_col2, \$signature__data$140 [71:60], new_col1, \$signature__data$140 [47:36], new_col0, \$signature__data$140 [23:12] };
+      image_bank[col_c[4:0]] <= { new_col2, \$signature__data$141 [71:60], new_col1, \$signature__data$141 [47:36], new_col0, \$signature__data$141 [23:12] };
   end
-  assign \$signature__data$140  = image_bank[col_c[4:0]];
+  assign \$signature__data$141  = image_bank[col_c[4:0]];
   (* ram_style = "block" *)
   reg [11:0] image_mem0 [1023:0];
   initial begin
@@ -13890,14 +13891,14 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     image_mem0[1023] = 12'h000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$98 )
-      image_mem0[\$signature__addr$94 ] <= \$22 [11:0];
+    if (\$signature__en$99 )
+      image_mem0[\$signature__addr$95 ] <= \$22 [11:0];
   end
   reg [11:0] _4_;
   always @(posedge clk) begin
     _4_ <= image_mem0[\$46 [9:0]];
   end
-  assign \$signature__data$322  = _4_;
+  assign \$signature__data$323  = _4_;
   (* ram_style = "block" *)
   reg [11:0] image_mem1 [1023:0];
   initial begin
@@ -14927,14 +14928,14 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     image_mem1[1023] = 12'h000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$103 )
-      image_mem1[\$signature__addr$94 ] <= \$25 [11:0];
+    if (\$signature__en$104 )
+      image_mem1[\$signature__addr$95 ] <= \$25 [11:0];
   end
   reg [11:0] _5_;
   always @(posedge clk) begin
     _5_ <= image_mem1[\$48 [9:0]];
   end
-  assign \$signature__data$323  = _5_;
+  assign \$signature__data$324  = _5_;
   (* ram_style = "block" *)
   reg [11:0] image_mem2 [1023:0];
   initial begin
@@ -15964,14 +15965,14 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     image_mem2[1023] = 12'h000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$106 )
-      image_mem2[\$signature__addr$94 ] <= \$28 [11:0];
+    if (\$signature__en$107 )
+      image_mem2[\$signature__addr$95 ] <= \$28 [11:0];
   end
   reg [11:0] _6_;
   always @(posedge clk) begin
     _6_ <= image_mem2[\$50 [9:0]];
   end
-  assign \$signature__data$324  = _6_;
+  assign \$signature__data$325  = _6_;
   (* ram_style = "block" *)
   reg [11:0] image_mem3 [1023:0];
   initial begin
@@ -17001,14 +17002,14 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     image_mem3[1023] = 12'h000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$109 )
-      image_mem3[\$signature__addr$94 ] <= \$31 [11:0];
+    if (\$signature__en$110 )
+      image_mem3[\$signature__addr$95 ] <= \$31 [11:0];
   end
   reg [11:0] _7_;
   always @(posedge clk) begin
     _7_ <= image_mem3[\$52 [9:0]];
   end
-  assign \$signature__data$325  = _7_;
+  assign \$signature__data$326  = _7_;
   (* ram_style = "block" *)
   reg [19:0] pool_buffer [1023:0];
   initial begin
@@ -18038,8 +18039,8 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     pool_buffer[1023] = 20'h00000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$291 )
-      pool_buffer[\$signature__addr$284 ] <= \$signature__data$289 ;
+    if (\$signature__en$292 )
+      pool_buffer[\$signature__addr$285 ] <= \$signature__data$290 ;
   end
   reg [19:0] _8_;
   always @(posedge clk) begin
@@ -18068,8 +18069,8 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     psum_mem[1] = 672'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$259 )
-      psum_mem[\$signature__addr$257 ] <= \$signature__data$258 ;
+    if (\$signature__en$260 )
+      psum_mem[\$signature__addr$258 ] <= \$signature__data$259 ;
   end
   reg [671:0] _10_;
   always @(posedge clk) begin
@@ -18245,7 +18246,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   always @(posedge clk) begin
     _11_ <= weight_mem[weight_read__addr];
   end
-  assign \$signature__data$85  = _11_;
+  assign \$signature__data$86  = _11_;
   assign \$3141  = $signed(sop16_level1_10) + $signed(sop16_level1_11);
   assign \$3142  = $signed(\$3140 ) + $signed(\$3141 );
   assign \$3143  = $signed(sop16_level1_12) + $signed(sop16_level1_13);
@@ -19960,7 +19961,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   assign \$5453  = state == 3'h4;
   assign \$5454  = phase == 2'h3;
   assign \$5455  = \$5453  & \$5454 ;
-  assign \$5456  = ! { fw_valid, out_valid10, out_valid9, out_valid8, out_valid7, out_valid6, out_valid5, out_valid4, out_valid3, out_valid2, out_valid1, out_valid0, sop_meta4[0], sop_meta3[0], sop_meta2[0], sop_meta1[0], sop_meta0[0], bank_write__en, \$signal$315  };
+  assign \$5456  = ! { fw_valid, out_valid10, out_valid9, out_valid8, out_valid7, out_valid6, out_valid5, out_valid4, out_valid3, out_valid2, out_valid1, out_valid0, sop_meta4[0], sop_meta3[0], sop_meta2[0], sop_meta1[0], sop_meta0[0], bank_write__en, \$signal$316  };
   assign \$5457  = \$5455  & \$5456 ;
   assign \$5458  = program_read__addr == 3'h5;
   assign \$5459  = program_read__addr + 1'h1;
@@ -19971,7 +19972,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   always @(posedge clk)
     program_read__addr <= \$5462 ;
   always @(posedge clk)
-    \$signature__en$87  <= \$5463 ;
+    \$signature__en$88  <= \$5463 ;
   always @(posedge clk)
     load_c <= \$5464 ;
   always @(posedge clk)
@@ -19979,7 +19980,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   always @(posedge clk)
     filter_ready <= \$5466 ;
   always @(posedge clk)
-    \$signature__addr$83  <= \$5467 ;
+    \$signature__addr$84  <= \$5467 ;
   always @(posedge clk)
     fw_valid <= \$5468 ;
   always @(posedge clk)
@@ -20005,7 +20006,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   always @(posedge clk)
     fw_slot <= \$5479 ;
   always @(posedge clk)
-    \$signature__addr$94  <= \$5480 ;
+    \$signature__addr$95  <= \$5480 ;
   always @(posedge clk)
     y <= \$5481 ;
   always @(posedge clk)
@@ -20015,7 +20016,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   always @(posedge clk)
     rows_done <= \$5484 ;
   always @(posedge clk)
-    \$signal$307  <= \$5485 ;
+    \$signal$308  <= \$5485 ;
   always @(posedge clk)
     y_pooled <= \$5486 ;
   always @(posedge clk)
@@ -20037,7 +20038,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   always @(posedge clk)
     pre_left <= \$5495 ;
   always @(posedge clk)
-    \$signal$315  <= \$5496 ;
+    \$signal$316  <= \$5496 ;
   always @(posedge clk)
     s1_compute <= \$5497 ;
   always @(posedge clk)
@@ -20047,7 +20048,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   always @(posedge clk)
     s1_slot_base <= \$5500 ;
   always @(posedge clk)
-    \$signal$318  <= \$5501 ;
+    \$signal$319  <= \$5501 ;
   always @(posedge clk)
     s1_last <= \$5502 ;
   always @(posedge clk)
@@ -20067,7 +20068,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   always @(posedge clk)
     col_c <= \$5510 ;
   always @(posedge clk)
-    \$signal$326  <= \$5511 ;
+    \$signal$327  <= \$5511 ;
   always @(posedge clk)
     col_last <= \$5512 ;
   always @(posedge clk)
@@ -22661,7 +22662,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   always @(posedge clk)
     pool_addr9 <= \$6807 ;
   always @(posedge clk)
-    \$signature__addr$284  <= \$6808 ;
+    \$signature__addr$285  <= \$6808 ;
   always @(posedge clk)
     pooled <= \$6809 ;
   always @(posedge clk)
@@ -22771,21 +22772,21 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   assign \$19  = \$17  ? \$18  : { 1'h0, count };
   assign \$20  = f_reading ? f_addr : { 1'h0, \$19  };
   assign \$21  = | program_read__data[87:80];
-  assign \$22  = \$21  ? \$signature__data$97  : m_axis_tdata;
+  assign \$22  = \$21  ? \$signature__data$98  : m_axis_tdata;
   assign \$23  = ! fw_slot;
-  assign \$signature__en$98  = fw_valid & \$23 ;
+  assign \$signature__en$99  = fw_valid & \$23 ;
   assign \$24  = | program_read__data[87:80];
-  assign \$25  = \$24  ? \$signature__data$97  : m_axis_tdata;
+  assign \$25  = \$24  ? \$signature__data$98  : m_axis_tdata;
   assign \$26  = fw_slot == 1'h1;
-  assign \$signature__en$103  = fw_valid & \$26 ;
+  assign \$signature__en$104  = fw_valid & \$26 ;
   assign \$27  = | program_read__data[87:80];
-  assign \$28  = \$27  ? \$signature__data$97  : m_axis_tdata;
+  assign \$28  = \$27  ? \$signature__data$98  : m_axis_tdata;
   assign \$29  = fw_slot == 2'h2;
-  assign \$signature__en$106  = fw_valid & \$29 ;
+  assign \$signature__en$107  = fw_valid & \$29 ;
   assign \$30  = | program_read__data[87:80];
-  assign \$31  = \$30  ? \$signature__data$97  : m_axis_tdata;
+  assign \$31  = \$30  ? \$signature__data$98  : m_axis_tdata;
   assign \$32  = fw_slot == 2'h3;
-  assign \$signature__en$109  = fw_valid & \$32 ;
+  assign \$signature__en$110  = fw_valid & \$32 ;
   assign \$33  = state == 3'h4;
   assign \$34  = f_row < program_read__data[159:152];
   assign \$35  = \$33  & \$34 ;
@@ -23101,7 +23102,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   assign \$344  = \$342  & \$343 ;
   assign \$345  = load_c + 1'h1;
   assign \$346  = weight_read__addr + 1'h1;
-  assign \$347  = \$signature__addr$83  == program_read__data[15:8];
+  assign \$347  = \$signature__addr$84  == program_read__data[15:8];
   assign \$348  = rows_filled + 1'h1;
   assign \$349  = state == 2'h3;
   assign \$350  = state == 3'h4;
@@ -23179,10 +23180,10 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   assign \$422  = slot_base == program_read__data[103:96];
   assign \$423  = slot_base + 1'h1;
   assign \$424  = \$422  ? 3'h0 : \$423 ;
-  assign \$425  = \$signal$307  == program_read__data[175:168];
-  assign \$426  = \$signal$307  + 1'h1;
+  assign \$425  = \$signal$308  == program_read__data[175:168];
+  assign \$426  = \$signal$308  + 1'h1;
   assign \$427  = \$425  ? 2'h0 : \$426 ;
-  assign \$428  = \$signal$307  == program_read__data[175:168];
+  assign \$428  = \$signal$308  == program_read__data[175:168];
   assign \$429  = y_pooled + \$428 ;
   assign \$430  = $signed(\$53 ) >= $signed(1'h0);
   assign \$431  = $signed(\$53 ) < $signed({ 1'h0, program_read__data[127:120] });
@@ -23198,49 +23199,49 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   assign \$444  = $signed(\$443 ) <= $signed(4'h4);
   assign \$445  = \$442  & \$444 ;
   assign \$446  = \$445  & col_compute;
-  assign \$447  = \$446  ? \$signature__data$140 [11:0] : 12'h000;
+  assign \$447  = \$446  ? \$signature__data$141 [11:0] : 12'h000;
   assign \$448  = program_read__data[103:96] > 1'h0;
   assign \$449  = 3'h7 - program_read__data[103:96];
   assign \$450  = $signed(\$449 ) <= $signed(4'h4);
   assign \$451  = \$448  & \$450 ;
   assign \$452  = \$451  & col_compute;
-  assign \$453  = \$452  ? \$signature__data$140 [11:0] : 12'h000;
+  assign \$453  = \$452  ? \$signature__data$141 [11:0] : 12'h000;
   assign \$454  = program_read__data[103:96] > 1'h0;
   assign \$455  = 3'h7 - program_read__data[103:96];
   assign \$456  = $signed(\$455 ) <= $signed(4'h4);
   assign \$457  = \$454  & \$456 ;
   assign \$458  = \$457  & col_compute;
-  assign \$459  = \$458  ? \$signature__data$140 [11:0] : 12'h000;
+  assign \$459  = \$458  ? \$signature__data$141 [11:0] : 12'h000;
   assign \$460  = program_read__data[103:96] > 1'h0;
   assign \$461  = 3'h7 - program_read__data[103:96];
   assign \$462  = $signed(\$461 ) <= $signed(4'h4);
   assign \$463  = \$460  & \$462 ;
   assign \$464  = \$463  & col_compute;
-  assign \$465  = \$464  ? \$signature__data$140 [11:0] : 12'h000;
+  assign \$465  = \$464  ? \$signature__data$141 [11:0] : 12'h000;
   assign \$466  = program_read__data[103:96] > 1'h0;
   assign \$467  = 3'h7 - program_read__data[103:96];
   assign \$468  = $signed(\$467 ) <= $signed(4'h5);
   assign \$469  = \$466  & \$468 ;
   assign \$470  = \$469  & col_compute;
-  assign \$471  = \$470  ? \$signature__data$140 [23:12] : 12'h000;
+  assign \$471  = \$470  ? \$signature__data$141 [23:12] : 12'h000;
   assign \$472  = program_read__data[103:96] > 1'h0;
   assign \$473  = 3'h7 - program_read__data[103:96];
   assign \$474  = $signed(\$473 ) <= $signed(4'h5);
   assign \$475  = \$472  & \$474 ;
   assign \$476  = \$475  & col_compute;
-  assign \$477  = \$476  ? \$signature__data$140 [23:12] : 12'h000;
+  assign \$477  = \$476  ? \$signature__data$141 [23:12] : 12'h000;
   assign \$478  = program_read__data[103:96] > 1'h0;
   assign \$479  = 3'h7 - program_read__data[103:96];
   assign \$480  = $signed(\$479 ) <= $signed(4'h5);
   assign \$481  = \$478  & \$480 ;
   assign \$482  = \$481  & col_compute;
-  assign \$483  = \$482  ? \$signature__data$140 [23:12] : 12'h000;
+  assign \$483  = \$482  ? \$signature__data$141 [23:12] : 12'h000;
   assign \$484  = program_read__data[103:96] > 1'h0;
   assign \$485  = 3'h7 - program_read__data[103:96];
   assign \$486  = $signed(\$485 ) <= $signed(4'h5);
   assign \$487  = \$484  & \$486 ;
   assign \$488  = \$487  & col_compute;
-  assign \$489  = \$488  ? \$signature__data$140 [23:12] : 12'h000;
+  assign \$489  = \$488  ? \$signature__data$141 [23:12] : 12'h000;
   assign \$490  = program_read__data[103:96] > 1'h0;
   assign \$491  = 3'h7 - program_read__data[103:96];
   assign \$492  = $signed(\$491 ) <= $signed(4'h6);
@@ -23270,49 +23271,49 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   assign \$516  = $signed(\$515 ) <= $signed(4'h4);
   assign \$517  = \$514  & \$516 ;
   assign \$518  = \$517  & col_compute;
-  assign \$519  = \$518  ? \$signature__data$140 [35:24] : 12'h000;
+  assign \$519  = \$518  ? \$signature__data$141 [35:24] : 12'h000;
   assign \$520  = program_read__data[103:96] > 1'h1;
   assign \$521  = 3'h7 - program_read__data[103:96];
   assign \$522  = $signed(\$521 ) <= $signed(4'h4);
   assign \$523  = \$520  & \$522 ;
   assign \$524  = \$523  & col_compute;
-  assign \$525  = \$524  ? \$signature__data$140 [35:24] : 12'h000;
+  assign \$525  = \$524  ? \$signature__data$141 [35:24] : 12'h000;
   assign \$526  = program_read__data[103:96] > 1'h1;
   assign \$527  = 3'h7 - program_read__data[103:96];
   assign \$528  = $signed(\$527 ) <= $signed(4'h4);
   assign \$529  = \$526  & \$528 ;
   assign \$530  = \$529  & col_compute;
-  assign \$531  = \$530  ? \$signature__data$140 [35:24] : 12'h000;
+  assign \$531  = \$530  ? \$signature__data$141 [35:24] : 12'h000;
   assign \$532  = program_read__data[103:96] > 1'h1;
   assign \$533  = 3'h7 - program_read__data[103:96];
   assign \$534  = $signed(\$533 ) <= $signed(4'h4);
   assign \$535  = \$532  & \$534 ;
   assign \$536  = \$535  & col_compute;
-  assign \$537  = \$536  ? \$signature__data$140 [35:24] : 12'h000;
+  assign \$537  = \$536  ? \$signature__data$141 [35:24] : 12'h000;
   assign \$538  = program_read__data[103:96] > 1'h1;
   assign \$539  = 3'h7 - program_read__data[103:96];
   assign \$540  = $signed(\$539 ) <= $signed(4'h5);
   assign \$541  = \$538  & \$540 ;
   assign \$542  = \$541  & col_compute;
-  assign \$543  = \$542  ? \$signature__data$140 [47:36] : 12'h000;
+  assign \$543  = \$542  ? \$signature__data$141 [47:36] : 12'h000;
   assign \$544  = program_read__data[103:96] > 1'h1;
   assign \$545  = 3'h7 - program_read__data[103:96];
   assign \$546  = $signed(\$545 ) <= $signed(4'h5);
   assign \$547  = \$544  & \$546 ;
   assign \$548  = \$547  & col_compute;
-  assign \$549  = \$548  ? \$signature__data$140 [47:36] : 12'h000;
+  assign \$549  = \$548  ? \$signature__data$141 [47:36] : 12'h000;
   assign \$550  = program_read__data[103:96] > 1'h1;
   assign \$551  = 3'h7 - program_read__data[103:96];
   assign \$552  = $signed(\$551 ) <= $signed(4'h5);
   assign \$553  = \$550  & \$552 ;
   assign \$554  = \$553  & col_compute;
-  assign \$555  = \$554  ? \$signature__data$140 [47:36] : 12'h000;
+  assign \$555  = \$554  ? \$signature__data$141 [47:36] : 12'h000;
   assign \$556  = program_read__data[103:96] > 1'h1;
   assign \$557  = 3'h7 - program_read__data[103:96];
   assign \$558  = $signed(\$557 ) <= $signed(4'h5);
   assign \$559  = \$556  & \$558 ;
   assign \$560  = \$559  & col_compute;
-  assign \$561  = \$560  ? \$signature__data$140 [47:36] : 12'h000;
+  assign \$561  = \$560  ? \$signature__data$141 [47:36] : 12'h000;
   assign \$562  = program_read__data[103:96] > 1'h1;
   assign \$563  = 3'h7 - program_read__data[103:96];
   assign \$564  = $signed(\$563 ) <= $signed(4'h6);
@@ -23342,49 +23343,49 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   assign \$588  = $signed(\$587 ) <= $signed(4'h4);
   assign \$589  = \$586  & \$588 ;
   assign \$590  = \$589  & col_compute;
-  assign \$591  = \$590  ? \$signature__data$140 [59:48] : 12'h000;
+  assign \$591  = \$590  ? \$signature__data$141 [59:48] : 12'h000;
   assign \$592  = program_read__data[103:96] > 2'h2;
   assign \$593  = 3'h7 - program_read__data[103:96];
   assign \$594  = $signed(\$593 ) <= $signed(4'h4);
   assign \$595  = \$592  & \$594 ;
   assign \$596  = \$595  & col_compute;
-  assign \$597  = \$596  ? \$signature__data$140 [59:48] : 12'h000;
+  assign \$597  = \$596  ? \$signature__data$141 [59:48] : 12'h000;
   assign \$598  = program_read__data[103:96] > 2'h2;
   assign \$599  = 3'h7 - program_read__data[103:96];
   assign \$600  = $signed(\$599 ) <= $signed(4'h4);
   assign \$601  = \$598  & \$600 ;
   assign \$602  = \$601  & col_compute;
-  assign \$603  = \$602  ? \$signature__data$140 [59:48] : 12'h000;
+  assign \$603  = \$602  ? \$signature__data$141 [59:48] : 12'h000;
   assign \$604  = program_read__data[103:96] > 2'h2;
   assign \$605  = 3'h7 - program_read__data[103:96];
   assign \$606  = $signed(\$605 ) <= $signed(4'h4);
   assign \$607  = \$604  & \$606 ;
   assign \$608  = \$607  & col_compute;
-  assign \$609  = \$608  ? \$signature__data$140 [59:48] : 12'h000;
+  assign \$609  = \$608  ? \$signature__data$141 [59:48] : 12'h000;
   assign \$610  = program_read__data[103:96] > 2'h2;
   assign \$611  = 3'h7 - program_read__data[103:96];
   assign \$612  = $signed(\$611 ) <= $signed(4'h5);
   assign \$613  = \$610  & \$612 ;
   assign \$614  = \$613  & col_compute;
-  assign \$615  = \$614  ? \$signature__data$140 [71:60] : 12'h000;
+  assign \$615  = \$614  ? \$signature__data$141 [71:60] : 12'h000;
   assign \$616  = program_read__data[103:96] > 2'h2;
   assign \$617  = 3'h7 - program_read__data[103:96];
   assign \$618  = $signed(\$617 ) <= $signed(4'h5);
   assign \$619  = \$616  & \$618 ;
   assign \$620  = \$619  & col_compute;
-  assign \$621  = \$620  ? \$signature__data$140 [71:60] : 12'h000;
+  assign \$621  = \$620  ? \$signature__data$141 [71:60] : 12'h000;
   assign \$622  = program_read__data[103:96] > 2'h2;
   assign \$623  = 3'h7 - program_read__data[103:96];
   assign \$624  = $signed(\$623 ) <= $signed(4'h5);
   assign \$625  = \$622  & \$624 ;
   assign \$626  = \$625  & col_compute;
-  assign \$627  = \$626  ? \$signature__data$140 [71:60] : 12'h000;
+  assign \$627  = \$626  ? \$signature__data$141 [71:60] : 12'h000;
   assign \$628  = program_read__data[103:96] > 2'h2;
   assign \$629  = 3'h7 - program_read__data[103:96];
   assign \$630  = $signed(\$629 ) <= $signed(4'h5);
   assign \$631  = \$628  & \$630 ;
   assign \$632  = \$631  & col_compute;
-  assign \$633  = \$632  ? \$signature__data$140 [71:60] : 12'h000;
+  assign \$633  = \$632  ? \$signature__data$141 [71:60] : 12'h000;
   assign \$634  = program_read__data[103:96] > 2'h2;
   assign \$635  = 3'h7 - program_read__data[103:96];
   assign \$636  = $signed(\$635 ) <= $signed(4'h6);
@@ -25303,7 +25304,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     ev_filter_bank_write = 1'h0;
-    if (\$signature__en$87 ) begin
+    if (\$signature__en$88 ) begin
       ev_filter_bank_write = 1'h1;
     end
   end
@@ -25398,33 +25399,33 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signature__addr$257  = 1'h0;
+    \$signature__addr$258  = 1'h0;
     if (sop_meta4[0]) begin
       if (sop_meta4[2]) begin
         if (\$265 ) begin
-          \$signature__addr$257  = sop_meta4[3];
+          \$signature__addr$258  = sop_meta4[3];
         end
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signature__data$258  = 672'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    \$signature__data$259  = 672'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     if (sop_meta4[0]) begin
       if (sop_meta4[2]) begin
         if (\$265 ) begin
-          \$signature__data$258  = { \$264 [20:0], \$261 [20:0], \$258 [20:0], \$255 [20:0], \$252 [20:0], \$249 [20:0], \$246 [20:0], \$243 [20:0], \$240 [20:0], \$237 [20:0], \$234 [20:0], \$231 [20:0], \$228 [20:0], \$225 [20:0], \$222 [20:0], \$219 [20:0], \$216 [20:0], \$213 [20:0], \$210 [20:0], \$207 [20:0], \$204 [20:0], \$201 [20:0], \$198 [20:0], \$195 [20:0], \$192 [20:0], \$189 [20:0], \$186 [20:0], \$183 [20:0], \$180 [20:0], \$177 [20:0], \$174 [20:0], \$171 [20:0] };
+          \$signature__data$259  = { \$264 [20:0], \$261 [20:0], \$258 [20:0], \$255 [20:0], \$252 [20:0], \$249 [20:0], \$246 [20:0], \$243 [20:0], \$240 [20:0], \$237 [20:0], \$234 [20:0], \$231 [20:0], \$228 [20:0], \$225 [20:0], \$222 [20:0], \$219 [20:0], \$216 [20:0], \$213 [20:0], \$210 [20:0], \$207 [20:0], \$204 [20:0], \$201 [20:0], \$198 [20:0], \$195 [20:0], \$192 [20:0], \$189 [20:0], \$186 [20:0], \$183 [20:0], \$180 [20:0], \$177 [20:0], \$174 [20:0], \$171 [20:0] };
         end
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signature__en$259  = 1'h0;
+    \$signature__en$260  = 1'h0;
     if (sop_meta4[0]) begin
       if (sop_meta4[2]) begin
         if (\$265 ) begin
-          \$signature__en$259  = 1'h1;
+          \$signature__en$260  = 1'h1;
         end
       end
     end
@@ -25476,49 +25477,56 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signature__data$289  = 20'h00000;
+    \$signature__data$290  = 20'h00000;
     if (out_valid10) begin
-      \$signature__data$289  = best;
+      \$signature__data$290  = best;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signature__en$291  = 1'h0;
+    \$signature__en$292  = 1'h0;
     if (out_valid10) begin
-      \$signature__en$291  = \$328 ;
+      \$signature__en$292  = \$328 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signature__addr$294  = 11'h000;
+    \$signature__addr$295  = 11'h000;
     if (out_valid10) begin
       if (\$331 ) begin
         if (\$333 ) begin
-          \$signature__addr$294  = dest_addr10[10:0];
+          \$signature__addr$295  = dest_addr10[10:0];
         end
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signature__data$295  = 20'h00000;
+    \$signature__data$296  = 20'h00000;
     if (out_valid10) begin
       if (\$331 ) begin
         if (\$333 ) begin
-          \$signature__data$295  = best;
+          \$signature__data$296  = best;
         end
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signature__en$296  = 1'h0;
+    \$signature__en$297  = 1'h0;
     if (out_valid10) begin
       if (\$331 ) begin
         if (\$333 ) begin
-          \$signature__en$296  = 1'h1;
+          \$signature__en$297  = 1'h1;
         end
       end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    ev_bias_mem_read = 1'h0;
+    if (out_valid0) begin
+      ev_bias_mem_read = 1'h1;
     end
   end
   always @* begin
@@ -25639,7 +25647,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     if (\$341 ) begin
       \$5466  = 1'h0;
     end
-    if (\$signature__en$87 ) begin
+    if (\$signature__en$88 ) begin
       if (\$347 ) begin
         \$5466  = 1'h1;
       end
@@ -25650,7 +25658,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$5467  = \$signature__addr$83 ;
+    \$5467  = \$signature__addr$84 ;
     if (\$341 ) begin
     end else if (\$344 ) begin
       \$5467  = load_c[4:0];
@@ -25887,7 +25895,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$5480  = \$signature__addr$94 ;
+    \$5480  = \$signature__addr$95 ;
     if (\$349 ) begin
     end else if (\$352 ) begin
       (* full_case = 32'd1 *)
@@ -26000,7 +26008,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$5485  = \$signal$307 ;
+    \$5485  = \$signal$308 ;
     if (\$376 ) begin
       \$5485  = 1'h0;
     end else if (\$377 ) begin
@@ -26311,7 +26319,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$5504  = { x_pooled, y_pooled, x_phase, \$signal$307  };
+    \$5504  = { x_pooled, y_pooled, x_phase, \$signal$308  };
     if (rst) begin
       \$5504  = 12'h000;
     end
@@ -26339,7 +26347,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$5508  = \$signal$315 ;
+    \$5508  = \$signal$316 ;
     if (rst) begin
       \$5508  = 1'h0;
     end
@@ -26360,7 +26368,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$5511  = \$signal$318 ;
+    \$5511  = \$signal$319 ;
     if (rst) begin
       \$5511  = 1'h0;
     end
@@ -26647,7 +26655,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$5552  = { col_pool, col_pixel, col_last, \$signal$326 , col_compute };
+    \$5552  = { col_pool, col_pixel, col_last, \$signal$327 , col_compute };
     if (rst) begin
       \$5552  = 16'h0000;
     end
@@ -36080,13 +36088,13 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     (* full_case = 32'd1 *)
     casez (\$150 [1:0])
       2'h0:
-          \$436  = \$signature__data$322 ;
-      2'h1:
           \$436  = \$signature__data$323 ;
-      2'h2:
+      2'h1:
           \$436  = \$signature__data$324 ;
-      2'h3:
+      2'h2:
           \$436  = \$signature__data$325 ;
+      2'h3:
+          \$436  = \$signature__data$326 ;
     endcase
   end
   always @* begin
@@ -36094,13 +36102,13 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     (* full_case = 32'd1 *)
     casez (\$157 [1:0])
       2'h0:
-          \$438  = \$signature__data$322 ;
-      2'h1:
           \$438  = \$signature__data$323 ;
-      2'h2:
+      2'h1:
           \$438  = \$signature__data$324 ;
-      2'h3:
+      2'h2:
           \$438  = \$signature__data$325 ;
+      2'h3:
+          \$438  = \$signature__data$326 ;
     endcase
   end
   always @* begin
@@ -36108,13 +36116,13 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
     (* full_case = 32'd1 *)
     casez (\$164 [1:0])
       2'h0:
-          \$440  = \$signature__data$322 ;
-      2'h1:
           \$440  = \$signature__data$323 ;
-      2'h2:
+      2'h1:
           \$440  = \$signature__data$324 ;
-      2'h3:
+      2'h2:
           \$440  = \$signature__data$325 ;
+      2'h3:
+          \$440  = \$signature__data$326 ;
     endcase
   end
   assign counts = event_counts;
@@ -36163,25 +36171,25 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   assign pass_threshold_base = program_read__data[364:357];
   assign pass_bipolar = program_read__data[372:365];
   assign pass_offset = program_read__data[380:373];
-  assign \$signature__data$80  = m_axis_tdata;
+  assign \$signature__data$81  = m_axis_tdata;
   assign weight_addr = weight_read__addr;
-  assign load_slot = \$signature__addr$83 ;
-  assign weight_read__data = \$signature__data$85 ;
-  assign load_valid = \$signature__en$87 ;
-  assign \$signature__addr$90  = \$15 [10:0];
-  assign \$signature__addr$93  = \$20 [10:0];
-  assign fw_addr = \$signature__addr$94 ;
-  assign \$signature__data$96  = \$22 [11:0];
-  assign \$signature__addr$101  = \$signature__addr$94 ;
-  assign \$signature__data$102  = \$25 [11:0];
-  assign \$signature__addr$104  = \$signature__addr$94 ;
-  assign \$signature__data$105  = \$28 [11:0];
-  assign \$signature__addr$107  = \$signature__addr$94 ;
-  assign \$signature__data$108  = \$31 [11:0];
-  assign \$signature__addr$116  = \$46 [9:0];
-  assign \$signature__addr$119  = \$48 [9:0];
-  assign \$signature__addr$120  = \$50 [9:0];
-  assign \$signature__addr$121  = \$52 [9:0];
+  assign load_slot = \$signature__addr$84 ;
+  assign weight_read__data = \$signature__data$86 ;
+  assign load_valid = \$signature__en$88 ;
+  assign \$signature__addr$91  = \$15 [10:0];
+  assign \$signature__addr$94  = \$20 [10:0];
+  assign fw_addr = \$signature__addr$95 ;
+  assign \$signature__data$97  = \$22 [11:0];
+  assign \$signature__addr$102  = \$signature__addr$95 ;
+  assign \$signature__data$103  = \$25 [11:0];
+  assign \$signature__addr$105  = \$signature__addr$95 ;
+  assign \$signature__data$106  = \$28 [11:0];
+  assign \$signature__addr$108  = \$signature__addr$95 ;
+  assign \$signature__data$109  = \$31 [11:0];
+  assign \$signature__addr$117  = \$46 [9:0];
+  assign \$signature__addr$120  = \$48 [9:0];
+  assign \$signature__addr$121  = \$50 [9:0];
+  assign \$signature__addr$122  = \$52 [9:0];
   assign image_col = { \$53 [9], \$53 [9], \$53 [9], \$53 [9], \$53 [9], \$53 [9], \$53  };
   assign image_row0 = \$55 [5:0];
   assign image_row1 = \$62 [5:0];
@@ -36193,9 +36201,9 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   assign row_slot0 = \$150 [1:0];
   assign row_slot1 = \$157 [1:0];
   assign row_slot2 = \$164 [1:0];
-  assign \$signature__addr$136  = col_c[4:0];
+  assign \$signature__addr$137  = col_c[4:0];
   assign bank_write__addr = col_c[4:0];
-  assign bank_write__data = { new_col2, \$signature__data$140 [71:60], new_col1, \$signature__data$140 [47:36], new_col0, \$signature__data$140 [23:12] };
+  assign bank_write__data = { new_col2, \$signature__data$141 [71:60], new_col1, \$signature__data$141 [47:36], new_col0, \$signature__data$141 [23:12] };
   assign \$signal  = bank_write__en;
   assign filter_read__addr = s1_c[4:0];
   assign psum_read__addr = sop_meta3[3];
@@ -36231,7 +36239,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   assign summer_next29 = \$258 [20:0];
   assign summer_next30 = \$261 [20:0];
   assign summer_next31 = \$264 [20:0];
-  assign \$signal$261  = out_valid0;
+  assign \$signal$262  = out_valid0;
   assign drain = out_channel0;
   assign hold_pool = out_pool0;
   assign bias_addr = bias_read__addr;
@@ -36240,7 +36248,7 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   assign round_below = { \$305 , \$304 , \$303 , \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268  };
   assign pool_addr7 = \$318 [9:0];
   assign pool_read__addr = \$318 [9:0];
-  assign pool_addr10 = \$signature__addr$284 ;
+  assign pool_addr10 = \$signature__addr$285 ;
   assign row_ok[6] = \$102 ;
   assign row_ok[5] = \$95 ;
   assign row_ok[4] = \$88 ;
@@ -36248,9 +36256,10 @@ module yodann_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_
   assign row_ok[2] = \$74 ;
   assign row_ok[1] = \$67 ;
   assign row_ok[0] = \$60 ;
-  assign increments[33] = ev_engine_idle;
-  assign increments[32] = ev_pool_compare;
-  assign increments[31] = ev_output_stage_scale;
+  assign increments[34] = ev_engine_idle;
+  assign increments[33] = ev_pool_compare;
+  assign increments[32] = ev_output_stage_scale;
+  assign increments[31] = ev_bias_mem_read;
   assign increments[30] = ev_psum_mem_write;
   assign increments[29] = ev_psum_mem_read;
   assign increments[28:23] = ev_channel_summer_accumulate;
@@ -37561,7 +37570,7 @@ module \yodann_top.counters (rst, increments, counts, clk);
   wire [48:0] \$15 ;
   wire [48:0] \$16 ;
   wire [48:0] \$17 ;
-  reg [47:0] \$18 ;
+  wire [48:0] \$18 ;
   reg [47:0] \$19 ;
   wire [48:0] \$2 ;
   reg [47:0] \$20 ;
@@ -37580,6 +37589,8 @@ module \yodann_top.counters (rst, increments, counts, clk);
   reg [47:0] \$32 ;
   reg [47:0] \$33 ;
   reg [47:0] \$34 ;
+  reg [47:0] \$35 ;
+  reg [47:0] \$36 ;
   wire [48:0] \$4 ;
   wire [48:0] \$5 ;
   wire [48:0] \$6 ;
@@ -37591,6 +37602,7 @@ module \yodann_top.counters (rst, increments, counts, clk);
   wire clk;
   reg [47:0] count_act_buffer__read = 48'h000000000000;
   reg [47:0] count_act_buffer__write = 48'h000000000000;
+  reg [47:0] count_bias_mem__read = 48'h000000000000;
   reg [47:0] count_channel_summer__accumulate = 48'h000000000000;
   reg [47:0] count_engine__idle = 48'h000000000000;
   reg [47:0] count_filter_bank__read = 48'h000000000000;
@@ -37606,10 +37618,10 @@ module \yodann_top.counters (rst, increments, counts, clk);
   reg [47:0] count_psum_mem__write = 48'h000000000000;
   reg [47:0] count_sop__mac = 48'h000000000000;
   reg [47:0] count_weight_mem__read = 48'h000000000000;
-  output [815:0] counts;
-  wire [815:0] counts;
-  input [33:0] increments;
-  wire [33:0] increments;
+  output [863:0] counts;
+  wire [863:0] counts;
+  input [34:0] increments;
+  wire [34:0] increments;
   input rst;
   wire rst;
   assign \$1  = count_input__beat + increments[0];
@@ -37626,166 +37638,177 @@ module \yodann_top.counters (rst, increments, counts, clk);
   assign \$12  = count_channel_summer__accumulate + increments[28:23];
   assign \$13  = count_psum_mem__read + increments[29];
   assign \$14  = count_psum_mem__write + increments[30];
-  assign \$15  = count_output_stage__scale + increments[31];
-  assign \$16  = count_pool__compare + increments[32];
-  assign \$17  = count_engine__idle + increments[33];
+  assign \$15  = count_bias_mem__read + increments[31];
+  assign \$16  = count_output_stage__scale + increments[32];
+  assign \$17  = count_pool__compare + increments[33];
+  assign \$18  = count_engine__idle + increments[34];
   always @(posedge clk)
-    count_input__beat <= \$18 ;
+    count_input__beat <= \$19 ;
   always @(posedge clk)
-    count_output__beat <= \$19 ;
+    count_output__beat <= \$20 ;
   always @(posedge clk)
-    count_act_buffer__read <= \$20 ;
+    count_act_buffer__read <= \$21 ;
   always @(posedge clk)
-    count_act_buffer__write <= \$21 ;
+    count_act_buffer__write <= \$22 ;
   always @(posedge clk)
-    count_weight_mem__read <= \$22 ;
+    count_weight_mem__read <= \$23 ;
   always @(posedge clk)
-    count_filter_bank__write <= \$23 ;
+    count_filter_bank__write <= \$24 ;
   always @(posedge clk)
-    count_filter_bank__read <= \$24 ;
+    count_filter_bank__read <= \$25 ;
   always @(posedge clk)
-    count_image_mem__write <= \$25 ;
+    count_image_mem__write <= \$26 ;
   always @(posedge clk)
-    count_image_mem__read <= \$26 ;
+    count_image_mem__read <= \$27 ;
   always @(posedge clk)
-    count_image_bank__shift <= \$27 ;
+    count_image_bank__shift <= \$28 ;
   always @(posedge clk)
-    count_sop__mac <= \$28 ;
+    count_sop__mac <= \$29 ;
   always @(posedge clk)
-    count_channel_summer__accumulate <= \$29 ;
+    count_channel_summer__accumulate <= \$30 ;
   always @(posedge clk)
-    count_psum_mem__read <= \$30 ;
+    count_psum_mem__read <= \$31 ;
   always @(posedge clk)
-    count_psum_mem__write <= \$31 ;
+    count_psum_mem__write <= \$32 ;
   always @(posedge clk)
-    count_output_stage__scale <= \$32 ;
+    count_bias_mem__read <= \$33 ;
   always @(posedge clk)
-    count_pool__compare <= \$33 ;
+    count_output_stage__scale <= \$34 ;
   always @(posedge clk)
-    count_engine__idle <= \$34 ;
+    count_pool__compare <= \$35 ;
+  always @(posedge clk)
+    count_engine__idle <= \$36 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$18  = \$1 [47:0];
-    if (rst) begin
-      \$18  = 48'h000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$19  = \$2 [47:0];
+    \$19  = \$1 [47:0];
     if (rst) begin
       \$19  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$20  = \$3 [47:0];
+    \$20  = \$2 [47:0];
     if (rst) begin
       \$20  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$21  = \$4 [47:0];
+    \$21  = \$3 [47:0];
     if (rst) begin
       \$21  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$22  = \$5 [47:0];
+    \$22  = \$4 [47:0];
     if (rst) begin
       \$22  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$23  = \$6 [47:0];
+    \$23  = \$5 [47:0];
     if (rst) begin
       \$23  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$24  = \$7 [47:0];
+    \$24  = \$6 [47:0];
     if (rst) begin
       \$24  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$25  = \$8 [47:0];
+    \$25  = \$7 [47:0];
     if (rst) begin
       \$25  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$26  = \$9 [47:0];
+    \$26  = \$8 [47:0];
     if (rst) begin
       \$26  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$27  = \$10 [47:0];
+    \$27  = \$9 [47:0];
     if (rst) begin
       \$27  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$28  = \$11 [47:0];
+    \$28  = \$10 [47:0];
     if (rst) begin
       \$28  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$29  = \$12 [47:0];
+    \$29  = \$11 [47:0];
     if (rst) begin
       \$29  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$30  = \$13 [47:0];
+    \$30  = \$12 [47:0];
     if (rst) begin
       \$30  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$31  = \$14 [47:0];
+    \$31  = \$13 [47:0];
     if (rst) begin
       \$31  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$32  = \$15 [47:0];
+    \$32  = \$14 [47:0];
     if (rst) begin
       \$32  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$33  = \$16 [47:0];
+    \$33  = \$15 [47:0];
     if (rst) begin
       \$33  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$34  = \$17 [47:0];
+    \$34  = \$16 [47:0];
     if (rst) begin
       \$34  = 48'h000000000000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$35  = \$17 [47:0];
+    if (rst) begin
+      \$35  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$36  = \$18 [47:0];
+    if (rst) begin
+      \$36  = 48'h000000000000;
+    end
+  end
   assign clear = 1'h0;
-  assign counts[815:768] = count_engine__idle;
-  assign counts[767:720] = count_pool__compare;
-  assign counts[719:672] = count_output_stage__scale;
+  assign counts[863:816] = count_engine__idle;
+  assign counts[815:768] = count_pool__compare;
+  assign counts[767:720] = count_output_stage__scale;
+  assign counts[719:672] = count_bias_mem__read;
   assign counts[671:624] = count_psum_mem__write;
   assign counts[623:576] = count_psum_mem__read;
   assign counts[575:528] = count_channel_summer__accumulate;
