@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from accel.errors import ConfigError
+from accel.hw.common.memory import placement
 from accel.nn import golden
 from accel.nn.ir import (BipolarQuant, Conv2d, DataType, Dense, Flatten, MaxPool2d,
                          MultiThreshold, Network, Quant, Reshape, int_bits_for_range)
@@ -155,8 +156,6 @@ class LayerMapping:
         copied and the memory is a ROM in LUTs, one per ``ADDRESS_COPY_BITS`` of its word, each
         port's slice of the word used (synthesis drops the LUTs of the rest, so the slices cost
         no more LUTs than one port)."""
-        from accel.hw.common.memory import placement
-
         word = self.simd * self.weight.bits
         in_luts = placement(word, max(self.neuron_fold * self.synapse_fold, 2),
                             writable=self.loadable, sync_read=self.pipeline > 0,
