@@ -21,9 +21,11 @@ from amaranth import Shape
 
 from accel.errors import ConfigError
 from accel.hw.common.parameters import ParameterLayout
-from accel.hw.yodann.mapping import YodaNNMapping, filter_word_bits, filter_words, map_network
+from accel.hw.yodann.mapping import (YodaNNMapping, filter_word_bits, filter_words,
+                                     map_network, passes)
 from accel.hw.yodann.rtl import (SCALE_FIELDS, bias_words, engine_widths, program_fields,
                                  program_words, threshold_steps, threshold_words)
+
 
 def _memories(design: YodaNNMapping, source: YodaNNMapping):
     """(name, depth, width, words) of ``design``'s parameter memories holding ``source``'s
@@ -76,7 +78,7 @@ def load_words(design: YodaNNMapping, network) -> list[tuple[int, int]]:
         raise ConfigError(f"network {network.name} takes {source.input_shape} to "
                           f"{source.output_shape}; the design {design.input_shape} to "
                           f"{design.output_shape}")
-    if len(next(iter(wanted.values()))[0]) != len(next(iter(built.values()))[0]):
+    if len(passes(source)) != len(passes(design)):
         raise ConfigError(f"network {network.name} runs in a different number of passes "
                           "than the design (its layers differ)")
     for name, (values, _) in wanted.items():

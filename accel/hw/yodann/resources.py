@@ -11,8 +11,8 @@ from accel.hw.resources import (Resources, apply, memory_resources, prefixed, tr
 from accel.hw.yodann.loading import parameter_layout
 from accel.hw.yodann.mapping import (YodaNNMapping, carry_count_bits, carry_count_field,
                                      filter_word_bits, filter_words)
-from accel.hw.yodann.rtl import (SCALE_FIELDS, bias_words, engine_widths, pipeline_register_bits,
-                                 program_fields, program_words, threshold_steps,
+from accel.hw.yodann.rtl import (bias_words, engine_widths, pipeline_register_bits,
+                                 program_parts, program_words, threshold_steps,
                                  threshold_words, window_kernel)
 
 # Fitted by ``python benchmarks/resources.py --fit`` (non-negative least squares, relative
@@ -72,8 +72,7 @@ def structural(mapping: YodaNNMapping) -> dict[str, Resources]:
     ]
     # the sequencer's program (its bit columns) and the bias memory (a network's parameters,
     # placed as weights), ROMs read synchronously
-    fields = program_fields(mapping)
-    scales = {name: fields.pop(name) for name in SCALE_FIELDS} if loadable else {}
+    fields, scales = program_parts(mapping)
     program_width, program = program_words(fields)
     memory_parts.append(memory_resources(
         program_width, max(len(program), 2), writable=False, sync_read=True,

@@ -209,6 +209,16 @@ def program_fields(mapping: YodaNNMapping) -> dict[str, tuple[list[int], Shape]]
 SCALE_FIELDS = ("mult", "shift", "mode")
 
 
+def program_parts(mapping: YodaNNMapping) -> tuple[dict, dict]:
+    """The program's fields in its ROM and in the scale memory: a loadable engine keeps the
+    scale fields apart, so synthesis still folds the ROM's constant columns away; a fixed
+    engine has no scale memory (its second part is empty)."""
+    fields = program_fields(mapping)
+    scales = ({name: fields.pop(name) for name in SCALE_FIELDS}
+              if mapping.loadable_weights else {})
+    return fields, scales
+
+
 def program_words(fields) -> tuple[int, list[int]]:
     """The program ROM: its width and one word per pass, the fields packed from bit 0 in
     ``program_fields``'s order."""
@@ -349,10 +359,8 @@ class YodaNNTop(wiring.Component):
         # ------------------------------------------------------------------ the program
         # one ROM word per pass, read at the pass index: the FETCH cycle before START reads it
         index = Signal(range(max(n_pass, 2)))
-        fields = program_fields(mapping)
-        # loadable: the scale fields in a memory of their own, written through the parameter
-        # port; the rest stays a ROM, so synthesis still folds its constant columns away
-        scales = {name: fields.pop(name) for name in SCALE_FIELDS} if self.layout else {}
+        # loadable: the scale fields in a memory written through the parameter port
+        fields, scales = program_parts(mapping)
         program_width, program_init = program_words(fields)
         m.submodules.program_rom = program_rom = placed_memory(
             shape=program_width, depth=max(n_pass, 2), init=program_init, writable=False,
