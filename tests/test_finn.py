@@ -238,13 +238,15 @@ def test_small_cnn_in_verilator(padding, folding, pipeline):
     assert equal_to_model(run_on_rtl(mapping, network, inputs))
 
 
-@pytest.mark.parametrize("pipeline,copy_bits", [(0, 256), (3, 256), (3, 2)])
+@pytest.mark.parametrize("pipeline,copy_bits", [(0, 256), (3, 256), (3, 2), (4, 2)])
 def test_per_pe_weight_address_copies_in_verilator(monkeypatch, pipeline, copy_bits):
     """Layers whose PEs' weight words exceed ``ADDRESS_FANOUT_BITS`` (lowered here so that a
     small network has them) read each PE's weights through its own copy of the address, kept
     apart from the others for synthesis, and a PE's LUT-ROM word wider than
     ``ADDRESS_COPY_BITS`` (lowered to 2 in one case) through one read port, with its own
-    address copy, per slice; bit-exact, cycles and events equal to the model."""
+    address copy, per slice; pipelined, the copies load the address a cycle late (an address
+    stage before the tree's registers: none left at 3, one at 4); bit-exact, cycles and events
+    equal to the model."""
     import accel.hw.finn.mapping as finn_mapping
 
     monkeypatch.setattr(finn_mapping, "ADDRESS_FANOUT_BITS", 2)
@@ -258,6 +260,9 @@ def test_per_pe_weight_address_copies_in_verilator(monkeypatch, pipeline, copy_b
     assert [layer.weight_read_ports for layer in mapping.layers] == ports + [1]
     assert [layer.weight_address_registers for layer in mapping.layers] == \
         [2 * ports[0], 4 * ports[1], 1]
+    assert [(layer.pipeline_stages.address, layer.pipeline_stages.tree)
+            for layer in mapping.layers] == \
+        [(int(pipeline > 0), max(pipeline - 3, 0))] * 2 + [(0, max(pipeline - 1, 0))]
     verilog = generate_verilog(mapping)
     kept = re.findall(r"\(\* keep = 32'd1 \*\)\n  reg \[4:0\] \\?weight_read__addr", verilog)
     assert len(kept) == 2 * ports[0] + 4 * ports[1]  # every address port of c0 and c1
@@ -265,23 +270,58 @@ def test_per_pe_weight_address_copies_in_verilator(monkeypatch, pipeline, copy_b
     assert equal_to_model(run_on_rtl(mapping, network, inputs))
 
 
-@pytest.mark.parametrize("padding,folding,pipeline", [
-    (1, {}, 0),
-    (1, {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 2, "simd": 2}}, 4),
+@pytest.mark.parametrize("pipeline,fanout_bits,lags", [
+    (0, None, [0, 1]), (None, None, [0, 1]), (None, 2, [1, 1])])
+def test_input_buffer_write_lags_where_no_replay_reads_it_sooner(monkeypatch, pipeline,
+                                                                 fanout_bits, lags):
+    """The input buffer's write is registered (a cycle late) wherever the first replay of a
+    word reads it two or more cycles after its step: not at one synapse fold (the next step
+    replays the word), unless an address stage delays the reads (``ADDRESS_FANOUT_BITS``
+    lowered so that this small layer copies its address); bit-exact, cycles and events equal
+    to the model, unpipelined and pipelined."""
+    import accel.hw.finn.mapping as finn_mapping
+
+    if fanout_bits is not None:
+        monkeypatch.setattr(finn_mapping, "ADDRESS_FANOUT_BITS", fanout_bits)
+    rng = np.random.default_rng(21)
+    network = Network("mlp", (1, 6), [
+        Quant("q", bits=3, signed=True, scale=2**-2),
+        Dense("fc0", weights=rng.integers(-2, 2, (8, 6)), weight_type=DataType(2, True)),
+        MultiThreshold("t0", thresholds=np.sort(rng.integers(-6, 6, (8, 3)), axis=1),
+                       out_scale=1.0, out_bias=0.0),
+        Dense("fc1", weights=bipolar(rng, (4, 8)), weight_type=DataType.bipolar_type()),
+    ])
+    folding = {"fc0": {"pe": 2, "simd": 6}, "fc1": {"pe": 1, "simd": 4}}
+    mapping = map_network(network, folding, pipeline=pipeline)
+    assert [(layer.synapse_fold, layer.neuron_fold) for layer in mapping.layers] == \
+        [(1, 4), (2, 4)]
+    assert [layer.buffer_write_lag for layer in mapping.layers] == lags
+    inputs = np.random.default_rng(22).random((6, 6)).astype(np.float32) * 2 - 1
+    assert equal_to_model(run_on_rtl(mapping, network, inputs))
+
+
+@pytest.mark.parametrize("padding,folding,pipeline,fanout_bits", [
+    (1, {}, 0, None),
+    (1, {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 2, "simd": 2}}, 4, None),
+    (1, {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 2, "simd": 2}}, 4, 2),
     pytest.param(0, {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 4, "simd": 2},
-                     "d": {"pe": 3, "simd": 2}}, 0, marks=pytest.mark.slow),
+                     "d": {"pe": 3, "simd": 2}}, 0, None, marks=pytest.mark.slow),
 ])
-def test_back_pressure_in_verilator(padding, folding, pipeline):
+def test_back_pressure_in_verilator(monkeypatch, padding, folding, pipeline, fanout_bits):
     """The harness's source offers beats and its sink accepts them with probability 100 %,
     50 % and 10 % (pseudo-random, in hardware): outputs stay bit-exact and the stepping model
     follows the same generators to the cycle, in every event (a pipelined MVTU's output slots
-    fill and drain under the stalls)."""
+    fill and drain under the stalls; with ``ADDRESS_FANOUT_BITS`` lowered, its weight address
+    copies load a stalled step's address late)."""
+    import accel.hw.finn.mapping as finn_mapping
     from accel.hw.common.stream_harness import Stimulus
     from accel.hw.evaluate import golden_outputs
     from accel.hw.finn.arch import ARCHITECTURE
     from accel.hw.finn.model import step
     from accel.hw.finn.run import run_rtl
 
+    if fanout_bits is not None:
+        monkeypatch.setattr(finn_mapping, "ADDRESS_FANOUT_BITS", fanout_bits)
     network = small_cnn(padding)
     mapping = map_network(network, folding, pipeline=pipeline)
     inputs = np.random.default_rng(11).random((4, 2, 6, 6)).astype(np.float32)

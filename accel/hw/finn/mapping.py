@@ -85,15 +85,28 @@ ADDRESS_FANOUT_BITS = 1024
 ADDRESS_COPY_BITS = 256
 
 
+def copies_weight_address(pe: int, simd: int, weight_bits: int) -> bool:
+    """Whether an MVTU's PEs read their weights through copies of the address (their weight
+    words together exceed ``ADDRESS_FANOUT_BITS``). Loading every copy with the step's next
+    address left the fold counters' step logic in front of the copies' fanout: SFC-max's first
+    layer (256 PEs) routed alone at 147.5 MHz with the synapse-fold counter into a copy's next
+    value as its critical path (3 levels, 6.4 of 6.8 ns routing), so the copies get a pipeline
+    stage of their own (``PipelineStages.address``)."""
+    return pe * simd * weight_bits > ADDRESS_FANOUT_BITS
+
+
 @dataclass(frozen=True)
 class PipelineStages:
     """An MVTU's pipeline registers after the issuing step: ``read`` (1: registered weight,
-    threshold and input-buffer reads), ``tree`` (registers cutting the adder/popcount tree),
-    ``compare`` (1: the threshold compare in its own stage)."""
+    threshold and input-buffer reads), ``address`` (1: the weight address's copies load the
+    step's address a cycle late, from one register, so no logic sits before their fanout),
+    ``tree`` (registers cutting the adder/popcount tree), ``compare`` (1: the threshold compare
+    in its own stage)."""
 
     read: int
     tree: int
     compare: int
+    address: int = 0
 
 
 @dataclass
@@ -136,18 +149,32 @@ class LayerMapping:
     def pipeline_stages(self) -> PipelineStages:
         """Where the ``pipeline`` registers go: first the memory reads (registered, so block
         RAM can hold weights and thresholds), then (with thresholds, from 2) the threshold
-        compare in its own stage, the rest into the dot product's adder tree."""
+        compare in its own stage, then, where the weight address is copied, one before the
+        copies (``copies_weight_address``), the rest into the dot product's adder tree."""
         if self.pipeline == 0:
             return PipelineStages(0, 0, 0)
         compare = int(self.thresholds is not None and self.pipeline >= 2)
-        return PipelineStages(1, self.pipeline - 1 - compare, compare)
+        address = int(self.weight_address_registers > 1 and self.pipeline - 1 - compare >= 1)
+        return PipelineStages(1, self.pipeline - 1 - compare - address, compare, address)
+
+    @property
+    def buffer_write_lag(self) -> int:
+        """Cycles the input buffer's write lags its step: 1 (address, data and enable
+        registered, so no path runs from the step's control into the buffer's write enable,
+        a LUT-RAM's or block RAM's) wherever the buffer is replayed (more than one neuron
+        fold) and the first replay of a word reads it at least two cycles after its step
+        (``synapse_fold`` plus the address stage's lag on the reads); else 0. On ECP5 that
+        path, fold counter to write enable, was critical in bnn-mlp's reference design
+        (156.8 MHz, seed 1) and in SFC-max's third layer alone (150.5 MHz)."""
+        return int(self.neuron_fold > 1
+                   and self.synapse_fold + self.pipeline_stages.address >= 2)
 
     @property
     def weight_address_registers(self) -> int:
         """Registers holding the weight memories' address: one, or one beside each PE's memory
         once the PEs' weight words together exceed ``ADDRESS_FANOUT_BITS`` bits (each bit of a
         LUT-ROM word is a LUT on every address bit)."""
-        wide = self.pe * self.simd * self.weight.bits > ADDRESS_FANOUT_BITS
+        wide = copies_weight_address(self.pe, self.simd, self.weight.bits)
         return self.pe * self.weight_read_ports if wide else 1
 
     @property
@@ -421,12 +448,13 @@ def tree_cuts(terms: int, registers: int, tail: int = 0) -> list[int]:
             for k in range(registers)]
 
 
-def auto_pipeline(simd: int, thresholds: bool) -> int:
+def auto_pipeline(simd: int, thresholds: bool, address_copies: bool = False) -> int:
     """The default pipeline of an MVTU: registered memory reads, the threshold compare in its
-    own stage, and a register every two levels of its SIMD-input adder tree (on an ECP5 that
-    keeps every stage to about two carry chains: the README's synthesis table)."""
+    own stage, a stage before the weight address's copies where it has them, and a register
+    every two levels of its SIMD-input adder tree (on an ECP5 that keeps every stage to about
+    two carry chains: the README's synthesis table)."""
     levels = (simd - 1).bit_length()
-    return 1 + int(thresholds) + (levels + 1) // 2
+    return 1 + int(thresholds) + int(address_copies) + (levels + 1) // 2
 
 
 def map_network(network: Network, folding=None, fifo_depths=None,
@@ -571,7 +599,8 @@ def map_network(network: Network, folding=None, fifo_depths=None,
             accumulator=Element.of(acc_type),
             output=Element.of(out_type if thresholds is not None else acc_type),
             weights=weights.astype(np.int64), thresholds=thresholds, out_offset=out_offset,
-            pipeline=auto_pipeline(simd, thresholds is not None) if pipeline is None
+            pipeline=auto_pipeline(simd, thresholds is not None, copies_weight_address(
+                pe, simd, Element.of(layer.weight_type).bits)) if pipeline is None
             else pipeline, loadable=loadable_weights))
     if not isinstance(stages[-1], (LayerMapping, ThresholdMapping)):
         raise ConfigError(f"network {network.name}: the last layer must be dense, conv or "

@@ -16,11 +16,14 @@ Pipeline (``LayerMapping.pipeline``, P registers after the issuing step; the def
 reads: LUTs or LUT RAM on an FPGA), the output register valid from the cycle after the step
 that filled it, and free when empty or read in that cycle. P >= 1 registers the weight,
 threshold and input-buffer reads (synchronous: block RAM), then (thresholds, P >= 2) the
-threshold compare gets its own stage and the rest cut the adder tree (``balanced_sum``). The
-pipeline never stalls: a last-synapse step issues only while fewer than ``output_slots``
-(P + 2) results are issued and not read, so its result always finds a place in the output
-FIFO P cycles later, valid from the cycle after; counting slots without looking at the
-consumer's ready keeps any path from downstream's ready out of the step logic.
+threshold compare gets its own stage, where the PEs read the weights through copies of the
+address one more register loads the copies a cycle late (the reads lag by it), and the rest
+cut the adder tree (``balanced_sum``). The pipeline never stalls: a last-synapse step issues
+only while fewer than ``output_slots`` (P + 2) results are issued and not read, so its result
+always finds a place in the output FIFO P cycles later, valid from the cycle after; counting
+slots without looking at the consumer's ready keeps any path from downstream's ready out of
+the step logic. The input buffer's write is registered too where no replay reads a word
+sooner (``LayerMapping.buffer_write_lag``): timing only, no cycle changes.
 
 Generated logic is linear in PE x SIMD: the input beat is selected once into a signal every PE
 reads (Amaranth re-emits an expression at each use, so a shared expression would be rebuilt per
@@ -158,23 +161,29 @@ class MVTU(wiring.Component):
                 value = register
             return value
 
-        # input buffer: written during the first fold, replayed by the others
+        # input buffer: written during the first fold (``buffer_write_lag`` cycles late),
+        # replayed by the others
         m.submodules.input_buffer = input_buffer = placed_memory(
             shape=self.in_width, depth=max(sf_count, 2), init=[], writable=True,
             sync_read=stages.read > 0)
         buffer_write = input_buffer.write_port()
         reads = "comb" if stages.read == 0 else "sync"  # registered reads: block-RAM friendly
         buffer_read = input_buffer.read_port(domain=reads)
-        m.d.comb += [buffer_write.addr.eq(sf), buffer_write.data.eq(self.i.payload),
-                     buffer_write.en.eq(can_step & first_fold), buffer_read.addr.eq(sf)]
+        # (the beat's read and selection lag the step as the weights' reads do)
+        fetch = stages.address + stages.read
+        lag = layer.buffer_write_lag
+        m.d.comb += [buffer_write.addr.eq(delayed(sf, lag, "buffer_write_addr")),
+                     buffer_write.data.eq(delayed(self.i.payload, lag, "buffer_write_data")),
+                     buffer_write.en.eq(delayed(can_step & first_fold, lag, "buffer_write_en")),
+                     buffer_read.addr.eq(delayed(sf, stages.address, "sf"))]
         beat = Signal(self.in_width)  # one selection, read by every PE
-        m.d.comb += beat.eq(Mux(delayed(first_fold, stages.read, "first_fold"),
-                                delayed(self.i.payload, stages.read, "payload"),
+        m.d.comb += beat.eq(Mux(delayed(first_fold, fetch, "first_fold"),
+                                delayed(self.i.payload, fetch, "payload"),
                                 buffer_read.data))
         first_synapse = Signal()
         m.d.comb += first_synapse.eq(sf == 0)
         # the step's control, where the accumulators and the comparators see it
-        accumulate_at = stages.read + stages.tree
+        accumulate_at = fetch + stages.tree
         step_acc = delayed(can_step, accumulate_at, "step")
         first_acc = delayed(first_synapse, accumulate_at, "first_synapse")
         last_out = delayed(can_step & last_synapse, depth, "output")
@@ -182,8 +191,9 @@ class MVTU(wiring.Component):
 
         # the weight address, read by every PE's memory; with many PEs
         # (``weight_address_registers``) each memory's address port is a register of its own
-        # instead, loaded with the same next address (``keep``: synthesis would merge them back
-        # into one; the one above then merges into one of them)
+        # instead (``keep``: synthesis would merge them back into one), loaded with the same
+        # next address (the one above then merges into one of them) or, with an address stage,
+        # with the one above a cycle late
         weight_addr = Signal(range(max(nf_count * sf_count, 2)))
         copies = []
         results = []
@@ -200,7 +210,10 @@ class MVTU(wiring.Component):
             if layer.weight_address_registers > 1:
                 for port in ports:
                     port.addr.attrs["keep"] = 1
-                    copies.append(port.addr)
+                    if stages.address:
+                        m.d.sync += port.addr.eq(weight_addr)
+                    else:
+                        copies.append(port.addr)
             else:
                 m.d.comb += weight_read.addr.eq(weight_addr)
             word = weight_read.data

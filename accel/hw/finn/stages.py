@@ -293,19 +293,27 @@ def _pipeline_bits(stage: LayerMapping) -> int:
     input beat, the step's control travelling with it, the adder tree's registers at the
     widths of the levels they cut (as ``accel.hw.finn.mvtu.balanced_sum`` places them; term
     widths as the generator's: a popcount bit, a signed product or negation), the totals
-    before the compare and the count of issued outputs."""
+    before the compare and the count of issued outputs; with an address stage, the weight
+    address the copies load from and the input buffer's delayed read address; the input
+    buffer's registered write (``LayerMapping.buffer_write_lag``: its address, its enable and,
+    where no pipeline register holds the beat already, its data)."""
     stages = stage.pipeline_stages
-    if stage.pipeline == 0:
-        return 0
     a, w = stage.input, stage.weight
+    fetch = stages.address + stages.read
+    write = stage.buffer_write_lag * (_counter_bits(stage.synapse_fold) + 1
+                                      + (stage.simd * a.bits if fetch == 0 else 0))
+    if stage.pipeline == 0:
+        return write
     term = 1 if a.bipolar and w.bipolar else (
         a.bits + 2 if w.bipolar else w.bits + 2 if a.bipolar else a.bits + w.bits)
     cuts = tree_cuts(stage.simd, stages.tree, stage.tree_tail)
     tree = sum(stage.pe * -(-stage.simd // (1 << level)) * (term + level) for level in cuts)
-    accumulate_at = stages.read + stages.tree
+    accumulate_at = fetch + stages.tree
     control = 2 * accumulate_at + stage.pipeline + (accumulate_at + stages.compare
                                                      - stages.read) * _counter_bits(stage.neuron_fold)
-    return (stages.read * (stage.simd * a.bits + 1) + control + tree
+    address = stages.address * (_counter_bits(stage.synapse_fold)
+                                + _counter_bits(stage.neuron_fold * stage.synapse_fold))
+    return (fetch * (stage.simd * a.bits + 1) + control + address + write + tree
             + stages.compare * stage.pe * stage.register_bits
             + _counter_bits(stage.output_slots + 1))
 

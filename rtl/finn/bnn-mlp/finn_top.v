@@ -183,9 +183,9 @@ module finn_top(s_axis_tvalid, m_axis_tready, clk, rst, s_axis_tready, m_axis_td
     .rst(rst)
   );
   \finn_top.l2  l2 (
-    .buffer_write__data(\i__payload$46 ),
     .can_step(\step$58 ),
     .clk(clk),
+    .\i__payload$45 (\i__payload$46 ),
     .i__ready(\o__ready$48 ),
     .i__valid(\i__valid$50 ),
     .input_step(\input_step$59 ),
@@ -4908,7 +4908,7 @@ module \finn_top.l1.outputs (rst, write__data, o__valid, o__payload, o__ready, i
 endmodule
 
 (* generator = "Amaranth" *)
-module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__payload, i__valid, buffer_write__data, o__ready);
+module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__payload, i__valid, \i__payload$45 , o__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire \$1 ;
   wire [6:0] \$10 ;
@@ -4917,48 +4917,52 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   wire [3:0] \$13 ;
   wire [4:0] \$14 ;
   wire \$15 ;
-  wire [1:0] \$16 ;
+  wire \$16 ;
   wire [1:0] \$17 ;
   wire [1:0] \$18 ;
   wire [1:0] \$19 ;
   wire \$2 ;
-  wire [2:0] \$20 ;
+  wire [1:0] \$20 ;
   wire [2:0] \$21 ;
-  wire [3:0] \$22 ;
-  wire \$23 ;
-  wire [4:0] \$24 ;
+  wire [2:0] \$22 ;
+  wire [3:0] \$23 ;
+  wire \$24 ;
   wire [4:0] \$25 ;
-  wire \$26 ;
-  wire [8:0] \$27 ;
+  wire [4:0] \$26 ;
+  wire \$27 ;
   wire [8:0] \$28 ;
-  wire [4:0] \$29 ;
+  wire [8:0] \$29 ;
   wire \$3 ;
-  wire [8:0] \$30 ;
-  reg [2:0] \$31 ;
-  reg \$32 ;
-  reg [7:0] \$33 ;
-  reg \$34 ;
+  wire [4:0] \$30 ;
+  wire [8:0] \$31 ;
+  reg [2:0] \$32 ;
+  reg [3:0] \$33 ;
+  reg [7:0] \$34 ;
   reg \$35 ;
   reg \$36 ;
-  reg \$37 ;
+  reg [7:0] \$37 ;
   reg \$38 ;
   reg \$39 ;
   wire \$4 ;
   reg \$40 ;
   reg \$41 ;
   reg \$42 ;
-  reg [3:0] \$43 ;
-  reg [3:0] \$44 ;
-  reg [1:0] \$45 ;
-  reg [1:0] \$46 ;
-  reg [1:0] \$47 ;
-  reg [1:0] \$48 ;
-  reg [3:0] \$49 ;
+  reg \$43 ;
+  reg \$44 ;
+  reg \$45 ;
+  reg \$46 ;
+  reg [3:0] \$47 ;
+  reg [3:0] \$48 ;
+  reg [1:0] \$49 ;
   wire \$5 ;
-  reg [8:0] \$50 ;
-  reg [3:0] \$51 ;
-  reg [3:0] \$52 ;
-  reg [7:0] \$53 ;
+  reg [1:0] \$50 ;
+  reg [1:0] \$51 ;
+  reg [1:0] \$52 ;
+  reg [3:0] \$53 ;
+  reg [8:0] \$54 ;
+  reg [3:0] \$55 ;
+  reg [3:0] \$56 ;
+  reg [7:0] \$57 ;
   wire \$6 ;
   wire [7:0] \$7 ;
   wire [8:0] \$8 ;
@@ -4969,11 +4973,15 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   (* init = 4'h0 *)
   wire [3:0] buffer_read__addr;
   wire [7:0] buffer_read__data;
+  reg [3:0] buffer_write__addr = 4'h0;
+  reg [7:0] buffer_write__data = 8'h00;
+  reg buffer_write__en = 1'h0;
   (* init = 4'h0 *)
-  wire [3:0] buffer_write__addr;
-  input [7:0] buffer_write__data;
-  wire [7:0] buffer_write__data;
-  wire buffer_write__en;
+  wire [3:0] buffer_write_addr_s1;
+  (* init = 8'h00 *)
+  wire [7:0] buffer_write_data_s1;
+  (* init = 1'h0 *)
+  wire buffer_write_en_s1;
   output can_step;
   wire can_step;
   input clk;
@@ -4985,13 +4993,14 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   reg first_synapse_s1 = 1'h0;
   reg first_synapse_s2 = 1'h0;
   reg first_synapse_s3 = 1'h0;
-  wire [7:0] i__payload;
-  wire [8:0] \i__payload$33 ;
+  wire [8:0] i__payload;
+  input [7:0] \i__payload$45 ;
+  wire [7:0] \i__payload$45 ;
   output i__ready;
   wire i__ready;
   input i__valid;
   wire i__valid;
-  reg \i__valid$34  = 1'h0;
+  reg \i__valid$36  = 1'h0;
   output input_step;
   wire input_step;
   wire last_synapse;
@@ -5000,12 +5009,12 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   reg [3:0] nf_s2 = 4'h0;
   output [8:0] o__payload;
   wire [8:0] o__payload;
-  wire [8:0] \o__payload$37 ;
+  wire [8:0] \o__payload$39 ;
   input o__ready;
   wire o__ready;
-  wire \o__ready$40 ;
+  wire \o__ready$42 ;
   wire o__valid;
-  wire \o__valid$39 ;
+  wire \o__valid$41 ;
   output out_valid;
   wire out_valid;
   reg output_s1 = 1'h0;
@@ -5055,7 +5064,7 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   end
   always @(posedge clk) begin
     if (buffer_write__en)
-      input_buffer[sf] <= buffer_write__data;
+      input_buffer[buffer_write__addr] <= buffer_write__data;
   end
   reg [7:0] _0_;
   always @(posedge clk) begin
@@ -5232,51 +5241,57 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   end
   assign weight_read__data = _1_;
   always @(posedge clk)
-    pending <= \$31 ;
+    pending <= \$32 ;
   always @(posedge clk)
-    first_fold_s1 <= \$32 ;
+    buffer_write__addr <= \$33 ;
   always @(posedge clk)
-    payload_s1 <= \$33 ;
+    buffer_write__data <= \$34 ;
   always @(posedge clk)
-    step_s1 <= \$34 ;
+    buffer_write__en <= \$35 ;
   always @(posedge clk)
-    step_s2 <= \$35 ;
+    first_fold_s1 <= \$36 ;
   always @(posedge clk)
-    step_s3 <= \$36 ;
+    payload_s1 <= \$37 ;
   always @(posedge clk)
-    first_synapse_s1 <= \$37 ;
+    step_s1 <= \$38 ;
   always @(posedge clk)
-    first_synapse_s2 <= \$38 ;
+    step_s2 <= \$39 ;
   always @(posedge clk)
-    first_synapse_s3 <= \$39 ;
+    step_s3 <= \$40 ;
   always @(posedge clk)
-    output_s1 <= \$40 ;
+    first_synapse_s1 <= \$41 ;
   always @(posedge clk)
-    output_s2 <= \$41 ;
+    first_synapse_s2 <= \$42 ;
   always @(posedge clk)
-    \i__valid$34  <= \$42 ;
+    first_synapse_s3 <= \$43 ;
   always @(posedge clk)
-    nf_s1 <= \$43 ;
+    output_s1 <= \$44 ;
   always @(posedge clk)
-    nf_s2 <= \$44 ;
+    output_s2 <= \$45 ;
   always @(posedge clk)
-    popcount_pe0_r0_0 <= \$45 ;
+    \i__valid$36  <= \$46 ;
   always @(posedge clk)
-    popcount_pe0_r0_1 <= \$46 ;
+    nf_s1 <= \$47 ;
   always @(posedge clk)
-    popcount_pe0_r0_2 <= \$47 ;
+    nf_s2 <= \$48 ;
   always @(posedge clk)
-    popcount_pe0_r0_3 <= \$48 ;
+    popcount_pe0_r0_0 <= \$49 ;
   always @(posedge clk)
-    popcount_pe0_r1_0 <= \$49 ;
+    popcount_pe0_r0_1 <= \$50 ;
   always @(posedge clk)
-    acc_pe0 <= \$50 ;
+    popcount_pe0_r0_2 <= \$51 ;
   always @(posedge clk)
-    sf <= \$51 ;
+    popcount_pe0_r0_3 <= \$52 ;
   always @(posedge clk)
-    nf <= \$52 ;
+    popcount_pe0_r1_0 <= \$53 ;
   always @(posedge clk)
-    weight_read__addr <= \$53 ;
+    acc_pe0 <= \$54 ;
+  always @(posedge clk)
+    sf <= \$55 ;
+  always @(posedge clk)
+    nf <= \$56 ;
+  always @(posedge clk)
+    weight_read__addr <= \$57 ;
   assign first_fold = ! nf;
   assign last_synapse = sf == 4'hf;
   assign popped = out_valid & o__ready;
@@ -5291,7 +5306,6 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   assign \$5  = ~ last_synapse;
   assign \$6  = \$5  | credit;
   assign i__ready = first_fold & \$6 ;
-  assign buffer_write__en = can_step & first_fold;
   assign beat = first_fold_s1 ? payload_s1 : buffer_read__data;
   assign first_synapse = ! sf;
   assign \$7  = beat ^ weight_read__data;
@@ -5303,25 +5317,26 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   assign \$12  = can_step & last_synapse;
   assign \$13  = pending + \$12 ;
   assign \$14  = \$13  - popped;
-  assign \$15  = can_step & last_synapse;
-  assign \$16  = agree_pe0[0] + agree_pe0[1];
-  assign \$17  = agree_pe0[2] + agree_pe0[3];
-  assign \$18  = agree_pe0[4] + agree_pe0[5];
-  assign \$19  = agree_pe0[6] + agree_pe0[7];
-  assign \$20  = popcount_pe0_r0_0 + popcount_pe0_r0_1;
-  assign \$21  = popcount_pe0_r0_2 + popcount_pe0_r0_3;
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = nf == 4'h9;
-  assign \$24  = nf + 1'h1;
-  assign \$25  = \$23  ? 5'h00 : \$24 ;
-  assign \$26  = nf == 4'h9;
-  assign \$27  = weight_read__addr + 1'h1;
-  assign \$28  = \$26  ? 9'h000 : \$27 ;
-  assign \$29  = sf + 1'h1;
-  assign \$30  = weight_read__addr + 1'h1;
+  assign \$15  = can_step & first_fold;
+  assign \$16  = can_step & last_synapse;
+  assign \$17  = agree_pe0[0] + agree_pe0[1];
+  assign \$18  = agree_pe0[2] + agree_pe0[3];
+  assign \$19  = agree_pe0[4] + agree_pe0[5];
+  assign \$20  = agree_pe0[6] + agree_pe0[7];
+  assign \$21  = popcount_pe0_r0_0 + popcount_pe0_r0_1;
+  assign \$22  = popcount_pe0_r0_2 + popcount_pe0_r0_3;
+  assign \$23  = \$21  + \$22 ;
+  assign \$24  = nf == 4'h9;
+  assign \$25  = nf + 1'h1;
+  assign \$26  = \$24  ? 5'h00 : \$25 ;
+  assign \$27  = nf == 4'h9;
+  assign \$28  = weight_read__addr + 1'h1;
+  assign \$29  = \$27  ? 9'h000 : \$28 ;
+  assign \$30  = sf + 1'h1;
+  assign \$31  = weight_read__addr + 1'h1;
   \finn_top.l2.outputs  outputs (
     .clk(clk),
-    .i__valid(\i__valid$34 ),
+    .i__valid(\i__valid$36 ),
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(out_valid),
@@ -5330,201 +5345,223 @@ module \finn_top.l2 (clk, rst, can_step, input_step, i__ready, out_valid, o__pay
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$31  = \$14 [2:0];
+    \$32  = \$14 [2:0];
     if (rst) begin
-      \$31  = 3'h0;
+      \$32  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$32  = first_fold;
+    \$33  = sf;
     if (rst) begin
-      \$32  = 1'h0;
+      \$33  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$33  = buffer_write__data;
+    \$34  = \i__payload$45 ;
     if (rst) begin
-      \$33  = 8'h00;
+      \$34  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$34  = can_step;
-    if (rst) begin
-      \$34  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$35  = step_s1;
+    \$35  = \$15 ;
     if (rst) begin
       \$35  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$36  = step_s2;
+    \$36  = first_fold;
     if (rst) begin
       \$36  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$37  = first_synapse;
+    \$37  = \i__payload$45 ;
     if (rst) begin
-      \$37  = 1'h0;
+      \$37  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$38  = first_synapse_s1;
+    \$38  = can_step;
     if (rst) begin
       \$38  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$39  = first_synapse_s2;
+    \$39  = step_s1;
     if (rst) begin
       \$39  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$40  = \$15 ;
+    \$40  = step_s2;
     if (rst) begin
       \$40  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$41  = output_s1;
+    \$41  = first_synapse;
     if (rst) begin
       \$41  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$42  = output_s2;
+    \$42  = first_synapse_s1;
     if (rst) begin
       \$42  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$43  = nf;
+    \$43  = first_synapse_s2;
     if (rst) begin
-      \$43  = 4'h0;
+      \$43  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$44  = nf_s1;
+    \$44  = \$16 ;
     if (rst) begin
-      \$44  = 4'h0;
+      \$44  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$45  = \$16 ;
+    \$45  = output_s1;
     if (rst) begin
-      \$45  = 2'h0;
+      \$45  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$46  = \$17 ;
+    \$46  = output_s2;
     if (rst) begin
-      \$46  = 2'h0;
+      \$46  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$47  = \$18 ;
+    \$47  = nf;
     if (rst) begin
-      \$47  = 2'h0;
+      \$47  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$48  = \$19 ;
+    \$48  = nf_s1;
     if (rst) begin
-      \$48  = 2'h0;
+      \$48  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$49  = \$22 ;
+    \$49  = \$17 ;
     if (rst) begin
-      \$49  = 4'h0;
+      \$49  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$50  = acc_pe0;
+    \$50  = \$18 ;
+    if (rst) begin
+      \$50  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$51  = \$19 ;
+    if (rst) begin
+      \$51  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$52  = \$20 ;
+    if (rst) begin
+      \$52  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$53  = \$23 ;
+    if (rst) begin
+      \$53  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$54  = acc_pe0;
     if (step_s3) begin
-      \$50  = \$11 [8:0];
+      \$54  = \$11 [8:0];
     end
     if (rst) begin
-      \$50  = 9'h000;
+      \$54  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$51  = sf;
+    \$55  = sf;
     if (can_step) begin
       (* full_case = 32'd1 *)
       if (last_synapse) begin
-        \$51  = 4'h0;
+        \$55  = 4'h0;
       end else begin
-        \$51  = \$29 [3:0];
+        \$55  = \$30 [3:0];
       end
     end
     if (rst) begin
-      \$51  = 4'h0;
+      \$55  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$52  = nf;
+    \$56  = nf;
     if (can_step) begin
       if (last_synapse) begin
-        \$52  = \$25 [3:0];
+        \$56  = \$26 [3:0];
       end
     end
     if (rst) begin
-      \$52  = 4'h0;
+      \$56  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$53  = weight_read__addr;
+    \$57  = weight_read__addr;
     if (can_step) begin
       (* full_case = 32'd1 *)
       if (last_synapse) begin
-        \$53  = \$28 [7:0];
+        \$57  = \$29 [7:0];
       end else begin
-        \$53  = \$30 [7:0];
+        \$57  = \$31 [7:0];
       end
     end
     if (rst) begin
-      \$53  = 8'h00;
+      \$57  = 8'h00;
     end
   end
   assign step = can_step;
-  assign buffer_write__addr = sf;
-  assign i__payload = buffer_write__data;
+  assign buffer_write_addr_s1 = buffer_write__addr;
+  assign buffer_write_data_s1 = buffer_write__data;
+  assign buffer_write_en_s1 = buffer_write__en;
   assign buffer_read__addr = sf;
   assign weight_addr = weight_read__addr;
   assign total_pe0 = \$11 [8:0];
-  assign \i__payload$33  = \$11 [8:0];
-  assign output_s3 = \i__valid$34 ;
-  assign \o__payload$37  = o__payload;
+  assign i__payload = \$11 [8:0];
+  assign output_s3 = \i__valid$36 ;
+  assign \o__payload$39  = o__payload;
   assign o__valid = out_valid;
-  assign \o__valid$39  = out_valid;
-  assign \o__ready$40  = o__ready;
+  assign \o__valid$41  = out_valid;
+  assign \o__ready$42  = o__ready;
 endmodule
 
 (* generator = "Amaranth" *)
