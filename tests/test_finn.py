@@ -238,15 +238,16 @@ def test_small_cnn_in_verilator(padding, folding, pipeline):
     assert equal_to_model(run_on_rtl(mapping, network, inputs))
 
 
-@pytest.mark.parametrize("pipeline,copy_bits", [(0, 256), (3, 256), (3, 2), (4, 2)])
+@pytest.mark.parametrize("pipeline,copy_bits", [(0, 256), (3, 256), (5, 2), (6, 256)])
 def test_per_pe_weight_address_copies_in_verilator(monkeypatch, pipeline, copy_bits):
     """Layers whose PEs' weight words exceed ``ADDRESS_FANOUT_BITS`` (lowered here so that a
     small network has them) read each PE's weights through its own copy of the address, kept
     apart from the others for synthesis, and a PE's LUT-ROM word wider than
     ``ADDRESS_COPY_BITS`` (lowered to 2 in one case) through one read port, with its own
     address copy, per slice; pipelined, the copies load the address a cycle late (an address
-    stage before the tree's registers: none left at 3, one at 4); bit-exact, cycles and events
-    equal to the model."""
+    stage), the selected beat is registered and each PE takes it into its own register (two
+    beat stages), before the tree's registers (at 3 only the address stage, at 6 one tree
+    register); bit-exact, cycles and events equal to the model."""
     import accel.hw.finn.mapping as finn_mapping
 
     monkeypatch.setattr(finn_mapping, "ADDRESS_FANOUT_BITS", 2)
@@ -260,12 +261,15 @@ def test_per_pe_weight_address_copies_in_verilator(monkeypatch, pipeline, copy_b
     assert [layer.weight_read_ports for layer in mapping.layers] == ports + [1]
     assert [layer.weight_address_registers for layer in mapping.layers] == \
         [2 * ports[0], 4 * ports[1], 1]
-    assert [(layer.pipeline_stages.address, layer.pipeline_stages.tree)
-            for layer in mapping.layers] == \
-        [(int(pipeline > 0), max(pipeline - 3, 0))] * 2 + [(0, max(pipeline - 1, 0))]
+    stages = [layer.pipeline_stages for layer in mapping.layers]
+    assert [(s.address, s.beat, s.tree) for s in stages] == \
+        [(int(pipeline >= 3), max(0, min(2, pipeline - 3)), max(pipeline - 5, 0))] * 2 \
+        + [(0, 0, max(pipeline - 1, 0))]
     verilog = generate_verilog(mapping)
     kept = re.findall(r"\(\* keep = 32'd1 \*\)\n  reg \[4:0\] \\?weight_read__addr", verilog)
     assert len(kept) == 2 * ports[0] + 4 * ports[1]  # every address port of c0 and c1
+    beats = re.findall(r"\(\* keep = 32'd1 \*\)\n  reg \[\d+:0\] \\?beat_pe", verilog)
+    assert len(beats) == (2 + 4) * int(pipeline >= 5)  # a copy per PE of c0 and c1
     inputs = np.random.default_rng(12).random((3, 2, 6, 6)).astype(np.float32)
     assert equal_to_model(run_on_rtl(mapping, network, inputs))
 
@@ -303,7 +307,7 @@ def test_input_buffer_write_lags_where_no_replay_reads_it_sooner(monkeypatch, pi
 @pytest.mark.parametrize("padding,folding,pipeline,fanout_bits", [
     (1, {}, 0, None),
     (1, {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 2, "simd": 2}}, 4, None),
-    (1, {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 2, "simd": 2}}, 4, 2),
+    (1, {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 2, "simd": 2}}, 5, 2),
     pytest.param(0, {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 4, "simd": 2},
                      "d": {"pe": 3, "simd": 2}}, 0, None, marks=pytest.mark.slow),
 ])

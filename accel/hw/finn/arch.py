@@ -61,9 +61,6 @@ class FinnArchitecture(Architecture):
         if options.target_fps is not None:
             check_positive("--target-fps", options.target_fps)
             folding = auto_fold(network, options.target_fps, clock_mhz)
-        if not isinstance(options.loadable_weights, bool):
-            raise ConfigError(f"loadable_weights is true or false, got "
-                              f"{options.loadable_weights!r}")
         return map_network(network, folding, count_events=count_events,
                            pipeline=options.pipeline,
                            loadable_weights=options.loadable_weights)

@@ -91,7 +91,12 @@ def copies_weight_address(pe: int, simd: int, weight_bits: int) -> bool:
     address left the fold counters' step logic in front of the copies' fanout: SFC-max's first
     layer (256 PEs) routed alone at 147.5 MHz with the synapse-fold counter into a copy's next
     value as its critical path (3 levels, 6.4 of 6.8 ns routing), so the copies get a pipeline
-    stage of their own (``PipelineStages.address``)."""
+    stage of their own (``PipelineStages.address``); with it, and the input buffer's write
+    registered, the input beat's selection and broadcast to the PEs' lanes were next
+    (142.6 MHz, 2 levels, 6.7 of 7.0 ns routing); a copy of the beat per PE loaded straight
+    from the selection did not help (the third layer alone: 163.4 MHz, from 176.0, the
+    selection flag into a PE's copy), so the selected beat is registered first, then copied
+    per PE (``PipelineStages.beat``)."""
     return pe * simd * weight_bits > ADDRESS_FANOUT_BITS
 
 
@@ -100,6 +105,9 @@ class PipelineStages:
     """An MVTU's pipeline registers after the issuing step: ``read`` (1: registered weight,
     threshold and input-buffer reads), ``address`` (1: the weight address's copies load the
     step's address a cycle late, from one register, so no logic sits before their fanout),
+    ``beat`` (1: the selected input beat is registered; 2: each PE then takes it into a
+    register of its own, so the beat's selection and its broadcast to every PE get a cycle
+    each; the weight reads lag with them),
     ``tree`` (registers cutting the adder/popcount tree), ``compare`` (1: the threshold compare
     in its own stage)."""
 
@@ -107,6 +115,12 @@ class PipelineStages:
     tree: int
     compare: int
     address: int = 0
+    beat: int = 0
+
+    @property
+    def fetch(self) -> int:
+        """Cycles from the step to its weight word and input beat at the PEs' lanes."""
+        return self.address + self.read + self.beat
 
 
 @dataclass
@@ -149,13 +163,18 @@ class LayerMapping:
     def pipeline_stages(self) -> PipelineStages:
         """Where the ``pipeline`` registers go: first the memory reads (registered, so block
         RAM can hold weights and thresholds), then (with thresholds, from 2) the threshold
-        compare in its own stage, then, where the weight address is copied, one before the
-        copies (``copies_weight_address``), the rest into the dot product's adder tree."""
+        compare in its own stage, then, where the weight address is copied
+        (``copies_weight_address``), one before the copies and two for the input beat (a
+        register after its selection, then each PE's copy), the rest into the dot product's
+        adder tree."""
         if self.pipeline == 0:
             return PipelineStages(0, 0, 0)
         compare = int(self.thresholds is not None and self.pipeline >= 2)
-        address = int(self.weight_address_registers > 1 and self.pipeline - 1 - compare >= 1)
-        return PipelineStages(1, self.pipeline - 1 - compare - address, compare, address)
+        copied = self.weight_address_registers > 1
+        address = int(copied and self.pipeline - 1 - compare >= 1)
+        beat = min(2, self.pipeline - 1 - compare - address) if copied else 0
+        return PipelineStages(1, self.pipeline - 1 - compare - address - beat, compare, address,
+                              beat)
 
     @property
     def buffer_write_lag(self) -> int:
@@ -450,11 +469,11 @@ def tree_cuts(terms: int, registers: int, tail: int = 0) -> list[int]:
 
 def auto_pipeline(simd: int, thresholds: bool, address_copies: bool = False) -> int:
     """The default pipeline of an MVTU: registered memory reads, the threshold compare in its
-    own stage, a stage before the weight address's copies where it has them, and a register
+    own stage, the address and two beat stages where the weight address is copied, a register
     every two levels of its SIMD-input adder tree (on an ECP5 that keeps every stage to about
     two carry chains: the README's synthesis table)."""
     levels = (simd - 1).bit_length()
-    return 1 + int(thresholds) + int(address_copies) + (levels + 1) // 2
+    return 1 + int(thresholds) + 3 * int(address_copies) + (levels + 1) // 2
 
 
 def map_network(network: Network, folding=None, fifo_depths=None,

@@ -17,8 +17,9 @@ reads: LUTs or LUT RAM on an FPGA), the output register valid from the cycle aft
 that filled it, and free when empty or read in that cycle. P >= 1 registers the weight,
 threshold and input-buffer reads (synchronous: block RAM), then (thresholds, P >= 2) the
 threshold compare gets its own stage, where the PEs read the weights through copies of the
-address one more register loads the copies a cycle late (the reads lag by it), and the rest
-cut the adder tree (``balanced_sum``). The pipeline never stalls: a last-synapse step issues
+address one more register loads the copies a cycle late and two more hold the selected
+input beat and then each PE's own copy of it (the reads lag by all three), and the rest cut
+the adder tree (``balanced_sum``). The pipeline never stalls: a last-synapse step issues
 only while fewer than ``output_slots`` (P + 2) results are issued and not read, so its result
 always finds a place in the output FIFO P cycles later, valid from the cycle after; counting
 slots without looking at the consumer's ready keeps any path from downstream's ready out of
@@ -170,20 +171,20 @@ class MVTU(wiring.Component):
         reads = "comb" if stages.read == 0 else "sync"  # registered reads: block-RAM friendly
         buffer_read = input_buffer.read_port(domain=reads)
         # (the beat's read and selection lag the step as the weights' reads do)
-        fetch = stages.address + stages.read
+        select_at = stages.address + stages.read  # (the PEs' lanes see it at stages.fetch)
         lag = layer.buffer_write_lag
         m.d.comb += [buffer_write.addr.eq(delayed(sf, lag, "buffer_write_addr")),
                      buffer_write.data.eq(delayed(self.i.payload, lag, "buffer_write_data")),
                      buffer_write.en.eq(delayed(can_step & first_fold, lag, "buffer_write_en")),
                      buffer_read.addr.eq(delayed(sf, stages.address, "sf"))]
         beat = Signal(self.in_width)  # one selection, read by every PE
-        m.d.comb += beat.eq(Mux(delayed(first_fold, fetch, "first_fold"),
-                                delayed(self.i.payload, fetch, "payload"),
+        m.d.comb += beat.eq(Mux(delayed(first_fold, select_at, "first_fold"),
+                                delayed(self.i.payload, select_at, "payload"),
                                 buffer_read.data))
         first_synapse = Signal()
         m.d.comb += first_synapse.eq(sf == 0)
         # the step's control, where the accumulators and the comparators see it
-        accumulate_at = fetch + stages.tree
+        accumulate_at = stages.fetch + stages.tree
         step_acc = delayed(can_step, accumulate_at, "step")
         first_acc = delayed(first_synapse, accumulate_at, "first_synapse")
         last_out = delayed(can_step & last_synapse, depth, "output")
@@ -194,7 +195,9 @@ class MVTU(wiring.Component):
         # instead (``keep``: synthesis would merge them back into one), loaded with the same
         # next address (the one above then merges into one of them) or, with an address stage,
         # with the one above a cycle late
+        selected = delayed(beat, min(stages.beat, 1), "beat")
         weight_addr = Signal(range(max(nf_count * sf_count, 2)))
+        copied_from = delayed(weight_addr, stages.beat, "weight_addr")  # (address stage)
         copies = []
         results = []
         for p in range(layer.pe):
@@ -211,7 +214,7 @@ class MVTU(wiring.Component):
                 for port in ports:
                     port.addr.attrs["keep"] = 1
                     if stages.address:
-                        m.d.sync += port.addr.eq(weight_addr)
+                        m.d.sync += port.addr.eq(copied_from)
                     else:
                         copies.append(port.addr)
             else:
@@ -222,7 +225,11 @@ class MVTU(wiring.Component):
                 step = -(-width // len(ports))
                 word = Cat(*(port.data[start:start + step]
                              for port, start in zip(ports, range(0, width, step))))
-            partial = self._dot(m, p, beat, word, stages.tree)
+            lanes_beat = selected
+            if stages.beat == 2:  # the PE's own copy (``keep``: synthesis would merge them)
+                lanes_beat = Signal(self.in_width, name=f"beat_pe{p}", attrs={"keep": 1})
+                m.d.sync += lanes_beat.eq(selected)
+            partial = self._dot(m, p, lanes_beat, word, stages.tree)
             accumulator = Signal(acc_shape, name=f"acc_pe{p}")
             total = Signal(acc_shape, name=f"total_pe{p}")
             m.d.comb += total.eq(Mux(first_acc, 0, accumulator) + partial)

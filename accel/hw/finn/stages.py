@@ -294,12 +294,13 @@ def _pipeline_bits(stage: LayerMapping) -> int:
     widths of the levels they cut (as ``accel.hw.finn.mvtu.balanced_sum`` places them; term
     widths as the generator's: a popcount bit, a signed product or negation), the totals
     before the compare and the count of issued outputs; with an address stage, the weight
-    address the copies load from and the input buffer's delayed read address; the input
-    buffer's registered write (``LayerMapping.buffer_write_lag``: its address, its enable and,
-    where no pipeline register holds the beat already, its data)."""
+    address the copies load from and the input buffer's delayed read address, with beat
+    stages the registered beat, each PE's copy of it and the address's further registers; the
+    input buffer's registered write (``LayerMapping.buffer_write_lag``: its address, its
+    enable and, where no pipeline register holds the beat already, its data)."""
     stages = stage.pipeline_stages
     a, w = stage.input, stage.weight
-    fetch = stages.address + stages.read
+    fetch = stages.fetch
     write = stage.buffer_write_lag * (_counter_bits(stage.synapse_fold) + 1
                                       + (stage.simd * a.bits if fetch == 0 else 0))
     if stage.pipeline == 0:
@@ -311,9 +312,12 @@ def _pipeline_bits(stage: LayerMapping) -> int:
     accumulate_at = fetch + stages.tree
     control = 2 * accumulate_at + stage.pipeline + (accumulate_at + stages.compare
                                                      - stages.read) * _counter_bits(stage.neuron_fold)
-    address = stages.address * (_counter_bits(stage.synapse_fold)
-                                + _counter_bits(stage.neuron_fold * stage.synapse_fold))
-    return (fetch * (stage.simd * a.bits + 1) + control + address + write + tree
+    address = (stages.address * _counter_bits(stage.synapse_fold)
+               + (stages.address + stages.beat)
+               * _counter_bits(stage.neuron_fold * stage.synapse_fold))
+    beat = (min(stages.beat, 1) + (stages.beat == 2) * stage.pe) * stage.simd * a.bits
+    return ((fetch - stages.beat) * (stage.simd * a.bits + 1) + control + address + beat
+            + write + tree
             + stages.compare * stage.pe * stage.register_bits
             + _counter_bits(stage.output_slots + 1))
 
