@@ -103,3 +103,21 @@ def test_a_stored_result_reprices_like_a_fresh_estimate(name, tmp_path):
                 "energy_off_chip_memories", "average_power_mw", "pj_per_mac"):
         assert repriced[key] == pytest.approx(expected[key]), key
     assert repriced["energy_uj_per_inference"] != stored.extra["energy_uj_per_inference"]
+
+
+@pytest.mark.parametrize("name", ["finn", "yodann"])
+@pytest.mark.parametrize("values,message", [
+    ({"loadable_weights": "yes"}, "loadable_weights is true or false, got 'yes'"),
+    ({"loadable_weights": 1}, "loadable_weights is true or false, got 1"),
+    ({"loadable": True}, "unknown option loadable; this architecture takes .*loadable_weights"),
+])
+def test_options_from_a_mapping_check_names_and_flags(name, values, message):
+    """A sweep point's or reference configuration's options: unknown names and a flag given
+    anything but true or false are one-line errors, for every architecture with the flag."""
+    from accel.errors import ConfigError
+    from accel.hw.architecture import options_from_mapping
+
+    with pytest.raises(ConfigError, match=message):
+        options_from_mapping(architecture(name).Options, values)
+    assert options_from_mapping(architecture(name).Options,
+                                {"loadable_weights": True}).loadable_weights is True

@@ -76,13 +76,17 @@ def options_from_args(options_type: type, args: argparse.Namespace):
 
 
 def options_from_mapping(options_type: type, values: Mapping[str, Any] | None):
-    """The options dataclass from a dict (a sweep point, a reference configuration)."""
+    """The options dataclass from a dict (a sweep point, a reference configuration); a flag's
+    value (an option parsed as ``bool``) must be a bool (YAML's "yes" is, the string is not)."""
     values = dict(values or {})
-    names = {item.name for item in dataclasses.fields(options_type)}
-    unknown = sorted(set(values) - names)
+    fields = {item.name: item for item in dataclasses.fields(options_type)}
+    unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(f"unknown option{'s' * (len(unknown) > 1)} {', '.join(unknown)}; "
-                          f"this architecture takes {', '.join(sorted(names)) or 'none'}")
+                          f"this architecture takes {', '.join(sorted(fields)) or 'none'}")
+    for name, value in values.items():
+        if fields[name].metadata["parse"] is bool and not isinstance(value, bool):
+            raise ConfigError(f"{name} is true or false, got {value!r}")
     return options_type(**values)
 
 

@@ -67,9 +67,6 @@ class YodaNNArchitecture(Architecture):
         if options.sop_stage_levels < 0:
             raise ConfigError(f"--sop-stage-levels must be 0 or more, not "
                               f"{options.sop_stage_levels}")
-        if not isinstance(options.loadable_weights, bool):
-            raise ConfigError(f"loadable_weights is true or false, got "
-                              f"{options.loadable_weights!r}")
         config = EngineConfig(options.n_out, options.n_in, options.k_max, options.w_max,
                               options.activation_bits, options.sop_stage_levels)
         return map_network(network, config, count_events=count_events,
