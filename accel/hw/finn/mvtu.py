@@ -194,10 +194,11 @@ class MVTU(wiring.Component):
         # (``weight_address_registers``) each memory's address port is a register of its own
         # instead (``keep``: synthesis would merge them back into one), loaded with the same
         # next address (the one above then merges into one of them) or, with an address stage,
-        # with the one above a cycle late
+        # with the one above a cycle late (and as many more as there are beat stages); the
+        # selected beat, with beat stages, is registered (and at 2 copied per PE, below)
         selected = delayed(beat, min(stages.beat, 1), "beat")
         weight_addr = Signal(range(max(nf_count * sf_count, 2)))
-        copied_from = delayed(weight_addr, stages.beat, "weight_addr")  # (address stage)
+        copied_from = delayed(weight_addr, stages.beat, "weight_addr")
         copies = []
         results = []
         for p in range(layer.pe):
