@@ -119,9 +119,14 @@ class PipelineStages:
     beat: int = 0
 
     @property
+    def select(self) -> int:
+        """Cycles from the step to the input beat's selection (buffer read or stream beat)."""
+        return self.address + self.read
+
+    @property
     def fetch(self) -> int:
         """Cycles from the step to its weight word and input beat at the PEs' lanes."""
-        return self.address + self.read + self.beat
+        return self.select + self.beat
 
 
 @dataclass

@@ -171,7 +171,7 @@ class MVTU(wiring.Component):
         reads = "comb" if stages.read == 0 else "sync"  # registered reads: block-RAM friendly
         buffer_read = input_buffer.read_port(domain=reads)
         # (the beat's read and selection lag the step as the weights' reads do)
-        select_at = stages.address + stages.read  # (the PEs' lanes see it at stages.fetch)
+        select_at = stages.select  # (the PEs' lanes see the beat at stages.fetch)
         lag = layer.buffer_write_lag
         m.d.comb += [buffer_write.addr.eq(delayed(sf, lag, "buffer_write_addr")),
                      buffer_write.data.eq(delayed(self.i.payload, lag, "buffer_write_data")),

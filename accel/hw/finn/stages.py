@@ -316,7 +316,7 @@ def _pipeline_bits(stage: LayerMapping) -> int:
                + (stages.address + stages.beat)
                * _counter_bits(stage.neuron_fold * stage.synapse_fold))
     beat = (min(stages.beat, 1) + (stages.beat == 2) * stage.pe) * stage.simd * a.bits
-    return ((fetch - stages.beat) * (stage.simd * a.bits + 1) + control + address + beat
+    return (stages.select * (stage.simd * a.bits + 1) + control + address + beat
             + write + tree
             + stages.compare * stage.pe * stage.register_bits
             + _counter_bits(stage.output_slots + 1))
