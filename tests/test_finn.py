@@ -274,6 +274,28 @@ def test_per_pe_weight_address_copies_in_verilator(monkeypatch, pipeline, copy_b
     assert equal_to_model(run_on_rtl(mapping, network, inputs))
 
 
+def test_the_default_pipeline_stages_the_address_only_where_it_is_copied(monkeypatch):
+    """``auto_pipeline`` adds the address and beat stages by the same test as
+    ``pipeline_stages`` places them (``weight_address_copied``): a single PE with wide weights
+    and one read port keeps one address register, so it gets neither stage nor, in their
+    place, three more adder-tree registers."""
+    import accel.hw.finn.mapping as finn_mapping
+    from accel.hw.finn.mapping import auto_pipeline, copies_weight_address
+
+    monkeypatch.setattr(finn_mapping, "ADDRESS_FANOUT_BITS", 1)  # d: 1 PE of 2 bipolar weights
+    folding = {"c0": {"pe": 2, "simd": 2}, "c1": {"pe": 4, "simd": 2}, "d": {"pe": 1, "simd": 2}}
+    layers = map_network(small_cnn(1), folding).layers
+    assert all(copies_weight_address(layer.pe, layer.simd, layer.weight.bits)
+               for layer in layers)
+    assert [layer.weight_address_copied for layer in layers] == [True, True, False]
+    for layer in layers:
+        thresholds = layer.thresholds is not None
+        assert layer.pipeline == auto_pipeline(layer.simd, thresholds,
+                                               layer.weight_address_copied)
+        stages = layer.pipeline_stages
+        assert stages.tree == auto_pipeline(layer.simd, thresholds) - 1 - stages.compare
+
+
 @pytest.mark.parametrize("pipeline,fanout_bits,lags", [
     (0, None, [0, 1]), (None, None, [0, 1]), (None, 2, [1, 1])])
 def test_input_buffer_write_lags_where_no_replay_reads_it_sooner(monkeypatch, pipeline,

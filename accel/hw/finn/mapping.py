@@ -11,6 +11,7 @@ pixel in NHWC order, anything else in memory order.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,13 +171,13 @@ class LayerMapping:
         """Where the ``pipeline`` registers go: first the memory reads (registered, so block
         RAM can hold weights and thresholds), then (with thresholds, from 2) the threshold
         compare in its own stage, then, where the weight address is copied
-        (``copies_weight_address``), one before the copies and two for the input beat (a
+        (``weight_address_copied``), one before the copies and two for the input beat (a
         register after its selection, then each PE's copy), the rest into the dot product's
         adder tree."""
         if self.pipeline == 0:
             return PipelineStages(0, 0, 0)
         compare = int(self.thresholds is not None and self.pipeline >= 2)
-        copied = self.weight_address_registers > 1
+        copied = self.weight_address_copied
         address = int(copied and self.pipeline - 1 - compare >= 1)
         beat = min(2, self.pipeline - 1 - compare - address) if copied else 0
         return PipelineStages(1, self.pipeline - 1 - compare - address - beat, compare, address,
@@ -201,6 +202,13 @@ class LayerMapping:
         LUT-ROM word is a LUT on every address bit)."""
         wide = copies_weight_address(self.pe, self.simd, self.weight.bits)
         return self.pe * self.weight_read_ports if wide else 1
+
+    @property
+    def weight_address_copied(self) -> bool:
+        """Whether the weight address is held in copies (``weight_address_registers``): the
+        one test for the address and beat stages, by default and in ``pipeline_stages``. A
+        single PE whose wide weights sit in block RAM (one read port) keeps one register."""
+        return self.weight_address_registers > 1
 
     @property
     def weight_read_ports(self) -> int:
@@ -595,8 +603,8 @@ def map_network(network: Network, folding=None, fifo_depths=None,
         mh, mw = weights.shape
         acc_type = types[index + 1][1]
         if loadable_weights:
-            acc_type = _any_weights_accumulator_type(mw, in_type, layer.weight_type,
-                                                     acc_type.scale)
+            acc_type = golden.any_weights_accumulator_type(mw, in_type, layer.weight_type,
+                                                           acc_type.scale)
         thresholds, out_offset, out_type = None, 0, acc_type
         if index + 1 < len(layers) and isinstance(layers[index + 1], MultiThreshold):
             act: MultiThreshold = layers[index + 1]
@@ -618,15 +626,20 @@ def map_network(network: Network, folding=None, fifo_depths=None,
         if layer.bias is not None:
             raise ConfigError(f"layer {layer.name}: biases must be folded into thresholds for "
                               "FINN")
-        stages.append(LayerMapping(
+        stage = LayerMapping(
             name=layer.name, mw=mw, mh=mh, pe=pe, simd=simd, vectors=vectors,
             input=Element.of(in_type), weight=Element.of(layer.weight_type),
             accumulator=Element.of(acc_type),
             output=Element.of(out_type if thresholds is not None else acc_type),
             weights=weights.astype(np.int64), thresholds=thresholds, out_offset=out_offset,
-            pipeline=auto_pipeline(simd, thresholds is not None, copies_weight_address(
-                pe, simd, Element.of(layer.weight_type).bits)) if pipeline is None
-            else pipeline, loadable=loadable_weights))
+            # (the default pipeline depends on whether the address is copied, which depends
+            # on the memory's placement only through whether its reads are registered: any
+            # pipeline registers them, so 1 stands in for the default until it is known)
+            pipeline=1 if pipeline is None else pipeline, loadable=loadable_weights)
+        if pipeline is None:
+            stage = dataclasses.replace(stage, pipeline=auto_pipeline(
+                simd, thresholds is not None, stage.weight_address_copied))
+        stages.append(stage)
     if not isinstance(stages[-1], (LayerMapping, ThresholdMapping)):
         raise ConfigError(f"network {network.name}: the last layer must be dense, conv or "
                           "thresholds")
@@ -642,19 +655,6 @@ def map_network(network: Network, folding=None, fifo_depths=None,
     return FinnMapping(network.name, stages, depths, count_events,
                        host_layers=host_layers(network), input_nchw=input_nchw,
                        loadable_weights=loadable_weights)
-
-
-def _any_weights_accumulator_type(inputs: int, in_type: DataType, weight_type: DataType,
-                                  scale: float) -> DataType:
-    """The narrowest accumulator for a dot product of ``inputs`` terms of any input and any
-    weight of their types (no bias: FINN folds biases into thresholds)."""
-    corners = [x * w for x in (min(in_type.min_int, 0), max(in_type.max_int, 0))
-               for w in (weight_type.min_int, weight_type.max_int)]
-    acc = int_bits_for_range(inputs * min(corners), inputs * max(corners))
-    if acc.bits > golden.MAX_EXACT_BITS:
-        raise ConfigError(f"a loadable {inputs}-input layer needs a {acc.bits}-bit accumulator; "
-                          f"the golden model computes at most {golden.MAX_EXACT_BITS} bits exactly")
-    return DataType(acc.bits, acc.signed, scale)
 
 
 def host_layers(network: Network) -> int:
