@@ -125,6 +125,20 @@ def dense_accumulator_type(layer: Dense | Conv2d, in_type: DataType) -> DataType
     return DataType(acc.bits, acc.signed, in_type.scale * layer.weight_type.scale)
 
 
+def any_weights_accumulator_type(inputs: int, in_type: DataType, weight_type: DataType,
+                                  scale: float) -> DataType:
+    """The narrowest accumulator for a dot product of ``inputs`` terms of any input and any
+    weight of their types: a loadable design's (no bias: FINN folds biases into thresholds,
+    EIE adds them after the dot product)."""
+    corners = [x * w for x in (min(in_type.min_int, 0), max(in_type.max_int, 0))
+               for w in (weight_type.min_int, weight_type.max_int)]
+    acc = int_bits_for_range(inputs * min(corners), inputs * max(corners))
+    if acc.bits > MAX_EXACT_BITS:
+        raise ConfigError(f"a loadable {inputs}-input layer needs a {acc.bits}-bit accumulator; "
+                          f"the golden model computes at most {MAX_EXACT_BITS} bits exactly")
+    return DataType(acc.bits, acc.signed, scale)
+
+
 def output_type(layer: Layer, in_type: DataType) -> DataType:
     """The datatype of ``layer``'s output for an input of ``in_type``."""
     if isinstance(layer, Quant):

@@ -60,3 +60,18 @@ async def reset(dut, cycles: int = 2) -> None:
     dut.rst.value = 1
     await ClockCycles(dut.clk, cycles)
     dut.rst.value = 0
+
+
+async def load_parameter_batches(dut, batches) -> None:
+    """Write a top's parameters through its harness's batch loader
+    (``accel.hw.common.parameters.ParameterBatchLoader``): one batch (size, bits) at a time,
+    waiting while the loader writes it, one word per cycle."""
+    from cocotb.triggers import ClockCycles, RisingEdge
+
+    for size, batch in batches:
+        dut.param_batch.value = batch
+        dut.param_batch_size.value = size
+        dut.param_batch_start.value = 1
+        await RisingEdge(dut.clk)
+        dut.param_batch_start.value = 0
+        await ClockCycles(dut.clk, size)

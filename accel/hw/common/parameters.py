@@ -114,3 +114,52 @@ def connect_parameter_write(m, memory, port: dict, entry: ParameterMemory,
     m.d.comb += [write.addr.eq(port["param_addr"][:layout.word_bits]),
                  write.data.eq(port["param_data"][:entry.width]),
                  write.en.eq(port["param_en"] & selected)]
+
+
+# the simulation loader's batch port, at most this wide (Amaranth's signals stop at 65,536 bits)
+PARAMETER_BATCH_BITS = 4096
+
+
+class ParameterBatchLoader:
+    """A simulation harness's parameter loader for a top with a parameter port: the testbench
+    sets ``param_batch`` (up to ``batch_writes`` writes, write k's address and data in bits
+    [k*w, (k+1)*w), the data above the address) and ``param_batch_size``, pulses
+    ``param_batch_start``, and the next ``param_batch_size`` cycles write the batch into the
+    top's port, one word per cycle, so Python acts once per batch, not once per word
+    (``accel.sim.tbio.load_parameter_batches``)."""
+
+    def __init__(self, top):
+        self.address_bits = len(top.param_addr)
+        self.write_bits = self.address_bits + len(top.param_data)
+        self.batch_writes = max(1, PARAMETER_BATCH_BITS // self.write_bits)
+
+    def members(self) -> dict:
+        """The harness's batch port, as signature members."""
+        return {"param_batch": In(self.batch_writes * self.write_bits),
+                "param_batch_size": In(range(self.batch_writes + 1)),
+                "param_batch_start": In(1)}
+
+    def elaborate(self, m, harness, top) -> None:
+        """Drive ``top``'s parameter port from ``harness``'s batch port (``members``)."""
+        write = Signal(range(max(self.batch_writes, 2)))
+        writing = Signal()
+        with m.If(harness.param_batch_start):
+            m.d.sync += [writing.eq(harness.param_batch_size != 0), write.eq(0)]
+        with m.Elif(writing):
+            m.d.sync += write.eq(write + 1)
+            with m.If(write == harness.param_batch_size - 1):
+                m.d.sync += writing.eq(0)
+        word = harness.param_batch.word_select(write, self.write_bits)
+        m.d.comb += [top.param_addr.eq(word[:self.address_bits]),
+                     top.param_data.eq(word[self.address_bits:]),
+                     top.param_en.eq(writing)]
+
+    def batches(self, writes: list[tuple[int, int]]) -> list[list[int]]:
+        """``writes`` (address, data) as the testbench's batches: [size, packed bits]."""
+        batches = []
+        for start in range(0, len(writes), self.batch_writes):
+            batch = writes[start:start + self.batch_writes]
+            batches.append([len(batch), sum(((data << self.address_bits) | address)
+                                            << (k * self.write_bits)
+                                            for k, (address, data) in enumerate(batch))])
+        return batches

@@ -22,11 +22,8 @@ one), ``run`` (hold high for the run; low resets the top and the counts), ``beat
 ``valid_threshold``, ``ready_threshold``, ``source_seed``, ``sink_seed``, ``done`` (all output
 beats arrived), ``cycles``, ``frame0_cycles``, ``read_addr/read_data`` (output beat,
 combinational), ``event_counts``; and, for a top with a parameter port (``param_addr/data/en``,
-loadable weights), the parameter loader: ``param_batch`` (up to ``parameter_batch_writes``
-writes, write k's address and data in bits [k*w, (k+1)*w), the data above the address),
-``param_batch_size`` and ``param_batch_start`` (a pulse: the next ``param_batch_size`` cycles
-write the batch into the top's port, one word per cycle, as the frame loader stores a frame),
-used before the frames.
+loadable weights), the parameter loader's batch port
+(``accel.hw.common.parameters.ParameterBatchLoader``), used before the frames.
 """
 
 from __future__ import annotations
@@ -37,11 +34,9 @@ from amaranth import Module, ResetInserter, Signal
 
 from accel.errors import ConfigError, SimulationError
 from accel.hw.common.harness import ALWAYS, check_seed, xorshift32_hw
+from accel.hw.common.parameters import ParameterBatchLoader
 
 TESTBENCH = "accel.sim.tb.stream_tb"
-PARAMETER_PORT = ("param_addr", "param_data", "param_en")  # a top's, with loadable weights
-# the parameter loader's batch port, at most this wide (Amaranth's signals stop at 65,536 bits)
-PARAMETER_BATCH_BITS = 4096
 
 
 def axi_stream_ports(in_width: int, out_width: int, counters) -> dict:
@@ -107,15 +102,10 @@ class StreamHarness(wiring.Component):
         }
         if "event_counts" in top.signature.members:
             members["event_counts"] = Out(len(top.event_counts))
-        self.parameter_port = [name for name in PARAMETER_PORT if name in top.signature.members]
-        if self.parameter_port:
-            self.parameter_write_bits = len(top.param_addr) + len(top.param_data)
-            self.parameter_batch_writes = max(1, PARAMETER_BATCH_BITS
-                                              // self.parameter_write_bits)
-            members.update({
-                "param_batch": In(self.parameter_batch_writes * self.parameter_write_bits),
-                "param_batch_size": In(range(self.parameter_batch_writes + 1)),
-                "param_batch_start": In(1)})
+        self.parameter_loader = ParameterBatchLoader(top) \
+            if "param_en" in top.signature.members else None
+        if self.parameter_loader:
+            members.update(self.parameter_loader.members())
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -185,20 +175,8 @@ class StreamHarness(wiring.Component):
                 m.d.sync += self.frame0_cycles.eq(self.frame0_cycles + 1)
         if "event_counts" in self.signature.members:
             m.d.comb += self.event_counts.eq(top.event_counts)
-        if self.parameter_port:
-            # the parameter loader: a batch's writes into the top's port, one per cycle
-            write = Signal(range(max(self.parameter_batch_writes, 2)))
-            writing = Signal()
-            with m.If(self.param_batch_start):
-                m.d.sync += [writing.eq(self.param_batch_size != 0), write.eq(0)]
-            with m.Elif(writing):
-                m.d.sync += write.eq(write + 1)
-                with m.If(write == self.param_batch_size - 1):
-                    m.d.sync += writing.eq(0)
-            word = self.param_batch.word_select(write, self.parameter_write_bits)
-            m.d.comb += [top.param_addr.eq(word[:len(top.param_addr)]),
-                         top.param_data.eq(word[len(top.param_addr):]),
-                         top.param_en.eq(writing)]
+        if self.parameter_loader:
+            self.parameter_loader.elaborate(m, self, top)
         return m
 
 
@@ -210,7 +188,7 @@ def run_stream_harness(harness: StreamHarness, name: str, beats: list[int], beat
     (whole frames) with ``stimulus`` (default: full rate), after ``parameter_writes``
     (address, data) through the top's parameter port; returns the output beats, ``cycles``,
     ``frame0_cycles``, decoded ``events`` and the simulation's wall ``seconds``."""
-    if parameter_writes and not harness.parameter_port:
+    if parameter_writes and not harness.parameter_loader:
         raise ConfigError("parameter writes given, but the design has no parameter port")
     from accel.hw.verilog import to_verilog
     from accel.sim import runner
@@ -222,14 +200,8 @@ def run_stream_harness(harness: StreamHarness, name: str, beats: list[int], beat
     per, width = harness.frame_beats, harness.in_width
     frames = [sum(int(beat) << (k * width) for k, beat in enumerate(beats[start:start + per]))
               for start in range(0, len(beats), per)]
-    batches = []
-    if parameter_writes:
-        size, address_bits = harness.parameter_batch_writes, len(harness.top.param_addr)
-        write_bits = harness.parameter_write_bits
-        for start in range(0, len(parameter_writes), size):
-            batch = parameter_writes[start:start + size]
-            batches.append([len(batch), sum(((data << address_bits) | address) << (k * write_bits)
-                                            for k, (address, data) in enumerate(batch))])
+    batches = harness.parameter_loader.batches(list(parameter_writes)) \
+        if parameter_writes else []
     result = runner.run(runner.build(verilog, name), TESTBENCH, inputs={
         "frames": frames, "frame_beats": per, "beats_in": len(beats), "beats_out": beats_out,
         "frame_beats_out": frame_beats_out, "max_cycles": max_cycles,

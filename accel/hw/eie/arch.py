@@ -10,10 +10,11 @@ from accel.errors import ConfigError
 from accel.hw.architecture import Architecture, RTLRun, Timing, check_positive, option
 from accel.hw.common.counters import DEFAULT_COUNTER_WIDTH
 from accel.hw.eie.energy import event_specs, storage_of
+from accel.hw.eie.loading import parameter_writes
 from accel.hw.eie.mapping import EIENetworkMapping, map_network
 from accel.hw.eie.model import ENTRIES_PER_WORD, ENTRY_BITS
 from accel.hw.eie.rtl import (POINTER_FLAG_BITS, EIEHarness, EIEVectorLoader,
-                              event_declarations, pe_storage, pointer_bits)
+                              event_declarations, pointer_bits)
 from accel.hw.eie.run import model_timing, network_layer_inputs, run_rtl
 from accel.nn import golden
 
@@ -27,6 +28,15 @@ class EIEOptions:
     sparse_word_bits: int = option(ENTRIES_PER_WORD * ENTRY_BITS,
                                    help="sparse-matrix SRAM word width, 16 to 512", parse=int,
                                    metavar="BITS")
+    loadable_weights: bool = option(
+        False, help="pointer, sparse-matrix, codebook and bias memories writable through a "
+                    "parameter port (param_addr/data/en), so a network of the same shape runs "
+                    "without resynthesis; accumulators are sized for any weights of the type",
+        parse=bool)
+    sparse_capacity: int | None = option(
+        help="with --loadable-weights: sparse-matrix entries each PE holds (default: the "
+             "network's largest PE, rounded up to a power of two words)", parse=int,
+        metavar="ENTRIES")
 
 
 class EIEArchitecture(Architecture):
@@ -67,7 +77,9 @@ class EIEArchitecture(Architecture):
                               f"whole {ENTRY_BITS}-bit entries")
         return map_network(network, num_pes=options.pes, queue_depth=options.queue_depth,
                            count_events=count_events,
-                           entries_per_word=options.sparse_word_bits // ENTRY_BITS)
+                           entries_per_word=options.sparse_word_bits // ENTRY_BITS,
+                           loadable_weights=options.loadable_weights,
+                           sparse_capacity=options.sparse_capacity)
 
     def rtl(self, mapping: EIENetworkMapping) -> EIEHarness:
         return EIEHarness(mapping)
@@ -79,7 +91,9 @@ class EIEArchitecture(Architecture):
                 max_cycles: int) -> RTLRun:
         vectors = network_layer_inputs(network, golden.run(network, inputs,
                                                            return_all=True))[0]
-        results = run_rtl(mapping, vectors, max_cycles=max_cycles)
+        # a loadable design loads the network through its parameter port
+        results = run_rtl(mapping, vectors, max_cycles=max_cycles,
+                          network=network if mapping.loadable_weights else None)
         events = {name: sum(r["events"][name] for r in results)
                   for name in results[0]["events"]}
         return RTLRun(np.array([r["outputs"] for r in results]),
@@ -113,13 +127,10 @@ class EIEArchitecture(Architecture):
         bank and queue, touched bits; the nonzero flags and counters; the widest of the
         flags, the sparse word and the counter readout (the harness: the input vector)."""
         n, per_word = mapping.num_pes, mapping.entries_per_word
-        pointers = [0] * n
-        entries = [0] * n
-        for spec in mapping.layers:
-            for k in range(n):
-                entries[k] += -entries[k] % per_word + len(spec.matrix.v[k])
-                pointers[k] += len(spec.matrix.pointers[k])
-        pointer_width = max(16, max(entries).bit_length())
+        pointers = [sum(len(spec.matrix.pointers[k]) for spec in mapping.layers)
+                    for k in range(n)]
+        entries = [max(stored, mapping.sparse_capacity) for stored in mapping.stored_entries()]
+        pointer_width = pointer_bits(mapping)
         local_rows = max(mapping.max_local_rows, 2)
         acc, act = mapping.accumulator_bits, mapping.activation_bits
         # a queued column (``QueuedColumn``, without its pe_storage pass): pointers, flags, value
@@ -160,7 +171,9 @@ class EIEArchitecture(Architecture):
             "queue_depth": mapping.queue_depth, "activation_bits": mapping.activation_bits,
             "accumulator_bits": mapping.accumulator_bits, "pointer_bits": pointer_bits(mapping),
             "sparse_word_bits": mapping.entries_per_word * ENTRY_BITS,
-            "sparse_entries_per_pe": [len(pe_storage(mapping, k)[1]) for k in range(n)],
+            "sparse_entries_per_pe": mapping.stored_entries(),
+            **({"sparse_capacity_per_pe": mapping.sparse_capacity}
+               if mapping.loadable_weights else {}),
             "activation_bank_rows": mapping.bank_rows, "layers": layers,
             "protocol": (
                 "hold run low; load input activation j with load_bank = j mod num_pes, "
@@ -175,6 +188,8 @@ class EIEArchitecture(Architecture):
             "events": list(event_declarations(mapping)) if mapping.count_events else [],
             **({"event_counter_width": top.counters.width}
                if mapping.count_events else {}),
+            **({"parameter_port": top.layout.manifest(parameter_writes(mapping))}
+               if mapping.loadable_weights else {}),
         }
 
     def summary(self, mapping: EIENetworkMapping, timing: Timing) -> dict:

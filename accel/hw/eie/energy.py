@@ -58,7 +58,7 @@ def storage_of(mapping) -> PEStorage:
     stored = [pe_storage(mapping, k) for k in range(mapping.num_pes)]
     return PEStorage(
         num_pes=mapping.num_pes, queue_depth=mapping.queue_depth,
-        sparse_bytes=max(len(entries) for _, entries, _ in stored) * ENTRY_BITS / 8,
+        sparse_bytes=mapping.sparse_entries * ENTRY_BITS / 8,  # a loadable one's capacity
         sparse_word_bits=mapping.entries_per_word * ENTRY_BITS,
         pointer_bank_entries=max(-(-len(pointers) // 2) for pointers, _, _ in stored),
         pointer_bits=pointer_bits(mapping) + POINTER_FLAG_BITS, activation_rows=mapping.bank_rows,

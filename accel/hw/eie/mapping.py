@@ -88,6 +88,10 @@ class EIENetworkMapping:
     final_bias: np.ndarray | None = field(repr=False, default=None)
     count_events: bool = True  # without: no event counters (smaller FPGA builds)
     entries_per_word: int = ENTRIES_PER_WORD  # sparse-matrix SRAM word = 8 bits x this
+    # writable parameter memories (``accel.hw.eie.loading``); then every PE's sparse-matrix
+    # SRAM holds ``sparse_capacity`` entries, whatever this network's PEs store
+    loadable_weights: bool = False
+    sparse_capacity: int = 0
 
     def __post_init__(self):
         words = self.entries_per_word
@@ -98,6 +102,21 @@ class EIENetworkMapping:
     @property
     def num_pes(self) -> int:
         return self.layers[0].num_pes
+
+    def stored_entries(self) -> list[int]:
+        """Per PE, the sparse-matrix SRAM entries this network fills: every layer's CSC
+        entries, each layer from a word boundary (``accel.hw.eie.rtl.pe_storage``)."""
+        stored = [0] * self.num_pes
+        for spec in self.layers:
+            for k in range(self.num_pes):
+                stored[k] += -stored[k] % self.entries_per_word + len(spec.matrix.v[k])
+        return stored
+
+    @property
+    def sparse_entries(self) -> int:
+        """Entries of the largest PE's sparse-matrix SRAM as built: the capacity of a
+        loadable design, else the most any PE stores."""
+        return self.sparse_capacity or max(self.stored_entries())
 
     @property
     def queue_depth(self) -> int:
@@ -131,11 +150,22 @@ def single_layer(layer: EIELayerMapping,
 
 
 def map_network(network, *, num_pes: int, queue_depth: int = 8, count_events: bool = True,
-                entries_per_word: int = ENTRIES_PER_WORD) -> EIENetworkMapping:
+                entries_per_word: int = ENTRIES_PER_WORD, loadable_weights: bool = False,
+                sparse_capacity: int | None = None) -> EIENetworkMapping:
     """A chain Quant -> (Dense -> [Relu] -> Quant)* -> Dense of shared weights, with
     power-of-two scales, onto the EIE engine. Activations are held as signed integers wide
-    enough for every Quant (16 bits for signed 16-bit fixed point, 17 for unsigned)."""
+    enough for every Quant (16 bits for signed 16-bit fixed point, 17 for unsigned).
+
+    With ``loadable_weights`` the weights can be replaced at run time: accumulators are sized
+    for every weight the weight type allows, and every PE's sparse-matrix SRAM holds
+    ``sparse_capacity`` entries (rounded up to whole words; default: the most any PE stores
+    here, rounded up to a power of two words, the depths block RAM comes in)."""
+    from accel.nn.golden import any_weights_accumulator_type
     from accel.nn.ir import Dense, MultiThreshold, Quant, Relu
+
+    if sparse_capacity is not None and not loadable_weights:
+        raise ConfigError("a sparse-matrix capacity is for a loadable design (--loadable-weights);"
+                          " a fixed design's memories hold its own network's entries")
 
     layers = network.layers
     types = network.tensor_types()
@@ -156,12 +186,16 @@ def map_network(network, *, num_pes: int, queue_depth: int = 8, count_events: bo
             raise ConfigError(f"layer {layer.name}: EIE multiplies one vector per inference, "
                               f"not one per position of {types[index][0]}")
         acc_type = types[index + 1][1]
+        acc_bits = acc_type.bits
+        if loadable_weights:  # and the network's own biases, which the engine adds later
+            acc_bits = max(acc_bits, any_weights_accumulator_type(
+                layer.inputs, types[index][1], layer.weight_type, 1.0).bits)
         mapped.append(map_layer(layer.name, layer.weights, num_pes=num_pes,
                                 queue_depth=queue_depth,
                                 # bipolar weights (+-1) need two bits as integers
                                 weight_bits=max(layer.weight_type.bits, 2),
                                 activation_bits=activation_bits,
-                                accumulator_bits=acc_type.bits + 1))
+                                accumulator_bits=acc_bits + 1))
         bias = np.zeros(layer.outputs, np.int64) if layer.bias is None else \
             layer.bias.astype(np.int64)
         rest = layers[index + 1:]
@@ -186,5 +220,26 @@ def map_network(network, *, num_pes: int, queue_depth: int = 8, count_events: bo
                               "right shift (power-of-two scales needed)")
         requantize.append(Requantize(bias, relu, shift, quant.bits, quant.signed))
         index += 3 if relu else 2
-    return EIENetworkMapping(network.name, mapped, requantize, final_bias, count_events,
-                             entries_per_word)
+    mapping = EIENetworkMapping(network.name, mapped, requantize, final_bias, count_events,
+                                entries_per_word, loadable_weights)
+    if loadable_weights:
+        mapping.sparse_capacity = _capacity(mapping, sparse_capacity)
+    return mapping
+
+
+def _capacity(mapping: EIENetworkMapping, asked: int | None) -> int:
+    """A loadable design's sparse-matrix SRAM entries per PE (``map_network``)."""
+    per_word = mapping.entries_per_word
+    stored = mapping.stored_entries()
+    needed = max(stored)
+    if asked is None:
+        words = max(-(-needed // per_word), 2)
+        return per_word << (words - 1).bit_length()
+    if isinstance(asked, bool) or not isinstance(asked, int) or asked < 1:
+        raise ConfigError(f"--sparse-capacity {asked!r}: give a positive number of entries")
+    if asked < needed:
+        pe = stored.index(needed)
+        raise ConfigError(f"network {mapping.name}: PE {pe} stores {needed} sparse-matrix "
+                          f"entries (padding and word alignment included), more than the "
+                          f"capacity of {asked}")
+    return -(-asked // per_word) * per_word

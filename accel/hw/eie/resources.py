@@ -7,10 +7,11 @@ Memories are exact; the multiplier of each PE is a DSP block, not counted here."
 from __future__ import annotations
 
 from accel.hw.eie.energy import control_register_bits, pe_register_bits, storage_of
-from accel.hw.eie.mapping import EIENetworkMapping
+from accel.hw.eie.mapping import CODEBOOK_ENTRIES, EIENetworkMapping
 from accel.hw.eie.model import ENTRY_BITS
 from accel.hw.eie.rtl import (LNZD_GROUP, POINTER_FLAG_BITS, PointerPair, QueuedColumn,
-                              bias_words, pe_storage, pointer_bits, pointer_words)
+                              bias_words, codebook_bits, pe_storage, pointer_bits,
+                              pointer_words)
 from accel.hw.resources import (Resources, apply, counter_bits, fifo, memory_resources,
                                 prefixed, rom_columns)
 
@@ -55,6 +56,16 @@ def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
                                                    sync_read=False).under("control")
     width = pointer_bits(mp)
     local_rows = max(mp.max_local_rows, 2)
+
+    def parameters(word_bits, depth, words, element_bits, weights=True):
+        """A weight-like memory of ``words`` (lists of elements): a ROM of their columns, or
+        a RAM of its whole size when loadable."""
+        if mp.loadable_weights:
+            return memory_resources(word_bits, depth, writable=True, sync_read=True,
+                                    weights=weights)
+        return memory_resources(word_bits, depth, writable=False, sync_read=True,
+                                weights=weights, columns=rom_columns(words, element_bits))
+
     pes = Resources()
     for k in range(n):
         _, entries, _ = pe_storage(mp, k)
@@ -64,24 +75,22 @@ def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
         words = [entries[w:w + per_word] + [0] * (per_word - len(entries[w:w + per_word]))
                  for w in range(0, len(entries), per_word)] or [[0] * per_word]
         memories = [
-            memory_resources(pointer_word_bits, max(len(pointers[0::2]), 2), writable=False,
-                             sync_read=True, weights=True,
-                             columns=rom_columns([[p] for p in pointers[0::2]],
-                                                 pointer_word_bits)),
-            memory_resources(pointer_word_bits, max(len(pointers[1::2]), 2), writable=False,
-                             sync_read=True, weights=True,
-                             columns=rom_columns([[p] for p in pointers[1::2]],
-                                                 pointer_word_bits)),
-            memory_resources(ENTRY_BITS * per_word, max(len(words), 2), writable=False,
-                             sync_read=True, weights=True,
-                             columns=rom_columns(words, ENTRY_BITS)),
+            parameters(pointer_word_bits, max(len(half), 2), [[p] for p in half],
+                       pointer_word_bits) for half in (pointers[0::2], pointers[1::2])]
+        memories += [
+            parameters(ENTRY_BITS * per_word,
+                       max(mp.sparse_capacity // per_word, len(words), 2), words, ENTRY_BITS),
             memory_resources(mp.accumulator_bits, local_rows, writable=True, sync_read=False),
         ]
+        if mp.loadable_weights:  # (a fixed engine's codebooks are constants in its logic)
+            memories.append(memory_resources(codebook_bits(mp),
+                                             CODEBOOK_ENTRIES * len(mp.layers),
+                                             writable=True, sync_read=False))
         biases, _ = bias_words(mp, k)
         if mp.requantize:
-            memories.append(memory_resources(
-                mp.accumulator_bits, max(len(biases), 2), writable=False, sync_read=True,
-                columns=rom_columns([[b] for b in biases], mp.accumulator_bits)))
+            memories.append(parameters(mp.accumulator_bits, max(len(biases), 2),
+                                       [[b] for b in biases], mp.accumulator_bits,
+                                       weights=False))
         for memory in memories:
             pes = pes + memory.under("pe")
         pes = pes + Resources(features=prefixed("pe", {

@@ -48,7 +48,9 @@ from amaranth.lib.wiring import In, Out
 from accel.hw.common.counters import EventCounterBank
 from accel.hw.common.fifo import StreamFIFO
 from accel.hw.common.memory import placed_memory
-from accel.hw.eie.mapping import EIENetworkMapping, Requantize
+from accel.hw.common.parameters import (ParameterBatchLoader, connect_parameter_write,
+                                        registered_port)
+from accel.hw.eie.mapping import CODEBOOK_ENTRIES, EIENetworkMapping, Requantize
 from accel.hw.eie.model import (BROADCAST_STAGES, DONE_LATENCY, ENTRY_BITS, EVENTS,
                                 WRITEBACK_LATENCY, layer_event)
 
@@ -128,9 +130,28 @@ def pointer_words(mapping: EIENetworkMapping, pe: int) -> list[int]:
 
 
 def pointer_bits(mapping: EIENetworkMapping) -> int:
-    """EIE's 16-bit pointers, wider only when a PE holds more than 65535 entries."""
-    longest = max(len(pe_storage(mapping, k)[1]) for k in range(mapping.num_pes))
-    return max(16, longest.bit_length())
+    """EIE's 16-bit pointers, wider only when a PE's sparse-matrix SRAM holds more than 65535
+    entries."""
+    return max(16, mapping.sparse_entries.bit_length())
+
+
+def sparse_words(mapping: EIENetworkMapping, pe: int) -> list[int]:
+    """PE ``pe``'s sparse-matrix SRAM words (``pe_storage``'s entries, entry j of a word in
+    bits [j*ENTRY_BITS, (j+1)*ENTRY_BITS))."""
+    _, entries, _ = pe_storage(mapping, pe)
+    per_word = mapping.entries_per_word
+    return [sum(entry << (ENTRY_BITS * j) for j, entry in enumerate(entries[w:w + per_word]))
+            for w in range(0, len(entries), per_word)]
+
+
+def codebook_words(mapping: EIENetworkMapping) -> list[int]:
+    """Every layer's codebook, layer l's entry v at l * CODEBOOK_ENTRIES + v: a loadable
+    engine's codebook memory (a fixed engine's codebooks are constants in its logic)."""
+    return [int(value) for spec in mapping.layers for value in spec.codebook]
+
+
+def codebook_bits(mapping: EIENetworkMapping) -> int:
+    return max(spec.weight_bits for spec in mapping.layers)
 
 
 def outer_ports(mapping: EIENetworkMapping, counters: EventCounterBank) -> dict:
@@ -236,12 +257,20 @@ class QueuedColumn:
 
 
 class EIECore(wiring.Component):
+    """The engine (module documentation); with loadable weights, the parameter port
+    (``param_*``, ``accel.hw.eie.loading``), registered once inside without a reset."""
+
     def __init__(self, mapping: EIENetworkMapping):
+        # the loading module reads this module's word layouts, so it is imported here
+        from accel.hw.eie.loading import parameter_layout
+
         self.mapping = mapping
         self.counters = EventCounterBank(event_declarations(mapping),
                                          enabled=mapping.count_events)
+        self.layout = parameter_layout(mapping) if mapping.loadable_weights else None
         super().__init__({
             **outer_ports(mapping, self.counters),
+            **(self.layout.port_members() if self.layout else {}),
             "nonzero": In(mapping.max_cols),
             "flags_clear": Out(1),
             "writeback_en": Out(1),
@@ -249,10 +278,21 @@ class EIECore(wiring.Component):
             "writeback_nonzero": Out(mapping.num_pes),
         })
 
+    def _parameter_memory(self, m, name: str, **kwargs):
+        """A weight-like memory (``accel.hw.eie.loading``), writable through the parameter
+        port if the engine is loadable."""
+        memory = placed_memory(writable=self.layout is not None, **kwargs)
+        m.submodules[name] = memory
+        if self.layout is not None:
+            connect_parameter_write(m, memory, self._port, self.layout.named(name),
+                                    self.layout)
+        return memory
+
     def elaborate(self, platform):
         m = Module()
         mp = self.mapping
         cols, bits, n = mp.max_cols, mp.activation_bits, mp.num_pes
+        self._port = registered_port(m, self) if self.layout else None
         last_layer = len(mp.layers) - 1
         m.submodules.counters = counters = self.counters
 
@@ -491,12 +531,10 @@ class EIECore(wiring.Component):
         mp = self.mapping
         width = pointer_bits(mp)
         words = pointer_words(mp, k)
-        even = placed_memory(shape=width + POINTER_FLAG_BITS, depth=max(len(words[0::2]), 2),
-                             init=words[0::2], writable=False, sync_read=True, weights=True)
-        odd = placed_memory(shape=width + POINTER_FLAG_BITS, depth=max(len(words[1::2]), 2),
-                            init=words[1::2], writable=False, sync_read=True, weights=True)
-        m.submodules[f"pe{k}_pointers_even"] = even
-        m.submodules[f"pe{k}_pointers_odd"] = odd
+        even, odd = (self._parameter_memory(
+            m, f"pe{k}_pointers_{parity}", shape=width + POINTER_FLAG_BITS,
+            depth=max(len(half), 2), init=half, sync_read=True, weights=True)
+            for parity, half in (("even", words[0::2]), ("odd", words[1::2])))
         even_read = even.read_port()
         odd_read = odd.read_port()
         column_odd, even_address, odd_address = pair.fields(column)
@@ -510,18 +548,16 @@ class EIECore(wiring.Component):
 
     def _pe(self, m, k, queue, queued, layer):
         mp = self.mapping
-        _, entries, _ = pe_storage(mp, k)
         width = queued.pointer_bits
         per_word = mp.entries_per_word
-        words = [sum(entry << (ENTRY_BITS * j) for j, entry in
-                     enumerate(entries[w:w + per_word]))
-                 for w in range(0, len(entries), per_word)]
-        sparse = placed_memory(shape=ENTRY_BITS * per_word, depth=max(len(words), 2),
-                               init=words, writable=False, sync_read=True, weights=True)
+        words = sparse_words(mp, k)
+        sparse = self._parameter_memory(
+            m, f"pe{k}_sparse", shape=ENTRY_BITS * per_word,
+            depth=max(mp.sparse_capacity // per_word, len(words), 2), init=words,
+            sync_read=True, weights=True)
         local_rows = max(mp.max_local_rows, 2)
         accumulators = placed_memory(shape=signed(mp.accumulator_bits), depth=local_rows,
                                      init=[], writable=True, sync_read=False)
-        m.submodules[f"pe{k}_sparse"] = sparse
         m.submodules[f"pe{k}_accumulators"] = accumulators
         # the sparse-matrix SRAM is read synchronously; the accumulator register file is read
         # combinationally and written at the clock edge
@@ -592,12 +628,21 @@ class EIECore(wiring.Component):
         m.d.comb += row.eq(Mux(x3_first, 0, row_base) + z)
         with m.If(x3_valid):
             m.d.sync += row_base.eq(row + 1)
-        codebooks = Array(Array(Const(int(c), signed(spec.weight_bits)) for c in spec.codebook)
-                          for spec in mp.layers)
-        weight_bits = max(spec.weight_bits for spec in mp.layers)
+        weight_bits = codebook_bits(mp)
+        if self.layout is None:
+            weight = Array(Array(Const(int(c), signed(spec.weight_bits)) for c in spec.codebook)
+                           for spec in mp.layers)[layer][v]
+        else:  # the codebooks in a small memory, read combinationally (LUT RAM)
+            codebook = self._parameter_memory(
+                m, f"pe{k}_codebook", shape=signed(weight_bits),
+                depth=CODEBOOK_ENTRIES * len(mp.layers), init=codebook_words(mp),
+                sync_read=False)
+            codebook_read = codebook.read_port(domain="comb")
+            m.d.comb += codebook_read.addr.eq(Cat(v, layer))
+            weight = codebook_read.data
         x4_valid = stage("x4_valid", x3_valid)
         x4_row = stage("x4_row", row, range(local_rows))
-        x4_weight = stage("x4_weight", codebooks[layer][v], signed(weight_bits))
+        x4_weight = stage("x4_weight", weight, signed(weight_bits))
         x4_factor = stage("x4_factor", x3_factor, signed(mp.activation_bits))
 
         touched = Signal(local_rows, name=f"pe{k}_touched")
@@ -641,9 +686,9 @@ class EIECore(wiring.Component):
             m.d.sync += address.eq(Mux(x3_valid, row, Mux(writing, wb_row, self.read_row)))
             if not mp.requantize:
                 return
-            biases = placed_memory(shape=accumulator, depth=max(len(bias_init), 2),
-                                   init=bias_init, writable=False, sync_read=True)
-            m.submodules[f"pe{k}_bias"] = biases
+            biases = self._parameter_memory(m, f"pe{k}_bias", shape=accumulator,
+                                            depth=max(len(bias_init), 2), init=bias_init,
+                                            sync_read=True)
             bias_read = biases.read_port()
             # the bias address is registered beside the accumulator's, and the ROM's read is
             # registered (w1's bias), so its read (a block RAM's from 4 kbit: the 1-PE engine's
@@ -676,14 +721,16 @@ class EIECore(wiring.Component):
 class EIEHarness(wiring.Component):
     """The engine with its nonzero flags: activations are loaded through a port (bank, row),
     then ``run`` starts the (reset-held) core; ``read_pe``/``read_row`` read the last layer's
-    accumulators once ``done`` (``read_data`` one clock edge after ``read_row`` is set: the
-    accumulator address is a register)."""
+    accumulator address is a register); with loadable weights, the core's parameter port,
+    written while ``run`` is low (the core held in reset)."""
 
     def __init__(self, mapping: EIENetworkMapping):
         self.core = EIECore(mapping)
         self.mapping = mapping
         self.counters = self.core.counters
-        super().__init__({**outer_ports(mapping, self.counters), "run": In(1)})
+        self.layout = self.core.layout
+        super().__init__({**outer_ports(mapping, self.counters), "run": In(1),
+                          **(self.layout.port_members() if self.layout else {})})
 
     def elaborate(self, platform):
         m = Module()
@@ -711,6 +758,9 @@ class EIEHarness(wiring.Component):
         ]
         if mp.count_events:
             m.d.comb += self.event_counts.eq(core.event_counts)
+        if self.layout:
+            m.d.comb += [getattr(core, name).eq(getattr(self, name))
+                         for name in self.layout.port_members()]
         return m
 
 
@@ -718,16 +768,21 @@ class EIEVectorLoader(wiring.Component):
     """Simulation top: the harness plus a loader that takes a whole input vector on one wide
     port and writes it through the load port, one column per cycle, after a ``start`` pulse
     (``max_cols`` cycles), so that testbenches set one value per image instead of stepping
-    Python through every column."""
+    Python through every column; with loadable weights, a parameter loader
+    (``ParameterBatchLoader``) in place of the parameter port."""
 
     def __init__(self, mapping: EIENetworkMapping):
         self.harness = EIEHarness(mapping)
         self.mapping = mapping
         self.counters = self.harness.counters
+        self.parameter_loader = ParameterBatchLoader(self.harness) \
+            if self.harness.layout else None
         ports = {name: member for name, member in self.harness.signature.members.items()
-                 if not name.startswith("load_")}
+                 if not name.startswith(("load_", "param_"))}
         ports["vector"] = In(mapping.max_cols * mapping.activation_bits)
         ports["start"] = In(1)
+        if self.parameter_loader:
+            ports.update(self.parameter_loader.members())
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -751,8 +806,10 @@ class EIEVectorLoader(wiring.Component):
         m.d.comb += [harness.load_en.eq(loading), harness.load_bank.eq(bank),
                      harness.load_row.eq(bank_row),
                      harness.load_data.eq(self.vector.word_select(column, mp.activation_bits))]
+        if self.parameter_loader:
+            self.parameter_loader.elaborate(m, self, harness)
         for name in self.signature.members:
-            if name in ("vector", "start"):
+            if name in ("vector", "start") or name.startswith("param_"):
                 continue
             if self.signature.members[name].flow == In:
                 m.d.comb += getattr(harness, name).eq(getattr(self, name))

@@ -33,14 +33,22 @@ def dense_weights(layer: EIELayerMapping) -> np.ndarray:
     return layer.codebook[layer.matrix.decode()]
 
 
-def run_rtl(mapping: EIENetworkMapping, vectors: np.ndarray, *, max_cycles: int) -> list[dict]:
+def run_rtl(mapping: EIENetworkMapping, vectors: np.ndarray, *, max_cycles: int,
+            network=None) -> list[dict]:
     """``vectors`` (V x cols of the first layer): the first layer's integer activations, one
     run each. Per vector: the last layer's accumulators (plus its bias) by output row, cycles
-    and events."""
+    and events. Given ``network``, a loadable design first loads its parameters through the
+    parameter port (``accel.hw.eie.loading``; without, it runs the network it was built
+    with)."""
+    from accel.hw.eie.loading import fitted_mapping, load_words
     from accel.sim import runner
     from accel.sim.lint import check_lint
 
     harness = EIEVectorLoader(mapping)
+    batches, loaded = [], mapping
+    if network is not None:  # fitted_mapping refuses a design without a parameter port
+        loaded = fitted_mapping(mapping, network)
+        batches = harness.parameter_loader.batches(load_words(mapping, network))
     verilog = to_verilog(harness, SIM_TOP_NAME)
     check_lint(verilog, SIM_TOP_NAME)
     last = mapping.layers[-1]
@@ -48,8 +56,9 @@ def run_rtl(mapping: EIENetworkMapping, vectors: np.ndarray, *, max_cycles: int)
     padded[:, :vectors.shape[1]] = vectors
     sim = runner.run(runner.build(verilog, SIM_TOP_NAME), TESTBENCH, inputs={
         "vectors": padded, "num_pes": mapping.num_pes, "local_rows": last.local_rows,
-        "activation_bits": mapping.activation_bits, "max_cycles": max_cycles})
-    bias = mapping.final_bias if mapping.final_bias is not None else 0
+        "activation_bits": mapping.activation_bits, "max_cycles": max_cycles,
+        "parameter_batches": batches})
+    bias = loaded.final_bias if loaded.final_bias is not None else 0
     results = []
     for got in sim.outputs["results"]:
         per_pe = np.array(got["accumulators"]).reshape(mapping.num_pes, last.local_rows)

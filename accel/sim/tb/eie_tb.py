@@ -1,6 +1,7 @@
 """Runs the EIE engine (``accel.hw.eie.rtl.EIEVectorLoader``) on each vector: one write of the
 whole vector, the hardware loads it column by column, then runs until ``done`` with no Python
-per cycle; reads back the last layer's accumulators of every PE and the counters."""
+per cycle; reads back the last layer's accumulators of every PE and the counters. A loadable
+engine's parameters are written first, a batch at a time (``tbio.load_parameter_batches``)."""
 
 import cocotb
 from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
@@ -16,7 +17,10 @@ async def run_vectors(dut):
     tbio.start_clock(dut.clk)
     dut.run.value = 0
     dut.start.value = 0
+    if hasattr(dut, "param_batch_start"):
+        dut.param_batch_start.value = 0
     await tbio.reset(dut)
+    await tbio.load_parameter_batches(dut, cfg.get("parameter_batches", []))
     results = []
     for activations in cfg["vectors"]:
         dut.run.value = 0

@@ -18,13 +18,7 @@ async def run_frames(dut):
     if hasattr(dut, "param_batch_start"):
         dut.param_batch_start.value = 0
     await tbio.reset(dut)
-    for size, batch in cfg["parameter_batches"]:
-        dut.param_batch.value = batch
-        dut.param_batch_size.value = size
-        dut.param_batch_start.value = 1
-        await RisingEdge(dut.clk)
-        dut.param_batch_start.value = 0
-        await ClockCycles(dut.clk, size)
+    await tbio.load_parameter_batches(dut, cfg["parameter_batches"])
     for frame in cfg["frames"]:
         dut.frame_data.value = frame
         dut.frame_start.value = 1
