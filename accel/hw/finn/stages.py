@@ -288,6 +288,12 @@ def _counter_bits(count: int) -> int:
     return max(count - 1, 1).bit_length()  # Signal(range(max(count, 2)))
 
 
+def beat_copy_bits(stage: LayerMapping) -> int:
+    """Flip-flops of the per-PE copies of the selected input beat (the second beat stage,
+    ``PipelineStages.beat``): kept apart for synthesis, so each is a flip-flop as built."""
+    return (stage.pipeline_stages.beat == 2) * stage.pe * stage.simd * stage.input.bits
+
+
 def _pipeline_bits(stage: LayerMapping) -> int:
     """Flip-flops of an MVTU's pipeline (``LayerMapping.pipeline_stages``): the registered
     input beat, the step's control travelling with it, the adder tree's registers at the
@@ -315,7 +321,7 @@ def _pipeline_bits(stage: LayerMapping) -> int:
     address = (stages.address * _counter_bits(stage.synapse_fold)
                + (stages.address + stages.beat)
                * _counter_bits(stage.neuron_fold * stage.synapse_fold))
-    beat = (min(stages.beat, 1) + (stages.beat == 2) * stage.pe) * stage.simd * a.bits
+    beat = min(stages.beat, 1) * stage.simd * a.bits + beat_copy_bits(stage)
     return (stages.select * (stage.simd * a.bits + 1) + control + address + beat
             + write + tree
             + stages.compare * stage.pe * stage.register_bits
