@@ -11,7 +11,7 @@ modules of the top, also to the per-module counts of a synthesis with the hierar
 ``--record FILE`` writes the measured totals with each design's Verilog hash (with
 ``--only``, into the records already there)
 (``tests/data/resources-ecp5.json`` is what the tests compare the model with).
-``--synth-only`` fills ``--work`` and prints nothing. All 32 designs take about 28 minutes on
+``--synth-only`` fills ``--work`` and prints nothing. All 35 designs take about 30 minutes on
 two cores, YodaNN's paper engine 7 of them.
 Usage: python benchmarks/resources.py [--fit] [--record FILE] [--work DIR] [--only LABEL]
 """
@@ -78,6 +78,12 @@ DESIGNS = [
     ("EIE mlp-sparse, 4 PEs, 32-bit sparse words", "eie", "mlp-sparse",
      {"pes": 4, "queue_depth": 8, "sparse_word_bits": 32}, False),
     ("EIE mlp-sparse, 8 PEs", "eie", "mlp-sparse", {"pes": 8, "queue_depth": 8}, False),
+    ("EIE mlp-sparse, 4 PEs, loadable weights", "eie", "mlp-sparse",
+     {"pes": 4, "queue_depth": 8, "loadable_weights": True}, True),
+    ("EIE mlp-sparse, 8 PEs, loadable weights", "eie", "mlp-sparse",
+     {"pes": 8, "queue_depth": 8, "loadable_weights": True}, True),
+    ("EIE mlp-sparse, 2 PEs, loadable weights", "eie", "mlp-sparse",
+     {"pes": 2, "queue_depth": 8, "loadable_weights": True}, False),
     ("YodaNN 8x8 SoPs of 3x3", "yodann", "bwn-cnn", {"n_out": 8, "n_in": 8, "k_max": 3}, True),
     ("YodaNN 16x16 SoPs of 3x3", "yodann", "bwn-cnn", {"n_out": 16, "n_in": 16, "k_max": 3},
      False),

@@ -67,7 +67,8 @@ def test_an_engine_runs_another_network_after_loading_its_parameters(options, de
     expected = golden_outputs(loaded, vectors)
     assert not np.array_equal(expected, golden_outputs(built_for, vectors))
     run = EIE.run_rtl(design, loaded, vectors, max_cycles=20_000)
-    timing = EIE.estimate(source, loaded, vectors)
+    timing = EIE.estimate(design, loaded, vectors)
+    assert timing.cycles == EIE.estimate(source, loaded, vectors).cycles
     assert np.array_equal(run.outputs, expected)
     assert run.cycles == timing.cycles
     assert run.events == timing.events
@@ -159,3 +160,36 @@ def test_generate_lists_the_parameter_port_and_its_writes(tmp_path):
     assert [(int(a, 16), int(d, 16)) for a, d in port["writes"]] == \
         load_words(design, load("mlp-sparse"))
     check_lint(out / "eie_top.v", "eie_top")
+
+
+@pytest.mark.slow
+def test_mlp_sparse_pruned_further_runs_on_the_engine_built_for_mlp_sparse():
+    """The 4-PE engine generated for mlp-sparse, loaded with mlp-sparse pruned further (each
+    layer's smallest-magnitude shared weights dropped: other sparse matrices, fewer entries
+    per PE, as energy-aware pruning leaves a network), on the whole test split: bit-exact with
+    the pruned network's golden model, cycles, events and energy equal to the cycle model's."""
+    import copy
+
+    from accel.hw import evaluate
+    from accel.nn import golden, load
+    from accel.nn.data import digits_split
+
+    network = load("mlp-sparse")
+    pruned = copy.deepcopy(network)
+    for layer in pruned.layers:
+        if isinstance(layer, Dense):
+            magnitudes = np.unique(np.abs(layer.weights[layer.weights != 0]))
+            layer.weights = np.where(np.abs(layer.weights) <= magnitudes[1], 0, layer.weights)
+    split = digits_split()
+    design = EIE.configure(network, EIEOptions(pes=4, loadable_weights=True), clock_mhz=200.0)
+    loaded = fitted_mapping(design, pruned)
+    assert all(a < b for a, b in zip(loaded.stored_entries(), design.stored_entries()))
+    result = evaluate.simulate(EIE, design, pruned, split.x_test, split.y_test,
+                               model="mlp-sparse-pruned", clock_mhz=200.0)
+    assert result.images == 359 and result.bit_exact
+    assert result.predictions == list(golden.predict(pruned, split.x_test))
+    assert result.predictions != list(golden.predict(network, split.x_test))
+    assert result.cycles_per_inference == result.model_cycles_per_inference
+    assert result.model_events_equal
+    assert result.extra["energy_uj_per_inference"] == \
+        result.extra["model_energy_uj_per_inference"]

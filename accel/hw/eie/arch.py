@@ -10,7 +10,7 @@ from accel.errors import ConfigError
 from accel.hw.architecture import Architecture, RTLRun, Timing, check_positive, option
 from accel.hw.common.counters import DEFAULT_COUNTER_WIDTH
 from accel.hw.eie.energy import event_specs, storage_of
-from accel.hw.eie.loading import parameter_writes
+from accel.hw.eie.loading import fitted_mapping, parameter_writes
 from accel.hw.eie.mapping import EIENetworkMapping, map_network
 from accel.hw.eie.model import ENTRIES_PER_WORD, ENTRY_BITS
 from accel.hw.eie.rtl import (POINTER_FLAG_BITS, EIEHarness, EIEVectorLoader,
@@ -101,6 +101,10 @@ class EIEArchitecture(Architecture):
                       results[0]["seconds"])
 
     def estimate(self, mapping: EIENetworkMapping, network, inputs: np.ndarray) -> Timing:
+        """The cycle model of ``mapping`` running ``network``: a loadable design runs the
+        network it is loaded with (its sparse matrices set the cycles), a fixed one its own."""
+        if mapping.loadable_weights:
+            mapping = fitted_mapping(mapping, network)
         trace = golden.run(network, inputs, return_all=True)
         batch = model_timing(mapping, network_layer_inputs(network, trace))
         return Timing(len(inputs), int(batch.cycles.sum()), int(batch.cycles[0]), batch.events,

@@ -7,6 +7,7 @@ Memories are exact; the multiplier of each PE is a DSP block, not counted here."
 from __future__ import annotations
 
 from accel.hw.eie.energy import control_register_bits, pe_register_bits, storage_of
+from accel.hw.eie.loading import parameter_layout
 from accel.hw.eie.mapping import CODEBOOK_ENTRIES, EIENetworkMapping
 from accel.hw.eie.model import ENTRY_BITS
 from accel.hw.eie.rtl import (LNZD_GROUP, POINTER_FLAG_BITS, PointerPair, QueuedColumn,
@@ -16,15 +17,18 @@ from accel.hw.resources import (Resources, apply, counter_bits, fifo, memory_res
                                 prefixed, rom_columns)
 
 # Fitted by ``python benchmarks/resources.py --fit`` (non-negative least squares, relative
-# error, on the flattened synth_ecp5 counts, yosys 0.70, of the EIE designs it lists: five
-# designs of one network; the features without a coefficient came out at zero, their cost
-# absorbed by the correlated ones, so only the held-out designs measure the fit).
+# error, on the flattened synth_ecp5 counts, yosys 0.70, of the EIE designs it lists: seven
+# designs of one network, two of them loadable; the features without a coefficient came out
+# at zero, their cost absorbed by the correlated ones, so only the held-out designs measure
+# the fit).
 LUT_COEFFICIENTS: dict[str, float] = {
-    "control.bank_select_bits": 14.4744, "control.encode_bits": 2.0697,
-    "fifo.pointer_bits": 7.9175, "pe.entry_select_bits": 1.6471, "pe.rom_lut_bits": 2.2225,
+    "control.bank_select_bits": 23.6414, "control.encode_bits": 1.7247,
+    "fifo.pointer_bits": 7.8343, "pe.lutram_read_mux": 1.4842,
+    "pe.parameter_write_bits": 0.2608, "pe.rom_lut_bits": 2.2014,
 }
 FF_COEFFICIENTS: dict[str, float] = {
-    "fifo.pointer_bits": 1.9954, "pe.lutram_read_mux": 1.6102, "pe.register_bits": 1.0207,
+    "control.lutram_read_mux": 3.6056, "fifo.pointer_bits": 1.9954,
+    "pe.lutram_read_mux": 0.051, "pe.parameter_write_bits": 0.6127, "pe.register_bits": 1.0207,
 }
 
 
@@ -54,6 +58,11 @@ def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
     for _ in range(n):
         control = control + memory_resources(bits, max(mp.bank_rows, 2), writable=True,
                                                    sync_read=False).under("control")
+    if mp.loadable_weights:  # the parameter port, registered once (reset-less flip-flops)
+        layout = parameter_layout(mp)
+        control = control + Resources(ff=layout.addr_bits + layout.data_bits + 1)
+    else:
+        layout = None
     width = pointer_bits(mp)
     local_rows = max(mp.max_local_rows, 2)
 
@@ -93,6 +102,9 @@ def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
                                        weights=False))
         for memory in memories:
             pes = pes + memory.under("pe")
+        if layout is not None:  # each parameter memory's write: its select and its data
+            pes = pes + Resources(features={"pe.parameter_write_bits": sum(
+                memory.width for memory in layout.of_stage(k))})
         pes = pes + Resources(features=prefixed("pe", {
             "stage": 1,
             "register_bits": registers,
