@@ -26,7 +26,7 @@ from accel.hw.common.parameters import ParameterLayout
 from accel.hw.eie.mapping import CODEBOOK_ENTRIES, EIENetworkMapping, map_network
 from accel.hw.eie.model import ENTRY_BITS
 from accel.hw.eie.rtl import (POINTER_FLAG_BITS, bias_words, codebook_bits, codebook_words,
-                              pointer_bits, pointer_words, sparse_words)
+                              pointer_bits, pointer_words, sparse_depth, sparse_words)
 
 
 def _memories(design: EIENetworkMapping, source: EIENetworkMapping):
@@ -43,8 +43,8 @@ def _memories(design: EIENetworkMapping, source: EIENetworkMapping):
         for parity, half in (("even", pointers[0::2]), ("odd", pointers[1::2])):
             memories.append((f"pe{k}_pointers_{parity}", k, max(len(half), 2), pointer_width,
                              half))
-        memories.append((f"pe{k}_sparse", k, max(design.sparse_capacity // per_word, 2),
-                         ENTRY_BITS * per_word, sparse_words(source, k)))
+        memories.append((f"pe{k}_sparse", k, sparse_depth(design, k), ENTRY_BITS * per_word,
+                         sparse_words(source, k)))
         memories.append((f"pe{k}_codebook", k, CODEBOOK_ENTRIES * len(design.layers),
                          codebook_width, codebooks))
         if design.requantize:

@@ -12,7 +12,7 @@ from accel.hw.eie.mapping import CODEBOOK_ENTRIES, EIENetworkMapping
 from accel.hw.eie.model import ENTRY_BITS
 from accel.hw.eie.rtl import (LNZD_GROUP, POINTER_FLAG_BITS, PointerPair, QueuedColumn,
                               bias_words, codebook_bits, pe_storage, pointer_bits,
-                              pointer_words)
+                              pointer_words, sparse_depth)
 from accel.hw.resources import (Resources, apply, counter_bits, fifo, memory_resources,
                                 prefixed, rom_columns)
 
@@ -87,8 +87,7 @@ def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
             parameters(pointer_word_bits, max(len(half), 2), [[p] for p in half],
                        pointer_word_bits) for half in (pointers[0::2], pointers[1::2])]
         memories += [
-            parameters(ENTRY_BITS * per_word,
-                       max(mp.sparse_capacity // per_word, len(words), 2), words, ENTRY_BITS),
+            parameters(ENTRY_BITS * per_word, sparse_depth(mp, k), words, ENTRY_BITS),
             memory_resources(mp.accumulator_bits, local_rows, writable=True, sync_read=False),
         ]
         if mp.loadable_weights:  # (a fixed engine's codebooks are constants in its logic)

@@ -144,6 +144,13 @@ def sparse_words(mapping: EIENetworkMapping, pe: int) -> list[int]:
             for w in range(0, len(entries), per_word)]
 
 
+def sparse_depth(mapping: EIENetworkMapping, pe: int) -> int:
+    """Words of PE ``pe``'s sparse-matrix SRAM as built: a loadable engine's capacity, else
+    its own network's words."""
+    return max(mapping.sparse_capacity // mapping.entries_per_word,
+               -(-mapping.stored_entries()[pe] // mapping.entries_per_word), 2)
+
+
 def codebook_words(mapping: EIENetworkMapping) -> list[int]:
     """Every layer's codebook, layer l's entry v at l * CODEBOOK_ENTRIES + v: a loadable
     engine's codebook memory (a fixed engine's codebooks are constants in its logic)."""
@@ -553,7 +560,7 @@ class EIECore(wiring.Component):
         words = sparse_words(mp, k)
         sparse = self._parameter_memory(
             m, f"pe{k}_sparse", shape=ENTRY_BITS * per_word,
-            depth=max(mp.sparse_capacity // per_word, len(words), 2), init=words,
+            depth=sparse_depth(mp, k), init=words,
             sync_read=True, weights=True)
         local_rows = max(mp.max_local_rows, 2)
         accumulators = placed_memory(shape=signed(mp.accumulator_bits), depth=local_rows,
