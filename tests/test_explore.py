@@ -126,7 +126,7 @@ BAD_SPECS = [
     ("model: no-such-model\narch: eie\n", "neither a shipped model"),
     ("model: mlp-sparse\narch: tpu\n", "unknown architecture 'tpu'"),
     ("model: mlp-sparse\narch: eie\nparameters: {pe: [2]}\n",
-     "unknown key 'pe'; it takes pes, queue_depth, sparse_word_bits, on_chip_kib"),
+     "unknown key 'pe'; it takes pes, queue_depth, sparse_word_bits, loadable_weights, sparse_capacity, on_chip_kib"),
     ("model: mlp-sparse\narch: eie\nparameters: {pes: [2, four]}\n",
      "parameters.pes[1]: must be an integer, got 'four'"),
     ("model: mlp-sparse\narch: eie\nparameters: {pes: [2, 2]}\n", "listed twice"),
