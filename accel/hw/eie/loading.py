@@ -62,8 +62,14 @@ def parameter_layout(mapping: EIENetworkMapping) -> ParameterLayout:
 
 def parameter_writes(mapping: EIENetworkMapping) -> list[tuple[int, int]]:
     """The parameter port's writes of the mapping's own network (the manifest lists them)."""
-    return parameter_layout(mapping).writes(
-        [words for *_, words in _memories(mapping, mapping)])
+    return fitted_writes(mapping, mapping)
+
+
+def fitted_writes(design: EIENetworkMapping,
+                  source: EIENetworkMapping) -> list[tuple[int, int]]:
+    """The parameter port's writes that store ``source`` (``fitted_mapping``'s result) in
+    ``design``."""
+    return parameter_layout(design).writes([words for *_, words in _memories(design, source)])
 
 
 def fitted_mapping(design: EIENetworkMapping, network) -> EIENetworkMapping:
@@ -111,6 +117,4 @@ def _requantization(rule) -> tuple:
 def load_words(design: EIENetworkMapping, network) -> list[tuple[int, int]]:
     """The parameter port's writes that make ``design`` (built with loadable weights) run
     ``network`` (``fitted_mapping``)."""
-    source = fitted_mapping(design, network)
-    return parameter_layout(design).writes(
-        [words for *_, words in _memories(design, source)])
+    return fitted_writes(design, fitted_mapping(design, network))

@@ -58,11 +58,9 @@ def structural(mapping: EIENetworkMapping) -> dict[str, Resources]:
     for _ in range(n):
         control = control + memory_resources(bits, max(mp.bank_rows, 2), writable=True,
                                                    sync_read=False).under("control")
-    if mp.loadable_weights:  # the parameter port, registered once (reset-less flip-flops)
-        layout = parameter_layout(mp)
+    layout = parameter_layout(mp) if mp.loadable_weights else None
+    if layout is not None:  # the parameter port, registered once (reset-less flip-flops)
         control = control + Resources(ff=layout.addr_bits + layout.data_bits + 1)
-    else:
-        layout = None
     width = pointer_bits(mp)
     local_rows = max(mp.max_local_rows, 2)
 

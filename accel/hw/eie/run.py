@@ -40,7 +40,7 @@ def run_rtl(mapping: EIENetworkMapping, vectors: np.ndarray, *, max_cycles: int,
     and events. Given ``network``, a loadable design first loads its parameters through the
     parameter port (``accel.hw.eie.loading``; without, it runs the network it was built
     with)."""
-    from accel.hw.eie.loading import fitted_mapping, load_words
+    from accel.hw.eie.loading import fitted_mapping, fitted_writes
     from accel.sim import runner
     from accel.sim.lint import check_lint
 
@@ -48,7 +48,7 @@ def run_rtl(mapping: EIENetworkMapping, vectors: np.ndarray, *, max_cycles: int,
     batches, loaded = [], mapping
     if network is not None:  # fitted_mapping refuses a design without a parameter port
         loaded = fitted_mapping(mapping, network)
-        batches = harness.parameter_loader.batches(load_words(mapping, network))
+        batches = harness.parameter_loader.batches(fitted_writes(mapping, loaded))
     verilog = to_verilog(harness, SIM_TOP_NAME)
     check_lint(verilog, SIM_TOP_NAME)
     last = mapping.layers[-1]
